@@ -1,0 +1,102 @@
+"""The ``kdsharp`` command line: a thin typer app.
+
+Each command lives in a small module of this package that parses its options, calls one
+function of the library and prints the result. Errors meant for the user
+(:class:`kdsharp.errors.KdsharpError`) print as one line and exit non-zero; ``--debug`` (anywhere
+on the command line) shows the traceback instead.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from kdsharp import __version__
+from kdsharp.console import error
+from kdsharp.errors import KdsharpError
+
+app = typer.Typer(
+    name="kdsharp",
+    help="Make blurry, compressed video-call footage sharp again, in real time.\n\n"
+    "Start with `kdsharp demo`. Every command has --help.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_DEBUG = False
+
+
+def debug_enabled() -> bool:
+    """True when ``--debug`` was given or ``KDSHARP_DEBUG=1`` is set."""
+    return _DEBUG or os.environ.get("KDSHARP_DEBUG", "") not in ("", "0")
+
+
+def _version(value: bool):
+    if value:
+        print(f"kdsharp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    """Make blurry, compressed video-call footage sharp again, in real time."""
+
+
+def _register_commands() -> None:
+    # Imported here so that `kdsharp --help` lists every command; each module adds its own.
+    from kdsharp.cli import data_cmds, eval_cmds, infer_cmds, models_cmds, train_cmds
+
+    for mod in (infer_cmds, data_cmds, models_cmds, train_cmds, eval_cmds):
+        mod.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    global _DEBUG
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        _DEBUG = True
+        args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="kdsharp", standalone_mode=False)
+        return 0
+    except KdsharpError as e:
+        if debug_enabled():
+            traceback.print_exc()
+        error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except SystemExit as e:  # typer.Exit / sys.exit inside a command
+        return int(e.code or 0) if not isinstance(e.code, str) else 1
+    except Exception as e:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            error("aborted")
+            return 130
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        if debug_enabled():
+            traceback.print_exc()
+        error(f"{type(e).__name__}: {e} (run with --debug for the traceback)")
+        return 1
+
+
+def run() -> None:
+    """``sys.exit(main())`` for the console script."""
+    sys.exit(main())

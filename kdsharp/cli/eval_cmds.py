@@ -1,0 +1,6 @@
+"""CLI commands for eval (placeholder until implemented)."""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""

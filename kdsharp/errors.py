@@ -1,0 +1,51 @@
+"""User-facing errors.
+
+Every problem a user can fix (a missing file, a corrupt image, an unknown model name, an
+unwritable folder) is raised as :class:`KdsharpError` with a one-line message that names the
+thing and the fix. The CLI prints that line and exits non-zero; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KdsharpError(Exception):
+    """An error whose message is meant for the user: one line, names the file and the fix."""
+
+    exit_code = 2
+
+
+class InputError(KdsharpError):
+    """A bad input file or path (missing, corrupt, empty, wrong format)."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str | None = None):
+        self.path = Path(path)
+        msg = f"{path}: {problem}"
+        if fix:
+            msg += f" ({fix})"
+        super().__init__(msg)
+
+
+class OutputError(KdsharpError):
+    """An output that cannot be written (unwritable folder, would overwrite an input)."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str | None = None):
+        self.path = Path(path)
+        msg = f"{path}: {problem}"
+        if fix:
+            msg += f" ({fix})"
+        super().__init__(msg)
+
+
+class UnknownModelError(KdsharpError):
+    """A model name that is neither registered nor an existing checkpoint path."""
+
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(
+            f"unknown model '{name}': not a registered name nor an existing file "
+            f"(known models: {', '.join(sorted(known))}; or pass a checkpoint path)"
+        )
+
+
+class ConfigError(KdsharpError):
+    """A configuration file or override that cannot be used."""

@@ -1,0 +1,52 @@
+"""Atomic file writes: write to a temporary file beside the target, then rename over it.
+
+A crash or an exception inside the ``with`` block leaves no partial file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from kdsharp.errors import OutputError
+
+
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and parents) if needed and check it can be written; returns it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(folder, f"cannot create folder ({e.strerror or e})", "choose a writable output path") from e
+    if not folder.is_dir():
+        raise OutputError(folder, "exists and is not a folder", "choose another output path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(folder, "folder is not writable", "choose a writable output path or fix its permissions")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in ``target``'s folder; on success rename it onto ``target``.
+
+    The temporary name keeps ``target``'s extension (or ``suffix``) so encoders that look at the
+    extension (OpenCV, PyAV) pick the right format. On any exception the temporary file is removed
+    and the exception propagates; ``target`` is untouched.
+    """
+    target = Path(target)
+    ensure_writable_dir(target.parent if str(target.parent) else Path("."))
+    ext = suffix if suffix is not None else target.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{ext}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if not tmp_path.exists() or tmp_path.stat().st_size == 0:
+            raise OutputError(target, "nothing was written", "see the messages above")
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise

@@ -1,0 +1,170 @@
+"""Image files <-> arrays <-> tensors.
+
+Arrays at this edge are OpenCV's: uint8 or uint16, HxW (grey), HxWx3 (BGR) or HxWx4 (BGRA).
+Tensors inside kdsharp are (N,3,H,W) float RGB in [0,1]. Conversion happens here and in
+``kdsharp.infer``, nowhere else.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from kdsharp.errors import InputError, OutputError
+from kdsharp.io.atomic import atomic_path
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MAX_PIXELS = 16384 * 16384  # refuse images larger than this (about 268 Mpx)
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True if ``path`` has an image extension we read."""
+    return Path(path).suffix.lower() in IMAGE_EXTS
+
+
+def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Sorted image files under ``folder`` (hidden files and our own temp files skipped)."""
+    folder = Path(folder)
+    it = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in it if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as stored: uint8/uint16, HxW, HxWx3 BGR or HxWx4 BGRA.
+
+    EXIF orientation is applied. Raises :class:`InputError` (one line, names the file) for a
+    missing, empty, corrupt, unsupported or too large file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file", "check the path")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty", "re-export or remove it")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})", "check its permissions") from e
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img is None:
+        raise InputError(path, "not a readable image (corrupt, truncated or unsupported format)",
+                         f"use one of {', '.join(IMAGE_EXTS)}")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise InputError(path, f"image is too large ({img.shape[1]}x{img.shape[0]})",
+                         "split it or downscale it first")
+    if img.dtype not in (np.uint8, np.uint16):
+        if img.dtype == np.float32:
+            img = (np.clip(img, 0, 1) * 65535 + 0.5).astype(np.uint16)
+        else:
+            raise InputError(path, f"unsupported sample type {img.dtype}", "convert it to 8- or 16-bit")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    img = _apply_exif_orientation(data, img)
+    return img
+
+
+def _apply_exif_orientation(data: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """Rotate/flip ``img`` as its EXIF orientation tag says (JPEG/TIFF/WebP/PNG eXIf)."""
+    orientation = _exif_orientation(data.tobytes())
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    if orientation in ops:
+        img = np.ascontiguousarray(ops[orientation](img))
+    return img
+
+
+def _exif_orientation(buf: bytes) -> int:
+    """Orientation tag (1..8) from the first EXIF block in ``buf``; 1 if none."""
+    idx = buf.find(b"Exif\x00\x00")
+    start = idx + 6 if idx >= 0 else -1
+    if start < 0:
+        return 1
+    tiff = buf[start:start + 65536]
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    endian = "<" if tiff[:2] == b"II" else ">"
+    import struct
+
+    try:
+        (ifd,) = struct.unpack(endian + "I", tiff[4:8])
+        (count,) = struct.unpack(endian + "H", tiff[ifd:ifd + 2])
+        for i in range(count):
+            entry = tiff[ifd + 2 + 12 * i: ifd + 14 + 12 * i]
+            tag, typ = struct.unpack(endian + "HH", entry[:4])
+            if tag == 0x0112:
+                (value,) = struct.unpack(endian + "H", entry[8:10])
+                return int(value) if 1 <= value <= 8 else 1
+    except struct.error:
+        return 1
+    return 1
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read any image as uint8 HxWx3 RGB (grey expanded, alpha dropped, 16-bit scaled)."""
+    img = read_image(path)
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str | Path, img: np.ndarray, quality: int = 95) -> Path:
+    """Write an OpenCV-layout array (uint8/uint16, HxW / HxWx3 BGR / HxWx4 BGRA) atomically.
+
+    The format follows the extension; JPEG/WebP use ``quality``. Returns ``path``.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTS:
+        raise OutputError(path, f"unknown image extension '{path.suffix}'", f"use one of {', '.join(IMAGE_EXTS)}")
+    if ext in (".jpg", ".jpeg", ".webp", ".bmp") and img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if ext in (".jpg", ".jpeg", ".bmp") and img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    params: list[int] = []
+    if ext in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif ext == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    ok, buf = cv2.imencode(ext, img, params)
+    if not ok:
+        raise OutputError(path, "the image could not be encoded", "try another format")
+    with atomic_path(path) as tmp:
+        try:
+            buf.tofile(str(tmp))
+        except OSError as e:
+            raise OutputError(path, f"cannot be written ({e.strerror or e})", "check free space and permissions") from e
+    return path
+
+
+def to_tensor(img: np.ndarray, bgr: bool = False) -> torch.Tensor:
+    """uint8/uint16 HxWx3 (RGB, or BGR with ``bgr=True``) -> (1,3,H,W) float32 RGB in [0,1]."""
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    if bgr:
+        img = img[:, :, ::-1]
+    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(scale)
+    return t.unsqueeze(0)
+
+
+def from_tensor(t: torch.Tensor, dtype=np.uint8, bgr: bool = False) -> np.ndarray:
+    """(1,3,H,W) or (3,H,W) float RGB in [0,1] -> HxWx3 uint8/uint16 (RGB, or BGR with ``bgr=True``)."""
+    if t.dim() == 4:
+        t = t[0]
+    scale = 65535.0 if dtype == np.uint16 else 255.0
+    a = t.detach().float().clamp(0, 1).mul(scale).round().permute(1, 2, 0).cpu().numpy().astype(dtype)
+    if bgr:
+        a = a[:, :, ::-1]
+    return np.ascontiguousarray(a)

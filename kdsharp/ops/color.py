@@ -1,0 +1,46 @@
+"""Colour conversions (ITU-R BT.601, full range), as in JPEG and most video-call pipelines."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Rows give Y, Cb, Cr from R, G, B (all in [0, 1]); Cb and Cr are offset by 0.5.
+_RGB2YCC = torch.tensor(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
+)
+_YCC2RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """(N,3,H,W) RGB in [0,1] -> (N,3,H,W) YCbCr, Y in [0,1], Cb/Cr in [0,1] centred on 0.5."""
+    m = _RGB2YCC.to(x.device, x.dtype)
+    y = torch.einsum("ij,njhw->nihw", m, x)
+    offset = torch.tensor([0.0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return y + offset
+
+
+def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """(N,3,H,W) YCbCr as produced by :func:`rgb_to_ycbcr` -> (N,3,H,W) RGB (not clamped)."""
+    offset = torch.tensor([0.0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    m = _YCC2RGB.to(x.device, x.dtype)
+    return torch.einsum("ij,njhw->nihw", m, x - offset)
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """(N,3,H,W) RGB in [0,1] -> (N,1,H,W) luma Y in [0,1]."""
+    w = _RGB2YCC[0].to(x.device, x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+class RgbToYCbCr(nn.Module):
+    """Module form of :func:`rgb_to_ycbcr`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rgb_to_ycbcr(x)
+
+
+class YCbCrToRgb(nn.Module):
+    """Module form of :func:`ycbcr_to_rgb`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ycbcr_to_rgb(x)

@@ -1,0 +1,105 @@
+"""PSNR and SSIM matching scikit-image's published definitions.
+
+* ``psnr``/``ssim`` take uint8 (or uint16) HxW or HxWxC arrays, like
+  ``skimage.metrics.peak_signal_noise_ratio`` and
+  ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=255, channel_axis=2)``.
+* ``psnr_torch``/``ssim_torch`` take batched (N,C,H,W) float tensors in [0,1] and return (N,)
+  per-image values, for validation during training.
+
+SSIM is Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, per channel, then
+averaged; as in scikit-image the 5-pixel border (half the window) is left out of the mean.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kdsharp.ops.filters import gaussian_kernel1d
+
+_WIN, _SIGMA, _K1, _K2 = 11, 1.5, 0.01, 0.03
+
+
+def _data_range(a: np.ndarray) -> float:
+    if a.dtype == np.uint8:
+        return 255.0
+    if a.dtype == np.uint16:
+        return 65535.0
+    return 1.0
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
+    """PSNR in dB between two images of the same shape (uint8 -> range 255, float -> range 1).
+
+    Identical images give ``inf``.
+    """
+    _check_pair(a, b)
+    r = _data_range(a) if data_range is None else float(data_range)
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    if mse == 0:
+        return float("inf")
+    return float(10.0 * np.log10(r * r / mse))
+
+
+def _to_nchw(a: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    if t.dim() == 2:
+        t = t[None]
+    else:
+        t = t.permute(2, 0, 1)
+    return t[None]
+
+
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
+    """(N,C,H,W) float64/32 -> (N,C,H-10,W-10) SSIM map over the valid region."""
+    c = x.shape[1]
+    g = gaussian_kernel1d(_WIN, _SIGMA, device=x.device, dtype=x.dtype)
+    kx = g.view(1, 1, 1, -1).expand(c, 1, 1, _WIN)
+    ky = g.view(1, 1, -1, 1).expand(c, 1, _WIN, 1)
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+
+    c1 = (_K1 * data_range) ** 2
+    c2 = (_K2 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    sxx = blur(x * x) - mu_x * mu_x
+    syy = blur(y * y) - mu_y * mu_y
+    sxy = blur(x * y) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+    den = (mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2)
+    return num / den
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
+    """Mean SSIM of two HxW or HxWxC images (each side at least 11 pixels)."""
+    _check_pair(a, b)
+    if min(a.shape[0], a.shape[1]) < _WIN:
+        raise ValueError(f"SSIM needs images of at least {_WIN}x{_WIN}, got {a.shape[:2]}")
+    r = _data_range(a) if data_range is None else float(data_range)
+    m = _ssim_map(_to_nchw(a), _to_nchw(b), r)
+    return float(m.mean(dim=(2, 3)).mean())
+
+
+def psnr_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, quantize: bool = False) -> torch.Tensor:
+    """Per-image PSNR (dB) of (N,C,H,W) float tensors in [0,1] -> (N,).
+
+    ``quantize=True`` rounds both to 8-bit levels first, so values match :func:`psnr` on the
+    saved uint8 images.
+    """
+    if quantize:
+        x, y = (x.clamp(0, 1) * 255).round() / 255, (y.clamp(0, 1) * 255).round() / 255
+    mse = ((x.double() - y.double()) ** 2).flatten(1).mean(1)
+    return (10 * torch.log10(data_range**2 / mse.clamp_min(1e-20))).float()
+
+
+def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image mean SSIM of (N,C,H,W) float tensors in [0,1] -> (N,)."""
+    m = _ssim_map(x.double(), y.double(), data_range)
+    return m.mean(dim=(2, 3)).mean(dim=1).float()

@@ -1,0 +1,31 @@
+"""Shared fixtures. Every fixture image is made by the test or read from the package samples."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("KDSHARP_QUIET", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def make_test_image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A uint8 HxWx3 image with edges, gradients and texture (BGR/RGB agnostic)."""
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w * 255, yy / h * 255, ((xx // 8 + yy // 8) % 2) * 200 + 20], axis=2)
+    img[h // 4: h // 2, w // 4: w // 2] = r.uniform(0, 255, 3)
+    img += r.normal(0, 8, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def test_image() -> np.ndarray:
+    return make_test_image()

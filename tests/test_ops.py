@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from kdsharp import ops
+from kdsharp.metrics import psnr, psnr_torch, ssim, ssim_torch
+
+
+def _sk_ssim(a, b):
+    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                 data_range=255, channel_axis=2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_skimage_random(seed):
+    r = np.random.default_rng(seed)
+    a = r.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + r.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    assert abs(psnr(a, b) - peak_signal_noise_ratio(a, b)) < 0.01
+    assert abs(ssim(a, b) - _sk_ssim(a, b)) < 0.002
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
+def test_metrics_match_skimage_real(name):
+    a = getattr(skdata, name)()
+    b = np.clip(a.astype(float) * 0.9 + 12 + np.random.default_rng(0).normal(0, 6, a.shape), 0, 255).astype(np.uint8)
+    assert abs(psnr(a, b) - peak_signal_noise_ratio(a, b)) < 0.01
+    assert abs(ssim(a, b) - _sk_ssim(a, b)) < 0.002
+
+
+def test_metric_edge_cases():
+    a = np.full((20, 20, 3), 100, np.uint8)
+    assert psnr(a, a) == float("inf")
+    assert ssim(a, a) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        psnr(a, a[:10])
+    with pytest.raises(ValueError):
+        ssim(a[:5, :5], a[:5, :5])
+
+
+def test_torch_metrics_match_numpy():
+    r = np.random.default_rng(3)
+    a = r.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + r.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    ta = torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+    tb = torch.from_numpy(b).permute(0, 3, 1, 2).float() / 255
+    p, s = psnr_torch(ta, tb), ssim_torch(ta, tb)
+    assert p.shape == (2,) and s.shape == (2,)
+    for i in range(2):
+        assert p[i].item() == pytest.approx(psnr(a[i], b[i]), abs=1e-3)
+        assert s[i].item() == pytest.approx(ssim(a[i], b[i]), abs=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8, 8), (2, 3, 17, 31)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_filters_shapes_dtypes(shape, dtype):
+    x = torch.rand(shape, dtype=dtype)
+    for f in (lambda t: ops.gaussian_blur2d(t, 5, 1.2), ops.sobel, ops.laplacian, ops.unsharp_mask):
+        y = f(x)
+        assert y.shape == x.shape and y.dtype == dtype
+
+
+def test_modules_equal_functions():
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(ops.GaussianBlur2d(5, 1.0)(x), ops.gaussian_blur2d(x, 5, 1.0))
+    assert torch.equal(ops.Sobel()(x), ops.sobel(x))
+    assert torch.equal(ops.Laplacian()(x), ops.laplacian(x))
+    assert torch.equal(ops.UnsharpMask(0.7, 1.5)(x), ops.unsharp_mask(x, 0.7, 1.5))
+    assert torch.equal(ops.RgbToYCbCr()(x), ops.rgb_to_ycbcr(x))
+
+
+def test_filter_properties_and_gradients():
+    const = torch.full((1, 3, 12, 12), 0.4)
+    assert torch.allclose(ops.gaussian_blur2d(const, 7, 2.0), const, atol=1e-6)
+    assert ops.laplacian(const).abs().max() < 1e-6
+    ramp = torch.arange(16.0).view(1, 1, 1, 16).expand(1, 1, 16, 16) / 16
+    g = ops.spatial_gradient(ramp)[0, 0, :, 4:-4, 4:-4]
+    assert torch.allclose(g[0], torch.full_like(g[0], 1 / 16), atol=1e-6) and g[1].abs().max() < 1e-6
+    x = torch.rand(1, 3, 10, 10, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ops.gaussian_blur2d(t, 3, 1.0), (x,))
+    assert torch.autograd.gradcheck(ops.laplacian, (x,))
+
+
+def test_ycbcr_round_trip():
+    x = torch.rand(2, 3, 9, 9)
+    assert torch.allclose(ops.ycbcr_to_rgb(ops.rgb_to_ycbcr(x)), x, atol=1e-5)
+    assert torch.allclose(ops.rgb_to_y(x), ops.rgb_to_ycbcr(x)[:, :1], atol=1e-6)
