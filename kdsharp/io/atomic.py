@@ -27,6 +27,24 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+def _set_mode(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the mode a normal ``open()`` would (mkstemp makes it 0600), or ``target``'s own."""
+    try:
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
+    except OSError:
+        pass
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask is process-wide and not thread-safe
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success rename it onto ``target``.
@@ -45,6 +63,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
         yield tmp_path
         if not tmp_path.exists() or tmp_path.stat().st_size == 0:
             raise OutputError(target, "nothing was written", "see the messages above")
+        _set_mode(tmp_path, target)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
