@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,17 +28,17 @@ def quiet() -> bool:
 
 def info(msg: str) -> None:
     """Print an informational line to stderr."""
-    console.print(msg)
+    console.print(escape(msg))
 
 
 def warn(msg: str) -> None:
     """Print a one-line warning to stderr (``warning: ...``)."""
-    console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+    console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True)
 
 
 def error(msg: str) -> None:
     """Print a one-line error to stderr (``error: ...``)."""
-    console.print(f"[red]error:[/red] {msg}", soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
 
 
 class RateColumn(TextColumn):

@@ -64,12 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     global _DEBUG
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--debug" in args:
-        _DEBUG = True
-        args = [a for a in args if a != "--debug"]
+    _DEBUG = "--debug" in args
+    args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="kdsharp", standalone_mode=False)
-        return 0
+        rc = app(args=args, prog_name="kdsharp", standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except KdsharpError as e:
         if debug_enabled():
             traceback.print_exc()

@@ -1,6 +1,107 @@
-"""CLI commands for infer (placeholder until implemented)."""
+"""CLI commands for inference: ``kdsharp sharpen``, ``kdsharp live``, ``kdsharp demo``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from kdsharp.console import info
+
+DEVICE_HELP = "auto (CUDA if available), cpu or cuda[:N]."
+
+
+def _debug() -> bool:
+    from kdsharp.cli import debug_enabled
+
+    return debug_enabled()
+
+
+def sharpen(
+    inputs: List[Path] = typer.Argument(..., help="Images, videos or folders (trees are mirrored).", show_default=False),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file, or folder for several inputs / a folder."),
+    model: str = typer.Option("student", "--model", "-m", help="Registry name (student, fast, teacher, ...), "
+                              "checkpoint path, or .onnx file with --backend onnx."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    backend: str = typer.Option("torch", "--backend", help="torch or onnx (ONNX Runtime)."),
+    tile: Optional[int] = typer.Option(None, "--tile", min=16, help="Process in N x N tiles (large images, "
+                                       "little memory). Tiling also starts by itself on out-of-memory."),
+    tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Pixels shared by neighbouring tiles."),
+    half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
+    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better); "
+                                      "default visually lossless (H.264: 17)."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder: libx264 (default), libx265, "
+                                        "mpeg4, libvpx-vp9 (default for .webm)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (even an input, atomically)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (faster after warm-up)."),
+):
+    """Sharpen images, videos (audio kept) and folders.
+
+    Images keep their format, size, bit depth, grey/alpha and are written upright. Videos keep
+    frame count, frame rate, resolution, rotation and audio. Files that fail are reported and
+    skipped; the exit code is 1 if any failed.
+    """
+    from kdsharp.infer.batch import sharpen_paths
+
+    result = sharpen_paths(inputs, output, model=model, device=device, backend=backend, tile=tile,
+                           tile_overlap=tile_overlap, half=half, batch=batch, compile=compile, crf=crf,
+                           codec=codec, overwrite=overwrite, debug=_debug())
+    for stats in result.videos:
+        info(stats.summary())
+    where = result.done[0][1] if len(result.done) == 1 and not result.failed else output
+    info(f"{result.summary()} -> {where}")
+    if result.failed:
+        # SystemExit, not typer.Exit: kdsharp.cli.main runs click with standalone_mode=False, which
+        # turns typer.Exit into a return value that main() does not pass on.
+        raise SystemExit(1)
+
+
+def live(
+    source: str = typer.Option("0", "--source", "-s", help="Camera index (0), video file (read in real time) or stream URL."),
+    sink: str = typer.Option("window", "--sink", help="window (preview), virtualcam (pip install pyvirtualcam) "
+                             "or an output video file."),
+    model: str = typer.Option("fast", "--model", "-m", help="Registry name, checkpoint or .onnx (with --backend onnx)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    backend: str = typer.Option("torch", "--backend", help="torch or onnx."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Show input | output (key 's' toggles in the window)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=1, help="Frame rate of the source pacing and the sink "
+                                        "(default: the source's)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+):
+    """Sharpen a webcam / file / stream in real time, dropping frames rather than falling behind.
+
+    Shows a preview window (with FPS and latency), feeds a virtual camera for call apps, or
+    writes a file. Prints processed/dropped frames and mean latency at the end.
+    """
+    from kdsharp.infer.live import run_live
+
+    stats = run_live(source, sink, model=model, device=device, backend=backend, side_by_side=side_by_side,
+                     max_frames=max_frames, fps=fps, overwrite=overwrite)
+    info(stats.summary())
+
+
+def demo(
+    output: Path = typer.Option(Path("kdsharp-demo"), "-o", "--output", help="Folder for the demo files."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier demo files instead of using a "
+                                   "fresh run-N subfolder."),
+):
+    """Sharpen a degraded video-call clip with the shipped student and show the gain.
+
+    Writes degraded.mp4 (with audio), sharpened.mp4, side_by_side.mp4 and before_after.png and
+    prints the PSNR/SSIM gain over the clean frames.
+    """
+    from kdsharp.infer.demo import run_demo
+
+    info("building a degraded video-call clip and sharpening it with the shipped student...")
+    result = run_demo(output, model="student", device=device, overwrite=overwrite)
+    info(result.summary())
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``sharpen``, ``live`` and ``demo`` to ``app``."""
+    app.command("sharpen", no_args_is_help=True)(sharpen)
+    app.command("live")(live)
+    app.command("demo")(demo)

@@ -1,0 +1,196 @@
+"""Inference backends with one call interface: ``backend(batch) -> batch``.
+
+``batch`` is a (N,3,H,W) float32 RGB tensor or ndarray in [0,1]; the result has the same type,
+shape and (for tensors) device as the input. :class:`TorchBackend` runs PyTorch on CPU or CUDA
+(optionally fp16, channels_last, ``torch.compile``); :class:`OnnxBackend` runs ONNX Runtime on
+the CPU or CUDA execution provider, from a ``.onnx`` file or a model exported to a cached file.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdsharp.console import warn
+from kdsharp.errors import InputError, KdsharpError
+
+Batch = Union[torch.Tensor, np.ndarray]
+BACKENDS = ("torch", "onnx")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``'auto'`` -> CUDA if available else CPU; checks that a requested CUDA device exists."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise KdsharpError(f"unknown device '{device}' (use auto, cpu or cuda)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise KdsharpError(f"device '{device}': no CUDA GPU is available to PyTorch (use --device cpu or auto)")
+    return dev
+
+
+def resolve_model(model: nn.Module | str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """An ``nn.Module`` as is, else ``kdsharp.registry.load_model(name_or_path)`` (eval mode)."""
+    if isinstance(model, nn.Module):
+        return model.eval()
+    if str(model).lower().endswith(".onnx"):
+        raise KdsharpError(f"{model}: an ONNX file runs only with the ONNX backend (add --backend onnx)")
+    from kdsharp import registry  # imported late: heavy, and optional for callers passing a module
+
+    return registry.load_model(str(model), device=str(device)).eval()
+
+
+class TorchBackend:
+    """Run an ``nn.Module`` with PyTorch on ``device`` (fp16 with ``half`` on CUDA)."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module | str | Path, device: str | torch.device = "auto", half: bool = False,
+                 channels_last: bool | None = None, compile: bool = False):
+        self.device = resolve_device(device)
+        if half and self.device.type != "cuda":
+            warn("--half needs a CUDA device; running in float32 on the CPU")
+            half = False
+        self.dtype = torch.float16 if half else torch.float32
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        module = resolve_model(model, self.device).to(self.device, self.dtype)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.model = module
+        self._forward = module
+        self._compiled = False
+        if compile:
+            self._forward = torch.compile(module, dynamic=True)
+            self._compiled = True
+
+    def describe(self) -> str:
+        kind = "fp16" if self.dtype == torch.float16 else "fp32"
+        return f"torch {self.device} {kind}" + (" compiled" if self._compiled else "")
+
+    def __call__(self, batch: Batch) -> Batch:
+        """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
+        is_np = isinstance(batch, np.ndarray)
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)) if is_np else batch
+        home = x.device
+        x = x.to(self.device, non_blocking=True).to(self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            y = self._run(x)
+        y = y.float().to(home).contiguous()
+        return y.numpy() if is_np else y
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._compiled:
+            return self._forward(x)
+        try:
+            return self._forward(x)
+        except Exception as e:  # no compiler toolchain, unsupported op...: eager still works
+            if is_out_of_memory(e):
+                raise
+            warn(f"torch.compile failed ({type(e).__name__}); running the model uncompiled")
+            self._forward, self._compiled = self.model, False
+            return self._forward(x)
+
+
+class OnnxBackend:
+    """Run an ONNX graph (input ``input``, output ``output``, dynamic N/H/W) with ONNX Runtime.
+
+    ``model`` is a ``.onnx`` path, or a module / registry name that is exported once to a cached
+    file (``$KDSHARP_CACHE`` or the temp folder) keyed by the hash of its weights.
+    """
+
+    name = "onnx"
+
+    def __init__(self, model: nn.Module | str | Path, device: str | torch.device = "auto", threads: int | None = None):
+        import onnxruntime as ort
+
+        self.device = resolve_device(device)
+        if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
+            path = Path(model)
+            if not path.is_file():
+                raise InputError(path, "no such ONNX file", "check the path")
+        else:
+            path = cached_onnx(resolve_model(model, "cpu"))
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
+            else:
+                warn("onnxruntime has no CUDA provider (pip install onnxruntime-gpu); running ONNX on the CPU")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise InputError(path, f"not a usable ONNX model ({str(e).splitlines()[0][:160]})",
+                             "re-export it with `kdsharp export`") from e
+        self.path = path
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def describe(self) -> str:
+        return f"onnxruntime {self.session.get_providers()[0]}"
+
+    def __call__(self, batch: Batch) -> Batch:
+        """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
+        is_np = isinstance(batch, np.ndarray)
+        arr = batch if is_np else batch.detach().to("cpu", torch.float32).numpy()
+        out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(arr, dtype=np.float32)})[0]
+        return out if is_np else torch.from_numpy(out).to(batch.device)
+
+
+def _weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if v.numel() else b"")
+    return h.hexdigest()[:20]
+
+
+def cached_onnx(model: nn.Module) -> Path:
+    """Export ``model`` with ``kdsharp.infer.export.export_onnx`` once; later calls reuse the file."""
+    from kdsharp.infer.export import export_onnx  # writes atomically: a crash leaves no broken cache entry
+    from kdsharp.io.atomic import ensure_writable_dir
+
+    cache = ensure_writable_dir(os.environ.get("KDSHARP_CACHE") or Path(tempfile.gettempdir()) / "kdsharp-onnx")
+    path = cache / f"{type(model).__name__.lower()}-{_weights_digest(model)}.onnx"
+    if not path.is_file():
+        export_onnx(copy.deepcopy(model).cpu().float().eval(), path)
+    return path
+
+
+def make_backend(model: nn.Module | str | Path, backend: str = "torch", device: str | torch.device = "auto",
+                 half: bool = False, compile: bool = False) -> TorchBackend | OnnxBackend:
+    """Build the named backend (``'torch'`` or ``'onnx'``) for ``model``."""
+    if backend == "torch":
+        return TorchBackend(model, device, half=half, compile=compile)
+    if backend == "onnx":
+        if half:
+            warn("--half is ignored by the ONNX backend")
+        return OnnxBackend(model, device)
+    raise KdsharpError(f"unknown backend '{backend}' (use one of: {', '.join(BACKENDS)})")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """True for CUDA/CPU/ONNX Runtime out-of-memory errors."""
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return True
+    if isinstance(e, MemoryError):
+        return True
+    msg = str(e).lower()  # onnxruntime's errors are not RuntimeError subclasses: match the text
+    return isinstance(e, Exception) and any(
+        s in msg for s in ("out of memory", "can't allocate memory", "failed to allocate memory"))

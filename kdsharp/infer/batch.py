@@ -1,0 +1,167 @@
+"""Many inputs -> outputs: plan where each file goes, then sharpen them one by one.
+
+A folder input is mirrored (same tree, same file names); several inputs go into an output
+folder. Whole-run problems (a missing input, an output that would overwrite something) are
+raised before any work starts; a bad file during the run is reported and skipped.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdsharp.console import console, error
+from kdsharp.console import progress as make_progress
+from kdsharp.errors import InputError, KdsharpError, OutputError
+from kdsharp.io.atomic import ensure_writable_dir
+from kdsharp.io.images import IMAGE_EXTS, is_image_file
+from kdsharp.io.video import VIDEO_EXTS, is_video_file
+
+MEDIA_HINT = f"use an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})"
+
+
+@dataclass
+class BatchResult:
+    """Outcome of a run: ``done`` (src, dst) pairs, ``failed`` (src, message) pairs, video stats."""
+
+    done: list[tuple[Path, Path]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    videos: list = field(default_factory=list)  # kdsharp.infer.video.VideoStats
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line, e.g. ``3 done, 1 failed in 2.1 s``."""
+        return f"{len(self.done)} done, {len(self.failed)} failed in {self.seconds:.1f} s"
+
+
+def is_media_file(path: Path) -> bool:
+    """True for an image or video extension we handle."""
+    return is_image_file(path) or is_video_file(path)
+
+
+def _tree(folder: Path, exclude: Path | None) -> list[Path]:
+    """Media files under ``folder`` (sorted; hidden files/folders and ``exclude``'s tree skipped)."""
+    found = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file() or not is_media_file(p):
+            continue
+        if exclude is not None and exclude in p.resolve().parents:
+            continue
+        found.append(p)
+    return sorted(found)
+
+
+def _single_file_target(src: Path, output: Path) -> Path:
+    if output.is_dir() or str(output).endswith(("/", "\\")) or not output.suffix:
+        return output / src.name
+    same_kind = is_image_file(output) if is_image_file(src) else is_video_file(output)
+    if not same_kind:
+        kind = "image" if is_image_file(src) else "video"
+        exts = IMAGE_EXTS if kind == "image" else VIDEO_EXTS
+        raise OutputError(output, f"unsupported output extension '{output.suffix}' for a {kind}",
+                          f"use one of {', '.join(exts)}, or a folder")
+    return output
+
+
+def plan_outputs(inputs, output: str | Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """``[(src, dst), ...]`` for ``inputs`` (files and folders) written under/as ``output``.
+
+    Raises :class:`KdsharpError` (one line) for a missing input, an unsupported file type, an
+    output that is an input or already exists (unless ``overwrite``), or an unusable output.
+    """
+    inputs = [Path(p) for p in inputs]
+    output = Path(output)
+    if not inputs:
+        raise KdsharpError("no input given (pass image/video files or folders)")
+    for p in inputs:
+        if not p.exists():
+            raise InputError(p, "no such file or folder", "check the path")
+        if p.is_file() and not is_media_file(p):
+            raise InputError(p, f"unsupported file type '{p.suffix or p.name}'", MEDIA_HINT)
+    if len(inputs) == 1 and inputs[0].is_file():
+        plan = [(inputs[0], _single_file_target(inputs[0], output))]
+    else:
+        if output.exists() and not output.is_dir():
+            raise OutputError(output, "is a file, but several outputs need a folder", "pass a folder as -o")
+        plan = []
+        out_resolved = output.resolve()
+        for p in inputs:
+            if p.is_file():
+                plan.append((p, output / p.name))
+                continue
+            base = output if len(inputs) == 1 else output / p.resolve().name
+            files = _tree(p, exclude=out_resolved)
+            if not files:
+                raise InputError(p, "contains no images or videos", MEDIA_HINT)
+            plan += [(f, base / f.relative_to(p)) for f in files]
+    _check_plan(plan, overwrite)
+    return plan
+
+
+def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
+    seen: dict[Path, Path] = {}
+    for src, dst in plan:
+        key = dst.resolve()
+        if key in seen:
+            raise OutputError(dst, f"both {seen[key]} and {src} would be written here", "sharpen them separately")
+        seen[key] = src
+    if overwrite:
+        return
+    for src, dst in plan:
+        if dst.exists() and dst.resolve() == src.resolve():
+            raise OutputError(dst, "is the input itself and would be overwritten",
+                              "choose another output, or pass --overwrite to replace it in place")
+    existing = [dst for _, dst in plan if dst.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(existing[0], f"already exists{more}", "pass --overwrite to replace, or choose another output")
+    for _, dst in plan:
+        ensure_writable_dir(dst.parent)  # unwritable output: one clear line before any work
+
+
+def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None,
+             debug: bool = False) -> BatchResult:
+    """Sharpen each ``(src, dst)``; a failing file prints one line and the run goes on."""
+    result = BatchResult()
+    start = time.perf_counter()
+    with make_progress("files") as bar:
+        task = bar.add_task("sharpen", total=len(plan))
+        for src, dst in plan:
+            try:
+                ensure_writable_dir(dst.parent)
+                out = sharpener.file(src, dst, overwrite=True, crf=crf, codec=codec, progress=bar)
+                result.done.append((src, dst))
+                if not isinstance(out, Path):
+                    result.videos.append(out)
+            except KdsharpError as e:
+                result.failed.append((src, str(e)))
+                error(str(e))
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                msg = f"{src}: failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                result.failed.append((src, msg))
+                if debug:
+                    console.print(traceback.format_exc())
+                error(msg + ("" if debug else " (run with --debug for the traceback)"))
+            bar.advance(task)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = "auto", backend: str = "torch",
+                  tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
+                  compile: bool = False, crf: int | None = None, codec: str | None = None,
+                  overwrite: bool = False, debug: bool = False) -> BatchResult:
+    """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command."""
+    from kdsharp.infer.sharpener import Sharpener
+
+    plan = plan_outputs(inputs, output, overwrite)  # before loading the model: bad paths fail fast
+    sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
+                          half=half, batch=batch, compile=compile)
+    console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
+    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug)

@@ -1,0 +1,148 @@
+"""The :class:`Sharpener`: one object that sharpens tensors, arrays, image files, videos and folders.
+
+    from kdsharp import Sharpener
+    s = Sharpener("student")                 # registry name, checkpoint path, .onnx path or nn.Module
+    out = s.image(cv2.imread("a.png"))        # uint8/uint16 HxW / HxWx3 BGR / HxWx4 BGRA -> same
+    s.file("a.jpg", "a_sharp.jpg")
+    stats = s.video("call.mp4", "call_sharp.mp4")   # audio copied, per-stage timings returned
+    result = s.paths(["photos/", "clip.mov"], "out/")
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from kdsharp.errors import InputError, KdsharpError, OutputError
+from kdsharp.infer.backends import make_backend
+from kdsharp.infer.tiling import forward_any_size
+from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image, to_tensor, write_image
+from kdsharp.io.video import VIDEO_EXTS, is_video_file
+
+
+class Sharpener:
+    """Sharpen with ``model`` (registry name, checkpoint path, ``.onnx`` path or ``nn.Module``).
+
+    Args:
+        model: what to run; names are resolved by ``kdsharp.registry.load_model``.
+        device: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
+        backend: ``'torch'`` or ``'onnx'`` (ONNX Runtime).
+        tile: process images in ``tile`` x ``tile`` tiles (None: whole, tiling on out-of-memory).
+        tile_overlap: pixels shared by neighbouring tiles, blended smoothly.
+        half: fp16 on CUDA.
+        batch: video frames per forward pass.
+        compile: ``torch.compile`` the model (torch backend).
+    """
+
+    def __init__(self, model: nn.Module | str | Path = "student", device: str = "auto", backend: str = "torch",
+                 tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
+                 compile: bool = False):
+        if tile is not None and tile <= tile_overlap:
+            raise KdsharpError(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
+        if batch < 1:
+            raise KdsharpError(f"--batch must be at least 1 (got {batch})")
+        self.backend = make_backend(model, backend, device, half=half, compile=compile)
+        self.device = self.backend.device
+        self.tile = tile
+        self.tile_overlap = int(tile_overlap)
+        self.batch = int(batch)
+        self.model_name = model if isinstance(model, (str, Path)) else type(model).__name__
+
+    def describe(self) -> str:
+        """One line: model and backend, e.g. ``student on torch cpu fp32``."""
+        return f"{self.model_name} on {self.backend.describe()}"
+
+    # -- tensors ----------------------------------------------------------------------------
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) or (3,H,W) float RGB in [0,1] -> same shape, float32 in [0,1], same device."""
+        squeeze = x.dim() == 3
+        if squeeze:
+            x = x[None]
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise KdsharpError(f"expected a (N,3,H,W) or (3,H,W) RGB tensor, got shape {tuple(x.shape)}")
+        y, self.tile = forward_any_size(self.backend, x.float(), self.tile, self.tile_overlap)
+        y = y.clamp(0, 1)  # out of place: an identity model returns its input
+        return y[0] if squeeze else y
+
+    def frames(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N,H,W,3) uint8 RGB frames (any device, pinned CPU ideal) -> (N,H,W,3) uint8 RGB on the CPU."""
+        if self.backend.name == "torch":
+            batch = batch.to(self.device, non_blocking=True)
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        y = self.tensor(x)
+        return y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()
+
+    # -- arrays -----------------------------------------------------------------------------
+    def image(self, img: np.ndarray) -> np.ndarray:
+        """Sharpen an OpenCV-layout image: uint8/uint16, HxW grey, HxWx3 BGR or HxWx4 BGRA.
+
+        Returns the same dtype and layout: grey stays grey (processed as 3 equal channels, written
+        back as BT.601 luma), 16-bit is processed in float and returned 16-bit, alpha is passed
+        through untouched.
+        """
+        if not isinstance(img, np.ndarray) or img.dtype not in (np.uint8, np.uint16):
+            raise KdsharpError(f"expected a uint8 or uint16 image array, got {getattr(img, 'dtype', type(img))}")
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[:, :, 0]
+        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+            raise KdsharpError(f"expected HxW, HxWx3 or HxWx4 image, got shape {img.shape}")
+        grey = img.ndim == 2
+        bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if grey else img[:, :, :3]
+        out = from_tensor(self.tensor(to_tensor(bgr, bgr=True)), dtype=img.dtype, bgr=True)
+        if grey:
+            return cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
+        if img.shape[2] == 4:
+            return np.dstack([out, img[:, :, 3]])
+        return out
+
+    # -- files ------------------------------------------------------------------------------
+    def file(self, src: str | Path, dst: str | Path, overwrite: bool = False, crf: int | None = None,
+             codec: str | None = None, progress=None):
+        """Sharpen one image or video file into ``dst`` (atomic). Returns ``dst`` or a ``VideoStats``."""
+        src, dst = Path(src), Path(dst)
+        check_target(src, dst, overwrite)
+        if is_video_file(src):
+            return self.video(src, dst, crf=crf, codec=codec, overwrite=True, progress=progress)
+        if not is_image_file(src):
+            raise InputError(src, f"unsupported file type '{src.suffix}'", "use an image (" + ", ".join(IMAGE_EXTS)
+                             + ") or a video (" + ", ".join(VIDEO_EXTS) + ")")
+        if not is_image_file(dst):
+            raise OutputError(dst, f"unsupported image extension '{dst.suffix}'", "use one of " + ", ".join(IMAGE_EXTS))
+        write_image(dst, self.image(read_image(src)))
+        return dst
+
+    def video(self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
+              overwrite: bool = False, progress=None):
+        """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`."""
+        from kdsharp.infer.video import sharpen_video
+
+        src, dst = Path(src), Path(dst)
+        check_target(src, dst, overwrite)
+        return sharpen_video(self, src, dst, crf=crf, codec=codec, batch=self.batch, progress=progress)
+
+    def paths(self, inputs, output: str | Path, overwrite: bool = False, crf: int | None = None,
+              codec: str | None = None):
+        """Sharpen files and folders (trees mirrored) into ``output``; returns a ``BatchResult``.
+
+        A bad file is reported and skipped; the others are still processed.
+        """
+        from kdsharp.infer.batch import plan_outputs, run_plan
+
+        plan = plan_outputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], output, overwrite)
+        return run_plan(self, plan, crf=crf, codec=codec)
+
+
+def check_target(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse to write over ``src`` itself or an existing ``dst`` unless ``overwrite``."""
+    if not src.exists():
+        raise InputError(src, "no such file", "check the path")
+    if overwrite:
+        return
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise OutputError(dst, "is the input itself and would be overwritten",
+                          "choose another output, or pass --overwrite to replace it in place")
+    if dst.exists():
+        raise OutputError(dst, "already exists", "pass --overwrite to replace it, or choose another output")

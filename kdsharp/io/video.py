@@ -1,0 +1,321 @@
+"""Video files <-> RGB frames with PyAV; audio streams are copied untouched, writes are atomic.
+
+Frames at this edge are uint8 HxWx3 **RGB** arrays in the stream's stored orientation (the
+display matrix / rotation is read from the source and written back unchanged, so players show
+the output the same way). Timestamps are integers in the source stream's ``time_base``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+from av.video.reformatter import Interpolation as _I
+
+from kdsharp.errors import InputError, OutputError
+from kdsharp.io.atomic import atomic_path
+
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossless
+_SWS_COLORSPACES = (1, 4, 5, 6, 7, 9)  # AVColorSpace values swscale can convert (709, 601, 240M, 2020)
+# swscale's default fast path shifts colours by about -1 level per RGB<->YUV 4:2:0 round trip;
+# accurate rounding and full-resolution chroma make the round trip unbiased (same speed here).
+TO_RGB_FLAGS = _I.BICUBIC | _I.ACCURATE_RND | _I.FULL_CHR_H_INT
+TO_YUV_FLAGS = _I.BICUBIC | _I.ACCURATE_RND | _I.FULL_CHR_H_INT | _I.FULL_CHR_H_INP
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as uint8 HxWx3 RGB, using its own colour matrix and range."""
+    return frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range), interpolation=TO_RGB_FLAGS)
+
+
+def is_video_file(path: str | Path) -> bool:
+    """True if ``path`` has a video extension we read and write."""
+    return Path(path).suffix.lower() in VIDEO_EXTS
+
+
+@dataclass
+class VideoInfo:
+    """What :func:`probe_video` learns about a file. ``frames`` is 0 when the file does not say."""
+
+    path: Path
+    width: int
+    height: int
+    fps: Fraction  # average frame rate, frames/s
+    time_base: Fraction  # unit of the video timestamps, s
+    frames: int
+    duration_s: float
+    codec: str
+    display_matrix: tuple[int, ...] | None  # 9 int32 (FFmpeg DISPLAYMATRIX), None if absent
+    rotation: int  # counter-clockwise degrees implied by the matrix
+    audio_streams: int
+    colorspace: int = 2  # AVColorSpace of the source (2 = unspecified)
+    color_range: int = 0  # AVColorRange (0 unspecified, 1 limited, 2 full)
+    color_primaries: int = 2
+    color_trc: int = 2
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputError(path, "no such file", "check the path")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a video")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty", "re-export or remove it")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not a readable video ({_why(e)})", f"use one of {', '.join(VIDEO_EXTS)}") from e
+
+
+def _why(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e).split(":")[0] or type(e).__name__
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read the header and the first frame of ``path``; raises :class:`InputError` if unusable."""
+    path = Path(path)
+    with contextlib.closing(_open_input(path)) as c:
+        if not c.streams.video:
+            raise InputError(path, "has no video stream", "pass a video file (audio-only files cannot be sharpened)")
+        s = c.streams.video[0]
+        first = None
+        try:
+            for first in c.decode(s):
+                break
+        except av.error.FFmpegError as e:
+            raise InputError(path, f"video stream cannot be decoded ({_why(e)})", "re-encode or remove it") from e
+        if first is None:
+            raise InputError(path, "video stream has no frames", "re-export or remove it")
+        matrix = None
+        for sd in first.side_data:
+            if str(sd.type).endswith("DISPLAYMATRIX") and len(bytes(sd)) == 36:
+                matrix = tuple(int(v) for v in np.frombuffer(bytes(sd), "<i4"))
+        fps = s.average_rate or s.guessed_rate or Fraction(25)
+        tb = s.time_base or Fraction(1, 90000)
+        dur = float(s.duration * tb) if s.duration else (c.duration or 0) / 1e6
+        frames = int(s.frames or 0) or int(round(dur * fps))
+        return VideoInfo(path, first.width, first.height, Fraction(fps), Fraction(tb), frames, dur,
+                         s.codec_context.name, matrix, int(first.rotation or 0), len(c.streams.audio),
+                         int(first.colorspace), int(first.color_range), int(first.color_primaries),
+                         int(first.color_trc))
+
+
+def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
+    """Yield ``(rgb, pts)`` for each frame of the first video stream: uint8 HxWx3 RGB, stored orientation.
+
+    Raises :class:`InputError` naming the file if the stream is corrupt mid-way.
+    """
+    path = Path(path)
+    with contextlib.closing(_open_input(path)) as c:
+        if not c.streams.video:
+            raise InputError(path, "has no video stream", "pass a video file")
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        try:
+            for f in c.decode(s):
+                yield frame_to_rgb(f), f.pts
+        except av.error.FFmpegError as e:
+            raise InputError(path, f"video is corrupt or truncated ({_why(e)})", "re-encode or remove it") from e
+
+
+def pick_codec(path: Path, codec: str | None) -> str:
+    """The encoder for ``path``: ``codec`` if given and available, else by container (VP9 for .webm, H.264)."""
+    wanted = [codec] if codec else (["libvpx-vp9"] if path.suffix.lower() == ".webm" else ["libx264", "mpeg4"])
+    for name in wanted:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # av raises UnknownCodecError / ValueError depending on version
+            continue
+    raise OutputError(path, f"video encoder '{codec}' is not available in this PyAV build",
+                      "try --codec libx264, mpeg4 or libvpx-vp9")
+
+
+class VideoWriter:
+    """Encode RGB frames into ``path`` atomically, copying audio packets from ``audio_from`` untouched.
+
+    Use as a context manager; :meth:`write` takes uint8 HxWx3 RGB frames and their pts (in
+    ``time_base``). Audio packets are interleaved by time as video is written. If the ``with``
+    block raises, nothing is left at ``path``.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction | float,
+                 time_base: Fraction | None = None, codec: str | None = None, crf: int | None = None,
+                 preset: str = "fast", display_matrix: tuple[int, ...] | None = None,
+                 audio_from: str | Path | None = None, color: VideoInfo | None = None,
+                 audio_tone: tuple[np.ndarray, int] | None = None):
+        self.path = Path(path)
+        self.size = (int(width), int(height))
+        self.fps = Fraction(fps).limit_denominator(100000)
+        self.time_base = Fraction(time_base) if time_base else 1 / self.fps
+        self.codec = pick_codec(self.path, codec)
+        self.crf = crf
+        self.preset = preset
+        self.display_matrix = display_matrix
+        self.audio_from = Path(audio_from) if audio_from else None
+        self.audio_tone = audio_tone
+        self.color = color
+        self.frames = 0
+        self._stack = contextlib.ExitStack()
+        self._next_pts = 0
+        self._last_pts = -(2**62)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> "VideoWriter":
+        try:
+            tmp = self._stack.enter_context(atomic_path(self.path))
+            self._out = av.open(str(tmp), "w", format=_format_for(self.path))
+            self._stack.callback(self._out.close)
+            self._add_video_stream()
+            self._add_audio_streams()
+            self._out.start_encoding()
+        except BaseException as e:
+            self._stack.__exit__(type(e), e, e.__traceback__)
+            if isinstance(e, av.error.FFmpegError):
+                raise OutputError(self.path, f"cannot start writing ({_why(e)})", "check the extension and --codec") from e
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self._flush()
+            except BaseException as e:
+                self._stack.__exit__(type(e), e, e.__traceback__)  # closes and deletes the temp file
+                raise
+        return self._stack.__exit__(exc_type, exc, tb)
+
+    # -- streams ---------------------------------------------------------------------------
+    def _add_video_stream(self) -> None:
+        w, h = self.size
+        s = self._out.add_stream(self.codec, rate=self.fps)
+        s.width, s.height = w, h
+        odd = (w % 2 or h % 2)
+        if self.codec == "libvpx-vp9" or (odd and self.codec in ("libx264", "libx265")):
+            s.pix_fmt = "yuv444p" if odd else "yuv420p"
+        else:
+            s.pix_fmt = "yuv420p"
+        s.codec_context.time_base = self.time_base
+        s.time_base = self.time_base
+        crf = self.crf if self.crf is not None else DEFAULT_CRF.get(self.codec)
+        opts: dict[str, str] = {}
+        if self.codec in ("libx264", "libx265"):
+            opts = {"crf": str(crf), "preset": self.preset}
+            if self.codec == "libx265":
+                opts["x265-params"] = "log-level=error"
+        elif self.codec == "libvpx-vp9":
+            opts = {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+        else:  # mpeg4 and friends: generous bit rate (about 0.25 bit/pixel)
+            s.bit_rate = int(w * h * float(self.fps) * 0.25)
+        s.options = opts
+        s.thread_type = "AUTO"
+        if self.color is not None:
+            for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
+                with contextlib.suppress(Exception):
+                    setattr(s.codec_context, attr, getattr(self.color, attr))
+        if self.display_matrix is not None:
+            s.set_display_matrix(list(self.display_matrix))
+        self._video = s
+        cs = self.color.colorspace if self.color and self.color.colorspace in _SWS_COLORSPACES else None
+        rng = self.color.color_range if self.color and self.color.color_range in (1, 2) else None
+        self._reformat = dict(format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng, interpolation=TO_YUV_FLAGS)
+
+    def _add_audio_streams(self) -> None:
+        sources = []
+        if self.audio_tone is not None:
+            tone = self._out.add_stream("aac", rate=int(self.audio_tone[1]))
+            tone.layout = "mono"
+            sources.append(self._tone_packets(tone))
+        if self.audio_from is not None:
+            src = av.open(str(self.audio_from))
+            self._stack.callback(src.close)
+            if src.streams.audio:
+                mapping = {}
+                for a in src.streams.audio:
+                    try:
+                        mapping[a.index] = self._out.add_stream_from_template(a)
+                    except ValueError as e:
+                        raise OutputError(self.path, f"its {a.codec_context.name} audio cannot be copied into a "
+                                          f"{self.path.suffix} file", "use .mkv or the input's extension") from e
+                sources.append((p, mapping[p.stream.index]) for p in src.demux(*src.streams.audio)
+                               if p.dts is not None)
+        self._audio = [[it, None] for it in sources]  # [packet iterator, pending packet]
+
+    def _tone_packets(self, stream):
+        samples, rate = self.audio_tone
+        samples = np.asarray(samples, np.float32).reshape(1, -1)
+        for i in range(0, samples.shape[1], 1024):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + 1024]), format="flt", layout="mono")
+            f.sample_rate, f.pts, f.time_base = rate, i, Fraction(1, rate)
+            for p in stream.encode(f):
+                yield p, stream
+        for p in stream.encode(None):
+            yield p, stream
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Encode one uint8 HxWx3 RGB frame shown at ``pts`` (in ``time_base``; None: next slot)."""
+        if rgb.shape[:2] != (self.size[1], self.size[0]):
+            raise OutputError(self.path, f"frame {rgb.shape[1]}x{rgb.shape[0]} does not match the video "
+                              f"size {self.size[0]}x{self.size[1]}", "report this as a bug")
+        if pts is None:
+            pts = self._next_pts
+        pts = max(int(pts), self._last_pts + 1)  # encoders need strictly increasing timestamps
+        self._last_pts = pts
+        self._next_pts = pts + max(1, round(1 / (self.fps * self.time_base)))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = frame.reformat(**self._reformat)
+        frame.pts = int(pts)
+        frame.time_base = self.time_base
+        self._mux_video(self._video.encode(frame))
+        self.frames += 1
+
+    def _mux_video(self, packets) -> None:
+        for p in packets:
+            self._out.mux(p)
+            if p.pts is not None:
+                self._mux_audio_until(float(p.pts * p.time_base))
+
+    def _mux_audio_until(self, t: float | None) -> None:
+        """Mux audio packets up to time ``t`` seconds (all that remain when ``t`` is None)."""
+        for src in self._audio:
+            while True:
+                item = src[1] or next(src[0], None)
+                src[1] = None
+                if item is None:
+                    break
+                p, stream = item
+                if t is not None and p.pts is not None and float(p.pts * p.time_base) > t:
+                    src[1] = item
+                    break
+                p.stream = stream
+                self._out.mux(p)
+
+    def _flush(self) -> None:
+        self._mux_video(self._video.encode(None))
+        self._mux_audio_until(None)
+
+
+def _format_for(path: Path) -> str | None:
+    return {".m4v": "mp4", ".mkv": "matroska"}.get(path.suffix.lower())
+
+
+def write_video(path: str | Path, frames_rgb: list[np.ndarray], fps: float, crf: int | None = None,
+                audio_tone: tuple[np.ndarray, int] | None = None, audio_from: str | Path | None = None) -> Path:
+    """Write a list of uint8 HxWx3 RGB frames as a video (atomic), optionally with an audio track."""
+    h, w = frames_rgb[0].shape[:2]
+    with VideoWriter(path, w, h, fps, crf=crf, audio_tone=audio_tone, audio_from=audio_from) as vw:
+        for f in frames_rgb:
+            vw.write(f)
+    return Path(path)
+
+
+def sine_tone(seconds: float, freq: float = 440.0, rate: int = 48000, level: float = 0.2) -> tuple[np.ndarray, int]:
+    """A mono float32 sine (samples in [-level, level]) and its sample rate, for :class:`VideoWriter`."""
+    t = np.arange(int(seconds * rate), dtype=np.float64) / rate
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate

@@ -1,0 +1,205 @@
+"""`kdsharp sharpen` in-process: every input kind, and a clear one-line answer to every bad input."""
+from __future__ import annotations
+
+
+import cv2
+import numpy as np
+import pytest
+
+import kdsharp.infer.backends as backends
+from conftest import make_test_image
+from kdsharp.cli import main
+from kdsharp.errors import OutputError
+from test_infer_helpers import make_video, sha, tiny_model, tree_hashes, video_facts
+from test_io_images import exif_jpeg
+
+_real_resolve = backends.resolve_model
+
+
+@pytest.fixture(autouse=True)
+def tiny(monkeypatch):
+    """``--model tiny`` is a small untrained conv net; other names go to the real registry."""
+    monkeypatch.setattr(backends, "resolve_model",
+                        lambda m, device="cpu": tiny_model() if str(m) == "tiny" else _real_resolve(m, device))
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    code = main(["sharpen", *map(str, args)])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def write(path, img):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(path.suffix, img)
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def test_image_to_image_keeps_format_size_depth(tmp_path, capsys):
+    rgb = write(tmp_path / "a.png", make_test_image(33, 45))
+    img16 = write(tmp_path / "b.tif", make_test_image(20, 22).astype(np.uint16) * 257)
+    grey = write(tmp_path / "c.jpg", make_test_image(21, 23)[:, :, 0])
+    bgra = write(tmp_path / "d.png", np.dstack([make_test_image(17, 19), np.full((17, 19), 77, np.uint8)]))
+    for src in (rgb, img16, grey, bgra):
+        code, err = run(capsys, src, "-o", tmp_path / "out" / src.name, "--model", "tiny")
+        assert code == 0, err
+        a = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+        b = cv2.imread(str(tmp_path / "out" / src.name), cv2.IMREAD_UNCHANGED)
+        assert a.shape == b.shape and a.dtype == b.dtype
+    assert np.all(cv2.imread(str(tmp_path / "out" / "d.png"), cv2.IMREAD_UNCHANGED)[:, :, 3] == 77)
+
+
+def test_exif_orientation_written_upright(tmp_path, capsys):
+    src = tmp_path / "rot.jpg"
+    src.write_bytes(exif_jpeg(make_test_image(20, 40), 6))
+    code, err = run(capsys, src, "-o", tmp_path / "up.jpg", "--model", "tiny")
+    assert code == 0, err
+    assert cv2.imread(str(tmp_path / "up.jpg"), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION).shape == (40, 20, 3)
+
+
+def test_folder_tree_mirrored_with_videos(tmp_path, capsys):
+    src = tmp_path / "in"
+    write(src / "a.png", make_test_image(16, 16))
+    write(src / "sub" / "b.jpg", make_test_image(18, 14))
+    write(src / "sub" / "deeper" / "c.png", make_test_image(12, 12))
+    make_video(src / "sub" / "clip.mp4", frames=4)
+    (src / "notes.txt").write_text("not media, skipped")
+    write(src / ".hidden" / "x.png", make_test_image(8, 8))
+    before = tree_hashes(src)
+    code, err = run(capsys, src, "-o", tmp_path / "out", "--model", "tiny", "--tile", "64", "--batch", "2")
+    assert code == 0, err
+    out = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert out == ["a.png", "sub/b.jpg", "sub/clip.mp4", "sub/deeper/c.png"]
+    assert video_facts(tmp_path / "out" / "sub" / "clip.mp4")["frames"] == 4
+    assert tree_hashes(src) == before  # inputs never modified
+    assert "4 done, 0 failed" in err
+
+
+def test_several_inputs_into_folder(tmp_path, capsys):
+    a = write(tmp_path / "a.png", make_test_image(16, 16))
+    d = tmp_path / "dir"
+    write(d / "b.png", make_test_image(16, 16))
+    code, err = run(capsys, a, d, "-o", tmp_path / "out", "--model", "tiny")
+    assert code == 0, err
+    assert (tmp_path / "out" / "a.png").is_file() and (tmp_path / "out" / "dir" / "b.png").is_file()
+
+
+def test_batch_with_bad_files_goes_on_and_exits_1(tmp_path, capsys):
+    src = tmp_path / "in"
+    write(src / "good1.png", make_test_image(16, 16))
+    write(src / "good2.jpg", make_test_image(16, 16))
+    (src / "empty.png").write_bytes(b"")
+    (src / "corrupt.jpg").write_bytes(b"this is not a jpeg" * 10)
+    ok, buf = cv2.imencode(".png", make_test_image(64, 64))
+    (src / "truncated.png").write_bytes(buf.tobytes()[:80])
+    (src / "broken.mp4").write_bytes(b"\x00" * 500)
+    before = tree_hashes(src)
+    code, err = run(capsys, src, "-o", tmp_path / "out", "--model", "tiny")
+    assert code == 1
+    lines = error_lines(err)
+    for name in ("empty.png", "corrupt.jpg", "truncated.png", "broken.mp4"):
+        assert sum(name in line for line in lines) == 1, err
+    assert len(lines) == 4 and "Traceback" not in err
+    assert "2 done, 4 failed" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good1.png", "good2.jpg"]  # no partial files
+    assert tree_hashes(src) == before
+
+
+@pytest.mark.parametrize("case", ["missing", "unsupported", "no_video_stream", "unknown_model", "unwritable",
+                                  "same_as_input", "exists", "bad_output_ext", "bad_device", "bad_backend"])
+def test_bad_input_one_clear_line(tmp_path, capsys, case):
+    img = write(tmp_path / "a.png", make_test_image(16, 16))
+    model = ["--model", "tiny"]
+    if case == "missing":
+        args, name = [tmp_path / "nope.png", "-o", tmp_path / "o.png", *model], "nope.png"
+    elif case == "unsupported":
+        (tmp_path / "notes.txt").write_text("hello")
+        args, name = [tmp_path / "notes.txt", "-o", tmp_path / "o.png", *model], "notes.txt"
+    elif case == "no_video_stream":
+        make_video(tmp_path / "voice.mp4", video=False)
+        args, name = [tmp_path / "voice.mp4", "-o", tmp_path / "o.mp4", *model], "voice.mp4"
+    elif case == "unknown_model":
+        args, name = [img, "-o", tmp_path / "o.png", "--model", "nosuchmodel"], "nosuchmodel"
+    elif case == "unwritable":
+        (tmp_path / "file.txt").write_text("a file, not a folder")
+        args, name = [img, "-o", tmp_path / "file.txt" / "o.png", *model], "file.txt"
+    elif case == "same_as_input":
+        args, name = [img, "-o", img, *model], "a.png"
+    elif case == "exists":
+        write(tmp_path / "o.png", make_test_image(8, 8))
+        args, name = [img, "-o", tmp_path / "o.png", *model], "o.png"
+    elif case == "bad_output_ext":
+        args, name = [img, "-o", tmp_path / "o.mp4", *model], "o.mp4"
+    elif case == "bad_device":
+        args, name = [img, "-o", tmp_path / "o.png", *model, "--device", "toaster"], "toaster"
+    else:
+        args, name = [img, "-o", tmp_path / "o.png", *model, "--backend", "tensorrt"], "tensorrt"
+    before = sha(img)
+    code, err = run(capsys, *args)
+    assert code != 0
+    lines = error_lines(err)
+    assert len(lines) == 1 and name in lines[0], err
+    assert "Traceback" not in err
+    assert sha(img) == before
+    if case == "unknown_model":
+        assert "student" in lines[0]  # lists the known names
+    if case in ("missing", "unsupported", "unknown_model", "same_as_input", "exists", "bad_output_ext"):
+        assert not (tmp_path / "o.png").exists() or case == "exists"
+
+
+def test_debug_shows_traceback(tmp_path, capsys, monkeypatch):
+    import kdsharp.cli
+
+    monkeypatch.setattr(kdsharp.cli, "_DEBUG", False)  # main() leaves --debug switched on for the process
+    code, err = run(capsys, "--debug", tmp_path / "nope.png", "-o", tmp_path / "o.png")
+    assert code != 0 and "Traceback" in err
+
+
+def test_overwrite_replaces_input_atomically(tmp_path, capsys):
+    img = write(tmp_path / "a.png", make_test_image(24, 24))
+    before = sha(img)
+    code, err = run(capsys, img, "-o", img, "--model", "tiny", "--overwrite")
+    assert code == 0, err
+    assert sha(img) != before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    assert cv2.imread(str(img)).shape == (24, 24, 3)
+
+
+def test_video_cli_prints_stage_timings(tmp_path, capsys):
+    src = make_video(tmp_path / "in.mp4", frames=6, audio=True)
+    code, err = run(capsys, src, "-o", tmp_path / "out.mp4", "--model", "tiny", "--crf", "20", "--batch", "4")
+    assert code == 0, err
+    assert "decode" in err and "model" in err and "encode" in err
+    facts = video_facts(tmp_path / "out.mp4")
+    assert facts["frames"] == 6 and facts["audio"] == video_facts(src)["audio"]
+
+
+def test_help_texts():
+    for cmd in ("sharpen", "live", "demo"):
+        assert main([cmd, "--help"]) == 0
+
+
+def test_output_folder_inside_input_folder_is_not_reprocessed(tmp_path, capsys):
+    src = tmp_path / "photos"
+    write(src / "a.png", make_test_image(16, 16))
+    for _ in range(2):  # the second run must not pick up the first run's outputs as inputs
+        code, err = run(capsys, src, "-o", src / "sharp", "--model", "tiny", "--overwrite")
+        assert code == 0, err
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["a.png", "sharp/a.png"]
+
+
+def test_python_api_paths_and_file(tmp_path):
+    from kdsharp import Sharpener
+
+    a = write(tmp_path / "in" / "a.png", make_test_image(16, 16))
+    make_video(tmp_path / "in" / "v.mp4", frames=3, audio=False)
+    s = Sharpener(tiny_model(), device="cpu")
+    result = s.paths([tmp_path / "in"], tmp_path / "out")
+    assert result.ok and len(result.done) == 2 and len(result.videos) == 1 and result.videos[0].frames == 3
+    assert s.file(a, tmp_path / "b.webp") == tmp_path / "b.webp" and (tmp_path / "b.webp").is_file()
+    with pytest.raises(OutputError, match="already exists"):
+        s.file(a, tmp_path / "b.webp")

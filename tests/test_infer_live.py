@@ -1,0 +1,105 @@
+"""`kdsharp live` with a file source and a file sink (real-time emulation, drops), and `kdsharp demo`."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import kdsharp.infer.backends as backends
+from kdsharp.cli import main
+from kdsharp.errors import KdsharpError
+from kdsharp.infer.demo import DEMO_FILES, pan_zoom_clip, run_demo
+from kdsharp.infer.live import run_live
+from kdsharp.infer.sharpener import Sharpener
+from test_infer_helpers import SlowNet, make_video, sha, tiny_model, video_facts
+
+
+def test_live_file_to_file_keeps_up(tmp_path):
+    src = make_video(tmp_path / "call.mp4", frames=12, fps=15, audio=False)
+    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"),
+                     side_by_side=True)
+    facts = video_facts(tmp_path / "out.mp4")
+    assert stats.processed + stats.dropped == 12 and stats.processed == facts["frames"]
+    assert facts["size"] == (128, 48)  # input | output
+    assert stats.mean_latency_ms > 0 and "dropped" in stats.summary()
+
+
+def test_live_drops_frames_when_model_is_slower_than_real_time(tmp_path):
+    src = make_video(tmp_path / "call.mp4", frames=15, fps=30, audio=False)
+    before = sha(src)
+    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(SlowNet(0.1), device="cpu"))
+    assert stats.dropped > 0 and stats.processed < 15
+    assert stats.processed + stats.dropped <= 15
+    facts = video_facts(tmp_path / "out.mp4")
+    assert facts["frames"] == stats.processed
+    assert facts["times"] == sorted(facts["times"]) and facts["times"][-1] > 0.25  # real timing kept across drops
+    assert sha(src) == before
+
+
+def test_live_max_frames_and_cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": tiny_model())
+    src = make_video(tmp_path / "call.mp4", frames=10, fps=30, audio=False)
+    code = main(["live", "--source", str(src), "--sink", str(tmp_path / "o.mp4"), "--max-frames", "3",
+                 "--model", "tiny", "--fps", "60"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "frames processed" in err and video_facts(tmp_path / "o.mp4")["frames"] <= 3
+    code = main(["live", "--source", str(src), "--sink", str(tmp_path / "o.mp4"), "--model", "tiny"])
+    err = capsys.readouterr().err
+    assert code != 0 and "already exists" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("source,sink,match", [
+    ("missing.mp4", "o.mp4", "no such file"),
+    ("call.mp4", "o.gif", "unsupported sink"),
+    ("call.mp4", "virtualcam", "pyvirtualcam"),
+    ("call.mp4", "window", "window"),
+])
+def test_live_bad_sources_and_sinks(tmp_path, monkeypatch, source, sink, match):
+    if sink == "virtualcam" and importlib.util.find_spec("pyvirtualcam") is not None:
+        pytest.skip("pyvirtualcam is installed: the missing-extra message cannot be checked")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    make_video(tmp_path / "call.mp4", frames=2, audio=False)
+    sink_arg = sink if sink in ("window", "virtualcam") else str(tmp_path / sink)
+    with pytest.raises(KdsharpError, match=match):
+        run_live(str(tmp_path / source), sink_arg, sharpener=Sharpener(tiny_model(), device="cpu"))
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_pan_zoom_clip_moves():
+    img = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    clip = pan_zoom_clip(img, 5, (64, 48))
+    assert len(clip) == 5 and clip[0].shape == (48, 64, 3) and not np.array_equal(clip[0], clip[-1])
+
+
+def test_demo_writes_everything_and_never_overwrites(tmp_path):
+    r = run_demo(tmp_path / "demo", model=tiny_model(), device="cpu", seconds=1.0, fps=8, size=(160, 120))
+    for name in DEMO_FILES:
+        assert (r.folder / name).is_file()
+    deg, out = video_facts(r.degraded), video_facts(r.sharpened)
+    assert deg["frames"] == out["frames"] == 8 and out["size"] == (160, 120)
+    assert deg["audio_codecs"] == ["aac"] and out["audio"] == deg["audio"]  # the tone is kept
+    assert video_facts(r.side_by_side)["size"] == (320, 120)
+    assert np.isfinite([r.psnr_in, r.psnr_out, r.ssim_in, r.ssim_out]).all() and "PSNR" in r.summary()
+    first = {n: sha(r.folder / n) for n in DEMO_FILES}
+    r2 = run_demo(tmp_path / "demo", model=tiny_model(), device="cpu", seconds=0.5, fps=8, size=(160, 120))
+    assert r2.folder == tmp_path / "demo" / "run-2"
+    assert {n: sha(r.folder / n) for n in DEMO_FILES} == first  # earlier results untouched
+
+
+def test_demo_cli_uses_the_shipped_student(tmp_path, capsys, monkeypatch):
+    asked = []
+
+    def fake(m, device="cpu"):
+        asked.append(str(m))
+        return tiny_model()
+
+    monkeypatch.setattr(backends, "resolve_model", fake)
+    code = main(["demo", "-o", str(tmp_path / "d"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert asked == ["student"]
+    assert "PSNR" in err and str(tmp_path / "d") in err
+    assert all((tmp_path / "d" / n).is_file() for n in DEMO_FILES)

@@ -1,0 +1,212 @@
+"""Sharpener on arrays and tensors: layouts, bit depth, odd sizes, tiling, OOM fallback, ONNX backend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_test_image
+from kdsharp.errors import KdsharpError
+from kdsharp.infer.backends import OnnxBackend, TorchBackend, is_out_of_memory, make_backend, resolve_device
+from kdsharp.infer.sharpener import Sharpener
+from kdsharp.infer.tiling import forward_any_size, tiled_forward
+from test_infer_helpers import tiny_model
+
+
+@pytest.fixture(scope="module")
+def sharpener():
+    return Sharpener(tiny_model(), device="cpu")
+
+
+def reference(img_bgr_u8: np.ndarray) -> np.ndarray:
+    """The tiny model applied by hand: BGR uint8 -> BGR uint8."""
+    x = torch.from_numpy(img_bgr_u8[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y = tiny_model()(x).clamp(0, 1)
+    return (y[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (7, 5), (33, 47), (64, 64)])
+def test_image_bgr_any_size(sharpener, h, w):
+    img = make_test_image(max(h, 2), max(w, 2))[:h, :w]
+    out = sharpener.image(img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - reference(img).astype(int)).max() <= 1
+    assert not np.array_equal(out, img) or h * w == 1
+
+
+def test_grey_stays_grey(sharpener):
+    grey = make_test_image(20, 24)[:, :, 1]
+    out = sharpener.image(grey)
+    assert out.shape == grey.shape and out.dtype == np.uint8
+    assert sharpener.image(grey[:, :, None]).shape == grey.shape
+
+
+def test_alpha_passed_through_untouched(sharpener):
+    bgr = make_test_image(20, 24)
+    alpha = np.random.default_rng(3).integers(0, 256, (20, 24), dtype=np.uint8)
+    out = sharpener.image(np.dstack([bgr, alpha]))
+    assert out.shape == (20, 24, 4)
+    assert np.array_equal(out[:, :, 3], alpha)
+    assert np.abs(out[:, :, :3].astype(int) - reference(bgr).astype(int)).max() <= 1
+
+
+def test_16bit_processed_in_float(sharpener):
+    img16 = make_test_image(16, 16).astype(np.uint16) * 256 + 100  # values an 8-bit path could not represent
+    out = sharpener.image(img16)
+    assert out.dtype == np.uint16 and out.shape == img16.shape
+    assert len(np.unique(out % 257)) > 10  # real 16-bit output, not 8-bit scaled up
+    x = torch.from_numpy(img16[:, :, ::-1].astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        want = (tiny_model()(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 65535).round()
+    assert np.abs(out.astype(np.float64) - want).max() <= 2
+
+
+def test_tensor_shapes_and_range(sharpener):
+    x = torch.rand(2, 3, 11, 13)
+    y = sharpener.tensor(x)
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.min() >= 0 and y.max() <= 1
+    assert sharpener.tensor(x[0]).shape == (3, 11, 13)
+    with pytest.raises(KdsharpError):
+        sharpener.tensor(torch.rand(1, 4, 8, 8))
+    with pytest.raises(KdsharpError):
+        sharpener.image(np.zeros((4, 4, 3), np.float32))
+
+
+def test_identity_model_does_not_touch_input_tensor():
+    s = Sharpener(torch.nn.Identity(), device="cpu")
+    x = torch.rand(1, 3, 8, 8) * 1.5
+    before = x.clone()
+    s.tensor(x)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("tile,overlap", [(32, 16), (40, 12), (64, 32)])
+def test_tiled_equals_untiled(tile, overlap):
+    model = tiny_model()
+    x = torch.rand(2, 3, 75, 101, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = model(x)
+        tiled = tiled_forward(model, x, tile, overlap)
+    assert tiled.shape == whole.shape
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    assert (tiled[inner] - whole[inner]).abs().max() < 1e-3
+    assert (tiled - whole).abs().max() < 1e-3  # the radius-2 model is exact even at borders
+
+
+def test_sharpener_tile_option_matches_whole():
+    img = make_test_image(70, 90)
+    whole = Sharpener(tiny_model(), device="cpu").image(img)
+    tiled = Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=16).image(img)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    with pytest.raises(KdsharpError, match="tile"):
+        Sharpener(tiny_model(), device="cpu", tile=16, tile_overlap=16)
+
+
+def test_out_of_memory_retries_with_tiles():
+    model = tiny_model()
+    calls = []
+
+    def limited(x):
+        calls.append(tuple(x.shape[-2:]))
+        if x.shape[-1] * x.shape[-2] > 48 * 48:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        with torch.no_grad():
+            return model(x)
+
+    x = torch.rand(1, 3, 100, 130)
+    y, tile = forward_any_size(limited, x, tile=None, overlap=16)
+    assert tile is not None and tile <= 48 and len(calls) > 2
+    with torch.no_grad():
+        assert (y - model(x)).abs().max() < 1e-3
+
+    def always_oom(x):
+        raise RuntimeError("CUDA out of memory")
+
+    with pytest.raises(KdsharpError, match="out of memory"):
+        forward_any_size(always_oom, x, overlap=16)
+    with pytest.raises(ValueError):  # other errors are not swallowed
+        forward_any_size(lambda t: (_ for _ in ()).throw(ValueError("bug")), x)
+
+
+def test_sharpener_remembers_working_tile():
+    s = Sharpener(tiny_model(), device="cpu", tile_overlap=8)
+    inner = s.backend
+
+    def limited(x):
+        if x.shape[-1] * x.shape[-2] > 40 * 40:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+        return inner(x)
+
+    s.backend = limited
+    out = s.image(make_test_image(90, 90))
+    assert out.shape == (90, 90, 3) and s.tile is not None and s.tile <= 40
+
+
+def test_is_out_of_memory():
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("x"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("size mismatch"))
+
+
+def test_backends_same_interface_tensor_and_ndarray():
+    b = make_backend(tiny_model(), "torch", "cpu")
+    assert isinstance(b, TorchBackend) and b.device == torch.device("cpu")
+    x = torch.rand(2, 3, 9, 10)
+    y_t = b(x)
+    y_n = b(x.numpy())
+    assert isinstance(y_t, torch.Tensor) and isinstance(y_n, np.ndarray)
+    assert y_n.dtype == np.float32 and np.allclose(y_t.numpy(), y_n, atol=1e-6)
+    with pytest.raises(KdsharpError, match="unknown backend"):
+        make_backend(tiny_model(), "tensorrt", "cpu")
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(KdsharpError, match="CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(KdsharpError, match="unknown device"):
+        resolve_device("toaster")
+
+
+def _export(model, path):
+    torch.onnx.export(model, (torch.rand(1, 3, 16, 16),), str(path), input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}},
+                      opset_version=17, dynamo=False)
+
+
+def test_onnx_backend_matches_torch(tmp_path):
+    path = tmp_path / "tiny.onnx"
+    _export(tiny_model(), path)
+    onnx = Sharpener(str(path), device="cpu", backend="onnx")
+    assert isinstance(onnx.backend, OnnxBackend)
+    torch_s = Sharpener(tiny_model(), device="cpu")
+    img = make_test_image(37, 53)
+    assert np.abs(onnx.image(img).astype(int) - torch_s.image(img).astype(int)).max() <= 1
+    x = torch.rand(2, 3, 20, 24)
+    assert (onnx.tensor(x) - torch_s.tensor(x)).abs().max() < 1e-4
+
+
+def test_onnx_bad_files(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(KdsharpError, match="bad.onnx"):
+        Sharpener(str(bad), device="cpu", backend="onnx")
+    with pytest.raises(KdsharpError, match="no such ONNX file"):
+        Sharpener(str(tmp_path / "missing.onnx"), device="cpu", backend="onnx")
+    with pytest.raises(KdsharpError, match="--backend onnx"):
+        Sharpener(str(bad), device="cpu", backend="torch")
+
+
+def test_onnx_from_module_uses_cached_export(tmp_path, monkeypatch):
+    pytest.importorskip("kdsharp.infer.export")
+    monkeypatch.setenv("KDSHARP_CACHE", str(tmp_path))
+    a = OnnxBackend(tiny_model(), "cpu")
+    b = OnnxBackend(tiny_model(), "cpu")
+    assert a.path == b.path and a.path.parent == tmp_path and len(list(tmp_path.glob("*.onnx"))) == 1
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        assert (a(x) - tiny_model()(x)).abs().max() < 1e-4

@@ -1,0 +1,133 @@
+"""kdsharp.io.images / kdsharp.io.atomic: formats, bit depth, grey, alpha, EXIF, bad files, atomic writes."""
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_test_image
+from kdsharp.errors import InputError, OutputError
+from kdsharp.io.atomic import atomic_path
+from kdsharp.io.images import from_tensor, list_images, read_image, read_rgb, to_tensor, write_image
+
+
+def exif_jpeg(img_bgr: np.ndarray, orientation: int) -> bytes:
+    """A JPEG of ``img_bgr`` with an EXIF APP1 segment holding only the orientation tag."""
+    ok, buf = cv2.imencode(".jpg", img_bgr, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert ok
+    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
+    data = buf.tobytes()
+    return data[:2] + app1 + data[2:]
+
+
+def blocks(h=24, w=40):
+    """Four flat quadrants of distinct colours: orientation is easy to check even after JPEG."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: h // 2, : w // 2] = (255, 0, 0)
+    img[: h // 2, w // 2:] = (0, 255, 0)
+    img[h // 2:, : w // 2] = (0, 0, 255)
+    img[h // 2:, w // 2:] = (255, 255, 255)
+    return img
+
+
+@pytest.mark.parametrize("orientation,expect", [
+    (1, lambda a: a), (3, lambda a: np.rot90(a, 2)), (6, lambda a: np.rot90(a, -1)), (8, lambda a: np.rot90(a, 1)),
+    (2, lambda a: a[:, ::-1]),
+])
+def test_exif_orientation_applied(tmp_path, orientation, expect):
+    img = blocks()
+    p = tmp_path / "o.jpg"
+    p.write_bytes(exif_jpeg(img, orientation))
+    got = read_image(p)
+    want = expect(img)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 6
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_roundtrip(tmp_path, ext):
+    img = (np.random.default_rng(0).integers(0, 65535, (13, 17, 3))).astype(np.uint16)
+    p = write_image(tmp_path / f"a{ext}", img)
+    back = read_image(p)
+    assert back.dtype == np.uint16 and np.array_equal(back, img)
+    assert read_rgb(p).dtype == np.uint8
+
+
+def test_grey_and_alpha_roundtrip(tmp_path):
+    grey = make_test_image(20, 30)[:, :, 0]
+    assert np.array_equal(read_image(write_image(tmp_path / "g.png", grey)), grey)
+    bgra = np.dstack([make_test_image(20, 30), np.arange(600, dtype=np.uint8).reshape(20, 30)])
+    back = read_image(write_image(tmp_path / "a.png", bgra))
+    assert back.shape == (20, 30, 4) and np.array_equal(back, bgra)
+    assert read_rgb(tmp_path / "a.png").shape == (20, 30, 3)
+
+
+def test_jpeg_drops_alpha_and_16bit(tmp_path):
+    img = np.dstack([make_test_image(16, 16)] * 1 + [np.full((16, 16), 9, np.uint8)])
+    back = read_image(write_image(tmp_path / "a.jpg", img))
+    assert back.shape == (16, 16, 3) and back.dtype == np.uint8
+
+
+@pytest.mark.parametrize("content,problem", [(b"", "empty"), (b"not an image at all", "not a readable image")])
+def test_bad_files_raise_input_error_naming_file(tmp_path, content, problem):
+    p = tmp_path / "bad.png"
+    p.write_bytes(content)
+    with pytest.raises(InputError, match=problem) as e:
+        read_image(p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_truncated_and_missing(tmp_path):
+    ok, buf = cv2.imencode(".png", make_test_image(64, 64))
+    p = tmp_path / "cut.png"
+    p.write_bytes(buf.tobytes()[:60])
+    with pytest.raises(InputError):
+        read_image(p)
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
+
+
+def test_write_image_unknown_extension_and_no_temp_left(tmp_path):
+    with pytest.raises(OutputError, match="unknown image extension"):
+        write_image(tmp_path / "a.xyz", make_test_image(8, 8))
+    write_image(tmp_path / "a.png", make_test_image(8, 8))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    assert (tmp_path / "a.png").stat().st_mode & 0o644 == 0o644  # normal permissions, not mkstemp's 0600
+
+
+def test_atomic_path_removes_temp_on_error_and_keeps_target(tmp_path):
+    target = tmp_path / "t.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["t.bin"]
+    with atomic_path(target) as tmp:
+        assert tmp.suffix == ".bin" and tmp.parent == tmp_path
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_list_images_sorted_skips_hidden(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ["b.png", "a.jpg", ".hidden.png", "sub/c.tif", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == ["a.jpg", "b.png", "sub/c.tif"]
+
+
+def test_tensor_roundtrip_8_and_16_bit():
+    img = make_test_image(9, 11)
+    t = to_tensor(img, bgr=True)
+    assert t.shape == (1, 3, 9, 11) and t.dtype == torch.float32 and 0 <= t.min() and t.max() <= 1
+    assert torch.allclose(t[0, 0], torch.from_numpy(img[:, :, 2]).float() / 255)
+    assert np.array_equal(from_tensor(t, bgr=True), img)
+    img16 = img.astype(np.uint16) * 257
+    assert np.array_equal(from_tensor(to_tensor(img16), dtype=np.uint16), img16)
