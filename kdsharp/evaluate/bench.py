@@ -1,0 +1,254 @@
+"""Model-only speed benchmark: frames/s, latency percentiles and peak memory.
+
+The input is fixed random noise of the requested size (no file I/O, no colour conversion), so
+the numbers measure the network alone. Slow models stop early (``max_seconds``) so a benchmark
+of a large teacher on a laptop CPU still ends in reasonable time.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdsharp.errors import KdsharpError
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``'1920x1080'`` -> ``(1920, 1080)`` (width, height); raises KdsharpError on bad text."""
+    try:
+        w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
+    except ValueError:
+        raise KdsharpError(f"--size '{text}': expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+    if w < 16 or h < 16 or w * h > 8192 * 8192:
+        raise KdsharpError(f"--size '{text}': each side must be at least 16 and at most 8192x8192 pixels in all")
+    return w, h
+
+
+# ----------------------------------------------------------------------------- memory probes
+def _proc_status_mb(field: str) -> float | None:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in MiB (None where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (Linux: write 5 to clear_refs); True on success."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _maxrss_mb() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024.0 * 1024.0) if platform.system() == "Darwin" else r / 1024.0
+
+
+class _CpuPeak:
+    """Peak resident memory added while the block runs, in MiB."""
+
+    def __enter__(self):
+        self.before = _proc_status_mb("VmRSS") or _maxrss_mb()
+        self.reset = _reset_peak_rss()
+        self.maxrss_before = _maxrss_mb()
+        return self
+
+    def __exit__(self, *exc):
+        peak = _proc_status_mb("VmHWM") if self.reset else None
+        if peak is None:  # no resettable counter: the lifetime peak only tells a rise above it
+            peak = self.before + max(0.0, _maxrss_mb() - self.maxrss_before)
+        self.peak_mb = max(0.0, peak - self.before)
+        return False
+
+
+# ----------------------------------------------------------------------------- model resolution
+def _resolve_model(model, device: str) -> tuple[nn.Module | Callable, str]:
+    """A registered name, a checkpoint path or a module -> (module, display name)."""
+    if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
+        if not Path(model).is_file():
+            raise KdsharpError(f"{model}: no such ONNX file (check the path)")
+        return Path(model), Path(model).stem  # timed as is by the ONNX backend
+    if isinstance(model, (str, Path)):
+        from kdsharp import registry
+        from kdsharp.models import get_entry
+
+        name = str(model)
+        if get_entry(name) is not None:  # timing does not depend on the weights: never need them
+            return registry.load_model(name, device=device, weights=False), name
+        return registry.load_model(name, device=device), Path(name).stem
+    return model, type(model).__name__
+
+
+def _runner(net, backend: str, device: str, half: bool, threads: int | None, folder: Path):
+    """The callable to time: a :mod:`kdsharp.infer.backends` backend, as the app runs it."""
+    from kdsharp.infer import backends
+
+    if isinstance(net, Path):
+        if backend != "onnx":
+            raise KdsharpError(f"{net}: an ONNX file is timed as is; use --backend onnx")
+        return backends.OnnxBackend(net, device=device, threads=threads)
+    if backend == "torch":
+        return backends.TorchBackend(net, device, half=half)
+    from kdsharp.infer.export import export_onnx
+
+    path = folder / "model.onnx"  # exported here (not the shared cache): half/int8 variants differ
+    export_onnx(net.cpu().eval(), path, half=half, int8=backend == "onnx-int8")
+    return backends.OnnxBackend(path, device=device, threads=threads)
+
+
+def _percentile(vals: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(vals, dtype=np.float64), q))
+
+
+def _time_calls(run, x, iters: int, warmup: int, max_seconds: float, sync: Callable[[], None]) -> tuple[list[float], int]:
+    """Seconds per call after ``warmup`` calls; stops early once ``max_seconds`` of timing passed.
+
+    A warm-up call that alone takes longer than ``max_seconds`` counts as the measurement (the
+    model is far too slow to repeat, and one-off start-up costs are small beside it).
+    """
+    samples: list[float] = []
+    done = 0
+    for _ in range(warmup):
+        t0 = time.perf_counter()
+        run(x)
+        sync()
+        dt = time.perf_counter() - t0
+        done += 1
+        if dt > max_seconds:
+            return [dt], done
+    t_start = time.perf_counter()
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        run(x)
+        sync()
+        samples.append(time.perf_counter() - t0)
+        if time.perf_counter() - t_start > max_seconds and len(samples) >= 3:
+            break
+    return samples, done
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", backend: str = "torch",
+              batch: int = 1, half: bool = False, iters: int = 20, warmup: int = 3,
+              threads: int | None = None, max_seconds: float = 20.0) -> dict:
+    """Time ``model`` on a (batch,3,H,W) noise input; model only, no I/O.
+
+    Args:
+        model: a registered name (``'fast'``), a checkpoint path, or an ``nn.Module`` mapping
+            (N,3,H,W) float RGB [0,1] -> same.
+        size: (width, height) in pixels. device: 'cpu' or 'cuda'. backend: 'torch', 'onnx' or
+            'onnx-int8' (ONNX Runtime, exported on the fly). half: float16 weights and input.
+        iters/warmup: timed and untimed calls; timing stops after ``max_seconds`` (>= 3 calls).
+        threads: CPU threads for torch intra-op and ONNX Runtime; None = torch's current count.
+    Returns:
+        dict with ``fps`` (frames/s from the median latency), ``p50_ms``/``p95_ms`` per batch,
+        ``p50_ms_per_frame``/``p95_ms_per_frame``, ``peak_mem_mb`` (memory added while running:
+        CPU resident set or CUDA ``max_memory_allocated``), and the settings used.
+    """
+    if backend not in BACKENDS:
+        raise KdsharpError(f"unknown backend '{backend}' (use one of {', '.join(BACKENDS)})")
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise KdsharpError(f"unknown device '{device}' (use cpu or cuda)")
+    is_cuda = str(device).startswith("cuda")
+    if is_cuda and not torch.cuda.is_available():
+        raise KdsharpError(f"device '{device}' requested but no CUDA GPU is available (use --device cpu)")
+    if batch < 1 or iters < 1 or warmup < 0:
+        raise KdsharpError("--batch and --iters must be at least 1 and --warmup at least 0")
+    if half and not is_cuda and backend == "torch":
+        raise KdsharpError("--half with the torch backend needs --device cuda (or use --backend onnx)")
+    w, h = int(size[0]), int(size[1])
+    net, name = _resolve_model(model, "cpu" if backend != "torch" else device)
+    params = sum(p.numel() for p in net.parameters()) if isinstance(net, nn.Module) else None
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, h, w, generator=gen)
+    sync = torch.cuda.synchronize if is_cuda else (lambda: None)
+    with _torch_threads(threads), tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
+        threads = threads or torch.get_num_threads()  # ONNX Runtime gets the same count as torch
+        run = _runner(net, backend, device, half, threads, Path(tmp))
+        x = x.to(device) if backend == "torch" else x.numpy()  # no host<->device copies in the timing
+        if is_cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            samples, warm = _time_calls(run, x, iters, warmup, max_seconds, sync)
+            peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+        else:
+            with _CpuPeak() as mem:
+                samples, warm = _time_calls(run, x, iters, warmup, max_seconds, sync)
+            peak_mb = mem.peak_mb
+
+    p50 = statistics.median(samples)
+    result = {
+        "model": name,
+        "device": str(device),
+        "backend": backend,
+        "size": f"{w}x{h}",
+        "width": w,
+        "height": h,
+        "batch": batch,
+        "half": bool(half),
+        "threads": int(threads),
+        "fps": batch / p50,
+        "p50_ms": p50 * 1000.0,
+        "p95_ms": _percentile(samples, 95) * 1000.0,
+        "p50_ms_per_frame": p50 * 1000.0 / batch,
+        "p95_ms_per_frame": _percentile(samples, 95) * 1000.0 / batch,
+        "mean_ms": statistics.fmean(samples) * 1000.0,
+        "iters": len(samples),
+        "warmup": warm,
+        "peak_mem_mb": round(float(peak_mb), 1),
+        "params": params,
+        "torch_version": torch.__version__,
+        "cpu": _cpu_name(),
+    }
+    if is_cuda:
+        result["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    if backend != "torch":
+        import onnxruntime
+
+        result["onnxruntime_version"] = onnxruntime.__version__
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+__all__ = ["BACKENDS", "benchmark", "parse_size"]

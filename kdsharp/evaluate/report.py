@@ -1,0 +1,227 @@
+"""``kdsharp eval``: quality and speed of every method on held-out data, against baselines.
+
+Rows: the input as is, the best-tuned unsharp mask, then the models (teacher, student, fast and
+the student trained without distillation). Columns: PSNR, SSIM, ΔPSNR over the input, parameters,
+GMACs and frames/s at 1080p. Writes ``report.md``, ``report.json`` and ``comparison.png``.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdsharp import __version__
+from kdsharp.console import progress, warn
+from kdsharp.errors import KdsharpError
+from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
+from kdsharp.evaluate.bench import benchmark
+from kdsharp.evaluate.compare import write_comparison
+from kdsharp.evaluate.sets import build_preset_set, load_clean_images, load_paired_set
+from kdsharp.evaluate.tables import write_report
+from kdsharp.io.atomic import ensure_writable_dir
+from kdsharp.io.images import from_tensor, to_tensor
+from kdsharp.metrics import psnr, ssim
+from kdsharp.models import get_entry
+
+#: Clean images never used in training, degraded with each preset for the default evaluation.
+#: ``skimage:NAME`` is a photo bundled with scikit-image; plain paths are skipped when missing.
+HELD_OUT: list[str] = [
+    "skimage:coffee",
+    "skimage:rocket",
+    "skimage:motorcycle_left",
+    "/usr/share/backgrounds/mate/nature/YellowFlower.jpg",
+    "/usr/share/backgrounds/mate/nature/Wood.jpg",
+    "/usr/share/backgrounds/mate/nature/Storm.jpg",
+]
+DEFAULT_PRESETS: tuple[str, ...] = ("lowbw", "defocus", "h264", "mixed")
+DEFAULT_MODELS: tuple[str, ...] = ("teacher", "student", "fast", "student_nokd")
+EVAL_SEED = 2024
+FPS_SIZE = (1920, 1080)
+COMPARISON_COLUMNS = ("input", "unsharp", "fast", "student_nokd", "student", "teacher", "gt")
+
+
+# ----------------------------------------------------------------------------- models
+def _count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _unsharp_gmacs(params: dict, size=FPS_SIZE) -> float:
+    """Multiply-adds of the separable Gaussian + sharpen step, in GMACs, for one RGB frame."""
+    k = 2 * max(1, math.ceil(3 * params["sigma"])) + 1
+    return 3 * (2 * k + 1) * size[0] * size[1] / 1e9
+
+
+def _module_meta(model: nn.Module, label: str) -> dict:
+    """Params and GMACs@1080p of a module (GMACs counted on a meta-device copy: no compute)."""
+    gmacs = None
+    if any(True for _ in model.parameters()):
+        from kdsharp.registry import count_macs
+
+        try:
+            gmacs = count_macs(copy.deepcopy(model).to("meta"), FPS_SIZE[1], FPS_SIZE[0]) / 1e9
+        except Exception:  # an op without a meta kernel: leave the column empty rather than fail
+            gmacs = None
+    return {"model": label, "params": _count_params(model), "gmacs_1080p": gmacs}
+
+
+def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "cpu") -> tuple[list, dict]:
+    """Model rows to evaluate: ``([(row, module, meta)], {row: reason skipped})``.
+
+    ``models`` lists registered names or checkpoint paths, or maps row names to those or to
+    ``nn.Module`` objects. A registered model whose trained weights do not ship is skipped with
+    a warning; an unknown name or a bad checkpoint path is an error (before any work is done).
+    """
+    if isinstance(models, Mapping):
+        specs = dict(models)
+    else:
+        specs = {(Path(str(m)).stem if Path(str(m)).suffix else str(m)): m for m in models}
+    rows, skipped = [], {}
+    for row, spec in specs.items():
+        if isinstance(spec, nn.Module):
+            rows.append((row, spec.to(device).eval(), _module_meta(spec, type(spec).__name__)))
+            continue
+        from kdsharp import registry
+
+        name = str(spec)
+        if get_entry(name) is None:  # a checkpoint path: any problem with it is the user's to fix
+            model = registry.load_model(name, device=device)
+            rows.append((row, model, _module_meta(model, name)))
+            continue
+        info = registry.model_info(name)
+        if not info["weights_shipped"]:
+            skipped[row] = (f"no trained weights for '{name}' in kdsharp/weights yet "
+                            "(train them with `kdsharp train`, or pass a checkpoint path)")
+            warn(f"skipping row '{row}': {skipped[row]}")
+            continue
+        model = registry.load_model(name, device=device)
+        rows.append((row, model, {"model": name, "params": info["params"], "gmacs_1080p": info["gmacs_1080p"]}))
+    return rows, skipped
+
+
+@torch.no_grad()
+def _apply(model: nn.Module, lq: np.ndarray, device: str) -> np.ndarray:
+    """Run ``model`` on a uint8 RGB image; returns uint8 RGB of the same size."""
+    out = model(to_tensor(lq).to(device))
+    return from_tensor(out.float().cpu())
+
+
+PSNR_CAP = 100.0  # identical images have infinite PSNR; means count them as this many dB
+
+
+def _mean_stats(per_image: dict, rows: Sequence[str]) -> dict:
+    """Mean PSNR/SSIM/ΔPSNR per row over the images of one set."""
+    stats = {}
+    for row in rows:
+        p = [min(v[row]["psnr"], PSNR_CAP) for v in per_image.values()]
+        s = [v[row]["ssim"] for v in per_image.values()]
+        stats[row] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
+    for row in rows:
+        stats[row]["delta_psnr"] = stats[row]["psnr"] - stats["input"]["psnr"]
+    return stats
+
+
+# ----------------------------------------------------------------------------- the report
+def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = None,
+             models: Sequence[str] | Mapping[str, object] = DEFAULT_MODELS, out_dir: str | Path = "eval_report",
+             max_images: int | None = None, device: str = "cpu", measure_fps: bool = True,
+             source: str | Path | None = None, seed: int = EVAL_SEED, fps_size: tuple[int, int] = FPS_SIZE) -> dict:
+    """Evaluate every method and write ``report.md``, ``report.json`` and ``comparison.png``.
+
+    Args:
+        data: a paired folder (``input/``, ``target/``); else ``presets`` (default: all) are built
+            from ``source`` (a folder of clean images) or :data:`HELD_OUT`.
+        models: see :func:`resolve_models`. max_images: per set. device: where models run.
+        measure_fps: time every method at ``fps_size`` (width, height) on the CPU, and on the GPU
+            when one is available.
+    Returns:
+        the report dict (what ``report.json`` holds): per-set and overall PSNR/SSIM per row,
+        per-image numbers, chosen unsharp parameters, params/GMACs/FPS per row.
+    """
+    if data is not None and (presets or source is not None):
+        raise KdsharpError("give either --data (a paired folder) or --preset/--source, not both")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise KdsharpError(f"device '{device}' requested but no CUDA GPU is available (use --device cpu)")
+    out_dir = ensure_writable_dir(out_dir)
+    if data is not None:  # read the data first: a wrong path fails before models load
+        sets = {Path(data).resolve().name or "data": load_paired_set(data, max_images)}
+        data_info = {"kind": "folder", "folder": str(data), "n_images": len(next(iter(sets.values())))}
+        rows_models, skipped = resolve_models(models, device)
+    else:
+        presets = list(presets or DEFAULT_PRESETS)
+        clean = load_clean_images(source, HELD_OUT, max_images=max_images)
+        rows_models, skipped = resolve_models(models, device)
+        sets = {p: build_preset_set(clean, p, seed) for p in presets}
+        data_info = {"kind": "presets", "presets": presets, "sources": [n for n, _ in clean], "seed": seed,
+                     "source": str(source) if source is not None else "HELD_OUT", "n_images": len(clean)}
+
+    comp_set = "mixed" if "mixed" in sets else next(iter(sets))
+    row_names = ["input", "unsharp", *[r for r, _, _ in rows_models]]
+    report = {"kdsharp_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+              "torch_version": torch.__version__, "device": str(device), "data": data_info, "rows": row_names,
+              "skipped": skipped, "methods": {}, "unsharp": {}, "presets": {}, "overall": {}}
+    samples = []
+    with progress("images") as bar:
+        task = bar.add_task("evaluate", total=sum(len(v) for v in sets.values()))
+        for set_name, items in sets.items():
+            bar.update(task, description=f"{set_name}: tune unsharp")
+            params = tune_unsharp([to_tensor(lq) for _, lq, _ in items], [to_tensor(gt) for _, _, gt in items])
+            report["unsharp"][set_name] = params
+            methods = [("unsharp", unsharp_baseline(params).to(device)), *[(r, m) for r, m, _ in rows_models]]
+            bar.update(task, description=f"{set_name}: evaluate")
+            per_image = {}
+            for name, lq, gt in items:
+                outs = {"input": lq, **{r: _apply(m, lq, device) for r, m in methods}}
+                per_image[name] = {r: {"psnr": psnr(o, gt), "ssim": ssim(o, gt)} for r, o in outs.items()}
+                if set_name == comp_set:
+                    samples.append({"name": name, "gt": gt, "images": outs})
+                bar.advance(task)
+            report["presets"][set_name] = {"n_images": len(items), "rows": _mean_stats(per_image, row_names),
+                                           "images": per_image}
+    for row in row_names:
+        vals = [s["rows"][row] for s in report["presets"].values()]
+        report["overall"][row] = {k: float(np.mean([v[k] for v in vals])) for k in ("psnr", "ssim", "delta_psnr")}
+
+    best_unsharp = report["unsharp"][comp_set]
+    report["methods"] = {"input": {"kind": "input", "params": None, "gmacs_1080p": None},
+                         "unsharp": {"kind": "baseline", "params": 0, "gmacs_1080p": _unsharp_gmacs(best_unsharp, fps_size)},
+                         **{r: {"kind": "model", **meta} for r, _, meta in rows_models}}
+    if measure_fps:
+        report["fps"] = _measure_fps(report["methods"], [("unsharp", unsharp_baseline(best_unsharp)),
+                                                         *[(r, m) for r, m, _ in rows_models]], fps_size)
+    reference = next((r for r in ("teacher", "student", "fast") if r in row_names), None) or (
+        row_names[2] if len(row_names) > 2 else "unsharp")
+    labels = {"input": "input", "unsharp": "unsharp", "gt": "ground truth", "student_nokd": "student no-KD"}
+    crops = write_comparison(out_dir / "comparison.png", samples, COMPARISON_COLUMNS + tuple(
+        r for r in row_names if r not in COMPARISON_COLUMNS), reference, labels=labels)
+    report["comparison"] = {"file": "comparison.png", "set": comp_set, "reference": reference, "zoom": 3,
+                            "crops": crops}
+    report["files"] = {"markdown": "report.md", "json": "report.json", "comparison": "comparison.png"}
+    write_report(report, out_dir)
+    return report
+
+
+def _measure_fps(methods: dict, modules: list, size: tuple[int, int]) -> dict:
+    """Fill ``fps_cpu_1080p`` (and ``fps_gpu_1080p``) of ``methods``; returns the timing setup."""
+    info = {"size": f"{size[0]}x{size[1]}", "gpu": None}
+    with progress("models") as bar:
+        task = bar.add_task("fps", total=len(modules))
+        for row, module in modules:
+            bar.update(task, description=f"fps: {row}")
+            r = benchmark(module, size=size, device="cpu", iters=3, warmup=1, max_seconds=10.0)
+            methods[row]["fps_cpu_1080p"] = r["fps"]
+            info.update(cpu=r["cpu"], threads=r["threads"])
+            if torch.cuda.is_available():
+                g = benchmark(module, size=size, device="cuda", iters=10, warmup=3, max_seconds=10.0)
+                methods[row]["fps_gpu_1080p"] = g["fps"]
+                info["gpu"] = g.get("gpu")
+            bar.advance(task)
+    return info
+
+
+__all__ = ["HELD_OUT", "DEFAULT_PRESETS", "DEFAULT_MODELS", "EVAL_SEED", "evaluate", "resolve_models"]

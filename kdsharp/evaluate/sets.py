@@ -1,0 +1,119 @@
+"""Evaluation sets: held-out clean images degraded by presets, or paired folders.
+
+Every set is a list of ``(name, lq, gt)`` with uint8 HxWx3 RGB arrays of one size per pair.
+Preset sets are deterministic: each image's degradation is seeded by (seed, preset, name).
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from kdsharp.console import warn
+from kdsharp.errors import InputError, KdsharpError
+from kdsharp.io.images import from_tensor, list_images, read_rgb
+
+MAX_SIDE = 720  # clean images are shrunk so the long side is at most this (keeps eval quick)
+
+
+def _skimage_file(name: str) -> Path | None:
+    try:
+        import skimage
+    except ImportError:
+        return None
+    hits = sorted((Path(skimage.__file__).parent / "data").glob(f"{name}.*"))
+    return hits[0] if hits else None
+
+
+def _unique(name: str, taken: set) -> str:
+    """``name``, or ``name-2``, ``name-3``... when already taken (two files with one stem)."""
+    out, k = name, 1
+    while out in taken:
+        k += 1
+        out = f"{name}-{k}"
+    return out
+
+
+def _fit(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the long side is <= ``max_side``, then crop to multiples of 16 (codec friendly)."""
+    h, w = img.shape[:2]
+    if max(h, w) > max_side:
+        s = max_side / max(h, w)
+        img = cv2.resize(img, (max(16, round(w * s)), max(16, round(h * s))), interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    return np.ascontiguousarray(img[: h - h % 16, : w - w % 16])
+
+
+def held_out_paths(specs: Sequence[str]) -> list[Path]:
+    """Files of a held-out list (``skimage:NAME`` or paths); missing entries are left out."""
+    paths = []
+    for spec in specs:
+        p = _skimage_file(spec.split(":", 1)[1]) if spec.startswith("skimage:") else Path(spec)
+        if p is not None and p.is_file():
+            paths.append(p)
+    return paths
+
+
+def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), max_side: int = MAX_SIDE,
+                      max_images: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """Clean images as ``[(name, HxWx3 uint8 RGB)]``: every image in ``source``, else ``held_out``.
+
+    Each is shrunk to a long side <= ``max_side`` and cropped to multiples of 16. Unreadable
+    files are skipped with a warning; no usable image at all is an error.
+    """
+    if source is None:
+        paths = held_out_paths(held_out)
+    else:
+        source = Path(source)
+        if not source.is_dir():
+            raise InputError(source, "no such folder" if not source.exists() else "is not a folder",
+                             "pass a folder of clean images to --source")
+        paths = list_images(source)
+    images = []
+    for p in paths[: max_images or None]:
+        try:
+            rgb = read_rgb(p)
+        except KdsharpError as e:
+            warn(f"skipped: {e}")
+            continue
+        if min(rgb.shape[:2]) < 32:
+            warn(f"skipped: {p}: too small to evaluate (needs at least 32x32)")
+            continue
+        images.append((_unique(p.stem, {n for n, _ in images}), _fit(rgb, max_side)))
+    if not images:
+        where = source if source is not None else "the held-out list (kdsharp.evaluate.report.HELD_OUT)"
+        raise InputError(where, "no usable clean images", "pass --source DIR with images, or --data DIR")
+    return images
+
+
+def build_preset_set(images: Sequence[tuple[str, np.ndarray]], preset: str, seed: int = 0) -> list[tuple]:
+    """Degrade each clean image with ``preset``, deterministically: ``[(name, lq, gt)]`` uint8 RGB."""
+    from kdsharp.data.degrade import Degrader
+
+    degrader = Degrader(preset)
+    out = []
+    for name, gt in images:
+        rng = np.random.default_rng([seed, zlib.crc32(preset.encode()), zlib.crc32(name.encode())])
+        out.append((name, np.ascontiguousarray(degrader(gt, rng)), gt))
+    return out
+
+
+def load_paired_set(root: str | Path, max_images: int | None = None) -> list[tuple]:
+    """A paired folder (``input/``, ``target/``) as ``[(name, lq, gt)]`` uint8 RGB."""
+    from kdsharp.data.datasets import PairedFolderDataset
+
+    ds = PairedFolderDataset(root)
+    n = len(ds) if max_images is None else min(len(ds), max_images)
+    if n == 0:
+        raise InputError(root, "no image pairs found", "put matching images in input/ and target/")
+    items = []
+    for i in range(n):
+        it = ds[i]
+        items.append((_unique(str(it["name"]), {n for n, _, _ in items}), from_tensor(it["lq"]), from_tensor(it["gt"])))
+    return items
+
+
+__all__ = ["MAX_SIDE", "held_out_paths", "load_clean_images", "build_preset_set", "load_paired_set"]

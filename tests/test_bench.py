@@ -1,0 +1,103 @@
+"""kdsharp bench: result keys and values, batches, ONNX backend, CLI JSON and one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from kdsharp.cli import main
+from kdsharp.errors import KdsharpError
+from kdsharp.evaluate import benchmark, parse_size
+
+KEYS = {"fps", "p50_ms", "p95_ms", "model", "device", "backend", "size", "batch", "peak_mem_mb", "threads",
+        "torch_version", "p50_ms_per_frame", "p95_ms_per_frame", "iters", "warmup"}
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.calls = 0
+        self.shapes = set()
+
+    def forward(self, x):
+        self.calls += 1
+        self.shapes.add(tuple(x.shape))
+        return self.conv(x).clamp(0, 1)
+
+
+def _check(r: dict, batch: int = 1):
+    assert KEYS <= set(r)
+    assert r["fps"] > 0 and r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"] and r["peak_mem_mb"] >= 0
+    assert r["p50_ms_per_frame"] == pytest.approx(r["p50_ms"] / batch)
+    assert r["fps"] == pytest.approx(1000.0 * batch / r["p50_ms"])
+    assert r["batch"] == batch and r["torch_version"] == torch.__version__
+
+
+def test_benchmark_module_counts_calls_and_shapes():
+    m = Tiny()
+    r = benchmark(m, size=(40, 24), iters=4, warmup=2, threads=1)
+    _check(r)
+    assert m.calls == 6 and m.shapes == {(1, 3, 24, 40)}
+    assert r["iters"] == 4 and r["warmup"] == 2 and r["threads"] == 1 and r["size"] == "40x24"
+    assert r["params"] == sum(p.numel() for p in m.parameters())
+
+
+def test_benchmark_batch_and_time_limit():
+    m = Tiny()
+    r = benchmark(m, size=(32, 32), batch=3, iters=50, warmup=0, max_seconds=0.0)
+    _check(r, batch=3)
+    assert m.shapes == {(3, 3, 32, 32)}
+    assert r["iters"] == 3  # stops after the time limit, but never with fewer than 3 timed runs
+
+
+def test_benchmark_onnx_backend():
+    r = benchmark(Tiny(), size=(32, 24), backend="onnx", iters=2, warmup=1)
+    _check(r)
+    assert r["backend"] == "onnx" and "onnxruntime_version" in r
+
+
+def test_benchmark_registered_model_without_weights():
+    r = benchmark("fast", size=(64, 48), iters=2, warmup=1)
+    _check(r)
+    assert r["model"] == "fast" and r["params"] > 0
+
+
+def test_benchmark_bad_arguments():
+    with pytest.raises(KdsharpError, match="backend"):
+        benchmark(Tiny(), size=(32, 32), backend="tensorrt")
+    with pytest.raises(KdsharpError, match="half"):
+        benchmark(Tiny(), size=(32, 32), half=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(KdsharpError, match="CUDA"):
+            benchmark(Tiny(), size=(32, 32), device="cuda")
+    assert parse_size("640x360") == (640, 360)
+    for bad in ("640", "axb", "8x8", "0x100"):
+        with pytest.raises(KdsharpError, match="size"):
+            parse_size(bad)
+
+
+def test_cli_bench_json(capsys):
+    code = main(["bench", "--model", "fast", "--size", "48x32", "--iters", "2", "--warmup", "1", "--batch", "2",
+                 "--threads", "1", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    r = json.loads(out)  # exactly one JSON object on stdout
+    _check(r, batch=2)
+    assert (r["model"], r["device"], r["backend"], r["size"], r["threads"]) == ("fast", "cpu", "torch", "48x32", 1)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["bench", "--model", "no_such_model", "--size", "32x32"], "no_such_model"),
+    (["bench", "--model", "/nowhere/model.safetensors", "--size", "32x32"], "/nowhere/model.safetensors"),
+    (["bench", "--size", "wide"], "--size"),
+    (["bench", "--size", "32x32", "--backend", "tpu"], "tpu"),
+])
+def test_cli_bench_errors_are_one_line(capsys, argv, needle):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], err

@@ -1,0 +1,178 @@
+"""kdsharp eval: unsharp grid search, report files and numbers, skipped rows, CLI errors."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_test_image
+from kdsharp.cli import main
+from kdsharp.evaluate import UNSHARP_GRID, evaluate, tune_unsharp
+from kdsharp.evaluate.baselines import _kernel_size, _sharpen_from_detail, unsharp_baseline
+from kdsharp.evaluate.sets import build_preset_set, load_clean_images
+from kdsharp.io.images import from_tensor, read_rgb, to_tensor, write_image
+from kdsharp.metrics import psnr, ssim
+from kdsharp.ops.filters import gaussian_blur2d, unsharp_mask
+
+
+class TinyNet(nn.Module):
+    """Residual 2-layer conv: (N,3,H,W) [0,1] -> same; random init, so not the identity."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, x):
+        return (x + 0.1 * self.body(x)).clamp(0, 1)
+
+
+def _blur(img: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+@pytest.fixture
+def paired_dir(tmp_path):
+    root = tmp_path / "pairs"
+    for i in range(2):
+        gt = make_test_image(64, 80, seed=i)
+        write_image(root / "target" / f"img{i}.png", gt[:, :, ::-1])
+        write_image(root / "input" / f"img{i}.png", _blur(gt)[:, :, ::-1])
+    return root
+
+
+@pytest.mark.parametrize("amount,sigma,threshold", [(1.0, 1.2, 0.0), (2.0, 0.5, 2 / 255), (0.5, 3.0, 0.0)])
+def test_fast_unsharp_path_equals_ops_unsharp_mask(amount, sigma, threshold):
+    x = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(1))
+    detail = x - gaussian_blur2d(x, _kernel_size(sigma), sigma)
+    ref = unsharp_mask(x, amount, sigma, threshold)
+    assert torch.allclose(_sharpen_from_detail(x, detail, amount, threshold), ref, atol=1e-6)
+    assert torch.allclose(unsharp_baseline({"amount": amount, "sigma": sigma, "threshold": threshold})(x), ref)
+
+
+def test_unsharp_grid_search_beats_identity_on_blurred_set():
+    gts = [make_test_image(48, 64, seed=s) for s in range(3)]
+    lq = [to_tensor(_blur(g, 1.0)) for g in gts]
+    gt = [to_tensor(g) for g in gts]
+    best = tune_unsharp(lq, gt)
+    assert best["amount"] in UNSHARP_GRID["amount"] and best["sigma"] in UNSHARP_GRID["sigma"]
+    assert best["threshold"] in UNSHARP_GRID["threshold"]
+    assert best["psnr"] > best["identity_psnr"] + 0.3
+    # the reported score is what ops.unsharp_mask gives on the saved 8-bit images
+    outs = [from_tensor(unsharp_mask(x, best["amount"], best["sigma"], best["threshold"])) for x in lq]
+    direct = np.mean([psnr(o, g) for o, g in zip(outs, gts)])
+    assert abs(direct - best["psnr"]) < 1e-3
+    with pytest.raises(ValueError):
+        tune_unsharp([], [])
+
+
+def test_eval_paired_folder_report(paired_dir, tmp_path):
+    models = {"student": TinyNet(0), "fast": TinyNet(1)}
+    out = tmp_path / "report"
+    rep = evaluate(data=paired_dir, models=models, out_dir=out, fps_size=(48, 32))
+    for name in ("report.md", "report.json", "comparison.png"):
+        assert (out / name).is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    js = json.loads((out / "report.json").read_text())
+    assert js["rows"] == ["input", "unsharp", "student", "fast"] == rep["rows"]
+    (set_name, st), = js["presets"].items()
+    assert st["n_images"] == 2 and len(st["images"]) == 2
+    # numbers equal a direct computation with kdsharp.metrics on the files / the model's output
+    for i in range(2):
+        lq, gt = read_rgb(paired_dir / "input" / f"img{i}.png"), read_rgb(paired_dir / "target" / f"img{i}.png")
+        img = next(v for k, v in st["images"].items() if f"img{i}" in k)
+        assert img["input"]["psnr"] == pytest.approx(psnr(lq, gt), abs=1e-6)
+        assert img["input"]["ssim"] == pytest.approx(ssim(lq, gt), abs=1e-6)
+        with torch.no_grad():
+            out_s = from_tensor(models["student"](to_tensor(lq)))
+        assert img["student"]["psnr"] == pytest.approx(psnr(out_s, gt), abs=1e-4)
+    for row in js["rows"]:
+        assert st["rows"][row]["delta_psnr"] == pytest.approx(st["rows"][row]["psnr"] - st["rows"]["input"]["psnr"])
+    assert st["rows"]["unsharp"]["psnr"] > st["rows"]["input"]["psnr"]  # tuned on a blurred set
+    assert js["unsharp"][set_name]["sigma"] in UNSHARP_GRID["sigma"]
+    m = js["methods"]
+    assert m["student"]["params"] == sum(p.numel() for p in models["student"].parameters())
+    assert m["student"]["fps_cpu_1080p"] > 0 and m["unsharp"]["fps_cpu_1080p"] > 0
+    md = (out / "report.md").read_text()
+    for title in ("input (no processing)", "unsharp mask (best of grid)", "student (distilled)", "fast (real-time)",
+                  "Unsharp mask chosen: amount", "comparison.png"):
+        assert title in md
+    pic = cv2.imread(str(out / "comparison.png"))
+    ncols = 5  # input, unsharp, fast, student, ground truth
+    crop = js["comparison"]["crops"][0]["size"]
+    assert pic.shape[1] == ncols * crop * 3 + (ncols + 1) * 4
+    assert len(js["comparison"]["crops"]) == 3
+
+
+def test_preset_sets_are_deterministic_and_eval_runs_on_source(tmp_path):
+    src = tmp_path / "clean"
+    for i in range(2):
+        write_image(src / f"c{i}.png", make_test_image(64, 96, seed=10 + i))
+    clean = load_clean_images(src)
+    assert [n for n, _ in clean] == ["c0", "c1"] and all(im.shape == (64, 96, 3) for _, im in clean)
+    a, b = build_preset_set(clean, "defocus", seed=3), build_preset_set(clean, "defocus", seed=3)
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    assert not np.array_equal(a[0][1], a[0][2])  # actually degraded
+    rep = evaluate(presets=["defocus", "lowbw"], source=src, models={}, out_dir=tmp_path / "r",
+                   measure_fps=False, max_images=1)
+    assert list(rep["presets"]) == ["defocus", "lowbw"] and rep["data"]["n_images"] == 1
+    for row in ("input", "unsharp"):
+        mean = np.mean([rep["presets"][p]["rows"][row]["psnr"] for p in rep["presets"]])
+        assert rep["overall"][row]["psnr"] == pytest.approx(mean)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Overall (mean over presets)" in md and "## Preset `lowbw`" in md
+
+
+def test_rows_without_weights_are_skipped_with_a_warning(paired_dir, tmp_path, monkeypatch, capsys):
+    from kdsharp import registry
+
+    real_info = registry.model_info
+
+    def info(name):  # pretend the shipped weights of 'teacher' are not there yet
+        d = dict(real_info(name))
+        if name == "teacher":
+            d["weights_shipped"] = False
+        return d
+
+    monkeypatch.setattr(registry, "model_info", info)
+    rep = evaluate(data=paired_dir, models=["teacher"], out_dir=tmp_path / "r", measure_fps=False)
+    assert rep["rows"] == ["input", "unsharp"] and "teacher" in rep["skipped"]
+    assert "skipping row 'teacher'" in capsys.readouterr().err
+    assert "teacher" in (tmp_path / "r" / "report.md").read_text()  # listed under skipped rows
+
+
+def _one_line_error(capsys, argv) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    return lines[0]
+
+
+def test_cli_bad_inputs_give_one_line_errors(tmp_path, paired_dir, capsys):
+    missing = tmp_path / "nowhere"
+    assert "nowhere" in _one_line_error(capsys, ["eval", "--data", str(missing), "-o", str(tmp_path / "o")])
+    assert "nowhere" in _one_line_error(capsys, ["eval", "--preset", "defocus", "--source", str(missing),
+                                                 "-o", str(tmp_path / "o")])
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert "file.txt" in _one_line_error(capsys, ["eval", "--data", str(paired_dir), "-o", str(blocker),
+                                                  "--models", "", "--no-fps"])
+    assert "no_such_model" in _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--models", "no_such_model",
+                                                       "-o", str(tmp_path / "o"), "--no-fps"])
+    assert "no_such_preset" in _one_line_error(capsys, ["eval", "--preset", "no_such_preset", "--source",
+                                                        str(paired_dir / "target"), "--models", "",
+                                                        "-o", str(tmp_path / "o"), "--no-fps"])
+
+
+def test_cli_eval_runs(paired_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["eval", "--data", str(paired_dir), "--models", "", "-o", str(out), "--no-fps"]) == 0
+    assert "report.md" in capsys.readouterr().err
+    assert json.loads((out / "report.json").read_text())["rows"] == ["input", "unsharp"]
