@@ -1,6 +1,83 @@
-"""CLI commands for models (placeholder until implemented)."""
+"""CLI: ``kdsharp models`` (the registered models) and ``kdsharp export`` (ONNX)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from kdsharp.console import console, info
+
+_ROLE_ORDER = {"teacher": 0, "student": 1, "fast": 2, "arch": 3}
+
+
+def models_cmd(
+    role: Optional[str] = typer.Option(None, "--role", help="Only models with this role: teacher, student, fast "
+                                       "or arch (architecture presets).", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
+):
+    """List the registered models: role, parameters, GMACs per 1080p frame, trained weights shipped?
+
+    Names with shipped weights run as is (kdsharp sharpen --model student); architecture presets
+    are for training or for loading a checkpoint (e.g. an official Restormer .pth).
+    """
+    from kdsharp.registry import list_models, model_info
+
+    rows = sorted((model_info(n) for n in list_models(role)), key=lambda r: _ROLE_ORDER.get(r["role"], 9))
+    if as_json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="kdsharp models", title_justify="left")
+    for col, kw in (("name", {"style": "bold"}), ("role", {}), ("arch", {}), ("params", {"justify": "right"}),
+                    ("GMACs@1080p", {"justify": "right"}), ("weights", {})):
+        table.add_column(col, no_wrap=True, **kw)
+    wide = console.width >= 120
+    if wide:
+        table.add_column("description", overflow="fold", ratio=1)
+    for r in rows:
+        p = r["params"]
+        params = f"{p / 1e6:.2f}M" if p >= 1e6 else f"{p / 1e3:.1f}k"
+        shipped = "[green]yes[/green]" if r["weights_shipped"] else ("no" if r["weights"] else "-")
+        cells = [r["name"], r["role"], r["arch"], params, f"{r['gmacs_1080p']:.1f}", shipped]
+        table.add_row(*cells, *([r["description"]] if wide else []))
+    console.print(table)
+
+
+def export_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `kdsharp models`) or a "
+                              "checkpoint file (.safetensors / .pth, official Restormer checkpoints too)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .onnx file."),
+    fp16: bool = typer.Option(False, "--fp16", help="Float16 network inside (float32 input/output); for GPU "
+                              "runtimes."),
+    int8: bool = typer.Option(False, "--int8", help="Static int8 quantization (QDQ), calibrated on the built-in "
+                              "samples; smaller, often faster on CPU (check with kdsharp bench)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version (11-20)."),
+    static: bool = typer.Option(False, "--static", help="Fix the input size to --size instead of dynamic "
+                                "batch/height/width."),
+    size: str = typer.Option("256x256", "--size", help="Tracing (and with --static, the fixed) input size "
+                             "WIDTHxHEIGHT."),
+):
+    """Export a model to ONNX: input 'input' and output 'output', (N,3,H,W) float RGB in [0,1].
+
+    Example: kdsharp export --model fast -o fast.onnx --int8
+    """
+    from kdsharp.errors import KdsharpError
+    from kdsharp.infer.export import export_onnx
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise KdsharpError(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 256x256") from None
+    path = export_onnx(model, output, opset=opset, dynamic=not static, half=fp16, int8=int8, example_size=(h, w))
+    kind = "int8" if int8 else "fp16" if fp16 else "fp32"
+    info(f"wrote {path} ({kind}, opset {opset}, {path.stat().st_size / 1e6:.2f} MB)")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("models")(models_cmd)
+    app.command("export")(export_cmd)

@@ -1,0 +1,153 @@
+"""Export a model to ONNX (fp32, fp16 or int8), for ONNX Runtime and other runtimes.
+
+The graph has the module's interface: input ``input`` (N,3,H,W) float32 RGB in [0,1], output
+``output`` (N,3,H,W) float32 (not clamped). With ``dynamic`` batch, height and width are free:
+the models' pad-to-a-multiple is traced from the input's shape, so one file serves all sizes.
+
+* ``half``: the network runs in float16 inside (Casts at the edges keep float32 I/O); meant for
+  GPU runtimes -- ONNX Runtime's CPU provider has few fp16 kernels and is slower with it.
+* ``int8``: static QDQ quantization by ``onnxruntime.quantization`` (int8 per-channel weights,
+  activations calibrated on degraded crops of the built-in sample images).
+
+Re-parameterizable models (``fast``) are exported in their single-conv deployed form.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdsharp.errors import KdsharpError
+from kdsharp.io.atomic import atomic_path
+
+MIN_OPSET, MAX_OPSET = 11, 20
+
+
+class _HalfInside(nn.Module):
+    """Runs ``model`` in float16 between float32 input and output."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.half()).float()
+
+
+def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
+    if isinstance(model_or_name, nn.Module):
+        model = copy.deepcopy(model_or_name)
+    else:
+        from kdsharp.registry import load_model
+
+        model = load_model(model_or_name, deploy=False)
+    model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    return model
+
+
+def _torch_export(model: nn.Module, path: Path, opset: int, dynamic: bool, example_size: tuple[int, int]) -> None:
+    x = torch.rand(1, 3, *example_size)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
+        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"],
+                          opset_version=opset, do_constant_folding=True, dynamo=False,
+                          dynamic_axes={"input": axes, "output": axes} if dynamic else None)
+
+
+def calibration_crops(count: int = 8, size: int = 128, seed: int = 0) -> list[np.ndarray]:
+    """``count`` (1,3,size,size) float32 RGB [0,1] crops to calibrate int8 activations.
+
+    Degraded crops of the built-in sample images (what the model sees in use), or structured
+    synthetic crops (ramps, edges, checkerboards, noise) when the samples are unavailable.
+    """
+    rng = np.random.default_rng(seed)
+    crops: list[np.ndarray] = []
+    try:
+        from kdsharp.data import Degrader, sample_paths
+        from kdsharp.io.images import read_rgb
+
+        images = [read_rgb(p) for p in sample_paths()]
+        degrader = Degrader("mixed")
+        for i in range(count if images else 0):
+            img = images[i % len(images)]
+            h, w = img.shape[:2]
+            if h < size or w < size:
+                continue
+            y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+            crop = np.ascontiguousarray(img[y:y + size, x:x + size])
+            crop = degrader(crop, rng=int(rng.integers(1 << 30)))
+            crops.append(crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
+    except Exception:  # samples/degradations not available: fall back to synthetic crops
+        crops = []
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    while len(crops) < count:
+        k = len(crops)
+        base = np.stack([xx, yy, ((np.floor(xx * 8 + k) + np.floor(yy * 8)) % 2)], 0)
+        img = 0.7 * base + 0.3 * rng.random((3, size, size), dtype=np.float32)
+        crops.append(np.clip(img, 0, 1).astype(np.float32)[None])
+    return crops
+
+
+def _quantize_int8(src: Path, dst: Path, example_size: tuple[int, int]) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(calibration_crops(8, min(128, max(example_size))))
+
+        def get_next(self):
+            x = next(self.items, None)
+            return None if x is None else {"input": x}
+
+    prepped = src.with_name("prep.onnx")
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+    except Exception:  # pre-processing is an optimisation only
+        prepped = src
+    quantize_static(str(prepped), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def export_onnx(model_or_name: nn.Module | str | Path, path: str | Path, opset: int = 17, dynamic: bool = True,
+                half: bool = False, int8: bool = False, example_size: tuple[int, int] = (256, 256)) -> Path:
+    """Write ``model_or_name`` (a module, registered name or checkpoint path) to ONNX at ``path``.
+
+    Args:
+        opset: ONNX opset (11-20). dynamic: free batch/height/width (else fixed to the example).
+        half: float16 inside, float32 I/O. int8: static QDQ int8 quantization (CPU-friendly).
+        example_size: (H, W) of the tracing (and, when not dynamic, the fixed) input.
+    Returns:
+        ``path``, written atomically (no partial file on failure).
+    """
+    path = Path(path)
+    if half and int8:
+        raise KdsharpError("choose one of --fp16 and --int8, not both")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise KdsharpError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default 17)")
+    if path.suffix.lower() != ".onnx":
+        raise KdsharpError(f"{path}: the output must end in .onnx (e.g. -o model.onnx)")
+    model = _prepare(model_or_name)
+    if half:
+        model = _HalfInside(model)
+    with atomic_path(path) as tmp:
+        if int8:
+            with tempfile.TemporaryDirectory(prefix="kdsharp-onnx-") as work:
+                fp32 = Path(work) / "fp32.onnx"
+                _torch_export(model, fp32, opset, dynamic, example_size)
+                _quantize_int8(fp32, tmp, example_size)
+        else:
+            _torch_export(model, tmp, opset, dynamic, example_size)
+        import onnx
+
+        onnx.checker.check_model(str(tmp))
+    return path

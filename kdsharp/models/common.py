@@ -1,0 +1,57 @@
+"""Small pieces shared by the architectures: size padding, feature bookkeeping, init helpers."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad (N,C,H,W) on the bottom/right so H and W are multiples of ``multiple``.
+
+    Reflect padding (as the Restormer test code); replicate when the image is too small to
+    reflect. During ONNX export the pad is always emitted, computed from the traced input size,
+    so one exported graph serves every size. Returns ``(padded, H, W)`` with the original size.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    if multiple <= 1:
+        return x, h, w
+    ph = (multiple - h % multiple) % multiple
+    pw = (multiple - w % multiple) % multiple
+    if torch.onnx.is_in_onnx_export():
+        return F.pad(x, (0, pw, 0, ph), mode="reflect"), h, w
+    if ph == 0 and pw == 0:
+        return x, h, w
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+def crop_to(x: torch.Tensor, h, w) -> torch.Tensor:
+    """Crop (N,C,H',W') back to the top-left (H, W)."""
+    if torch.onnx.is_in_onnx_export() or x.shape[-2] != h or x.shape[-1] != w:
+        return x[..., :h, :w]
+    return x
+
+
+def new_features() -> "OrderedDict[str, torch.Tensor]":
+    """An empty ordered ``name -> (N,C,h,w)`` feature dict (names 's1', 's2', 's4', 's8')."""
+    return OrderedDict()
+
+
+def crop_features(feats: "OrderedDict[str, torch.Tensor]", h, w) -> "OrderedDict[str, torch.Tensor]":
+    """Crop each feature map ``sK`` to ceil(H/K) x ceil(W/K), dropping the padded border."""
+    out = OrderedDict()
+    for name, f in feats.items():
+        k = int(name[1:])
+        out[name] = f[..., : (h + k - 1) // k, : (w + k - 1) // k]
+    return out
+
+
+def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """Zero a conv's weight and bias so a residual branch starts as the identity."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv

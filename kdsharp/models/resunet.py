@@ -1,0 +1,116 @@
+"""Residual U-Net: the lighter teacher (``resunet_teacher``) and the base of ``ResUNetLite``.
+
+Encoder levels of residual blocks (conv3x3-ReLU-conv3x3 + skip) joined by stride-2 convs;
+decoder levels upsample by a 1x1 conv + pixel-shuffle, add the encoder skip, and refine with
+residual blocks. An optional space-to-depth ``stem`` (pixel-unshuffle by 2 or 4) runs the whole
+network below full resolution, which is what makes the students fast. The output is the input
+plus a predicted residual; the tail conv starts at zero, so the untrained model is the identity.
+
+Features (``return_features=True``) are the DECODER outputs of each level plus the bottleneck,
+named by their scale relative to the input: with ``stem=1`` and 4 levels 's1', 's2', 's4',
+'s8' (bottleneck); with ``stem=2`` and 3 levels 's2', 's4', 's8'.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdsharp.models._registry import register_model
+from kdsharp.models.common import crop_features, crop_to, new_features, pad_to_multiple, zero_init
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
+    """3x3 conv with 'same' zero padding (halves H, W when ``stride`` = 2 and they are even)."""
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
+
+
+class ResBlock(nn.Module):
+    """(N,C,H,W) -> (N,C,H,W): x + conv(ReLU(conv(x)))."""
+
+    def __init__(self, channels: int, bias: bool = True):
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(channels, channels, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class UpShuffle(nn.Module):
+    """(N,C,H,W) -> (N,C',2H,2W): 1x1 conv to 4*C' then pixel-shuffle(2)."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * 4, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+class ResUNet(nn.Module):
+    """Residual U-Net: (N,3,H,W) float RGB [0,1] -> (N,3,H,W) (not clamped), any H, W.
+
+    Args:
+        channels: width per level, finest first (one level per entry).
+        enc_blocks: residual blocks per encoder level (the last one is the bottleneck).
+        dec_blocks: residual blocks per decoder level (one fewer entry than ``channels``).
+        stem: space-to-depth factor before the first conv (1 = full resolution, 2 or 4).
+        head_kernel: kernel of the first conv (3, or 1 = a linear patch embedding after the stem).
+        bias: conv biases.
+    """
+
+    prefers_channels_last = True
+
+    def __init__(self, channels=(32, 64, 128, 256), enc_blocks=(2, 2, 2, 2), dec_blocks=(2, 2, 2),
+                 stem: int = 1, head_kernel: int = 3, bias: bool = True, in_channels: int = 3,
+                 out_channels: int = 3):
+        super().__init__()
+        channels, enc_blocks, dec_blocks = list(channels), list(enc_blocks), list(dec_blocks)
+        if not (len(channels) == len(enc_blocks) == len(dec_blocks) + 1):
+            raise ValueError("need len(channels) == len(enc_blocks) == len(dec_blocks) + 1")
+        self.arch_kwargs = dict(channels=channels, enc_blocks=enc_blocks, dec_blocks=dec_blocks, stem=stem,
+                                head_kernel=head_kernel, bias=bias, in_channels=in_channels, out_channels=out_channels)
+        levels = len(channels)
+        self.stem = stem
+        self.pad_multiple = stem * 2 ** (levels - 1)
+        self.head = nn.Conv2d(in_channels * stem * stem, channels[0], head_kernel, padding=head_kernel // 2, bias=bias)
+        self.encoders = nn.ModuleList(
+            nn.Sequential(*[ResBlock(c, bias) for _ in range(n)]) for c, n in zip(channels, enc_blocks))
+        self.downs = nn.ModuleList(conv3x3(channels[i], channels[i + 1], 2, bias) for i in range(levels - 1))
+        self.ups = nn.ModuleList(UpShuffle(channels[i + 1], channels[i], bias) for i in range(levels - 1))
+        self.decoders = nn.ModuleList(
+            nn.Sequential(*[ResBlock(channels[i], bias) for _ in range(dec_blocks[i])]) for i in range(levels - 1))
+        self.tail = zero_init(conv3x3(channels[0], out_channels * stem * stem, bias=bias))
+        self.feature_channels = {f"s{stem * 2 ** i}": c for i, c in enumerate(channels)}
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, decoder features by scale)."""
+        xp, h, w = pad_to_multiple(x, self.pad_multiple)
+        f = self.head(F.pixel_unshuffle(xp, self.stem) if self.stem > 1 else xp)
+        skips = []
+        for i, enc in enumerate(self.encoders):
+            f = enc(f)
+            if i < len(self.downs):
+                skips.append(f)
+                f = self.downs[i](f)
+        levels = [f]
+        for i in reversed(range(len(self.decoders))):
+            f = self.decoders[i](self.ups[i](f) + skips[i])
+            levels.append(f)
+        res = self.tail(f)
+        out = crop_to(xp + (F.pixel_shuffle(res, self.stem) if self.stem > 1 else res), h, w)
+        if not return_features:
+            return out
+        feats = new_features()
+        for i, lf in enumerate(reversed(levels)):  # finest first: s1 (or s2), ..., bottleneck
+            feats[f"s{self.stem * 2 ** i}"] = lf
+        return out, crop_features(feats, h, w)
+
+
+@register_model
+def resunet_teacher(**kwargs) -> ResUNet:
+    """ResUNet teacher: full resolution, 4 levels of 32/64/128/256 ch, 2 residual blocks each."""
+    cfg = dict(channels=[32, 64, 128, 256], enc_blocks=[2, 2, 2, 2], dec_blocks=[2, 2, 2], stem=1)
+    return ResUNet(**{**cfg, **kwargs})

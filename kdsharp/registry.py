@@ -1,0 +1,255 @@
+"""Finding, building and loading models by name or checkpoint path.
+
+    list_models(role="student")           # ['student', 'student_nokd']
+    create_model("restormer_tiny")        # untrained nn.Module
+    load_model("fast")                    # shipped weights, eval mode, re-parameterized
+    load_model("motion_deblurring.pth")   # an official Restormer checkpoint
+    model_info("student")                 # params, GMACs at 1080p, weights shipped?
+
+Checkpoints record ``arch`` (a class name from ``kdsharp.models.ARCHITECTURES`` or a registered
+model name) and ``arch_kwargs`` so they rebuild without a config file; official Restormer
+checkpoints carry no such record and their configuration is read off the tensor names/shapes.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdsharp.errors import InputError, KdsharpError, UnknownModelError
+from kdsharp.io.weights import WEIGHT_EXTS, load_state_dict_file, save_weights
+from kdsharp.models import ARCHITECTURES, Restormer, get_entry, model_entries
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+ROLES = ("teacher", "student", "fast", "arch")
+
+
+def list_models(role: str | None = None) -> list[str]:
+    """Registered model names (registration order), optionally only those with ``role``."""
+    return [n for n, e in model_entries().items() if role is None or e.role == role]
+
+
+def _entry(name: str):
+    entry = get_entry(name)
+    if entry is None:
+        raise UnknownModelError(name, list_models())
+    return entry
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the registered model ``name`` with random weights (``kwargs`` override the preset)."""
+    entry = _entry(name)
+    return entry.builder(**{**entry.default_kwargs, **kwargs})
+
+
+def weights_path(name: str) -> Path | None:
+    """Where the shipped weights of ``name`` live (whether or not the file exists yet)."""
+    entry = _entry(name)
+    return WEIGHTS_DIR / entry.weights if entry.weights else None
+
+
+def weights_shipped(name: str) -> bool:
+    """True when ``name`` has a trained weights file in ``kdsharp/weights/``."""
+    p = weights_path(name)
+    return p is not None and p.is_file()
+
+
+def model_spec(model: nn.Module) -> tuple[str, dict[str, Any]]:
+    """``(arch, arch_kwargs)`` that rebuild ``model`` (what checkpoints record)."""
+    arch = type(model).__name__
+    if arch not in ARCHITECTURES or not hasattr(model, "arch_kwargs"):
+        raise ValueError(f"{arch} is not a kdsharp architecture")
+    return arch, dict(model.arch_kwargs)
+
+
+def build_model(arch: str, arch_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Rebuild a model from a checkpoint's ``arch`` (class or registered name) and kwargs."""
+    kwargs = dict(arch_kwargs or {})
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch](**kwargs)
+    if get_entry(arch) is not None:
+        return create_model(arch, **kwargs)
+    raise KdsharpError(f"checkpoint architecture '{arch}' is unknown to this kdsharp version "
+                       f"(known: {', '.join(sorted(ARCHITECTURES))}); upgrade kdsharp or re-export the model")
+
+
+def save_model(model: nn.Module, path: str | Path, meta: dict[str, Any] | None = None, half: bool = True) -> Path:
+    """Save ``model`` as safetensors with ``arch``/``arch_kwargs`` metadata (atomic; fp16 if ``half``)."""
+    arch, kwargs = model_spec(model)
+    return save_weights(path, model.state_dict(), {"arch": arch, "arch_kwargs": kwargs, **(meta or {})}, half=half)
+
+
+def _count(sd: dict[str, torch.Tensor], prefix: str) -> int:
+    pat = re.compile(re.escape(prefix) + r"\.(\d+)\.")
+    return len({m.group(1) for k in sd if (m := pat.match(k))})
+
+
+def infer_restormer_kwargs(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Restormer constructor kwargs read off an (official) state dict's names and shapes."""
+    emb = sd["patch_embed.proj.weight"]
+    dim = emb.shape[0]
+    stages = ["encoder_level1", "encoder_level2", "encoder_level3", "latent"]
+    num_blocks = [_count(sd, s) for s in stages]
+    heads = [1, 2, 4, 8]
+    for i, s in enumerate(stages):
+        t = sd.get(f"{s}.0.attn.temperature")
+        if t is not None:
+            heads[i] = t.shape[0]
+    ffn = 2.66
+    first = next((f"{s}.0.ffn.project_out.weight" for s in stages if f"{s}.0.ffn.project_out.weight" in sd), None)
+    if first is not None:
+        hiddens = [(dim * 2 ** i, sd[f"{s}.0.ffn.project_out.weight"].shape[1])
+                   for i, s in enumerate(stages) if f"{s}.0.ffn.project_out.weight" in sd]
+        candidates = [2.66] + [round(hiddens[0][1] / dim + d, 2) for d in (0.0, 0.01, -0.01, 0.005)]
+        ffn = next((f for f in candidates if all(int(c * f) == hid for c, hid in hiddens)), hiddens[0][1] / dim)
+    return dict(inp_channels=emb.shape[1], out_channels=sd["output.weight"].shape[0], dim=dim,
+                num_blocks=num_blocks, num_refinement_blocks=_count(sd, "refinement"), heads=heads,
+                ffn_expansion_factor=ffn, bias="encoder_level1.0.attn.qkv.bias" in sd,
+                LayerNorm_type="WithBias" if "encoder_level1.0.norm1.body.bias" in sd else "BiasFree",
+                dual_pixel_task="skip_conv.weight" in sd)
+
+
+def _same_layout(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:
+    own = model.state_dict()
+    return own.keys() == sd.keys() and all(own[k].shape == sd[k].shape for k in own)
+
+
+def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[str, Any]) -> nn.Module:
+    if meta.get("arch"):
+        kwargs = meta.get("arch_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise InputError(path, "metadata 'arch_kwargs' is not a JSON object", "re-export the checkpoint")
+        try:
+            return build_model(str(meta["arch"]), kwargs)
+        except TypeError as e:
+            raise InputError(path, f"metadata 'arch_kwargs' does not fit {meta['arch']} ({e})",
+                             "re-export the checkpoint with this kdsharp version") from e
+    if "patch_embed.proj.weight" in sd and "output.weight" in sd:  # official Restormer layout
+        return Restormer(**infer_restormer_kwargs(sd))
+    deployed = any(".deployed." in k for k in sd)
+    for name in list_models("arch"):  # a bare state dict of one of our presets (checked on meta tensors)
+        with torch.device("meta"):
+            probe = create_model(name)
+        if deployed and hasattr(probe, "reparameterize"):
+            probe.reparameterize()
+        if _same_layout(probe, sd):
+            return create_model(name)
+    raise InputError(path, "unrecognised checkpoint (no 'arch' metadata and not a Restormer or kdsharp layout)",
+                     "pass a kdsharp checkpoint or an official Restormer .pth")
+
+
+def _load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool, source: Path | str) -> None:
+    if any(".deployed." in k for k in sd) and hasattr(model, "reparameterize"):
+        model.reparameterize()
+    result = model.load_state_dict(sd, strict=False)
+    own = model.state_dict()
+    bad_shape = [k for k in sd if k in own and own[k].shape != sd[k].shape]
+    if strict and (result.missing_keys or result.unexpected_keys):
+        def few(keys):
+            return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+        parts = []
+        if result.missing_keys:
+            parts.append(f"missing {len(result.missing_keys)} tensors: {few(result.missing_keys)}")
+        if result.unexpected_keys:
+            parts.append(f"unexpected {len(result.unexpected_keys)} tensors: {few(result.unexpected_keys)}")
+        raise InputError(source, "weights do not match the architecture; " + "; ".join(parts),
+                         "check the model name / checkpoint, or load with strict=False")
+    if bad_shape:
+        raise InputError(source, f"tensor shapes do not match the architecture (e.g. {bad_shape[0]})",
+                         "check the model name / checkpoint")
+
+
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or "\\" in name or Path(name).suffix.lower() in WEIGHT_EXTS
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", weights: bool = True,
+               strict: bool = True, deploy: bool = True, key: str = "params") -> nn.Module:
+    """A ready-to-run model in eval mode: (N,3,H,W) float RGB [0,1] -> same.
+
+    Args:
+        name_or_path: a registered name (``list_models()``) or a checkpoint file: a kdsharp
+            ``.safetensors`` / trainer ``.pth`` (``arch`` + ``arch_kwargs`` recorded) or an official
+            Restormer checkpoint (``{'params': ...}``, ``{'params_ema': ...}`` or bare).
+        device: where to put it. weights: for a name, load its shipped weights (False: untrained).
+        strict: require the checkpoint to match the architecture exactly.
+        deploy: re-parameterize models that support it (``fast``) into their single-conv form,
+            and use channels-last memory on CPU for conv nets (faster with oneDNN).
+        key: preferred wrapped dict in a ``.pth`` holding several ('params' or 'params_ema').
+    Raises:
+        UnknownModelError: neither a registered name nor an existing file.
+        KdsharpError: a name whose trained weights do not ship (yet).
+        InputError: a missing, corrupt or mismatching checkpoint file.
+    """
+    name = str(name_or_path)
+    if get_entry(name) is not None:
+        model = create_model(name)
+        if weights:
+            path = weights_path(name)
+            if path is None:
+                raise KdsharpError(f"'{name}' is an architecture without shipped weights: pass a checkpoint path "
+                                   f"(e.g. an official Restormer .pth) or weights=False for an untrained model")
+            if not path.is_file():
+                raise KdsharpError(f"no trained weights ship for '{name}' yet ({path} is missing): train them with "
+                                   f"`kdsharp train`, pass a checkpoint path, or use weights=False")
+            sd, _ = load_state_dict_file(path, key)
+            _load_into(model, sd, strict, path)
+    elif Path(name).is_file():
+        path = Path(name)
+        if path.suffix.lower() == ".onnx":
+            raise InputError(path, "is an ONNX model, not a PyTorch checkpoint", "run it with the ONNX backend")
+        sd, meta = load_state_dict_file(path, key)
+        model = _model_for_checkpoint(path, sd, meta)
+        _load_into(model, sd, strict, path)
+    elif _looks_like_path(name):
+        raise InputError(name, "file not found", "check the checkpoint path")
+    else:
+        raise UnknownModelError(name, list_models())
+    model.eval()
+    if deploy and hasattr(model, "reparameterize"):
+        model.reparameterize()
+    model.to(device)
+    if deploy and getattr(model, "prefers_channels_last", False) and torch.device(device).type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def count_macs(model: nn.Module, height: int = 1080, width: int = 1920) -> float:
+    """Multiply-accumulates of one forward pass at ``height`` x ``width`` (FLOPs / 2).
+
+    Counted by ``torch.utils.flop_counter`` (convs and matmuls, attention included) on meta
+    tensors, so nothing is computed. Element-wise ops are not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    p = next(model.parameters())
+    x = torch.empty(1, 3, height, width, device=p.device, dtype=p.dtype)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 2
+
+
+@functools.lru_cache(maxsize=None)
+def _static_info(name: str) -> tuple[str, int, float]:
+    with torch.device("meta"):  # no memory, no compute
+        model = create_model(name)
+    params = sum(p.numel() for p in model.parameters())
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    return type(model).__name__, params, count_macs(model) / 1e9
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """``dict(name, role, arch, params, gmacs_1080p, weights_shipped, weights, description)``.
+
+    ``params`` counts the trainable (training-form) parameters; GMACs are for the deployed form.
+    """
+    entry = _entry(name)
+    arch, params, gmacs = _static_info(name)
+    return dict(name=name, role=entry.role, arch=arch, params=params, gmacs_1080p=gmacs,
+                weights_shipped=weights_shipped(name), weights=entry.weights, description=entry.description)

@@ -1,0 +1,225 @@
+"""Architectures: shapes at odd sizes, features, gradients, identity at init, the official Restormer
+state-dict layout, and structural re-parameterization of the fast student."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from kdsharp.models import FastNet, ResUNet, ResUNetLite, Restormer, UNet
+from kdsharp.models.common import pad_to_multiple
+from kdsharp.models.restormer import BiasFreeLayerNorm, WithBiasLayerNorm
+from kdsharp.ops.color import rgb_to_ycbcr
+from kdsharp.registry import create_model, list_models
+
+STUDENTS = ["student", "student_nokd", "unet", "resunet_lite", "fast", "fast_y", "fast_rgb"]
+SMALL_RESTORMER = dict(dim=8, num_blocks=[1, 2, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8])
+
+
+def _perturb(model: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> torch.nn.Module:
+    """Add noise to every parameter (zero-initialised tails would otherwise block gradients)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return model
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_keeps_odd_sizes_and_reports_features(name):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.rand(2, 3, 37, 53)
+    with torch.no_grad():
+        out = model(x)
+        out2, feats = model(x, return_features=True)
+    assert out.shape == x.shape and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert torch.equal(out, out2)
+    assert list(feats) == list(model.feature_channels) and feats
+    for key, f in feats.items():
+        k = int(key[1:])
+        assert key in {"s1", "s2", "s4", "s8", "s16"}
+        assert f.shape == (2, model.feature_channels[key], -(-37 // k), -(-53 // k)), key
+
+
+def test_scales_are_ordered_finest_first():
+    for name in ("restormer_tiny", "resunet_teacher", "student", "unet"):
+        scales = [int(k[1:]) for k in create_model(name).feature_channels]
+        assert scales == sorted(scales), name
+    assert list(create_model("resunet_teacher").feature_channels) == ["s1", "s2", "s4", "s8"]
+    assert list(create_model("restormer_tiny").feature_channels) == ["s1", "s2", "s4", "s8"]
+
+
+@pytest.mark.parametrize("name", STUDENTS + ["resunet_teacher"])
+def test_students_are_the_identity_at_init(name):
+    torch.manual_seed(1)
+    model = create_model(name).eval()
+    x = torch.rand(1, 3, 29, 41)
+    with torch.no_grad():
+        assert torch.allclose(model(x), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Restormer(**SMALL_RESTORMER),
+    lambda: Restormer(**SMALL_RESTORMER, bias=True, LayerNorm_type="BiasFree"),
+    lambda: ResUNet(channels=[8, 16, 32], enc_blocks=[1, 1, 1], dec_blocks=[1, 1]),
+    lambda: ResUNetLite(channels=[8, 16, 16]),
+    lambda: UNet(channels=[8, 16, 16]),
+    lambda: FastNet(channels=8, num_blocks=1),
+    lambda: FastNet(channels=8, num_blocks=1, luma=False, bias=False, act="prelu", scale=2),
+], ids=["restormer", "restormer_biasfree", "resunet", "resunet_lite", "unet", "fast", "fast_rgb_nobias"])
+def test_gradients_reach_every_parameter(make):
+    torch.manual_seed(2)
+    model = _perturb(make()).train()
+    x = torch.rand(2, 3, 24, 40)
+    out, feats = model(x, return_features=True)
+    loss = (out - x.flip(-1)).abs().mean() + sum(f.pow(2).mean() for f in feats.values())
+    loss.backward()
+    for n, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, n
+
+
+def _official_restormer_layout(dim=48, num_blocks=(4, 6, 6, 8), refinement=4, heads=(1, 2, 4, 8), ffn=2.66):
+    """Names and shapes of the official ``basicsr/models/archs/restormer_arch.py`` state dict
+    (bias=False, LayerNorm 'WithBias', dual_pixel_task=False), in registration order."""
+    def block(prefix, d, h):
+        hid = int(d * ffn)
+        return [(f"{prefix}.norm1.body.weight", (d,)), (f"{prefix}.norm1.body.bias", (d,)),
+                (f"{prefix}.attn.temperature", (h, 1, 1)), (f"{prefix}.attn.qkv.weight", (3 * d, d, 1, 1)),
+                (f"{prefix}.attn.qkv_dwconv.weight", (3 * d, 1, 3, 3)),
+                (f"{prefix}.attn.project_out.weight", (d, d, 1, 1)),
+                (f"{prefix}.norm2.body.weight", (d,)), (f"{prefix}.norm2.body.bias", (d,)),
+                (f"{prefix}.ffn.project_in.weight", (2 * hid, d, 1, 1)),
+                (f"{prefix}.ffn.dwconv.weight", (2 * hid, 1, 3, 3)),
+                (f"{prefix}.ffn.project_out.weight", (d, hid, 1, 1))]
+
+    def stage(name, n, d, h):
+        return [kv for i in range(n) for kv in block(f"{name}.{i}", d, h)]
+
+    c1, c2, c3, c4 = dim, 2 * dim, 4 * dim, 8 * dim
+    return ([("patch_embed.proj.weight", (c1, 3, 3, 3))] + stage("encoder_level1", num_blocks[0], c1, heads[0])
+            + [("down1_2.body.0.weight", (c1 // 2, c1, 3, 3))] + stage("encoder_level2", num_blocks[1], c2, heads[1])
+            + [("down2_3.body.0.weight", (c2 // 2, c2, 3, 3))] + stage("encoder_level3", num_blocks[2], c3, heads[2])
+            + [("down3_4.body.0.weight", (c3 // 2, c3, 3, 3))] + stage("latent", num_blocks[3], c4, heads[3])
+            + [("up4_3.body.0.weight", (2 * c4, c4, 3, 3)), ("reduce_chan_level3.weight", (c3, c4, 1, 1))]
+            + stage("decoder_level3", num_blocks[2], c3, heads[2])
+            + [("up3_2.body.0.weight", (2 * c3, c3, 3, 3)), ("reduce_chan_level2.weight", (c2, c3, 1, 1))]
+            + stage("decoder_level2", num_blocks[1], c2, heads[1])
+            + [("up2_1.body.0.weight", (2 * c2, c2, 3, 3))]
+            + stage("decoder_level1", num_blocks[0], c2, heads[0])
+            + stage("refinement", refinement, c2, heads[0])
+            + [("output.weight", (3, c2, 3, 3))])
+
+
+def test_default_restormer_state_dict_equals_the_official_layout():
+    with torch.device("meta"):
+        model = Restormer()
+    ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    expected = _official_restormer_layout()
+    assert len(expected) == 494  # 44 transformer blocks x 11 tensors + 10
+    assert ours == expected
+    assert sum(p.numel() for p in model.parameters()) == 26_126_644  # the paper's 26.13M
+
+
+def test_restormer_presets_and_dual_pixel_layout():
+    with torch.device("meta"):
+        tiny = create_model("restormer_tiny")
+        dual = Restormer(inp_channels=6, dual_pixel_task=True, dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)
+    assert [(k, tuple(v.shape)) for k, v in tiny.state_dict().items()] == _official_restormer_layout(
+        24, (1, 2, 2, 3), 1)
+    sd = dual.state_dict()
+    assert tuple(sd["skip_conv.weight"].shape) == (16, 8, 1, 1) and tuple(sd["patch_embed.proj.weight"].shape)[1] == 6
+    real = Restormer(inp_channels=6, dual_pixel_task=True, dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)
+    assert real(torch.rand(1, 6, 20, 28)).shape == (1, 3, 20, 28)
+
+
+def test_layer_norms_match_the_official_formulas():
+    x = torch.randn(4, 7, 10) * 3 + 1
+    ln, bf = WithBiasLayerNorm(10), BiasFreeLayerNorm(10)
+    _perturb(ln), _perturb(bf)
+    mu, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
+    assert torch.allclose(ln(x), (x - mu) / torch.sqrt(var + 1e-5) * ln.weight + ln.bias, atol=1e-5)
+    assert torch.allclose(bf(x), x / torch.sqrt(var + 1e-5) * bf.weight, atol=1e-5)
+
+
+def test_restormer_pads_to_a_multiple_of_8_and_crops_back():
+    torch.manual_seed(3)
+    model = _perturb(Restormer(**SMALL_RESTORMER)).eval()
+    x = torch.rand(1, 3, 21, 30)
+    padded, h, w = pad_to_multiple(x, 8)
+    assert padded.shape[-2:] == (24, 32) and (h, w) == (21, 30)
+    assert torch.equal(padded[..., :21, :30], x)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(padded)[..., :21, :30], atol=1e-5)
+    assert pad_to_multiple(torch.rand(1, 3, 3, 5), 8)[0].shape[-2:] == (8, 8)  # too small to reflect
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(bias=False), dict(luma=False, channels=8, act="relu"),
+                                    dict(scale=2, channels=8, num_blocks=1)])
+def test_reparameterized_fast_equals_its_training_form(kwargs):
+    torch.manual_seed(4)
+    model = _perturb(FastNet(**kwargs), 0.1).eval()
+    x = torch.rand(2, 3, 45, 66)
+    with torch.no_grad():
+        ref, ref_feats = model(x, return_features=True)
+        deployed = copy.deepcopy(model).reparameterize()
+        out, feats = deployed(x, return_features=True)
+    assert deployed.is_deployed and not model.is_deployed
+    assert (out - ref).abs().max() < 1e-4
+    for k in ref_feats:
+        assert (feats[k] - ref_feats[k]).abs().max() < 1e-4
+    convs = [m for m in deployed.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.kernel_size == (3, 3) for c in convs) and len(convs) == kwargs.get("num_blocks", 2) + 2
+    n_train = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in deployed.parameters()) < n_train
+    deployed.reparameterize()  # idempotent
+    with torch.no_grad():
+        assert torch.equal(deployed(x), out)
+
+
+def test_registered_fast_reparameterizes_within_tolerance():
+    torch.manual_seed(5)
+    model = _perturb(create_model("fast"), 0.1).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert (copy.deepcopy(model).reparameterize()(x) - model(x)).abs().max() < 1e-4
+
+
+def test_luma_fast_changes_only_luma():
+    torch.manual_seed(6)
+    model = _perturb(create_model("fast_y"), 0.1).eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        out = model(x)
+    assert (out - x).abs().max() > 1e-3  # it does change the image ...
+    ycc_in, ycc_out = rgb_to_ycbcr(x), rgb_to_ycbcr(out)
+    assert torch.allclose(ycc_in[:, 1:], ycc_out[:, 1:], atol=1e-5)  # ... but not its chroma
+
+
+def test_fast_on_channels_last_input_matches_contiguous():
+    torch.manual_seed(7)
+    model = _perturb(create_model("fast"), 0.03).eval().reparameterize()
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        ref = model(x)
+        cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(ref, cl, rtol=1e-4, atol=1e-4)
+
+
+def test_arch_kwargs_rebuild_the_same_architecture():
+    for name in list_models():
+        with torch.device("meta"):
+            model = create_model(name)
+            again = type(model)(**model.arch_kwargs)
+        a = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        assert a == {k: tuple(v.shape) for k, v in again.state_dict().items()}, name
+
+
+def test_fast_luma_stem_is_unshuffled_bt601_luma():
+    model = create_model("fast_y")
+    x = torch.rand(2, 3, 16, 24)
+    stem = torch.nn.functional.conv2d(x, model.luma_unshuffle, stride=4)
+    from kdsharp.ops.color import rgb_to_y
+
+    assert torch.allclose(stem, torch.nn.functional.pixel_unshuffle(rgb_to_y(x), 4), atol=1e-6)

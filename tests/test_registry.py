@@ -1,0 +1,197 @@
+"""Registry and weights I/O: names and roles, checkpoint layouts, official Restormer checkpoints,
+shipped-weights handling, corrupt files, model_info."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kdsharp import registry
+from kdsharp.errors import InputError, KdsharpError, UnknownModelError
+from kdsharp.io.weights import load_state_dict_file, save_weights
+from kdsharp.models import FastNet, ResUNetLite, Restormer
+from kdsharp.registry import create_model, infer_restormer_kwargs, list_models, load_model, model_info, save_model
+
+
+def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+def _same_output(a: torch.nn.Module, b: torch.nn.Module, atol: float = 1e-5) -> bool:
+    x = torch.rand(1, 3, 27, 35, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return torch.allclose(a(x), b(x), atol=atol)
+
+
+def test_roles_and_shipped_weight_names():
+    assert list_models("teacher") == ["teacher"]
+    assert set(list_models("student")) == {"student", "student_nokd"}
+    assert list_models("fast") == ["fast"]
+    assert {"restormer", "restormer_small", "restormer_tiny", "resunet_teacher", "unet", "resunet_lite",
+            "fast_y", "fast_rgb"} <= set(list_models("arch"))
+    assert registry.weights_path("student_nokd").name == "student_nokd.safetensors"
+    assert registry.weights_path("restormer") is None
+    assert type(create_model("teacher")) is Restormer and create_model("teacher").arch_kwargs["dim"] == 24
+    assert type(create_model("student")) is type(create_model("student_nokd")) is ResUNetLite
+    assert isinstance(create_model("fast"), FastNet)
+
+
+def test_unknown_names_raise_unknown_model_error():
+    with pytest.raises(UnknownModelError, match="known models: .*restormer"):
+        create_model("restormer_huge")
+    with pytest.raises(UnknownModelError):
+        load_model("no_such_model")
+    with pytest.raises(UnknownModelError):
+        model_info("no_such_model")
+    with pytest.raises(InputError, match="not found"):
+        load_model("missing/checkpoint.pth")
+
+
+def test_missing_shipped_weights_are_a_clear_error_then_load_once_saved(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(KdsharpError, match="no trained weights ship for 'student' yet"):
+        load_model("student")
+    assert not model_info("student")["weights_shipped"]
+    with pytest.raises(KdsharpError, match="without shipped weights"):
+        load_model("restormer_tiny")
+    untrained = load_model("student", weights=False)
+    assert not untrained.training
+    trained = _randomize(create_model("student"))
+    save_model(trained, tmp_path / "student.safetensors", half=False)
+    assert model_info("student")["weights_shipped"]
+    loaded = load_model("student")
+    assert not loaded.training and _same_output(loaded, trained)
+
+
+@pytest.mark.parametrize("layout", ["params", "params_ema", "bare", "both", "ddp"])
+def test_pth_layouts_round_trip(tmp_path, layout):
+    model = _randomize(create_model("unet"))
+    sd = model.state_dict()
+    other = {k: torch.zeros_like(v) for k, v in sd.items()}
+    obj = {"params": {"params": sd}, "params_ema": {"params_ema": sd}, "bare": sd,
+           "both": {"params": other, "params_ema": sd},
+           "ddp": {"params": {f"module.{k}": v for k, v in sd.items()}}}[layout]
+    path = tmp_path / "ckpt.pth"
+    torch.save(obj, path)
+    key = "params_ema" if layout == "both" else "params"
+    loaded_sd, meta = load_state_dict_file(path, key=key)
+    assert loaded_sd.keys() == sd.keys() and all(torch.equal(loaded_sd[k], sd[k]) for k in sd)
+    assert meta["layout"] == {"bare": "bare", "params_ema": "params_ema", "both": "params_ema"}.get(layout, "params")
+    loaded = load_model(path, key=key)  # no 'arch' recorded: recognised from the tensor layout
+    assert type(loaded).__name__ == "UNet" and _same_output(loaded, model)
+
+
+def test_trainer_pth_with_arch_metadata(tmp_path):
+    model = _randomize(ResUNetLite(channels=[8, 16, 16], enc_blocks=[1, 1, 1]))
+    arch, kwargs = registry.model_spec(model)
+    path = tmp_path / "best.pth"
+    torch.save({"params": model.state_dict(), "params_ema": model.state_dict(), "arch": arch,
+                "arch_kwargs": kwargs, "iter": 10}, path)
+    loaded = load_model(path)
+    assert loaded.arch_kwargs == model.arch_kwargs and _same_output(loaded, model)
+
+
+def test_safetensors_fp16_round_trip_into_fp32_model(tmp_path):
+    model = _randomize(create_model("resunet_lite"))
+    path = save_model(model, tmp_path / "w.safetensors", meta={"iters": 5})
+    sd, meta = load_state_dict_file(path)
+    assert all(v.dtype == torch.float16 for v in sd.values())
+    assert meta["arch"] == "ResUNetLite" and meta["arch_kwargs"] == model.arch_kwargs and meta["iters"] == "5"
+    loaded = load_model(path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k].half().float()), k
+    assert _same_output(loaded, model, atol=2e-3)
+    path32 = save_weights(tmp_path / "w32.safetensors", model.state_dict(), {"arch": "ResUNetLite",
+                                                                            "arch_kwargs": model.arch_kwargs}, half=False)
+    assert _same_output(load_model(path32), model)
+
+
+def test_deployed_and_training_form_fast_checkpoints(tmp_path):
+    model = _randomize(create_model("fast"))
+    save_model(model, tmp_path / "train.safetensors", half=False)
+    deployed = load_model(tmp_path / "train.safetensors")
+    assert deployed.is_deployed and _same_output(deployed, model, atol=1e-4)
+    assert not load_model(tmp_path / "train.safetensors", deploy=False).is_deployed
+    save_model(deployed, tmp_path / "deployed.safetensors", half=False)
+    again = load_model(tmp_path / "deployed.safetensors", deploy=False)
+    assert again.is_deployed and _same_output(again, model, atol=1e-4)
+
+
+@pytest.mark.parametrize("config", [
+    dict(dim=8, num_blocks=[1, 2, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8]),
+    dict(dim=8, num_blocks=[2, 1, 1, 1], num_refinement_blocks=2, heads=[2, 2, 2, 4], bias=True,
+         LayerNorm_type="BiasFree", ffn_expansion_factor=2.0),
+])
+@pytest.mark.parametrize("layout", ["params", "params_ema", "bare"])
+def test_official_restormer_checkpoint_loads_by_path(tmp_path, config, layout):
+    torch.manual_seed(0)
+    original = _randomize(Restormer(**config))
+    sd = original.state_dict()
+    path = tmp_path / "motion_deblurring.pth"
+    torch.save({"params": {"params": sd}, "params_ema": {"params_ema": sd}, "bare": sd}[layout], path)
+    loaded = load_model(path)
+    assert isinstance(loaded, Restormer) and not loaded.training
+    expected = Restormer(**config).arch_kwargs
+    assert loaded.arch_kwargs == expected
+    assert _same_output(loaded, original)
+
+
+def test_infer_restormer_kwargs_of_the_official_model_is_the_default():
+    with torch.device("meta"):
+        official = Restormer()
+    assert infer_restormer_kwargs(official.state_dict()) == official.arch_kwargs
+
+
+def test_mismatching_checkpoint_is_an_input_error(tmp_path):
+    sd = create_model("unet").state_dict()
+    sd.pop("tail.weight")
+    path = tmp_path / "bad.pth"
+    torch.save({"params": sd, "arch": "UNet", "arch_kwargs": create_model("unet").arch_kwargs}, path)
+    with pytest.raises(InputError, match="missing 1 tensors: tail.weight"):
+        load_model(path)
+    assert isinstance(load_model(path, strict=False), torch.nn.Module)
+    torch.save({"params": {"x": torch.zeros(3)}}, tmp_path / "alien.pth")
+    with pytest.raises(InputError, match="unrecognised checkpoint"):
+        load_model(tmp_path / "alien.pth")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "truncated_safetensors", "pickle_object", "folder", "list"])
+def test_corrupt_files_raise_input_error(tmp_path, kind, capsys):
+    path = tmp_path / ("w.safetensors" if "safetensors" in kind else "w.pth")
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(b"\x00not a checkpoint" * 10)
+    elif kind == "truncated_safetensors":
+        save_weights(path, {"a": torch.rand(64, 64)}, half=False)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "pickle_object":
+        torch.save({"params": _Evil()}, path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        torch.save([torch.zeros(2)], path)
+    with pytest.raises(InputError) as info:
+        load_model(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_model_info_counts_params_and_macs():
+    info = model_info("fast")
+    assert info["role"] == "fast" and info["arch"] == "FastNet" and info["weights"] == "fast.safetensors"
+    assert info["params"] == sum(p.numel() for p in create_model("fast").parameters())
+    # deployed fast at 1080p: 270x480 positions x (luma/unshuffle 16*3*16 + 5 convs of 16*16*9) MACs
+    assert info["gmacs_1080p"] == pytest.approx(270 * 480 * (16 * 3 * 16 + 5 * 16 * 16 * 9) / 1e9)
+    base = model_info("restormer")
+    assert base["params"] == 26_126_644 and 4000 < base["gmacs_1080p"] < 6000
+    assert model_info("student")["gmacs_1080p"] < model_info("teacher")["gmacs_1080p"] / 20
