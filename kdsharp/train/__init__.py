@@ -1,0 +1,27 @@
+"""Training: teachers, then students by knowledge distillation (config-driven, resumable, DDP).
+
+    from kdsharp.train import load_config, train
+    cfg = load_config("configs/student_quick.yaml", ["schedule.iters=100"], teacher="runs/teacher_quick/last.pth")
+    result = train(cfg, resume="auto")        # -> TrainResult(run_dir, step, val, best, baselines, export)
+
+See :mod:`kdsharp.train.config` for the keys, :mod:`kdsharp.train.trainer` for the loop.
+"""
+from kdsharp.train.config import DEFAULTS, apply_overrides, config_hash, load_config, parse_override
+
+__all__ = ["DEFAULTS", "apply_overrides", "config_hash", "load_config", "parse_override", "train", "Trainer",
+           "TrainResult", "run_ablation", "model_from_checkpoint"]
+
+_LAZY = {
+    "train": "kdsharp.train.trainer", "Trainer": "kdsharp.train.trainer", "TrainResult": "kdsharp.train.trainer",
+    "run_ablation": "kdsharp.train.ablation", "model_from_checkpoint": "kdsharp.train.builders",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kdsharp.train' has no attribute '{name}'")

@@ -1,0 +1,216 @@
+"""Training configuration: YAML files (BasicSR style) merged over defaults, plus ``key.sub=value``.
+
+Every key must exist in :data:`DEFAULTS` (a typo is a :class:`ConfigError` naming the key), except
+inside the free-form sections listed in :data:`FREEFORM` (model kwargs, data sources and
+degradation, the loss terms, which :func:`kdsharp.losses.build_loss` checks itself).
+Override values are typed as YAML (``1e-4`` is a float): ``optim.lr=1e-4``, ``amp=off``,
+``data.sources=[{type: samples}]``, ``model.kwargs.width=16``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from kdsharp.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,  # run name (folder under out_dir); default: the config file's stem
+    "out_dir": "runs",
+    "seed": 0,
+    "deterministic": True,  # torch.use_deterministic_algorithms + seeded data order
+    "device": "auto",  # auto | cpu | cuda | cuda:N
+    "threads": 0,  # torch CPU threads (0 = leave torch's default)
+    "model": {"name": "resunet_teacher", "kwargs": {}},
+    "teacher": None,  # students: registered name or weights/checkpoint path of the frozen teacher
+    "teacher_cache": {"enabled": False, "size": 512, "path": None, "batch": 8, "augment": True},
+    "data": {
+        "sources": [{"type": "samples"}],
+        "degradation": "mixed",  # preset name or degradation dict
+        "crop": 128,
+        "batch": 8,  # per process (DDP: global batch = batch x world size)
+        "workers": 0,
+        "length": None,  # dataset length (None: the data module's default)
+    },
+    "val": {
+        "path": None,  # paired folder (lq/ + gt/); else built once from preset + sources
+        "preset": None,  # default: data.degradation
+        "sources": None,  # default: data.sources
+        "count": 8,
+        "size": 128,
+        "seed": 10_000,  # held out: different from the training seed
+        "every": 100,
+        "max_images": 16,
+    },
+    "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}},
+    "optim": {"lr": 2e-4, "betas": [0.9, 0.99], "weight_decay": 1e-4, "eps": 1e-8},
+    "schedule": {"iters": 1000, "warmup": 50, "min_lr_ratio": 0.01},
+    "grad_clip": 1.0,  # max grad norm (0 = off)
+    "ema": 0.999,  # EMA decay (0 = off)
+    "amp": "bf16",  # bf16 | fp16 | off (CUDA only)
+    "channels_last": True,  # CUDA only
+    "log_every": 10,
+    "save_every": 500,
+    "export": True,  # export safetensors (fp16) at the end
+}
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str):
+    """``yaml.safe_load`` that also types ``1e-4`` as a float."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+# Sections whose content is not checked here (checked by their consumers).
+FREEFORM = {"model.kwargs", "data.sources", "data.degradation", "loss", "val.sources", "val.preset"}
+
+
+def _is_freeform(path: str) -> bool:
+    return any(path == f or path.startswith(f + ".") for f in FREEFORM)
+
+
+def merge_config(base: dict, override: dict, prefix: str = "") -> dict:
+    """Deep-merge ``override`` into a copy of ``base``; unknown keys raise ConfigError."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        path = f"{prefix}{key}"
+        if not _is_freeform(path) and key not in base:
+            known = ", ".join(sorted(base)) if base else "none"
+            raise ConfigError(f"unknown config key '{path}' (known keys here: {known})")
+        if path in FREEFORM or _is_freeform(path):
+            out[key] = copy.deepcopy(value)
+        elif isinstance(base.get(key), dict):
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{path}' must be a mapping, got {value!r}")
+            out[key] = merge_config(base[key], value, path + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'optim.lr=1e-4'`` -> (['optim', 'lr'], 1e-4); the value is typed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not key=value (e.g. optim.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}' has an empty key (e.g. optim.lr=1e-4)")
+    try:
+        value = yaml_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({e.problem})") from e
+    return key.split("."), value
+
+
+def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
+    """Apply ``key.sub=value`` strings to a copy of ``cfg``; unknown keys raise ConfigError."""
+    cfg = copy.deepcopy(cfg)
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        cfg = _set_path(cfg, parts, value, text)
+    return cfg
+
+
+def _set_path(cfg: dict, parts: list[str], value: Any, text: str) -> dict:
+    node, schema = cfg, DEFAULTS
+    for i, p in enumerate(parts[:-1]):
+        path = ".".join(parts[: i + 1])
+        if not _is_freeform(path) and (not isinstance(schema, dict) or p not in schema):
+            raise ConfigError(f"unknown config key '{path}' in override '{text}'")
+        schema = schema.get(p) if isinstance(schema, dict) else None
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    path = ".".join(parts)
+    if not _is_freeform(path) and (not isinstance(schema, dict) or parts[-1] not in schema):
+        raise ConfigError(f"unknown config key '{path}' in override '{text}'")
+    sub = schema.get(parts[-1]) if isinstance(schema, dict) else None
+    if isinstance(sub, dict) and not _is_freeform(path):
+        if not isinstance(value, dict):
+            raise ConfigError(f"override '{text}': '{path}' is a section; set one of its keys ({', '.join(sub)})")
+        value = merge_config(node.get(parts[-1]) or sub, value, path + ".")
+    node[parts[-1]] = value
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), **direct: Any) -> dict:
+    """Defaults <- YAML file ``path`` <- ``direct`` keys (e.g. teacher=..., out_dir=...) <- overrides."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (see configs/ for examples)")
+        try:
+            data = yaml_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of config keys")
+        cfg = merge_config(cfg, data)
+        if cfg.get("name") is None:
+            cfg["name"] = path.stem
+    cfg = merge_config(cfg, {k: v for k, v in direct.items() if v is not None})
+    cfg = apply_overrides(cfg, overrides)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict) -> None:
+    """Check value types/ranges that would otherwise fail late; raises ConfigError."""
+    def need(cond: bool, msg: str):
+        if not cond:
+            raise ConfigError(msg)
+
+    sched, data, val = cfg["schedule"], cfg["data"], cfg["val"]
+    need(isinstance(sched["iters"], int) and sched["iters"] > 0, "schedule.iters must be a positive integer")
+    need(isinstance(sched["warmup"], int) and sched["warmup"] >= 0, "schedule.warmup must be an integer >= 0")
+    need(isinstance(data["batch"], int) and data["batch"] > 0, "data.batch must be a positive integer")
+    need(isinstance(data["crop"], int) and data["crop"] >= 8, "data.crop must be an integer >= 8")
+    need(isinstance(data["workers"], int) and data["workers"] >= 0, "data.workers must be an integer >= 0")
+    need(isinstance(data["sources"], list) and data["sources"], "data.sources must be a non-empty list")
+    need(isinstance(cfg["optim"]["lr"], (int, float)) and cfg["optim"]["lr"] > 0, "optim.lr must be > 0")
+    need(cfg["amp"] in ("bf16", "fp16", "off", False, None), "amp must be bf16, fp16 or off")
+    need(isinstance(cfg["ema"], (int, float)) and 0 <= cfg["ema"] < 1, "ema must be in [0, 1)")
+    need(isinstance(val["every"], int) and val["every"] >= 0, "val.every must be an integer >= 0 (0 = only at the end)")
+    need(isinstance(cfg["log_every"], int) and cfg["log_every"] > 0, "log_every must be a positive integer")
+    need(isinstance(cfg["save_every"], int) and cfg["save_every"] >= 0, "save_every must be an integer >= 0")
+    need(isinstance(cfg["model"].get("name"), str), "model.name must be a registered model name")
+    need(isinstance(cfg["model"].get("kwargs") or {}, dict), "model.kwargs must be a mapping")
+    tc = cfg["teacher_cache"]
+    need(not tc["enabled"] or (isinstance(tc["size"], int) and tc["size"] > 0),
+         "teacher_cache.size must be a positive integer")
+    need(not tc["enabled"] or cfg["teacher"], "teacher_cache.enabled needs a teacher (set teacher=NAME|PATH)")
+    need(cfg["name"] is None or (isinstance(cfg["name"], str) and "/" not in cfg["name"]),
+         "name must be a plain folder name")
+
+
+def config_hash(cfg: dict) -> str:
+    """Short stable hash of the config (12 hex chars), stored in checkpoints and exports."""
+    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def dump_config(cfg: dict) -> str:
+    """The config as YAML text (saved as ``config.yaml`` in the run folder)."""
+    return yaml.safe_dump(cfg, sort_keys=False)

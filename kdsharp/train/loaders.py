@@ -1,0 +1,226 @@
+"""Training data plumbing: a step-indexed batch sampler, the teacher-output cache, the val set.
+
+Resumable data order: batch ``step`` on ``rank`` holds global sample positions
+``p = (step * world + rank) * batch + j``; position ``p`` is item ``i = perm_e[p % n]`` of the
+epoch ``e = p // n`` permutation drawn from ``(seed, e)``, and the item's random draws (crop,
+degradation, flips) come from ``(seed, e, i)`` (``TrainDataset.set_epoch``). Nothing depends on
+iterator state or on the worker that loads an item, so ``--resume`` replays exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from kdsharp.console import info, progress
+from kdsharp.errors import InputError
+from kdsharp.io.atomic import atomic_path
+
+
+class StepBatchSampler(Sampler):
+    """Yields, for steps ``start..total-1``, this rank's list of ``(index, epoch)`` keys."""
+
+    def __init__(self, n: int, batch: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1):
+        self.n, self.batch, self.seed = int(n), int(batch), int(seed)
+        self.start, self.total, self.rank, self.world = int(start), int(total), int(rank), int(world)
+        self._perm_epoch, self._perm = -1, None
+
+    def _key(self, p: int) -> tuple[int, int]:
+        epoch = p // self.n
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            self._perm_epoch = epoch
+        return int(self._perm[p % self.n]), int(epoch)
+
+    def batch_keys(self, step: int) -> list[tuple[int, int]]:
+        base = (step * self.world + self.rank) * self.batch
+        return [self._key(base + j) for j in range(self.batch)]
+
+    def __iter__(self):
+        for step in range(self.start, self.total):
+            yield self.batch_keys(step)
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch global RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def augment_like(tensors: list[torch.Tensor], code: int) -> list[torch.Tensor]:
+    """Apply the same flip/rot90 (``code`` in 0..7) to each (C,H,W) tensor."""
+    out = []
+    for t in tensors:
+        if code & 1:
+            t = t.flip(-1)
+        if code & 2:
+            t = t.flip(-2)
+        if code & 4:
+            t = t.transpose(-1, -2)
+        out.append(t.contiguous())
+    return out
+
+
+class SeededItems(Dataset):
+    """Wraps a dataset: key ``(index, epoch)`` -> ``ds.set_epoch(epoch); ds[index]``.
+
+    The global RNGs are also seeded from ``(seed, epoch, index)`` during the call (and restored),
+    so even a dataset drawing from them is reproducible and independent of the loading worker.
+    """
+
+    def __init__(self, ds: Dataset, seed: int = 0):
+        self.ds, self.seed = ds, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        index, epoch = key
+        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        try:
+            seed_everything(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]))
+            if hasattr(self.ds, "set_epoch"):
+                self.ds.set_epoch(epoch)
+            item = self.ds[index]
+        finally:  # leave the caller's global RNG streams untouched
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+        return {k: v for k, v in item.items() if isinstance(v, torch.Tensor)}
+
+
+class CachedTriples(Dataset):
+    """The fixed teacher-cache set: tensors (N,3,c,c) ``lq``, ``gt``, ``teacher_out``.
+
+    Key ``(index, epoch)``: the same random flip/rot90 (drawn from ``(seed, epoch, index)``) is
+    applied to all three.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], augment: bool = True, seed: int = 0):
+        self.t = tensors
+        self.augment, self.seed = augment, int(seed)
+
+    def __len__(self) -> int:
+        return int(self.t["lq"].shape[0])
+
+    def __getitem__(self, key):
+        index, epoch = key
+        names = [k for k in ("lq", "gt", "teacher_out") if k in self.t]
+        items = [self.t[k][index].float() for k in names]
+        if self.augment:
+            items = augment_like(items, int(np.random.default_rng([self.seed, epoch, index]).integers(8)))
+        return dict(zip(names, items))
+
+
+def _worker_init(_worker_id: int) -> None:
+    # Ctrl-C goes to the main process only: it saves a checkpoint and stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool) -> DataLoader:
+    """A DataLoader over ``ds`` driven by ``sampler`` (items are keyed, so workers do not matter).
+
+    It gets its own generator so that creating it does not draw from the global torch RNG.
+    """
+    return DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=pin,
+                      generator=torch.Generator().manual_seed(sampler.seed),
+                      worker_init_fn=_worker_init if workers else None,
+                      persistent_workers=False, prefetch_factor=2 if workers else None)
+
+
+# ----------------------------------------------------------------------------- teacher cache
+def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
+    """Hash of what the cache depends on (teacher identity + file stamp, data, size, seed)."""
+    stamp = ""
+    p = Path(str(teacher_spec))
+    if not p.is_file():  # a registered name: stamp its shipped weights file
+        try:
+            from kdsharp.registry import weights_path
+
+            p = weights_path(str(teacher_spec)) or p
+        except Exception:  # noqa: BLE001 - unknown names fail later with a clear error
+            pass
+    if p.is_file():
+        st = p.stat()
+        stamp = f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+    blob = json.dumps({"teacher": str(teacher_spec), "stamp": stamp, "data": data_cfg, "size": size, "seed": seed},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def build_teacher_cache(teacher: nn.Module, ds: Dataset, size: int, batch: int, device: torch.device,
+                        path: Path, key: str, autocast=None) -> dict[str, torch.Tensor]:
+    """Run the frozen ``teacher`` once on items ``0..size-1`` of ``ds`` and save (lq, gt, out).
+
+    Stored as fp16 safetensors at ``path`` (atomically) with the ``key`` in its metadata; reused
+    by :func:`load_teacher_cache` when the key matches.
+    """
+    from safetensors.torch import save_file
+
+    lqs, gts, outs = [], [], []
+    with progress("crops") as bar:
+        task = bar.add_task("teacher cache", total=size)
+        for start in range(0, size, batch):
+            items = [ds[i] for i in range(start, min(size, start + batch))]
+            lq = torch.stack([it["lq"] for it in items])
+            gt = torch.stack([it["gt"] for it in items])
+            with autocast() if autocast else _nullctx():
+                out = teacher(lq.to(device))
+            lqs.append(lq.half())
+            gts.append(gt.half())
+            outs.append(out.float().clamp(0, 1).cpu().half())
+            bar.advance(task, len(items))
+    tensors = {k: torch.cat(v).contiguous() for k, v in (("lq", lqs), ("gt", gts), ("teacher_out", outs))}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"key": key, "count": str(size)})
+    info(f"teacher cache: {size} crops -> {path}")
+    return tensors
+
+
+def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
+    """The cached tensors at ``path`` if present and made with the same ``key``, else None."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("key") != key:
+            return None
+        return load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - a corrupt cache is rebuilt
+        raise InputError(path, f"teacher cache is unreadable ({type(e).__name__})",
+                         "delete it to rebuild, or set teacher_cache.path elsewhere") from e
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+# ----------------------------------------------------------------------------- validation set
+def collect_val_items(ds: Dataset, max_images: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``max_images`` (lq, gt) pairs of ``ds`` as (1,3,H,W) tensors."""
+    out = []
+    for i in range(min(len(ds), max_images)):
+        item = ds[i]
+        out.append((item["lq"].unsqueeze(0).float(), item["gt"].unsqueeze(0).float()))
+    return out

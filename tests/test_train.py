@@ -1,0 +1,258 @@
+"""Trainer: config parsing, exact resume, Ctrl-C checkpoint, distillation gradients, teacher cache,
+bad checkpoints, CLI, ablation and a 2-process DDP (gloo) run. Tiny models, crops and budgets."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from kdsharp.errors import ConfigError, InputError
+from kdsharp.train import load_config, parse_override
+from kdsharp.train.checkpoint import load_checkpoint
+from kdsharp.train.config import apply_overrides
+from kdsharp.train.loaders import StepBatchSampler
+
+TEACHER = {"name": "resunet_teacher",
+           "kwargs": {"channels": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "stem": 1}}
+STUDENT = {"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}}  # shares s2 with TEACHER
+
+
+def tiny_config(tmp_path: Path, **extra) -> dict:
+    cfg = {
+        "name": "tiny", "out_dir": str(tmp_path / "runs"), "seed": 3, "threads": 1,
+        "model": TEACHER,
+        "data": {"sources": [{"type": "synthetic", "count": 4, "size": 48, "seed": 0}], "degradation": "defocus",
+                 "crop": 32, "batch": 2, "workers": 0, "length": 16},
+        "val": {"sources": [{"type": "synthetic", "count": 2, "size": 40, "seed": 9}], "count": 2, "size": 32,
+                "every": 0, "max_images": 2},
+        "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}, "edge": {"type": "sobel", "weight": 0.1}},
+        "optim": {"lr": 1e-3},
+        "schedule": {"iters": 6, "warmup": 2},
+        "ema": 0.9, "log_every": 2, "save_every": 0,
+    }
+    for k, v in extra.items():
+        cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
+    path = tmp_path / f"{cfg['name']}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return load_config(path)
+
+
+def params_of(path: Path) -> dict:
+    return load_checkpoint(path)["params"]
+
+
+# ----------------------------------------------------------------------------- config
+def test_parse_override_types():
+    assert parse_override("optim.lr=1e-4") == (["optim", "lr"], 1e-4)
+    assert parse_override("amp=off") == (["amp"], False)  # YAML 1.1: off is false (amp accepts it)
+    assert parse_override("data.batch=4") == (["data", "batch"], 4)
+    assert parse_override("deterministic=false") == (["deterministic"], False)
+    assert parse_override("data.sources=[{type: samples}]") == (["data", "sources"], [{"type": "samples"}])
+    assert parse_override("teacher=runs/t/last.pth") == (["teacher"], "runs/t/last.pth")
+    with pytest.raises(ConfigError):
+        parse_override("optim.lr")
+    with pytest.raises(ConfigError):
+        parse_override("optim..lr=1")
+
+
+def test_config_unknown_keys_and_overrides(tmp_path):
+    cfg = tiny_config(tmp_path)
+    assert cfg["name"] == "tiny" and cfg["model"]["name"] == "resunet_teacher"
+    assert cfg["optim"]["betas"] == [0.9, 0.99]  # default kept under a partial section
+    out = apply_overrides(cfg, ["optim.lr=5e-4", "model.kwargs.stem=2", "loss.pixel.weight=0.5", "val.every=3"])
+    assert out["optim"]["lr"] == 5e-4 and out["model"]["kwargs"]["stem"] == 2
+    assert out["loss"]["pixel"]["weight"] == 0.5 and out["val"]["every"] == 3
+    assert cfg["optim"]["lr"] == 1e-3  # input untouched
+    with pytest.raises(ConfigError, match="optim.lrr"):
+        apply_overrides(cfg, ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="optimizer"):
+        apply_overrides(cfg, ["optimizer.lr=1"])
+    with pytest.raises(ConfigError, match="section"):
+        apply_overrides(cfg, ["optim=3"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  batchsize: 4\n")
+    with pytest.raises(ConfigError, match="data.batchsize"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="schedule.iters"):
+        load_config(None, ["schedule.iters=0"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_batch_sampler_is_a_function_of_step():
+    a = StepBatchSampler(10, 4, seed=1, start=0, total=8)
+    b = StepBatchSampler(10, 4, seed=1, start=5, total=8)
+    assert list(a)[5:] == list(b)
+    keys = [k for batch in StepBatchSampler(10, 5, seed=1, start=0, total=2) for k in batch]
+    assert sorted(i for i, e in keys) == list(range(10)) and {e for _, e in keys} == {0}  # one epoch
+    r0 = StepBatchSampler(10, 2, seed=1, start=0, total=3, rank=0, world=2)
+    r1 = StepBatchSampler(10, 2, seed=1, start=0, total=3, rank=1, world=2)
+    assert not set(map(tuple, list(r0)[0])) & set(map(tuple, list(r1)[0]))  # ranks see different samples
+
+
+# ----------------------------------------------------------------------------- training
+def test_teacher_run_ctrl_c_and_exact_resume(tmp_path, monkeypatch):
+    from kdsharp.train import Trainer, train
+
+    ref = train(tiny_config(tmp_path, name="ref"))
+    run = ref.run_dir
+    for f in ("last.pth", "best.pth", "config.yaml", "train_log.csv", "val_log.csv", "baselines.json",
+              "ref.safetensors"):
+        assert (run / f).is_file(), f
+    assert ref.step == 6 and ref.val["psnr"] > 0 and "input" in ref.baselines
+
+    original = Trainer._train_step
+
+    def interrupting(self, batch):
+        terms = original(self, batch)
+        if self.step == 2:  # the 3rd step: as if Ctrl-C was pressed during it
+            os.kill(os.getpid(), signal.SIGINT)
+        return terms
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupting)
+    cfg = tiny_config(tmp_path, name="cut")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    ckpt = load_checkpoint(tmp_path / "runs" / "cut" / "last.pth")
+    assert ckpt["step"] == 3 and set(ckpt) >= {"params", "params_ema", "optimizer", "scheduler", "rng", "config"}
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg)  # the folder already holds a run
+    res = train(cfg, resume="auto")
+    assert res.step == 6
+    a, b = params_of(run / "last.pth"), params_of(res.run_dir / "last.pth")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
+    ea, eb = load_checkpoint(run / "last.pth")["params_ema"], load_checkpoint(res.run_dir / "last.pth")["params_ema"]
+    assert all(torch.allclose(ea[k], eb[k], atol=1e-6, rtol=0) for k in ea)
+
+
+def test_bad_checkpoints_raise_clear_errors(tmp_path):
+    from kdsharp.train import train
+
+    cfg = tiny_config(tmp_path, name="bad", schedule={"iters": 1, "warmup": 0}, export=False)
+    run = tmp_path / "runs" / "bad"
+    run.mkdir(parents=True)
+    (run / "last.pth").write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="last.pth"):
+        train(cfg, resume="auto")
+    (run / "last.pth").unlink()
+    train(cfg)
+    other = apply_overrides(cfg, ["model.kwargs.channels=[8, 24]"])
+    with pytest.raises(InputError, match="shape"):
+        train(other, resume=str(run / "last.pth"))
+    with pytest.raises(InputError, match="not found"):
+        train(cfg, resume=str(run / "nope.pth"))
+
+
+def _teacher_checkpoint(tmp_path: Path) -> Path:
+    from kdsharp.train import train
+
+    cfg = tiny_config(tmp_path, name="teach", schedule={"iters": 2, "warmup": 0}, export=False)
+    return train(cfg).run_dir / "last.pth"
+
+
+def test_student_gradients_reach_student_never_teacher(tmp_path):
+    from kdsharp.train import Trainer
+    from kdsharp.train.loaders import StepBatchSampler, make_loader
+
+    teacher_path = _teacher_checkpoint(tmp_path)
+    cfg = tiny_config(tmp_path, name="stud", model=STUDENT, teacher=str(teacher_path),
+                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5},
+                            "distill_feature": {"weight": 0.1}})
+    tr = Trainer(cfg)
+    try:
+        assert not tr.teacher.training and not any(p.requires_grad for p in tr.teacher.parameters())
+        teacher_before = {k: v.clone() for k, v in tr.teacher.state_dict().items()}
+        batch = next(iter(make_loader(tr.train_ds, StepBatchSampler(len(tr.train_ds), 2, 0, 0, 1), 0, False)))
+        terms = tr._train_step(batch)
+        assert terms["distill_output"] > 0 and terms["distill_feature"] > 0 and terms["pixel"] > 0
+        assert all(p.grad is None for p in tr.teacher.parameters())
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tr.model.parameters())
+        assert all(p.grad is not None for p in tr.adapters.parameters())
+        assert all(torch.equal(v, tr.teacher.state_dict()[k]) for k, v in teacher_before.items())
+        assert "adapters" in tr.state_dict() and tr.state_dict()["adapters"]
+    finally:
+        tr.close()
+
+
+def test_student_with_teacher_cache(tmp_path):
+    from kdsharp.train import train
+
+    teacher_path = _teacher_checkpoint(tmp_path)
+    cache = tmp_path / "cache.safetensors"
+    cfg = tiny_config(tmp_path, name="cached", model=STUDENT, teacher=str(teacher_path),
+                      teacher_cache={"enabled": True, "size": 6, "path": str(cache), "batch": 4},
+                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}})
+    res = train(cfg)
+    assert cache.is_file() and res.step == 6 and "teacher" in res.baselines
+    from safetensors.torch import load_file
+
+    t = load_file(str(cache))
+    assert t["lq"].shape == t["gt"].shape == t["teacher_out"].shape == (6, 3, 32, 32)
+    stamp = cache.stat().st_mtime_ns
+    train(apply_overrides(cfg, ["name=cached2"]))
+    assert cache.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    with pytest.raises(ConfigError, match="teacher_cache"):
+        train(apply_overrides(cfg, ["name=cached3", "loss.distill_feature={weight: 0.1}"]))
+
+
+def test_student_without_teacher_is_a_config_error(tmp_path):
+    from kdsharp.train.entry import run_training
+
+    cfg_path = tmp_path / "s.yaml"
+    loss = {"pixel": {"weight": 1}, "distill_output": {"weight": 1}}
+    cfg_path.write_text(yaml.safe_dump({"model": STUDENT, "loss": loss}))
+    with pytest.raises(ConfigError, match="teacher"):
+        run_training("student", cfg_path, [f"out_dir={tmp_path}"])
+
+
+def test_cli_train_teacher_and_errors(tmp_path):
+    from kdsharp.cli import main
+
+    tiny_config(tmp_path, name="cli")
+    cfg_path = tmp_path / "cli.yaml"
+    assert main(["train", "teacher", "--config", str(cfg_path), "schedule.iters=2", "export=false"]) == 0
+    assert (tmp_path / "runs" / "cli" / "last.pth").is_file()
+    assert main(["train", "teacher", "--config", str(cfg_path), "optim.lrr=1"]) == 2
+    assert main(["train", "teacher", "--config", str(cfg_path), "--resume", "schedule.iters=3", "export=false"]) == 0
+    last = tmp_path / "runs" / "cli" / "last.pth"
+    assert load_checkpoint(last)["step"] == 3
+    # without --config the checkpoint's config is used
+    assert main(["train", "teacher", "--resume", str(last), "schedule.iters=4", "export=false"]) == 0
+    assert load_checkpoint(last)["step"] == 4
+    assert main(["train", "student", "--config", str(cfg_path), "name=s"]) == 2  # no teacher
+
+
+def test_ablation_writes_table(tmp_path):
+    from kdsharp.train import run_ablation
+
+    teacher_path = _teacher_checkpoint(tmp_path)
+    cfg = tiny_config(tmp_path, name="abl", model=STUDENT, teacher=str(teacher_path), export=False,
+                      schedule={"iters": 2, "warmup": 0},
+                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}})
+    out = run_ablation(cfg)
+    md = out["paths"]["md"].read_text()
+    assert "| unet | yes |" in md and "| unet | no |" in md and "input" in md
+    for run in ("abl_kd", "abl_nokd"):
+        assert (tmp_path / "runs" / run / "last.pth").is_file()
+    nokd = load_checkpoint(tmp_path / "runs" / "abl_nokd" / "last.pth")["config"]
+    assert nokd["loss"]["distill_output"]["weight"] == 0
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    tiny_config(tmp_path, name="ddp", schedule={"iters": 3, "warmup": 0})
+    env = {**os.environ, "KDSHARP_QUIET": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "kdsharp", "train", "teacher", "--config", str(tmp_path / "ddp.yaml")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "runs" / "ddp" / "last.pth")
+    assert ckpt["step"] == 3 and not any(k.startswith("module.") for k in ckpt["params"])
+    assert (tmp_path / "runs" / "ddp" / "ddp.safetensors").is_file()
