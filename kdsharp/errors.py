@@ -15,26 +15,20 @@ class KdsharpError(Exception):
     exit_code = 2
 
 
-class InputError(KdsharpError):
+class _PathError(KdsharpError):
+    """An error about one file or folder: ``PATH: problem (fix)``."""
+
+    def __init__(self, path: str | Path, problem: str, fix: str | None = None):
+        self.path = Path(path)
+        super().__init__(f"{path}: {problem}" + (f" ({fix})" if fix else ""))
+
+
+class InputError(_PathError):
     """A bad input file or path (missing, corrupt, empty, wrong format)."""
 
-    def __init__(self, path: str | Path, problem: str, fix: str | None = None):
-        self.path = Path(path)
-        msg = f"{path}: {problem}"
-        if fix:
-            msg += f" ({fix})"
-        super().__init__(msg)
 
-
-class OutputError(KdsharpError):
+class OutputError(_PathError):
     """An output that cannot be written (unwritable folder, would overwrite an input)."""
-
-    def __init__(self, path: str | Path, problem: str, fix: str | None = None):
-        self.path = Path(path)
-        msg = f"{path}: {problem}"
-        if fix:
-            msg += f" ({fix})"
-        super().__init__(msg)
 
 
 class UnknownModelError(KdsharpError):

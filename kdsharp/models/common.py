@@ -55,3 +55,19 @@ def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
+
+
+def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h: int, w: int,
+                return_features: bool):
+    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), cropped to HxW.
+
+    ``levels`` are the decoder outputs, bottleneck first; as features they are named
+    ``s{stem * 2**i}``, finest first. Returns ``out`` or ``(out, feats)``.
+    """
+    out = crop_to(xp + (F.pixel_shuffle(res, stem) if stem > 1 else res), h, w)
+    if not return_features:
+        return out
+    feats = new_features()
+    for i, level in enumerate(reversed(levels)):
+        feats[f"s{stem * 2 ** i}"] = level
+    return out, crop_features(feats, h, w)

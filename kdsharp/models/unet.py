@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.models._registry import register_model
-from kdsharp.models.common import crop_features, crop_to, new_features, pad_to_multiple, zero_init
+from kdsharp.models.common import pad_to_multiple, unet_output, zero_init
 from kdsharp.models.resunet import ResUNet, UpShuffle, conv3x3
 
 
@@ -71,14 +71,7 @@ class UNet(nn.Module):
         for i in reversed(range(len(self.decoders))):
             f = self.decoders[i](torch.cat([self.ups[i](f), skips[i]], 1))
             levels.append(f)
-        res = self.tail(f)
-        out = crop_to(xp + (F.pixel_shuffle(res, self.stem) if self.stem > 1 else res), h, w)
-        if not return_features:
-            return out
-        feats = new_features()
-        for i, lf in enumerate(reversed(levels)):
-            feats[f"s{self.stem * 2 ** i}"] = lf
-        return out, crop_features(feats, h, w)
+        return unet_output(xp, self.tail(f), levels, self.stem, h, w, return_features)
 
 
 class ResUNetLite(ResUNet):

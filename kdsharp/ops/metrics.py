@@ -58,8 +58,12 @@ def _ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tens
     def blur(t):
         return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
 
-    c1 = (_K1 * data_range) ** 2
-    c2 = (_K2 * data_range) ** 2
+    return _ssim_from(x, y, blur, data_range)
+
+
+def _ssim_from(x, y, blur, data_range: float):
+    """SSIM map of ``x`` and ``y`` (arrays or tensors) given the local-mean filter ``blur``."""
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     mu_x, mu_y = blur(x), blur(y)
     sxx = blur(x * x) - mu_x * mu_x
     syy = blur(y * y) - mu_y * mu_y
@@ -89,17 +93,8 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
         out = cv2.sepFilter2D(t, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
         return out[pad:-pad, pad:-pad]
 
-    c1, c2 = (_K1 * r) ** 2, (_K2 * r) ** 2
-    values = []
-    for ch in range(x.shape[2]):
-        xc, yc = np.ascontiguousarray(x[:, :, ch]), np.ascontiguousarray(y[:, :, ch])
-        mu_x, mu_y = blur(xc), blur(yc)
-        sxx = blur(xc * xc) - mu_x * mu_x
-        syy = blur(yc * yc) - mu_y * mu_y
-        sxy = blur(xc * yc) - mu_x * mu_y
-        num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
-        den = (mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2)
-        values.append((num / den).mean())
+    values = [_ssim_from(np.ascontiguousarray(x[:, :, ch]), np.ascontiguousarray(y[:, :, ch]), blur, r).mean()
+              for ch in range(x.shape[2])]
     return float(np.mean(values))
 
 
