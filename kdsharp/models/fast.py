@@ -196,14 +196,18 @@ class FastNet(nn.Module):
 
 @register_model
 def fast_y(**kwargs) -> FastNet:
-    """Real-time student, luma only: 16 ch at 1/4 res, 3 body blocks, ReLU (re-parameterizable)."""
-    return FastNet(**{**dict(channels=16, num_blocks=3, scale=4, luma=True, act="relu"), **kwargs})
+    """Real-time student, luma only: 16 ch at 1/4 res, 3 body blocks, PReLU (re-parameterizable).
+
+    PReLU, not ReLU: with ReLU a distillation run on CPU lost every body channel (all features
+    zero, so the net collapsed to a constant) within the first 1000 steps.
+    """
+    return FastNet(**{**dict(channels=16, num_blocks=3, scale=4, luma=True, act="prelu"), **kwargs})
 
 
 @register_model
 def fast_rgb(**kwargs) -> FastNet:
-    """Real-time student on RGB: 16 ch at 1/4 res, 2 body blocks, ReLU (re-parameterizable)."""
-    return FastNet(**{**dict(channels=16, num_blocks=2, scale=4, luma=False, act="relu"), **kwargs})
+    """Real-time student on RGB: 16 ch at 1/4 res, 2 body blocks, PReLU (re-parameterizable)."""
+    return FastNet(**{**dict(channels=16, num_blocks=2, scale=4, luma=False, act="prelu"), **kwargs})
 
 
 @register_model(role="fast", weights="fast.safetensors")
