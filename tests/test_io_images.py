@@ -131,3 +131,12 @@ def test_tensor_roundtrip_8_and_16_bit():
     assert np.array_equal(from_tensor(t, bgr=True), img)
     img16 = img.astype(np.uint16) * 257
     assert np.array_equal(from_tensor(to_tensor(img16), dtype=np.uint16), img16)
+
+
+def test_output_folder_that_refuses_files_is_a_clear_error(tmp_path):
+    # /proc accepts no new files even for root (chmod-based tests pass silently as root).
+    from kdsharp.errors import OutputError
+    from kdsharp.io.images import write_image
+
+    with pytest.raises(OutputError, match="cannot be written"):
+        write_image("/proc/kdsharp-test.png", np.zeros((8, 8, 3), np.uint8))

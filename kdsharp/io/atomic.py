@@ -56,7 +56,11 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     target = Path(target)
     ensure_writable_dir(target.parent if str(target.parent) else Path("."))
     ext = suffix if suffix is not None else target.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{ext}", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{ext}", dir=target.parent)
+    except OSError as e:
+        raise OutputError(target, f"cannot be written ({e.strerror or e})",
+                          "choose a writable output folder") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
