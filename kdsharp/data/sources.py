@@ -102,31 +102,25 @@ def iter_video_frames(path: str | Path, every: int = 1, max_frames: int | None =
     Raises :class:`InputError` if the file is missing, has no video stream or no decodable frame;
     a stream that breaks after some frames ends early with one warning.
     """
-    import av
+    from kdsharp.io.video import read_frames
 
     path = _existing(path, "video")
     every, count = max(1, int(every)), 0
+    frames = read_frames(path)  # colour-accurate RGB; closes the file when closed itself
     try:
-        container = av.open(str(path))
-    except Exception as e:  # av.error.InvalidDataError, PermissionError, ...
-        raise InputError(path, f"not a readable video ({type(e).__name__})", "check the file or re-encode it") from e
-    with container:
-        if not container.streams.video:
-            raise InputError(path, "has no video stream", "pass a video file")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                if i % every:
-                    continue
-                yield limit_side(frame.to_ndarray(format="rgb24"), max_side)
-                count += 1
-                if max_frames and count >= max_frames:
-                    return
-        except Exception as e:  # corrupt packets in the middle of the file
-            if not count:
-                raise InputError(path, f"no frame could be decoded ({type(e).__name__})", "check the file or re-encode it") from e
-            warn(f"{path}: decoding stopped early ({type(e).__name__}); using the {count} frames read")
+        for i, (frame, _) in enumerate(frames):
+            if i % every:
+                continue
+            yield limit_side(frame, max_side)
+            count += 1
+            if max_frames and count >= max_frames:
+                return
+    except InputError as e:  # corrupt packets part-way: keep what was decoded
+        if not count:
+            raise
+        warn(f"{e}; using the {count} frames read before it")
+    finally:
+        frames.close()
     if not count:
         raise InputError(path, "no frame could be decoded", "check the file or re-encode it")
 

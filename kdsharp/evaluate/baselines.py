@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from kdsharp.ops.filters import UnsharpMask, gaussian_blur2d
+from kdsharp.ops.filters import UnsharpMask, add_detail, unsharp_detail
 
 #: The searched grid. ``amount`` is the gain (0 = identity, which is the "input" row already),
 #: ``sigma`` the Gaussian sigma in pixels, ``threshold`` the minimum |detail| in [0,1] units.
@@ -21,18 +21,6 @@ UNSHARP_GRID: dict[str, tuple[float, ...]] = {
     "sigma": (0.5, 0.8, 1.2, 1.6, 2.0, 3.0),
     "threshold": (0.0, 2.0 / 255.0),
 }
-
-
-def _kernel_size(sigma: float) -> int:
-    # Same support as kdsharp.ops.filters.unsharp_mask (checked by tests/test_eval.py).
-    return 2 * max(1, math.ceil(3 * sigma)) + 1
-
-
-def _sharpen_from_detail(x: torch.Tensor, detail: torch.Tensor, amount: float, threshold: float) -> torch.Tensor:
-    """``unsharp_mask`` with the blur already done: ``detail = x - blur(x)``."""
-    if threshold > 0:
-        detail = torch.where(detail.abs() > threshold, detail, torch.zeros_like(detail))
-    return (x + amount * detail).clamp(0.0, 1.0)
 
 
 def _psnr8(out: torch.Tensor, gt255: torch.Tensor) -> float:
@@ -73,9 +61,9 @@ def tune_unsharp(lq: Sequence[torch.Tensor], gt: Sequence[torch.Tensor],
     best = {"psnr": -math.inf}
     tried = 0
     for sigma in grid["sigma"]:
-        details = [x - gaussian_blur2d(x, _kernel_size(sigma), sigma) for x in lq]
+        details = [unsharp_detail(x, sigma) for x in lq]
         for amount, threshold in itertools.product(grid["amount"], thresholds):
-            outs = [_sharpen_from_detail(x, d, amount, threshold) for x, d in zip(lq, details)]
+            outs = [add_detail(x, d, amount, threshold) for x, d in zip(lq, details)]
             score = _mean_psnr(outs, gt255)
             tried += 1
             if score > best["psnr"]:

@@ -14,6 +14,8 @@ from kdsharp.ops.filters import (
     laplacian_kernel,
     sobel_kernels,
     unsharp_mask,
+    unsharp_detail,
+    add_detail,
     GaussianBlur2d,
     Sobel,
     Laplacian,
@@ -25,6 +27,7 @@ __all__ = [
     "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "RgbToYCbCr", "YCbCrToRgb",
     "gaussian_kernel1d", "gaussian_kernel2d", "filter2d", "gaussian_blur2d", "sobel",
     "spatial_gradient", "laplacian", "laplacian_kernel", "sobel_kernels", "unsharp_mask",
+    "unsharp_detail", "add_detail",
     "GaussianBlur2d", "Sobel", "Laplacian", "UnsharpMask",
     "psnr", "ssim", "psnr_torch", "ssim_torch",
 ]

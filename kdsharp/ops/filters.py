@@ -91,17 +91,27 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
     return filter2d(x, laplacian_kernel(device=x.device, dtype=x.dtype))
 
 
+def unsharp_detail(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """The detail layer ``x - blur(x)`` of (N,C,H,W) (Gaussian of ``sigma`` px, support 2*ceil(3*sigma)+1)."""
+    size = 2 * max(1, math.ceil(3 * sigma)) + 1
+    return x - gaussian_blur2d(x, size, sigma)
+
+
+def add_detail(x: torch.Tensor, detail: torch.Tensor, amount: float = 1.0, threshold: float = 0.0) -> torch.Tensor:
+    """``x + amount * detail`` where |detail| > threshold, clamped to [0,1] (the second half of
+    :func:`unsharp_mask`, for reusing one blur across several amounts)."""
+    if threshold > 0:
+        detail = torch.where(detail.abs() > threshold, detail, torch.zeros_like(detail))
+    return (x + amount * detail).clamp(0.0, 1.0)
+
+
 def unsharp_mask(x: torch.Tensor, amount: float = 1.0, sigma: float = 1.0, threshold: float = 0.0) -> torch.Tensor:
     """Classic unsharp mask: ``x + amount * (x - blur(x))`` where |detail| > threshold, clamped to [0,1].
 
     Args:
         x: (N,C,H,W) float in [0,1]. sigma: Gaussian sigma in pixels. amount: gain (0 = identity).
     """
-    size = 2 * max(1, math.ceil(3 * sigma)) + 1
-    detail = x - gaussian_blur2d(x, size, sigma)
-    if threshold > 0:
-        detail = torch.where(detail.abs() > threshold, detail, torch.zeros_like(detail))
-    return (x + amount * detail).clamp(0.0, 1.0)
+    return add_detail(x, unsharp_detail(x, sigma), amount, threshold)
 
 
 class GaussianBlur2d(nn.Module):
