@@ -155,6 +155,27 @@ def test_restormer_pads_to_a_multiple_of_8_and_crops_back():
     assert pad_to_multiple(torch.rand(1, 3, 3, 5), 8)[0].shape[-2:] == (8, 8)  # too small to reflect
 
 
+def test_restormer_local_window_runs_large_eval_inputs_in_windows():
+    from kdsharp.ops.tiling import tiled_forward
+
+    torch.manual_seed(5)
+    model = _perturb(Restormer(**SMALL_RESTORMER, local_window=32)).eval()
+    assert model.arch_kwargs["local_window"] == 32
+    small, large = torch.rand(1, 3, 30, 32), torch.rand(1, 3, 40, 75)
+    with torch.no_grad():
+        assert torch.equal(model(small), model._forward(small))  # fits one window: whole
+        windowed = model(large)
+        assert torch.allclose(windowed, tiled_forward(model._forward, large, 32, 10), atol=1e-6)
+        whole = model._forward(large)
+        assert windowed.shape == whole.shape and not torch.allclose(windowed, whole, atol=1e-4)
+        out, feats = model(large, return_features=True)  # features: always whole
+        assert torch.allclose(out, whole, atol=1e-6) and feats["s1"].shape[-2:] == (40, 75)
+    model.train()
+    assert torch.allclose(model(large), whole, atol=1e-5)  # training: always whole
+    with pytest.raises(ValueError, match="local_window"):
+        Restormer(**SMALL_RESTORMER, local_window=8)
+
+
 @pytest.mark.parametrize("kwargs", [dict(), dict(bias=False), dict(luma=False, channels=8, act="relu"),
                                     dict(scale=2, channels=8, num_blocks=1)])
 def test_reparameterized_fast_equals_its_training_form(kwargs):

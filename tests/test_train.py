@@ -256,3 +256,25 @@ def test_ddp_two_processes_gloo(tmp_path):
     ckpt = load_checkpoint(tmp_path / "runs" / "ddp" / "last.pth")
     assert ckpt["step"] == 3 and not any(k.startswith("module.") for k in ckpt["params"])
     assert (tmp_path / "runs" / "ddp" / "ddp.safetensors").is_file()
+
+
+def test_model_init_fine_tunes_from_trained_weights(tmp_path):
+    """model.init starts a new run from a checkpoint (EMA weights) or a weights file; a mismatch
+    is a ConfigError naming the file."""
+    from kdsharp.registry import save_model
+    from kdsharp.train import Trainer
+    from kdsharp.train.builders import model_from_checkpoint
+
+    ckpt = _teacher_checkpoint(tmp_path)
+    trained = model_from_checkpoint(ckpt)
+    weights = save_model(trained, tmp_path / "t.safetensors", half=False)
+    for spec in (ckpt, weights):
+        tr = Trainer(tiny_config(tmp_path, name=f"ft_{Path(spec).suffix[1:]}", model={**TEACHER, "init": str(spec)}))
+        try:
+            got, want = tr.model.state_dict(), trained.state_dict()
+            assert all(torch.equal(got[k].float(), want[k].float()) for k in want)
+            assert tr.step == 0  # a new run, not a resume
+        finally:
+            tr.close()
+    with pytest.raises(ConfigError, match="t.safetensors"):
+        Trainer(tiny_config(tmp_path, name="ft_bad", model={**STUDENT, "init": str(weights)}))

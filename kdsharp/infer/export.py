@@ -47,6 +47,8 @@ def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
 
         model = load_model(model_or_name, deploy=False)
     model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
+    if getattr(model, "local_window", None):  # a traced graph would bake one frame size's tiling
+        model.local_window = None
     if hasattr(model, "reparameterize"):
         model.reparameterize()
     return model

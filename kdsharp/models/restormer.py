@@ -7,6 +7,12 @@ global residual on the input. Module and parameter names follow the official cod
 released checkpoints (``motion_deblurring.pth`` etc., saved as ``{'params': state_dict}``) load
 with ``strict=True``.
 
+Test-time local windows (``local_window``, after TLC, Chu et al., ECCV 2022): MDTA's attention is a
+channel covariance over the WHOLE input, so a model trained on small crops sees different statistics
+on a full frame. With ``local_window = N`` an eval-mode model runs inputs larger than N px in
+overlapping N x N tiles (blended, :mod:`kdsharp.ops.tiling`), i.e. with the statistics of the crops
+it was trained on. Off (None) by default and for the official configurations.
+
 Features (``return_features=True``) are taken on the DECODER side: ``s8`` latent (8*dim ch),
 ``s4`` decoder level 3 (4*dim), ``s2`` decoder level 2 (2*dim), ``s1`` after refinement (2*dim).
 """
@@ -18,6 +24,7 @@ from torch import nn
 
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import crop_features, crop_to, new_features, pad_to_multiple
+from kdsharp.ops.tiling import tiled_forward
 
 
 class BiasFreeLayerNorm(nn.Module):
@@ -154,6 +161,8 @@ class Restormer(nn.Module):
     Inputs are reflect-padded to a multiple of 8 and cropped back. Keywords and defaults are the
     official ones (the released motion-deblurring model). With ``dual_pixel_task`` the input has
     ``inp_channels`` (6) channels and there is no global residual, as in the official code.
+    ``local_window`` (px, None = off): in eval mode, run larger inputs in overlapping windows of
+    this size (see the module docstring); training and ``return_features`` always run whole.
     """
 
     pad_multiple = 8
@@ -162,13 +171,17 @@ class Restormer(nn.Module):
     def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: list[int] | tuple[int, ...] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
                  heads: list[int] | tuple[int, ...] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66,
-                 bias: bool = False, LayerNorm_type: str = "WithBias", dual_pixel_task: bool = False):  # noqa: N803
+                 bias: bool = False, LayerNorm_type: str = "WithBias", dual_pixel_task: bool = False,  # noqa: N803
+                 local_window: int | None = None):
         super().__init__()
+        if local_window is not None and local_window < 32:
+            raise ValueError(f"local_window must be >= 32 px (or None), got {local_window}")
         nb, hd, f, ln = list(num_blocks), list(heads), ffn_expansion_factor, LayerNorm_type
         self.arch_kwargs = dict(inp_channels=inp_channels, out_channels=out_channels, dim=dim, num_blocks=nb,
                                 num_refinement_blocks=num_refinement_blocks, heads=hd,
                                 ffn_expansion_factor=f, bias=bias, LayerNorm_type=ln,
-                                dual_pixel_task=dual_pixel_task)
+                                dual_pixel_task=dual_pixel_task, local_window=local_window)
+        self.local_window = local_window
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.encoder_level1 = _stage(nb[0], dim, hd[0], f, bias, ln)
         self.down1_2 = Downsample(dim)
@@ -194,6 +207,12 @@ class Restormer(nn.Module):
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, {'s1','s2','s4','s8'})."""
+        win = self.local_window
+        if win and not self.training and not return_features and max(x.shape[-2:]) > win:
+            return tiled_forward(self._forward, x, win, win // 3)
+        return self._forward(x, return_features)
+
+    def _forward(self, x: torch.Tensor, return_features: bool = False):
         inp, h, w = pad_to_multiple(x, self.pad_multiple)
         emb = self.patch_embed(inp)
         enc1 = self.encoder_level1(emb)

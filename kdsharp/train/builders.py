@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from kdsharp.errors import ConfigError
+from kdsharp.errors import ConfigError, KdsharpError
 from kdsharp.metrics import psnr_torch, ssim_torch
 from kdsharp.train.checkpoint import check_state_dict, load_checkpoint, strip_module_prefix
 from kdsharp.train.loaders import collect_val_items
@@ -31,10 +31,31 @@ def build_model(model_cfg: dict, device: torch.device, channels_last: bool = Fal
         arch = dict(zip(("name", "kwargs"), model_spec(model)))
     except ValueError:
         arch = {"name": name, "kwargs": kwargs}
+    if model_cfg.get("init"):
+        init_weights(model, str(model_cfg["init"]))
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, arch
+
+
+def init_weights(model: nn.Module, spec: str) -> None:
+    """Load the trained weights ``spec`` into ``model`` (same architecture, strict): a registered
+    name with shipped weights, a weights file, or a trainer checkpoint ``.pth`` (EMA weights first)."""
+    from kdsharp.registry import load_model
+
+    path = Path(spec)
+    if path.suffix == ".pth" and path.is_file():
+        source = model_from_checkpoint(path, "cpu")
+    else:
+        source = load_model(spec, "cpu", weights=True, deploy=False)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()}
+    try:
+        check_state_dict(spec, model, sd, "model.init")
+    except KdsharpError as e:
+        raise ConfigError(f"model.init {spec} does not fit model '{type(model).__name__}' with these kwargs "
+                          f"({e}): start from weights of the same architecture") from e
+    model.load_state_dict(sd)
 
 
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu", ema: bool = True) -> nn.Module:

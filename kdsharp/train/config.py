@@ -26,7 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "deterministic": True,  # torch.use_deterministic_algorithms + seeded data order
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "threads": 0,  # torch CPU threads (0 = leave torch's default)
-    "model": {"name": "resunet_teacher", "kwargs": {}},
+    # init: start from trained weights (fine-tuning): a registered name with shipped weights, a
+    # weights file (.safetensors / official .pth) or a trainer checkpoint (EMA weights if present)
+    "model": {"name": "resunet_teacher", "kwargs": {}, "init": None},
     "teacher": None,  # students: registered name or weights/checkpoint path of the frozen teacher
     "teacher_cache": {"enabled": False, "size": 512, "path": None, "batch": 8, "augment": True},
     "data": {

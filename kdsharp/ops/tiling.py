@@ -1,0 +1,69 @@
+"""Overlapping tiles blended with smooth weights: run a function on an image tile by tile.
+
+Each tile's weight is 1 in its middle and falls off over the ``overlap`` on every side that has a
+neighbour: zero for the first ``overlap // 4`` pixels (where the tile's own border effects live),
+then a raised cosine. Neighbouring ramps sum to one, so for a model whose receptive field radius
+is below ``overlap // 4`` the tiled result equals the untiled one (up to float rounding).
+
+Used by inference (``--tile``, out-of-memory fallback) and by models that run on local windows at
+test time (Restormer's ``local_window``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of length ``tile`` covering ``size`` with at least ``overlap`` shared."""
+    if size <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+def edge_profile(length: int, overlap: int, lead: bool, trail: bool) -> torch.Tensor:
+    """(length,) blending weights: 1 inside, zero margin + raised-cosine ramp on neighbour sides."""
+    w = torch.ones(length)
+    margin = overlap // 4
+    ramp_len = overlap - 2 * margin
+    if ramp_len <= 0:
+        return w
+    i = torch.arange(ramp_len, dtype=torch.float32)
+    ramp = 0.5 - 0.5 * torch.cos(math.pi * (i + 0.5) / ramp_len)
+    prof = torch.cat([torch.zeros(margin), ramp])[:length]
+    if lead:
+        w[: prof.numel()] = torch.minimum(w[: prof.numel()], prof)
+    if trail:
+        w[length - prof.numel():] = torch.minimum(w[length - prof.numel():], prof.flip(0))
+    return w
+
+
+def tiled_forward(fn: Fn, x: torch.Tensor, tile: int, overlap: int = 32) -> torch.Tensor:
+    """Apply ``fn`` ((N,3,h,w) -> (N,C,h,w)) to ``x`` (N,3,H,W) tile by tile; returns (N,C,H,W).
+
+    Tiles are ``tile`` x ``tile`` pixels (smaller for small images) overlapping by ``overlap``.
+    Blending accumulates on the CPU so that the device only ever holds one tile.
+    """
+    if tile <= overlap:
+        raise ValueError(f"tile size {tile} must be larger than the tile overlap {overlap} (raise --tile)")
+    n, _, h, w = x.shape
+    th, tw = min(tile, h), min(tile, w)
+    out = weight = None
+    for y0 in tile_starts(h, th, overlap):
+        wy = edge_profile(th, overlap, lead=y0 > 0, trail=y0 + th < h)
+        for x0 in tile_starts(w, tw, overlap):
+            wx = edge_profile(tw, overlap, lead=x0 > 0, trail=x0 + tw < w)
+            y = fn(x[:, :, y0:y0 + th, x0:x0 + tw]).float().cpu()
+            if out is None:
+                out = torch.zeros(n, y.shape[1], h, w)
+                weight = torch.zeros(1, 1, h, w)
+            wt = wy[:, None] * wx[None, :]
+            out[:, :, y0:y0 + th, x0:x0 + tw] += y * wt
+            weight[:, :, y0:y0 + th, x0:x0 + tw] += wt
+    return (out / weight.clamp_min(1e-8)).to(x.device)
