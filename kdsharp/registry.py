@@ -110,7 +110,7 @@ def infer_restormer_kwargs(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
                 num_blocks=num_blocks, num_refinement_blocks=_count(sd, "refinement"), heads=heads,
                 ffn_expansion_factor=ffn, bias="encoder_level1.0.attn.qkv.bias" in sd,
                 LayerNorm_type="WithBias" if "encoder_level1.0.norm1.body.bias" in sd else "BiasFree",
-                dual_pixel_task="skip_conv.weight" in sd)
+                dual_pixel_task="skip_conv.weight" in sd, local_window=None)  # official: whole frames
 
 
 def _same_layout(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:

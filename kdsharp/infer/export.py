@@ -128,6 +128,8 @@ def export_onnx(model_or_name: nn.Module | str | Path, path: str | Path, opset: 
         opset: ONNX opset (11-20). dynamic: free batch/height/width (else fixed to the example).
         half: float16 inside, float32 I/O. int8: static QDQ int8 quantization (CPU-friendly).
         example_size: (H, W) of the tracing (and, when not dynamic, the fixed) input.
+    A Restormer's test-time ``local_window`` is not part of the graph (the exported network runs
+    whole inputs): give the ONNX model tiles of that size (``kdsharp sharpen --backend onnx --tile``).
     Returns:
         ``path``, written atomically (no partial file on failure).
     """
