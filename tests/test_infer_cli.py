@@ -183,6 +183,16 @@ def test_help_texts():
         assert main([cmd, "--help"]) == 0
 
 
+@pytest.mark.parametrize("argv, says", [(["export", "-o", "x.onnx"], "Missing option '--model'"),
+                                         (["sharpen", "--bogus"], "No such option: --bogus"),
+                                         (["sharpen"], "Usage:")])
+def test_usage_errors_are_click_messages_with_exit_2(argv, says, capsys):
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    text = cap.out + cap.err
+    assert says in text and "Traceback" not in text and "kdsharp" in text
+
+
 def test_output_folder_inside_input_folder_is_not_reprocessed(tmp_path, capsys):
     src = tmp_path / "photos"
     write(src / "a.png", make_test_image(16, 16))

@@ -80,20 +80,35 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # typer.Exit / sys.exit inside a command
         return int(e.code or 0) if not isinstance(e.code, str) else 1
     except Exception as e:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        exits, aborts, usage = _click_exception_types()
+        if isinstance(e, exits):
+            return int(getattr(e, "exit_code", 0) or 0)
+        if isinstance(e, aborts):
             error("aborted")
             return 130
-        if isinstance(e, click.ClickException):
+        if isinstance(e, usage):  # bad option, missing argument, no arguments (help shown)
             e.show()
-            return e.exit_code
+            return int(getattr(e, "exit_code", 2))
         if debug_enabled():
             traceback.print_exc()
         error(f"{type(e).__name__}: {e} (run with --debug for the traceback)")
         return 1
+
+
+def _click_exception_types() -> tuple[tuple, tuple, tuple]:
+    """(exit, abort, usage-error) exception classes of click and of typer's own copy of click
+    (typer >= 0.20 vendors click, so its exceptions are not click's)."""
+    import click
+    import typer
+
+    exits, aborts, usage = [click.exceptions.Exit, typer.Exit], [click.exceptions.Abort, typer.Abort], [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        usage.append(TyperClickException)
+    except ImportError:  # older typer: click's classes are the ones raised
+        pass
+    return tuple(exits), tuple(aborts), tuple(usage)
 
 
 def run() -> None:
