@@ -11,6 +11,8 @@ Heavy submodules are imported on first use so that ``kdsharp --help`` starts fas
 """
 from __future__ import annotations
 
+from kdsharp._lazy import lazy_getattr
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -25,12 +27,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        mod, attr = _LAZY[name]
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kdsharp' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

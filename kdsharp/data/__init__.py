@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdsharp._lazy import lazy_getattr
 from kdsharp.data.config import PRESETS, list_presets, load_degrade_config
 from kdsharp.data.degrade import Degrader  # (not the function `degrade`: it would hide the module)
 
@@ -45,11 +46,4 @@ def sample_images() -> list[np.ndarray]:
     return [read_rgb(p) for p in sample_paths()]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kdsharp.data' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -14,6 +14,7 @@ import torch
 
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
+from kdsharp.io.inputs import existing_file
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 16384 * 16384  # refuse images larger than this (about 268 Mpx)
@@ -37,13 +38,7 @@ def read_image(path: str | Path) -> np.ndarray:
     EXIF orientation is applied. Raises :class:`InputError` (one line, names the file) for a
     missing, empty, corrupt, unsupported or too large file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file", "check the path")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty", "re-export or remove it")
+    path = existing_file(path, "image")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:

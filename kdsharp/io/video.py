@@ -18,6 +18,7 @@ from av.video.reformatter import Interpolation as _I
 
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
+from kdsharp.io.inputs import existing_file
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossless
@@ -60,12 +61,7 @@ class VideoInfo:
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise InputError(path, "no such file", "check the path")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a video")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty", "re-export or remove it")
+    existing_file(path, "video")
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:

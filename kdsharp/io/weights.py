@@ -20,6 +20,7 @@ import torch
 
 from kdsharp.errors import InputError
 from kdsharp.io.atomic import atomic_path
+from kdsharp.io.inputs import existing_file
 
 WEIGHT_EXTS = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 _WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model")
@@ -104,13 +105,8 @@ def load_state_dict_file(path: str | Path, key: str = "params") -> tuple[dict[st
     Raises:
         InputError: missing, empty, corrupt or tensor-less files.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found", "check the path")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a weights file", "pass a .safetensors or .pth file")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty", "re-download or re-export the weights")
+    path = existing_file(path, "weights file", folder_fix="pass a .safetensors or .pth file",
+                         empty_fix="re-download or re-export the weights")
     if path.suffix.lower() == ".safetensors":
         sd, meta = _load_safetensors(path)
     else:

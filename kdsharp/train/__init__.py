@@ -6,6 +6,7 @@
 
 See :mod:`kdsharp.train.config` for the keys, :mod:`kdsharp.train.trainer` for the loop.
 """
+from kdsharp._lazy import lazy_getattr
 from kdsharp.train.config import DEFAULTS, apply_overrides, config_hash, load_config, parse_override
 
 __all__ = ["DEFAULTS", "apply_overrides", "config_hash", "load_config", "parse_override", "train", "Trainer",
@@ -17,11 +18,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kdsharp.train' has no attribute '{name}'")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
