@@ -129,9 +129,10 @@ def test_every_available_codec_roundtrips(codec, n, shape):
 
 
 def test_higher_crf_compresses_more(img):
-    mild = codecs.video_roundtrip([img], "libx264", crf=18, preset="veryfast")[0]
-    strong = codecs.video_roundtrip([img], "libx264", crf=40, preset="veryfast")[0]
-    assert psnr(mild, img) > psnr(strong, img) + 2
+    grey = np.repeat(img.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)  # no 4:2:0 chroma loss
+    mild = codecs.video_roundtrip([grey], "libx264", crf=18, preset="veryfast")[0]
+    strong = codecs.video_roundtrip([grey], "libx264", crf=40, preset="veryfast")[0]
+    assert psnr(mild, grey) > psnr(strong, grey) + 2
     with pytest.raises(ValueError):
         codecs.codec_options("no-such-codec", 30)
 

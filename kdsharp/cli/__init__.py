@@ -96,19 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _click_exception_types() -> tuple[tuple, tuple, tuple]:
-    """(exit, abort, usage-error) exception classes of click and of typer's own copy of click
-    (typer >= 0.20 vendors click, so its exceptions are not click's)."""
-    import click
-    import typer
-
-    exits, aborts, usage = [click.exceptions.Exit, typer.Exit], [click.exceptions.Abort, typer.Abort], [click.ClickException]
+    """(exit, abort, usage-error) exception classes that typer raises: those of its own copy of
+    click (typer >= 0.20 vendors click and no longer installs it), else click's (older typer)."""
     try:
-        from typer._click.exceptions import ClickException as TyperClickException
-
-        usage.append(TyperClickException)
-    except ImportError:  # older typer: click's classes are the ones raised
-        pass
-    return tuple(exits), tuple(aborts), tuple(usage)
+        from typer._click import exceptions
+    except ImportError:  # typer < 0.20 depends on click and raises click's classes
+        from click import exceptions
+    exits = (typer.Exit, getattr(exceptions, "Exit", typer.Exit))
+    aborts = (typer.Abort, getattr(exceptions, "Abort", typer.Abort))
+    return exits, aborts, (exceptions.ClickException,)
 
 
 def run() -> None:

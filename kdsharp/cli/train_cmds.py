@@ -105,6 +105,63 @@ def ablation_command(
     _run("ablation", config, overrides, resume, out, teacher)
 
 
+@train_app.command("pack")
+def pack_command(
+    config: Path = typer.Option(..., "--config", "-c", help="Bundle YAML (e.g. configs/bundle.yaml): sources, "
+                                "val_sources, crop, clean, pairs, val, max_mb, seed."),
+    out: Path = typer.Option(..., "--out", "-o", help="The bundle to write (.zip)."),
+):
+    """Pack a training bundle: clean crops + real-codec pairs + val pairs, for a GPU machine without PyAV.
+
+    Example: kdsharp train pack -c configs/bundle.yaml -o bundle.zip
+    """
+    from kdsharp.data.bundle import bundle_summary, pack_bundle
+    from kdsharp.train.config import read_yaml_mapping
+
+    spec = read_yaml_mapping(config)
+    known = {"sources", "val_sources", "crop", "clean", "pairs", "val", "val_size", "val_presets", "max_mb",
+             "pair_degradation", "seed"}
+    unknown = set(spec) - known
+    if unknown:
+        from kdsharp.errors import ConfigError
+
+        raise ConfigError(f"{config}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    sources = spec.pop("sources", None) or []
+    result = pack_bundle(sources, out, **spec)
+    s = bundle_summary(result)
+    info(f"wrote {out}: {s['clean']} clean crops, {s['pairs']} codec pairs, {s['val']} val pairs, {s['mb']} MB")
+
+
+@train_app.command("pipeline")
+def pipeline_command(
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Training bundle from `kdsharp train pack`."),
+    minutes: float = typer.Option(8.5, "--minutes", "-m", help="Time budget for all stages (minutes)."),
+    out: Path = typer.Option(Path("runs/pipeline"), "--out", "-o", help="Runs folder."),
+    publish: Optional[Path] = typer.Option(None, "--publish", help="Folder that gets each stage's fp16 weights "
+                                           "every --publish-every seconds and pipeline.json."),
+    publish_every: float = typer.Option(60.0, "--publish-every", help="Seconds between weight exports."),
+    stages: str = typer.Option("teacher,student,fast", "--stages", help="Comma-separated stages, in order."),
+):
+    """Train the teacher, then distil `student` and `fast` from it, within one time budget (GPU lease).
+
+    Configs: configs/pipeline_{teacher,student,fast}.yaml. Example (GPU):
+    kdsharp train pipeline --bundle bundle.zip --minutes 8.5 --publish out/
+    """
+    from kdsharp.train.pipeline import run_pipeline
+
+    results = run_pipeline(bundle, minutes, out, publish, tuple(s.strip() for s in stages.split(",") if s.strip()),
+                           publish_every)
+    for r in results:
+        if r.error:
+            info(f"{r.name}: FAILED ({r.error})")
+        else:
+            inp = r.baselines.get("input", {}).get("psnr", float("nan"))
+            info(f"{r.name}: {r.step} steps in {r.seconds:.0f} s, val {r.val.get('psnr', float('nan')):.2f} dB "
+                 f"(input {inp:.2f} dB) -> {r.weights}")
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``train`` command group to ``app``."""
     app.add_typer(train_app, name="train")

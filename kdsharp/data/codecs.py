@@ -14,6 +14,12 @@ on natural images at realtime settings):
     VP9 crf      27    35    47    60    63
     VP8 q         3    10    26    45    56
     MPEG-4 q      2     3     9    15    20
+    JPEG q       92    80    55    30    15      (``image_roundtrip``, OpenCV)
+    WebP q       90    72    45    20     8
+
+RGB<->YUV conversions use swscale's accurate rounding (as :mod:`kdsharp.io.video` does): the
+default fast path darkens a round trip by about one level, and a model trained on such pairs
+learns to brighten everything it sees.
 """
 from __future__ import annotations
 
@@ -27,6 +33,10 @@ import numpy as np
 VIDEO_CODECS = ("libx264", "libvpx", "libvpx-vp9", "mpeg4", "libx265")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 H264_PROFILES = ("baseline", "main", "high")
+# Still-image codecs through OpenCV (no FFmpeg needed): JPEG, and WebP, whose lossy mode is a VP8
+# key frame. In the codec stage they compress the downscaled frame, as a low-bandwidth sender does.
+IMAGE_CODECS = ("jpeg", "webp")
+CODECS = VIDEO_CODECS + IMAGE_CODECS
 
 
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
@@ -37,9 +47,31 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def image_roundtrip(img: np.ndarray, codec: str, crf: float) -> np.ndarray:
+    """Compress uint8 HxWx3 RGB with a still-image codec (``jpeg``/``webp``) at H.264-equivalent
+    ``crf`` (see the module table) and decode; same shape and dtype."""
+    if codec not in IMAGE_CODECS:
+        raise ValueError(f"unsupported image codec '{codec}' (known: {', '.join(IMAGE_CODECS)})")
+    quality = image_quality(codec, crf)
+    if codec == "jpeg":
+        return jpeg_roundtrip(img, quality)
+    ok, buf = cv2.imencode(".webp", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV wheels always have WebP
+        raise RuntimeError("OpenCV could not WebP-encode the image")
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def image_quality(codec: str, crf: float) -> int:
+    """The JPEG/WebP quality (1-100) that matches libx264 ``crf`` (0-51) in PSNR on natural images."""
+    ys = (92, 80, 55, 30, 15, 8) if codec == "jpeg" else (90, 72, 45, 20, 8, 3)
+    return max(1, min(100, _interp(crf, _CRF_POINTS, ys)))
+
+
 @lru_cache(maxsize=None)
 def has_encoder(name: str) -> bool:
-    """True if this PyAV/FFmpeg build can encode with codec ``name``."""
+    """True if codec ``name`` can encode here (image codecs always; video codecs need PyAV/FFmpeg)."""
+    if name in IMAGE_CODECS:
+        return True
     try:
         import av
 
@@ -114,6 +146,8 @@ def video_roundtrip(
     """
     import av
 
+    from kdsharp.io.video import TO_YUV_FLAGS, frame_to_rgb
+
     if not frames:
         return []
     if not has_encoder(codec):
@@ -129,13 +163,13 @@ def video_roundtrip(
         stream.options = codec_options(codec, crf, preset, profile)
         stream.codec_context.thread_count = 1  # deterministic and kind to shared CPUs
         for i, f in enumerate(padded):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", interpolation=TO_YUV_FLAGS)
             vf.pts = i
             container.mux(stream.encode(vf))
         container.mux(stream.encode(None))
     buf.seek(0)
     with av.open(buf, "r") as container:
-        out = [fr.to_ndarray(format="rgb24")[:h, :w] for fr in container.decode(video=0)]
+        out = [frame_to_rgb(fr)[:h, :w] for fr in container.decode(video=0)]
     if len(out) != len(frames):  # pragma: no cover - would be an FFmpeg bug
         raise RuntimeError(f"{codec} returned {len(out)} frames for {len(frames)}")
     return [np.ascontiguousarray(o) for o in out]

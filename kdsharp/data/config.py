@@ -38,11 +38,11 @@ from pathlib import Path
 
 import yaml
 
-from kdsharp.data.codecs import H264_PROFILES, VIDEO_CODECS, X264_PRESETS
+from kdsharp.data.codecs import CODECS, H264_PROFILES, X264_PRESETS
 from kdsharp.data.kernels import KERNEL_KINDS
 from kdsharp.errors import ConfigError
 
-INTERPOLATIONS = ("area", "bilinear", "bicubic", "nearest")
+INTERPOLATIONS = ("area", "bilinear", "bicubic", "nearest", "lanczos")
 
 DEFAULT_CONFIG: dict = {
     "blur": {
@@ -53,7 +53,8 @@ DEFAULT_CONFIG: dict = {
     },
     "noise": {"prob": 0.5, "gaussian_prob": 0.7, "sigma": [1.0, 10.0], "gray_prob": 0.4, "poisson_peak": [300.0, 3000.0]},
     "jpeg": {"prob": 0.25, "quality": [50, 95]},
-    "resize": {"prob": 0.6, "scale": [1.25, 3.0], "down": list(INTERPOLATIONS), "up": list(INTERPOLATIONS)},
+    "resize": {"prob": 0.6, "scale": [1.25, 3.0], "down": ["area", "bilinear", "bicubic", "nearest"],
+               "up": ["area", "bilinear", "bicubic", "nearest"]},
     "codec": {
         "prob": 0.7, "codecs": {"libx264": 0.6, "libvpx": 0.15, "libvpx-vp9": 0.15, "mpeg4": 0.1},
         "crf": [23, 38], "presets": ["ultrafast", "superfast", "veryfast"], "profiles": list(H264_PROFILES),
@@ -108,12 +109,31 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# The training family of the shipped weights: every range wider than the evaluation presets, so a
+# model learns the family of call degradations rather than the presets' exact parameters.
+PRESETS["wide"] = {
+    "blur": {"prob": 0.6, "sigma": [0.2, 2.5], "kernel_size": [7, 21], "motion_length": [2.0, 9.0],
+             "defocus_radius": [0.5, 3.0]},
+    "noise": {"prob": 0.5, "sigma": [0.5, 8.0], "poisson_peak": [300.0, 5000.0]},
+    "jpeg": {"prob": 0.3, "quality": [30, 95]},
+    "resize": {"prob": 0.75, "scale": [1.2, 3.0], "down": ["area", "bilinear", "bicubic", "lanczos"],
+               "up": ["bilinear", "bicubic", "lanczos"]},
+    "codec": {"prob": 0.85, "codecs": {"libx264": 0.45, "libvpx": 0.1, "libvpx-vp9": 0.1, "mpeg4": 0.05,
+                                       "jpeg": 0.2, "webp": 0.1},
+              "crf": [20, 42], "profiles": ["baseline", "main", "high"], "temporal_frames": [1, 3]},
+    "second_order": {"prob": 0.25, "blur": {"prob": 0.2, "sigma": [0.2, 1.0], "kernel_size": [7, 13]},
+                     "noise": {"prob": 0.2, "sigma": [0.5, 3.0]}, "jpeg": {"prob": 0.5, "quality": [40, 95]},
+                     "resize": {"prob": 0.0}, "codec": {"prob": 0.0}},
+}
+
 _SUMMARIES = {
     "mixed": "training mix: blur, noise, MJPEG, down/up 1.25-3x, x264/VP8/VP9/MPEG-4 CRF 23-38, 2nd pass 20%",
     "light": "subtle: mild blur, noise <= 4/255, JPEG q 75-95, down/up <= 1.5x, codec CRF 18-26",
     "lowbw": "low bandwidth: down/up 2-3x always + H.264 CRF 26-36 always, mild blur and noise",
     "defocus": "out-of-focus webcam: defocus disk / Gaussian blur + noise <= 5/255 + JPEG q 60-90",
     "h264": "mild blur + H.264 at low bitrate (CRF 30-40), no resize",
+    "wide": "training family: wider blur/noise/JPEG ranges, down/up 1.2-3x (lanczos too), x264/VP8/VP9/"
+            "MPEG-4/JPEG/WebP CRF 20-42 on the small frame, 2nd JPEG 25%",
 }
 
 
@@ -167,7 +187,7 @@ _RANGES = {
 }
 _CHOICES = {
     ("blur", "kinds"): KERNEL_KINDS, ("resize", "down"): INTERPOLATIONS, ("resize", "up"): INTERPOLATIONS,
-    ("codec", "codecs"): VIDEO_CODECS, ("codec", "presets"): X264_PRESETS, ("codec", "profiles"): H264_PROFILES,
+    ("codec", "codecs"): CODECS, ("codec", "presets"): X264_PRESETS, ("codec", "profiles"): H264_PROFILES,
 }
 _PROBS = {("noise", "gaussian_prob"), ("noise", "gray_prob")}
 

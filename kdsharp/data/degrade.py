@@ -20,14 +20,14 @@ import cv2
 import numpy as np
 
 from kdsharp.console import warn
-from kdsharp.data.codecs import has_encoder, jpeg_roundtrip, video_roundtrip
+from kdsharp.data.codecs import IMAGE_CODECS, has_encoder, image_roundtrip, jpeg_roundtrip, video_roundtrip
 from kdsharp.data.config import PRESETS, list_presets, load_degrade_config, merge
 from kdsharp.data.kernels import apply_kernel, random_kernel
 
 __all__ = ["Degrader", "degrade", "PRESETS", "list_presets", "load_degrade_config", "as_rng"]
 
 _INTERP = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
-           "nearest": cv2.INTER_NEAREST}
+           "nearest": cv2.INTER_NEAREST, "lanczos": cv2.INTER_LANCZOS4}
 _warned_codecs: set[str] = set()
 
 
@@ -66,7 +66,7 @@ def add_poisson_noise(img: np.ndarray, peak: float, gray: bool, rng: np.random.G
 
 
 def resize(img: np.ndarray, size_wh: tuple[int, int], interpolation: str) -> np.ndarray:
-    """cv2.resize to (w, h) with a named interpolation (area, bilinear, bicubic, nearest)."""
+    """cv2.resize to (w, h) with a named interpolation (area, bilinear, bicubic, nearest, lanczos)."""
     return cv2.resize(img, size_wh, interpolation=_INTERP[interpolation])
 
 
@@ -74,6 +74,17 @@ def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _usable_codecs(codec_cfg: dict) -> dict[str, float]:
+    """The codec weights of a codec-stage config that can encode here; warns once per missing codec."""
+    usable = {k: w for k, w in codec_cfg["codecs"].items() if float(w) > 0 and has_encoder(k)}
+    if codec_cfg["prob"] > 0:
+        for missing in sorted(set(codec_cfg["codecs"]) - set(usable) - _warned_codecs):
+            if float(codec_cfg["codecs"][missing]) > 0:
+                _warned_codecs.add(missing)
+                warn(f"video codec '{missing}' is not available here (no PyAV/FFmpeg encoder); it is skipped")
+    return usable
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -94,6 +105,8 @@ class Degrader:
         base = {k: v for k, v in self.config.items() if k != "second_order"}
         self._passes = [base, merge(base, second)]  # the second pass: first-pass config + overrides
         self._second_prob = float(self.config["second_order"].get("prob", 0.0))
+        for cfg in self._passes:  # warn here, once, not in every DataLoader worker
+            _usable_codecs(cfg["codec"])
 
     def __repr__(self) -> str:
         return f"Degrader({self.name!r})"
@@ -135,15 +148,11 @@ class Degrader:
                            "up": str(rng.choice(c["up"]))}
         c = cfg["codec"]
         if rng.random() < c["prob"]:
-            usable = {k: w for k, w in c["codecs"].items() if float(w) > 0 and has_encoder(k)}
-            for missing in set(c["codecs"]) - set(usable) - _warned_codecs:
-                if float(c["codecs"][missing]) > 0:
-                    _warned_codecs.add(missing)
-                    warn(f"video codec '{missing}' is not in this PyAV build; it is skipped")
+            usable = _usable_codecs(c)
             if usable:
                 codec = _pick(rng, usable)
                 lo, hi = c["temporal_frames"]
-                n = int(rng.integers(lo, hi + 1))
+                n = 1 if codec in IMAGE_CODECS else int(rng.integers(lo, hi + 1))
                 s = float(c["temporal_shift"])
                 p["codec"] = {
                     "codec": codec, "crf": _u(rng, c["crf"]), "preset": str(rng.choice(c["presets"])),
@@ -178,7 +187,9 @@ class Degrader:
             frames = [resize(f, small, r["down"]) for f in frames]
         if "codec" in p:
             c = p["codec"]
-            if len(frames) == 1 and c["shifts"]:  # pseudo-clip: camera jitter, then the real frame last
+            if c["codec"] in IMAGE_CODECS:  # a still-image codec on each (downscaled) frame
+                frames = [image_roundtrip(f, c["codec"], c["crf"]) for f in frames]
+            elif len(frames) == 1 and c["shifts"]:  # pseudo-clip: camera jitter, then the real frame last
                 clip = [_shift(frames[0], dx, dy) for dx, dy in c["shifts"]] + frames
                 frames = video_roundtrip(clip, c["codec"], c["crf"], c["preset"], c["profile"])[-1:]
             else:

@@ -6,6 +6,7 @@
     {type: skimage,   names: [astronaut, chelsea, ...]}      scikit-image's bundled photos
     {type: samples}                                          kdsharp's built-in samples
     {type: synthetic, count: N, size: S, seed: K}            procedural edges, text, shapes, textures
+    {type: bundle, path: ZIP, part: train|val, content: all|clean|pairs}   a packed training bundle
 
 Every entry also takes ``repeat: K`` (sampling weight) and ``max_side: PX`` (downscale larger
 images on load). Images are uint8 HxWx3 RGB. Unreadable files are skipped with one warning each;
@@ -26,10 +27,11 @@ from kdsharp.data.synthetic import synthetic_images
 from kdsharp.errors import ConfigError, InputError, KdsharpError
 from kdsharp.io.images import list_images, read_rgb
 
-SOURCE_TYPES = ("folder", "video", "paired", "skimage", "samples", "synthetic")
+SOURCE_TYPES = ("folder", "video", "paired", "skimage", "samples", "synthetic", "bundle")
 _KEYS = {
     "folder": {"path", "exclude"}, "video": {"path", "every", "max_frames"}, "paired": {"path"},
     "skimage": {"names"}, "samples": set(), "synthetic": {"count", "size", "seed"},
+    "bundle": {"path", "part", "content"},
 }
 _COMMON = {"type", "repeat", "max_side"}
 PAIR_DIRS = (("input", "target"), ("blur", "sharp"), ("lq", "gt"))
@@ -252,6 +254,19 @@ def load_source(spec: dict) -> LoadedSource:
     elif kind == "skimage":
         images, out.names = skimage_images(spec.get("names"))
         out.images = [limit_side(im, max_side) for im in images]
+    elif kind == "bundle":
+        from kdsharp.data.bundle import load_bundle
+
+        content = spec.get("content", "all")
+        if content not in ("all", "clean", "pairs"):
+            raise ConfigError(f"data source 'bundle': content must be all, clean or pairs, got {content!r}")
+        clean, pairs = load_bundle(_existing(spec.get("path"), "bundle"), spec.get("part", "train"))
+        out.images = [limit_side(im, max_side) for im in clean] if content != "pairs" else []
+        out.pairs = pairs if content != "clean" else []
+        out.names = [f"clean_{i:06d}" for i in range(len(out.images))] + [f"pair_{i:06d}" for i in range(len(out.pairs))]
+        if not len(out):
+            raise InputError(Path(spec["path"]), f"holds no {content} crops in part '{spec.get('part', 'train')}'",
+                             "re-pack it with `kdsharp train pack`")
     elif kind == "samples":
         from kdsharp.data import sample_images, sample_paths
 

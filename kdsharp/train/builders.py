@@ -111,8 +111,11 @@ def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     from kdsharp.data.datasets import build_train_dataset
 
     count = min(int(v["count"]), int(v["max_images"]))
-    ds = build_train_dataset(v["sources"] or d["sources"], v["preset"] or d["degradation"], crop=int(v["size"]),
-                             seed=int(v["seed"]), length=count)
+    sources = v["sources"] or d["sources"]
+    # ready pairs (a paired folder or a bundle's val part) are each used once, in order
+    pairs_only = all(isinstance(s, dict) and s.get("type") in ("paired", "bundle") for s in sources)
+    ds = build_train_dataset(sources, v["preset"] or d["degradation"], crop=int(v["size"]),
+                             seed=int(v["seed"]), length=None if pairs_only else count)
     return collect_val_items(ds, count)
 
 

@@ -51,7 +51,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}},
     "optim": {"lr": 2e-4, "betas": [0.9, 0.99], "weight_decay": 1e-4, "eps": 1e-8},
-    "schedule": {"iters": 1000, "warmup": 50, "min_lr_ratio": 0.01},
+    # max_minutes > 0: a time budget; the cosine then follows elapsed time (or steps, whichever is
+    # further) and the run stops when either runs out (GPU leases, fixed-time comparisons)
+    "schedule": {"iters": 1000, "warmup": 50, "min_lr_ratio": 0.01, "max_minutes": 0},
     "grad_clip": 1.0,  # max grad norm (0 = off)
     "ema": 0.999,  # EMA decay (0 = off)
     "amp": "bf16",  # bf16 | fp16 | off (CUDA only)
@@ -59,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 10,
     "save_every": 500,
     "export": True,  # export safetensors (fp16) at the end
+    # every ``every_s`` seconds (and at the end) export the EMA weights and copy them to ``dir``, so
+    # a run cut off at any time leaves usable weights there (0 / null = off)
+    "publish": {"dir": None, "every_s": 0},
 }
 
 class _Loader(yaml.SafeLoader):
@@ -156,20 +161,26 @@ def _set_path(cfg: dict, parts: list[str], value: Any, text: str) -> dict:
     return cfg
 
 
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file's top-level mapping; :class:`ConfigError` naming the file if missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (see configs/ for examples)")
+    try:
+        data = yaml_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), **direct: Any) -> dict:
     """Defaults <- YAML file ``path`` <- ``direct`` keys (e.g. teacher=..., out_dir=...) <- overrides."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found (see configs/ for examples)")
-        try:
-            data = yaml_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of config keys")
-        cfg = merge_config(cfg, data)
+        cfg = merge_config(cfg, read_yaml_mapping(path))
         if cfg.get("name") is None:
             cfg["name"] = path.stem
     cfg = merge_config(cfg, {k: v for k, v in direct.items() if v is not None})

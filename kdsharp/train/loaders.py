@@ -14,6 +14,7 @@ import random
 import signal
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -127,6 +128,7 @@ def _worker_init(_worker_id: int) -> None:
     # Ctrl-C goes to the main process only: it saves a checkpoint and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # many workers x OpenCV's own thread pool would oversubscribe the cores
 
 
 def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool) -> DataLoader:

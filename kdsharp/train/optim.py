@@ -35,3 +35,16 @@ def warmup_cosine(warmup: int, total: int, min_ratio: float):
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
     return factor
+
+
+def timed_cosine(warmup: int, min_ratio: float, progress):
+    """LR factor: linear 0->1 over ``warmup`` steps, then cosine 1->``min_ratio`` as ``progress()``
+    (a callable returning the run's progress in [0, 1], e.g. elapsed / time budget) goes 0 -> 1."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, max(0.0, float(progress())))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from kdsharp.train.loaders import (
     make_loader, seed_everything,
 )
 from kdsharp.train.builders import build_model, build_val_items, frozen_teacher, make_train_dataset
-from kdsharp.train.optim import ModelEMA, warmup_cosine
+from kdsharp.train.optim import ModelEMA, timed_cosine, warmup_cosine
 
 
 @dataclass
@@ -90,8 +92,13 @@ class Trainer:
                                            weight_decay=float(o["weight_decay"]), eps=float(o["eps"]))
         s = cfg["schedule"]
         self.iters = int(s["iters"])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(int(s["warmup"]), self.iters, float(s["min_lr_ratio"])))
+        self.step = 0
+        self.budget_s = float(s.get("max_minutes") or 0) * 60.0
+        self._t0 = time.monotonic()
+        factor = warmup_cosine(int(s["warmup"]), self.iters, float(s["min_lr_ratio"]))
+        if self.budget_s:
+            factor = timed_cosine(int(s["warmup"]), float(s["min_lr_ratio"]), self.progress)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.ema = ModelEMA(self.model, cfg["ema"]) if cfg["ema"] else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.step, self.best = 0, {}
@@ -106,6 +113,31 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._stop = False
+
+    def progress(self) -> float:
+        """How far the run is, in [0, 1]: steps done / iters, or elapsed / time budget if further."""
+        done = self.step / max(1, self.iters)
+        if self.budget_s:
+            done = max(done, (time.monotonic() - self._t0) / self.budget_s)
+        return min(1.0, done)
+
+    def _out_of_time(self) -> bool:
+        return bool(self.budget_s) and time.monotonic() - self._t0 >= self.budget_s
+
+    def publish(self, metrics: dict) -> Path | None:
+        """Export the EMA weights now and copy them to ``publish.dir`` (rank 0; atomic)."""
+        if not self.main:
+            return None
+        path = self.export(metrics)
+        target = self.cfg["publish"]["dir"]
+        if target:
+            from kdsharp.io.atomic import atomic_path
+
+            dest = Path(target) / path.name
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(path, tmp)
+            return dest
+        return path
 
     # ------------------------------------------------------------------ setup helpers
     def _setup_determinism(self) -> None:
@@ -328,13 +360,15 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._on_signal)
         self.model.train()
         val_every, log_every, save_every = cfg["val"]["every"], cfg["log_every"], cfg["save_every"]
+        publish_every = float(cfg["publish"]["every_s"] or 0)
         window: list[dict] = []
         metrics: dict = {}
+        self._t0 = last_publish = time.monotonic()  # the time budget counts from the first step
         try:
             with progress("it") as bar:
                 task = bar.add_task(self._desc(None), total=self.iters, completed=self.step)
                 it = iter(loader)
-                while self.step < self.iters:
+                while self.step < self.iters and not any_rank(self._out_of_time(), self.dist):
                     try:
                         batch = next(it)
                     except RuntimeError:
@@ -353,6 +387,9 @@ class Trainer:
                         metrics = self._validate_and_keep_best()
                     if save_every and self.step % save_every == 0 and self.step < self.iters:
                         self.save()
+                    if publish_every and time.monotonic() - last_publish >= publish_every:
+                        self.publish(metrics)
+                        last_publish = time.monotonic()
                     if any_rank(self._stop, self.dist):
                         self._stop = True
                         break
@@ -362,9 +399,13 @@ class Trainer:
                     info(f"saved {self.run_dir / 'last.pth'} at step {self.step}: continue with --resume auto")
                 raise KeyboardInterrupt
             if self.main:
+                if self.step < self.iters:
+                    info(f"time budget of {self.budget_s / 60:g} min used up at step {self.step}")
                 metrics = self._validate_and_keep_best()
             self.save()
-            export = self.export(metrics) if (self.main and cfg["export"]) else None
+            export = None
+            if self.main and (cfg["export"] or cfg["publish"]["dir"]):
+                export = self.publish(metrics)
             barrier(self.dist)
             return TrainResult(self.run_dir, self.step, metrics, dict(self.best), baselines, export, self.main)
         finally:
@@ -400,6 +441,7 @@ class Trainer:
                 "val_psnr": f"{metrics.get('psnr', float('nan')):.4f}",
                 "val_ssim": f"{metrics.get('ssim', float('nan')):.4f}",
                 "config_hash": config_hash(self.cfg),
+                "train_seconds": f"{time.monotonic() - self._t0:.0f}", "device": _device_name(self.device),
                 "teacher": Path(str(self.teacher_spec)).name if self.teacher_spec else ""}
         path = self.run_dir / f"{self.cfg['name'] or 'model'}.safetensors"
         save_weights(path, strip_module_prefix(model.state_dict()), meta, half=True)
@@ -408,6 +450,14 @@ class Trainer:
 
     def close(self) -> None:
         cleanup(self.dist)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def train(cfg: dict, resume: str | Path | None = None, teardown: bool = True) -> TrainResult:

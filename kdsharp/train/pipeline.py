@@ -1,0 +1,118 @@
+"""Train the teacher and distil the students from one bundle, in one time budget (a GPU lease).
+
+    kdsharp train pack -c configs/bundle.yaml -o bundle.zip        # CPU machine with PyAV
+    kdsharp train pipeline --bundle bundle.zip --minutes 8.5 --publish OUT/   # GPU machine
+
+Stages run one after another: ``teacher`` (configs/pipeline_teacher.yaml), then the students
+``student`` and ``fast`` distilled from the teacher just trained (or from the shipped teacher if
+the teacher stage did not run or failed). Each stage gets a share of the time left, reads its
+training crops and validation pairs from the bundle, exports fp16 EMA weights every
+``publish_every_s`` seconds and at its end, and copies them into ``publish`` — so a lease cut off
+at any moment still leaves usable weights. A failing stage is reported and the next one runs.
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdsharp.console import error, info
+from kdsharp.errors import ConfigError
+from kdsharp.train.config import load_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+STAGES = ("teacher", "student", "fast")
+# relative time share of each stage (renormalised over the stages that run)
+SHARES = {"teacher": 0.56, "student": 0.22, "fast": 0.22}
+STARTUP_S = 25.0  # per stage: building the data and the val baseline, the final validation
+
+
+@dataclass
+class StageResult:
+    """One stage's outcome: ``weights`` (None if it failed), val metrics, steps and seconds."""
+
+    name: str
+    weights: str | None = None
+    step: int = 0
+    seconds: float = 0.0
+    val: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def stage_config(stage: str, bundle: Path, minutes: float, out_dir: Path, publish: Path | None,
+                 publish_every_s: float, teacher: str | None, overrides: list[str]) -> dict:
+    """The config of ``stage``: its YAML with the bundle as data and val sources and the time budget."""
+    path = CONFIG_DIR / f"pipeline_{stage}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: the pipeline needs configs/pipeline_{{teacher,student,fast}}.yaml")
+    b = str(bundle)
+    sets = [
+        f"data.sources=[{{type: bundle, path: '{b}', part: train, content: clean, repeat: 1.5}}, "
+        f"{{type: bundle, path: '{b}', part: train, content: pairs, repeat: 1}}]",
+        f"val.sources=[{{type: bundle, path: '{b}', part: val}}]",
+        f"schedule.max_minutes={minutes:.3f}", f"out_dir='{out_dir}'",
+        f"publish.every_s={publish_every_s:g}",
+    ]
+    if publish is not None:
+        sets.append(f"publish.dir='{publish}'")
+    if teacher:
+        sets.append(f"teacher='{teacher}'")
+    return load_config(path, sets + list(overrides))
+
+
+def run_pipeline(bundle: str | Path, minutes: float, out_dir: str | Path = "runs/pipeline",
+                 publish: str | Path | None = None, stages: tuple[str, ...] = STAGES,
+                 publish_every_s: float = 60.0, overrides: dict[str, list[str]] | None = None) -> list[StageResult]:
+    """Run ``stages`` in order within ``minutes`` in all; returns one :class:`StageResult` each.
+
+    ``overrides`` maps a stage name to extra ``key=value`` config overrides (e.g. a CPU smoke test
+    shrinking batches). A summary is written to ``out_dir/pipeline.json`` (and ``publish``).
+    """
+    from kdsharp.train.trainer import train
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise ConfigError(f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(STAGES)})")
+    bundle, out_dir = Path(bundle), Path(out_dir)
+    publish = Path(publish) if publish else None
+    deadline = time.monotonic() + minutes * 60.0
+    results: list[StageResult] = []
+    teacher_weights: str | None = None
+    for i, stage in enumerate(stages):
+        left = deadline - time.monotonic()
+        share = SHARES[stage] / sum(SHARES[s] for s in stages[i:])
+        budget = max(0.1, (left * share - STARTUP_S) / 60.0)
+        res = StageResult(stage)
+        t0 = time.monotonic()
+        info(f"pipeline: stage {stage}, {budget:.2f} min of training ({left / 60:.2f} min left in all)")
+        try:
+            teacher = None if stage == "teacher" else (teacher_weights or "teacher")
+            cfg = stage_config(stage, bundle, budget, out_dir, publish, publish_every_s, teacher,
+                               list((overrides or {}).get(stage, [])))
+            result = train(cfg)
+            res.weights, res.step = str(result.export) if result.export else None, result.step
+            res.val, res.baselines = dict(result.val), dict(result.baselines)
+            if stage == "teacher" and res.weights:
+                teacher_weights = str(Path(result.run_dir) / f"{cfg['name']}.safetensors")
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - the next stage still runs
+            res.error = f"{type(e).__name__}: {e}"
+            error(f"pipeline stage {stage} failed: {res.error}")
+            traceback.print_exc()
+        res.seconds = round(time.monotonic() - t0, 1)
+        results.append(res)
+        _write_summary(results, out_dir, publish)
+    return results
+
+
+def _write_summary(results: list[StageResult], out_dir: Path, publish: Path | None) -> None:
+    from kdsharp.io.atomic import atomic_path
+
+    text = json.dumps([r.__dict__ for r in results], indent=1, default=str)
+    for folder in filter(None, (out_dir, publish)):
+        with atomic_path(Path(folder) / "pipeline.json") as tmp:
+            tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,175 @@
+"""Training bundles and the time-budgeted GPU pipeline, run on the CPU with tiny bundles; image codecs
+in the degradation pipeline; the colour-neutral video round trip."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kdsharp.data.bundle import load_bundle, pack_bundle, read_meta
+from kdsharp.data.codecs import IMAGE_CODECS, has_encoder, image_roundtrip, video_roundtrip
+from kdsharp.data.degrade import Degrader
+from kdsharp.data.sources import load_source
+from kdsharp.errors import ConfigError, InputError
+from kdsharp.ops.metrics import psnr
+from tests.conftest import make_test_image
+
+SOURCES = [{"type": "synthetic", "count": 4, "size": 96, "seed": 0}]
+VAL = [{"type": "synthetic", "count": 2, "size": 80, "seed": 5}]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "b.zip"
+    pack_bundle(SOURCES, out, val_sources=VAL, crop=48, clean=6, pairs=4, val=3, val_size=64, seed=1)
+    return out
+
+
+# ----------------------------------------------------------------------------- codecs
+@pytest.mark.parametrize("codec", IMAGE_CODECS)
+def test_image_codecs_get_worse_with_crf(codec):
+    img = make_test_image(64, 64)
+    assert has_encoder(codec)
+    good, bad = image_roundtrip(img, codec, 20), image_roundtrip(img, codec, 45)
+    assert good.shape == img.shape and good.dtype == np.uint8
+    assert psnr(good, img) > psnr(bad, img) + 2
+
+
+def test_image_codec_rejects_video_names():
+    with pytest.raises(ValueError):
+        image_roundtrip(make_test_image(16, 16), "libx264", 30)
+
+
+@pytest.mark.skipif(not has_encoder("libx264"), reason="this PyAV build has no libx264")
+def test_video_roundtrip_keeps_the_mean_level():
+    """A near-lossless round trip must not darken the frame (the old fast swscale path lost ~1 level)."""
+    ramp = np.zeros((64, 256, 3), np.uint8)
+    ramp[..., 0] = np.arange(256)
+    ramp[..., 1] = np.arange(256)[::-1]
+    ramp[..., 2] = 128
+    out = video_roundtrip([ramp], "libx264", crf=0)[0].astype(np.float64)
+    assert abs(out.mean() - ramp.mean()) < 0.3
+
+
+def test_wide_preset_without_video_codecs(monkeypatch):
+    """With no FFmpeg encoder (a GPU machine without PyAV) the codec stage falls back to JPEG/WebP."""
+    import kdsharp.data.degrade as degrade
+
+    monkeypatch.setattr(degrade, "has_encoder", lambda name: name in IMAGE_CODECS)
+    monkeypatch.setattr(degrade, "_warned_codecs", set())
+    d = Degrader({"preset": "wide", "codec": {"prob": 1.0}, "second_order": {"prob": 0.0}})
+    assert degrade._warned_codecs  # warned once, up front
+    img = make_test_image(64, 64)
+    plans = [d.sample(i) for i in range(20)]
+    assert all(p[0]["codec"]["codec"] in IMAGE_CODECS for p in plans)
+    out = d.apply([img], plans[0])[0]
+    assert out.shape == img.shape and not np.array_equal(out, img)
+
+
+def test_lanczos_resize_is_a_known_interpolation():
+    d = Degrader({"resize": {"prob": 1.0, "down": ["lanczos"], "up": ["lanczos"]}, "codec": {"prob": 0},
+                  "blur": {"prob": 0}, "noise": {"prob": 0}, "jpeg": {"prob": 0}})
+    img = make_test_image(64, 64)
+    assert d(img, 0).shape == img.shape
+
+
+# ----------------------------------------------------------------------------- bundles
+def test_pack_and_load(bundle):
+    meta = read_meta(bundle)
+    assert meta["counts"] == {"clean": 6, "pairs": 4, "val": 3}
+    clean, pairs = load_bundle(bundle, "train")
+    assert len(clean) == 6 and all(c.shape == (48, 48, 3) and c.dtype == np.uint8 for c in clean)
+    assert len(pairs) == 4 and all(lq.shape == gt.shape == (48, 48, 3) for lq, gt in pairs)
+    assert any(not np.array_equal(lq, gt) for lq, gt in pairs)
+    _, val = load_bundle(bundle, "val")
+    assert len(val) == 3 and val[0][0].shape == (64, 64, 3)
+    assert sorted(set(meta["val"].values())) == ["defocus", "h264", "lowbw"]
+    with zipfile.ZipFile(bundle) as zf:  # lossless: what is stored is what was cut
+        assert all(n.endswith((".webp", ".json")) for n in zf.namelist())
+
+
+def test_pack_is_reproducible(bundle, tmp_path):
+    again = tmp_path / "again.zip"
+    pack_bundle(SOURCES, again, val_sources=VAL, crop=48, clean=6, pairs=4, val=3, val_size=64, seed=1)
+    a, b = load_bundle(bundle), load_bundle(again)
+    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a[1], b[1]))
+
+
+def test_pack_stops_at_the_size_limit(tmp_path):
+    out = tmp_path / "small.zip"
+    res = pack_bundle(SOURCES, out, crop=48, clean=200, pairs=0, max_mb=0.05, seed=0)
+    assert 0 < res.clean < 200
+    assert out.stat().st_size < 0.05 * 1024 * 1024 + 40_000  # one crop past the limit at most
+
+
+def test_bundle_errors(tmp_path, bundle):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a kdsharp training bundle"):
+        load_bundle(bad)
+    with pytest.raises(InputError, match="no such bundle"):
+        load_bundle(tmp_path / "missing.zip")
+    with pytest.raises(ConfigError):
+        load_bundle(bundle, "test")
+    with pytest.raises(ConfigError):
+        pack_bundle(SOURCES, tmp_path / "b.tar")
+    with pytest.raises(ConfigError, match="content"):
+        load_source({"type": "bundle", "path": str(bundle), "content": "everything"})
+
+
+def test_bundle_source_feeds_training_crops(bundle):
+    from kdsharp.data.datasets import TrainDataset
+
+    clean = load_source({"type": "bundle", "path": str(bundle), "content": "clean"})
+    pairs = load_source({"type": "bundle", "path": str(bundle), "content": "pairs"})
+    assert len(clean.images) == 6 and not clean.pairs and len(pairs.pairs) == 4 and not pairs.images
+    ds = TrainDataset([clean, pairs], "defocus", crop=32, seed=0, length=10)
+    item = ds[3]
+    assert item["lq"].shape == item["gt"].shape == (3, 32, 32)
+
+
+# ----------------------------------------------------------------------------- time budget + pipeline
+def test_time_budget_stops_and_publishes(tmp_path):
+    from kdsharp.train.trainer import train
+    from tests.test_train import tiny_config
+
+    cfg = tiny_config(tmp_path, schedule={"iters": 100000, "warmup": 1, "max_minutes": 0.02},
+                      publish={"dir": str(tmp_path / "pub"), "every_s": 0.2})
+    result = train(cfg)
+    assert 0 < result.step < 100000
+    assert result.export == tmp_path / "pub" / "tiny.safetensors" and result.export.is_file()
+    from kdsharp.io.weights import load_state_dict_file
+
+    _, meta = load_state_dict_file(result.export)
+    assert meta["iters"] == str(result.step) and meta["device"].startswith("cpu")
+
+
+def test_pipeline_runs_stages_and_survives_a_failing_one(bundle, tmp_path):
+    from kdsharp.train.pipeline import run_pipeline
+
+    small = ["data.batch=2", "data.crop=32", "data.workers=0", "val.count=2", "val.max_images=2", "val.size=48",
+             "val.every=0", "threads=1"]
+    res = run_pipeline(bundle, 0.6, tmp_path / "runs", tmp_path / "pub", stages=("student", "fast"),
+                       publish_every_s=0, overrides={"student": small + ["model.kwargs.bogus=1"], "fast": small})
+    assert [r.name for r in res] == ["student", "fast"]
+    assert res[0].error and "bogus" in res[0].error and res[0].weights is None
+    assert res[1].error is None and res[1].step > 0 and Path(res[1].weights).is_file()
+    assert res[1].baselines["teacher"]["psnr"] > 0  # distilled from the shipped teacher
+    summary = json.loads((tmp_path / "pub" / "pipeline.json").read_text())
+    assert [s["name"] for s in summary] == ["student", "fast"]
+    from kdsharp.registry import load_model
+
+    model = load_model(res[1].weights)
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_pipeline_rejects_unknown_stages(bundle, tmp_path):
+    from kdsharp.train.pipeline import run_pipeline
+
+    with pytest.raises(ConfigError, match="unknown pipeline stage"):
+        run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "tutor"))
