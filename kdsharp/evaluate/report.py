@@ -22,15 +22,17 @@ from kdsharp.errors import KdsharpError
 from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
 from kdsharp.evaluate.bench import benchmark
 from kdsharp.evaluate.compare import write_comparison
-from kdsharp.evaluate.sets import build_preset_set, load_clean_images, load_paired_set
+from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clean_images, load_paired_set
 from kdsharp.evaluate.tables import write_report
 from kdsharp.io.atomic import ensure_writable_dir
 from kdsharp.io.images import from_tensor, to_tensor
 from kdsharp.metrics import psnr, ssim
 from kdsharp.models import get_entry
 
-#: Clean images never used in training, degraded with each preset for the default evaluation.
-#: ``skimage:NAME`` is a photo bundled with scikit-image; plain paths are skipped when missing.
+#: The former default evaluation images (before the corpus). The default is now the corpus's test
+#: split (:func:`kdsharp.evaluate.sets.corpus_test_paths`), which always contains these six (the
+#: corpus builder forces them into test, see kdsharp.data.corpus.LEGACY_TEST). Still usable with
+#: ``load_clean_images(None, HELD_OUT)``. ``skimage:NAME`` is a scikit-image photo; missing paths are skipped.
 HELD_OUT: list[str] = [
     "skimage:coffee",
     "skimage:rocket",
@@ -127,15 +129,24 @@ def _mean_stats(per_image: dict, rows: Sequence[str]) -> dict:
 
 
 # ----------------------------------------------------------------------------- the report
+def _corpus_name(corpus: str | Path | None) -> str:
+    from kdsharp.data.corpus import corpus_dir
+
+    return str(corpus_dir(corpus))
+
+
 def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = None,
              models: Sequence[str] | Mapping[str, object] = DEFAULT_MODELS, out_dir: str | Path = "eval_report",
              max_images: int | None = None, device: str = "cpu", measure_fps: bool = True,
-             source: str | Path | None = None, seed: int = EVAL_SEED, fps_size: tuple[int, int] = FPS_SIZE) -> dict:
+             source: str | Path | None = None, seed: int = EVAL_SEED, fps_size: tuple[int, int] = FPS_SIZE,
+             corpus: str | Path | None = None) -> dict:
     """Evaluate every method and write ``report.md``, ``report.json`` and ``comparison.png``.
 
     Args:
         data: a paired folder (``input/``, ``target/``); else ``presets`` (default: all) are built
-            from ``source`` (a folder of clean images) or :data:`HELD_OUT`.
+            from ``source`` (a folder of clean images) or else from the test split of the training
+            corpus ``corpus`` (default ``$KDSHARP_CORPUS`` or ~/.cache/kdsharp/corpus; an error
+            naming ``kdsharp data corpus`` if it is missing).
         models: see :func:`resolve_models`. max_images: per set. device: where models run.
         measure_fps: time every method at ``fps_size`` (width, height) on the CPU, and on the GPU
             when one is available.
@@ -154,11 +165,13 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
         rows_models, skipped = resolve_models(models, device)
     else:
         presets = list(presets or DEFAULT_PRESETS)
-        clean = load_clean_images(source, HELD_OUT, max_images=max_images)
+        held_out = [] if source is not None else [str(p) for p in corpus_test_paths(corpus)]
+        clean = load_clean_images(source, held_out, max_images=max_images)
         rows_models, skipped = resolve_models(models, device)
         sets = {p: build_preset_set(clean, p, seed) for p in presets}
         data_info = {"kind": "presets", "presets": presets, "sources": [n for n, _ in clean], "seed": seed,
-                     "source": str(source) if source is not None else "HELD_OUT", "n_images": len(clean)}
+                     "source": str(source) if source is not None else f"corpus test split ({_corpus_name(corpus)})",
+                     "n_images": len(clean)}
 
     comp_set = "mixed" if "mixed" in sets else next(iter(sets))
     row_names = ["input", "unsharp", *[r for r, _, _ in rows_models]]

@@ -57,6 +57,23 @@ def held_out_paths(specs: Sequence[str]) -> list[Path]:
     return paths
 
 
+def corpus_test_paths(corpus: str | Path | None = None) -> list[Path]:
+    """Files of the training corpus's held-out ``test`` split (``--corpus``, ``$KDSHARP_CORPUS`` or
+    ``~/.cache/kdsharp/corpus``). :class:`InputError` naming the build command if the corpus is
+    missing, and if any listed file is missing (never evaluates on fewer images than listed)."""
+    from kdsharp.data.corpus import BUILD_COMMAND, corpus_dir, corpus_records
+
+    root = corpus_dir(corpus)
+    records = corpus_records(root, "test")
+    if not records:
+        raise InputError(root, "the corpus has no test split", f"rebuild it with: {BUILD_COMMAND.format(dir=root)}")
+    missing = [r["file"] for r in records if not Path(r["path"]).is_file()]
+    if missing:
+        raise InputError(root / missing[0], f"listed in the test split but missing ({len(missing)} file(s))",
+                         f"rebuild the corpus with: {BUILD_COMMAND.format(dir=root)}")
+    return [Path(r["path"]) for r in records]
+
+
 def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), max_side: int = MAX_SIDE,
                       max_images: int | None = None) -> list[tuple[str, np.ndarray]]:
     """Clean images as ``[(name, HxWx3 uint8 RGB)]``: every image in ``source``, else ``held_out``.
@@ -84,7 +101,7 @@ def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), m
             continue
         images.append((_unique(p.stem, {n for n, _ in images}), _fit(rgb, max_side)))
     if not images:
-        where = source if source is not None else "the held-out list (kdsharp.evaluate.report.HELD_OUT)"
+        where = source if source is not None else "the held-out images (corpus test split or HELD_OUT list)"
         raise InputError(where, "no usable clean images", "pass --source DIR with images, or --data DIR")
     return images
 
@@ -116,4 +133,5 @@ def load_paired_set(root: str | Path, max_images: int | None = None) -> list[tup
     return items
 
 
-__all__ = ["MAX_SIDE", "held_out_paths", "load_clean_images", "build_preset_set", "load_paired_set"]
+__all__ = ["MAX_SIDE", "held_out_paths", "corpus_test_paths", "load_clean_images", "build_preset_set",
+           "load_paired_set"]
