@@ -2,7 +2,7 @@
 
     list_models(role="student")           # ['student', 'student_nokd']
     create_model("restormer_tiny")        # untrained nn.Module
-    load_model("fast")                    # shipped weights, eval mode, re-parameterized
+    load_model("fast")                    # shipped weights, inference mode, re-parameterized
     load_model("motion_deblurring.pth")   # an official Restormer checkpoint
     model_info("student")                 # params, GMACs at 1080p, weights shipped?
 
@@ -170,7 +170,11 @@ def _looks_like_path(name: str) -> bool:
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", weights: bool = True,
                strict: bool = True, deploy: bool = True, key: str = "params") -> nn.Module:
-    """A ready-to-run model in eval mode: (N,3,H,W) float RGB [0,1] -> same.
+    """A ready-to-run model in inference mode: (N,3,H,W) float RGB [0,1] -> same.
+
+    Inference mode means ``eval()`` and ``requires_grad_(False)``: calling it builds no autograd
+    graph. To fine-tune the result, call ``model.train().requires_grad_(True)`` (or start a run
+    with ``model.init``).
 
     Args:
         name_or_path: a registered name (``list_models()``) or a checkpoint file: a kdsharp
@@ -216,7 +220,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", wei
     model.to(device)
     if deploy and getattr(model, "prefers_channels_last", False) and torch.device(device).type == "cpu":
         model.to(memory_format=torch.channels_last)
-    return model
+    return model.eval().requires_grad_(False)  # after reparameterize: its new convs too
 
 
 def count_macs(model: nn.Module, height: int = 1080, width: int = 1920) -> float:
@@ -235,21 +239,23 @@ def count_macs(model: nn.Module, height: int = 1080, width: int = 1920) -> float
 
 
 @functools.lru_cache(maxsize=None)
-def _static_info(name: str) -> tuple[str, int, float]:
+def _static_info(name: str) -> tuple[str, int, int, float]:
     with torch.device("meta"):  # no memory, no compute
         model = create_model(name)
     params = sum(p.numel() for p in model.parameters())
     if hasattr(model, "reparameterize"):
         model.reparameterize()
-    return type(model).__name__, params, count_macs(model) / 1e9
+    deployed = sum(p.numel() for p in model.parameters())
+    return type(model).__name__, params, deployed, count_macs(model) / 1e9
 
 
 def model_info(name: str) -> dict[str, Any]:
     """``dict(name, role, arch, params, gmacs_1080p, weights_shipped, weights, description)``.
 
-    ``params`` counts the trainable (training-form) parameters; GMACs are for the deployed form.
+    ``params`` counts the training-form parameters, ``params_deployed`` those of the form that runs
+    (equal unless the model re-parameterizes, as ``fast`` does); GMACs are for the deployed form.
     """
     entry = _entry(name)
-    arch, params, gmacs = _static_info(name)
-    return dict(name=name, role=entry.role, arch=arch, params=params, gmacs_1080p=gmacs,
+    arch, params, deployed, gmacs = _static_info(name)
+    return dict(name=name, role=entry.role, arch=arch, params=params, params_deployed=deployed, gmacs_1080p=gmacs,
                 weights_shipped=weights_shipped(name), weights=entry.weights, description=entry.description)

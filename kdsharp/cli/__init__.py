@@ -12,13 +12,36 @@ import sys
 import traceback
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from kdsharp import __version__
 from kdsharp.console import error
 from kdsharp.errors import KdsharpError
 
+
+class _FlagsWithoutMetavar:
+    """Help shows boolean flags (``--overwrite``) bare: typer >= 0.20 prints a ``<bool>`` value
+    placeholder after them, which reads as if ``--overwrite true`` were the way to pass one."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_bool_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class _Command(_FlagsWithoutMetavar, TyperCommand):
+    """Every kdsharp command: typer's, with bare boolean flags in --help."""
+
+
+class _Group(_FlagsWithoutMetavar, TyperGroup):
+    """Every kdsharp command group: typer's, with bare boolean flags in --help."""
+
+
 app = typer.Typer(
     name="kdsharp",
+    cls=_Group,
     help="Make blurry, compressed video-call footage sharp again, in real time.\n\n"
     "Start with `kdsharp demo`. Every command has --help.",
     no_args_is_help=True,
@@ -55,6 +78,20 @@ def _register_commands() -> None:
 
     for mod in (infer_cmds, data_cmds, models_cmds, train_cmds, eval_cmds):
         mod.register(app)
+    _use_kdsharp_classes(app)
+
+
+def _use_kdsharp_classes(typer_app: typer.Typer) -> None:
+    """Give every command and sub-group of ``typer_app`` the kdsharp classes (unless one is set)."""
+    for info in typer_app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = _Command
+    for group in typer_app.registered_groups:
+        sub = group.typer_instance
+        if sub is not None:
+            if not isinstance(sub.info.cls, type) or sub.info.cls is TyperGroup:
+                sub.info.cls = _Group
+            _use_kdsharp_classes(sub)
 
 
 _register_commands()

@@ -19,7 +19,8 @@ def _debug() -> bool:
 
 def sharpen(
     inputs: List[Path] = typer.Argument(..., help="Images, videos or folders (trees are mirrored).", show_default=False),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file, or folder for several inputs / a folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file, or a folder (needed for several inputs "
+                                "or a folder)."),
     model: str = typer.Option("student", "--model", "-m", help="Registry name (student, fast, teacher, ...), "
                               "checkpoint path, or .onnx file with --backend onnx."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
@@ -38,9 +39,11 @@ def sharpen(
 ):
     """Sharpen images, videos (audio kept) and folders.
 
-    Images keep their format, size, bit depth, grey/alpha and are written upright. Videos keep
-    frame count, frame rate, resolution, rotation and audio. Files that fail are reported and
-    skipped; the exit code is 1 if any failed.
+    Images keep their format, size, bit depth, grey/alpha, EXIF and dpi and are written upright.
+    Videos keep frame count, frame rate, resolution, rotation and audio (10-bit video is written
+    8-bit, with a warning). Several inputs or a folder need an output folder. Files that fail
+    (corrupt, or a format such as GIF) are reported and skipped: exit code 1; a run that cannot
+    start (bad option, missing path, unusable output) exits 2.
     """
     from kdsharp.infer.batch import sharpen_paths
 
@@ -49,8 +52,8 @@ def sharpen(
                            codec=codec, overwrite=overwrite, debug=_debug())
     for stats in result.videos:
         info(stats.summary())
-    where = result.done[0][1] if len(result.done) == 1 and not result.failed else output
-    info(f"{result.summary()} -> {where}")
+    where = result.where(output)
+    info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
     if result.failed:
         # SystemExit, not typer.Exit: kdsharp.cli.main runs click with standalone_mode=False, which
         # turns typer.Exit into a return value that main() does not pass on.

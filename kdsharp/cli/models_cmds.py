@@ -11,12 +11,29 @@ from kdsharp.console import console, info
 _ROLE_ORDER = {"teacher": 0, "student": 1, "fast": 2, "arch": 3}
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
+def format_params(train: int, deployed: int | None = None, long: bool = False) -> str:
+    """``42.1k/11.7k`` (training/deployed form; ``long``: ``42.1k train / 11.7k deployed``),
+    or one count when re-parameterisation does not change it."""
+    if deployed is None or deployed == train:
+        return _count(train)
+    if long:
+        return f"{_count(train)} train / {_count(deployed)} deployed"
+    return f"{_count(train)}/{_count(deployed)}"
+
+
 def models_cmd(
     role: Optional[str] = typer.Option(None, "--role", help="Only models with this role: teacher, student, fast "
                                        "or arch (architecture presets).", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ):
     """List the registered models: role, parameters, GMACs per 1080p frame, trained weights shipped?
+
+    params shows training / deployed counts where they differ: `fast` trains with multi-branch
+    convs and runs re-parameterised into single convs (the form `kdsharp bench` times and counts).
 
     Names with shipped weights run as is (kdsharp sharpen --model student); architecture presets
     are for training or for loading a checkpoint (e.g. an official Restormer .pth).
@@ -31,7 +48,9 @@ def models_cmd(
         return
     from rich.table import Table
 
-    table = Table(title="kdsharp models", title_justify="left")
+    table = Table(title="kdsharp models", title_justify="left", caption_justify="left", show_edge=False,
+                  caption="params: training/deployed form where they differ (fast is re-parameterised "
+                  "into single convs to run; kdsharp bench counts the deployed form)")
     for col, kw in (("name", {"style": "bold"}), ("role", {}), ("arch", {}), ("params", {"justify": "right"}),
                     ("GMACs@1080p", {"justify": "right"}), ("weights", {})):
         table.add_column(col, no_wrap=True, **kw)
@@ -39,8 +58,7 @@ def models_cmd(
     if wide:
         table.add_column("description", overflow="fold", ratio=1)
     for r in rows:
-        p = r["params"]
-        params = f"{p / 1e6:.2f}M" if p >= 1e6 else f"{p / 1e3:.1f}k"
+        params = format_params(r["params"], r.get("params_deployed"))
         shipped = "[green]yes[/green]" if r["weights_shipped"] else ("no" if r["weights"] else "-")
         cells = [r["name"], r["role"], r["arch"], params, f"{r['gmacs_1080p']:.1f}", shipped]
         table.add_row(*cells, *([r["description"]] if wide else []))

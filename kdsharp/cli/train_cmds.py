@@ -20,13 +20,30 @@ train_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_CONFIG = typer.Option(None, "--config", "-c", help="YAML config (e.g. configs/teacher_quick.yaml).")
+_CONFIG = typer.Option(None, "--config", "-c", help="YAML config: a path or a shipped name (teacher_quick; see --list-configs).")
 _OVERRIDES = typer.Argument(None, metavar="[KEY=VALUE]...",
                             help="Config overrides, typed as YAML: optim.lr=1e-4 amp=off data.batch=4.")
 _RESUME = typer.Option(None, "--resume", flag_value="auto", is_flag=False, metavar="[PATH|auto]",
                        help="Continue a run: a last.pth/best.pth path, or 'auto' (the run folder's last.pth). "
                        "Bare --resume means auto.")
 _OUT = typer.Option(None, "--out", "-o", help="Runs folder (config out_dir); the run goes in OUT/<name>.")
+
+
+def _list_configs(value: bool) -> None:
+    if value:
+        from kdsharp.configs import format_configs
+
+        typer.echo(format_configs())
+        raise typer.Exit()
+
+
+@train_app.callback()
+def _train_options(
+    list_configs: bool = typer.Option(False, "--list-configs", is_eager=True, callback=_list_configs,
+                                      help="List the configs that ship with kdsharp (pass one by name: "
+                                      "--config teacher_quick) and exit."),
+):
+    """Train the teacher, then students by knowledge distillation."""
 
 
 def _split_resume(resume: Optional[str], overrides: Optional[List[str]]) -> tuple[Optional[str], list[str]]:
@@ -48,8 +65,10 @@ def _report(result) -> None:
 
 
 def _run(kind: str, config, overrides, resume, out, teacher=None) -> None:
+    from kdsharp.configs import resolve_config_path
     from kdsharp.train.entry import run_training
 
+    config = resolve_config_path(config) if config is not None else None
     resume, overrides = _split_resume(resume, overrides)
     result = run_training(kind, config, overrides, teacher=teacher, out_dir=out, resume=resume)
     if kind == "ablation":
@@ -107,7 +126,7 @@ def ablation_command(
 
 @train_app.command("pack")
 def pack_command(
-    config: Path = typer.Option(..., "--config", "-c", help="Bundle YAML (e.g. configs/bundle.yaml): sources, "
+    config: str = typer.Option(..., "--config", "-c", help="Bundle YAML, a path or a shipped name (bundle): sources, "
                                 "val_sources, crop, clean, pairs, val, max_mb, seed."),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle to write (.zip)."),
 ):
@@ -118,7 +137,9 @@ def pack_command(
     from kdsharp.data.bundle import bundle_summary, pack_bundle
     from kdsharp.train.config import read_yaml_mapping
 
-    spec = read_yaml_mapping(config)
+    from kdsharp.configs import resolve_config_path
+
+    spec = read_yaml_mapping(resolve_config_path(config))
     known = {"sources", "val_sources", "crop", "clean", "pairs", "val", "val_size", "val_presets", "max_mb",
              "pair_degradation", "seed"}
     unknown = set(spec) - known

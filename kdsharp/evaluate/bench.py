@@ -98,6 +98,17 @@ def _resolve_model(model, device: str) -> tuple[nn.Module | Callable, str]:
     return model, type(model).__name__
 
 
+def _train_params(model, deployed: int | None) -> int | None:
+    """Parameters of a registered model in its training form; ``deployed`` for anything else."""
+    from kdsharp.models import get_entry
+
+    if isinstance(model, (str, Path)) and get_entry(str(model)) is not None:
+        from kdsharp.registry import model_info
+
+        return int(model_info(str(model))["params"])
+    return deployed
+
+
 def _runner(net, backend: str, device: str, half: bool, threads: int | None, folder: Path):
     """The callable to time: a :mod:`kdsharp.infer.backends` backend, as the app runs it."""
     from kdsharp.infer import backends
@@ -172,7 +183,8 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
     Returns:
         dict with ``fps`` (frames/s from the median latency), ``p50_ms``/``p95_ms`` per batch,
         ``p50_ms_per_frame``/``p95_ms_per_frame``, ``peak_mem_mb`` (memory added while running:
-        CPU resident set or CUDA ``max_memory_allocated``), and the settings used.
+        CPU resident set or CUDA ``max_memory_allocated``), ``params`` (the module timed, i.e. the
+        deployed, re-parameterised form) and ``params_train`` (its training form), and the settings.
     """
     if backend not in BACKENDS:
         raise KdsharpError(f"unknown backend '{backend}' (use one of {', '.join(BACKENDS)})")
@@ -188,6 +200,7 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
     w, h = int(size[0]), int(size[1])
     net, name = _resolve_model(model, "cpu" if backend != "torch" else device)
     params = sum(p.numel() for p in net.parameters()) if isinstance(net, nn.Module) else None
+    params_train = _train_params(model, params)
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, h, w, generator=gen)
@@ -227,7 +240,8 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
         "iters": len(samples),
         "warmup": warm,
         "peak_mem_mb": round(float(peak_mb), 1),
-        "params": params,
+        "params": params,  # of the module timed: the deployed (re-parameterised) form
+        "params_train": params_train,  # the training form (what `kdsharp models` lists first)
         "torch_version": torch.__version__,
         "cpu": _cpu_name(),
     }

@@ -1,11 +1,14 @@
 """Many inputs -> outputs: plan where each file goes, then sharpen them one by one.
 
 A folder input is mirrored (same tree, same file names); several inputs go into an output
-folder. Whole-run problems (a missing input, an output that would overwrite something) are
-raised before any work starts; a bad file during the run is reported and skipped.
+folder. Whole-run problems (a missing input, an unusable output, an output that would overwrite
+something) are raised before any work starts (exit 2). A bad file -- corrupt, truncated, or an
+unsupported format such as GIF given by name -- is reported in one line and skipped while the
+others are processed (exit 1). Unsupported files met inside a folder are listed in one warning.
 """
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from kdsharp.io.images import IMAGE_EXTS, is_image_file
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
 MEDIA_HINT = f"use an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})"
+GIF_HINT = "GIF is not supported: convert it to PNG (a still) or MP4 (an animation), e.g. ffmpeg -i in.gif in.mp4"
 
 
 @dataclass
@@ -38,23 +42,60 @@ class BatchResult:
         """One line, e.g. ``3 done, 1 failed in 2.1 s``."""
         return f"{len(self.done)} done, {len(self.failed)} failed in {self.seconds:.1f} s"
 
+    def where(self, output: Path) -> str:
+        """Where the outputs went, for the summary line: the file, the folder, or nothing written."""
+        if not self.done:
+            return "nothing written"
+        return str(self.done[0][1] if len(self.done) == 1 and not self.failed else output)
+
 
 def is_media_file(path: Path) -> bool:
     """True for an image or video extension we handle."""
     return is_image_file(path) or is_video_file(path)
 
 
-def _tree(folder: Path, exclude: Path | None) -> list[Path]:
-    """Media files under ``folder`` (sorted; hidden files/folders and ``exclude``'s tree skipped)."""
+def unsupported_reason(path: Path) -> str:
+    """The one-line problem and fix for a file that is neither an image nor a video we handle."""
+    if path.suffix.lower() == ".gif":
+        return f"unsupported format '.gif' ({GIF_HINT})"
+    return f"unsupported file type '{path.suffix or path.name}' ({MEDIA_HINT})"
+
+
+def _tree(folder: Path, exclude: Path | None, skipped: list[Path] | None = None) -> list[Path]:
+    """Media files under ``folder`` (sorted; hidden files/folders and ``exclude``'s tree skipped).
+
+    Other (unsupported) files are appended to ``skipped``.
+    """
     found = []
     for p in folder.rglob("*"):
         rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file() or not is_media_file(p):
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
             continue
         if exclude is not None and exclude in p.resolve().parents:
             continue
+        if not is_media_file(p):
+            if skipped is not None:
+                skipped.append(p)
+            continue
         found.append(p)
     return sorted(found)
+
+
+def _warn_skipped(folder: Path, skipped: list[Path]) -> None:
+    """One warning for the unsupported files of a folder: how many of each type, and examples."""
+    if not skipped:
+        return
+    from collections import Counter
+
+    from kdsharp.console import warn
+
+    kinds = Counter(p.suffix.lower() or "(no extension)" for p in skipped)
+    what = ", ".join(f"{n} {ext}" for ext, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    examples = ", ".join(str(p.relative_to(folder)) for p in sorted(skipped)[:3])
+    more = ", ..." if len(skipped) > 3 else ""
+    fix = "; convert GIFs to PNG or MP4 (e.g. ffmpeg -i in.gif in.mp4)" if ".gif" in kinds else ""
+    warn(f"{folder}: skipped {len(skipped)} unsupported file{'s' * (len(skipped) != 1)} ({what}: "
+         f"{examples}{more}): only images and videos are sharpened{fix}")
 
 
 def _single_file_target(src: Path, output: Path) -> Path:
@@ -62,18 +103,32 @@ def _single_file_target(src: Path, output: Path) -> Path:
         return output / src.name
     same_kind = is_image_file(output) if is_image_file(src) else is_video_file(output)
     if not same_kind:
-        kind = "image" if is_image_file(src) else "video"
-        exts = IMAGE_EXTS if kind == "image" else VIDEO_EXTS
-        raise OutputError(output, f"unsupported output extension '{output.suffix}' for a {kind}",
+        kind = "an image" if is_image_file(src) else "a video"
+        exts = IMAGE_EXTS if is_image_file(src) else VIDEO_EXTS
+        raise OutputError(output, f"unsupported output extension '{output.suffix}' for {kind}",
                           f"use one of {', '.join(exts)}, or a folder")
     return output
 
 
-def plan_outputs(inputs, output: str | Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+def _check_folder_output(inputs: list[Path], output: Path) -> None:
+    """Several outputs need a folder: refuse a file, or a new name with a media extension (``out.png``)."""
+    if output.exists() and not output.is_dir():
+        raise OutputError(output, "is a file, but several outputs need a folder", "pass a folder as -o")
+    if not output.exists() and (is_media_file(output) or output.suffix.lower() == ".gif"):
+        what = f"{len(inputs)} inputs need" if len(inputs) > 1 else f"the folder {inputs[0]} needs"
+        raise OutputError(output, f"looks like a file name, but {what} an output folder",
+                          f"pass a folder, e.g. -o {output.with_suffix('')}{os.sep}, or sharpen one file at a time")
+
+
+def plan_outputs(inputs, output: str | Path, overwrite: bool = False,
+                 rejected: list[tuple[Path, str]] | None = None) -> list[tuple[Path, Path]]:
     """``[(src, dst), ...]`` for ``inputs`` (files and folders) written under/as ``output``.
 
-    Raises :class:`KdsharpError` (one line) for a missing input, an unsupported file type, an
-    output that is an input or already exists (unless ``overwrite``), or an unusable output.
+    Raises :class:`KdsharpError` (one line) for a missing input, an output that is an input or
+    already exists (unless ``overwrite``), or an unusable output (a file name such as ``out.png``
+    for several inputs). A file given by name that is not an image or video we handle (a GIF, a
+    .txt) raises too, unless ``rejected`` is a list: then ``(file, message)`` is appended to it and
+    planning goes on. Unsupported files inside folders are left out with one warning per folder.
     """
     inputs = [Path(p) for p in inputs]
     output = Path(output)
@@ -81,27 +136,44 @@ def plan_outputs(inputs, output: str | Path, overwrite: bool = False) -> list[tu
         raise KdsharpError("no input given (pass image/video files or folders)")
     for p in inputs:
         if not p.exists():
-            raise InputError(p, "no such file or folder", "check the path")
+            raise InputError(p, "no such file or folder", _missing_fix(p))
+    media = []
+    for p in inputs:
         if p.is_file() and not is_media_file(p):
-            raise InputError(p, f"unsupported file type '{p.suffix or p.name}'", MEDIA_HINT)
+            msg = f"{p}: {unsupported_reason(p)}"
+            if rejected is None:
+                raise InputError(p, unsupported_reason(p))
+            rejected.append((p, msg))
+        else:
+            media.append(p)
+    if not media:
+        return []
     if len(inputs) == 1 and inputs[0].is_file():
         plan = [(inputs[0], _single_file_target(inputs[0], output))]
     else:
-        if output.exists() and not output.is_dir():
-            raise OutputError(output, "is a file, but several outputs need a folder", "pass a folder as -o")
+        _check_folder_output(inputs, output)
         plan = []
         out_resolved = output.resolve()
-        for p in inputs:
+        for p in media:
             if p.is_file():
                 plan.append((p, output / p.name))
                 continue
             base = output if len(inputs) == 1 else output / p.resolve().name
-            files = _tree(p, exclude=out_resolved)
+            skipped: list[Path] = []
+            files = _tree(p, exclude=out_resolved, skipped=skipped)
             if not files:
                 raise InputError(p, "contains no images or videos", MEDIA_HINT)
+            _warn_skipped(p, skipped)
             plan += [(f, base / f.relative_to(p)) for f in files]
     _check_plan(plan, overwrite)
     return plan
+
+
+def _missing_fix(path: Path) -> str:
+    """The fix for a missing input; a stray ``true`` probably followed a flag such as --overwrite."""
+    if str(path).lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+        return "flags such as --overwrite take no value: drop the word after the flag"
+    return "check the path"
 
 
 def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
@@ -125,10 +197,21 @@ def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
         ensure_writable_dir(dst.parent)  # unwritable output: one clear line before any work
 
 
+def _reject(result: BatchResult, rejected: list[tuple[Path, str]]) -> BatchResult:
+    """Record (and print, one line each) the inputs refused before the run."""
+    for src, msg in rejected:
+        result.failed.append((src, msg))
+        error(msg)
+    return result
+
+
 def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None,
-             debug: bool = False) -> BatchResult:
-    """Sharpen each ``(src, dst)``; a failing file prints one line and the run goes on."""
-    result = BatchResult()
+             debug: bool = False, rejected: list[tuple[Path, str]] = ()) -> BatchResult:
+    """Sharpen each ``(src, dst)``; a failing file prints one line and the run goes on.
+
+    ``rejected`` (from :func:`plan_outputs`) are reported first as failed files.
+    """
+    result = _reject(BatchResult(), rejected)
     start = time.perf_counter()
     with make_progress("files") as bar:
         task = bar.add_task("sharpen", total=len(plan))
@@ -160,8 +243,11 @@ def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = 
     """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command."""
     from kdsharp.infer.sharpener import Sharpener
 
-    plan = plan_outputs(inputs, output, overwrite)  # before loading the model: bad paths fail fast
+    rejected: list[tuple[Path, str]] = []
+    plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
+    if not plan:  # nothing to sharpen: do not load the model
+        return _reject(BatchResult(), rejected)
     sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
                           half=half, batch=batch, compile=compile)
     console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
-    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug)
+    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug, rejected=rejected)

@@ -19,7 +19,7 @@ from torch import nn
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.infer.backends import make_backend
 from kdsharp.infer.tiling import forward_any_size
-from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image, to_tensor, write_image
+from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
 
@@ -101,7 +101,11 @@ class Sharpener:
     # -- files ------------------------------------------------------------------------------
     def file(self, src: str | Path, dst: str | Path, overwrite: bool = False, crf: int | None = None,
              codec: str | None = None, progress=None):
-        """Sharpen one image or video file into ``dst`` (atomic). Returns ``dst`` or a ``VideoStats``."""
+        """Sharpen one image or video file into ``dst`` (atomic). Returns ``dst`` or a ``VideoStats``.
+
+        Images keep their EXIF (orientation reset: written upright) and dpi in JPEG and PNG
+        outputs, and their dpi in TIFF.
+        """
         src, dst = Path(src), Path(dst)
         check_target(src, dst, overwrite)
         if is_video_file(src):
@@ -111,7 +115,8 @@ class Sharpener:
                              + ") or a video (" + ", ".join(VIDEO_EXTS) + ")")
         if not is_image_file(dst):
             raise OutputError(dst, f"unsupported image extension '{dst.suffix}'", "use one of " + ", ".join(IMAGE_EXTS))
-        write_image(dst, self.image(read_image(src)))
+        img, meta = read_image_meta(src)
+        write_image(dst, self.image(img), meta=meta)  # EXIF and dpi carried over
         return dst
 
     def video(self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
@@ -127,12 +132,14 @@ class Sharpener:
               codec: str | None = None):
         """Sharpen files and folders (trees mirrored) into ``output``; returns a ``BatchResult``.
 
-        A bad file is reported and skipped; the others are still processed.
+        A bad file (corrupt, or an unsupported format such as GIF) is reported and skipped; the
+        others are still processed.
         """
         from kdsharp.infer.batch import plan_outputs, run_plan
 
-        plan = plan_outputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], output, overwrite)
-        return run_plan(self, plan, crf=crf, codec=codec)
+        rejected: list = []
+        plan = plan_outputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], output, overwrite, rejected)
+        return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected)
 
 
 def check_target(src: Path, dst: Path, overwrite: bool) -> None:

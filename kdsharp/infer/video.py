@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from kdsharp.console import progress as make_progress
+from kdsharp.console import warn
 from kdsharp.errors import OutputError
 from kdsharp.io.video import VIDEO_EXTS, VideoWriter, is_video_file, probe_video, read_frames
 
@@ -96,14 +97,18 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
                   batch: int = 1, progress=None) -> VideoStats:
     """Sharpen every frame of ``src`` into ``dst`` with ``sharpener.frames``; returns :class:`VideoStats`.
 
-    Keeps frame count, timestamps (hence frame rate), resolution and rotation; copies audio
-    streams packet by packet. ``dst`` appears only when complete. ``progress`` is an existing
+    Keeps frame count, timestamps (hence frame rate), resolution, rotation and colour tags; copies
+    audio streams packet by packet. Video is processed and written at 8 bits per channel: a 10-bit
+    source gets one warning. ``dst`` appears only when complete. ``progress`` is an existing
     :func:`kdsharp.console.progress` to add a task to (one is made otherwise).
     """
     src, dst = Path(src), Path(dst)
     if not is_video_file(dst):
         raise OutputError(dst, f"unsupported video extension '{dst.suffix}'", "use one of " + ", ".join(VIDEO_EXTS))
     info = probe_video(src)
+    if info.bit_depth > 8:
+        warn(f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
+             "encodes video at 8 bits per channel (colour tags are kept)")
     stats = VideoStats(src, dst, 0, info.width, info.height, float(info.fps), info.audio_streams)
     pin = getattr(sharpener, "device", torch.device("cpu")).type == "cuda"
     q_in: queue.Queue = queue.Queue(QUEUE_BATCHES)

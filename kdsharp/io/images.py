@@ -15,6 +15,7 @@ import torch
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
 from kdsharp.io.inputs import existing_file
+from kdsharp.io.meta import ImageMeta, read_meta, tiff_params, with_meta
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 16384 * 16384  # refuse images larger than this (about 268 Mpx)
@@ -38,6 +39,12 @@ def read_image(path: str | Path) -> np.ndarray:
     EXIF orientation is applied. Raises :class:`InputError` (one line, names the file) for a
     missing, empty, corrupt, unsupported or too large file.
     """
+    return read_image_meta(path)[0]
+
+
+def read_image_meta(path: str | Path) -> tuple[np.ndarray, ImageMeta]:
+    """:func:`read_image` and the file's EXIF and dpi (:class:`kdsharp.io.meta.ImageMeta`), which
+    :func:`write_image` can carry into the output."""
     path = existing_file(path, "image")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
@@ -57,13 +64,14 @@ def read_image(path: str | Path) -> np.ndarray:
             raise InputError(path, f"unsupported sample type {img.dtype}", "convert it to 8- or 16-bit")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    img = _apply_exif_orientation(data, img)
-    return img
+    buf = data.tobytes()
+    meta = read_meta(buf)
+    orientation = meta.orientation if meta.orientation != 1 else _exif_orientation(buf)
+    return _apply_orientation(img, orientation), meta
 
 
-def _apply_exif_orientation(data: np.ndarray, img: np.ndarray) -> np.ndarray:
-    """Rotate/flip ``img`` as its EXIF orientation tag says (JPEG/TIFF/WebP/PNG eXIf)."""
-    orientation = _exif_orientation(data.tobytes())
+def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip ``img`` as an EXIF/TIFF orientation tag (1..8) says."""
     ops = {
         2: lambda a: a[:, ::-1],
         3: lambda a: a[::-1, ::-1],
@@ -116,10 +124,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def write_image(path: str | Path, img: np.ndarray, quality: int = 95) -> Path:
+def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: ImageMeta | None = None) -> Path:
     """Write an OpenCV-layout array (uint8/uint16, HxW / HxWx3 BGR / HxWx4 BGRA) atomically.
 
-    The format follows the extension; JPEG/WebP use ``quality``. Returns ``path``.
+    The format follows the extension; JPEG/WebP use ``quality``. ``meta`` (from
+    :func:`read_image_meta`) adds the input's EXIF (orientation set to 1: the pixels are upright)
+    and dpi to JPEG and PNG outputs, and its dpi to TIFF. Returns ``path``.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -134,12 +144,15 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95) -> Path:
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     elif ext == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    elif ext in (".tif", ".tiff"):
+        params = tiff_params(meta)
     ok, buf = cv2.imencode(ext, img, params)
     if not ok:
         raise OutputError(path, "the image could not be encoded", "try another format")
+    data = with_meta(buf.tobytes(), ext, meta)
     with atomic_path(path) as tmp:
         try:
-            buf.tofile(str(tmp))
+            tmp.write_bytes(data)
         except OSError as e:
             raise OutputError(path, f"cannot be written ({e.strerror or e})", "check free space and permissions") from e
     return path

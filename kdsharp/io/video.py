@@ -58,6 +58,8 @@ class VideoInfo:
     color_range: int = 0  # AVColorRange (0 unspecified, 1 limited, 2 full)
     color_primaries: int = 2
     color_trc: int = 2
+    pix_fmt: str = ""  # the decoded pixel format, e.g. yuv420p, yuv420p10le
+    bit_depth: int = 8  # bits per sample of the source (10 for yuv420p10le)
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -98,7 +100,15 @@ def probe_video(path: str | Path) -> VideoInfo:
         return VideoInfo(path, first.width, first.height, Fraction(fps), Fraction(tb), frames, dur,
                          s.codec_context.name, matrix, int(first.rotation or 0), len(c.streams.audio),
                          int(first.colorspace), int(first.color_range), int(first.color_primaries),
-                         int(first.color_trc))
+                         int(first.color_trc), first.format.name, _bit_depth(first.format))
+
+
+def _bit_depth(fmt: av.VideoFormat) -> int:
+    """Bits per sample of a pixel format (8 for yuv420p, 10 for yuv420p10le)."""
+    try:
+        return max(int(c.bits) for c in fmt.components) or 8
+    except (AttributeError, ValueError):
+        return 8
 
 
 def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:

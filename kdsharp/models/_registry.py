@@ -36,11 +36,16 @@ def register_model(fn: Callable | None = None, *, name: str | None = None, role:
         key = name or f.__name__
         if key in _MODELS:
             raise ValueError(f"model '{key}' registered twice")
-        doc = (f.__doc__ or "").strip().splitlines()
-        _MODELS[key] = ModelEntry(key, f, role, weights, doc[0] if doc else "", dict(default_kwargs))
+        _MODELS[key] = ModelEntry(key, f, role, weights, _first_paragraph(f.__doc__), dict(default_kwargs))
         return f
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _first_paragraph(doc: str | None) -> str:
+    """The docstring's first paragraph on one line (a description may wrap over several lines)."""
+    para = (doc or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in para.splitlines())
 
 
 def model_entries() -> dict[str, ModelEntry]:

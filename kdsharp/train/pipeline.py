@@ -22,7 +22,6 @@ from kdsharp.console import error, info
 from kdsharp.errors import ConfigError
 from kdsharp.train.config import load_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 STAGES = ("teacher", "student", "fast")
 # relative time share of each stage (renormalised over the stages that run)
 SHARES = {"teacher": 0.56, "student": 0.22, "fast": 0.22}
@@ -45,9 +44,9 @@ class StageResult:
 def stage_config(stage: str, bundle: Path, minutes: float, out_dir: Path, publish: Path | None,
                  publish_every_s: float, teacher: str | None, overrides: list[str]) -> dict:
     """The config of ``stage``: its YAML with the bundle as data and val sources and the time budget."""
-    path = CONFIG_DIR / f"pipeline_{stage}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing: the pipeline needs configs/pipeline_{{teacher,student,fast}}.yaml")
+    from kdsharp.configs import resolve_config_path
+
+    path = resolve_config_path(f"pipeline_{stage}")
     b = str(bundle)
     sets = [
         f"data.sources=[{{type: bundle, path: '{b}', part: train, content: clean, repeat: 1.5}}, "

@@ -1,0 +1,267 @@
+"""Image metadata carried from an input file to its output: EXIF and resolution (dpi).
+
+OpenCV drops both, so they are read from and spliced into the encoded bytes here, in plain
+Python (no extra dependency):
+
+=========  =====================================  ========================================
+format     read                                   written
+=========  =====================================  ========================================
+JPEG       APP1 Exif, JFIF density (or EXIF's)    APP1 Exif, JFIF density
+PNG        eXIf, pHYs                             eXIf, pHYs
+TIFF       X/YResolution (and its Orientation)    X/YResolution (via OpenCV's TIFF options)
+WebP       EXIF chunk                             not written (OpenCV writes simple WebP)
+=========  =====================================  ========================================
+
+Pixels are written upright (EXIF orientation applied on reading), so the copied EXIF has its
+Orientation tag set to 1: viewers must not rotate the output a second time.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+_ORIENTATION, _XRES, _YRES, _RESUNIT = 0x0112, 0x011A, 0x011B, 0x0128
+_MAX_APP1 = 65533 - 6  # a JPEG segment holds at most 65533 bytes after its length
+
+
+@dataclass
+class ImageMeta:
+    """What an output inherits: ``exif`` (TIFF-structured bytes, ``II*``/``MM*``) and ``dpi`` (x, y)."""
+
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    orientation: int = 1  # the input's EXIF/TIFF orientation (1..8), applied to the pixels on reading
+
+    def __bool__(self) -> bool:
+        return self.exif is not None or self.dpi is not None
+
+
+# -- TIFF structures (EXIF is one) -----------------------------------------------------------
+def _ifd0(tiff: bytes) -> tuple[str, int, list[tuple[int, int, int, int]]]:
+    """(endianness, IFD0 offset, [(tag, type, count, entry offset)]) of a TIFF structure."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        raise ValueError("not a TIFF structure")
+    e = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(e + "I", tiff[4:8])
+    (count,) = struct.unpack(e + "H", tiff[ifd:ifd + 2])
+    entries = []
+    for i in range(count):
+        at = ifd + 2 + 12 * i
+        tag, typ, n = struct.unpack(e + "HHI", tiff[at:at + 8])
+        entries.append((tag, typ, n, at))
+    return e, ifd, entries
+
+
+def _value(tiff: bytes, e: str, typ: int, at: int) -> float | None:
+    """The first value of a SHORT (3), LONG (4) or RATIONAL (5) entry at ``at``."""
+    if typ == 3:
+        return struct.unpack(e + "H", tiff[at + 8:at + 10])[0]
+    if typ == 4:
+        return struct.unpack(e + "I", tiff[at + 8:at + 12])[0]
+    if typ == 5:
+        (off,) = struct.unpack(e + "I", tiff[at + 8:at + 12])
+        num, den = struct.unpack(e + "II", tiff[off:off + 8])
+        return num / den if den else None
+    return None
+
+
+def tiff_orientation(tiff: bytes | None) -> int:
+    """The Orientation tag (1..8) of a TIFF structure or EXIF block; 1 if absent or unreadable."""
+    try:
+        e, _, entries = _ifd0(tiff or b"")
+        for tag, typ, _, at in entries:
+            if tag == _ORIENTATION:
+                v = int(_value(tiff, e, typ, at) or 1)
+                return v if 1 <= v <= 8 else 1
+    except (ValueError, struct.error):
+        pass
+    return 1
+
+
+def tiff_dpi(tiff: bytes | None) -> tuple[float, float] | None:
+    """(x, y) dots per inch from X/YResolution and ResolutionUnit (2 inch, 3 cm); None if absent."""
+    try:
+        e, _, entries = _ifd0(tiff or b"")
+        vals = {tag: _value(tiff, e, typ, at) for tag, typ, _, at in entries if tag in (_XRES, _YRES, _RESUNIT)}
+    except (ValueError, struct.error):
+        return None
+    x, y, unit = vals.get(_XRES), vals.get(_YRES), vals.get(_RESUNIT, 2)
+    if not x or not y or unit not in (2, 3):
+        return None
+    scale = 2.54 if unit == 3 else 1.0
+    return (x * scale, y * scale)
+
+
+def upright_exif(exif: bytes) -> bytes:
+    """``exif`` with its Orientation tag set to 1 (the pixels are already upright)."""
+    try:
+        e, _, entries = _ifd0(exif)
+    except (ValueError, struct.error):
+        return exif
+    out = bytearray(exif)
+    for tag, typ, _, at in entries:
+        if tag == _ORIENTATION and typ == 3:
+            out[at + 8:at + 10] = struct.pack(e + "H", 1)
+    return bytes(out)
+
+
+# -- reading -------------------------------------------------------------------------------
+def _jpeg_segments(data: bytes):
+    """Yield (marker, payload start, payload end) of a JPEG's segments up to the image data."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        yield marker, i + 4, i + 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            return
+        i += 2 + length
+
+
+def _read_jpeg(data: bytes) -> ImageMeta:
+    meta = ImageMeta()
+    for marker, a, b in _jpeg_segments(data):
+        seg = data[a:b]
+        if marker == 0xE1 and seg.startswith(b"Exif\x00\x00") and meta.exif is None:
+            meta.exif = seg[6:]
+        elif marker == 0xE0 and seg.startswith(b"JFIF\x00") and len(seg) >= 12:
+            units, x, y = struct.unpack(">BHH", seg[7:12])
+            if units in (1, 2) and x and y:
+                scale = 2.54 if units == 2 else 1.0
+                meta.dpi = (x * scale, y * scale)
+    if meta.dpi is None:
+        meta.dpi = tiff_dpi(meta.exif)
+    return meta
+
+
+def _png_chunks(data: bytes):
+    """Yield (type, payload start, payload end, chunk end) of a PNG's chunks."""
+    i = 8
+    while i + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        kind = data[i + 4:i + 8]
+        yield kind, i + 8, i + 8 + length, i + 12 + length
+        if kind == b"IEND":
+            return
+        i += 12 + length
+
+
+def _read_png(data: bytes) -> ImageMeta:
+    meta = ImageMeta()
+    for kind, a, b, _ in _png_chunks(data):
+        if kind == b"eXIf":
+            meta.exif = data[a:b]
+        elif kind == b"pHYs" and b - a == 9:
+            x, y, unit = struct.unpack(">IIB", data[a:b])
+            if unit == 1 and x and y:  # pixels per metre
+                meta.dpi = (round(x * 0.0254, 2), round(y * 0.0254, 2))
+        elif kind == b"IDAT":
+            break
+    return meta
+
+
+def _read_webp(data: bytes) -> ImageMeta:
+    meta = ImageMeta()
+    i = 12
+    while i + 8 <= len(data):
+        kind = data[i:i + 4]
+        (length,) = struct.unpack("<I", data[i + 4:i + 8])
+        if kind == b"EXIF":
+            exif = data[i + 8:i + 8 + length]
+            meta.exif = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+        i += 8 + length + (length & 1)
+    return meta
+
+
+def read_meta(data: bytes) -> ImageMeta:
+    """EXIF, dpi and orientation of an encoded image (format from its magic bytes); empty if none."""
+    try:
+        if data[:2] == b"\xff\xd8":
+            meta = _read_jpeg(data)
+        elif data[:8] == b"\x89PNG\r\n\x1a\n":
+            meta = _read_png(data)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            meta = _read_webp(data)
+        elif data[:4] in (b"II*\x00", b"MM\x00*"):  # TIFF: its own tags, no separate EXIF block
+            return ImageMeta(None, tiff_dpi(data), tiff_orientation(data))
+        else:
+            return ImageMeta()
+    except (struct.error, IndexError, ValueError, OverflowError):  # metadata is best effort
+        return ImageMeta()
+    meta.orientation = tiff_orientation(meta.exif)
+    return meta
+
+
+# -- writing -------------------------------------------------------------------------------
+def _jpeg_with(buf: bytes, meta: ImageMeta) -> bytes:
+    """JFIF (with ``meta.dpi``) and Exif segments first, then the encoder's other APPn segments."""
+    jfif, others, pos = None, [], 2
+    for marker, a, b in _jpeg_segments(buf):
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            break
+        seg = buf[a:b]
+        if marker == 0xE0 and seg.startswith(b"JFIF\x00") and len(seg) >= 14:
+            jfif = seg
+        elif not (marker == 0xE1 and seg.startswith(b"Exif\x00\x00")):
+            others.append((marker, seg))
+        pos = b
+    if meta.dpi:
+        base = jfif if jfif is not None else b"JFIF\x00\x01\x01" + bytes(5) + b"\x00\x00"
+        jfif = base[:7] + struct.pack(">BHH", 1, *_dpi_ints(meta.dpi)) + base[12:]
+    segs = [(0xE0, jfif)] if jfif is not None else []
+    if meta.exif and len(meta.exif) <= _MAX_APP1:
+        segs.append((0xE1, b"Exif\x00\x00" + upright_exif(meta.exif)))
+    segs += others
+    return b"\xff\xd8" + b"".join(b"\xff" + bytes([m]) + struct.pack(">H", len(p) + 2) + p for m, p in segs) + buf[pos:]
+
+
+def _dpi_ints(dpi: tuple[float, float]) -> tuple[int, int]:
+    return tuple(min(65535, max(1, int(round(v)))) for v in dpi)  # type: ignore[return-value]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
+    out = bytearray(buf[:8])
+    for kind, a, b, end in _png_chunks(buf):
+        if kind in (b"eXIf", b"pHYs") and ((kind == b"eXIf" and meta.exif) or (kind == b"pHYs" and meta.dpi)):
+            continue  # replaced below
+        out += buf[a - 8:end]
+        if kind == b"IHDR":
+            if meta.dpi:
+                ppm = [min(2**31 - 1, max(1, int(round(v / 0.0254)))) for v in meta.dpi]
+                out += _png_chunk(b"pHYs", struct.pack(">IIB", *ppm, 1))
+            if meta.exif:
+                out += _png_chunk(b"eXIf", upright_exif(meta.exif))
+    return bytes(out)
+
+
+def with_meta(buf: bytes, ext: str, meta: ImageMeta | None) -> bytes:
+    """Encoded image ``buf`` (format ``ext``) with ``meta``'s EXIF and dpi spliced in (JPEG, PNG)."""
+    if not meta:
+        return buf
+    ext = ext.lower()
+    if ext in (".jpg", ".jpeg") and buf[:2] == b"\xff\xd8":
+        return _jpeg_with(buf, meta)
+    if ext == ".png" and buf[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png_with(buf, meta)
+    return buf
+
+
+def tiff_params(meta: ImageMeta | None) -> list[int]:
+    """OpenCV ``imencode`` options that write ``meta``'s dpi into a TIFF."""
+    if not meta or not meta.dpi:
+        return []
+    import cv2
+
+    x, y = _dpi_ints(meta.dpi)
+    return [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, x, cv2.IMWRITE_TIFF_YDPI, y]
+
+
+__all__ = ["ImageMeta", "read_meta", "tiff_dpi", "tiff_orientation", "tiff_params", "upright_exif", "with_meta"]
