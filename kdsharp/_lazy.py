@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
-def lazy_getattr(package: str, table: dict[str, str | tuple[str, str]], namespace: dict[str, Any]
+def lazy_getattr(package: str, table: Mapping[str, str | tuple[str, str]], namespace: dict[str, Any]
                  ) -> Callable[[str], Any]:
     """A module ``__getattr__`` for ``package``: ``table`` maps a public name to the module that
     defines it (same name there) or to ``(module, attribute)``; the value is imported on first

@@ -3,12 +3,19 @@
     list_models(role="student")           # ['student', 'student_nokd']
     create_model("restormer_tiny")        # untrained nn.Module
     load_model("fast")                    # shipped weights, inference mode, re-parameterized
+    load_model("runs/x/last.pth")         # a trainer checkpoint: its EMA weights (ema=False: raw)
     load_model("motion_deblurring.pth")   # an official Restormer checkpoint
     model_info("student")                 # params, GMACs at 1080p, weights shipped?
 
+:func:`load_model` is THE model loader: the CLI, inference, export, evaluation and training
+(``model.init``, the frozen teacher) all load through it, so a checkpoint means the same weights
+everywhere (its EMA weights when it has them).
+
 Checkpoints record ``arch`` (a class name from ``kdsharp.models.ARCHITECTURES`` or a registered
-model name) and ``arch_kwargs`` so they rebuild without a config file; official Restormer
-checkpoints carry no such record and their configuration is read off the tensor names/shapes.
+model name) and ``arch_kwargs`` so they rebuild without a config file (:func:`model_from_spec`);
+official Restormer checkpoints carry no such record and their configuration is read off the
+tensor names/shapes. Weights always belong to the bare architecture (:func:`kdsharp.models.unwrap`):
+a registered name may add a test-time wrapper (the teacher's local windows) around it.
 """
 from __future__ import annotations
 
@@ -22,7 +29,8 @@ from torch import nn
 
 from kdsharp.errors import InputError, KdsharpError, UnknownModelError
 from kdsharp.io.weights import WEIGHT_EXTS, load_state_dict_file, save_weights
-from kdsharp.models import ARCHITECTURES, Restormer, get_entry, model_entries
+from kdsharp.models import ARCHITECTURES, LocalWindows, Restormer, get_entry, model_entries, unwrap
+from kdsharp.models.common import reparameterize, set_memory_format
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ROLES = ("teacher", "student", "fast", "arch")
@@ -41,7 +49,8 @@ def _entry(name: str):
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build the registered model ``name`` with random weights (``kwargs`` override the preset)."""
+    """Build the registered model ``name`` with random weights (``kwargs`` override the preset);
+    with its test-time wrapper if it has one (``unwrap`` gives the architecture)."""
     entry = _entry(name)
     return entry.builder(**{**entry.default_kwargs, **kwargs})
 
@@ -59,28 +68,47 @@ def weights_shipped(name: str) -> bool:
 
 
 def model_spec(model: nn.Module) -> tuple[str, dict[str, Any]]:
-    """``(arch, arch_kwargs)`` that rebuild ``model`` (what checkpoints record)."""
+    """``(arch, arch_kwargs)`` that rebuild ``model``'s architecture (what checkpoints record;
+    test-time wrappers are not part of it)."""
+    model = unwrap(model)
     arch = type(model).__name__
-    if arch not in ARCHITECTURES or not hasattr(model, "arch_kwargs"):
+    arch_kwargs = getattr(model, "arch_kwargs", None)
+    if arch not in ARCHITECTURES or not isinstance(arch_kwargs, dict):
         raise ValueError(f"{arch} is not a kdsharp architecture")
-    return arch, dict(model.arch_kwargs)
+    return arch, dict(arch_kwargs)
 
 
-def build_model(arch: str, arch_kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """Rebuild a model from a checkpoint's ``arch`` (class or registered name) and kwargs."""
+# kdsharp 0.1 recorded the teacher's test-time windows as a Restormer keyword; now a wrapper.
+_LEGACY_WINDOW_KWARG = "local_window"
+
+
+def model_from_spec(arch: str, arch_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Rebuild the model a checkpoint records: ``arch`` (a class in ``ARCHITECTURES`` or a
+    registered name) and its ``arch_kwargs``; random weights. A recorded ``local_window`` (older
+    checkpoints) becomes a :class:`~kdsharp.models.LocalWindows` wrapper.
+
+    Raises:
+        KdsharpError: an ``arch`` this version does not know. TypeError: kwargs that do not fit.
+    """
     kwargs = dict(arch_kwargs or {})
+    window = kwargs.pop(_LEGACY_WINDOW_KWARG, None)
+    model: nn.Module
     if arch in ARCHITECTURES:
-        return ARCHITECTURES[arch](**kwargs)
-    if get_entry(arch) is not None:
-        return create_model(arch, **kwargs)
-    raise KdsharpError(f"checkpoint architecture '{arch}' is unknown to this kdsharp version "
-                       f"(known: {', '.join(sorted(ARCHITECTURES))}); upgrade kdsharp or re-export the model")
+        model = ARCHITECTURES[arch](**kwargs)
+    elif get_entry(arch) is not None:
+        model = create_model(arch, **kwargs)
+    else:
+        raise KdsharpError(f"checkpoint architecture '{arch}' is unknown to this kdsharp version "
+                           f"(known: {', '.join(sorted(ARCHITECTURES))}); upgrade kdsharp or re-export the model")
+    return LocalWindows(unwrap(model), int(window)) if window else model
 
 
 def save_model(model: nn.Module, path: str | Path, meta: dict[str, Any] | None = None, half: bool = True) -> Path:
-    """Save ``model`` as safetensors with ``arch``/``arch_kwargs`` metadata (atomic; fp16 if ``half``)."""
+    """Save ``model``'s architecture weights as safetensors with ``arch``/``arch_kwargs`` metadata
+    (atomic; fp16 if ``half``). A test-time wrapper is not saved: wrap the loaded model again."""
     arch, kwargs = model_spec(model)
-    return save_weights(path, model.state_dict(), {"arch": arch, "arch_kwargs": kwargs, **(meta or {})}, half=half)
+    return save_weights(path, unwrap(model).state_dict(), {"arch": arch, "arch_kwargs": kwargs, **(meta or {})},
+                        half=half)
 
 
 def _count(sd: dict[str, torch.Tensor], prefix: str) -> int:
@@ -110,7 +138,7 @@ def infer_restormer_kwargs(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
                 num_blocks=num_blocks, num_refinement_blocks=_count(sd, "refinement"), heads=heads,
                 ffn_expansion_factor=ffn, bias="encoder_level1.0.attn.qkv.bias" in sd,
                 LayerNorm_type="WithBias" if "encoder_level1.0.norm1.body.bias" in sd else "BiasFree",
-                dual_pixel_task="skip_conv.weight" in sd, local_window=None)  # official: whole frames
+                dual_pixel_task="skip_conv.weight" in sd)
 
 
 def _same_layout(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:
@@ -124,7 +152,7 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
         if not isinstance(kwargs, dict):
             raise InputError(path, "metadata 'arch_kwargs' is not a JSON object", "re-export the checkpoint")
         try:
-            return build_model(str(meta["arch"]), kwargs)
+            return model_from_spec(str(meta["arch"]), kwargs)
         except TypeError as e:
             raise InputError(path, f"metadata 'arch_kwargs' does not fit {meta['arch']} ({e})",
                              "re-export the checkpoint with this kdsharp version") from e
@@ -133,9 +161,9 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
     deployed = any(".deployed." in k for k in sd)
     for name in list_models("arch"):  # a bare state dict of one of our presets (checked on meta tensors)
         with torch.device("meta"):
-            probe = create_model(name)
-        if deployed and hasattr(probe, "reparameterize"):
-            probe.reparameterize()
+            probe = unwrap(create_model(name))
+        if deployed:
+            reparameterize(probe)
         if _same_layout(probe, sd):
             return create_model(name)
     raise InputError(path, "unrecognised checkpoint (no 'arch' metadata and not a Restormer or kdsharp layout)",
@@ -143,8 +171,10 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
 
 
 def _load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool, source: Path | str) -> None:
-    if any(".deployed." in k for k in sd) and hasattr(model, "reparameterize"):
-        model.reparameterize()
+    """Load ``sd`` into ``model``'s architecture (inside any test-time wrapper); InputError if it does not fit."""
+    model = unwrap(model)
+    if any(".deployed." in k for k in sd):
+        reparameterize(model)
     result = model.load_state_dict(sd, strict=False)
     own = model.state_dict()
     bad_shape = [k for k in sd if k in own and own[k].shape != sd[k].shape]
@@ -169,7 +199,7 @@ def _looks_like_path(name: str) -> bool:
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", weights: bool = True,
-               strict: bool = True, deploy: bool = True, key: str = "params") -> nn.Module:
+               strict: bool = True, deploy: bool = True, ema: bool = True) -> nn.Module:
     """A ready-to-run model in inference mode: (N,3,H,W) float RGB [0,1] -> same.
 
     Inference mode means ``eval()`` and ``requires_grad_(False)``: calling it builds no autograd
@@ -177,14 +207,16 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", wei
     with ``model.init``).
 
     Args:
-        name_or_path: a registered name (``list_models()``) or a checkpoint file: a kdsharp
-            ``.safetensors`` / trainer ``.pth`` (``arch`` + ``arch_kwargs`` recorded) or an official
-            Restormer checkpoint (``{'params': ...}``, ``{'params_ema': ...}`` or bare).
+        name_or_path: a registered name (``list_models()``; with its test-time wrapper, e.g. the
+            teacher's local windows) or a checkpoint file: a kdsharp ``.safetensors`` / trainer
+            ``.pth`` (``arch`` + ``arch_kwargs`` recorded) or an official Restormer checkpoint
+            (``{'params': ...}``, ``{'params_ema': ...}`` or bare).
         device: where to put it. weights: for a name, load its shipped weights (False: untrained).
         strict: require the checkpoint to match the architecture exactly.
         deploy: re-parameterize models that support it (``fast``) into their single-conv form,
             and use channels-last memory on CPU for conv nets (faster with oneDNN).
-        key: preferred wrapped dict in a ``.pth`` holding several ('params' or 'params_ema').
+        ema: from a ``.pth`` holding both, load the EMA weights (``params_ema``, what a trainer
+            exports and evaluates); False: the raw ``params``. Either falls back to the other.
     Raises:
         UnknownModelError: neither a registered name nor an existing file.
         KdsharpError: a name whose trained weights do not ship (yet).
@@ -201,13 +233,13 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", wei
             if not path.is_file():
                 raise KdsharpError(f"no trained weights ship for '{name}' yet ({path} is missing): train them with "
                                    f"`kdsharp train`, pass a checkpoint path, or use weights=False")
-            sd, _ = load_state_dict_file(path, key)
+            sd, _ = load_state_dict_file(path, ema=ema)
             _load_into(model, sd, strict, path)
     elif Path(name).is_file():
         path = Path(name)
         if path.suffix.lower() == ".onnx":
             raise InputError(path, "is an ONNX model, not a PyTorch checkpoint", "run it with the ONNX backend")
-        sd, meta = load_state_dict_file(path, key)
+        sd, meta = load_state_dict_file(path, ema=ema)
         model = _model_for_checkpoint(path, sd, meta)
         _load_into(model, sd, strict, path)
     elif _looks_like_path(name):
@@ -215,11 +247,12 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", wei
     else:
         raise UnknownModelError(name, list_models())
     model.eval()
-    if deploy and hasattr(model, "reparameterize"):
-        model.reparameterize()
+    arch = unwrap(model)
+    if deploy:
+        reparameterize(arch)
     model.to(device)
-    if deploy and getattr(model, "prefers_channels_last", False) and torch.device(device).type == "cpu":
-        model.to(memory_format=torch.channels_last)
+    if deploy and getattr(arch, "prefers_channels_last", False) and torch.device(device).type == "cpu":
+        set_memory_format(model, torch.channels_last)
     return model.eval().requires_grad_(False)  # after reparameterize: its new convs too
 
 
@@ -238,13 +271,12 @@ def count_macs(model: nn.Module, height: int = 1080, width: int = 1920) -> float
     return counter.get_total_flops() / 2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _static_info(name: str) -> tuple[str, int, int, float]:
     with torch.device("meta"):  # no memory, no compute
-        model = create_model(name)
+        model = unwrap(create_model(name))  # the architecture (whole frames; no test-time windows)
     params = sum(p.numel() for p in model.parameters())
-    if hasattr(model, "reparameterize"):
-        model.reparameterize()
+    reparameterize(model)
     deployed = sum(p.numel() for p in model.parameters())
     return type(model).__name__, params, deployed, count_macs(model) / 1e9
 
@@ -253,7 +285,8 @@ def model_info(name: str) -> dict[str, Any]:
     """``dict(name, role, arch, params, gmacs_1080p, weights_shipped, weights, description)``.
 
     ``params`` counts the training-form parameters, ``params_deployed`` those of the form that runs
-    (equal unless the model re-parameterizes, as ``fast`` does); GMACs are for the deployed form.
+    (equal unless the model re-parameterizes, as ``fast`` does); GMACs are for the deployed form
+    on a whole frame (the teacher's test-time local windows add their overlap on top).
     """
     entry = _entry(name)
     arch, params, deployed, gmacs = _static_info(name)

@@ -1,108 +1,136 @@
-"""Write kdsharp/weights/<name>.md model cards from the run folders (numbers read, not typed).
+"""Write kdsharp/weights/<name>.md model cards from the runs that made the shipped weights.
 
-Maintainer script, run from the repo root after training the shipped weights (configs/*_cpu*.yaml)
-and copying runs/<run>/<run>.safetensors into kdsharp/weights/<name>.safetensors:
-    python scripts/make_model_cards.py
-The wall-clock times are written by hand in SPEC (the logs do not hold them)."""
-import csv, json, sys
+Maintainer script. Every figure is read from a file, none is typed: the pipeline run folders
+(``runs.tgz`` of ``scripts/gpu_pipeline.sh``, unpacked: config.yaml, val_log.csv, baselines.json),
+the weights' own metadata (steps, seconds, device), the training bundle's meta.json (crop counts,
+corpus manifest hash) and the held-out eval report (docs/eval/report.json, per preset).
+The earlier CPU training that each model was initialised from is summarised in HISTORY.
+
+    python scripts/make_model_cards.py --runs /work/gpu1/runs --runs /work/gpu2/runs \
+        --bundle .bundle/bundle.zip --report docs/eval/report.json
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
 from pathlib import Path
+
 import yaml
-from kdsharp.registry import model_info, WEIGHTS_DIR
 
-RUNS = Path("runs")
-SPEC = {
-    "teacher": dict(run="teacher_cpu_ft", stage1="teacher_cpu", cfg="configs/teacher_cpu.yaml, configs/teacher_cpu_ft.yaml",
-                    cmd="kdsharp train teacher --config configs/teacher_cpu.yaml && kdsharp train teacher --config configs/teacher_cpu_ft.yaml",
-                    arch="Restormer-tiny: the published Restormer (MDTA attention, GDFN, pixel-unshuffle/shuffle, 4-level U-shape, refinement, global residual) with dim 24, blocks [1,2,2,3], 1 refinement block, heads [1,2,4,8]; at test time frames larger than 96 px run in overlapping 96 px local windows (`local_window=96`, TLC-style: the channel attention then sees the statistics of the 96 px crops it was trained on)",
-                    time="stage 1 about 59 min (steps 0-278 on 1 thread while other jobs shared the machine, then 2 threads; about 0.75 s/step); stage 2 about 77 min at 0.8-1.0 s/step on 2 threads (started with a 6000-step schedule and, at step 1328, resumed with the 5000-step schedule of the config, so its LR over steps 0-1328 was up to 5% higher than a fresh run's)"),
-    "student": dict(run="v1/student_cpu_kd", cfg="configs/student_cpu.yaml", teacher="the stage-1 teacher (`configs/teacher_cpu.yaml`, before the stage-2 fine-tuning of the shipped `teacher`)",
-                    cmd="kdsharp train ablation --config configs/student_cpu.yaml --teacher runs/teacher_cpu/teacher_cpu.safetensors   # writes student_cpu_kd (this) and student_cpu_nokd",
-                    arch="ResUNet-lite: pixel-unshuffle by 4, 1x1 stem, residual U-Net with 16/32/64 channels, pixel-shuffle back, predicts a residual on the input",
-                    time="about 9 min on 1 CPU thread (teacher cache: 3072 crops, built once in about 7 min)"),
-    "student_nokd": dict(run="v1/student_cpu_nokd", cfg="configs/student_cpu.yaml", teacher="the stage-1 teacher (`configs/teacher_cpu.yaml`), used only to fill the shared crop cache",
-                    cmd="kdsharp train ablation --config configs/student_cpu.yaml --teacher runs/teacher_cpu/teacher_cpu.safetensors   # writes student_cpu_kd and student_cpu_nokd (this)",
-                    arch="ResUNet-lite (same as `student`); trained WITHOUT the distillation term, for the ablation",
-                    time="about 9 min on 1 CPU thread"),
-    "fast": dict(run="fast_cpu", cfg="configs/fast_cpu.yaml",
-                 cmd="kdsharp train student --config configs/fast_cpu.yaml --teacher runs/teacher_cpu_ft/teacher_cpu_ft.safetensors",
-                 arch="FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail re-parameterizable blocks (3x3, 1x1-3x3, Sobel-x/Sobel-y/Laplacian branches, identity; PReLU) folded into single 3x3 convs for deployment; the luma residual is added to R, G and B (chroma passed through)",
-                 time="about 7 min on 1 CPU thread, next to another 1-thread run"),
+from kdsharp.data.bundle import read_meta
+from kdsharp.io.weights import load_state_dict_file
+from kdsharp.registry import WEIGHTS_DIR, model_info
+
+ARCH = {
+    "teacher": "Restormer-tiny: the published Restormer (MDTA channel attention, GDFN, pixel-unshuffle/"
+               "shuffle, 4-level U-shape, refinement, global residual) with dim 24, blocks [1,2,2,3], 1 "
+               "refinement block, heads [1,2,4,8]; frames larger than 192 px run in overlapping 192 px local "
+               "windows at test time (the registered `teacher` entry)",
+    "student": "ResUNet-lite: pixel-unshuffle by 4, 1x1 patch embedding, residual U-Net with 16/32/64 "
+               "channels, pixel-shuffle back, predicts a residual on the input",
+    "student_nokd": "ResUNet-lite (same as `student`), trained WITHOUT the distillation terms: the ablation",
+    "fast": "FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail "
+            "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
+            "single 3x3 convs for deployment; the luma residual is added to R, G and B",
 }
-DATA = """- Training photos (clean): scikit-image's bundled images astronaut, chelsea, immunohistochemistry,
-  colorwheel, camera, brick, grass, gravel, page, text, coins, hubble_deep_field, retina, moon,
-  clock, cell; Debian `mate-backgrounds` nature photos Aqua, Dune, FreshFlower, Garden, GreenMeadow,
-  LadyBird, RainDrops, TwoWings (long side scaled to 1280 px, weight 2); 48 generated images
-  (charts, text, shapes, gradients, textures; `{type: synthetic, seed: 0}`).
-- Never trained on: skimage coffee, rocket, the motorcycle stereo pair and mate YellowFlower, Wood,
-  Storm (the `kdsharp eval` hold-out); mate Blinds and 4 generated images with seed 777 (validation).
-- Degradations: the `mixed` preset, applied on the fly: blur 70% (isotropic/anisotropic/generalized/
-  plateau Gaussian, motion, defocus), noise 50% (Gaussian colour/grey or Poisson, up to 10/255),
-  webcam MJPEG 25% (q 50-95), down/up-scaling 60% (1.25-3x, random interpolations), video codec 70%
-  (x264/VP8/VP9/MPEG-4 through PyAV at CRF 23-38 on short pseudo-clips), second pass 20%."""
+HISTORY = {
+    "teacher": "trained from scratch on the 2-core CPU in two stages (4000 steps at batch 8 x 64 px, then 5000 "
+               "at batch 4 x 96 px; about 2 h 15 min) on 24 photos (scikit-image, mate-backgrounds) and "
+               "generated images with the `mixed` degradations",
+    "student": "distilled on the 2-core CPU (10 000 steps at batch 16 x 96 px, about 9 min) from the stage-1 "
+               "CPU teacher on the same 24 photos",
+    "student_nokd": "the same CPU student as `student`; then the same first GPU run as `student` (with "
+                    "distillation); only its last run drops the distillation terms (the ablation: same "
+                    "init, data, seed and steps as the student's last run)",
+    "fast": "distilled on the 2-core CPU (6000 steps, about 7 min) from the CPU teacher on the same 24 photos",
+}
+# the run folders whose weights each model continued, in order: (pipeline root index, run name)
+LINEAGE = {"teacher": [(0, "teacher")], "student": [(0, "student"), (1, "student")],
+           "student_nokd": [(0, "student"), (1, "student_nokd")], "fast": [(0, "fast")]}
 
-for name, s in SPEC.items():
-    run = RUNS / s["run"]
-    cfg = yaml.safe_load(open(run / "config.yaml"))
-    val = list(csv.DictReader(open(run / "val_log.csv")))
-    base = json.load(open(run / "baselines.json"))
+
+def find_runs(roots: list[Path], name: str) -> list[Path]:
+    """The run folders of ``name``'s lineage that exist under the pipeline roots (given in order)."""
+    return [roots[i] / run for i, run in LINEAGE[name] if i < len(roots) and (roots[i] / run / "config.yaml").is_file()]
+
+
+def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
     info = model_info(name)
     w = WEIGHTS_DIR / f"{name}.safetensors"
-    loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
-    who = s.get("teacher", "`teacher` (kdsharp/weights/teacher.safetensors)")
-    teacher_line = f"\n- Teacher: {who}, frozen; its outputs cached on {cfg['teacher_cache']['size']} fixed degraded {cfg['data']['crop']}x{cfg['data']['crop']} crops." if cfg.get("teacher") else ""
-    iters = (f"{cfg['schedule']['iters']} at batch {cfg['data']['batch']} x {cfg['data']['crop']}x{cfg['data']['crop']} crops; "
-             f"AdamW lr {cfg['optim']['lr']}, cosine with {cfg['schedule']['warmup']} warm-up steps, gradient clip "
-             f"{cfg['grad_clip']}, EMA {cfg['ema']}; seed {cfg['seed']}")
-    curve = "\n".join(f"| {r['step']} | {float(r['psnr']):.2f} | {float(r['ssim']):.4f} |" for r in val)
-    if s.get("stage1"):
-        run1 = RUNS / s["stage1"]
-        cfg1 = yaml.safe_load(open(run1 / "config.yaml"))
-        val1 = list(csv.DictReader(open(run1 / "val_log.csv")))
-        iters = (f"stage 1: {cfg1['schedule']['iters']} at batch {cfg1['data']['batch']} x {cfg1['data']['crop']}x"
-                 f"{cfg1['data']['crop']} crops, AdamW lr {cfg1['optim']['lr']}, cosine with {cfg1['schedule']['warmup']} "
-                 f"warm-up steps, seed {cfg1['seed']}; stage 2 (`model.init` = stage 1's EMA weights, a warm restart "
-                 f"on larger crops as in Restormer's progressive training): {iters}")
-        n1 = int(cfg1["schedule"]["iters"])
-        curve = ("\n".join(f"| 1 | {r['step']} | {float(r['psnr']):.2f} | {float(r['ssim']):.4f} |" for r in val1) + "\n"
-                 + "\n".join(f"| 2 | {n1}+{r['step']} | {float(r['psnr']):.2f} | {float(r['ssim']):.4f} |" for r in val))
-        curve_head = "| stage | step | PSNR (dB) | SSIM |\n|---:|---:|---:|---:|"
-    else:
-        curve_head = "| step | PSNR (dB) | SSIM |\n|---:|---:|---:|"
-    t_label = "stage-1 teacher" if "stage-1" in s.get("teacher", "") else "teacher"
-    t_row = f"| {t_label} | {base['teacher']['psnr']:.2f} | {base['teacher']['ssim']:.4f} |\n" if "teacher" in base else ""
-    text = f"""# Model card: `{name}`
+    _, meta = load_state_dict_file(w)
+    rows, total_steps, total_s = [], 0, 0.0
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        val = list(csv.DictReader(open(run / "val_log.csv")))
+        base = json.loads((run / "baselines.json").read_text())
+        steps = int(val[-1]["step"]) if val else 0
+        total_steps += steps
+        seconds = float(cfg["schedule"].get("max_minutes") or 0) * 60
+        total_s += seconds
+        loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
+        rows.append(
+            f"- `{run.parent.name}/{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
+            f"{cfg['data']['crop']} px crops (bf16, one GPU, time budget {seconds / 60:.1f} min), init "
+            f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
+            f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
+            + (f", teacher `{Path(str(cfg['teacher'])).name}`" if cfg.get("teacher") else "") + ".\n"
+            f"  Validation (bundle val pairs): input {base['input']['psnr']:.2f} dB"
+            + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
+            + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
+    counts = bundle_meta.get("counts", {})
+    held = ""
+    if report and name in report.get("rows", []):
+        per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())
+        data = report.get("data", {})
+        held = (f"\n## Held-out evaluation\n\n`kdsharp eval` ({data.get('n_images', '?')} images of the corpus test split, "
+                f"seed {data.get('seed')}): ΔPSNR over the input {report['overall'][name]['delta_psnr']:+.2f} dB "
+                f"overall ({per}); SSIM {report['overall'][name]['ssim']:.4f} vs input "
+                f"{report['overall']['input']['ssim']:.4f}. Full table: docs/eval/report.md.\n")
+    return f"""# Model card: `{name}`
 
 - Role: {info['role']}; loads with `kdsharp.load_model("{name}")` or `--model {name}`.
-- Architecture: {s['arch']}.
+- Architecture: {ARCH[name]}.
 - Parameters: {info['params']:,}; {info['gmacs_1080p']:.1f} GMACs per 1920x1080 frame.
-- Weights: `kdsharp/weights/{name}.safetensors`, fp16 EMA weights ({w.stat().st_size / 1e6:.2f} MB), metadata `arch` + `arch_kwargs`.
+- Weights: `kdsharp/weights/{name}.safetensors`, fp16 EMA weights ({w.stat().st_size / 1e6:.2f} MB); metadata
+  `arch`, `arch_kwargs`, `iters` {meta.get('iters')}, `device` {meta.get('device')}.
 
-## Training
-{DATA}{teacher_line}
-- Loss: {loss}.
-- Iterations: {iters}.
-- Hardware and time: the project's 2-core CPU (no GPU), {s['time']}.
-- Reproduce: `{s['cmd']}` (config{'s' if ',' in s['cfg'] else ''} `{s['cfg']}`).
+## Training (accumulated: each stage starts from the previous stage's weights)
 
-## Validation (16 crops of 128x128 from mate Blinds + 4 generated images, `mixed`, seed 10000)
+1. Earlier: {HISTORY[name]}.
+2. Then, on one NVIDIA H100 with `kdsharp train pipeline` (`scripts/gpu_pipeline.sh`), {total_steps} more steps in
+   {total_s / 60:.1f} min of training:
+{chr(10).join('   ' + r.replace(chr(10), chr(10) + '   ') for r in rows)}
 
-| | PSNR (dB) | SSIM |
-|---|---:|---:|
-| input | {base['input']['psnr']:.2f} | {base['input']['ssim']:.4f} |
-{t_row}| {name} (final) | {float(val[-1]['psnr']):.2f} | {float(val[-1]['ssim']):.4f} |
-
-Curve:
-
-{curve_head}
-{curve}
-
-Held-out evaluation (per preset, against the tuned unsharp mask and the other models): see the
-README's Results section and `kdsharp eval`.
-
+Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml` ({counts.get('clean')} clean
+192 px crops and {counts.get('pairs')} real-codec pairs (x264/VP8/VP9/MPEG-4) cut from the TRAIN split of the
+corpus `kdsharp data corpus`, manifest sha256 `{manifest_hash[:16]}`, weighted towards faces, rooms, text and
+screens; {counts.get('val')} validation pairs from its VAL split), clean crops degraded on the fly with the
+`wide` family (blur, noise, JPEG/WebP on the downscaled frame, resizing with 4 interpolations).
+The corpus TEST split and the Debian package `plasma-workspace-wallpapers` were never used.
+{held}
 ## Limits
-Trained on a 2-core CPU (times above) on a few dozen photos: it removes part of the blur, noise and
-codec artefacts but is far from what the same recipe reaches with a GPU budget
-(`configs/{'teacher' if name == 'teacher' else ('fast' if name == 'fast' else 'student')}.yaml`). Few faces were in the data (one portrait).
+Short training (minutes of one GPU); see the README's "What limits it".
 """
-    (WEIGHTS_DIR / f"{name}.md").write_text(text)
-    print("wrote", name)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=Path, action="append", required=True, help="unpacked pipeline runs folder")
+    ap.add_argument("--bundle", type=Path, default=Path(".bundle/bundle.zip"))
+    ap.add_argument("--corpus", type=Path, default=Path("~/.cache/kdsharp/corpus").expanduser())
+    ap.add_argument("--report", type=Path, default=Path("docs/eval/report.json"))
+    ap.add_argument("--names", default="teacher,student,student_nokd,fast")
+    a = ap.parse_args()
+    bundle_meta = read_meta(a.bundle)
+    manifest_hash = hashlib.sha256((a.corpus / "manifest.json").read_bytes()).hexdigest()
+    report = json.loads(a.report.read_text()) if a.report.is_file() else None
+    for name in a.names.split(","):
+        runs = find_runs(a.runs, name)
+        (WEIGHTS_DIR / f"{name}.md").write_text(card(name, runs, bundle_meta, manifest_hash, report))
+        print("wrote", WEIGHTS_DIR / f"{name}.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -173,3 +173,35 @@ def test_pipeline_rejects_unknown_stages(bundle, tmp_path):
 
     with pytest.raises(ConfigError, match="unknown pipeline stage"):
         run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "tutor"))
+
+
+# ----------------------------------------------------------------------------- small helpers used by the pipeline
+def test_grow_kernels_keeps_the_function():
+    """model.init from a 1x1-head checkpoint into a 3x3-head model: centre taps, same output."""
+    from kdsharp.registry import create_model
+    from kdsharp.train.builders import grow_kernels
+
+    small, big = create_model("resunet_lite"), create_model("resunet_lite", head_kernel=3)
+    torch.manual_seed(0)
+    for p in small.parameters():
+        p.data.normal_(0, 0.05)
+    big.load_state_dict(grow_kernels(small.state_dict(), big.state_dict()))
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(small.eval()(x), big.eval()(x), atol=1e-5)
+
+
+def test_eval_subsets_pool_presets_by_tag():
+    from kdsharp.evaluate.report import add_subsets
+
+    def img(inp, model):
+        return {"input": {"psnr": inp, "ssim": 0.5}, "m": {"psnr": model, "ssim": 0.6}}
+
+    report = {"rows": ["input", "m"], "presets": {
+        "a": {"images": {"face1": img(20, 22), "room": img(30, 30)}},
+        "b": {"images": {"face1": img(24, 25), "room": img(28, 29)}}}}
+    subsets = add_subsets(report, {"face1": "people-face", "room": "indoor"})["subsets"]
+    assert subsets["people-face"]["n_images"] == 1 and subsets["people-face"]["n_items"] == 2
+    assert subsets["people-face"]["rows"]["m"]["delta_psnr"] == pytest.approx(1.5)
+    assert subsets["indoor"]["rows"]["m"]["delta_psnr"] == pytest.approx(0.5)
+    assert "text" not in subsets

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from kdsharp.models import FastNet, ResUNet, ResUNetLite, Restormer, UNet
+from kdsharp.models import FastNet, LocalWindows, ResUNet, ResUNetLite, Restormer, UNet, unwrap
 from kdsharp.models.common import pad_to_multiple
 from kdsharp.models.restormer import BiasFreeLayerNorm, WithBiasLayerNorm
 from kdsharp.ops.color import rgb_to_ycbcr
@@ -29,7 +29,7 @@ def _perturb(model: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> torc
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_keeps_odd_sizes_and_reports_features(name):
     torch.manual_seed(0)
-    model = create_model(name).eval()
+    model = unwrap(create_model(name)).eval()  # the architecture (the teacher's entry adds windows)
     x = torch.rand(2, 3, 37, 53)
     with torch.no_grad():
         out = model(x)
@@ -155,25 +155,38 @@ def test_restormer_pads_to_a_multiple_of_8_and_crops_back():
     assert pad_to_multiple(torch.rand(1, 3, 3, 5), 8)[0].shape[-2:] == (8, 8)  # too small to reflect
 
 
-def test_restormer_local_window_runs_large_eval_inputs_in_windows():
+def test_local_windows_wrap_any_model_at_test_time_only():
     from kdsharp.ops.tiling import tiled_forward
 
     torch.manual_seed(5)
-    model = _perturb(Restormer(**SMALL_RESTORMER, local_window=32)).eval()
-    assert model.arch_kwargs["local_window"] == 32
+    arch = _perturb(Restormer(**SMALL_RESTORMER)).eval()
+    model = LocalWindows(arch, 32)
+    assert model.overlap == 10 and "local_window" not in arch.arch_kwargs and unwrap(model) is arch
+    assert list(model.state_dict()) == [f"model.{k}" for k in arch.state_dict()]
     small, large = torch.rand(1, 3, 30, 32), torch.rand(1, 3, 40, 75)
     with torch.no_grad():
-        assert torch.equal(model(small), model._forward(small))  # fits one window: whole
+        assert torch.equal(model(small), arch(small))  # fits one window: whole
         windowed = model(large)
-        assert torch.allclose(windowed, tiled_forward(model._forward, large, 32, 10), atol=1e-6)
-        whole = model._forward(large)
+        assert torch.allclose(windowed, tiled_forward(arch, large, 32, 10), atol=1e-6)
+        whole = arch(large)
         assert windowed.shape == whole.shape and not torch.allclose(windowed, whole, atol=1e-4)
-        out, feats = model(large, return_features=True)  # features: always whole
-        assert torch.allclose(out, whole, atol=1e-6) and feats["s1"].shape[-2:] == (40, 75)
+        out, feats = arch(large, return_features=True)  # the architecture: one output, with or without features
+        assert torch.equal(out, whole) and feats["s1"].shape[-2:] == (40, 75)
     model.train()
     assert torch.allclose(model(large), whole, atol=1e-5)  # training: always whole
-    with pytest.raises(ValueError, match="local_window"):
-        Restormer(**SMALL_RESTORMER, local_window=8)
+    with torch.no_grad():  # any model, e.g. a student
+        student = _perturb(create_model("unet")).eval()
+        assert torch.allclose(LocalWindows(student, 48, 24)(large), tiled_forward(student, large, 48, 24))
+    with pytest.raises(ValueError, match="32 px"):
+        LocalWindows(arch, 8)
+    with pytest.raises(TypeError, match="local_window"):
+        Restormer(**SMALL_RESTORMER, local_window=32)  # no longer an architecture keyword
+
+
+def test_registered_teacher_runs_192_px_windows():
+    teacher = create_model("teacher")
+    assert isinstance(teacher, LocalWindows) and teacher.window == 192 and isinstance(unwrap(teacher), Restormer)
+    assert create_model("teacher").state_dict().keys() == {f"model.{k}" for k in create_model("restormer_tiny").state_dict()}
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(bias=False), dict(luma=False, channels=8, act="relu"),
@@ -231,7 +244,7 @@ def test_fast_on_channels_last_input_matches_contiguous():
 def test_arch_kwargs_rebuild_the_same_architecture():
     for name in list_models():
         with torch.device("meta"):
-            model = create_model(name)
+            model = unwrap(create_model(name))  # architectures record arch_kwargs; wrappers do not
             again = type(model)(**model.arch_kwargs)
         a = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         assert a == {k: tuple(v.shape) for k, v in again.state_dict().items()}, name

@@ -8,7 +8,7 @@ import torch
 from kdsharp import registry
 from kdsharp.errors import InputError, KdsharpError, UnknownModelError
 from kdsharp.io.weights import load_state_dict_file, save_weights
-from kdsharp.models import FastNet, ResUNetLite, Restormer
+from kdsharp.models import FastNet, LocalWindows, ResUNetLite, Restormer, unwrap
 from kdsharp.registry import create_model, infer_restormer_kwargs, list_models, load_model, model_info, save_model
 
 
@@ -34,7 +34,9 @@ def test_roles_and_shipped_weight_names():
             "fast_y", "fast_rgb"} <= set(list_models("arch"))
     assert registry.weights_path("student_nokd").name == "student_nokd.safetensors"
     assert registry.weights_path("restormer") is None
-    assert type(create_model("teacher")) is Restormer and create_model("teacher").arch_kwargs["dim"] == 24
+    teacher = create_model("teacher")  # the architecture in its test-time local windows
+    assert type(teacher) is LocalWindows and teacher.window == 192
+    assert type(unwrap(teacher)) is Restormer and unwrap(teacher).arch_kwargs["dim"] == 24
     assert type(create_model("student")) is type(create_model("student_nokd")) is ResUNetLite
     assert isinstance(create_model("fast"), FastNet)
 
@@ -76,12 +78,23 @@ def test_pth_layouts_round_trip(tmp_path, layout):
            "ddp": {"params": {f"module.{k}": v for k, v in sd.items()}}}[layout]
     path = tmp_path / "ckpt.pth"
     torch.save(obj, path)
-    key = "params_ema" if layout == "both" else "params"
-    loaded_sd, meta = load_state_dict_file(path, key=key)
+    loaded_sd, meta = load_state_dict_file(path)  # EMA weights by default
     assert loaded_sd.keys() == sd.keys() and all(torch.equal(loaded_sd[k], sd[k]) for k in sd)
     assert meta["layout"] == {"bare": "bare", "params_ema": "params_ema", "both": "params_ema"}.get(layout, "params")
-    loaded = load_model(path, key=key)  # no 'arch' recorded: recognised from the tensor layout
+    loaded = load_model(path)  # no 'arch' recorded: recognised from the tensor layout
     assert type(loaded).__name__ == "UNet" and _same_output(loaded, model)
+
+
+def test_raw_weights_on_request(tmp_path):
+    model = _randomize(create_model("unet"))
+    raw = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    path = tmp_path / "both.pth"
+    torch.save({"params": raw, "params_ema": model.state_dict()}, path)
+    sd, meta = load_state_dict_file(path, ema=False)
+    assert meta["layout"] == "params" and all(not v.any() for v in sd.values())
+    assert not _same_output(load_model(path, ema=False), model) and _same_output(load_model(path), model)
+    torch.save({"params": model.state_dict(), "params_ema": None}, path)  # a run without EMA
+    assert _same_output(load_model(path), model)
 
 
 def test_trainer_pth_with_arch_metadata(tmp_path):

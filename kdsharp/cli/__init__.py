@@ -7,6 +7,7 @@ on the command line) shows the traceback instead.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -24,7 +25,7 @@ class _FlagsWithoutMetavar:
     placeholder after them, which reads as if ``--overwrite true`` were the way to pass one."""
 
     def get_params(self, ctx):
-        params = super().get_params(ctx)
+        params = super().get_params(ctx)  # type: ignore[misc]  # a mixin: the typer class is next in the MRO
         for p in params:
             if getattr(p, "is_bool_flag", False) and p.metavar is None:
                 p.metavar = ""
@@ -74,9 +75,9 @@ def _root(
 
 def _register_commands() -> None:
     # Imported here so that `kdsharp --help` lists every command; each module adds its own.
-    from kdsharp.cli import data_cmds, eval_cmds, infer_cmds, models_cmds, train_cmds
+    from kdsharp.cli import app_cmds, data_cmds, eval_cmds, infer_cmds, models_cmds, train_cmds
 
-    for mod in (infer_cmds, data_cmds, models_cmds, train_cmds, eval_cmds):
+    for mod in (infer_cmds, data_cmds, models_cmds, train_cmds, eval_cmds, app_cmds):
         mod.register(app)
     _use_kdsharp_classes(app)
 
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    from kdsharp.infer.threads import passive_waiting
+
+    passive_waiting()  # before torch is imported: OpenMP threads must not spin on shared cores
     try:
         rc = app(args=args, prog_name="kdsharp", standalone_mode=False)
         return rc if isinstance(rc, int) else 0
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # typer.Exit / sys.exit inside a command
         return int(e.code or 0) if not isinstance(e.code, str) else 1
-    except Exception as e:  # click usage errors and anything unexpected
+    except Exception as e:  # noqa: BLE001 - click usage errors and anything unexpected: reported, not lost
         exits, aborts, usage = _click_exception_types()
         if isinstance(e, exits):
             return int(getattr(e, "exit_code", 0) or 0)
@@ -136,9 +140,9 @@ def _click_exception_types() -> tuple[tuple, tuple, tuple]:
     """(exit, abort, usage-error) exception classes that typer raises: those of its own copy of
     click (typer >= 0.20 vendors click and no longer installs it), else click's (older typer)."""
     try:
-        from typer._click import exceptions
+        exceptions = importlib.import_module("typer._click.exceptions")
     except ImportError:  # typer < 0.20 depends on click and raises click's classes
-        from click import exceptions
+        exceptions = importlib.import_module("click.exceptions")
     exits = (typer.Exit, getattr(exceptions, "Exit", typer.Exit))
     aborts = (typer.Abort, getattr(exceptions, "Abort", typer.Abort))
     return exits, aborts, (exceptions.ClickException,)

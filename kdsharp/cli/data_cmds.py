@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from kdsharp.console import info
 from kdsharp.errors import KdsharpError
-
 
 # The ``kdsharp data ...`` group; other data commands attach here with ``data_app.command(NAME)``.
 data_app = typer.Typer(name="data", help="Training data: build the photo corpus, pack bundles.", no_args_is_help=True,
@@ -16,16 +14,16 @@ data_app = typer.Typer(name="data", help="Training data: build the photo corpus,
 
 
 def degrade_cmd(
-    src: Optional[Path] = typer.Argument(None, help="Folder of clean images (searched recursively), one image, "
+    src: Path | None = typer.Argument(None, help="Folder of clean images (searched recursively), one image, "
                                          "or a video file.", show_default=False),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder; gets input/ (degraded) and "
+    out: Path | None = typer.Option(None, "-o", "--out", help="Output folder; gets input/ (degraded) and "
                                        "target/ (clean) PNGs with matching names.", show_default=False),
     preset: str = typer.Option("mixed", "--preset", "-p", help="Degradation preset (see --list-presets) or a "
                                "YAML config file."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same pairs."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", "-n", help="Stop after this many pairs.",
+    max_images: int | None = typer.Option(None, "--max-images", "-n", help="Stop after this many pairs.",
                                              show_default=False),
-    size: Optional[str] = typer.Option(None, "--size", help="Resize every image to WIDTHxHEIGHT (cover + "
+    size: str | None = typer.Option(None, "--size", help="Resize every image to WIDTHxHEIGHT (cover + "
                                        "centre crop), e.g. 640x360.", show_default=False),
     every: int = typer.Option(1, "--every", help="Videos: keep every N-th frame."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder (same-named "
@@ -53,12 +51,12 @@ def degrade_cmd(
 
 
 def corpus_cmd(
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Corpus folder: gets images/<source>/*.png, "
+    out: Path | None = typer.Option(None, "-o", "--out", help="Corpus folder: gets images/<source>/*.png, "
                                        "videos/ and manifest.json (a previous build there is replaced).",
                                        show_default=False),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Where downloaded packages are kept and unpacked "
+    cache: Path | None = typer.Option(None, "--cache", help="Where downloaded packages are kept and unpacked "
                                          "[default: ~/.cache/kdsharp/packages].", show_default=False),
-    sources: Optional[str] = typer.Option(None, "--sources", help="Comma-separated sources to use [default: all]; "
+    sources: str | None = typer.Option(None, "--sources", help="Comma-separated sources to use [default: all]; "
                                           "see --list-sources.", show_default=False),
     max_side: int = typer.Option(1600, "--max-side", help="Long side of stored images, px."),
     screens: int = typer.Option(60, "--screens", help="Number of generated screen-content images (0: none)."),

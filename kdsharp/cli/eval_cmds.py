@@ -3,24 +3,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from kdsharp.console import console, info
 
 
-def _split(text: Optional[str]) -> Optional[list[str]]:
+def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 def eval_command(
-    data: Optional[Path] = typer.Option(None, "--data", help="Paired folder with input/ and target/ images."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Degradation preset(s), comma separated "
+    data: Path | None = typer.Option(None, "--data", help="Paired folder with input/ and target/ images."),
+    preset: str | None = typer.Option(None, "--preset", help="Degradation preset(s), comma separated "
                                          "(default: lowbw,defocus,h264,mixed), built from held-out clean images."),
-    source: Optional[Path] = typer.Option(None, "--source", help="Folder of clean images for --preset "
+    source: Path | None = typer.Option(None, "--source", help="Folder of clean images for --preset "
                                           "(default: the test split of the training corpus, see --corpus)."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Training corpus whose held-out test split is "
+    corpus: Path | None = typer.Option(None, "--corpus", help="Training corpus whose held-out test split is "
                                           "evaluated when neither --data nor --source is given [default: "
                                           "$KDSHARP_CORPUS or ~/.cache/kdsharp/corpus; build it with "
                                           "`kdsharp data corpus -o DIR`].", show_default=False),
@@ -29,17 +28,28 @@ def eval_command(
                                "one without trained weights is skipped with a warning."),
     out: Path = typer.Option(Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, "
                              "comparison.png)."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use at most N images per set."),
+    max_images: int | None = typer.Option(None, "--max-images", min=1, help="Use at most N images per set."),
     device: str = typer.Option("cpu", "--device", help="Where the models run: cpu or cuda."),
     fps: bool = typer.Option(True, "--fps/--no-fps", help="Measure frames/s at 1920x1080 (model only)."),
     seed: int = typer.Option(2024, "--seed", help="Seed of the preset degradations."),
+    votes: Path | None = typer.Option(None, "--votes", help="Instead: rank the methods from the blind-comparison "
+                                      "votes of `kdsharp app` (its SQLite file): score 1-5, Bradley-Terry and win "
+                                      "rate with 95% intervals, next to PSNR/SSIM from OUT/report.json when there; "
+                                      "writes OUT/votes.md and OUT/votes.json.", show_default=False),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the models "
+                                       "[default: the available cores].", show_default=False),
 ):
     """Compare input, the best-tuned unsharp mask and the models: PSNR, SSIM, speed; writes a report.
 
     Example: kdsharp eval --preset mixed --models student,fast --max-images 3 -o eval_report
     """
+    if votes is not None:
+        _print_votes(votes, out)
+        return
     from kdsharp.evaluate import evaluate
+    from kdsharp.infer.threads import default_threads, set_threads
 
+    set_threads(threads or default_threads())
     report = evaluate(data=data, presets=_split(preset), source=source, models=_split(models) or [],
                       out_dir=out, max_images=max_images, device=device, measure_fps=fps, seed=seed, corpus=corpus)
     _print_summary(report)
@@ -63,6 +73,16 @@ def _print_summary(report: dict) -> None:
     console.print(table)
 
 
+def _print_votes(db: Path, out: Path) -> None:
+    from rich.markdown import Markdown
+
+    from kdsharp.evaluate.votes import vote_report
+
+    _, md = vote_report(db, out)
+    console.print(Markdown(md))
+    info(f"wrote {out / 'votes.md'}, {out / 'votes.json'}")
+
+
 def bench_command(
     model: str = typer.Option("fast", "--model", help="Registered model name or checkpoint path."),
     size: str = typer.Option("1920x1080", "--size", help="Input size WIDTHxHEIGHT."),
@@ -70,17 +90,32 @@ def bench_command(
     backend: str = typer.Option("torch", "--backend", help="torch, onnx or onnx-int8 (ONNX Runtime)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
     half: bool = typer.Option(False, "--half", help="float16 weights and input."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: library default)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: library default)."),
     iters: int = typer.Option(20, "--iters", min=1, help="Timed calls (fewer for slow models: stops after ~20 s)."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed calls first."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    video: Path | None = typer.Option(None, "--video", help="Time `kdsharp sharpen VIDEO` end to end instead "
+                                         "(decode -> model -> encode, audio copied): ms per frame of each stage, "
+                                         "frames/s and the bottleneck.", show_default=False),
+    frames: int | None = typer.Option(None, "--frames", min=1, help="With --video: stop after N frames."),
+    encoder_preset: str | None = typer.Option(None, "--encoder-preset", help="With --video: x264 preset "
+                                                 "[default: by resolution].", show_default=False),
+    crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF [default: 18]."),
+    reuse: bool = typer.Option(False, "--reuse", help="With --video: temporal reuse of unchanged tiles."),
+    video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),
 ):
-    """Model-only speed: median frames/s, latency p50/p95 and peak memory on a noise input.
+    """Model-only speed (noise input): median frames/s, latency p50/p95, peak memory; or, with
+    --video FILE, the whole video pipeline.
 
-    Example: kdsharp bench --model fast --size 1920x1080 --threads 4 --json
+    Example: kdsharp bench --model fast --size 1920x1080 --threads 4 --json;
+    kdsharp bench --video call.mp4 --model fast
     """
     from kdsharp.evaluate import benchmark, parse_size
 
+    if video is not None:
+        _bench_video(video, model, device, backend, threads, encoder_preset, crf, reuse, video_path, frames, batch,
+                     half, as_json)
+        return
     result = benchmark(model, size=parse_size(size), device=device, backend=backend, batch=batch, half=half,
                        iters=iters, warmup=warmup, threads=threads)
     if as_json:
@@ -91,8 +126,32 @@ def bench_command(
         f"({result['backend']}{', fp16' if result['half'] else ''}, {result['threads']} threads)\n"
         f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"
-        f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after {result['warmup']} warm-up"
+        f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after "
+        f"{result['warmup']} warm-up"
         + _params_line(result))
+
+
+def _bench_video(video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half,
+                 as_json) -> None:
+    from kdsharp.evaluate import benchmark_video
+
+    r = benchmark_video(model, video, device=device, backend=backend, threads=threads, preset=preset, crf=crf,
+                        reuse=reuse, path=path, max_frames=frames, batch=batch, half=half)
+    if as_json:
+        print(json.dumps(r))
+        return
+    cpu = r["cpu_ms"]
+    work = f"{r['workers']} workers x {r['threads']} threads" if r["workers"] > 1 else f"{r['threads']} threads"
+    ceiling = f"{r['cores']} cores: at most {1000 * r['cores'] / cpu['total']:.1f} frames/s" if cpu["total"] else ""
+    reused = f", {100 * r['reused']:.0f}% tiles reused" if r.get("reused") is not None else ""
+    console.print(
+        f"[bold]{r['model']}[/bold] on {Path(r['src']).name} ({r['size']}, {r['frames']} frames at "
+        f"{r['fps_source']:g} fps; {r['path']} path, {work}{reused}; {r['encoder']}) on {r['cpu']}, "
+        f"load {r['load_avg']}\n"
+        f"  end to end {r['e2e_fps']:.1f} frames/s (model loading excluded)\n"
+        f"  busy ms/frame  decode {r['decode_ms']:.1f} | model {r['model_ms']:.1f} | encode {r['encode_ms']:.1f}   bottleneck: {r['bottleneck']}\n"
+        f"  CPU ms/frame   decode {cpu['decode']:.1f} | model {cpu['model']:.1f} | encode+rest {cpu['encode']:.1f} "
+        f"| total {cpu['total']:.1f} ({ceiling})", soft_wrap=True)
 
 
 def _params_line(result: dict) -> str:

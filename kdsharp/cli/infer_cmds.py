@@ -30,10 +30,20 @@ def sharpen(
     tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Pixels shared by neighbouring tiles."),
     half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
-    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better); "
-                                      "default visually lossless (H.264: 17)."),
+    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better) "
+                                      "[default: 18 for H.264/H.265, about visually lossless; VP9 24].",
+                                      show_default=False),
+    encoder_preset: Optional[str] = typer.Option(None, "--encoder-preset", help="x264/x265 speed preset, "
+                                                 "ultrafast ... veryslow (slower = smaller files) [default: veryfast "
+                                                 "up to 720p, superfast up to 1080p, ultrafast above].",
+                                                 show_default=False),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder: libx264 (default), libx265, "
                                         "mpeg4, libvpx-vp9 (default for .webm)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (videos: "
+                                          "frames in parallel, one thread each) [default: the available cores].",
+                                          show_default=False),
+    reuse: bool = typer.Option(False, "--reuse", help="Videos, luma models (fast): recompute only the tiles that "
+                               "changed since the previous frame (identical tiles give identical output)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (even an input, atomically)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (faster after warm-up)."),
 ):
@@ -42,19 +52,23 @@ def sharpen(
     Images keep their format, size, bit depth, grey/alpha, EXIF and dpi and are written upright.
     Videos keep frame count, frame rate, resolution, rotation and audio (10-bit video is written
     8-bit, with a warning). Several inputs or a folder need an output folder. Files that fail
-    (corrupt, or a format such as GIF) are reported and skipped: exit code 1; a run that cannot
-    start (bad option, missing path, unusable output) exits 2.
+    (corrupt, or a format such as GIF) are reported and skipped: exit code 1; a video that turns
+    corrupt or is cut short part way is written up to the last good frame, with a warning naming
+    that frame, and also exits 1. A run that cannot start (bad option, missing path, unusable
+    output) exits 2. Videos stream through decode, model and encode threads; the luma model
+    `fast` works on the Y plane directly (no RGB round trip).
     """
     from kdsharp.infer.batch import sharpen_paths
 
     result = sharpen_paths(inputs, output, model=model, device=device, backend=backend, tile=tile,
                            tile_overlap=tile_overlap, half=half, batch=batch, compile=compile, crf=crf,
-                           codec=codec, overwrite=overwrite, debug=_debug())
+                           codec=codec, overwrite=overwrite, debug=_debug(), threads=threads,
+                           preset=encoder_preset, reuse=reuse)
     for stats in result.videos:
         info(stats.summary())
     where = result.where(output)
     info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
-    if result.failed:
+    if result.failed or result.partial:
         # SystemExit, not typer.Exit: kdsharp.cli.main runs click with standalone_mode=False, which
         # turns typer.Exit into a return value that main() does not pass on.
         raise SystemExit(1)
@@ -72,16 +86,23 @@ def live(
     fps: Optional[float] = typer.Option(None, "--fps", min=1, help="Frame rate of the source pacing and the sink "
                                         "(default: the source's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model [default: "
+                                          "all cores but one, left to decoding, encoding and the call app].",
+                                          show_default=False),
+    reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Luma models (fast) on file/stream sources: "
+                               "recompute only the tiles that changed since the previous frame."),
 ):
     """Sharpen a webcam / file / stream in real time, dropping frames rather than falling behind.
 
     Shows a preview window (with FPS and latency), feeds a virtual camera for call apps, or
-    writes a file. Prints processed/dropped frames and mean latency at the end.
+    writes a file at the source's frame rate (each frame at its capture time, with the source's
+    audio). Prints processed/dropped frames and mean latency at the end. Ctrl-C stops: the
+    output file is finished with the frames so far and the summary is printed.
     """
     from kdsharp.infer.live import run_live
 
     stats = run_live(source, sink, model=model, device=device, backend=backend, side_by_side=side_by_side,
-                     max_frames=max_frames, fps=fps, overwrite=overwrite)
+                     max_frames=max_frames, fps=fps, overwrite=overwrite, threads=threads, reuse=reuse)
     info(stats.summary())
 
 
@@ -90,6 +111,8 @@ def demo(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier demo files instead of using a "
                                    "fresh run-N subfolder."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model [default: "
+                                          "the available cores].", show_default=False),
 ):
     """Sharpen a degraded video-call clip with the shipped student and show the gain.
 
@@ -99,7 +122,7 @@ def demo(
     from kdsharp.infer.demo import run_demo
 
     info("building a degraded video-call clip and sharpening it with the shipped student...")
-    result = run_demo(output, model="student", device=device, overwrite=overwrite)
+    result = run_demo(output, model="student", device=device, overwrite=overwrite, threads=threads)
     info(result.summary())
 
 

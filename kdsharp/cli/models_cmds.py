@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,7 +25,7 @@ def format_params(train: int, deployed: int | None = None, long: bool = False) -
 
 
 def models_cmd(
-    role: Optional[str] = typer.Option(None, "--role", help="Only models with this role: teacher, student, fast "
+    role: str | None = typer.Option(None, "--role", help="Only models with this role: teacher, student, fast "
                                        "or arch (architecture presets).", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ):
@@ -51,9 +50,12 @@ def models_cmd(
     table = Table(title="kdsharp models", title_justify="left", caption_justify="left", show_edge=False,
                   caption="params: training/deployed form where they differ (fast is re-parameterised "
                   "into single convs to run; kdsharp bench counts the deployed form)")
-    for col, kw in (("name", {"style": "bold"}), ("role", {}), ("arch", {}), ("params", {"justify": "right"}),
-                    ("GMACs@1080p", {"justify": "right"}), ("weights", {})):
-        table.add_column(col, no_wrap=True, **kw)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("role", no_wrap=True)
+    table.add_column("arch", no_wrap=True)
+    table.add_column("params", no_wrap=True, justify="right")
+    table.add_column("GMACs@1080p", no_wrap=True, justify="right")
+    table.add_column("weights", no_wrap=True)
     wide = console.width >= 120
     if wide:
         table.add_column("description", overflow="fold", ratio=1)
@@ -85,11 +87,12 @@ def export_cmd(
     """
     from kdsharp.errors import KdsharpError
     from kdsharp.infer.export import export_onnx
+    from kdsharp.io.formats import parse_size
 
     try:
-        w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise KdsharpError(f"--size {size!r}: expected WIDTHxHEIGHT, e.g. 256x256") from None
+        w, h = parse_size(size)
+    except KdsharpError as e:
+        raise KdsharpError(f"--size: {e}") from None
     path = export_onnx(model, output, opset=opset, dynamic=not static, half=fp16, int8=int8, example_size=(h, w))
     kind = "int8" if int8 else "fp16" if fp16 else "fp32"
     info(f"wrote {path} ({kind}, opset {opset}, {path.stat().st_size / 1e6:.2f} MB)")

@@ -5,7 +5,6 @@ Multi-GPU/CPU: ``torchrun --nproc_per_node N -m kdsharp train teacher --config .
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -20,7 +19,8 @@ train_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_CONFIG = typer.Option(None, "--config", "-c", help="YAML config: a path or a shipped name (teacher_quick; see --list-configs).")
+_CONFIG = typer.Option(None, "--config", "-c",
+                       help="YAML config: a path or a shipped name (teacher_quick; see --list-configs).")
 _OVERRIDES = typer.Argument(None, metavar="[KEY=VALUE]...",
                             help="Config overrides, typed as YAML: optim.lr=1e-4 amp=off data.batch=4.")
 _RESUME = typer.Option(None, "--resume", flag_value="auto", is_flag=False, metavar="[PATH|auto]",
@@ -46,7 +46,7 @@ def _train_options(
     """Train the teacher, then students by knowledge distillation."""
 
 
-def _split_resume(resume: Optional[str], overrides: Optional[List[str]]) -> tuple[Optional[str], list[str]]:
+def _split_resume(resume: str | None, overrides: list[str] | None) -> tuple[str | None, list[str]]:
     """A bare ``--resume`` followed by ``key=value`` swallows it: give it back to the overrides."""
     overrides = list(overrides or [])
     if resume and "=" in resume and not Path(resume).exists():
@@ -80,10 +80,10 @@ def _run(kind: str, config, overrides, resume, out, teacher=None) -> None:
 
 @train_app.command("teacher")
 def teacher_command(
-    config: Optional[Path] = _CONFIG,
-    overrides: Optional[List[str]] = _OVERRIDES,
-    resume: Optional[str] = _RESUME,
-    out: Optional[Path] = _OUT,
+    config: Path | None = _CONFIG,
+    overrides: list[str] | None = _OVERRIDES,
+    resume: str | None = _RESUME,
+    out: Path | None = _OUT,
 ):
     """Train a teacher on degraded/clean pairs (pixel + optional edge/perceptual losses).
 
@@ -94,12 +94,12 @@ def teacher_command(
 
 @train_app.command("student")
 def student_command(
-    config: Optional[Path] = _CONFIG,
-    overrides: Optional[List[str]] = _OVERRIDES,
-    teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Frozen teacher: registered name, "
+    config: Path | None = _CONFIG,
+    overrides: list[str] | None = _OVERRIDES,
+    teacher: str | None = typer.Option(None, "--teacher", "-t", help="Frozen teacher: registered name, "
                                           ".safetensors weights or a training checkpoint (.pth)."),
-    resume: Optional[str] = _RESUME,
-    out: Optional[Path] = _OUT,
+    resume: str | None = _RESUME,
+    out: Path | None = _OUT,
 ):
     """Distill a student from a frozen teacher (output/feature distillation + ground truth).
 
@@ -111,11 +111,11 @@ def student_command(
 
 @train_app.command("ablation")
 def ablation_command(
-    config: Optional[Path] = _CONFIG,
-    overrides: Optional[List[str]] = _OVERRIDES,
-    teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Frozen teacher (name or path)."),
-    resume: Optional[str] = _RESUME,
-    out: Optional[Path] = _OUT,
+    config: Path | None = _CONFIG,
+    overrides: list[str] | None = _OVERRIDES,
+    teacher: str | None = typer.Option(None, "--teacher", "-t", help="Frozen teacher (name or path)."),
+    resume: str | None = _RESUME,
+    out: Path | None = _OUT,
 ):
     """Train the same student twice, with and without distillation; writes ablation.md/.json.
 
@@ -134,10 +134,9 @@ def pack_command(
 
     Example: kdsharp train pack -c configs/bundle.yaml -o bundle.zip
     """
+    from kdsharp.configs import resolve_config_path
     from kdsharp.data.bundle import bundle_summary, pack_bundle
     from kdsharp.train.config import read_yaml_mapping
-
-    from kdsharp.configs import resolve_config_path
 
     spec = read_yaml_mapping(resolve_config_path(config))
     known = {"sources", "val_sources", "crop", "clean", "pairs", "val", "val_size", "val_presets", "max_mb",
@@ -158,10 +157,13 @@ def pipeline_command(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Training bundle from `kdsharp train pack`."),
     minutes: float = typer.Option(8.5, "--minutes", "-m", help="Time budget for all stages (minutes)."),
     out: Path = typer.Option(Path("runs/pipeline"), "--out", "-o", help="Runs folder."),
-    publish: Optional[Path] = typer.Option(None, "--publish", help="Folder that gets each stage's fp16 weights "
+    publish: Path | None = typer.Option(None, "--publish", help="Folder that gets each stage's fp16 weights "
                                            "every --publish-every seconds and pipeline.json."),
     publish_every: float = typer.Option(60.0, "--publish-every", help="Seconds between weight exports."),
-    stages: str = typer.Option("teacher,student,fast", "--stages", help="Comma-separated stages, in order."),
+    stages: str = typer.Option("teacher,student,fast", "--stages", help="Comma-separated stages, in order "
+                                 "(teacher, student, student_nokd, fast)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Config override for one stage, "
+                                             "STAGE:KEY=VALUE (repeatable), e.g. student:schedule.iters=1500."),
 ):
     """Train the teacher, then distil `student` and `fast` from it, within one time budget (GPU lease).
 
@@ -170,8 +172,16 @@ def pipeline_command(
     """
     from kdsharp.train.pipeline import run_pipeline
 
+    overrides: dict[str, list[str]] = {}
+    for item in sets or []:
+        stage, sep, override = item.partition(":")
+        if not sep or "=" not in override:
+            from kdsharp.errors import ConfigError
+
+            raise ConfigError(f"--set {item!r}: use STAGE:KEY=VALUE, e.g. student:schedule.iters=1500")
+        overrides.setdefault(stage.strip(), []).append(override)
     results = run_pipeline(bundle, minutes, out, publish, tuple(s.strip() for s in stages.split(",") if s.strip()),
-                           publish_every)
+                           publish_every, overrides)
     for r in results:
         if r.error:
             info(f"{r.name}: FAILED ({r.error})")

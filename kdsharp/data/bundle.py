@@ -139,6 +139,7 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
     limit = int(max_mb * 1024 * 1024)
     bundle = BundleInfo(path=out)
     meta: dict = {"format": FORMAT, "seed": seed, "crop": crop, "sources": sources, "val_sources": val_sources,
+                  "corpus_manifests": _manifest_hashes(list(sources) + list(val_sources or [])),
                   "pair_degradation": degrader.config, "val_presets": list(val_presets), "val_size": val_size,
                   "pairs": {}, "val": {}}
     with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
@@ -164,12 +165,12 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
         crops = sample_crops(images, weights, total, crop, rng)
         with progress("crops") as bar:
             task = bar.add_task(f"bundle {out.name}", total=len(crops))
-            for kind, (idx, gt) in zip(kinds, crops):
+            for kind, (idx, gt) in zip(kinds, crops, strict=True):
                 if bundle.bytes >= limit:
                     info(f"bundle reached its {max_mb:g} MB limit: stopping at {bundle.clean} clean crops "
                          f"and {bundle.pairs} pairs")
                     break
-                src = names[idx].split(":", 1)[0]
+                src = names[idx].rsplit(":", 1)[0]
                 bundle.counts_by_source[src] = bundle.counts_by_source.get(src, 0) + 1
                 if kind == 0:
                     add(f"train/clean/{bundle.clean:06d}.webp", gt)
@@ -188,6 +189,21 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
         zf.writestr("meta.json", json.dumps(meta, indent=1, default=str))
     bundle.bytes = out.stat().st_size
     return bundle
+
+
+def _manifest_hashes(specs: list[dict]) -> dict[str, str]:
+    """sha256 of the manifest of every corpus source (what a model card records as its data)."""
+    import hashlib
+
+    from kdsharp.data.corpus import corpus_dir
+
+    out = {}
+    for spec in specs:
+        if isinstance(spec, dict) and spec.get("type") == "corpus":
+            manifest = corpus_dir(spec.get("path")) / "manifest.json"
+            if manifest.is_file():
+                out[str(spec.get("path"))] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return out
 
 
 def _describe(plan: list[dict]) -> list[dict]:

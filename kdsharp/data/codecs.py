@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -39,12 +39,20 @@ IMAGE_CODECS = ("jpeg", "webp")
 CODECS = VIDEO_CODECS + IMAGE_CODECS
 
 
+def _decode_rgb(buf: np.ndarray) -> np.ndarray:
+    """An encoded image buffer OpenCV just wrote, decoded to uint8 HxWx3 RGB."""
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:  # pragma: no cover - OpenCV decodes what it encoded
+        raise RuntimeError("OpenCV could not decode the image it encoded")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     """JPEG-compress uint8 HxWx3 RGB at ``quality`` (1-100) and decode; same shape and dtype."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
         raise RuntimeError("OpenCV could not JPEG-encode the image")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return _decode_rgb(buf)
 
 
 def image_roundtrip(img: np.ndarray, codec: str, crf: float) -> np.ndarray:
@@ -58,7 +66,7 @@ def image_roundtrip(img: np.ndarray, codec: str, crf: float) -> np.ndarray:
     ok, buf = cv2.imencode(".webp", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, quality])
     if not ok:  # pragma: no cover - OpenCV wheels always have WebP
         raise RuntimeError("OpenCV could not WebP-encode the image")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return _decode_rgb(buf)
 
 
 def image_quality(codec: str, crf: float) -> int:
@@ -67,7 +75,7 @@ def image_quality(codec: str, crf: float) -> int:
     return max(1, min(100, _interp(crf, _CRF_POINTS, ys)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def has_encoder(name: str) -> bool:
     """True if codec ``name`` can encode here (image codecs always; video codecs need PyAV/FFmpeg)."""
     if name in IMAGE_CODECS:
@@ -77,7 +85,7 @@ def has_encoder(name: str) -> bool:
 
         av.codec.Codec(name, "w")
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - PyAV raises several types for a missing encoder: not available
         return False
 
 

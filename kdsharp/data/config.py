@@ -17,6 +17,9 @@ receiver. Every stage fires with its ``prob``; ranges are ``[lo, hi]`` drawn uni
             last frame of a short clip with small random camera shifts (up to temporal_shift px),
             so P-frame artefacts appear; a real clip is always encoded as is.
 
+YAML files are read, and keys checked, by :mod:`kdsharp.io.config` (as training configs are):
+``1e0`` is a float, and an error names the file and the dotted key.
+
 Presets (``PRESETS``; ``kdsharp degrade --list-presets``):
 
 * ``mixed``   - what the shipped models train on: blur 70% (sigma 0.2-2, motion 3-11 px, defocus
@@ -36,11 +39,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
 from kdsharp.data.codecs import CODECS, H264_PROFILES, X264_PRESETS
 from kdsharp.data.kernels import KERNEL_KINDS
 from kdsharp.errors import ConfigError
+from kdsharp.io.config import check_known_keys, config_source, read_yaml_mapping
 
 INTERPOLATIONS = ("area", "bilinear", "bicubic", "nearest", "lanczos")
 
@@ -51,7 +53,8 @@ DEFAULT_CONFIG: dict = {
         "sigma": [0.2, 2.0], "beta_generalized": [0.5, 4.0], "beta_plateau": [1.0, 2.0],
         "motion_length": [3.0, 11.0], "defocus_radius": [0.8, 3.0],
     },
-    "noise": {"prob": 0.5, "gaussian_prob": 0.7, "sigma": [1.0, 10.0], "gray_prob": 0.4, "poisson_peak": [300.0, 3000.0]},
+    "noise": {"prob": 0.5, "gaussian_prob": 0.7, "sigma": [1.0, 10.0], "gray_prob": 0.4,
+              "poisson_peak": [300.0, 3000.0]},
     "jpeg": {"prob": 0.25, "quality": [50, 95]},
     "resize": {"prob": 0.6, "scale": [1.25, 3.0], "down": ["area", "bilinear", "bicubic", "nearest"],
                "up": ["area", "bilinear", "bicubic", "nearest"]},
@@ -164,7 +167,8 @@ def merge(base: dict, override: dict) -> dict:
 def _check_range(where: str, value, lo_min: float, hi_max: float, integer: bool = False) -> None:
     ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
     if not ok or not (lo_min <= value[0] <= value[1] <= hi_max):
-        raise ConfigError(f"degradation config: {where} must be [lo, hi] with {lo_min} <= lo <= hi <= {hi_max}, got {value!r}")
+        raise ConfigError(f"degradation config: {where} must be [lo, hi] with {lo_min} <= lo <= hi <= {hi_max}, "
+                          f"got {value!r}")
     if integer and any(int(v) != v for v in value):
         raise ConfigError(f"degradation config: {where} must be whole numbers, got {value!r}")
 
@@ -194,23 +198,21 @@ _PROBS = {("noise", "gaussian_prob"), ("noise", "gray_prob")}
 
 def validate(cfg: dict, where: str = "") -> dict:
     """Check every section and key of a full config; raise :class:`ConfigError` naming the bad one."""
+    check_known_keys(cfg, DEFAULT_CONFIG, where, what="degradation config")
     for section, body in cfg.items():
         name = f"{where}{section}"
-        if section not in DEFAULT_CONFIG:
-            raise ConfigError(f"degradation config: unknown section '{name}' (known: {', '.join(DEFAULT_CONFIG)})")
         if not isinstance(body, dict):
             raise ConfigError(f"degradation config: '{name}' must be a mapping, got {body!r}")
         if section == "second_order":
             if where:
                 raise ConfigError("degradation config: second_order cannot be nested")
             continue
+        check_known_keys(body, DEFAULT_CONFIG[section], f"{name}.", what="degradation config")
         for key, value in body.items():
-            if key not in DEFAULT_CONFIG[section]:
-                raise ConfigError(f"degradation config: unknown key '{name}.{key}' "
-                                  f"(known: {', '.join(DEFAULT_CONFIG[section])})")
             if key == "prob" or (section, key) in _PROBS:
                 if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise ConfigError(f"degradation config: {name}.{key} must be a probability in [0, 1], got {value!r}")
+                    raise ConfigError(f"degradation config: {name}.{key} must be a probability in [0, 1], "
+                                      f"got {value!r}")
             elif (section, key) in _RANGES:
                 _check_range(f"{name}.{key}", value, *_RANGES[(section, key)])
             elif (section, key) in _CHOICES:
@@ -228,16 +230,7 @@ def validate(cfg: dict, where: str = "") -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read ({e}); check the path and permissions") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]}); fix the syntax") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a degradation config must be a mapping of sections (blur:, noise:, ...)")
+    data = read_yaml_mapping(path, "degradation config", "see configs/degrade/ for examples")
     return data.get("degradation", data) if isinstance(data.get("degradation"), dict) else data
 
 
@@ -250,18 +243,24 @@ def load_degrade_config(spec: str | Path | dict | None = "mixed") -> dict:
     """
     if spec is None:
         spec = "mixed"
+    source = None
     if isinstance(spec, (str, Path)):
         text = str(spec)
         if text in PRESETS:
             return validate(merge(DEFAULT_CONFIG, PRESETS[text]))
-        path = Path(text)
-        if not path.is_file():
+        source = Path(text)
+        if not source.is_file():
             raise ConfigError(f"unknown degradation preset or file '{text}' (presets: {', '.join(PRESETS)}; "
                               "or pass a YAML file path)")
-        spec = _read_yaml(path)
+        spec = _read_yaml(source)
     if not isinstance(spec, dict):
         raise ConfigError(f"degradation config must be a preset name, YAML path or mapping, got {type(spec).__name__}")
-    spec = dict(spec)
+    with config_source(source):
+        return _from_mapping(dict(spec))
+
+
+def _from_mapping(spec: dict) -> dict:
+    """A full validated config from a mapping that may name a base ``preset``."""
     base_name = spec.pop("preset", None)
     if base_name is not None and base_name not in PRESETS:
         raise ConfigError(f"degradation config: unknown preset '{base_name}' (presets: {', '.join(PRESETS)})")

@@ -41,9 +41,9 @@ import subprocess
 import tarfile
 import time
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -334,16 +334,19 @@ class _Writer:
     def add(self, c: ex.Candidate, package: str, version: str, dedupe: bool = True) -> dict | None:
         why = photo_check(c)
         if why:
-            return self.drop(c, why)
+            self.drop(c, why)
+            return None
         img = clean_scale(c.img, c.quality, self.max_side)
         if min(img.shape[:2]) < MIN_STORED_SHORT:
-            return self.drop(c, f"short side {min(img.shape[:2])} px after cleaning < {MIN_STORED_SHORT}")
+            self.drop(c, f"short side {min(img.shape[:2])} px after cleaning < {MIN_STORED_SHORT}")
+            return None
         key = dup_key(img)
         group = f"{c.source}/{c.group or c.name}"
         if dedupe:  # frames of one clip (one split group) may look alike; other pictures may not
             for other_key, other, other_group in self.keys:
                 if other_group != group and is_duplicate(key, other_key):
-                    return self.drop(c, f"near-duplicate of {other}")
+                    self.drop(c, f"near-duplicate of {other}")
+                    return None
         rel = f"images/{_safe(c.source)}/{_safe(c.name)}.png"
         n = 1
         while rel in self.names:

@@ -12,9 +12,9 @@ import fnmatch
 import io
 import re
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -64,7 +64,8 @@ def jpeg_streams(data: bytes) -> list[tuple[int, int, tuple[int, int]]]:
     Walks the marker segments from each ``FFD8FF`` (so EXIF thumbnails inside APP1 are skipped),
     reads the size from the SOF marker and ends at the first ``FFD9`` after the scan data.
     """
-    out, pos = [], 0
+    out: list[tuple[int, int, tuple[int, int]]] = []
+    pos = 0
     while True:
         start = data.find(b"\xff\xd8\xff", pos)
         if start < 0:
@@ -107,7 +108,8 @@ def _walk_jpeg(data: bytes, start: int) -> tuple[int, tuple[int, int]] | None:
 
 def webp_streams(data: bytes) -> list[tuple[int, int]]:
     """(start, end) of every ``RIFF<le32 size>WEBP`` stream in ``data`` that fits in it."""
-    out, pos = [], 0
+    out: list[tuple[int, int]] = []
+    pos = 0
     while True:
         i = data.find(b"RIFF", pos)
         if i < 0:
@@ -145,7 +147,7 @@ def decode_bytes(data: bytes, name: str = "image"):
     from PIL import Image, ImageOps
 
     try:
-        im = Image.open(io.BytesIO(data))
+        im: Image.Image = Image.open(io.BytesIO(data))
         fmt = im.format
         quality = jpeg_quality(im) if fmt == "JPEG" else (0 if fmt == "WEBP" and webp_is_lossy(data) else 100)
         im = ImageOps.exif_transpose(im)
@@ -275,7 +277,7 @@ def _webp_size(stream: bytes) -> tuple[int, int] | None:
 
     try:
         return Image.open(io.BytesIO(stream)).size
-    except Exception:
+    except Exception:  # noqa: BLE001 - Pillow raises many types for an undecodable image: skip it
         return None
 
 
@@ -328,7 +330,7 @@ def album_angles(index_xml: Path) -> dict[str, int]:
     except ET.ParseError as e:
         warn(f"{index_xml}: cannot parse ({e}); photos left unrotated")
         return {}
-    return {el.get("file"): int(el.get("angle", "0")) % 360 for el in tree.iter("image") if el.get("file")}
+    return {file: int(el.get("angle", "0")) % 360 for el in tree.iter("image") if (file := el.get("file"))}
 
 
 TIKTOK_SKIP = ("pexels-36445540",)  # an isometric 3D render, not a photo

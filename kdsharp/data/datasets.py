@@ -25,9 +25,9 @@ from kdsharp.data.degrade import Degrader
 from kdsharp.data.sources import LoadedSource, find_pairs, iter_video_frames, load_sources
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.atomic import ensure_writable_dir
+from kdsharp.io.formats import VIDEO_INPUT_EXTS, is_video_path, parse_size
 from kdsharp.io.images import IMAGE_EXTS, list_images, read_rgb, write_image
-
-VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".ivf", ".y4m", ".flv", ".ts", ".mpg", ".mpeg")
+from kdsharp.ops.geometry import flip_rotate
 
 
 def rgb_to_chw(img: np.ndarray) -> torch.Tensor:
@@ -51,12 +51,7 @@ def fit_min_side(img: np.ndarray, crop: int) -> np.ndarray:
 def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """The same random horizontal/vertical flip and 90-degree rotation for every array."""
     hflip, vflip, rot = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(0, 4))
-    out = []
-    for a in arrays:
-        a = a[:, ::-1] if hflip else a
-        a = a[::-1] if vflip else a
-        out.append(np.ascontiguousarray(np.rot90(a, rot)))
-    return out
+    return [flip_rotate(a, hflip, vflip, rot, axes=(0, 1)) for a in arrays]
 
 
 class TrainDataset(Dataset):
@@ -183,20 +178,6 @@ class PairedSetResult:
         return self.out / "target"
 
 
-def parse_size(size) -> tuple[int, int] | None:
-    """``"WxH"`` / ``(w, h)`` / None -> (w, h) or None; raises :class:`KdsharpError` if malformed."""
-    if size is None or size == "":
-        return None
-    try:
-        w, h = (size.lower().split("x") if isinstance(size, str) else size)
-        w, h = int(w), int(h)
-    except (ValueError, TypeError, AttributeError):
-        raise KdsharpError(f"size must look like WIDTHxHEIGHT (e.g. 640x360), got {size!r}") from None
-    if not (8 <= w <= 16384 and 8 <= h <= 16384):
-        raise KdsharpError(f"size {w}x{h} is out of range: use 8..16384 pixels per side")
-    return w, h
-
-
 def fit_size(img: np.ndarray, size_wh: tuple[int, int] | None) -> np.ndarray:
     """Resize to cover (w, h) keeping the aspect ratio, then centre-crop to exactly (w, h)."""
     if size_wh is None:
@@ -240,16 +221,16 @@ def make_paired_set(src: str | Path, out: str | Path, preset="mixed", seed: int 
     src, out = Path(src).expanduser(), Path(out).expanduser()
     if not src.exists():
         raise InputError(src, "no such file or folder", "pass a folder of clean images or a video file")
-    size_wh = parse_size(size)
+    size_wh = None if size is None or size == "" else parse_size(size)
     degrader = preset if isinstance(preset, Degrader) else Degrader(preset)
     if max_images is not None and max_images < 1:
         raise KdsharpError(f"--max-images must be >= 1, got {max_images}")
     _check_out(src, out, overwrite)
     ensure_writable_dir(out / "input")
     ensure_writable_dir(out / "target")
-    is_video = src.is_file() and src.suffix.lower() in VIDEO_EXTS
+    is_video = src.is_file() and is_video_path(src)
     if src.is_file() and not is_video and src.suffix.lower() not in IMAGE_EXTS:
-        raise InputError(src, "is neither an image nor a video", f"use {', '.join(IMAGE_EXTS + VIDEO_EXTS)}")
+        raise InputError(src, "is neither an image nor a video", f"use {', '.join(IMAGE_EXTS + VIDEO_INPUT_EXTS)}")
     written = skipped = 0
     with progress("images") as bar:
         if is_video:
@@ -259,7 +240,7 @@ def make_paired_set(src: str | Path, out: str | Path, preset="mixed", seed: int 
             def flush() -> None:
                 nonlocal written
                 lqs = degrader.clip(clip, np.random.default_rng([seed, written]))
-                for lq, gt in zip(lqs, clip):
+                for lq, gt in zip(lqs, clip, strict=True):
                     _write_pair(out, f"frame_{written:06d}", lq, gt)
                     written += 1
                     bar.advance(task)

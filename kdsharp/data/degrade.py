@@ -71,7 +71,7 @@ def resize(img: np.ndarray, size_wh: tuple[int, int], interpolation: str) -> np.
 
 
 def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
     return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT_101)
 

@@ -8,6 +8,7 @@ Sigmas, lengths and radii are in pixels; angles in radians.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -86,8 +87,9 @@ def apply_kernel(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(img.dtype) if img.dtype == np.uint8 else out.astype(img.dtype)
 
 
-def _uniform(rng: np.random.Generator, lo_hi) -> float:
-    lo, hi = (lo_hi, lo_hi) if np.isscalar(lo_hi) else lo_hi
+def _uniform(rng: np.random.Generator, lo_hi: float | Sequence[float]) -> float:
+    """A draw from ``[lo, hi]`` (a pair), or ``lo_hi`` itself (a number)."""
+    lo, hi = (lo_hi, lo_hi) if isinstance(lo_hi, (int, float, np.number)) else lo_hi
     return float(rng.uniform(lo, hi))
 
 

@@ -16,9 +16,9 @@ a source with no usable image raises :class:`kdsharp.errors.InputError` naming i
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -95,7 +95,8 @@ def read_folder(folder: str | Path, exclude: list[str] | None = None, max_side: 
         except KdsharpError as e:
             warn(f"skipping {e}")
     if not images:
-        raise InputError(folder, "no usable image in this folder", "add .png/.jpg/.webp/.bmp/.tif files or fix the path")
+        raise InputError(folder, "no usable image in this folder",
+                         "add .png/.jpg/.webp/.bmp/.tif files or fix the path")
     return images, names
 
 
@@ -124,7 +125,9 @@ def iter_video_frames(path: str | Path, every: int = 1, max_frames: int | None =
             raise
         warn(f"{e}; using the {count} frames read before it")
     finally:
-        frames.close()
+        close = getattr(frames, "close", None)  # a generator: release the container now
+        if close is not None:
+            close()
     if not count:
         raise InputError(path, "no frame could be decoded", "check the file or re-encode it")
 
@@ -278,16 +281,19 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
     if repeat <= 0:
         raise ConfigError(f"data source '{kind}': repeat must be > 0, got {spec.get('repeat')!r}")
     max_side = spec.get("max_side")
+    path = str(spec.get("path") or "")
+    if kind in ("folder", "video", "paired") and not path:
+        raise ConfigError(f"data source '{kind}' needs a path: {{type: {kind}, path: ...}}")
     if kind == "corpus":
         return read_corpus(spec.get("path"), spec.get("split", "train"), spec.get("tags"), repeat, max_side)
     out = LoadedSource(kind=kind, name=str(spec.get("path", kind)), repeat=repeat)
     if kind == "folder":
-        out.images, out.names = read_folder(spec.get("path"), spec.get("exclude"), max_side)
+        out.images, out.names = read_folder(path, spec.get("exclude"), max_side)
     elif kind == "video":
-        out.images = read_video_frames(spec.get("path"), spec.get("every", 1), spec.get("max_frames"), max_side)
+        out.images = read_video_frames(path, spec.get("every", 1), spec.get("max_frames"), max_side)
         out.names = [f"frame_{i:06d}" for i in range(len(out.images))]
     elif kind == "paired":
-        out.pairs, out.names = read_pairs(spec.get("path"), max_side)
+        out.pairs, out.names = read_pairs(path, max_side)
     elif kind == "skimage":
         images, out.names = skimage_images(spec.get("names"))
         out.images = [limit_side(im, max_side) for im in images]
@@ -300,7 +306,8 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
         clean, pairs = load_bundle(_existing(spec.get("path"), "bundle"), spec.get("part", "train"))
         out.images = [limit_side(im, max_side) for im in clean] if content != "pairs" else []
         out.pairs = pairs if content != "clean" else []
-        out.names = [f"clean_{i:06d}" for i in range(len(out.images))] + [f"pair_{i:06d}" for i in range(len(out.pairs))]
+        out.names = ([f"clean_{i:06d}" for i in range(len(out.images))]
+                     + [f"pair_{i:06d}" for i in range(len(out.pairs))])
         if not len(out):
             raise InputError(Path(spec["path"]), f"holds no {content} crops in part '{spec.get('part', 'train')}'",
                              "re-pack it with `kdsharp train pack`")

@@ -20,7 +20,8 @@ _CHARS = string.ascii_letters + string.digits + "     .,:-+%()"
 
 
 def _color(rng: np.random.Generator) -> tuple[int, int, int]:
-    return tuple(int(c) for c in rng.integers(0, 256, 3))
+    r, g, b = (int(c) for c in rng.integers(0, 256, 3))
+    return r, g, b
 
 
 def _word(rng: np.random.Generator, lo: int = 3, hi: int = 14) -> str:

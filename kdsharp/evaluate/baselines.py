@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from kdsharp.ops.filters import UnsharpMask, add_detail, unsharp_detail
+from kdsharp.ops.metrics import capped
 
 #: The searched grid. ``amount`` is the gain (0 = identity, which is the "input" row already),
 #: ``sigma`` the Gaussian sigma in pixels, ``threshold`` the minimum |detail| in [0,1] units.
@@ -35,8 +36,8 @@ def _psnr8(out: torch.Tensor, gt255: torch.Tensor) -> float:
 
 
 def _mean_psnr(outs: Sequence[torch.Tensor], gts255: Sequence[torch.Tensor]) -> float:
-    """Mean over images of the 8-bit PSNR (capped at 100 dB for identical images)."""
-    vals = [min(_psnr8(o, g), 100.0) for o, g in zip(outs, gts255)]
+    """Mean over images of the 8-bit PSNR (capped at ``PSNR_CAP`` dB for identical images)."""
+    vals = [capped(_psnr8(o, g)) for o, g in zip(outs, gts255, strict=True)]
     return sum(vals) / len(vals)
 
 
@@ -63,7 +64,7 @@ def tune_unsharp(lq: Sequence[torch.Tensor], gt: Sequence[torch.Tensor],
     for sigma in grid["sigma"]:
         details = [unsharp_detail(x, sigma) for x in lq]
         for amount, threshold in itertools.product(grid["amount"], thresholds):
-            outs = [add_detail(x, d, amount, threshold) for x, d in zip(lq, details)]
+            outs = [add_detail(x, d, amount, threshold) for x, d in zip(lq, details, strict=True)]
             score = _mean_psnr(outs, gt255)
             tried += 1
             if score > best["psnr"]:

@@ -254,6 +254,47 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
     return result
 
 
+def benchmark_video(model, video: str | Path, device: str = "cpu", backend: str = "torch", threads: int | None = None,
+                    preset: str | None = None, crf: int | None = None, reuse: bool = False, path: str = "auto",
+                    max_frames: int | None = None, batch: int = 1, half: bool = False) -> dict:
+    """End-to-end speed of ``kdsharp sharpen VIDEO`` (decode -> model -> encode, audio copied).
+
+    Sharpens ``video`` into a temporary file with the app's own pipeline; model loading is
+    excluded, everything after (opening the files, decoding, colour work, the model, encoding,
+    muxing) is timed. Returns :meth:`VideoStats.as_dict` (busy and CPU ms per frame of each
+    stage, end-to-end frames/s, bottleneck) plus the model, CPU name and load average.
+    """
+    from kdsharp.infer.sharpener import Sharpener
+    from kdsharp.io.inputs import existing_file
+
+    video = Path(video)
+    existing_file(video, "video")
+    sharpener = Sharpener(model, device=device, backend=backend, half=half, batch=batch, threads=threads)
+    with tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
+        stats = sharpener.video(video, Path(tmp) / ("out" + (video.suffix if video.suffix else ".mp4")),
+                                crf=crf, preset=preset, reuse=reuse, path=path, max_frames=max_frames,
+                                overwrite=True)
+    result = stats.as_dict()
+    result.update(model=str(model), device=str(sharpener.device), backend=backend, cpu=_cpu_name(),
+                  cores=_cores(), load_avg=_load_avg(), torch_version=torch.__version__)
+    return result
+
+
+def _cores() -> int:
+    from kdsharp.infer.threads import available_cores
+
+    return available_cores()
+
+
+def _load_avg() -> float | None:
+    try:
+        import os
+
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -265,4 +306,4 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-__all__ = ["BACKENDS", "benchmark", "parse_size"]
+__all__ = ["BACKENDS", "benchmark", "benchmark_video", "parse_size"]

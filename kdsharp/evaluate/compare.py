@@ -9,8 +9,8 @@ visible, and every column is labelled on a header strip.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -110,7 +110,11 @@ def pick_crops(samples: Sequence[dict], reference: str | None, n: int = 3, crop:
     """
     size = max(8, min([crop] + [min(s["gt"].shape[:2]) // 2 for s in samples]))  # one size, fits twice
     windows = [_Windows(s, reference) for s in samples]
-    cands = [(i, y, x, *w.stats(y, x, size)) for i, w in enumerate(windows) for y, x in w.grid(size, max(8, size // 4))]
+    cands: list[tuple[int, int, int, float, float]] = []  # (image, y, x, detail, gain)
+    for i, w in enumerate(windows):
+        for y, x in w.grid(size, max(8, size // 4)):
+            d, g = w.stats(y, x, size)
+            cands.append((i, y, x, d, g))
     if not cands:
         return []
     top_d = max(c[3] for c in cands) or 1.0
@@ -131,7 +135,8 @@ def pick_crops(samples: Sequence[dict], reference: str | None, n: int = 3, crop:
             i, w = h["image"], windows[h["image"]]
             if h.get("box") is not None:
                 y, x = w.centred(h["box"], size)
-                c = crop_of(i, y, x, *w.stats(y, x, size), tag=tag)
+                d, g = w.stats(y, x, size)
+                c = crop_of(i, y, x, d, g, tag=tag)
             else:
                 c = max((crop_of(*k, tag=tag) for k in cands if k[0] == i), key=lambda k: k["score"])
             if not any(overlaps(c, d) for d in chosen):

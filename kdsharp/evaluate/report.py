@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import datetime
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from kdsharp import __version__
 from kdsharp.console import progress, warn
+from kdsharp.devices import resolve_device
 from kdsharp.errors import KdsharpError
 from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
 from kdsharp.evaluate.bench import benchmark
@@ -26,7 +28,7 @@ from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clea
 from kdsharp.evaluate.tables import write_report
 from kdsharp.io.atomic import ensure_writable_dir
 from kdsharp.io.images import from_tensor, to_tensor
-from kdsharp.metrics import psnr, ssim
+from kdsharp.metrics import capped, psnr, ssim
 from kdsharp.models import get_entry
 
 #: The former default evaluation images (before the corpus). The default is now the corpus's test
@@ -67,7 +69,7 @@ def _module_meta(model: nn.Module, label: str) -> dict:
 
         try:
             gmacs = count_macs(copy.deepcopy(model).to("meta"), FPS_SIZE[1], FPS_SIZE[0]) / 1e9
-        except Exception:  # an op without a meta kernel: leave the column empty rather than fail
+        except Exception:  # noqa: BLE001 - an op without a meta kernel: leave the column empty rather than fail
             gmacs = None
     return {"model": label, "params": _count_params(model), "gmacs_1080p": gmacs}
 
@@ -113,19 +115,40 @@ def _apply(model: nn.Module, lq: np.ndarray, device: str) -> np.ndarray:
     return from_tensor(out.float().cpu())
 
 
-PSNR_CAP = 100.0  # identical images have infinite PSNR; means count them as this many dB
-
-
 def _mean_stats(per_image: dict, rows: Sequence[str]) -> dict:
     """Mean PSNR/SSIM/ΔPSNR per row over the images of one set."""
     stats = {}
     for row in rows:
-        p = [min(v[row]["psnr"], PSNR_CAP) for v in per_image.values()]
+        p = [capped(v[row]["psnr"]) for v in per_image.values()]
         s = [v[row]["ssim"] for v in per_image.values()]
         stats[row] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
     for row in rows:
         stats[row]["delta_psnr"] = stats[row]["psnr"] - stats["input"]["psnr"]
     return stats
+
+
+SUBSET_TAGS = ("people-face", "indoor", "text", "screen")  # what calls show: reported on their own
+
+
+def add_subsets(report: dict, tags: Mapping[str, str]) -> dict:
+    """Add ``report['subsets']``: per content tag (``tags``: image name -> corpus tag), the mean
+    PSNR/SSIM/ΔPSNR per row pooled over every preset's images of that tag. Returns ``report``."""
+    subsets = {}
+    for tag in SUBSET_TAGS:
+        pooled = {f"{preset}/{name}": v for preset, st in report["presets"].items()
+                  for name, v in st["images"].items() if tags.get(name) == tag}
+        if pooled:
+            n = len({k.split("/", 1)[1] for k in pooled})
+            subsets[tag] = {"n_images": n, "n_items": len(pooled), "rows": _mean_stats(pooled, report["rows"])}
+    report["subsets"] = subsets
+    return report
+
+
+def corpus_test_tags(corpus: str | Path | None = None) -> dict[str, str]:
+    """Image name (file stem, as the eval names it) -> content tag, for the corpus test split."""
+    from kdsharp.data.corpus import corpus_dir, corpus_records
+
+    return {Path(r["path"]).stem: r["tag"] for r in corpus_records(corpus_dir(corpus), "test")}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -156,8 +179,7 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
     """
     if data is not None and (presets or source is not None):
         raise KdsharpError("give either --data (a paired folder) or --preset/--source, not both")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise KdsharpError(f"device '{device}' requested but no CUDA GPU is available (use --device cpu)")
+    device = str(resolve_device(device))
     out_dir = ensure_writable_dir(out_dir)
     if data is not None:  # read the data first: a wrong path fails before models load
         sets = {Path(data).resolve().name or "data": load_paired_set(data, max_images)}
@@ -175,9 +197,10 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
 
     comp_set = "mixed" if "mixed" in sets else next(iter(sets))
     row_names = ["input", "unsharp", *[r for r, _, _ in rows_models]]
-    report = {"kdsharp_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-              "torch_version": torch.__version__, "device": str(device), "data": data_info, "rows": row_names,
-              "skipped": skipped, "methods": {}, "unsharp": {}, "presets": {}, "overall": {}}
+    report: dict[str, Any] = {
+        "kdsharp_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "torch_version": torch.__version__, "device": str(device), "data": data_info, "rows": row_names,
+        "skipped": skipped, "methods": {}, "unsharp": {}, "presets": {}, "overall": {}}
     samples = []
     with progress("images") as bar:
         task = bar.add_task("evaluate", total=sum(len(v) for v in sets.values()))
@@ -199,10 +222,13 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
     for row in row_names:
         vals = [s["rows"][row] for s in report["presets"].values()]
         report["overall"][row] = {k: float(np.mean([v[k] for v in vals])) for k in ("psnr", "ssim", "delta_psnr")}
+    if data is None and source is None:
+        add_subsets(report, corpus_test_tags(corpus))
 
     best_unsharp = report["unsharp"][comp_set]
     report["methods"] = {"input": {"kind": "input", "params": None, "gmacs_1080p": None},
-                         "unsharp": {"kind": "baseline", "params": 0, "gmacs_1080p": _unsharp_gmacs(best_unsharp, fps_size)},
+                         "unsharp": {"kind": "baseline", "params": 0,
+                                     "gmacs_1080p": _unsharp_gmacs(best_unsharp, fps_size)},
                          **{r: {"kind": "model", **meta} for r, _, meta in rows_models}}
     if measure_fps:
         report["fps"] = _measure_fps(report["methods"], [("unsharp", unsharp_baseline(best_unsharp)),

@@ -6,8 +6,8 @@ Preset sets are deterministic: each image's degradation is seeded by (seed, pres
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -89,7 +89,7 @@ def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), m
             raise InputError(source, "no such folder" if not source.exists() else "is not a folder",
                              "pass a folder of clean images to --source")
         paths = list_images(source)
-    images = []
+    images: list[tuple[str, np.ndarray]] = []
     for p in paths[: max_images or None]:
         try:
             rgb = read_rgb(p)
@@ -126,7 +126,7 @@ def load_paired_set(root: str | Path, max_images: int | None = None) -> list[tup
     n = len(ds) if max_images is None else min(len(ds), max_images)
     if n == 0:
         raise InputError(root, "no image pairs found", "put matching images in input/ and target/")
-    items = []
+    items: list[tuple[str, np.ndarray, np.ndarray]] = []
     for i in range(n):
         it = ds[i]
         items.append((_unique(str(it["name"]), {n for n, _, _ in items}), from_tensor(it["lq"]), from_tensor(it["gt"])))

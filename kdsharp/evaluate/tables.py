@@ -98,6 +98,15 @@ def render_markdown(report: dict) -> str:
         if name in report["unsharp"]:
             out += ["", f"Unsharp mask chosen: {unsharp_label(report['unsharp'][name])}."]
         out.append("")
+    subsets = report.get("subsets") or {}
+    if subsets:
+        out += ["## Content subsets (ΔPSNR in dB, pooled over the presets)", "",
+                "| Method | " + " | ".join(f"{t} ({s['n_images']} images)" for t, s in subsets.items()) + " |",
+                "|---|" + "---:|" * len(subsets)]
+        for row in report["rows"]:
+            out.append(f"| {ROW_TITLES.get(row, row)} | "
+                       + " | ".join(_num(s["rows"][row]["delta_psnr"], "+.2f") for s in subsets.values()) + " |")
+        out.append("")
     if report["skipped"]:
         out += ["## Skipped rows", ""]
         out += [f"- `{k}`: {v}" for k, v in report["skipped"].items()]

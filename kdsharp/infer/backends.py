@@ -130,6 +130,9 @@ class OnnxBackend:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        # no spinning while waiting for work: spinning threads collapse when the cores are shared
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
@@ -174,14 +177,14 @@ def cached_onnx(model: nn.Module) -> Path:
 
 
 def make_backend(model: nn.Module | str | Path, backend: str = "torch", device: str | torch.device = "auto",
-                 half: bool = False, compile: bool = False) -> TorchBackend | OnnxBackend:
-    """Build the named backend (``'torch'`` or ``'onnx'``) for ``model``."""
+                 half: bool = False, compile: bool = False, threads: int | None = None) -> TorchBackend | OnnxBackend:
+    """Build the named backend (``'torch'`` or ``'onnx'``) for ``model`` (``threads``: ONNX Runtime's intra-op)."""
     if backend == "torch":
         return TorchBackend(model, device, half=half, compile=compile)
     if backend == "onnx":
         if half:
             warn("--half is ignored by the ONNX backend")
-        return OnnxBackend(model, device)
+        return OnnxBackend(model, device, threads=threads)
     raise KdsharpError(f"unknown backend '{backend}' (use one of: {', '.join(BACKENDS)})")
 
 

@@ -33,14 +33,16 @@ class BatchResult:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     videos: list = field(default_factory=list)  # kdsharp.infer.video.VideoStats
     seconds: float = 0.0
+    partial: list[tuple[Path, str]] = field(default_factory=list)  # videos written up to a corrupt part
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.partial
 
     def summary(self) -> str:
-        """One line, e.g. ``3 done, 1 failed in 2.1 s``."""
-        return f"{len(self.done)} done, {len(self.failed)} failed in {self.seconds:.1f} s"
+        """One line, e.g. ``3 done, 1 failed in 2.1 s`` (``(1 partial)`` after done when a video was cut short)."""
+        part = f" ({len(self.partial)} partial)" if self.partial else ""
+        return f"{len(self.done)} done{part}, {len(self.failed)} failed in {self.seconds:.1f} s"
 
     def where(self, output: Path) -> str:
         """Where the outputs went, for the summary line: the file, the folder, or nothing written."""
@@ -206,22 +208,27 @@ def _reject(result: BatchResult, rejected: list[tuple[Path, str]]) -> BatchResul
 
 
 def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None,
-             debug: bool = False, rejected: list[tuple[Path, str]] = ()) -> BatchResult:
+             debug: bool = False, rejected: list[tuple[Path, str]] = (), **video) -> BatchResult:
     """Sharpen each ``(src, dst)``; a failing file prints one line and the run goes on.
 
-    ``rejected`` (from :func:`plan_outputs`) are reported first as failed files.
+    ``rejected`` (from :func:`plan_outputs`) are reported first as failed files. ``video``:
+    options of :meth:`Sharpener.video` (``preset``, ``reuse``, ``path``). A single video shows its
+    progress in frames (frames/s, ETA), several files in files.
     """
     result = _reject(BatchResult(), rejected)
     start = time.perf_counter()
-    with make_progress("files") as bar:
-        task = bar.add_task("sharpen", total=len(plan))
+    single_video = len(plan) == 1 and is_video_file(plan[0][0])
+    with make_progress("frames" if single_video else "files") as bar:
+        task = None if single_video else bar.add_task("sharpen", total=len(plan), unit="files")
         for src, dst in plan:
             try:
                 ensure_writable_dir(dst.parent)
-                out = sharpener.file(src, dst, overwrite=True, crf=crf, codec=codec, progress=bar)
+                out = sharpener.file(src, dst, overwrite=True, crf=crf, codec=codec, progress=bar, **video)
                 result.done.append((src, dst))
                 if not isinstance(out, Path):
                     result.videos.append(out)
+                    if out.partial:
+                        result.partial.append((src, out.partial))
             except KdsharpError as e:
                 result.failed.append((src, str(e)))
                 error(str(e))
@@ -231,7 +238,8 @@ def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, c
                 if debug:
                     console.print(traceback.format_exc())
                 error(msg + ("" if debug else " (run with --debug for the traceback)"))
-            bar.advance(task)
+            if task is not None:
+                bar.advance(task)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -239,7 +247,8 @@ def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, c
 def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = "auto", backend: str = "torch",
                   tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
                   compile: bool = False, crf: int | None = None, codec: str | None = None,
-                  overwrite: bool = False, debug: bool = False) -> BatchResult:
+                  overwrite: bool = False, debug: bool = False, threads: int | None = None,
+                  preset: str | None = None, reuse: bool = False, video_path: str = "auto") -> BatchResult:
     """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command."""
     from kdsharp.infer.sharpener import Sharpener
 
@@ -247,7 +256,13 @@ def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = 
     plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
     if not plan:  # nothing to sharpen: do not load the model
         return _reject(BatchResult(), rejected)
+    if preset is not None:
+        from kdsharp.io.video import X264_PRESETS
+
+        if preset not in X264_PRESETS:
+            raise KdsharpError(f"unknown --encoder-preset '{preset}' (use one of: {', '.join(X264_PRESETS)})")
     sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
-                          half=half, batch=batch, compile=compile)
+                          half=half, batch=batch, compile=compile, threads=threads)
     console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
-    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug, rejected=rejected)
+    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug, rejected=rejected, preset=preset,
+                    reuse=reuse, path=video_path)

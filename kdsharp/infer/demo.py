@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -18,6 +19,10 @@ from kdsharp.io.images import read_rgb, write_image
 from kdsharp.io.video import read_frames, sine_tone, write_video
 
 DEMO_FILES = ("degraded.mp4", "sharpened.mp4", "side_by_side.mp4", "before_after.png")
+
+
+class _Summarized(Protocol):
+    def summary(self) -> str: ...
 
 
 @dataclass
@@ -33,7 +38,7 @@ class DemoResult:
     psnr_out: float
     ssim_in: float
     ssim_out: float
-    stats: object  # kdsharp.infer.video.VideoStats
+    stats: _Summarized  # kdsharp.infer.video.VideoStats
 
     def summary(self) -> str:
         return "\n".join([
@@ -48,25 +53,26 @@ class DemoResult:
         ])
 
 
-def pan_zoom_clip(image: np.ndarray, frames: int, size: tuple[int, int] = (480, 360)) -> list[np.ndarray]:
-    """A slow pan and zoom-in over uint8 HxWx3 ``image``: ``frames`` RGB frames of ``size`` (w, h)."""
+def pan_zoom_frame(image: np.ndarray, i: int, frames: int, size: tuple[int, int] = (480, 360)) -> np.ndarray:
+    """Frame ``i`` of ``frames`` of a slow pan and zoom-in over uint8 HxWx3 ``image`` (RGB, ``size`` (w, h))."""
     h, w = image.shape[:2]
     out_w, out_h = size
     aspect = out_h / out_w
-    crops = []
-    for i in range(frames):
-        s = i / max(frames - 1, 1)
-        s = 0.5 - 0.5 * np.cos(np.pi * s)  # ease in and out
-        cw = min(w, h / aspect) * (0.92 - 0.12 * s)  # crop width: zoom in from 92% to 80%
-        cx = w * (0.45 + 0.10 * s)
-        cy = h * (0.42 + 0.04 * s)
-        cx = float(np.clip(cx, cw / 2, w - cw / 2))
-        cy = float(np.clip(cy, cw * aspect / 2, h - cw * aspect / 2))
-        k = out_w / cw
-        m = np.array([[k, 0, out_w / 2 - k * cx], [0, k, out_h / 2 - k * cy]], np.float64)
-        crops.append(cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LANCZOS4,
-                                    borderMode=cv2.BORDER_REFLECT101))
-    return crops
+    s = i / max(frames - 1, 1)
+    s = 0.5 - 0.5 * np.cos(np.pi * s)  # ease in and out
+    cw = min(w, h / aspect) * (0.92 - 0.12 * s)  # crop width: zoom in from 92% to 80%
+    cx = w * (0.45 + 0.10 * s)
+    cy = h * (0.42 + 0.04 * s)
+    cx = float(np.clip(cx, cw / 2, w - cw / 2))
+    cy = float(np.clip(cy, cw * aspect / 2, h - cw * aspect / 2))
+    k = out_w / cw
+    m = np.array([[k, 0, out_w / 2 - k * cx], [0, k, out_h / 2 - k * cy]], np.float64)
+    return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT101)
+
+
+def pan_zoom_clip(image: np.ndarray, frames: int, size: tuple[int, int] = (480, 360)) -> list[np.ndarray]:
+    """A slow pan and zoom-in over uint8 HxWx3 ``image``: ``frames`` RGB frames of ``size`` (w, h)."""
+    return [pan_zoom_frame(image, i, frames, size) for i in range(frames)]
 
 
 def _labelled(img: np.ndarray, text: str) -> np.ndarray:
@@ -89,14 +95,14 @@ def _fresh_folder(out_dir: Path, overwrite: bool) -> Path:
 
 def run_demo(out_dir: str | Path = "kdsharp-demo", model="student", overwrite: bool = False, device: str = "auto",
              seconds: float = 2.0, fps: int = 15, size: tuple[int, int] = (480, 360), preset: str = "lowbw",
-             seed: int = 0) -> DemoResult:
+             seed: int = 0, threads: int | None = None) -> DemoResult:
     """Build the degraded clip, sharpen it with ``model``, write the four demo files, measure the gain."""
     from kdsharp.data import Degrader, sample_paths
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.metrics import psnr, ssim
 
     folder = _fresh_folder(Path(out_dir), overwrite)
-    sharpener = Sharpener(model, device=device)
+    sharpener = Sharpener(model, device=device, threads=threads)
     samples = sample_paths()
     portrait = next((p for p in samples if "astronaut" in p.name), samples[0])
     clean = pan_zoom_clip(read_rgb(portrait), max(2, int(round(seconds * fps))), size)
@@ -108,12 +114,13 @@ def run_demo(out_dir: str | Path = "kdsharp-demo", model="student", overwrite: b
 
     seen = [f for f, _ in read_frames(paths["degraded.mp4"])]  # measure what the files hold
     out = [f for f, _ in read_frames(paths["sharpened.mp4"])]
-    psnr_in = float(np.mean([psnr(a, c) for a, c in zip(seen, clean)]))
-    psnr_out = float(np.mean([psnr(b, c) for b, c in zip(out, clean)]))
-    ssim_in = float(np.mean([ssim(a, b) for a, b in zip(seen, clean)]))
-    ssim_out = float(np.mean([ssim(a, b) for a, b in zip(out, clean)]))
+    psnr_in = float(np.mean([psnr(a, c) for a, c in zip(seen, clean, strict=False)]))
+    psnr_out = float(np.mean([psnr(b, c) for b, c in zip(out, clean, strict=False)]))
+    ssim_in = float(np.mean([ssim(a, b) for a, b in zip(seen, clean, strict=False)]))
+    ssim_out = float(np.mean([ssim(a, b) for a, b in zip(out, clean, strict=False)]))
 
-    pairs = [np.hstack([_labelled(a, "input (degraded)"), _labelled(b, "kdsharp")]) for a, b in zip(seen, out)]
+    pairs = [np.hstack([_labelled(a, "input (degraded)"), _labelled(b, "kdsharp")])
+             for a, b in zip(seen, out, strict=False)]
     write_video(paths["side_by_side.mp4"], pairs, fps, crf=16, audio_from=paths["degraded.mp4"])
     mid = len(clean) // 2
     still = np.hstack([_labelled(seen[mid], "input"), _labelled(out[mid], "kdsharp"),

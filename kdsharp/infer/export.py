@@ -40,17 +40,20 @@ class _HalfInside(nn.Module):
 
 
 def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
+    """The bare architecture to trace, fp32 on the CPU, re-parameterized where it can be: a
+    test-time wrapper (the teacher's local windows) is dropped, since a traced graph would bake
+    one frame size's windows. Names and paths load with ``load_model`` (EMA weights)."""
+    from kdsharp.models import unwrap
+    from kdsharp.models.common import reparameterize, set_memory_format
+
     if isinstance(model_or_name, nn.Module):
-        model = copy.deepcopy(model_or_name)
+        model = copy.deepcopy(unwrap(model_or_name))
     else:
         from kdsharp.registry import load_model
 
-        model = load_model(model_or_name, deploy=False)
-    model = model.float().cpu().eval().to(memory_format=torch.contiguous_format)
-    if getattr(model, "local_window", None):  # a traced graph would bake one frame size's tiling
-        model.local_window = None
-    if hasattr(model, "reparameterize"):
-        model.reparameterize()
+        model = unwrap(load_model(model_or_name, deploy=False))
+    model = set_memory_format(model.float().cpu().eval(), torch.contiguous_format)
+    reparameterize(model)
     return model
 
 
@@ -87,7 +90,7 @@ def calibration_crops(count: int = 8, size: int = 128, seed: int = 0) -> list[np
             crop = np.ascontiguousarray(img[y:y + size, x:x + size])
             crop = degrader(crop, rng=int(rng.integers(1 << 30)))
             crops.append(crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
-    except Exception:  # samples/degradations not available: fall back to synthetic crops
+    except Exception:  # noqa: BLE001 - samples/degradations not available: fall back to synthetic crops
         crops = []
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     while len(crops) < count:
@@ -114,7 +117,7 @@ def _quantize_int8(src: Path, dst: Path, example_size: tuple[int, int]) -> None:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
-    except Exception:  # pre-processing is an optimisation only
+    except Exception:  # noqa: BLE001 - pre-processing is an optimisation only
         prepped = src
     quantize_static(str(prepped), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
@@ -128,8 +131,8 @@ def export_onnx(model_or_name: nn.Module | str | Path, path: str | Path, opset: 
         opset: ONNX opset (11-20). dynamic: free batch/height/width (else fixed to the example).
         half: float16 inside, float32 I/O. int8: static QDQ int8 quantization (CPU-friendly).
         example_size: (H, W) of the tracing (and, when not dynamic, the fixed) input.
-    A Restormer's test-time ``local_window`` is not part of the graph (the exported network runs
-    whole inputs): give the ONNX model tiles of that size (``kdsharp sharpen --backend onnx --tile``).
+    A test-time wrapper such as the teacher's local windows is not part of the graph (the
+    exported network runs whole inputs): feed the ONNX model tiles of the window size instead.
     Returns:
         ``path``, written atomically (no partial file on failure).
     """

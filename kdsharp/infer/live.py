@@ -1,8 +1,15 @@
 """Live sharpening for video calls: camera/file/URL -> model -> window, virtual camera or file.
 
 Real time comes first: a capture thread keeps only the NEWEST frame in a one-slot mailbox, so a
-model slower than the source makes frames drop instead of latency grow. A file source is read
-at its own frame rate (real-time emulation), so drops are counted exactly as with a camera.
+model slower than the source makes frames drop instead of latency grow; the drops are counted
+and reported. A file source is read at its own frame rate (real-time emulation), so drops are
+counted exactly as with a camera, and the output keeps the source's timing: every frame written
+sits at its capture time (a dropped frame leaves its slot empty), at the source's frame rate.
+
+File and stream sources are decoded to YUV and a luma model (``fast``) runs on the Y plane
+(:mod:`kdsharp.infer.frames`), with temporal reuse of unchanged tiles on by default; a file sink
+encodes in its own thread. Ctrl-C (SIGINT) stops cleanly: the output file is finished with the
+frames so far (audio cut to match) and the summary is printed.
 """
 from __future__ import annotations
 
@@ -10,13 +17,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+import av
 import cv2
 import numpy as np
 import torch
 
 from kdsharp.errors import InputError
 from kdsharp.infer.sinks import open_sink
-from kdsharp.io.video import frame_to_rgb, probe_video, read_frames
+from kdsharp.io.video import frame_to_rgb, open_video_stream, probe_video
 
 
 @dataclass
@@ -28,6 +36,14 @@ class LiveStats:
     latency_s: float = 0.0  # sum over processed frames
     wall_s: float = 0.0
     sink: str = ""
+    interrupted: bool = False  # stopped by Ctrl-C (the output was still finished)
+    path: str = "rgb"  # 'yuv' or 'rgb' (see kdsharp.infer.frames)
+    reused: float | None = None  # fraction of tiles temporal reuse did not recompute
+
+    @property
+    def dropped_pct(self) -> float:
+        seen = self.processed + self.dropped
+        return 100.0 * self.dropped / seen if seen else 0.0
 
     @property
     def mean_latency_ms(self) -> float:
@@ -38,8 +54,11 @@ class LiveStats:
         return self.processed / self.wall_s if self.wall_s > 0 else 0.0
 
     def summary(self) -> str:
-        return (f"{self.processed} frames processed, {self.dropped} dropped to keep up, "
-                f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms -> {self.sink}")
+        reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
+        return (("stopped (Ctrl-C): " if self.interrupted else "")
+                + f"{self.processed} frames processed, {self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
+                f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms ({self.path} path{reuse}) "
+                f"-> {self.sink}")
 
 
 class LatestFrame:
@@ -74,13 +93,15 @@ class LatestFrame:
 
 
 class Source:
-    """Runs ``frames`` (an iterator of (rgb uint8 HxWx3, media time s)) in a thread into a :class:`LatestFrame`.
+    """Runs ``frames`` (an iterator of (frame, media time s)) in a thread into a :class:`LatestFrame`.
 
-    With ``pace`` the frames are released at their media time (real-time emulation of a file).
+    A frame is an ``av.VideoFrame`` (files, streams) or a uint8 HxWx3 RGB array (cameras). With
+    ``pace`` the frames are released at their media time (real-time emulation of a file).
+    ``audio_from``: a file whose audio a file sink copies.
     """
 
-    def __init__(self, name: str, frames, fps: float, pace: bool, release=None):
-        self.name, self.fps, self.pace = name, fps, pace
+    def __init__(self, name: str, frames, fps: float, pace: bool, release=None, audio_from=None):
+        self.name, self.fps, self.pace, self.audio_from = name, fps, pace, audio_from
         self.slot = LatestFrame()
         self._frames, self._release = frames, release
         self._stop = threading.Event()
@@ -128,14 +149,18 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
 
     def frames():
         pts0 = None
-        for i, (rgb, pts) in enumerate(read_frames(text)):
-            if fps or pts is None:
-                yield rgb, i / rate
-                continue
-            pts0 = pts if pts0 is None else pts0
-            yield rgb, float((pts - pts0) * tb)
+        with open_video_stream(text, threads=1) as (container, stream):
+            try:
+                for i, f in enumerate(container.decode(stream)):
+                    if fps or f.pts is None:
+                        yield f, i / rate
+                        continue
+                    pts0 = f.pts if pts0 is None else pts0
+                    yield f, float((f.pts - pts0) * tb)
+            except av.error.FFmpegError as e:
+                raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e
 
-    return Source(text, frames(), rate, pace=True)
+    return Source(text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None)
 
 
 def _camera(index: int, fps: float | None) -> Source:
@@ -178,7 +203,7 @@ def _url(url: str, fps: float | None) -> Source:
 
     def frames():
         for f in container.decode(s):
-            yield frame_to_rgb(f), float(f.time or 0.0)
+            yield f, float(f.time or 0.0)
 
     return Source(url, frames(), rate, pace=False, release=container.close)
 
@@ -191,64 +216,130 @@ def _label(img: np.ndarray, text: str, y: int = 22) -> np.ndarray:
 
 def run_live(source: str | int = 0, sink: str = "window", model="fast", device: str = "auto",
              backend: str = "torch", side_by_side: bool = False, max_frames: int | None = None,
-             fps: float | None = None, overwrite: bool = False, sharpener=None) -> LiveStats:
-    """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, or ``q``.
+             fps: float | None = None, overwrite: bool = False, sharpener=None, threads: int | None = None,
+             reuse: bool | None = None, progress=None) -> LiveStats:
+    """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
     ``sharpener`` (a :class:`~kdsharp.infer.sharpener.Sharpener`) overrides ``model``/``device``/``backend``.
-    Returns :class:`LiveStats` (processed/dropped counts and mean capture-to-sink latency).
+    ``threads``: the model's CPU threads (default: all cores but one, which is left to decoding,
+    encoding and the call app). ``reuse``: temporal reuse of unchanged tiles (luma models on
+    YUV sources; None: on). Ctrl-C finishes the output and returns the stats with
+    ``interrupted`` set. Returns :class:`LiveStats` (processed/dropped counts, mean latency).
     """
+    from kdsharp.infer.threads import available_cores, torch_threads
+
     src = open_source(source, fps)
     try:
-        out = open_sink(sink, fps or src.fps, overwrite)
+        out = open_sink(sink, fps or src.fps, overwrite, audio_from=src.audio_from)
         if sharpener is None:
             from kdsharp.infer.sharpener import Sharpener
 
-            sharpener = Sharpener(model, device=device, backend=backend)
+            sharpener = Sharpener(model, device=device, backend=backend, threads=threads)
     except BaseException:
         src.__exit__(None, None, None)
         raise
     stats = LiveStats(sink=str(sink))
+    threads = threads or getattr(sharpener, "threads", None) or max(1, available_cores() - 1)
     start = time.perf_counter()
     failure: BaseException | None = None
     try:
-        with src:
-            stats = _loop(src, out, sharpener, side_by_side, max_frames, stats)
+        with src, torch_threads(threads), _live_progress(progress, src) as (bar, task):
+            try:
+                _loop(src, out, sharpener, side_by_side, max_frames, stats, True if reuse is None else reuse,
+                      bar, task)
+            except KeyboardInterrupt:  # Ctrl-C: the only way to stop a camera; keep what was recorded
+                stats.interrupted = True
     except BaseException as e:
         failure = e
         raise
     finally:
         stats.dropped = src.slot.dropped
         stats.wall_s = time.perf_counter() - start
-        out.close(failure)
+        _close_sink(out, failure)
     return stats
 
 
-def _loop(src: Source, out, sharpener, side_by_side: bool, max_frames: int | None, stats: LiveStats) -> LiveStats:
+def _close_sink(out, failure: BaseException | None) -> None:
+    """Finish (or, after a failure, discard) the sink; a second Ctrl-C while finishing is ignored."""
+    try:
+        out.close(failure)
+    except KeyboardInterrupt:
+        out.close(failure)
+
+
+class _live_progress:
+    """A frames progress task for live runs (none when the caller passes ``progress=False``)."""
+
+    def __init__(self, progress, src: Source):
+        self.progress, self.src = progress, src
+
+    def __enter__(self):
+        from kdsharp.console import progress as make_progress
+
+        if self.progress is False:
+            self.bar = None
+            return None, None
+        self.own = self.progress is None
+        self.bar = make_progress("frames") if self.own else self.progress
+        if self.own:
+            self.bar.__enter__()
+        return self.bar, self.bar.add_task(f"live {self.src.name}", total=None, unit="frames")
+
+    def __exit__(self, *exc):
+        if self.bar is not None and self.own:
+            self.bar.__exit__(*exc)
+        return False
+
+
+def _as_rgb(frame) -> np.ndarray:
+    """An RGB array from a source/processor frame (av.VideoFrame or array)."""
+    return frame if isinstance(frame, np.ndarray) else frame_to_rgb(frame)
+
+
+def _loop(src: Source, out, sharpener, side_by_side: bool, max_frames: int | None, stats: LiveStats,
+          reuse: bool = True, bar=None, task=None) -> LiveStats:
+    from kdsharp.infer.frames import make_processor
+
     rate = 0.0  # smoothed model frames/s for the overlay
-    while max_frames is None or stats.processed < max_frames:
-        try:
-            item = src.slot.get(timeout=10.0)
-        except TimeoutError:
-            raise InputError(src.name, "no frame for 10 s", "check the source") from None
-        if item is None:
-            if src.slot.error is not None:
-                raise src.slot.error
-            break
-        rgb, t_media, t_capture = item
-        t0 = time.perf_counter()
-        out_rgb = sharpener.frames(torch.from_numpy(rgb[None]))[0].numpy()
-        now_rate = 1.0 / max(time.perf_counter() - t0, 1e-6)
-        rate = 0.9 * rate + 0.1 * now_rate if rate else now_rate
-        if side_by_side:
-            out_rgb = np.hstack([_label(rgb.copy(), "input"), _label(out_rgb, "kdsharp")])
-        if out.overlay:
-            lat = 1000 * (time.perf_counter() - t_capture)
-            _label(out_rgb, f"{rate:.1f} fps  {lat:.0f} ms  dropped {src.slot.dropped}", out_rgb.shape[0] - 12)
-        action = out.write(out_rgb, t_media)
-        stats.processed += 1
-        stats.latency_s += time.perf_counter() - t_capture
-        if action == "quit":
-            break
-        if action == "toggle":
-            side_by_side = not side_by_side
+    proc = None
+    try:
+        while max_frames is None or stats.processed < max_frames:
+            try:
+                item = src.slot.get(timeout=10.0)
+            except TimeoutError:
+                raise InputError(src.name, "no frame for 10 s", "check the source") from None
+            if item is None:
+                if src.slot.error is not None:
+                    raise src.slot.error
+                break
+            frame, t_media, t_capture = item
+            t0 = time.perf_counter()
+            if isinstance(frame, np.ndarray):  # camera: RGB already
+                result = sharpener.frames(torch.from_numpy(frame[None]))[0].numpy()
+            else:
+                if proc is None:
+                    proc = make_processor(sharpener, frame, reuse=reuse)
+                    stats.path = proc.path
+                result = proc([frame])[0]
+            now_rate = 1.0 / max(time.perf_counter() - t0, 1e-6)
+            rate = 0.9 * rate + 0.1 * now_rate if rate else now_rate
+            if side_by_side or out.overlay or out.wants_rgb:
+                result = _as_rgb(result)
+                if side_by_side:
+                    result = np.hstack([_label(_as_rgb(frame).copy(), "input"), _label(result.copy(), "kdsharp")])
+                if out.overlay:
+                    lat = 1000 * (time.perf_counter() - t_capture)
+                    _label(result, f"{rate:.1f} fps  {lat:.0f} ms  dropped {src.slot.dropped}", result.shape[0] - 12)
+            action = out.write(result, t_media)
+            stats.processed += 1
+            stats.latency_s += time.perf_counter() - t_capture
+            if bar is not None:
+                bar.update(task, advance=1, description=f"live {src.name} ({src.slot.dropped} dropped)")
+            if action == "quit":
+                break
+            if action == "toggle":
+                side_by_side = not side_by_side
+    finally:
+        if getattr(proc, "reuse", None) is not None:
+            stats.reused = proc.reuse.stats.skipped_fraction
     return stats

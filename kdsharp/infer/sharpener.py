@@ -35,16 +35,25 @@ class Sharpener:
         half: fp16 on CUDA.
         batch: video frames per forward pass.
         compile: ``torch.compile`` the model (torch backend).
+        threads: CPU threads for the model (torch intra-op / ONNX Runtime; videos: frame workers,
+            see :mod:`kdsharp.infer.threads`). None: the available cores.
     """
 
     def __init__(self, model: nn.Module | str | Path = "student", device: str = "auto", backend: str = "torch",
                  tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
-                 compile: bool = False):
+                 compile: bool = False, threads: int | None = None):
         if tile is not None and tile <= tile_overlap:
             raise KdsharpError(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
         if batch < 1:
             raise KdsharpError(f"--batch must be at least 1 (got {batch})")
-        self.backend = make_backend(model, backend, device, half=half, compile=compile)
+        if threads is not None and threads < 1:
+            raise KdsharpError(f"--threads must be at least 1 (got {threads})")
+        self.threads = threads
+        if threads:
+            from kdsharp.infer.threads import set_threads
+
+            set_threads(threads)
+        self.backend = make_backend(model, backend, device, half=half, compile=compile, threads=threads)
         self.device = self.backend.device
         self.tile = tile
         self.tile_overlap = int(tile_overlap)
@@ -100,7 +109,7 @@ class Sharpener:
 
     # -- files ------------------------------------------------------------------------------
     def file(self, src: str | Path, dst: str | Path, overwrite: bool = False, crf: int | None = None,
-             codec: str | None = None, progress=None):
+             codec: str | None = None, progress=None, **video):
         """Sharpen one image or video file into ``dst`` (atomic). Returns ``dst`` or a ``VideoStats``.
 
         Images keep their EXIF (orientation reset: written upright) and dpi in JPEG and PNG
@@ -109,7 +118,7 @@ class Sharpener:
         src, dst = Path(src), Path(dst)
         check_target(src, dst, overwrite)
         if is_video_file(src):
-            return self.video(src, dst, crf=crf, codec=codec, overwrite=True, progress=progress)
+            return self.video(src, dst, crf=crf, codec=codec, overwrite=True, progress=progress, **video)
         if not is_image_file(src):
             raise InputError(src, f"unsupported file type '{src.suffix}'", "use an image (" + ", ".join(IMAGE_EXTS)
                              + ") or a video (" + ", ".join(VIDEO_EXTS) + ")")
@@ -120,16 +129,23 @@ class Sharpener:
         return dst
 
     def video(self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
-              overwrite: bool = False, progress=None):
-        """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`."""
+              overwrite: bool = False, progress=None, preset: str | None = None, reuse: bool = False,
+              path: str = "auto", max_frames: int | None = None):
+        """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`.
+
+        ``preset``/``crf``: x264 speed and quality (default per resolution); ``reuse``: temporal
+        reuse of unchanged tiles (luma models); ``path``: 'auto', 'yuv' or 'rgb' (see
+        :func:`kdsharp.infer.video.sharpen_video`).
+        """
         from kdsharp.infer.video import sharpen_video
 
         src, dst = Path(src), Path(dst)
         check_target(src, dst, overwrite)
-        return sharpen_video(self, src, dst, crf=crf, codec=codec, batch=self.batch, progress=progress)
+        return sharpen_video(self, src, dst, crf=crf, codec=codec, batch=self.batch, progress=progress,
+                             preset=preset, threads=self.threads, reuse=reuse, path=path, max_frames=max_frames)
 
     def paths(self, inputs, output: str | Path, overwrite: bool = False, crf: int | None = None,
-              codec: str | None = None):
+              codec: str | None = None, **video):
         """Sharpen files and folders (trees mirrored) into ``output``; returns a ``BatchResult``.
 
         A bad file (corrupt, or an unsupported format such as GIF) is reported and skipped; the
@@ -139,7 +155,7 @@ class Sharpener:
 
         rejected: list = []
         plan = plan_outputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], output, overwrite, rejected)
-        return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected)
+        return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected, **video)
 
 
 def check_target(src: Path, dst: Path, overwrite: bool) -> None:

@@ -1,12 +1,15 @@
 """Where live frames go: a video file (atomic), a preview window, or a virtual camera.
 
-Every sink has ``write(rgb, t) -> None | 'quit' | 'toggle'`` (uint8 HxWx3 RGB frame, its time in
-seconds), ``close(exc)`` and ``overlay`` (whether an FPS/latency readout belongs on the picture).
+Every sink has ``write(frame, t) -> None | 'quit' | 'toggle'`` (a uint8 HxWx3 RGB array, or an
+``av.VideoFrame`` for sinks with ``wants_rgb`` False; its time in seconds), ``close(exc)`` and
+``overlay`` (whether an FPS/latency readout belongs on the picture).
 """
 from __future__ import annotations
 
 import os
+import queue
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,12 +22,20 @@ from kdsharp.io.video import VIDEO_EXTS, VideoWriter, is_video_file
 
 
 class FileSink:
-    """Write frames to a video file (atomic) at their capture times, so drops keep real timing."""
+    """Write frames to a video file (atomic) at their capture times, so drops keep real timing.
+
+    Encoding runs in its own thread behind a small queue, so it overlaps the model. ``close``
+    finishes the file with every frame written so far (audio from ``audio_from`` copied up to the
+    last frame), or discards it when given an exception.
+    """
 
     overlay = False
+    wants_rgb = False
+    QUEUE = 8
+    TIME_BASE = Fraction(1, 90000)  # MPEG clock: whole ticks for 24, 25, 30, 60 and 30000/1001 fps
 
-    def __init__(self, path: str | Path, fps: float, overwrite: bool = False):
-        self.path, self.fps = Path(path), fps
+    def __init__(self, path: str | Path, fps: float, overwrite: bool = False, audio_from: str | Path | None = None):
+        self.path, self.fps, self.audio_from = Path(path), fps, audio_from
         if not is_video_file(self.path):
             raise OutputError(self.path, f"unsupported sink '{path}'",
                               "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")")
@@ -34,27 +45,57 @@ class FileSink:
         self._writer = None
         self._t0 = 0.0
         self._last = -1
+        self._queue: queue.Queue = queue.Queue(self.QUEUE)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
-    def write(self, rgb: np.ndarray, t: float) -> str | None:
+    def write(self, frame, t: float) -> str | None:
+        if self._error is not None:
+            raise self._error
         if self._writer is None:
-            h, w = rgb.shape[:2]
+            h, w = frame.shape[:2] if isinstance(frame, np.ndarray) else (frame.height, frame.width)
             self._writer = VideoWriter(self.path, w, h, Fraction(self.fps).limit_denominator(1000),
-                                       Fraction(1, 1000), preset="veryfast").__enter__()
+                                       self.TIME_BASE, audio_from=self.audio_from).__enter__()
             self._t0 = t  # the file starts at its first frame (a camera's clock starts earlier)
-        pts = max(self._last + 1, int(round((t - self._t0) * 1000)))
+            self._thread = threading.Thread(target=self._encode, name="kdsharp-live-encode", daemon=True)
+            self._thread.start()
+        pts = max(self._last + 1, int(round((t - self._t0) / self.TIME_BASE)))
         self._last = pts
-        self._writer.write(rgb, pts)
+        self._queue.put((frame, pts))
         return None
 
+    def _encode(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain after a failure
+            frame, pts = item
+            try:
+                if isinstance(frame, np.ndarray):
+                    self._writer.write(frame, pts)
+                else:
+                    self._writer.write_frame(frame, pts)
+            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread by write/close
+                self._error = e
+
     def close(self, exc: BaseException | None) -> None:
-        if self._writer is not None:
-            self._writer.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        if self._writer is None:
+            return
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        exc = exc or self._error
+        if exc is None:
+            self._writer.audio_end = self._writer.last_time  # the audio stops with the last frame
+        self._writer.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        if self._error is not None and exc is self._error:
+            raise self._error
 
 
 class WindowSink:
     """An OpenCV preview window; keys: ``s`` toggles side by side, ``q``/Esc quits."""
 
     overlay = True
+    wants_rgb = True
     title = "kdsharp live (s: side by side, q: quit)"
 
     def __init__(self):
@@ -81,6 +122,7 @@ class VirtualCamSink:
     """A virtual webcam (pyvirtualcam: v4l2loopback, OBS or Unity Capture) that call apps can pick."""
 
     overlay = False
+    wants_rgb = True
 
     def __init__(self, fps: float):
         try:
@@ -105,10 +147,11 @@ class VirtualCamSink:
             self._cam.close()
 
 
-def open_sink(sink: str, fps: float, overwrite: bool = False):
-    """``'window'``, ``'virtualcam'`` or a video file path (refused if it exists, unless ``overwrite``)."""
+def open_sink(sink: str, fps: float, overwrite: bool = False, audio_from: str | Path | None = None):
+    """``'window'``, ``'virtualcam'`` or a video file path (refused if it exists, unless ``overwrite``;
+    audio copied from ``audio_from`` when given)."""
     if sink == "window":
         return WindowSink()
     if sink == "virtualcam":
         return VirtualCamSink(fps)
-    return FileSink(sink, fps, overwrite)
+    return FileSink(sink, fps, overwrite, audio_from=audio_from)

@@ -1,34 +1,52 @@
-"""Video -> video: decode, model and encode run as a pipeline of threads with bounded queues.
+"""Video -> video: a streaming pipeline of threads with bounded queues.
 
-    decoder thread --(batches of uint8 frames, pinned on GPU)--> model (caller's thread)
-                   --(uint8 frames)--> encoder thread (audio packets copied, atomic file)
+    decoder thread --(batches of decoded frames)--> model worker thread(s) --(frames to encode)--> encoder thread
+                                                    (colour conversion here)       (reordered; audio copied)
 
-The slowest stage sets the pace; the others wait on the queues. Each stage's busy time is
-measured (waiting excluded) and returned in :class:`VideoStats`.
+Frames stream through: at most a few batches per queue are in memory, never the whole video.
+Decoding and encoding are PyAV/FFmpeg calls and the model is torch: all release the GIL, so the
+stages overlap on separate cores and the slowest one sets the pace. Each stage's busy time is
+measured (waiting excluded) and returned in :class:`VideoStats`, with the bottleneck.
+
+Luma models (``fast``) take the YUV-native path (:mod:`kdsharp.infer.frames`): the decoder's Y
+plane goes through the network, chroma is copied, and the encoder gets yuv420p directly. Other
+models take the RGB path (colour-accurate conversion in the workers).
+
+Bad input mid-stream: the frames decoded before a corrupt or truncated part are kept -- the
+output is a valid, complete file of those frames (audio cut to match) -- and one warning names
+the frame where decoding stopped (:attr:`VideoStats.partial`; ``kdsharp sharpen`` exits 1). A
+video with no decodable frame gives no output and an :class:`InputError`.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import av
 import torch
 
 from kdsharp.console import progress as make_progress
 from kdsharp.console import warn
-from kdsharp.errors import OutputError
-from kdsharp.io.video import VIDEO_EXTS, VideoWriter, is_video_file, probe_video, read_frames
+from kdsharp.errors import InputError, KdsharpError, OutputError
+from kdsharp.io.video import (VIDEO_EXTS, VideoWriter, encoder_settings, is_video_file, open_video_stream,
+                              probe_video, why)
 
 QUEUE_BATCHES = 4  # bounded queues: at most this many batches in flight between two stages
+PATHS = ("auto", "yuv", "rgb")
 
 
 @dataclass
 class VideoStats:
-    """What a video run did and how long each stage was busy (seconds; fps = frames / seconds)."""
+    """What a video run did and how long each stage was busy (seconds; fps = frames / seconds).
+
+    ``model_s`` and ``convert_s`` are summed over the model workers; ``*_ms`` properties give
+    busy milliseconds per frame of each stage as a whole (worker time divided by ``workers``).
+    """
 
     src: Path
     dst: Path
@@ -38,9 +56,21 @@ class VideoStats:
     fps: float  # the video's frame rate
     audio_streams: int
     decode_s: float = 0.0
+    convert_s: float = 0.0  # colour conversion and frame building in the workers
     model_s: float = 0.0
     encode_s: float = 0.0
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of the whole process during the run (all threads, user + system)
+    decode_cpu_s: float = 0.0  # CPU time of the decoder thread
+    model_cpu_s: float = 0.0  # CPU time of the model workers (conversions included)
+    path: str = "rgb"  # 'yuv' (luma model on the Y plane) or 'rgb'
+    workers: int = 1
+    threads: int = 1  # torch intra-op threads per worker
+    encoder: str = ""  # e.g. 'libx264 superfast crf 18'
+    reused: float | None = None  # fraction of tiles temporal reuse did not recompute (None: reuse off)
+    partial: str | None = None  # the warning when decoding stopped early (corrupt/truncated input)
+    expected_frames: int = 0
+    extra: dict = field(default_factory=dict)
 
     def _rate(self, seconds: float) -> float:
         return self.frames / seconds if seconds > 0 else float("inf")
@@ -51,7 +81,7 @@ class VideoStats:
 
     @property
     def model_fps(self) -> float:
-        return self._rate(self.model_s)
+        return self._rate(self.model_s / max(self.workers, 1))
 
     @property
     def encode_fps(self) -> float:
@@ -61,13 +91,53 @@ class VideoStats:
     def overall_fps(self) -> float:
         return self._rate(self.wall_s)
 
+    def _ms(self, seconds: float) -> float:
+        return 1000.0 * seconds / self.frames if self.frames else 0.0
+
+    @property
+    def stage_ms(self) -> dict[str, float]:
+        """Busy ms per frame of each stage: decode, model (incl. conversions, per worker pool), encode."""
+        w = max(self.workers, 1)
+        return {"decode": self._ms(self.decode_s), "model": self._ms((self.model_s + self.convert_s) / w),
+                "encode": self._ms(self.encode_s)}
+
+    @property
+    def cpu_ms(self) -> dict[str, float]:
+        """CPU ms per frame: decode, model (workers), encode and the rest (x264's own threads, audio, glue).
+
+        Unlike the busy times these do not grow when other processes take the cores, so they
+        compare runs on a loaded machine; 2 cores give at most 2000 / total frames/s.
+        """
+        rest = max(0.0, self.cpu_s - self.decode_cpu_s - self.model_cpu_s)
+        return {"decode": self._ms(self.decode_cpu_s), "model": self._ms(self.model_cpu_s),
+                "encode": self._ms(rest), "total": self._ms(self.cpu_s)}
+
+    @property
+    def bottleneck(self) -> str:
+        """The stage with the most busy time per frame (it sets the pace when the cores are free)."""
+        ms = self.stage_ms
+        return max(ms, key=ms.get)
+
+    def as_dict(self) -> dict:
+        """Plain figures for ``--json``: busy ms per frame of each stage (``decode_ms``, ``model_ms`` for the
+        worker pool, conversions included, ``encode_ms``), CPU ms per frame (``cpu_ms``), fps, bottleneck."""
+        return {"src": str(self.src), "frames": self.frames, "size": f"{self.width}x{self.height}", "fps_source":
+                round(self.fps, 3), "e2e_fps": round(self.overall_fps, 2), "wall_s": round(self.wall_s, 3),
+                **{f"{k}_ms": round(v, 2) for k, v in self.stage_ms.items()},
+                "cpu_ms": {k: round(v, 2) for k, v in self.cpu_ms.items()},
+                "workers": self.workers, "threads": self.threads, "bottleneck": self.bottleneck, "path": self.path,
+                "encoder": self.encoder, "reused": self.reused, "partial": self.partial,
+                "audio_streams": self.audio_streams}
+
     def summary(self) -> str:
-        """One line: frames, size, wall time and each stage's seconds and frames/s."""
+        """One line: frames, size, wall time, frames/s, each stage's ms per frame, the bottleneck."""
+        ms = self.stage_ms
+        work = f"{self.workers} workers x {self.threads} threads" if self.workers > 1 else f"{self.threads} threads"
+        reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
         return (f"{self.dst.name}: {self.frames} frames {self.width}x{self.height} in {self.wall_s:.1f} s "
-                f"({self.overall_fps:.1f} frames/s) | decode {self.decode_s:.1f} s ({self.decode_fps:.1f} fps), "
-                f"model {self.model_s:.1f} s ({self.model_fps:.1f} fps), encode {self.encode_s:.1f} s "
-                f"({self.encode_fps:.1f} fps)" + (f" | audio streams copied: {self.audio_streams}"
-                                                  if self.audio_streams else ""))
+                f"({self.overall_fps:.1f} frames/s) | ms/frame: decode {ms['decode']:.1f}, model {ms['model']:.1f} "
+                f"({self.path} path, {work}{reuse}), encode {ms['encode']:.1f} ({self.encoder}) | bottleneck: "
+                f"{self.bottleneck}" + (f" | audio streams copied: {self.audio_streams}" if self.audio_streams else ""))
 
 
 class _Stopped(Exception):
@@ -93,105 +163,212 @@ def _get(q: queue.Queue, stop: threading.Event):
                 raise _Stopped from None
 
 
+def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]:
+    """``(workers, intra-op threads per worker)`` for ``threads`` CPU threads of model work.
+
+    On the CPU, frames are spread over single-threaded workers (each frame runs on one core: no
+    thread team to synchronise, which is what collapses when the cores are shared); temporal
+    reuse needs the previous frame, so it runs one worker with ``threads`` intra-op threads. On a
+    GPU one worker feeds the device. ``threads`` None: :func:`kdsharp.infer.threads.default_threads`.
+    """
+    from kdsharp.infer.threads import default_threads
+
+    n = int(threads or default_threads())
+    if getattr(sharpener, "device", torch.device("cpu")).type != "cpu":
+        return 1, n
+    backend = getattr(sharpener, "backend", None)
+    if backend is not None and backend.name != "torch":  # ONNX Runtime: its own intra-op pool, one session
+        return 1, n
+    if reuse:
+        return 1, n
+    return n, 1
+
+
 def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
-                  batch: int = 1, progress=None) -> VideoStats:
-    """Sharpen every frame of ``src`` into ``dst`` with ``sharpener.frames``; returns :class:`VideoStats`.
+                  batch: int = 1, progress=None, preset: str | None = None, threads: int | None = None,
+                  reuse: bool = False, path: str = "auto", max_frames: int | None = None) -> VideoStats:
+    """Sharpen every frame of ``src`` into ``dst`` with ``sharpener``; returns :class:`VideoStats`.
 
     Keeps frame count, timestamps (hence frame rate), resolution, rotation and colour tags; copies
     audio streams packet by packet. Video is processed and written at 8 bits per channel: a 10-bit
     source gets one warning. ``dst`` appears only when complete. ``progress`` is an existing
     :func:`kdsharp.console.progress` to add a task to (one is made otherwise).
+
+    ``preset``/``crf``: encoder speed/quality (default per resolution, see
+    :func:`kdsharp.io.video.encoder_settings`). ``threads``: CPU threads for the model (default
+    :func:`kdsharp.infer.threads.default_threads`). ``reuse``: temporal reuse of unchanged tiles
+    (YUV path). ``path``: 'auto', 'yuv' (luma models only) or 'rgb'. ``max_frames``: stop after N.
     """
+    from kdsharp.infer.frames import make_processor
+
     src, dst = Path(src), Path(dst)
+    if path not in PATHS:
+        raise KdsharpError(f"unknown video path '{path}' (use one of: {', '.join(PATHS)})")
     if not is_video_file(dst):
         raise OutputError(dst, f"unsupported video extension '{dst.suffix}'", "use one of " + ", ".join(VIDEO_EXTS))
     info = probe_video(src)
     if info.bit_depth > 8:
         warn(f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
              "encodes video at 8 bits per channel (colour tags are kept)")
-    stats = VideoStats(src, dst, 0, info.width, info.height, float(info.fps), info.audio_streams)
-    pin = getattr(sharpener, "device", torch.device("cpu")).type == "cuda"
+    if path == "yuv" and not _luma_ok(sharpener, info):
+        raise KdsharpError(f"{src}: --video-path yuv needs a luma model (fast) on the torch backend without --tile "
+                           f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use --video-path auto")
+    workers, intra = plan_workers(sharpener, threads, reuse)
+    stats = VideoStats(src, dst, 0, info.width, info.height, float(info.fps), info.audio_streams,
+                       workers=workers, threads=intra, expected_frames=info.frames)
     q_in: queue.Queue = queue.Queue(QUEUE_BATCHES)
-    q_out: queue.Queue = queue.Queue(QUEUE_BATCHES)
+    q_out: queue.Queue = queue.Queue(QUEUE_BATCHES + workers)
     stop = threading.Event()
     errors: list[BaseException] = []
+    processors: list = []
+    decoded = [0]
+    lock = threading.Lock()
 
     def decode() -> None:
+        c0 = time.thread_time()
         try:
-            frames, stamps = [], []
-            it = iter(read_frames(src))
-            while True:
-                t0 = time.perf_counter()
-                item = next(it, None)
-                if item is not None:
-                    frames.append(item[0])
-                    stamps.append(item[1])
-                if frames and (item is None or len(frames) == batch):
-                    t = torch.from_numpy(np.stack(frames))
-                    t = t.pin_memory() if pin else t
+            with open_video_stream(src, threads=_decoder_threads()) as (container, stream):
+                frames, seq = [], 0
+                it = container.decode(stream)
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        f = next(it, None) if max_frames is None or decoded[0] < max_frames else None
+                    except av.error.FFmpegError as e:  # corrupt or truncated part way: keep what came before
+                        f = None
+                        stats.partial = (f"{src}: video is corrupt or truncated at frame {decoded[0] + 1} ({why(e)}); "
+                                         f"kept the {decoded[0]} frames decoded before it")
+                    if f is not None:
+                        frames.append(f)
+                        decoded[0] += 1
                     stats.decode_s += time.perf_counter() - t0
-                    _put(q_in, (t, stamps), stop)
-                    frames, stamps = [], []
-                else:
-                    stats.decode_s += time.perf_counter() - t0
-                if item is None:
-                    break
-            _put(q_in, None, stop)
+                    if frames and (f is None or len(frames) == batch):
+                        _put(q_in, (seq, frames), stop)
+                        frames, seq = [], seq + 1
+                    if f is None:
+                        break
+            if decoded[0] == 0:
+                raise InputError(src, "video stream has no decodable frame" + (f" ({stats.partial.split('(')[1]}"
+                                 if stats.partial else ""), "re-encode or remove it")
+            if (stats.partial is None and max_frames is None and info.frames_exact
+                    and decoded[0] < info.frames):
+                stats.partial = (f"{src}: video ends at frame {decoded[0]} of the {info.frames} its header lists "
+                                 "(truncated?); kept those frames")
+            stats.decode_cpu_s += time.thread_time() - c0
+            for _ in range(workers):
+                _put(q_in, None, stop)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            errors.append(e)
+            stop.set()
+
+    def model_worker() -> None:
+        try:
+            proc = None
+            while (item := _get(q_in, stop)) is not None:
+                seq, frames = item
+                c0 = time.thread_time()
+                if proc is None:
+                    proc = make_processor(sharpener, frames[0], reuse=reuse, path=path)
+                    processors.append(proc)
+                out = proc(frames)
+                t0 = time.perf_counter()
+                out = [writer.prepare(f) for f in out]  # to the encoder's pixel format, here in parallel
+                proc.times.convert_s += time.perf_counter() - t0
+                with lock:
+                    stats.model_cpu_s += time.thread_time() - c0
+                _put(q_out, (seq, out), stop)
+            _put(q_out, None, stop)
+        except BaseException as e:  # noqa: BLE001
             errors.append(e)
             stop.set()
 
     def encode(task) -> None:
         try:
-            t0 = time.perf_counter()
-            with VideoWriter(dst, info.width, info.height, info.fps, info.time_base, codec=codec, crf=crf,
-                             display_matrix=info.display_matrix, color=info,
-                             audio_from=src if info.audio_streams else None) as writer:
-                stats.encode_s += time.perf_counter() - t0
-                while (item := _get(q_out, stop)) is not None:
+            pending: dict[int, list] = {}
+            next_seq, done = 0, 0
+            while done < workers:
+                item = _get(q_out, stop)
+                if item is None:
+                    done += 1
+                    continue
+                pending[item[0]] = item[1]
+                while next_seq in pending:
+                    frames = pending.pop(next_seq)
                     t0 = time.perf_counter()
-                    for frame, pts in zip(*item):
-                        writer.write(frame, pts)
+                    for f in frames:
+                        writer.write_frame(f)
                     stats.encode_s += time.perf_counter() - t0
-                    stats.frames += len(item[1])
-                    bar.advance(task, len(item[1]))
-                t0 = time.perf_counter()
-            stats.encode_s += time.perf_counter() - t0  # flushing the encoder, closing the file
+                    stats.frames += len(frames)
+                    bar.advance(task, len(frames))
+                    next_seq += 1
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
             stop.set()
 
+    enc = encoder_settings(info.width, info.height, codec, preset, crf, dst)
+    stats.encoder = enc.describe()
     own = progress is None
     bar = make_progress("frames") if own else progress
-    start = time.perf_counter()
-    with bar if own else contextlib.nullcontext():
-        task = bar.add_task(src.name, total=info.frames or None)
-        threads = [threading.Thread(target=decode, name="kdsharp-decode", daemon=True),
-                   threading.Thread(target=encode, args=(task,), name="kdsharp-encode", daemon=True)]
-        for th in threads:
-            th.start()
-        try:
-            while (item := _get(q_in, stop)) is not None:
-                frames, stamps = item
-                t0 = time.perf_counter()
-                out = sharpener.frames(frames).numpy()
-                stats.model_s += time.perf_counter() - t0
-                _put(q_out, (out, stamps), stop)
-            _put(q_out, None, stop)
-        except _Stopped:
-            pass
-        except BaseException:
-            stop.set()
-            for th in threads:
-                th.join()
-            raise
-        finally:
-            for th in threads:
-                th.join()
+    from kdsharp.infer.threads import torch_threads
+
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    with bar if own else contextlib.nullcontext(), torch_threads(intra):
+        task = bar.add_task(src.name, total=(min(info.frames, max_frames) if max_frames else info.frames) or None,
+                            unit="frames")
+        t0 = time.perf_counter()
+        writer = VideoWriter(dst, info.width, info.height, info.fps, info.time_base, codec=enc.codec, crf=enc.crf,
+                             preset=enc.preset, display_matrix=info.display_matrix, color=info,
+                             audio_from=src if info.audio_streams else None)
+        with writer:
+            stats.encode_s += time.perf_counter() - t0
+            threads_ = [threading.Thread(target=decode, name="kdsharp-decode", daemon=True),
+                        threading.Thread(target=encode, args=(task,), name="kdsharp-encode", daemon=True)]
+            threads_ += [threading.Thread(target=model_worker, name=f"kdsharp-model-{i}", daemon=True)
+                         for i in range(workers)]
+            for th in threads_:
+                th.start()
+            try:
+                for th in threads_:
+                    while th.is_alive():
+                        th.join(timeout=0.2)
+            except BaseException:  # Ctrl-C: stop every stage, leave no file
+                stop.set()
+                for th in threads_:
+                    th.join()
+                raise
+            real = [e for e in errors if not isinstance(e, _Stopped)]
+            if real:
+                raise real[0]
+            if stats.partial:
+                writer.audio_end = writer.last_time  # audio no longer than the video that was kept
+            t0 = time.perf_counter()
+        stats.encode_s += time.perf_counter() - t0  # flushing the encoder, closing the file
         if not own:
             bar.remove_task(task)
-    real = [e for e in errors if not isinstance(e, _Stopped)]
-    if real:
-        raise real[0]
     stats.wall_s = time.perf_counter() - start
+    stats.cpu_s = _cpu_seconds() - cpu0
+    for proc in processors:
+        stats.model_s += proc.times.model_s
+        stats.convert_s += proc.times.convert_s
+        stats.path = proc.path
+        if getattr(proc, "reuse", None) is not None:
+            stats.reused = proc.reuse.stats.skipped_fraction
+    if stats.partial:
+        warn(stats.partial)
     return stats
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _luma_ok(sharpener, info) -> bool:
+    from kdsharp.infer.frames import LUMA_FORMATS, luma_model
+
+    return luma_model(sharpener) is not None and info.pix_fmt in LUMA_FORMATS
+
+
+def _decoder_threads() -> int:
+    """Decoder threads: 1 on small machines (the model needs the cores; frame threads add delay), else auto."""
+    return 1 if (os.cpu_count() or 1) <= 4 else 0

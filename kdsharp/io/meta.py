@@ -72,7 +72,7 @@ def tiff_orientation(tiff: bytes | None) -> int:
         e, _, entries = _ifd0(tiff or b"")
         for tag, typ, _, at in entries:
             if tag == _ORIENTATION:
-                v = int(_value(tiff, e, typ, at) or 1)
+                v = int(_value(tiff or b"", e, typ, at) or 1)
                 return v if 1 <= v <= 8 else 1
     except (ValueError, struct.error):
         pass
@@ -83,7 +83,7 @@ def tiff_dpi(tiff: bytes | None) -> tuple[float, float] | None:
     """(x, y) dots per inch from X/YResolution and ResolutionUnit (2 inch, 3 cm); None if absent."""
     try:
         e, _, entries = _ifd0(tiff or b"")
-        vals = {tag: _value(tiff, e, typ, at) for tag, typ, _, at in entries if tag in (_XRES, _YRES, _RESUNIT)}
+        vals = {tag: _value(tiff or b"", e, typ, at) for tag, typ, _, at in entries if tag in (_XRES, _YRES, _RESUNIT)}
     except (ValueError, struct.error):
         return None
     x, y, unit = vals.get(_XRES), vals.get(_YRES), vals.get(_RESUNIT, 2)
@@ -229,7 +229,7 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
     out = bytearray(buf[:8])
-    for kind, a, b, end in _png_chunks(buf):
+    for kind, a, _, end in _png_chunks(buf):
         if kind in (b"eXIf", b"pHYs") and ((kind == b"eXIf" and meta.exif) or (kind == b"pHYs" and meta.dpi)):
             continue  # replaced below
         out += buf[a - 8:end]

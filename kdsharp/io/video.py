@@ -21,7 +21,12 @@ from kdsharp.io.atomic import atomic_path
 from kdsharp.io.inputs import existing_file
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossless
+DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossless (at the slower presets)
+# x264/x265 preset and CRF by frame size (pixels up to): chosen so that encoding stays well under
+# the model's time per frame on 2 cores (1080p: superfast ~20 ms/frame vs fast ~65 ms); CRF 18 is
+# about visually lossless at these presets. See the README ("Real-time video") for the size cost.
+ENCODER_DEFAULTS = ((1280 * 720, "veryfast", 18), (1920 * 1088, "superfast", 18), (float("inf"), "ultrafast", 18))
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _SWS_COLORSPACES = (1, 4, 5, 6, 7, 9)  # AVColorSpace values swscale can convert (709, 601, 240M, 2020)
 # swscale's default fast path shifts colours by about -1 level per RGB<->YUV 4:2:0 round trip;
 # accurate rounding and full-resolution chroma make the round trip unbiased (same speed here).
@@ -60,6 +65,7 @@ class VideoInfo:
     color_trc: int = 2
     pix_fmt: str = ""  # the decoded pixel format, e.g. yuv420p, yuv420p10le
     bit_depth: int = 8  # bits per sample of the source (10 for yuv420p10le)
+    frames_exact: bool = False  # ``frames`` is the container's own count (not estimated from the duration)
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -70,8 +76,12 @@ def _open_input(path: Path) -> av.container.InputContainer:
         raise InputError(path, f"not a readable video ({_why(e)})", f"use one of {', '.join(VIDEO_EXTS)}") from e
 
 
-def _why(e: Exception) -> str:
+def why(e: Exception) -> str:
+    """A short reason for an FFmpeg/OS error (its strerror, or its message's first part)."""
     return getattr(e, "strerror", None) or str(e).split(":")[0] or type(e).__name__
+
+
+_why = why
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -100,7 +110,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         return VideoInfo(path, first.width, first.height, Fraction(fps), Fraction(tb), frames, dur,
                          s.codec_context.name, matrix, int(first.rotation or 0), len(c.streams.audio),
                          int(first.colorspace), int(first.color_range), int(first.color_primaries),
-                         int(first.color_trc), first.format.name, _bit_depth(first.format))
+                         int(first.color_trc), first.format.name, _bit_depth(first.format), bool(s.frames))
 
 
 def _bit_depth(fmt: av.VideoFormat) -> int:
@@ -129,6 +139,55 @@ def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
             raise InputError(path, f"video is corrupt or truncated ({_why(e)})", "re-encode or remove it") from e
 
 
+@contextlib.contextmanager
+def open_video_stream(path: str | Path, threads: int = 0):
+    """``(container, first video stream)`` of ``path``, closed on exit; ``threads`` 0: FFmpeg's choice."""
+    path = Path(path)
+    with contextlib.closing(_open_input(path)) as c:
+        if not c.streams.video:
+            raise InputError(path, "has no video stream", "pass a video file")
+        s = c.streams.video[0]
+        if threads == 1:
+            s.thread_type = "NONE"
+            s.codec_context.thread_count = 1
+        else:
+            s.thread_type = "AUTO"
+            if threads:
+                s.codec_context.thread_count = int(threads)
+        yield c, s
+
+
+@dataclass
+class EncoderSettings:
+    """The encoder, its preset (x264/x265) and CRF for one output."""
+
+    codec: str
+    preset: str | None
+    crf: int | None
+
+    def describe(self) -> str:
+        return " ".join(str(v) for v in (self.codec, self.preset, f"crf {self.crf}" if self.crf is not None else None)
+                        if v)
+
+
+def encoder_settings(width: int, height: int, codec: str | None = None, preset: str | None = None,
+                     crf: int | None = None, path: str | Path = "out.mp4") -> EncoderSettings:
+    """Codec, preset and CRF for a ``width`` x ``height`` output: the given values, else the defaults.
+
+    H.264/H.265 default by frame size (:data:`ENCODER_DEFAULTS`): veryfast up to 720p, superfast
+    up to 1080p, ultrafast above, CRF 18. VP9 keeps its own speed settings (CRF 24); other
+    encoders get a bit rate. A preset other than x264's names is refused in one line.
+    """
+    name = pick_codec(Path(path), codec)
+    x26x = name in ("libx264", "libx265")
+    if preset is not None and preset not in X264_PRESETS:
+        raise OutputError(Path(path), f"unknown --encoder-preset '{preset}'", "use one of " + ", ".join(X264_PRESETS))
+    if x26x:
+        size_preset, size_crf = next((p, c) for limit, p, c in ENCODER_DEFAULTS if width * height <= limit)
+        return EncoderSettings(name, preset or size_preset, size_crf if crf is None else int(crf))
+    return EncoderSettings(name, None, DEFAULT_CRF.get(name) if crf is None else int(crf))
+
+
 def pick_codec(path: Path, codec: str | None) -> str:
     """The encoder for ``path``: ``codec`` if given and available, else by container (VP9 for .webm, H.264)."""
     wanted = [codec] if codec else (["libvpx-vp9"] if path.suffix.lower() == ".webm" else ["libx264", "mpeg4"])
@@ -152,21 +211,25 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction | float,
                  time_base: Fraction | None = None, codec: str | None = None, crf: int | None = None,
-                 preset: str = "fast", display_matrix: tuple[int, ...] | None = None,
+                 preset: str | None = None, display_matrix: tuple[int, ...] | None = None,
                  audio_from: str | Path | None = None, color: VideoInfo | None = None,
                  audio_tone: tuple[np.ndarray, int] | None = None):
         self.path = Path(path)
         self.size = (int(width), int(height))
         self.fps = Fraction(fps).limit_denominator(100000)
         self.time_base = Fraction(time_base) if time_base else 1 / self.fps
-        self.codec = pick_codec(self.path, codec)
-        self.crf = crf
-        self.preset = preset
+        enc = encoder_settings(int(width), int(height), codec, preset, crf, self.path)
+        self.codec = enc.codec
+        self.crf = enc.crf
+        self.preset = enc.preset
         self.display_matrix = display_matrix
         self.audio_from = Path(audio_from) if audio_from else None
         self.audio_tone = audio_tone
         self.color = color
         self.frames = 0
+        self.audio_end: float | None = None  # set before closing: copy audio only up to this time (s)
+        self.last_time = 0.0  # end of the last video frame written, seconds
+        self.audio_warning: str | None = None
         self._stack = contextlib.ExitStack()
         self._next_pts = 0
         self._last_pts = -(2**62)
@@ -208,7 +271,7 @@ class VideoWriter:
             s.pix_fmt = "yuv420p"
         s.codec_context.time_base = self.time_base
         s.time_base = self.time_base
-        crf = self.crf if self.crf is not None else DEFAULT_CRF.get(self.codec)
+        crf = self.crf
         opts: dict[str, str] = {}
         if self.codec in ("libx264", "libx265"):
             opts = {"crf": str(crf), "preset": self.preset}
@@ -269,15 +332,37 @@ class VideoWriter:
         if rgb.shape[:2] != (self.size[1], self.size[0]):
             raise OutputError(self.path, f"frame {rgb.shape[1]}x{rgb.shape[0]} does not match the video "
                               f"size {self.size[0]}x{self.size[1]}", "report this as a bug")
-        if pts is None:
-            pts = self._next_pts
-        pts = max(int(pts), self._last_pts + 1)  # encoders need strictly increasing timestamps
-        self._last_pts = pts
-        self._next_pts = pts + max(1, round(1 / (self.fps * self.time_base)))
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(**self._reformat)
+        self.write_frame(frame, pts)
+
+    def prepare(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """``frame`` in the encoder's pixel format (as is when it already is; colour-accurate otherwise).
+
+        Thread-safe: the video pipeline calls it in its model workers, off the encoder's thread.
+        """
+        if frame.format.name == self._video.pix_fmt:
+            return frame
+        out = frame.reformat(**self._reformat)
+        out.pts = frame.pts
+        if frame.time_base is not None:
+            out.time_base = frame.time_base
+        return out
+
+    def write_frame(self, frame: av.VideoFrame, pts: int | None = None) -> None:
+        """Encode an ``av.VideoFrame`` (any pixel format; its own pts unless ``pts``; None: next slot)."""
+        if (frame.width, frame.height) != self.size:
+            raise OutputError(self.path, f"frame {frame.width}x{frame.height} does not match the video "
+                              f"size {self.size[0]}x{self.size[1]}", "report this as a bug")
+        if pts is None:
+            pts = frame.pts if frame.pts is not None else self._next_pts
+        pts = max(int(pts), self._last_pts + 1)  # encoders need strictly increasing timestamps
+        step = max(1, round(1 / (self.fps * self.time_base)))
+        self._last_pts = pts
+        self._next_pts = pts + step
+        frame = self.prepare(frame)
         frame.pts = int(pts)
         frame.time_base = self.time_base
+        self.last_time = float((pts + step) * self.time_base)
         self._mux_video(self._video.encode(frame))
         self.frames += 1
 
@@ -288,10 +373,20 @@ class VideoWriter:
                 self._mux_audio_until(float(p.pts * p.time_base))
 
     def _mux_audio_until(self, t: float | None) -> None:
-        """Mux audio packets up to time ``t`` seconds (all that remain when ``t`` is None)."""
+        """Mux audio packets up to time ``t`` seconds (all that remain, or up to ``audio_end``, when None).
+
+        A source whose audio turns unreadable part way (corrupt or truncated) stops the copy there
+        with one warning; the video goes on.
+        """
+        if t is None:
+            t = self.audio_end
         for src in self._audio:
             while True:
-                item = src[1] or next(src[0], None)
+                try:
+                    item = src[1] or next(src[0], None)
+                except av.error.FFmpegError as e:
+                    self.audio_warning = f"{self.audio_from}: audio unreadable part way ({why(e)}); copied what came before"
+                    src[0], item = iter(()), None
                 src[1] = None
                 if item is None:
                     break
@@ -305,6 +400,10 @@ class VideoWriter:
     def _flush(self) -> None:
         self._mux_video(self._video.encode(None))
         self._mux_audio_until(None)
+        if self.audio_warning:
+            from kdsharp.console import warn
+
+            warn(self.audio_warning)
 
 
 def _format_for(path: Path) -> str | None:

@@ -4,7 +4,8 @@ Layouts understood on load:
 
 * ``.safetensors`` written by :func:`save_weights` (metadata ``arch``, ``arch_kwargs`` JSON, ...);
 * ``.pth`` / ``.pt`` dicts ``{'params': sd}``, ``{'params_ema': sd}`` or both (BasicSR /
-  Restormer), optionally with ``arch`` / ``arch_kwargs`` entries (the kdsharp trainer);
+  Restormer), optionally with ``arch`` / ``arch_kwargs`` entries (the kdsharp trainer); with both,
+  the EMA weights are read unless asked otherwise (they are what a trainer validates and exports);
 * a bare state dict (name -> tensor).
 
 ``.pth`` files are unpickled with ``weights_only=True``: a file holding arbitrary Python objects
@@ -23,7 +24,7 @@ from kdsharp.io.atomic import atomic_path
 from kdsharp.io.inputs import existing_file
 
 WEIGHT_EXTS = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
-_WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model")
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")  # preference order (EMA first)
 
 
 def _decode_meta(raw: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return sd, meta
 
 
-def _load_torch(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _load_torch(path: Path, ema: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     import pickle
 
     try:
@@ -74,13 +75,16 @@ def _load_torch(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(obj, dict):
         raise InputError(path, f"holds a {type(obj).__name__}, not a state dict", "save model.state_dict()")
     meta: dict[str, Any] = {}
-    order = [key] + [k for k in _WRAPPER_KEYS if k != key]
-    found = next((k for k in order if isinstance(obj.get(k), dict)), None)
+    order = _WRAPPER_KEYS if ema else ("params", *(k for k in _WRAPPER_KEYS if k != "params"))
+    found = next((k for k in order if isinstance(obj.get(k), dict) and obj[k]), None)
     if found is not None:
         sd = obj[found]
         meta["layout"] = found
+        model_cfg = (obj.get("config") or {}).get("model") if isinstance(obj.get("config"), dict) else None
+        if "arch" not in obj and isinstance(model_cfg, dict) and model_cfg.get("name"):  # an early trainer checkpoint
+            meta["arch"], meta["arch_kwargs"] = model_cfg["name"], model_cfg.get("kwargs") or {}
         for k in ("arch", "arch_kwargs"):
-            if k in obj:
+            if obj.get(k) is not None:
                 meta[k] = obj[k]
         if isinstance(meta.get("arch_kwargs"), str):
             meta = _decode_meta(meta) | {"layout": found}
@@ -91,13 +95,13 @@ def _load_torch(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str
     return sd, meta
 
 
-def load_state_dict_file(path: str | Path, key: str = "params") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_state_dict_file(path: str | Path, ema: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read weights from ``path`` -> ``(state_dict, meta)``.
 
     Args:
         path: ``.safetensors``, ``.pth``, ``.pt`` (``.ckpt`` / ``.bin`` are tried as torch files).
-        key: which wrapped dict to prefer in a ``.pth`` holding several ('params' or 'params_ema');
-            the other one is used when the preferred one is absent.
+        ema: in a ``.pth`` holding both, read ``params_ema`` (True) or the raw ``params`` (False);
+            the other one is used when the preferred one is absent or empty.
     Returns:
         ``state_dict`` name -> CPU tensor (a DDP ``module.`` prefix removed) and ``meta`` with
         ``layout`` ('safetensors' | 'params' | 'params_ema' | 'state_dict' | 'model' | 'bare') and,
@@ -110,7 +114,7 @@ def load_state_dict_file(path: str | Path, key: str = "params") -> tuple[dict[st
     if path.suffix.lower() == ".safetensors":
         sd, meta = _load_safetensors(path)
     else:
-        sd, meta = _load_torch(path, key)
+        sd, meta = _load_torch(path, ema)
     if not sd:
         raise InputError(path, "contains no tensors", "pass a checkpoint with model weights")
     return _strip_prefix(sd), meta

@@ -14,7 +14,7 @@ Config (every term optional; a missing term or ``weight: 0`` is off)::
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -74,7 +74,8 @@ class CombinedLoss(nn.Module):
 
     @property
     def feature_distill(self) -> FeatureDistillLoss | None:
-        return self.terms["distill_feature"] if "distill_feature" in self.terms else None
+        term = self.terms["distill_feature"] if "distill_feature" in self.terms else None
+        return term if isinstance(term, FeatureDistillLoss) else None
 
     def forward(self, out: torch.Tensor, gt: torch.Tensor, teacher_out: torch.Tensor | None = None,
                 student_feats: Mapping[str, torch.Tensor] | None = None,

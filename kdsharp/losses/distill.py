@@ -8,7 +8,7 @@ The ground-truth pixel term stays in the total loss (see :mod:`kdsharp.losses.co
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn

@@ -54,7 +54,7 @@ def laplacian_pyramid_loss(x: torch.Tensor, y: torch.Tensor, levels: int = 1, ep
     bx, by = laplacian_pyramid(x.float(), levels), laplacian_pyramid(y.float(), levels)
     if not bx:  # images too small for one band: fall back to the plain pixel distance
         return charbonnier_loss(x, y, eps)
-    return torch.stack([charbonnier_loss(a, b, eps) for a, b in zip(bx, by)]).mean()
+    return torch.stack([charbonnier_loss(a, b, eps) for a, b in zip(bx, by, strict=True)]).mean()
 
 
 def sobel_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

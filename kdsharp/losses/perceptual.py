@@ -7,7 +7,7 @@ Gradients flow into the input image, never into the feature network.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

@@ -19,7 +19,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torchvision's cfgs 'D' (vgg16) and 'E' (vgg19): channel counts, 'M' = max-pool.
-VGG_CFGS = {
+VGG_CFGS: dict[str, list[int | str]] = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
               512, 512, 512, 512, "M"],
@@ -43,7 +43,7 @@ def _build_features(arch: str, upto: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     c_in = 3
     for v in VGG_CFGS[arch]:
-        if v == "M":
+        if isinstance(v, str):  # 'M'
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             layers += [nn.Conv2d(c_in, v, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
@@ -62,6 +62,9 @@ class VGGFeatures(nn.Module):
         weights_path: torchvision-layout state dict file; None keeps random weights (tests only).
     Forward: (N,3,H,W) RGB [0,1] -> OrderedDict name -> (N,C_l,H_l,W_l).
     """
+
+    mean: torch.Tensor  # (1,3,1,1) ImageNet statistics (buffers)
+    std: torch.Tensor
 
     def __init__(self, arch: str = "vgg16", layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
                  weights_path: str | Path | None = None):
@@ -94,7 +97,7 @@ class VGGFeatures(nn.Module):
                 sd = load_file(str(path))
             else:
                 sd = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any decoding failure is a bad file
+        except Exception as e:  # any decoding failure is a bad file (re-raised)
             raise InputError(path, f"cannot read VGG weights ({type(e).__name__})",
                              "pass a torchvision VGG state dict (.pth or .safetensors)") from e
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
@@ -117,7 +120,7 @@ class VGGFeatures(nn.Module):
     def train(self, mode: bool = True):  # always frozen, stays in eval mode
         return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         want = {i: n for n, i in self.index.items()}
         out: OrderedDict[str, torch.Tensor] = OrderedDict()

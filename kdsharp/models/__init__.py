@@ -25,6 +25,11 @@ Distillation pairs student and teacher features BY NAME: the trainer puts a 1x1 
 and fast s4 <-> teacher s4.
 All features are decoder-side (what the network is about to reconstruct from), so the same
 name means the same role in both models.
+
+Test-time strategies (the teacher's local windows) are wrappers around an architecture
+(:mod:`kdsharp.models.wrappers`): a registered name may build a wrapped model (``teacher`` is
+``LocalWindows(restormer_tiny(), 192)``); ``unwrap(model)`` gives the architecture, which owns the
+weights, the features and the contract above.
 """
 from __future__ import annotations
 
@@ -33,10 +38,11 @@ from kdsharp.models._registry import ModelEntry, get_entry, model_entries, regis
 from kdsharp.models.fast import FastNet, RepConv
 from kdsharp.models.restormer import Restormer
 from kdsharp.models.resunet import ResUNet
-from kdsharp.models.unet import UNet, ResUNetLite
+from kdsharp.models.unet import ResUNetLite, UNet
+from kdsharp.models.wrappers import LocalWindows, TestTimeWrapper, unwrap
 
 ARCHITECTURES = {cls.__name__: cls for cls in (Restormer, ResUNet, ResUNetLite, UNet, FastNet)}
 """Class name -> class, used to rebuild a model from a checkpoint's ``arch`` + ``arch_kwargs``."""
 
-__all__ = ["ARCHITECTURES", "FastNet", "ModelEntry", "RepConv", "ResUNet", "ResUNetLite", "Restormer", "UNet",
-           "get_entry", "model_entries", "register_model"]
+__all__ = ["ARCHITECTURES", "FastNet", "LocalWindows", "ModelEntry", "RepConv", "ResUNet", "ResUNetLite", "Restormer",
+           "TestTimeWrapper", "UNet", "get_entry", "model_entries", "register_model", "unwrap"]

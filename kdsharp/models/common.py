@@ -35,12 +35,12 @@ def crop_to(x: torch.Tensor, h, w) -> torch.Tensor:
     return x
 
 
-def new_features() -> "OrderedDict[str, torch.Tensor]":
+def new_features() -> OrderedDict[str, torch.Tensor]:
     """An empty ordered ``name -> (N,C,h,w)`` feature dict (names 's1', 's2', 's4', 's8')."""
     return OrderedDict()
 
 
-def crop_features(feats: "OrderedDict[str, torch.Tensor]", h, w) -> "OrderedDict[str, torch.Tensor]":
+def crop_features(feats: OrderedDict[str, torch.Tensor], h, w) -> OrderedDict[str, torch.Tensor]:
     """Crop each feature map ``sK`` to ceil(H/K) x ceil(W/K), dropping the padded border."""
     out = OrderedDict()
     for name, f in feats.items():
@@ -71,3 +71,18 @@ def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h:
     for i, level in enumerate(reversed(levels)):
         feats[f"s{stem * 2 ** i}"] = level
     return out, crop_features(feats, h, w)
+
+
+def reparameterize(model: nn.Module) -> bool:
+    """Fold a re-parameterizable model (``fast``) into its deployed single-conv form, in place;
+    False (nothing done) for a model without that form."""
+    fold = getattr(model, "reparameterize", None)
+    if not callable(fold):
+        return False
+    fold()
+    return True
+
+
+def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``model.to(memory_format=...)``, in place; returns ``model`` (channels-last: faster convs)."""
+    return model.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks the keyword

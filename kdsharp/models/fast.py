@@ -43,6 +43,11 @@ def _pad_with(x: torch.Tensor, value: torch.Tensor | None) -> torch.Tensor:
     return F.pad(x - v, (1, 1, 1, 1)) + v
 
 
+def _bias_of(conv: nn.Conv2d) -> torch.Tensor:
+    """(cout,) the conv's bias, zeros where it has none."""
+    return conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+
+
 class RepConv(nn.Module):
     """A 3x3 conv trained as several branches, deployable as one 3x3 conv.
 
@@ -50,6 +55,8 @@ class RepConv(nn.Module):
     fixed Sobel-x, Sobel-y and Laplacian mask with a learned per-channel scale (and bias);
     identity when cin == cout. Followed by ``act`` ('relu', 'prelu' or None).
     """
+
+    masks: torch.Tensor  # (3,3,3) fixed edge taps (a buffer)
 
     def __init__(self, cin: int, cout: int, expand: int = 2, bias: bool = True, act: str | None = "relu",
                  zero: bool = False):
@@ -93,23 +100,23 @@ class RepConv(nn.Module):
     def fused_kernel(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The single (cout,cin,3,3) kernel and (cout,) bias equal to the sum of the branches."""
         w = self.conv3.weight.clone()
-        b = self.conv3.bias.clone() if self.use_bias else None
+        b = _bias_of(self.conv3).clone()  # without biases all the terms below are zero
         # 1x1 then 3x3: compose the weights; the 1x1 bias passes through the 3x3 taps.
         wa, wb = self.conv1_a.weight[:, :, 0, 0], self.conv1_b.weight  # (mid,cin), (cout,mid,3,3)
         w += torch.einsum("omhw,mi->oihw", wb, wa)
-        if self.use_bias:
-            b += self.conv1_b.bias + torch.einsum("omhw,m->o", wb, self.conv1_a.bias)
+        b += _bias_of(self.conv1_b) + torch.einsum("omhw,m->o", wb, _bias_of(self.conv1_a))
         # 1x1 then depthwise mask: per output channel, scale the 1x1 weights by the mask.
         we = self._edge_weight().view(3, self.cout, 3, 3)
         wi = self.edge_in.weight[:, :, 0, 0].view(3, self.cout, self.cin)
         w += torch.einsum("bohw,boi->oihw", we, wi)
-        if self.use_bias:
-            bi = self.edge_in.bias.view(3, self.cout)
-            b += self.edge_bias.view(3, self.cout).sum(0) + torch.einsum("bohw,bo->o", we, bi)
+        bi = _bias_of(self.edge_in).view(3, self.cout)
+        if self.edge_bias is not None:
+            b += self.edge_bias.view(3, self.cout).sum(0)
+        b += torch.einsum("bohw,bo->o", we, bi)
         if self.identity:
             idx = torch.arange(self.cout, device=w.device)
             w[idx, idx, 1, 1] += 1.0
-        return w, b
+        return w, (b if self.use_bias else None)
 
     @torch.no_grad()
     def reparameterize(self) -> None:
@@ -119,7 +126,7 @@ class RepConv(nn.Module):
         w, b = self.fused_kernel()
         conv = nn.Conv2d(self.cin, self.cout, 3, padding=1, bias=self.use_bias).to(w)
         conv.weight.copy_(w)
-        if b is not None:
+        if b is not None and conv.bias is not None:
             conv.bias.copy_(b)
         for name in ("conv3", "conv1_a", "conv1_b", "edge_in"):
             delattr(self, name)
@@ -145,6 +152,7 @@ class FastNet(nn.Module):
     """
 
     prefers_channels_last = True  # ~1.5-2x faster convs on CPU (oneDNN); load_model applies it
+    luma_unshuffle: torch.Tensor  # (s*s,3,s,s) luma + space-to-depth weights (a buffer, luma only)
 
     def __init__(self, channels: int = 16, num_blocks: int = 2, scale: int = 4, luma: bool = True,
                  bias: bool = True, expand: int = 2, act: str = "relu"):
@@ -170,7 +178,7 @@ class FastNet(nn.Module):
     def is_deployed(self) -> bool:
         return self.tail.deployed is not None
 
-    def reparameterize(self) -> "FastNet":
+    def reparameterize(self) -> FastNet:
         """Fold every ``RepConv`` into a single 3x3 conv (in place); returns ``self``."""
         for m in self.modules():
             if isinstance(m, RepConv):

@@ -77,7 +77,7 @@ class ResUNet(nn.Module):
         self.pad_multiple = stem * 2 ** (levels - 1)
         self.head = nn.Conv2d(in_channels * stem * stem, channels[0], head_kernel, padding=head_kernel // 2, bias=bias)
         self.encoders = nn.ModuleList(
-            nn.Sequential(*[ResBlock(c, bias) for _ in range(n)]) for c, n in zip(channels, enc_blocks))
+            nn.Sequential(*[ResBlock(c, bias) for _ in range(n)]) for c, n in zip(channels, enc_blocks, strict=True))
         self.downs = nn.ModuleList(conv3x3(channels[i], channels[i + 1], 2, bias) for i in range(levels - 1))
         self.ups = nn.ModuleList(UpShuffle(channels[i + 1], channels[i], bias) for i in range(levels - 1))
         self.decoders = nn.ModuleList(

@@ -1,8 +1,9 @@
 """Student U-Nets: a classic ``UNet`` and ``ResUNetLite`` (a narrow residual U-Net).
 
 Both start with a space-to-depth stem (pixel-unshuffle by 4: 1080p -> 270x480x48) so no conv
-runs above 1/4 resolution (the key to >= 10 frames/s at 1080p on a 2-core CPU), predict a residual on the input (output = input + body(input)) and zero-init the
-last conv so an untrained student is exactly the identity.
+runs above 1/4 resolution (the key to >= 10 frames/s at 1080p on a 2-core CPU), predict a
+residual on the input (output = input + body(input)) and zero-init the last conv so an untrained
+student is exactly the identity.
 
 Features (``return_features=True``) are DECODER outputs per level and the bottleneck, named by
 scale: with ``stem=4`` and 3 levels 's4', 's8', 's16' (bottleneck).

@@ -2,26 +2,26 @@
 
 Everything here works on (N,C,H,W) float tensors; nothing here imports from the rest of kdsharp.
 """
-from kdsharp.ops.color import rgb_to_ycbcr, ycbcr_to_rgb, rgb_to_y, RgbToYCbCr, YCbCrToRgb
+from kdsharp.ops.color import RgbToYCbCr, YCbCrToRgb, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from kdsharp.ops.filters import (
-    gaussian_kernel1d,
-    gaussian_kernel2d,
+    GaussianBlur2d,
+    Laplacian,
+    Sobel,
+    UnsharpMask,
+    add_detail,
     filter2d,
     gaussian_blur2d,
-    sobel,
-    spatial_gradient,
+    gaussian_kernel1d,
+    gaussian_kernel2d,
     laplacian,
     laplacian_kernel,
+    sobel,
     sobel_kernels,
-    unsharp_mask,
+    spatial_gradient,
     unsharp_detail,
-    add_detail,
-    GaussianBlur2d,
-    Sobel,
-    Laplacian,
-    UnsharpMask,
+    unsharp_mask,
 )
-from kdsharp.ops.metrics import psnr, ssim, psnr_torch, ssim_torch
+from kdsharp.ops.metrics import psnr, psnr_torch, ssim, ssim_torch
 
 __all__ = [
     "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "RgbToYCbCr", "YCbCrToRgb",

@@ -21,6 +21,14 @@ from kdsharp.ops.filters import gaussian_kernel1d
 
 _WIN, _SIGMA, _K1, _K2 = 11, 1.5, 0.01, 0.03
 
+#: dB. Identical images have infinite PSNR; means over images count them as this many dB.
+PSNR_CAP = 100.0
+
+
+def capped(psnr_db: float) -> float:
+    """``psnr_db`` limited to :data:`PSNR_CAP`, so that one identical image cannot make a mean infinite."""
+    return min(float(psnr_db), PSNR_CAP)
+
 
 def _data_range(a: np.ndarray) -> float:
     if a.dtype == np.uint8:

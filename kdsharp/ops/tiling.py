@@ -5,13 +5,13 @@ neighbour: zero for the first ``overlap // 4`` pixels (where the tile's own bord
 then a raised cosine. Neighbouring ramps sum to one, so for a model whose receptive field radius
 is below ``overlap // 4`` the tiled result equals the untiled one (up to float rounding).
 
-Used by inference (``--tile``, out-of-memory fallback) and by models that run on local windows at
-test time (Restormer's ``local_window``).
+Used by inference (tiled frames, the out-of-memory fallback) and by the test-time wrapper
+:class:`kdsharp.models.wrappers.LocalWindows` (the teacher's local windows).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -27,16 +27,18 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return starts + [size - tile]
 
 
-def edge_profile(length: int, overlap: int, lead: bool, trail: bool) -> torch.Tensor:
-    """(length,) blending weights: 1 inside, zero margin + raised-cosine ramp on neighbour sides."""
-    w = torch.ones(length)
+def edge_profile(length: int, overlap: int, lead: bool, trail: bool,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """(length,) float32 blending weights on ``device``: 1 inside, zero margin + raised-cosine
+    ramp on the sides that have a neighbour (``lead``: start, ``trail``: end)."""
+    w = torch.ones(length, device=device)
     margin = overlap // 4
     ramp_len = overlap - 2 * margin
     if ramp_len <= 0:
         return w
-    i = torch.arange(ramp_len, dtype=torch.float32)
+    i = torch.arange(ramp_len, dtype=torch.float32, device=device)
     ramp = 0.5 - 0.5 * torch.cos(math.pi * (i + 0.5) / ramp_len)
-    prof = torch.cat([torch.zeros(margin), ramp])[:length]
+    prof = torch.cat([torch.zeros(margin, device=device), ramp])[:length]
     if lead:
         w[: prof.numel()] = torch.minimum(w[: prof.numel()], prof)
     if trail:
@@ -45,25 +47,29 @@ def edge_profile(length: int, overlap: int, lead: bool, trail: bool) -> torch.Te
 
 
 def tiled_forward(fn: Fn, x: torch.Tensor, tile: int, overlap: int = 32) -> torch.Tensor:
-    """Apply ``fn`` ((N,3,h,w) -> (N,C,h,w)) to ``x`` (N,3,H,W) tile by tile; returns (N,C,H,W).
+    """Apply ``fn`` ((N,3,h,w) -> (N,C,h,w)) to ``x`` (N,3,H,W) tile by tile; returns (N,C,H,W) float32.
 
     Tiles are ``tile`` x ``tile`` pixels (smaller for small images) overlapping by ``overlap``.
-    Blending accumulates on the CPU so that the device only ever holds one tile.
+    The blend accumulates on the device ``fn`` returns its tiles on (a GPU model's tiles stay on
+    the GPU: no copy or sync per tile), and the result is returned on ``x``'s device.
     """
     if tile <= overlap:
-        raise ValueError(f"tile size {tile} must be larger than the tile overlap {overlap} (raise --tile)")
+        raise ValueError(f"tile size {tile} px must be larger than the tile overlap {overlap} px "
+                         "(use larger tiles or a smaller overlap)")
     n, _, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
-    out = weight = None
+    out: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
     for y0 in tile_starts(h, th, overlap):
-        wy = edge_profile(th, overlap, lead=y0 > 0, trail=y0 + th < h)
         for x0 in tile_starts(w, tw, overlap):
-            wx = edge_profile(tw, overlap, lead=x0 > 0, trail=x0 + tw < w)
-            y = fn(x[:, :, y0:y0 + th, x0:x0 + tw]).float().cpu()
-            if out is None:
-                out = torch.zeros(n, y.shape[1], h, w)
-                weight = torch.zeros(1, 1, h, w)
+            y = fn(x[:, :, y0:y0 + th, x0:x0 + tw]).float()
+            if out is None or weight is None:
+                out = torch.zeros(n, y.shape[1], h, w, device=y.device)
+                weight = torch.zeros(1, 1, h, w, device=y.device)
+            wy = edge_profile(th, overlap, lead=y0 > 0, trail=y0 + th < h, device=y.device)
+            wx = edge_profile(tw, overlap, lead=x0 > 0, trail=x0 + tw < w, device=y.device)
             wt = wy[:, None] * wx[None, :]
             out[:, :, y0:y0 + th, x0:x0 + tw] += y * wt
             weight[:, :, y0:y0 + th, x0:x0 + tw] += wt
+    assert out is not None and weight is not None  # tile_starts always yields a tile
     return (out / weight.clamp_min(1e-8)).to(x.device)

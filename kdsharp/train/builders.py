@@ -1,55 +1,62 @@
 """Build what a run needs from its config: the model, the frozen teacher, datasets, the val set.
 
+Trained weights (``model.init``, the teacher) load through the one model loader,
+:func:`kdsharp.registry.load_model` (EMA weights of a trainer checkpoint), and training always gets
+the bare architecture: test-time wrappers (the teacher's local windows) are removed.
+
 Also :func:`score`, the validation metric (PSNR/SSIM on clamped, 8-bit quantized outputs).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
+from kdsharp.console import info
 from kdsharp.errors import ConfigError, KdsharpError
 from kdsharp.metrics import psnr_torch, ssim_torch
-from kdsharp.train.checkpoint import check_state_dict, load_checkpoint, strip_module_prefix
+from kdsharp.models.common import set_memory_format
+from kdsharp.train.checkpoint import check_state_dict
 from kdsharp.train.loaders import collect_val_items
 
 
-def build_model(model_cfg: dict, device: torch.device, channels_last: bool = False) -> tuple[nn.Module, dict]:
-    """``create_model(model.name, **model.kwargs)`` on ``device``; returns (model, arch) where
-    ``arch = {'name': class or registered name, 'kwargs': full constructor kwargs}`` rebuilds it
-    (:func:`kdsharp.registry.build_model`)."""
+def model_from_config(model_cfg: dict, device: torch.device, channels_last: bool = False) -> tuple[nn.Module, dict]:
+    """The model a run trains: the architecture of ``create_model(model.name, **model.kwargs)``
+    (without test-time wrappers), ``model.init`` weights loaded, on ``device``. Returns (model, arch)
+    where ``arch = {'name': class or registered name, 'kwargs': full constructor kwargs}`` rebuilds
+    it (:func:`kdsharp.registry.model_from_spec`, what checkpoints record)."""
+    from kdsharp.models import unwrap
     from kdsharp.registry import create_model, model_spec
 
     name, kwargs = model_cfg["name"], dict(model_cfg.get("kwargs") or {})
     try:
-        model = create_model(name, **kwargs)
+        model = unwrap(create_model(name, **kwargs))
     except TypeError as e:
         raise ConfigError(f"model.kwargs do not fit model '{name}': {e}") from e
     try:
-        arch = dict(zip(("name", "kwargs"), model_spec(model)))
+        arch = dict(zip(("name", "kwargs"), model_spec(model), strict=True))
     except ValueError:
         arch = {"name": name, "kwargs": kwargs}
     if model_cfg.get("init"):
         init_weights(model, str(model_cfg["init"]))
     model = model.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = set_memory_format(model, torch.channels_last)
     return model, arch
 
 
 def init_weights(model: nn.Module, spec: str) -> None:
     """Load the trained weights ``spec`` into ``model`` (same architecture, strict): a registered
-    name with shipped weights, a weights file, or a trainer checkpoint ``.pth`` (EMA weights first)."""
+    name with shipped weights, a weights file, or a trainer checkpoint ``.pth`` (its EMA weights),
+    read by :func:`kdsharp.registry.load_model`."""
+    from kdsharp.models import unwrap
     from kdsharp.registry import load_model
 
-    path = Path(spec)
-    if path.suffix == ".pth" and path.is_file():
-        source = model_from_checkpoint(path, "cpu")
-    else:
-        source = load_model(spec, "cpu", weights=True, deploy=False)
+    source = unwrap(load_model(spec, "cpu", weights=True, deploy=False))
     sd = {k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()}
+    sd = grow_kernels(sd, model.state_dict())
     try:
         check_state_dict(spec, model, sd, "model.init")
     except KdsharpError as e:
@@ -58,35 +65,47 @@ def init_weights(model: nn.Module, spec: str) -> None:
     model.load_state_dict(sd)
 
 
-def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu", ema: bool = True) -> nn.Module:
-    """Rebuild the model of a training checkpoint (``last.pth``/``best.pth``), EMA weights if present."""
-    from kdsharp.registry import build_model as rebuild
+def grow_kernels(sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Function-preserving kernel growth (Net2Net-style) for ``model.init``: a conv weight stored as
+    (O,I,k,k) where the model has (O,I,K,K) with a larger odd K is zero-padded around its centre,
+    which computes the same function for stride-1 convs with 'same' padding. Other tensors pass."""
+    out = dict(sd)
+    for key, v in sd.items():
+        target = own.get(key)
+        if target is None or v.ndim != 4 or target.ndim != 4 or v.shape[:2] != target.shape[:2]:
+            continue
+        (k, k2), (big, big2) = v.shape[2:], target.shape[2:]
+        if k == k2 and big == big2 and big > k and k % 2 == big % 2 == 1:
+            p = (big - k) // 2
+            out[key] = torch.nn.functional.pad(v, (p, p, p, p))
+            info(f"model.init: {key} grown from {k}x{k} to {big}x{big} (centre taps, same function)")
+    return out
 
-    ckpt = load_checkpoint(path)
-    name = ckpt.get("arch") or ckpt["config"]["model"]["name"]
-    kwargs = ckpt.get("arch_kwargs") or ckpt["config"]["model"].get("kwargs") or {}
-    model = rebuild(str(name), dict(kwargs))
-    params = ckpt.get("params_ema") if ema and ckpt.get("params_ema") else ckpt["params"]
-    check_state_dict(path, model, params, f"model '{name}'")
-    model.load_state_dict(strip_module_prefix(params))
-    return model.to(device)
+
+def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu", ema: bool = True) -> nn.Module:
+    """The trainable architecture of a checkpoint (``last.pth``/``best.pth`` or any file
+    :func:`kdsharp.registry.load_model` reads): EMA weights if present (``ema=False``: the raw
+    ones), training mode, gradients on, on ``device``."""
+    from kdsharp.models import unwrap
+    from kdsharp.registry import load_model
+
+    model = unwrap(load_model(path, device, deploy=False, ema=ema))
+    return model.train().requires_grad_(True)
 
 
 def frozen_teacher(spec: str, device: torch.device, channels_last: bool = False) -> nn.Module:
-    """The teacher ``spec`` (registered name, weights file, or training checkpoint .pth), frozen:
-    eval mode, ``requires_grad=False`` on every parameter."""
-    path = Path(spec)
-    if path.suffix == ".pth" and path.is_file():
-        teacher = model_from_checkpoint(path, device)
-    else:
-        from kdsharp.registry import load_model
+    """The teacher ``spec`` (registered name, weights file, or training checkpoint .pth: its EMA
+    weights), frozen: eval mode, ``requires_grad=False`` on every parameter. The bare architecture
+    (``return_features`` works; no test-time local windows): training crops and the val baseline
+    run whole."""
+    from kdsharp.models import unwrap
+    from kdsharp.registry import load_model
 
-        teacher = load_model(spec, device, weights=True)
+    teacher = unwrap(load_model(spec, device, weights=True))
     teacher = teacher.to(device).eval().requires_grad_(False)
     if channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    if not hasattr(teacher, "feature_channels"):
-        teacher.feature_channels = {}
+        teacher = set_memory_format(teacher, torch.channels_last)
+    teacher.__dict__.setdefault("feature_channels", {})  # a plain attribute: none to distil from
     return teacher
 
 
@@ -106,8 +125,7 @@ def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if v["path"]:
         from kdsharp.data.datasets import PairedFolderDataset
 
-        ds = PairedFolderDataset(v["path"])
-        return collect_val_items(ds, int(v["max_images"]))
+        return collect_val_items(PairedFolderDataset(v["path"]), int(v["max_images"]))
     from kdsharp.data.datasets import build_train_dataset
 
     count = min(int(v["count"]), int(v["max_images"]))

@@ -32,7 +32,8 @@ def strip_module_prefix(state_dict: dict) -> dict:
 
 def get_rng_state() -> dict:
     """torch (CPU + CUDA), numpy and python RNG states as tensors / plain values."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # the legacy form: (name, keys, pos, has_gauss, cached)
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -70,7 +71,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise InputError(path, "checkpoint not found", fix)
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling/zip failure means a bad file
+    except Exception as e:  # any unpickling/zip failure means a bad file (re-raised)
         raise InputError(path, f"corrupt or unreadable checkpoint ({type(e).__name__})", fix) from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]

@@ -5,19 +5,23 @@ inside the free-form sections listed in :data:`FREEFORM` (model kwargs, data sou
 degradation, the loss terms, which :func:`kdsharp.losses.build_loss` checks itself).
 Override values are typed as YAML (``1e-4`` is a float): ``optim.lr=1e-4``, ``amp=off``,
 ``data.sources=[{type: samples}]``, ``model.kwargs.width=16``.
+
+YAML is read, and keys are checked, by :mod:`kdsharp.io.config`, as for degradation configs;
+errors name the file (``configs/x.yaml: unknown config key 'optim.lrr' ...``) and the key.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
 from kdsharp.errors import ConfigError
+from kdsharp.io.config import check_known_keys, config_source, read_yaml_mapping, yaml_load
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name (folder under out_dir); default: the config file's stem
@@ -66,25 +70,6 @@ DEFAULTS: dict[str, Any] = {
     "publish": {"dir": None, "every_s": 0},
 }
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
-def yaml_load(text: str):
-    """``yaml.safe_load`` that also types ``1e-4`` as a float."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-
 
 # Sections whose content is not checked here (checked by their consumers).
 FREEFORM = {"model.kwargs", "data.sources", "data.degradation", "loss", "val.sources", "val.preset"}
@@ -97,12 +82,11 @@ def _is_freeform(path: str) -> bool:
 def merge_config(base: dict, override: dict, prefix: str = "") -> dict:
     """Deep-merge ``override`` into a copy of ``base``; unknown keys raise ConfigError."""
     out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
+    override = override or {}
+    check_known_keys({k: v for k, v in override.items() if not _is_freeform(f"{prefix}{k}")}, base, prefix)
+    for key, value in override.items():
         path = f"{prefix}{key}"
-        if not _is_freeform(path) and key not in base:
-            known = ", ".join(sorted(base)) if base else "none"
-            raise ConfigError(f"unknown config key '{path}' (known keys here: {known})")
-        if path in FREEFORM or _is_freeform(path):
+        if _is_freeform(path):
             out[key] = copy.deepcopy(value)
         elif isinstance(base.get(key), dict):
             if value is None:
@@ -126,7 +110,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({e.problem})") from e
+        raise ConfigError(f"override '{text}': value is not valid YAML ({getattr(e, 'problem', None) or e})") from e
     return key.split("."), value
 
 
@@ -140,7 +124,8 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
 
 
 def _set_path(cfg: dict, parts: list[str], value: Any, text: str) -> dict:
-    node, schema = cfg, DEFAULTS
+    node: dict = cfg
+    schema: Any = DEFAULTS  # the defaults at this depth (None inside a free-form section)
     for i, p in enumerate(parts[:-1]):
         path = ".".join(parts[: i + 1])
         if not _is_freeform(path) and (not isinstance(schema, dict) or p not in schema):
@@ -161,31 +146,24 @@ def _set_path(cfg: dict, parts: list[str], value: Any, text: str) -> dict:
     return cfg
 
 
-def read_yaml_mapping(path: str | Path) -> dict:
-    """A YAML file's top-level mapping; :class:`ConfigError` naming the file if missing or malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found (see configs/ for examples)")
-    try:
-        data = yaml_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of config keys")
-    return data
-
-
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), **direct: Any) -> dict:
-    """Defaults <- YAML file ``path`` <- ``direct`` keys (e.g. teacher=..., out_dir=...) <- overrides."""
+    """Defaults <- YAML file ``path`` <- ``direct`` keys (e.g. teacher=..., out_dir=...) <- overrides.
+
+    Raises:
+        ConfigError: naming the file (and ``with overrides`` when some were given) and the key.
+    """
     cfg = copy.deepcopy(DEFAULTS)
+    overrides = list(overrides or [])
     if path is not None:
         path = Path(path)
-        cfg = merge_config(cfg, read_yaml_mapping(path))
+        with config_source(path):
+            cfg = merge_config(cfg, read_yaml_mapping(path))
         if cfg.get("name") is None:
             cfg["name"] = path.stem
     cfg = merge_config(cfg, {k: v for k, v in direct.items() if v is not None})
     cfg = apply_overrides(cfg, overrides)
-    validate_config(cfg)
+    with config_source(None if path is None else f"{path} with overrides" if overrides else path):
+        validate_config(cfg)
     return cfg
 
 
@@ -201,7 +179,7 @@ def validate_config(cfg: dict) -> None:
     need(isinstance(data["batch"], int) and data["batch"] > 0, "data.batch must be a positive integer")
     need(isinstance(data["crop"], int) and data["crop"] >= 8, "data.crop must be an integer >= 8")
     need(isinstance(data["workers"], int) and data["workers"] >= 0, "data.workers must be an integer >= 0")
-    need(isinstance(data["sources"], list) and data["sources"], "data.sources must be a non-empty list")
+    need(isinstance(data["sources"], list) and bool(data["sources"]), "data.sources must be a non-empty list")
     need(isinstance(cfg["optim"]["lr"], (int, float)) and cfg["optim"]["lr"] > 0, "optim.lr must be > 0")
     need(cfg["amp"] in ("bf16", "fp16", "off", False, None), "amp must be bf16, fp16 or off")
     need(isinstance(cfg["ema"], (int, float)) and 0 <= cfg["ema"] < 1, "ema must be in [0, 1)")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from kdsharp.devices import resolve_device
+
 
 @dataclass
 class DistInfo:
@@ -30,24 +32,12 @@ class DistInfo:
         return self.world > 1
 
 
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:LOCAL_RANK if available else cpu; otherwise ``torch.device(name)``."""
-    if name in ("auto", None):
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return dev
-
-
 def setup_distributed(device: str = "auto") -> DistInfo:
     """Init the process group from torchrun's env when WORLD_SIZE > 1; returns this rank's info."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device, local_rank)
+    dev = resolve_device(device, local_rank)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":

@@ -1,8 +1,8 @@
 """One call per ``kdsharp train`` command: resolve the config, then train (or run the ablation)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from kdsharp.errors import ConfigError
 from kdsharp.train.config import apply_overrides, load_config, validate_config

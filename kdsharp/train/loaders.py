@@ -13,6 +13,7 @@ import json
 import random
 import signal
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -23,6 +24,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from kdsharp.console import info, progress
 from kdsharp.errors import InputError
 from kdsharp.io.atomic import atomic_path
+from kdsharp.ops.geometry import dihedral
+
+
+class MapDataset(Protocol):
+    """What these helpers need of a dataset: a length and items by index."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict: ...
 
 
 class StepBatchSampler(Sampler):
@@ -31,7 +41,7 @@ class StepBatchSampler(Sampler):
     def __init__(self, n: int, batch: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1):
         self.n, self.batch, self.seed = int(n), int(batch), int(seed)
         self.start, self.total, self.rank, self.world = int(start), int(total), int(rank), int(world)
-        self._perm_epoch, self._perm = -1, None
+        self._perm_epoch, self._perm = -1, np.arange(self.n)
 
     def _key(self, p: int) -> tuple[int, int]:
         epoch = p // self.n
@@ -60,17 +70,8 @@ def seed_everything(seed: int) -> None:
 
 
 def augment_like(tensors: list[torch.Tensor], code: int) -> list[torch.Tensor]:
-    """Apply the same flip/rot90 (``code`` in 0..7) to each (C,H,W) tensor."""
-    out = []
-    for t in tensors:
-        if code & 1:
-            t = t.flip(-1)
-        if code & 2:
-            t = t.flip(-2)
-        if code & 4:
-            t = t.transpose(-1, -2)
-        out.append(t.contiguous())
-    return out
+    """Apply the same flip/rot90 (``code`` in 0..7, :func:`kdsharp.ops.geometry.dihedral`) to each (C,H,W) tensor."""
+    return [dihedral(t, code) for t in tensors]
 
 
 class SeededItems(Dataset):
@@ -80,7 +81,7 @@ class SeededItems(Dataset):
     so even a dataset drawing from them is reproducible and independent of the loading worker.
     """
 
-    def __init__(self, ds: Dataset, seed: int = 0):
+    def __init__(self, ds: MapDataset, seed: int = 0):
         self.ds, self.seed = ds, int(seed)
 
     def __len__(self) -> int:
@@ -121,7 +122,7 @@ class CachedTriples(Dataset):
         items = [self.t[k][index].float() for k in names]
         if self.augment:
             items = augment_like(items, int(np.random.default_rng([self.seed, epoch, index]).integers(8)))
-        return dict(zip(names, items))
+        return dict(zip(names, items, strict=True))
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -205,7 +206,7 @@ def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
         if meta.get("key") != key:
             return None
         return load_file(str(path))
-    except Exception as e:  # noqa: BLE001 - a corrupt cache is rebuilt
+    except Exception as e:  # a corrupt cache is reported (re-raised) and rebuilt
         raise InputError(path, f"teacher cache is unreadable ({type(e).__name__})",
                          "delete it to rebuild, or set teacher_cache.path elsewhere") from e
 
@@ -219,7 +220,7 @@ class _nullctx:
 
 
 # ----------------------------------------------------------------------------- validation set
-def collect_val_items(ds: Dataset, max_images: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def collect_val_items(ds: MapDataset, max_images: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The first ``max_images`` (lq, gt) pairs of ``ds`` as (1,3,H,W) tensors."""
     out = []
     for i in range(min(len(ds), max_images)):

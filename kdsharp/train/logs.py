@@ -10,9 +10,13 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kdsharp.console import warn
 from kdsharp.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -43,7 +47,7 @@ class RunLogger:
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.train_rows: list[dict] = []
         self.val_rows: list[dict] = []
-        self._tb = None
+        self._tb: SummaryWriter | None = None
         self._tb_failed = False
         self._pending = 0
         self.flush_every = 20  # rewrite train_log.csv every 20 rows (and on val/flush/close)

@@ -18,7 +18,7 @@ class ModelEMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
-        for ema_v, v in zip(self.module.state_dict().values(), model.state_dict().values()):
+        for ema_v, v in zip(self.module.state_dict().values(), model.state_dict().values(), strict=True):
             if ema_v.dtype.is_floating_point:
                 ema_v.mul_(d).add_(v.detach().to(ema_v.dtype), alpha=1 - d)
             else:

@@ -5,7 +5,8 @@
 
 Stages run one after another: ``teacher`` (configs/pipeline_teacher.yaml), then the students
 ``student`` and ``fast`` distilled from the teacher just trained (or from the shipped teacher if
-the teacher stage did not run or failed). Each stage gets a share of the time left, reads its
+the teacher stage did not run or failed); ``student_nokd`` is the distillation ablation (the
+student's recipe without the distillation terms). Each stage gets a share of the time left, reads its
 training crops and validation pairs from the bundle, exports fp16 EMA weights every
 ``publish_every_s`` seconds and at its end, and copies them into ``publish`` — so a lease cut off
 at any moment still leaves usable weights. A failing stage is reported and the next one runs.
@@ -22,9 +23,9 @@ from kdsharp.console import error, info
 from kdsharp.errors import ConfigError
 from kdsharp.train.config import load_config
 
-STAGES = ("teacher", "student", "fast")
+STAGES = ("teacher", "student", "student_nokd", "fast")
 # relative time share of each stage (renormalised over the stages that run)
-SHARES = {"teacher": 0.56, "student": 0.22, "fast": 0.22}
+SHARES = {"teacher": 0.56, "student": 0.22, "student_nokd": 0.22, "fast": 0.22}
 STARTUP_S = 25.0  # per stage: building the data and the val baseline, the final validation
 
 
@@ -74,7 +75,8 @@ def run_pipeline(bundle: str | Path, minutes: float, out_dir: str | Path = "runs
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
-        raise ConfigError(f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(STAGES)})")
+        raise ConfigError(f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} "
+                          f"(choose from {', '.join(STAGES)})")
     bundle, out_dir = Path(bundle), Path(out_dir)
     publish = Path(publish) if publish else None
     deadline = time.monotonic() + minutes * 60.0

@@ -27,16 +27,27 @@ from kdsharp.console import info, progress, warn
 from kdsharp.errors import ConfigError, InputError, KdsharpError
 from kdsharp.losses import build_loss
 from kdsharp.train import logs
+from kdsharp.train.builders import build_val_items, frozen_teacher, make_train_dataset, model_from_config
 from kdsharp.train.checkpoint import (
-    check_state_dict, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, strip_module_prefix,
+    check_state_dict,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+    strip_module_prefix,
 )
 from kdsharp.train.config import config_hash, dump_config
 from kdsharp.train.distributed import DistInfo, any_rank, barrier, cleanup, setup_distributed
 from kdsharp.train.loaders import (
-    CachedTriples, SeededItems, StepBatchSampler, build_teacher_cache, cache_key, load_teacher_cache,
-    make_loader, seed_everything,
+    CachedTriples,
+    SeededItems,
+    StepBatchSampler,
+    build_teacher_cache,
+    cache_key,
+    load_teacher_cache,
+    make_loader,
+    seed_everything,
 )
-from kdsharp.train.builders import build_model, build_val_items, frozen_teacher, make_train_dataset
 from kdsharp.train.optim import ModelEMA, timed_cosine, warmup_cosine
 
 
@@ -74,11 +85,12 @@ class Trainer:
         self.run_dir, ckpt_path = self._resolve_run_dir(resume)
         cuda = self.device.type == "cuda"
         amp = cfg["amp"] if cuda and cfg["amp"] not in (None, False, "off") else None
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(amp))
         self.channels_last = cuda and bool(cfg["channels_last"])
 
-        self.model, self.arch = build_model(cfg["model"], self.device, self.channels_last)
-        self.teacher, self.teacher_spec = None, cfg.get("teacher")
+        self.model, self.arch = model_from_config(cfg["model"], self.device, self.channels_last)
+        self.teacher: nn.Module | None = None
+        self.teacher_spec = cfg.get("teacher")
         if self.teacher_spec:
             self.teacher = frozen_teacher(str(self.teacher_spec), self.device, self.channels_last)
         self.loss = self._build_loss().to(self.device)
@@ -101,7 +113,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.ema = ModelEMA(self.model, cfg["ema"]) if cfg["ema"] else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.step, self.best = 0, {}
+        self.step = 0
+        self.best: dict[str, float] = {}
         self.train_ds = self._build_train_data()
         self.val_items = build_val_items(cfg) if self.main else []
         self.logger = logs.RunLogger(self.run_dir, enabled=self.main)
@@ -201,6 +214,7 @@ class Trainer:
         tc = cfg["teacher_cache"]
         if not tc["enabled"]:
             return SeededItems(make_train_dataset(cfg), int(cfg["seed"]))
+        assert self.teacher is not None  # validate_config: teacher_cache.enabled needs a teacher
         d = cfg["data"]
         key = cache_key(str(self.teacher_spec), {k: d[k] for k in ("sources", "degradation", "crop")},
                         int(tc["size"]), int(cfg["seed"]))
@@ -426,7 +440,7 @@ class Trainer:
 
         out = {"input": score(lambda x: x, self.val_items, self.device, self._autocast)}
         if self.teacher is not None:
-            out["teacher"] = score(lambda x: self.teacher(x), self.val_items, self.device, self._autocast)
+            out["teacher"] = score(self.teacher, self.val_items, self.device, self._autocast)
         msg = ", ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in out.items())
         info(f"val set: {len(self.val_items)} images; {msg}")
         self.logger.baselines(out)

@@ -16,7 +16,10 @@ LONG_SIDE = 336
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
-def main(out: Path = Path(__file__).resolve().parent) -> None:
+HERE = Path(__file__).resolve().parent
+
+
+def main(out: Path = HERE) -> None:
     import skimage.data as skdata
 
     from kdsharp.data.sources import limit_side, to_rgb_uint8

@@ -1,0 +1,44 @@
+"""Device names -> ``torch.device``, in one place: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+
+Inference, evaluation, benchmarks and training all accept these names and check them here, so a
+missing GPU is the same clear error everywhere.
+"""
+from __future__ import annotations
+
+import torch
+
+from kdsharp.errors import KdsharpError
+
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(device: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
+    """The ``torch.device`` a name means, checked.
+
+    ``'auto'`` (or None) is CUDA when PyTorch sees a GPU, else the CPU. With ``local_rank`` (a
+    distributed run) a CUDA device without an index gets GPU ``local_rank`` (modulo the count).
+
+    Raises:
+        KdsharpError: an unknown name, CUDA asked for where PyTorch sees no GPU, or a GPU index
+            beyond those present.
+    """
+    if device is None or str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise KdsharpError(f"unknown device '{device}' (use {DEVICE_NAMES})") from e
+    if dev.type != "cuda":
+        return dev
+    if not torch.cuda.is_available():
+        raise KdsharpError(f"device '{device}': no CUDA GPU is available to PyTorch (run on the CPU: device 'cpu' "
+                           "or 'auto')")
+    count = torch.cuda.device_count()
+    if dev.index is None and local_rank is not None:
+        return torch.device("cuda", local_rank % max(1, count))
+    if dev.index is not None and dev.index >= count:
+        raise KdsharpError(f"device '{device}': this machine has {count} CUDA GPU(s), numbered from 0")
+    return dev
+
+
+__all__ = ["DEVICE_NAMES", "resolve_device"]

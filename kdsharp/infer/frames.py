@@ -1,0 +1,326 @@
+"""Frame processors for the video pipeline and ``live``: decoded ``av.VideoFrame`` in, frame to encode out.
+
+Two paths:
+
+* :class:`LumaFrames` -- **YUV-native**, for luma models (``fast``: a ``FastNet`` with ``luma=True``
+  that predicts a luma residual dY and adds it to R, G and B alike, i.e. YCbCr -> (Y + dY, Cb, Cr)).
+  It feeds the decoder's Y plane to the network, writes Y + dY into a new frame of the same pixel
+  format and copies the chroma planes untouched: no RGB round trip, no chroma resampling, about a
+  third of the pixels of the RGB path through the elementwise work. The output equals the RGB
+  path's within rounding (``tests/test_infer_frames.py``); differences: chroma is exact here (the
+  RGB path resamples it twice), a colour pushed out of the RGB gamut is not clipped per channel,
+  and for BT.709 sources the network sees the 709 luma (the RGB path computes BT.601 luma of the
+  709-decoded RGB).
+  With ``reuse`` it also skips unchanged tiles (:class:`TileReuse`).
+* :class:`RgbFrames` -- every other model/backend: frame -> RGB (colour-accurate, the frame's own
+  matrix and range) -> ``sharpener.frames`` -> RGB frame (converted to the encoder's format by the
+  writer).
+
+Limited ("TV", 16-235) and full ("PC", 0-255) range are both handled: the network works on luma
+in [0, 1] as in training, and its residual is scaled back by the range's luma span (219 or 255).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import torch
+from torch import nn
+
+from kdsharp.io.video import frame_to_rgb
+
+# 8-bit planar formats whose plane 0 is luma, and whether each is full range by definition
+LUMA_FORMATS = {"yuv420p": False, "yuvj420p": True, "yuv422p": False, "yuvj422p": True,
+                "yuv444p": False, "yuvj444p": True}
+TILE = 24  # temporal reuse: pixels per tile side (a multiple of 4; measured best of 16/24/32 on a talking head)
+
+
+def plane_view(frame: av.VideoFrame, index: int) -> np.ndarray:
+    """Plane ``index`` of ``frame`` as a uint8 (height, width) numpy view (no copy; strided by line size)."""
+    p = frame.planes[index]
+    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+
+
+def is_full_range(frame: av.VideoFrame) -> bool:
+    """True for full-range ("PC", JPEG) luma: yuvj* formats or a frame tagged color_range 2."""
+    return LUMA_FORMATS.get(frame.format.name, False) or int(frame.color_range) == 2
+
+
+def luma_model(sharpener) -> nn.Module | None:
+    """The ``FastNet`` (``luma=True``) that ``sharpener`` runs with torch untiled, else None (RGB path)."""
+    backend = getattr(sharpener, "backend", None)
+    if backend is None or backend.name != "torch" or getattr(sharpener, "tile", None) is not None:
+        return None
+    from kdsharp.models.fast import FastNet
+
+    model = backend.model
+    return model if isinstance(model, FastNet) and model.luma else None
+
+
+def reach(model: nn.Module) -> int:
+    """Pixels around an output pixel that can change it (receptive-field radius), for a ``FastNet``.
+
+    Every 3x3 conv at 1/``scale`` resolution widens the reach by one cell of ``scale`` pixels; the
+    cell holding the pixel adds ``scale - 1``. Counted on the module, so it holds in training form too.
+    """
+    n3 = sum(1 for m in model.modules() if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3))
+    return model.scale * (n3 + 1) - 1
+
+
+class LumaNet:
+    """A luma ``FastNet`` run on a Y plane: uint8 (H, W) -> uint8 (H, W) = round(Y + span * dY).
+
+    Same computation as ``FastNet.forward`` (reflect/replicate pad to a multiple of ``scale``,
+    space-to-depth, head/body/tail, depth-to-space), with Y normalised to [0, 1] by the frame's
+    range instead of computed from RGB: the model's ``luma_unshuffle`` conv (RGB -> Y +
+    pixel-unshuffle) becomes a plain pixel-unshuffle of the Y plane. The sum is rounded and
+    clamped to the range's legal luma (16-235 limited, 0-255 full), as the RGB path's clamp to
+    [0, 1] does.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu"):
+        self.model, self.device = model, torch.device(device)
+        self.scale = int(model.scale)
+        self.dtype = next(model.parameters()).dtype
+
+    def pad(self, y: np.ndarray) -> np.ndarray:
+        """``y`` padded bottom/right to a multiple of ``scale`` as ``pad_to_multiple`` does (a copy)."""
+        h, w = y.shape
+        s = self.scale
+        ph, pw = (s - h % s) % s, (s - w % s) % s
+        if ph == 0 and pw == 0:
+            return np.ascontiguousarray(y)
+        mode = "reflect" if ph < h and pw < w else "edge"
+        return np.pad(y, ((0, ph), (0, pw)), mode=mode)
+
+    @torch.inference_mode()
+    def run(self, yp: np.ndarray, full_range: bool) -> np.ndarray:
+        """Padded uint8 Y (H, W multiples of ``scale``) -> uint8 Y + dY, same shape (a new array)."""
+        s = self.scale
+        h, w = yp.shape
+        lo, span, hi = (0.0, 255.0, 255.0) if full_range else (16.0, 219.0, 235.0)
+        y8 = torch.from_numpy(yp).view(1, h // s, s, w // s, s).permute(0, 1, 3, 2, 4)  # (1,h,w,s,s) view
+        cells = torch.empty((1, h // s, w // s, s, s), dtype=torch.float32)
+        cells.copy_(y8)  # space-to-depth + uint8 -> float in one pass; channels-last layout for the convs
+        src = cells.sub(lo).mul_(1.0 / span).view(1, h // s, w // s, s * s).permute(0, 3, 1, 2)
+        src = src.to(self.device, self.dtype, non_blocking=True)
+        m = self.model
+        d = m.tail(m.body(m.head(src)))  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
+        d = d.float().permute(0, 2, 3, 1).to("cpu").reshape(1, h // s, w // s, s, s)
+        out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
+        res = np.empty((h, w), np.uint8)
+        torch.from_numpy(res).view(h // s, s, w // s, s).permute(0, 2, 1, 3).copy_(out[0])
+        return res
+
+    def __call__(self, y: np.ndarray, full_range: bool) -> np.ndarray:
+        """uint8 (H, W) Y of any size -> uint8 (H, W) sharpened Y."""
+        h, w = y.shape
+        return self.run(self.pad(y), full_range)[:h, :w]
+
+
+@dataclass
+class ReuseStats:
+    """How much of the picture temporal reuse skipped: ``computed`` / ``total`` tiles."""
+
+    computed: int = 0
+    total: int = 0
+    frames_skipped: int = 0  # frames identical to the previous one (nothing computed)
+
+    @property
+    def skipped_fraction(self) -> float:
+        return 1.0 - self.computed / self.total if self.total else 0.0
+
+
+class TileReuse:
+    """Temporal reuse for a :class:`LumaNet`: recompute only tiles whose neighbourhood changed.
+
+    The padded Y plane is cut into ``tile`` x ``tile`` tiles and compared with the previous
+    frame's. A tile whose input and whose neighbours' inputs (up to the network's reach, at most
+    one tile) are identical gets exactly the previous output; the others are recomputed on their
+    bounding box plus a margin of at least the reach, so every recomputed pixel sees the same
+    inputs as in a whole-frame pass. Identical input tiles therefore give identical output tiles.
+    """
+
+    def __init__(self, net: LumaNet, model: nn.Module, tile: int = TILE):
+        self.net, self.tile = net, int(tile)
+        r = reach(model)
+        if self.tile % net.scale or self.tile < net.scale:
+            raise ValueError(f"tile {tile} must be a multiple of {net.scale}")
+        self.rings = -(-r // self.tile)  # tiles around a change that its reach touches
+        self.margin = -(-r // net.scale) * net.scale  # reach rounded up to the space-to-depth grid
+        self.prev_in: np.ndarray | None = None
+        self.prev_out: np.ndarray | None = None
+        self.prev_range: bool | None = None
+        self.stats = ReuseStats()
+
+    def _changed(self, yp: np.ndarray) -> np.ndarray:
+        """(tiles_h, tiles_w) bool: tiles with any pixel different from the previous frame."""
+        diff = yp != self.prev_in
+        t = self.tile
+        rows = np.logical_or.reduceat(diff, np.arange(0, diff.shape[0], t), axis=0)
+        return np.logical_or.reduceat(rows, np.arange(0, diff.shape[1], t), axis=1)
+
+    def _dilate(self, changed: np.ndarray) -> np.ndarray:
+        need = changed.copy()
+        for _ in range(self.rings):
+            grown = need.copy()
+            grown[1:] |= need[:-1]
+            grown[:-1] |= need[1:]
+            grown[:, 1:] |= grown[:, :-1].copy()
+            grown[:, :-1] |= grown[:, 1:].copy()
+            need = grown
+        return need
+
+    def _boxes(self, need: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Tile boxes ``(row0, row1, col0, col1)`` covering ``need``: one per connected group of tiles,
+        or a single bounding box when that costs fewer pixels (each box adds its margin)."""
+        import cv2
+
+        n, _, boxes, _ = cv2.connectedComponentsWithStats(need.astype(np.uint8), connectivity=8)
+        parts = [(int(y), int(y + h), int(x), int(x + w)) for x, y, w, h, _ in boxes[1:n]]
+        ty, tx = np.flatnonzero(need.any(axis=1)), np.flatnonzero(need.any(axis=0))
+        whole = (int(ty[0]), int(ty[-1]) + 1, int(tx[0]), int(tx[-1]) + 1)
+        mt = 2 * self.margin / self.tile  # a box's margin, in tiles
+
+        def cost(b):
+            return (b[1] - b[0] + mt) * (b[3] - b[2] + mt)
+
+        return parts if sum(cost(b) for b in parts) < cost(whole) else [whole]
+
+    def __call__(self, y: np.ndarray, full_range: bool) -> np.ndarray:
+        h, w = y.shape
+        yp = self.net.pad(y)
+        hp, wp = yp.shape
+        t = self.tile
+        n_tiles = (-(-hp // t)) * (-(-wp // t))
+        self.stats.total += n_tiles
+        same_shape = self.prev_in is not None and self.prev_in.shape == yp.shape and self.prev_range == full_range
+        if not same_shape:
+            out = self.net.run(yp, full_range)
+            self.stats.computed += n_tiles
+        else:
+            changed = self._changed(yp)
+            if not changed.any():
+                self.stats.frames_skipped += 1
+                out = self.prev_out
+            else:
+                need = self._dilate(changed)  # tiles within the reach of a change recompute
+                out = self.prev_out.copy()
+                for ty0, ty1, tx0, tx1 in self._boxes(need):
+                    y0, y1, x0, x1 = ty0 * t, min(hp, ty1 * t), tx0 * t, min(wp, tx1 * t)
+                    m = self.margin
+                    cy0, cy1, cx0, cx1 = max(0, y0 - m), min(hp, y1 + m), max(0, x0 - m), min(wp, x1 + m)
+                    crop = self.net.run(np.ascontiguousarray(yp[cy0:cy1, cx0:cx1]), full_range)
+                    out[y0:y1, x0:x1] = crop[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+                    self.stats.computed += (ty1 - ty0) * (tx1 - tx0)
+        self.prev_in, self.prev_out, self.prev_range = yp, out, full_range
+        return out[:h, :w]
+
+
+@dataclass
+class StageTimes:
+    """Seconds a processor spent converting colours and running the model (busy time)."""
+
+    convert_s: float = 0.0
+    model_s: float = 0.0
+
+
+class LumaFrames:
+    """YUV-native processor: Y plane through :class:`LumaNet` (optionally :class:`TileReuse`), chroma copied.
+
+    One instance per worker thread (temporal reuse keeps the previous frame).
+    """
+
+    path = "yuv"
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", reuse: bool = False):
+        self.net = LumaNet(model, device)
+        self.reuse = TileReuse(self.net, model) if reuse else None
+        self.times = StageTimes()
+
+    @staticmethod
+    def accepts(frame: av.VideoFrame) -> bool:
+        return frame.format.name in LUMA_FORMATS
+
+    def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        return [self.one(f) for f in frames]
+
+    def one(self, frame: av.VideoFrame) -> av.VideoFrame:
+        t0 = time.perf_counter()
+        y = plane_view(frame, 0)
+        full = is_full_range(frame)
+        new_y = self.reuse(y, full) if self.reuse is not None else self.net(y, full)
+        t1 = time.perf_counter()
+        # yuvj* (full range by definition) leaves as the same layout tagged full range: encoders and
+        # swscale treat the j formats as deprecated and would re-range them
+        out = av.VideoFrame(frame.width, frame.height, frame.format.name.replace("yuvj", "yuv"))
+        plane_view(out, 0)[...] = new_y
+        for i in range(1, len(frame.planes)):
+            plane_view(out, i)[...] = plane_view(frame, i)
+        copy_frame_props(frame, out)
+        if full:
+            out.color_range = 2
+        t2 = time.perf_counter()
+        self.times.model_s += t1 - t0
+        self.times.convert_s += t2 - t1
+        return out
+
+
+class RgbFrames:
+    """RGB processor for any model/backend: colour-accurate frame -> RGB -> ``sharpener.frames`` -> RGB frame."""
+
+    path = "rgb"
+
+    def __init__(self, sharpener):
+        self.sharpener = sharpener
+        self.pin = getattr(sharpener, "device", torch.device("cpu")).type == "cuda"
+        self.times = StageTimes()
+
+    @staticmethod
+    def accepts(frame: av.VideoFrame) -> bool:
+        return True
+
+    def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        t0 = time.perf_counter()
+        batch = torch.from_numpy(np.stack([frame_to_rgb(f) for f in frames]))
+        if self.pin:
+            batch = batch.pin_memory()
+        t1 = time.perf_counter()
+        out = self.sharpener.frames(batch).numpy()
+        t2 = time.perf_counter()
+        result = []
+        for f, o in zip(frames, out):
+            g = av.VideoFrame.from_ndarray(o, format="rgb24")
+            copy_frame_props(f, g, colour=False)
+            result.append(g)
+        self.times.convert_s += (t1 - t0) + (time.perf_counter() - t2)
+        self.times.model_s += t2 - t1
+        return result
+
+
+def copy_frame_props(src: av.VideoFrame, dst: av.VideoFrame, colour: bool = True) -> None:
+    """Timestamp, time base and (``colour``) colour tags of ``src`` onto ``dst``."""
+    dst.pts = src.pts
+    if src.time_base is not None:
+        dst.time_base = src.time_base
+    if colour:
+        for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
+            try:
+                setattr(dst, attr, getattr(src, attr))
+            except (AttributeError, ValueError, TypeError):
+                pass
+
+
+def make_processor(sharpener, frame: av.VideoFrame | None = None, reuse: bool = False, path: str = "auto"):
+    """:class:`LumaFrames` when ``sharpener`` runs a luma model with torch and ``frame`` is 8-bit planar
+    YUV (``path`` 'auto' or 'yuv'), else :class:`RgbFrames`. ``reuse`` applies to the YUV path only."""
+    model = luma_model(sharpener) if path in ("auto", "yuv") else None
+    if model is not None and (frame is None or LumaFrames.accepts(frame)):
+        return LumaFrames(model, sharpener.device, reuse=reuse)
+    return RgbFrames(sharpener)
+
+
+__all__ = ["LUMA_FORMATS", "LumaFrames", "LumaNet", "RgbFrames", "TileReuse", "luma_model", "make_processor",
+           "plane_view", "reach"]

@@ -1,0 +1,66 @@
+"""CPU thread policy: how many threads the model uses, and waiting that does not burn shared cores.
+
+On a video call the call app itself needs the cores. Thread pools that spin while waiting for
+work (OpenMP's default, ONNX Runtime's default) collapse when another process holds a core:
+each parallel region waits for its slowest thread, which is not running. kdsharp therefore
+
+* waits passively: ``OMP_WAIT_POLICY=PASSIVE`` (set by the ``kdsharp`` command before torch is
+  imported, unless the environment already sets it; a library user sets it before importing
+  torch), and ONNX Runtime sessions without spinning;
+* in the video pipeline runs frames on separate single-threaded workers rather than one frame on
+  a thread team (:func:`kdsharp.infer.video.plan_workers`): no team to synchronise, so a busy
+  core slows one worker instead of every layer of every frame;
+* takes ``--threads N`` on ``sharpen``, ``live``, ``demo`` and ``eval``; the default is the
+  number of cores this process may run on (:func:`default_threads`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+WAIT_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def passive_waiting() -> None:
+    """Ask OpenMP for passive waiting (effective only before torch is imported; existing values win)."""
+    for k, v in WAIT_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Model threads when ``--threads`` is not given: ``KDSHARP_THREADS`` if set, else the available cores."""
+    env = os.environ.get("KDSHARP_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return available_cores()
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: leave as is); returns the count in effect."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Within the block torch uses ``threads`` intra-op threads (None: unchanged); restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -1,0 +1,368 @@
+"""YUV-native luma path, temporal tile reuse, thread policy, encoder settings and the video/live pipeline's
+new behaviour (partial output on corrupt input, progress in frames, Ctrl-C in live, bench --video)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import kdsharp.infer.backends as backends
+from conftest import make_test_image
+from kdsharp.cli import main
+from kdsharp.errors import KdsharpError, OutputError
+from kdsharp.infer.frames import LumaFrames, LumaNet, RgbFrames, TileReuse, luma_model, make_processor, plane_view, reach
+from kdsharp.infer.sharpener import Sharpener
+from kdsharp.infer.threads import default_threads, passive_waiting
+from kdsharp.infer.video import plan_workers
+from kdsharp.io.video import TO_YUV_FLAGS, encoder_settings, probe_video, read_frames
+from kdsharp.models.fast import FastNet
+from test_infer_helpers import make_video, tiny_model, video_facts
+
+
+def luma_net(seed: int = 0, channels: int = 8, blocks: int = 1) -> FastNet:
+    """A deployed luma FastNet with random weights (the tail too, so it visibly changes frames)."""
+    g = torch.Generator().manual_seed(seed)
+    m = FastNet(channels=channels, num_blocks=blocks, scale=4, luma=True, act="prelu")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.01)
+    return m.reparameterize().eval().requires_grad_(False)
+
+
+def camera_like(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A soft, muted RGB test picture (as a camera gives; saturated colours would clip in RGB)."""
+    import cv2
+
+    base = cv2.GaussianBlur(make_test_image(h, w, seed=seed), (0, 0), 1.0)
+    grey = cv2.cvtColor(cv2.cvtColor(base, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    return cv2.addWeighted(base, 0.5, grey, 0.5, 0)
+
+
+def yuv_frame(rgb: np.ndarray, fmt: str = "yuv420p") -> av.VideoFrame:
+    f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt, interpolation=TO_YUV_FLAGS)
+    f.pts, f.time_base = 0, Fraction(1, 30)
+    return f
+
+
+def rgb_path(sharpener, frame: av.VideoFrame) -> av.VideoFrame:
+    return RgbFrames(sharpener)([frame])[0].reformat(format=frame.format.name.replace("yuvj", "yuv"),
+                                                     interpolation=TO_YUV_FLAGS,
+                                                     dst_color_range=2 if "yuvj" in frame.format.name else None)
+
+
+@pytest.fixture(scope="module")
+def fast_sharpener():
+    return Sharpener(luma_net(), device="cpu")
+
+
+# -- YUV-native path ------------------------------------------------------------------------------
+@pytest.mark.parametrize("size,fmt", [((96, 64), "yuv420p"), ((66, 50), "yuv420p"), ((96, 64), "yuv444p")])
+def test_luma_path_equals_rgb_path_within_rounding(fast_sharpener, size, fmt):
+    frame = yuv_frame(camera_like(size[1], size[0], seed=3), fmt)
+    proc = make_processor(fast_sharpener, frame)
+    assert isinstance(proc, LumaFrames) and proc.path == "yuv"
+    a = proc([frame])[0]
+    b = rgb_path(fast_sharpener, frame)
+    ya, yb, y0 = (plane_view(f, 0).astype(int) for f in (a, b, frame))
+    assert np.abs(ya - y0).mean() > 1  # the model does change the picture
+    d = np.abs(ya - yb)
+    assert d.max() <= 2 and (d > 1).mean() < 0.01, (d.max(), d.mean())  # RGB rounding and clipping only
+    for i in (1, 2):  # chroma passes through untouched (the RGB path resamples it)
+        assert np.array_equal(plane_view(a, i), plane_view(frame, i))
+    assert (a.width, a.height, a.format.name, a.pts) == (frame.width, frame.height, frame.format.name, frame.pts)
+
+
+def test_luma_path_full_range(fast_sharpener):
+    frame = yuv_frame(camera_like(64, 96, seed=4), "yuvj420p")
+    a = LumaFrames(luma_model(fast_sharpener))([frame])[0]
+    b = rgb_path(fast_sharpener, frame)
+    assert a.format.name == "yuv420p" and int(a.color_range) == 2  # same samples, tagged full range
+    d = np.abs(plane_view(a, 0).astype(int) - plane_view(b, 0).astype(int))
+    assert d.max() <= 2 and (d > 1).mean() < 0.01
+
+
+def test_luma_net_matches_fastnet_forward_on_grey():
+    """Grey RGB has Y = R = G = B, so FastNet.forward's output is exactly Y + dY: compare as floats."""
+    m = luma_net(1)
+    y = make_test_image(48, 64, seed=5)[:, :, 1]
+    x = torch.from_numpy(y).float().div(255)[None, None].expand(1, 3, 48, 64).contiguous()
+    ref = m(x)[0, 0].mul(255).round().clamp(0, 255).numpy().astype(np.uint8)
+    out = LumaNet(m)(y, full_range=True)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_processor_choice():
+    frame = yuv_frame(make_test_image(32, 32))
+    assert make_processor(Sharpener(luma_net(), device="cpu"), frame).path == "yuv"
+    assert make_processor(Sharpener(luma_net(), device="cpu"), frame, path="rgb").path == "rgb"
+    assert make_processor(Sharpener(tiny_model(), device="cpu"), frame).path == "rgb"  # an RGB model
+    assert make_processor(Sharpener(luma_net(), device="cpu", tile=64), frame).path == "rgb"  # tiled: RGB path
+    rgb_in = av.VideoFrame.from_ndarray(make_test_image(32, 32), format="rgb24")
+    assert make_processor(Sharpener(luma_net(), device="cpu"), rgb_in).path == "rgb"
+    rgb_model = FastNet(channels=8, num_blocks=1, luma=False).eval()
+    assert luma_model(Sharpener(rgb_model, device="cpu")) is None
+
+
+# -- temporal reuse ---------------------------------------------------------------------------------
+def test_reuse_gives_exactly_the_full_output_and_skips_unchanged_tiles():
+    m = luma_net(2, channels=8, blocks=2)
+    assert reach(m) == 4 * (4 + 1) - 1  # head + 2 body + tail 3x3 convs at 1/4 res
+    net = LumaNet(m)
+    reuse = TileReuse(net, m, tile=24)
+    base = make_test_image(120, 160, seed=6)[:, :, 0]
+    rng = np.random.default_rng(0)
+    frames = [base]
+    for i in range(6):  # a small moving patch on a static background
+        f = base.copy()
+        f[40 + i:60 + i, 50 + 2 * i:80 + 2 * i] = rng.integers(0, 255, (20, 30))
+        frames.append(f)
+    frames.append(frames[-1].copy())  # an identical frame: nothing to compute
+    for f in frames:
+        assert np.array_equal(reuse(f, False), net(f, False))
+    assert reuse.stats.frames_skipped == 1
+    assert 0.3 < reuse.stats.skipped_fraction < 1
+    # a change far from a tile leaves that tile's output bit-identical
+    g = frames[-1].copy()
+    g[0:4, 0:4] = 255 - g[0:4, 0:4]
+    before, after = net(frames[-1], False), reuse(g, False)
+    assert np.array_equal(before[60:, 60:], after[60:, 60:])
+
+
+def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=8, size=(96, 64), audio=False)
+    s = Sharpener(luma_net(), device="cpu")
+    a = s.video(src, tmp_path / "a.mp4", crf=0)
+    b = s.video(src, tmp_path / "b.mp4", crf=0, reuse=True)
+    assert a.path == b.path == "yuv" and b.reused is not None and a.reused is None
+    fa = [f for f, _ in read_frames(tmp_path / "a.mp4")]
+    fb = [f for f, _ in read_frames(tmp_path / "b.mp4")]
+    assert all(np.array_equal(x, y) for x, y in zip(fa, fb)) and len(fa) == 8
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+def test_yuv_pipeline_keeps_frames_timing_audio_and_matches_rgb_path(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=9, size=(96, 64), fps=15, audio=True)
+    s = Sharpener(luma_net(), device="cpu", batch=2)
+    yuv = s.video(src, tmp_path / "yuv.mp4", crf=0)
+    rgb = s.video(src, tmp_path / "rgb.mp4", crf=0, path="rgb")
+    assert (yuv.path, rgb.path) == ("yuv", "rgb") and yuv.frames == rgb.frames == 9
+    a, b = video_facts(src), video_facts(tmp_path / "yuv.mp4")
+    assert b["frames"] == 9 and b["size"] == (96, 64) and b["rate"] == a["rate"]
+    assert np.allclose(b["times"], a["times"], atol=1e-4) and b["audio"] == a["audio"]
+    ys = [plane(f) for f in _decode(tmp_path / "yuv.mp4")]
+    rs = [plane(f) for f in _decode(tmp_path / "rgb.mp4")]
+    diffs = [np.abs(x.astype(int) - y.astype(int)) for x, y in zip(ys, rs)]
+    # rounding (the RGB path quantises RGB to 8 bits) and a few RGB-gamut clips
+    assert np.mean([(d > 1).mean() for d in diffs]) < 0.01 and np.mean([d.mean() for d in diffs]) < 0.4
+    assert "bottleneck" in yuv.summary() and set(yuv.stage_ms) == {"decode", "model", "encode"}
+    assert yuv.cpu_s > 0 and yuv.as_dict()["cpu_ms"]["total"] > 0
+
+
+def plane(frame: av.VideoFrame) -> np.ndarray:
+    return plane_view(frame, 0).copy()
+
+
+def _decode(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+def test_pipeline_with_several_workers_keeps_order(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=12, size=(64, 48), audio=False)
+    one = Sharpener(luma_net(), device="cpu", threads=1).video(src, tmp_path / "one.mp4", crf=0)
+    three = Sharpener(luma_net(), device="cpu", threads=3).video(src, tmp_path / "three.mp4", crf=0)
+    assert (one.workers, three.workers) == (1, 3)
+    fa = [f for f, _ in read_frames(tmp_path / "one.mp4")]
+    fb = [f for f, _ in read_frames(tmp_path / "three.mp4")]
+    assert len(fa) == len(fb) == 12 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+def test_max_frames_and_bad_path_option(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=10, audio=False)
+    s = Sharpener(luma_net(), device="cpu")
+    assert s.video(src, tmp_path / "o.mp4", max_frames=4).frames == 4
+    with pytest.raises(KdsharpError, match="video path"):
+        s.video(src, tmp_path / "o2.mp4", path="gpu")
+    with pytest.raises(KdsharpError, match="luma model"):
+        Sharpener(tiny_model(), device="cpu").video(src, tmp_path / "o3.mp4", path="yuv")
+
+
+def _streamable(path: Path, frames: int = 30) -> Path:
+    """An H.264 MP4 with its index first (faststart), so a cut copy still opens and lists every frame."""
+    out = av.open(str(path), "w", options={"movflags": "faststart"})
+    vs = out.add_stream("libx264", rate=15)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+    rng = np.random.default_rng(7)
+    for i in range(frames):  # noise: every frame costs about as many bytes, so a cut lands part way
+        f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+        f.pts, f.time_base = i, Fraction(1, 15)
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode():
+        out.mux(p)
+    out.close()
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt"])
+def test_video_corrupt_part_way_keeps_frames_before_with_one_warning(tmp_path, capsys, damage):
+    good = _streamable(tmp_path / "good.mp4").read_bytes()
+    if damage == "truncate":
+        bad = good[: len(good) * 6 // 10]
+    else:
+        bad = bytearray(good)
+        bad[len(bad) // 2: len(bad) // 2 + 2000] = b"\xff" * 2000
+    src = tmp_path / "bad.mp4"
+    src.write_bytes(bytes(bad))
+    stats = Sharpener(luma_net(), device="cpu").video(src, tmp_path / "out.mp4")
+    err = capsys.readouterr().err
+    assert 0 < stats.frames < 30 and stats.partial and f"frame {stats.frames + 1}" in stats.partial
+    assert video_facts(tmp_path / "out.mp4")["frames"] == stats.frames  # a valid file of the frames kept
+    warnings = [ln for ln in err.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and "bad.mp4" in warnings[0] and "Traceback" not in err
+
+
+def test_cli_partial_video_exits_1_and_says_partial(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": luma_net())
+    good = _streamable(tmp_path / "good.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 2])
+    code = main(["sharpen", str(tmp_path / "cut.mp4"), "-o", str(tmp_path / "out.mp4"), "--model", "x"])
+    err = capsys.readouterr().err
+    assert code == 1 and "partial" in err and "corrupt or truncated at frame" in err and "Traceback" not in err
+    assert (tmp_path / "out.mp4").is_file()
+
+
+# -- encoder settings ------------------------------------------------------------------------------
+def test_encoder_defaults_by_resolution_and_overrides(tmp_path):
+    assert encoder_settings(1280, 720).describe() == "libx264 veryfast crf 18"
+    assert encoder_settings(1920, 1080).describe() == "libx264 superfast crf 18"
+    assert encoder_settings(3840, 2160).preset == "ultrafast"
+    assert encoder_settings(1920, 1080, preset="medium", crf=23).describe() == "libx264 medium crf 23"
+    assert encoder_settings(640, 360, path="x.webm").describe() == "libvpx-vp9 crf 24"
+    with pytest.raises(OutputError, match="encoder-preset"):
+        encoder_settings(640, 360, preset="warp")
+    src = make_video(tmp_path / "in.mp4", frames=3, audio=False)
+    st = Sharpener(luma_net(), device="cpu").video(src, tmp_path / "o.mp4", preset="ultrafast", crf=30)
+    assert st.encoder == "libx264 ultrafast crf 30"
+
+
+def test_cli_encoder_preset_and_threads(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": luma_net())
+    src = make_video(tmp_path / "in.mp4", frames=4, audio=True)
+    code = main(["sharpen", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "x", "--encoder-preset",
+                 "ultrafast", "--crf", "28", "--threads", "1", "--reuse"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "ultrafast crf 28" in err and "yuv path" in err and "tiles reused" in err
+    code = main(["sharpen", str(src), "-o", str(tmp_path / "o2.mp4"), "--encoder-preset", "warp"])
+    err = capsys.readouterr().err
+    assert code == 2 and "warp" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o2.mp4").exists()
+
+
+# -- thread policy ---------------------------------------------------------------------------------
+def test_thread_policy(monkeypatch):
+    s = Sharpener(luma_net(), device="cpu")
+    assert plan_workers(s, 2, reuse=False) == (2, 1)  # frames in parallel, one thread each
+    assert plan_workers(s, 2, reuse=True) == (1, 2)  # reuse needs the previous frame: one worker
+    monkeypatch.setenv("KDSHARP_THREADS", "3")
+    assert default_threads() == 3 and plan_workers(s, None, reuse=False) == (3, 1)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    passive_waiting()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    passive_waiting()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice wins
+    with pytest.raises(KdsharpError, match="threads"):
+        Sharpener(luma_net(), device="cpu", threads=0)
+
+
+@pytest.mark.parametrize("command", ["sharpen", "live", "demo", "eval"])
+def test_threads_option_everywhere(capsys, command):
+    assert main([command, "--help"]) == 0
+    assert "--threads" in capsys.readouterr().out
+
+
+def test_onnx_session_does_not_spin():
+    b = backends.OnnxBackend(tiny_model(), device="cpu", threads=1)
+    assert b(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 16, 16)
+    s = Sharpener(tiny_model(), device="cpu", backend="onnx", threads=2)
+    assert plan_workers(s, 2, reuse=False) == (1, 2)
+
+
+# -- progress in frames ---------------------------------------------------------------------------
+def test_single_video_progress_in_frames_when_piped(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": luma_net())
+    monkeypatch.setenv("KDSHARP_QUIET", "0")
+    monkeypatch.setenv("KDSHARP_PROGRESS_INTERVAL", "0")
+    src = make_video(tmp_path / "in.mp4", frames=6, audio=False)
+    assert main(["sharpen", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "x"]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("in.mp4:")]
+    assert lines and "/6 frames" in lines[0] and "frames/s" in lines[0] and "ETA" in lines[0], err
+    assert "files/s" not in err
+
+
+# -- live ------------------------------------------------------------------------------------------
+def test_live_yuv_path_with_reuse_keeps_rate_and_audio(tmp_path):
+    from kdsharp.infer.live import run_live
+
+    src = make_video(tmp_path / "call.mp4", frames=15, fps=30, audio=True)
+    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(luma_net(), device="cpu"),
+                     progress=False)
+    facts = video_facts(tmp_path / "out.mp4")
+    assert stats.path == "yuv" and stats.reused is not None
+    assert facts["frames"] == stats.processed and stats.processed + stats.dropped == 15
+    assert facts["audio_codecs"] == ["aac"] and f"{stats.dropped_pct:.1f}%" in stats.summary()
+    source_times = video_facts(src)["times"]  # every frame written sits at its source time
+    assert all(min(abs(t - u) for u in source_times) < 1e-3 for t in np.array(facts["times"]) + source_times[0])
+    if stats.dropped == 0:
+        assert facts["rate"] == 30
+
+
+def test_live_ctrl_c_finishes_the_file_and_prints_the_summary(tmp_path):
+    src = make_video(tmp_path / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
+    out = tmp_path / "out.mp4"
+    code = ("import sys, kdsharp.infer.backends as b, test_infer_frames as t; "
+            "b.resolve_model = lambda m, device='cpu': t.luma_net(); from kdsharp.cli import main; "
+            f"sys.exit(main(['live', '--source', {str(src)!r}, '--sink', {str(out)!r}, '--model', 'x']))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+           "KDSHARP_QUIET": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.*")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)  # the sink's temporary file appears with the first frame
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped (Ctrl-C)" in err and "frames processed" in err and "Traceback" not in err
+    facts = video_facts(out)
+    processed = int(err.split("stopped (Ctrl-C): ")[1].split()[0])
+    assert 0 < facts["frames"] == processed < 300
+    assert facts["audio_codecs"] == ["aac"] and facts["audio"]
+
+
+# -- bench --video --------------------------------------------------------------------------------
+def test_bench_video_json(tmp_path, capsys, monkeypatch):
+    import json
+
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": luma_net())
+    src = make_video(tmp_path / "in.mp4", frames=6, audio=True)
+    assert main(["bench", "--video", str(src), "--model", "x", "--json", "--frames", "5"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["frames"] == 5 and r["path"] == "yuv" and r["bottleneck"] in ("decode", "model", "encode")
+    assert {"decode_ms", "model_ms", "encode_ms", "e2e_fps", "cpu_ms", "cpu", "load_avg"} <= set(r)
+    assert main(["bench", "--video", str(src), "--model", "x"]) == 0
+    err = capsys.readouterr().err
+    assert "bottleneck" in err and "frames/s" in err and "CPU ms/frame" in err
+    assert main(["bench", "--video", str(tmp_path / "missing.mp4")]) == 2
+    assert "missing.mp4" in capsys.readouterr().err
