@@ -56,6 +56,14 @@ def find_runs(roots: list[Path], name: str) -> list[Path]:
     return [roots[i] / run for i, run in LINEAGE[name] if i < len(roots) and (roots[i] / run / "config.yaml").is_file()]
 
 
+def _teacher_note(cfg: dict) -> str:
+    if not any(v.get("weight") for k, v in cfg["loss"].items() if k.startswith("distill")):
+        return ""
+    t = str(cfg.get("teacher") or "")
+    return ", teacher: " + ("the teacher of the same pipeline run" if t.endswith(".safetensors") and "/" in t
+                            else f"the shipped `{t}`")
+
+
 def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
     info = model_info(name)
     w = WEIGHTS_DIR / f"{name}.safetensors"
@@ -71,11 +79,11 @@ def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, rep
         total_s += seconds
         loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
         rows.append(
-            f"- `{run.parent.name}/{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
+            f"- GPU run {run.parent.parent.name} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
             f"{cfg['data']['crop']} px crops (bf16, one GPU, time budget {seconds / 60:.1f} min), init "
             f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
             f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
-            + (f", teacher `{Path(str(cfg['teacher'])).name}`" if cfg.get("teacher") else "") + ".\n"
+            + _teacher_note(cfg) + ".\n"
             f"  Validation (bundle val pairs): input {base['input']['psnr']:.2f} dB"
             + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
             + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
@@ -124,7 +132,9 @@ def main() -> None:
     ap.add_argument("--names", default="teacher,student,student_nokd,fast")
     a = ap.parse_args()
     bundle_meta = read_meta(a.bundle)
-    manifest_hash = hashlib.sha256((a.corpus / "manifest.json").read_bytes()).hexdigest()
+    recorded = Path("docs/train/corpus_manifest.sha256")  # the manifest the GPU runs' bundle was cut from
+    manifest_hash = (recorded.read_text().strip() if recorded.is_file()
+                     else hashlib.sha256((a.corpus / "manifest.json").read_bytes()).hexdigest())
     report = json.loads(a.report.read_text()) if a.report.is_file() else None
     for name in a.names.split(","):
         runs = find_runs(a.runs, name)

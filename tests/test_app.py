@@ -218,11 +218,12 @@ def test_sharpen_video_file_writes_the_clip_and_a_side_by_side_preview(tmp_path,
     src = _clip(tmp_path / "in.mp4")
     seen = []
     res = sharpen_video_file(src, "My call.mp4", "fast", models, workspace, Limits(),
-                             report=lambda d, t: seen.append((d, t)))
+                             report=lambda d, t, stage: seen.append((d, t, stage)))
     out, sbs = probe_video(res.path), probe_video(res.side_by_side)
     assert res.path.name == "My_call_sharp.mp4" and (out.width, out.height, out.audio_streams) == (64, 48, 1)
     assert res.frames == 6 and (sbs.width, sbs.height, sbs.codec) == (128, 48, "h264") and sbs.audio_streams == 1
-    assert seen[0] == (0, 6) and seen[-1] == (6, 6) and "6 frames 64x48" in res.summary
+    assert seen[0] == (0, 6, "sharpening") and (6, 6, "sharpening") in seen and "6 frames 64x48" in res.summary
+    assert seen[-1] == (6, 6, "side-by-side preview")
 
 
 def test_video_cancel_stops_the_job_and_leaves_no_file(tmp_path, models, workspace):
@@ -248,10 +249,10 @@ def test_cancel_flags_and_progress_bridge():
     assert not flags.cancel("s1")
     flag = flags.start("s1")
     reports = []
-    bridge = ProgressBridge(lambda d, t: reports.append((d, t)), flag)
+    bridge = ProgressBridge(lambda d, t, stage: reports.append((d, t, stage)), flag)
     task = bridge.add_task("clip", total=10, unit="frames")
     bridge.advance(task, 4)
-    assert reports == [(0, 10), (4, 10)]
+    assert reports == [(0, 10, "sharpening"), (4, 10, "sharpening")]
     assert flags.cancel("s1") and flag.is_set()
     with pytest.raises(Cancelled):
         bridge.advance(task, 1)

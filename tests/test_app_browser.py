@@ -51,7 +51,7 @@ def server(tmp_path_factory):
     env = {**os.environ, "KDSHARP_QUIET": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "kdsharp", "app", "--port", str(port), "--votes", str(votes),
-                                 "--compare", "input,unsharp,fast"], stdout=out, stderr=subprocess.STDOUT,
+                                 "--compare", "input,unsharp,fast", "--max-upload-mb", "2"], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=tmp)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + WAIT
@@ -160,6 +160,13 @@ def test_image_upload_slider_download_vote_screenshot(server, browser):
     tmp = server["tmp"]
     d.get(server["url"])
     _wait(d, lambda d: _css(d, "#image-input input[type=file]"), "the image tab")
+
+    # an upload over --max-upload-mb: refused with a message on the page
+    noise = tmp / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 255, (1000, 1000, 3), dtype=np.uint8))
+    assert noise.stat().st_size > 2 * 2**20
+    _upload(d, "image-input", noise)
+    _wait(d, lambda d: "exceeds the maximum allowed size" in _text(d, "body"), "the upload-size message")
 
     # a file that is not an image: a readable message on the page, the server carries on
     bad = tmp / "notes.png"

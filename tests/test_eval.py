@@ -177,3 +177,27 @@ def test_cli_eval_runs(paired_dir, tmp_path, capsys):
     assert main(["eval", "--data", str(paired_dir), "--models", "", "-o", str(out), "--no-fps"]) == 0
     assert "report.md" in capsys.readouterr().err
     assert json.loads((out / "report.json").read_text())["rows"] == ["input", "unsharp"]
+
+
+def test_a_stopped_eval_leaves_the_finished_presets(tmp_path, monkeypatch):
+    """Stopped during its second preset, the eval has already written a partial report of the first."""
+    import kdsharp.evaluate.report as report_mod
+
+    src = tmp_path / "clean"
+    write_image(src / "c0.png", make_test_image(64, 96, seed=10))
+    real = report_mod.tune_unsharp
+    calls = []
+
+    def tune(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(report_mod, "tune_unsharp", tune)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(presets=["defocus", "lowbw"], source=src, models={}, out_dir=tmp_path / "r", measure_fps=False)
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert list(rep["presets"]) == ["defocus"] and rep["partial"] == "1 of 2 sets evaluated"
+    assert "Partial report" in (tmp_path / "r" / "report.md").read_text()
+    assert not list((tmp_path / "r").glob("*.part*"))  # atomic: no half-written files

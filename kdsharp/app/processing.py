@@ -146,8 +146,8 @@ def check_upload(path: Path, name: str, limits: Limits, what: str) -> None:
     size = path.stat().st_size
     if size == 0:
         raise InputError(name, "file is empty", f"upload {what}")
-    if size > limits.max_upload_mb * 1e6:
-        raise InputError(name, f"file is too large ({size / 1e6:.0f} MB; this app takes up to "
+    if size > limits.max_upload_mb * 2**20:  # MB as gradio counts them (MiB)
+        raise InputError(name, f"file is too large ({size / 2**20:.0f} MB; this app takes up to "
                          f"{limits.max_upload_mb:g} MB)", "upload a smaller file, or use `kdsharp sharpen` on it")
 
 
@@ -347,14 +347,18 @@ class CancelFlags:
             self._flags.pop(key, None)
 
 
+Report = Callable[[int, int | None, str], None]  # (frames done, total or None, stage)
+
+
 class ProgressBridge:
-    """The progress object :meth:`kdsharp.Sharpener.video` reports to, forwarded to ``report(done, total)``;
+    """The progress object :meth:`kdsharp.Sharpener.video` reports to, forwarded to ``report(done, total, stage)``;
     raises :class:`Cancelled` inside the video job once ``cancel`` is set (no output file is left)."""
 
-    def __init__(self, report: Callable[[int, int | None], None] | None = None,
-                 cancel: threading.Event | None = None):
+    def __init__(self, report: Report | None = None, cancel: threading.Event | None = None,
+                 stage: str = "sharpening"):
         self.report = report
         self.cancel = cancel
+        self.stage = stage
         self.done = 0
         self.total: int | None = None
 
@@ -366,7 +370,7 @@ class ProgressBridge:
         self._check()
         self.total = int(total) if total else None
         if self.report is not None:
-            self.report(0, self.total)
+            self.report(0, self.total, self.stage)
         return 0
 
     def update(self, task: int, total: float | None = None, advance: float = 0, **fields) -> None:
@@ -378,7 +382,7 @@ class ProgressBridge:
         self._check()
         self.done += int(advance)
         if self.report is not None:
-            self.report(self.done, self.total)
+            self.report(self.done, self.total, self.stage)
 
     def remove_task(self, task: int) -> None:
         pass
@@ -409,23 +413,24 @@ def check_video(path: Path, name: str, limits: Limits):
 
 
 def side_by_side(left: Path, right: Path, dst: Path, max_width: int = 1280,
-                 cancel: threading.Event | None = None) -> Path:
+                 cancel: threading.Event | None = None, report: Report | None = None) -> Path:
     """An H.264 MP4 of ``left`` | ``right`` (same frame count), even-sized, at most ``max_width`` wide,
     for playback in the browser; audio of ``left`` when MP4 can carry it."""
     from kdsharp.errors import OutputError
     from kdsharp.io.video import VideoWriter, probe_video, read_frames
 
     info = probe_video(left)
+    bridge = ProgressBridge(report, cancel, "side-by-side preview")
     scale = min(1.0, max_width / (2 * info.width))
     w = max(2, int(info.width * scale) // 2 * 2)
     h = max(2, int(info.height * scale) // 2 * 2)
 
     def write(audio: Path | None) -> None:
+        task = bridge.add_task(left.name, total=info.frames or None)
         with VideoWriter(dst, 2 * w, h, info.fps, info.time_base, codec="libx264",
                          display_matrix=info.display_matrix, audio_from=audio) as out:
             for (a, pts), (b, _) in zip(read_frames(left), read_frames(right), strict=False):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("cancelled: the video was not finished and nothing was kept")
+                bridge.advance(task)  # raises Cancelled once the visitor cancels
                 pair = [cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x
                         for x in (a, b)]
                 out.write(np.hstack(pair), pts)
@@ -438,8 +443,7 @@ def side_by_side(left: Path, right: Path, dst: Path, max_width: int = 1280,
 
 
 def sharpen_video_file(path: Path, name: str, model: str, models: Models, workspace: Workspace, limits: Limits,
-                       report: Callable[[int, int | None], None] | None = None,
-                       cancel: threading.Event | None = None) -> VideoResult:
+                       report: Report | None = None, cancel: threading.Event | None = None) -> VideoResult:
     """Sharpen an uploaded clip (same container, frames, rate, audio) and build the side-by-side preview."""
     check_video(path, name, limits)
     job = workspace.job()
@@ -452,7 +456,7 @@ def sharpen_video_file(path: Path, name: str, model: str, models: Models, worksp
         stats = models.get(model).video(path, dst, progress=ProgressBridge(report, cancel))
     except InputError as e:
         raise _renamed(e, name) from None
-    sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel)
+    sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
     seconds = time.perf_counter() - t0
     return VideoResult(dst, sbs, stats.frames, seconds,
                        f"{model}: {stats.frames} frames {stats.width}x{stats.height} in {seconds:.1f} s "

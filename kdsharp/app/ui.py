@@ -7,6 +7,7 @@ gradio (the ``app`` extra); the rest of :mod:`kdsharp.app` does not need it.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import signal
@@ -23,6 +24,7 @@ from kdsharp.app import compare as cmp
 from kdsharp.app.processing import (
     MODELS,
     CancelFlags,
+    Cancelled,
     Limits,
     Models,
     Workspace,
@@ -76,7 +78,7 @@ def _on_error(outputs: int, message_at: int) -> Callable:
                 text = _message(e)
                 error(text)
                 gr.Warning(text)
-                values: list = [gr.update()] * outputs
+                values: list = [None] * outputs  # no stale result next to the message
                 values[message_at] = f"**Could not do it:** {text}"
                 return tuple(values) if outputs > 1 else values[0]
 
@@ -155,12 +157,16 @@ def build(models: Models, store: VoteStore, workspace: Workspace, limits: Limits
                 key = getattr(request, "session_hash", None) or "local"
                 flag = flags.start(key)
 
-                def report(done: int, total: int | None) -> None:
-                    progress((done, total), desc="sharpening", unit="frames")
+                ctx = contextvars.copy_context()  # gradio finds its event here; frames are counted in other threads
+
+                def report(done: int, total: int | None, stage: str) -> None:
+                    ctx.copy().run(progress, (done, total), desc=stage, unit="frames")
 
                 try:
                     res = sharpen_video_file(path, upload_name(payload, "clip.mp4"), model, models, workspace, limits,
                                              report=report, cancel=flag)
+                except Cancelled as e:
+                    return None, f"**{str(e).capitalize()}.**", None
                 finally:
                     flags.finish(key)
                 return str(res.side_by_side), res.summary, str(res.path)

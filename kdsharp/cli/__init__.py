@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    from kdsharp.infer.threads import passive_waiting
+    from kdsharp.infer.threads import keep_freed_memory, passive_waiting
 
     passive_waiting()  # before torch is imported: OpenMP threads must not spin on shared cores
+    keep_freed_memory()  # no page faults on every layer's fresh tensor
     try:
         rc = app(args=args, prog_name="kdsharp", standalone_mode=False)
         return rc if isinstance(rc, int) else 0

@@ -28,7 +28,7 @@ def app_command(
 
     Tabs: Image (before/after slider, PSNR/SSIM against a reference, full-size download), Video,
     Degrade (make a call-like copy and sharpen it), Webcam (fast, live) and Blind comparison (votes
-    stored in --votes). Needs the app extra: pip install "kdsharp[app]".
+    stored in --votes). Needs the app extra (gradio): pip install "kdsharp\\[app]".
 
     Example: kdsharp app --port 7860 --votes votes.db
     """

@@ -473,7 +473,7 @@ def extract_wheel_files(root: Path, source: str, files: dict[str, str], licence:
 
 SKIMAGE_FILES = {"skimage/data/astronaut.png": "people-face", "skimage/data/coffee.png": "object",
                  "skimage/data/chelsea.png": "animal", "skimage/data/rocket.jpg": "object",
-                 "skimage/data/motorcycle_left.png": "object"}
+                 "skimage/data/motorcycle_left.png": "object", "skimage/data/camera.png": "people-face"}
 
 
 def extract_matplotlib(root: Path) -> Iterator[Candidate]:
@@ -490,6 +490,6 @@ def extract_sklearn(root: Path) -> Iterator[Candidate]:
 
 
 def extract_skimage(root: Path) -> Iterator[Candidate]:
-    """scikit-image's bundled colour photos (astronaut, coffee, chelsea, rocket, motorcycle)."""
+    """scikit-image's bundled photos (astronaut, coffee, chelsea, rocket, motorcycle; the grey cameraman)."""
     yield from extract_wheel_files(root, "scikit-image", SKIMAGE_FILES,
                                    "public domain / CC0 / CC-BY per file (see skimage/data/README.txt)")

@@ -151,6 +151,20 @@ def corpus_test_tags(corpus: str | Path | None = None) -> dict[str, str]:
     return {Path(r["path"]).stem: r["tag"] for r in corpus_records(corpus_dir(corpus), "test")}
 
 
+def _methods(unsharp_params: dict, rows_models: list, fps_size: tuple[int, int]) -> dict:
+    """``report['methods']``: kind, parameters and GMACs of every row."""
+    return {"input": {"kind": "input", "params": None, "gmacs_1080p": None},
+            "unsharp": {"kind": "baseline", "params": 0, "gmacs_1080p": _unsharp_gmacs(unsharp_params, fps_size)},
+            **{r: {"kind": "model", **meta} for r, _, meta in rows_models}}
+
+
+def _summarise(report: dict, row_names: Sequence[str]) -> None:
+    """``report['overall']``: the mean over the sets evaluated so far, per row."""
+    for row in row_names:
+        vals = [s["rows"][row] for s in report["presets"].values()]
+        report["overall"][row] = {k: float(np.mean([v[k] for v in vals])) for k in ("psnr", "ssim", "delta_psnr")}
+
+
 # ----------------------------------------------------------------------------- the report
 def _corpus_name(corpus: str | Path | None) -> str:
     from kdsharp.data.corpus import corpus_dir
@@ -219,17 +233,18 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
                 bar.advance(task)
             report["presets"][set_name] = {"n_images": len(items), "rows": _mean_stats(per_image, row_names),
                                            "images": per_image}
-    for row in row_names:
-        vals = [s["rows"][row] for s in report["presets"].values()]
-        report["overall"][row] = {k: float(np.mean([v[k] for v in vals])) for k in ("psnr", "ssim", "delta_psnr")}
+            _summarise(report, row_names)
+            if len(report["presets"]) < len(sets):  # a stopped run keeps the presets finished so far
+                report["partial"] = f"{len(report['presets'])} of {len(sets)} sets evaluated"
+                report["methods"] = _methods(params, rows_models, fps_size)
+                write_report(report, out_dir)
+    report.pop("partial", None)
+    _summarise(report, row_names)
     if data is None and source is None:
         add_subsets(report, corpus_test_tags(corpus))
 
     best_unsharp = report["unsharp"][comp_set]
-    report["methods"] = {"input": {"kind": "input", "params": None, "gmacs_1080p": None},
-                         "unsharp": {"kind": "baseline", "params": 0,
-                                     "gmacs_1080p": _unsharp_gmacs(best_unsharp, fps_size)},
-                         **{r: {"kind": "model", **meta} for r, _, meta in rows_models}}
+    report["methods"] = _methods(best_unsharp, rows_models, fps_size)
     if measure_fps:
         report["fps"] = _measure_fps(report["methods"], [("unsharp", unsharp_baseline(best_unsharp)),
                                                          *[(r, m) for r, m, _ in rows_models]], fps_size)

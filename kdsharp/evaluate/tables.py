@@ -74,6 +74,8 @@ def render_markdown(report: dict) -> str:
     else:
         out.append(f"Data: presets {', '.join(f'`{p}`' for p in d['presets'])}, each built with seed {d['seed']} "
                    f"from {d['n_images']} held-out clean images ({', '.join(d['sources'])}).")
+    if report.get("partial"):
+        out.append(f"**Partial report** ({report['partial']}): the run was stopped or is still running.")
     out.append(f"PSNR/SSIM on 8-bit RGB outputs against the ground truth (mean over images); "
                f"ΔPSNR is relative to the unprocessed input. Models ran on `{report['device']}`.")
     fps = report.get("fps")

@@ -226,8 +226,9 @@ def run_live(source: str | int = 0, sink: str = "window", model="fast", device: 
     YUV sources; None: on). Ctrl-C finishes the output and returns the stats with
     ``interrupted`` set. Returns :class:`LiveStats` (processed/dropped counts, mean latency).
     """
-    from kdsharp.infer.threads import available_cores, torch_threads
+    from kdsharp.infer.threads import available_cores, keep_freed_memory, torch_threads
 
+    keep_freed_memory()
     src = open_source(source, fps)
     try:
         out = open_sink(sink, fps or src.fps, overwrite, audio_from=src.audio_from)

@@ -11,12 +11,18 @@ each parallel region waits for its slowest thread, which is not running. kdsharp
   a thread team (:func:`kdsharp.infer.video.plan_workers`): no team to synchronise, so a busy
   core slows one worker instead of every layer of every frame;
 * takes ``--threads N`` on ``sharpen``, ``live``, ``demo`` and ``eval``; the default is the
-  number of cores this process may run on (:func:`default_threads`).
+  number of cores this process may run on (:func:`default_threads`);
+* keeps freed memory for reuse (:func:`keep_freed_memory`): every layer of a network allocates
+  a fresh multi-megabyte tensor, which glibc serves with new ``mmap`` pages and hands back on
+  free; the page faults cost 8-25 ms of system time per 1080p frame of ``fast`` (measured: 45 ms
+  instead of 55-95 ms per frame on one core; in the video pipeline 5 800 page faults per frame
+  before, about 1 100 after, and 3 instead of 12 ms of system time per frame).
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 WAIT_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
@@ -25,6 +31,35 @@ def passive_waiting() -> None:
     """Ask OpenMP for passive waiting (effective only before torch is imported; existing values win)."""
     for k, v in WAIT_ENV.items():
         os.environ.setdefault(k, v)
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """glibc: serve allocations up to 32 MiB from one heap and never trim it (``mallopt``), process-wide.
+
+    Large tensors then reuse memory already mapped instead of faulting in fresh pages on every
+    layer of every frame. The process keeps the peak of what it freed (tens to a few hundred MiB
+    for video). A no-op returning False off glibc or when ``MALLOC_MMAP_THRESHOLD_`` is set.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+        ok = (libc.mallopt(m_mmap_threshold, 32 << 20) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+              # one arena: threads' own arenas shrink their heaps on free whatever the threshold
+              and libc.mallopt(m_arena_max, 1) == 1)
+    except (OSError, AttributeError):
+        return False
+    _MALLOC_TUNED = bool(ok)
+    return _MALLOC_TUNED
 
 
 def available_cores() -> int:

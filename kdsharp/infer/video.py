@@ -200,7 +200,9 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
     (YUV path). ``path``: 'auto', 'yuv' (luma models only) or 'rgb'. ``max_frames``: stop after N.
     """
     from kdsharp.infer.frames import make_processor
+    from kdsharp.infer.threads import keep_freed_memory
 
+    keep_freed_memory()
     src, dst = Path(src), Path(dst)
     if path not in PATHS:
         raise KdsharpError(f"unknown video path '{path}' (use one of: {', '.join(PATHS)})")
