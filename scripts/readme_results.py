@@ -77,7 +77,7 @@ def training(train_dir: Path) -> list[str]:
     out = ["", "### Training on one GPU (`kdsharp train pipeline`, summaries in [`docs/train/`](docs/train/))", "",
            "Validation PSNR (dB) on the bundle's 48 validation pairs (corpus val split, `lowbw`/`defocus`/`h264`) "
            "against training time; each run continues the shipped weights of the same architecture:", "",
-           "| run | steps | minutes | input | start → end (val PSNR at each check) |", "|---|---:|---:|---:|---|"]
+           "| run | steps | minutes | input | val PSNR every 500 steps → at the end |", "|---|---:|---:|---:|---|"]
     for summary in summaries:
         tag = summary.name.replace("pipeline.json", "").rstrip("_") or "pipeline"
         for stage in json.loads(summary.read_text()):

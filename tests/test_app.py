@@ -100,6 +100,27 @@ def test_upload_over_the_size_limit_and_huge_images_are_refused(tmp_path):
         read_upload_image(p.rename(tmp_path / "big.gif"), "big.gif", Limits())
 
 
+def _png_header_only(path: Path, w: int, h: int) -> Path:
+    """A PNG whose header says ``w`` x ``h`` px and that holds no pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_huge_image_is_refused_from_its_header_before_decoding(tmp_path):
+    pytest.importorskip("PIL")
+    with pytest.raises(InputError, match=r"image is too large \(9000x9000, 81 Mpx; this app takes up to 50 Mpx"):
+        read_upload_image(_png_header_only(tmp_path / "a.png", 9000, 9000), "a.png", Limits())
+    with pytest.raises(InputError, match=r"image is too large \(10000 Mpx; this app takes up to 50 Mpx"):
+        read_upload_image(_png_header_only(tmp_path / "b.png", 100000, 100000), "b.png", Limits())  # a "bomb"
+
+
 def test_sharpen_image_file_keeps_size_bit_depth_and_format(tmp_path, models, workspace):
     src = tmp_path / "in.png"
     img16 = make_test_image(48, 64).astype(np.uint16) * 257

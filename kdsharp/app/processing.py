@@ -5,11 +5,13 @@ raises :class:`kdsharp.errors.KdsharpError` subclasses with a one-line message t
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,15 +158,42 @@ def read_upload_image(path: Path, name: str, limits: Limits) -> tuple[np.ndarray
     check_upload(path, name, limits, "an image")
     if path.suffix and path.suffix.lower() not in IMAGE_EXTS and not is_image_file(name):
         raise InputError(name, "is not an image this app reads", f"use one of {', '.join(IMAGE_EXTS)}")
+    header = header_pixels(path)
+    if header is not None:
+        _check_pixels(*header, name, limits)  # before decoding: a huge image is refused without filling memory
     try:
         img, meta = read_image_meta(path)
     except InputError as e:
         raise _renamed(e, name) from None
-    h, w = img.shape[:2]
-    if h * w > limits.max_pixels:
-        raise InputError(name, f"image is too large ({w}x{h}, {h * w / 1e6:.0f} Mpx; this app takes up to "
-                         f"{limits.max_pixels / 1e6:g} Mpx)", "downscale it, or use `kdsharp sharpen --tile 512`")
+    _check_pixels(f"{img.shape[1]}x{img.shape[0]}", img.shape[0] * img.shape[1], name, limits)
     return img, meta
+
+
+def _check_pixels(dims: str, pixels: int, name: str, limits: Limits) -> None:
+    if pixels > limits.max_pixels:
+        raise InputError(name, f"image is too large ({dims + ', ' if dims else ''}{pixels / 1e6:.0f} Mpx; this app "
+                         f"takes up to {limits.max_pixels / 1e6:g} Mpx)", "downscale it, or use `kdsharp sharpen "
+                         "--tile 512`")
+
+
+def header_pixels(path: Path) -> tuple[str, int] | None:
+    """``('WxH', pixels)`` read from the file's header without decoding it (Pillow, which gradio
+    brings); None when Pillow is missing or does not read the format (OpenCV then decodes it)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: the size is checked by the caller
+            with Image.open(path) as im:
+                w, h = im.size
+                return f"{w}x{h}", int(w) * int(h)
+    except Image.DecompressionBombError as e:  # over twice Pillow's own limit: its message has the count
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        return ("", int(found.group(1))) if found else None
+    except Exception:  # noqa: BLE001 - an unknown or broken header: OpenCV decides
+        return None
 
 
 def to_rgb8(img: np.ndarray) -> np.ndarray:
@@ -257,8 +286,8 @@ def metrics_markdown(m: dict[str, float]) -> str:
 
 def sharpen_image_file(path: Path, name: str, model: str, models: Models, workspace: Workspace, limits: Limits,
                        reference: Path | None = None, reference_name: str = "reference") -> ImageResult:
-    """Sharpen an uploaded image; the result is written next to nothing else, in a new job folder,
-    in the upload's format (PNG for a pasted image), size and bit depth, with its EXIF and dpi."""
+    """Sharpen an uploaded image into a new job folder: the upload's format (PNG for a pasted image),
+    size and bit depth, with its EXIF and dpi; PSNR/SSIM against ``reference`` when given."""
     img, meta = read_upload_image(path, name, limits)
     ref = None
     if reference is not None:
@@ -465,6 +494,7 @@ def sharpen_video_file(path: Path, name: str, model: str, models: Models, worksp
 
 __all__ = ["MODELS", "SPEED", "Limits", "Models", "Workspace", "Cancelled", "CancelFlags", "ProgressBridge",
            "ImageResult", "DegradeResult", "VideoResult", "model_choices", "upload_path", "upload_name",
-           "check_upload", "read_upload_image", "to_rgb8", "preview", "output_name", "sharpen_array", "quality",
+           "check_upload", "read_upload_image", "header_pixels", "to_rgb8", "preview", "output_name", "sharpen_array",
+           "quality",
            "metrics_markdown", "sharpen_image_file", "degrade_rgb", "degrade_and_sharpen", "webcam_frame",
            "check_video", "side_by_side", "sharpen_video_file"]
