@@ -43,7 +43,9 @@ HELD_OUT: list[str] = [
     "/usr/share/backgrounds/mate/nature/Wood.jpg",
     "/usr/share/backgrounds/mate/nature/Storm.jpg",
 ]
-DEFAULT_PRESETS: tuple[str, ...] = ("lowbw", "defocus", "h264", "mixed")
+# the three call degradations the shipped-model targets are set on (`mixed`, the training-like mixture,
+# on request): 43 test photos x 3 presets x 4 models take about 20 min on 2 busy cores
+DEFAULT_PRESETS: tuple[str, ...] = ("lowbw", "defocus", "h264")
 DEFAULT_MODELS: tuple[str, ...] = ("teacher", "student", "fast", "student_nokd")
 EVAL_SEED = 2024
 FPS_SIZE = (1920, 1080)
