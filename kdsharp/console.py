@@ -73,7 +73,7 @@ class LineProgress:
         self._tasks: dict[int, dict] = {}
         self._next = 0
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,18 +14,27 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import make_test_image
+from test_infer_helpers import make_video, tiny_model, video_facts
 
 import kdsharp.infer.backends as backends
-from conftest import make_test_image
 from kdsharp.cli import main
 from kdsharp.errors import KdsharpError, OutputError
-from kdsharp.infer.frames import LumaFrames, LumaNet, RgbFrames, TileReuse, luma_model, make_processor, plane_view, reach
+from kdsharp.infer.frames import (
+    LumaFrames,
+    LumaNet,
+    RgbFrames,
+    TileReuse,
+    luma_model,
+    make_processor,
+    plane_view,
+    reach,
+)
 from kdsharp.infer.sharpener import Sharpener
 from kdsharp.infer.threads import default_threads, passive_waiting
 from kdsharp.infer.video import plan_workers
-from kdsharp.io.video import TO_YUV_FLAGS, encoder_settings, probe_video, read_frames
+from kdsharp.io.video import TO_YUV_FLAGS, encoder_settings, read_frames
 from kdsharp.models.fast import FastNet
-from test_infer_helpers import make_video, tiny_model, video_facts
 
 
 def luma_net(seed: int = 0, channels: int = 8, blocks: int = 1) -> FastNet:
@@ -145,7 +154,7 @@ def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
     assert a.path == b.path == "yuv" and b.reused is not None and a.reused is None
     fa = [f for f, _ in read_frames(tmp_path / "a.mp4")]
     fb = [f for f, _ in read_frames(tmp_path / "b.mp4")]
-    assert all(np.array_equal(x, y) for x, y in zip(fa, fb)) and len(fa) == 8
+    assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True)) and len(fa) == 8
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
@@ -160,7 +169,7 @@ def test_yuv_pipeline_keeps_frames_timing_audio_and_matches_rgb_path(tmp_path):
     assert np.allclose(b["times"], a["times"], atol=1e-4) and b["audio"] == a["audio"]
     ys = [plane(f) for f in _decode(tmp_path / "yuv.mp4")]
     rs = [plane(f) for f in _decode(tmp_path / "rgb.mp4")]
-    diffs = [np.abs(x.astype(int) - y.astype(int)) for x, y in zip(ys, rs)]
+    diffs = [np.abs(x.astype(int) - y.astype(int)) for x, y in zip(ys, rs, strict=True)]
     # rounding (the RGB path quantises RGB to 8 bits) and a few RGB-gamut clips
     assert np.mean([(d > 1).mean() for d in diffs]) < 0.01 and np.mean([d.mean() for d in diffs]) < 0.4
     assert "bottleneck" in yuv.summary() and set(yuv.stage_ms) == {"decode", "model", "encode"}
@@ -183,7 +192,7 @@ def test_pipeline_with_several_workers_keeps_order(tmp_path):
     assert (one.workers, three.workers) == (1, 3)
     fa = [f for f, _ in read_frames(tmp_path / "one.mp4")]
     fb = [f for f, _ in read_frames(tmp_path / "three.mp4")]
-    assert len(fa) == len(fb) == 12 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    assert len(fa) == len(fb) == 12 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
 
 
 def test_max_frames_and_bad_path_option(tmp_path):

@@ -37,7 +37,7 @@ def eval_command(
                                       "rate with 95% intervals, next to PSNR/SSIM from OUT/report.json when there; "
                                       "writes OUT/votes.md and OUT/votes.json.", show_default=False),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the models "
-                                       "[default: the available cores].", show_default=False),
+                                       "(default: the available cores).", show_default=False),
 ):
     """Compare input, the best-tuned unsharp mask and the models: PSNR, SSIM, speed; writes a report.
 
@@ -99,8 +99,8 @@ def bench_command(
                                          "frames/s and the bottleneck.", show_default=False),
     frames: int | None = typer.Option(None, "--frames", min=1, help="With --video: stop after N frames."),
     encoder_preset: str | None = typer.Option(None, "--encoder-preset", help="With --video: x264 preset "
-                                                 "[default: by resolution].", show_default=False),
-    crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF [default: 18]."),
+                                                 "(default: by resolution).", show_default=False),
+    crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF (default: 18)."),
     reuse: bool = typer.Option(False, "--reuse", help="With --video: temporal reuse of unchanged tiles."),
     video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),
 ):
@@ -149,7 +149,8 @@ def _bench_video(video, model, device, backend, threads, preset, crf, reuse, pat
         f"{r['fps_source']:g} fps; {r['path']} path, {work}{reused}; {r['encoder']}) on {r['cpu']}, "
         f"load {r['load_avg']}\n"
         f"  end to end {r['e2e_fps']:.1f} frames/s (model loading excluded)\n"
-        f"  busy ms/frame  decode {r['decode_ms']:.1f} | model {r['model_ms']:.1f} | encode {r['encode_ms']:.1f}   bottleneck: {r['bottleneck']}\n"
+        f"  busy ms/frame  decode {r['decode_ms']:.1f} | model {r['model_ms']:.1f} | encode {r['encode_ms']:.1f}"
+        f"   bottleneck: {r['bottleneck']}\n"
         f"  CPU ms/frame   decode {cpu['decode']:.1f} | model {cpu['model']:.1f} | encode+rest {cpu['encode']:.1f} "
         f"| total {cpu['total']:.1f} ({ceiling})", soft_wrap=True)
 

@@ -31,16 +31,16 @@ def sharpen(
     half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
     crf: Optional[int] = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better) "
-                                      "[default: 18 for H.264/H.265, about visually lossless; VP9 24].",
+                                      "(default: 18 for H.264/H.265, about visually lossless; VP9 24).",
                                       show_default=False),
     encoder_preset: Optional[str] = typer.Option(None, "--encoder-preset", help="x264/x265 speed preset, "
-                                                 "ultrafast ... veryslow (slower = smaller files) [default: veryfast "
-                                                 "up to 720p, superfast up to 1080p, ultrafast above].",
+                                                 "ultrafast ... veryslow (slower = smaller files; default: veryfast "
+                                                 "up to 720p, superfast up to 1080p, ultrafast above).",
                                                  show_default=False),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder: libx264 (default), libx265, "
                                         "mpeg4, libvpx-vp9 (default for .webm)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (videos: "
-                                          "frames in parallel, one thread each) [default: the available cores].",
+                                          "frames in parallel, one thread each; default: the available cores).",
                                           show_default=False),
     reuse: bool = typer.Option(False, "--reuse", help="Videos, luma models (fast): recompute only the tiles that "
                                "changed since the previous frame (identical tiles give identical output)."),
@@ -86,9 +86,8 @@ def live(
     fps: Optional[float] = typer.Option(None, "--fps", min=1, help="Frame rate of the source pacing and the sink "
                                         "(default: the source's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model [default: "
-                                          "all cores but one, left to decoding, encoding and the call app].",
-                                          show_default=False),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
+                                          "the available cores).", show_default=False),
     reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Luma models (fast) on file/stream sources: "
                                "recompute only the tiles that changed since the previous frame."),
 ):
@@ -111,8 +110,8 @@ def demo(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier demo files instead of using a "
                                    "fresh run-N subfolder."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model [default: "
-                                          "the available cores].", show_default=False),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
+                                          "the available cores).", show_default=False),
 ):
     """Sharpen a degraded video-call clip with the shipped student and show the gain.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -40,7 +41,7 @@ TILE = 24  # temporal reuse: pixels per tile side (a multiple of 4; measured bes
 def plane_view(frame: av.VideoFrame, index: int) -> np.ndarray:
     """Plane ``index`` of ``frame`` as a uint8 (height, width) numpy view (no copy; strided by line size)."""
     p = frame.planes[index]
-    return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+    return np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
 
 
 def is_full_range(frame: av.VideoFrame) -> bool:
@@ -66,7 +67,8 @@ def reach(model: nn.Module) -> int:
     cell holding the pixel adds ``scale - 1``. Counted on the module, so it holds in training form too.
     """
     n3 = sum(1 for m in model.modules() if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3))
-    return model.scale * (n3 + 1) - 1
+    fast: Any = model
+    return int(fast.scale) * (n3 + 1) - 1
 
 
 class LumaNet:
@@ -80,9 +82,10 @@ class LumaNet:
     [0, 1] does.
     """
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu"):
-        self.model, self.device = model, torch.device(device)
-        self.scale = int(model.scale)
+    def __init__(self, model: Any, device: torch.device | str = "cpu"):
+        self.model = model  # a FastNet: head, body, tail, scale
+        self.device = torch.device(device)
+        self.scale = int(self.model.scale)
         self.dtype = next(model.parameters()).dtype
 
     def pad(self, y: np.ndarray) -> np.ndarray:
@@ -92,8 +95,9 @@ class LumaNet:
         ph, pw = (s - h % s) % s, (s - w % s) % s
         if ph == 0 and pw == 0:
             return np.ascontiguousarray(y)
-        mode = "reflect" if ph < h and pw < w else "edge"
-        return np.pad(y, ((0, ph), (0, pw)), mode=mode)
+        if ph < h and pw < w:
+            return np.pad(y, ((0, ph), (0, pw)), mode="reflect")
+        return np.pad(y, ((0, ph), (0, pw)), mode="edge")
 
     @torch.inference_mode()
     def run(self, yp: np.ndarray, full_range: bool) -> np.ndarray:
@@ -196,18 +200,20 @@ class TileReuse:
         t = self.tile
         n_tiles = (-(-hp // t)) * (-(-wp // t))
         self.stats.total += n_tiles
-        same_shape = self.prev_in is not None and self.prev_in.shape == yp.shape and self.prev_range == full_range
-        if not same_shape:
+        prev_out = self.prev_out
+        same_shape = (self.prev_in is not None and prev_out is not None and self.prev_in.shape == yp.shape
+                      and self.prev_range == full_range)
+        if not same_shape or prev_out is None:
             out = self.net.run(yp, full_range)
             self.stats.computed += n_tiles
         else:
             changed = self._changed(yp)
             if not changed.any():
                 self.stats.frames_skipped += 1
-                out = self.prev_out
+                out = prev_out
             else:
                 need = self._dilate(changed)  # tiles within the reach of a change recompute
-                out = self.prev_out.copy()
+                out = prev_out.copy()
                 for ty0, ty1, tx0, tx1 in self._boxes(need):
                     y0, y1, x0, x1 = ty0 * t, min(hp, ty1 * t), tx0 * t, min(wp, tx1 * t)
                     m = self.margin
@@ -291,7 +297,7 @@ class RgbFrames:
         out = self.sharpener.frames(batch).numpy()
         t2 = time.perf_counter()
         result = []
-        for f, o in zip(frames, out):
+        for f, o in zip(frames, out, strict=True):
             g = av.VideoFrame.from_ndarray(o, format="rgb24")
             copy_frame_props(f, g, colour=False)
             result.append(g)

@@ -100,8 +100,9 @@ class Source:
     ``audio_from``: a file whose audio a file sink copies.
     """
 
-    def __init__(self, name: str, frames, fps: float, pace: bool, release=None, audio_from=None):
+    def __init__(self, name: str, frames, fps: float, pace: bool, release=None, audio_from=None, size=None):
         self.name, self.fps, self.pace, self.audio_from = name, fps, pace, audio_from
+        self.size = size  # (width, height) when known before the first frame (files)
         self.slot = LatestFrame()
         self._frames, self._release = frames, release
         self._stop = threading.Event()
@@ -122,7 +123,7 @@ class Source:
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
             self.slot.close(e)
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         self._thread.start()
         return self
 
@@ -160,7 +161,8 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
             except av.error.FFmpegError as e:
                 raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e
 
-    return Source(text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None)
+    return Source(text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None,
+                  size=(info.width, info.height))
 
 
 def _camera(index: int, fps: float | None) -> Source:
@@ -221,12 +223,13 @@ def run_live(source: str | int = 0, sink: str = "window", model="fast", device: 
     """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
     ``sharpener`` (a :class:`~kdsharp.infer.sharpener.Sharpener`) overrides ``model``/``device``/``backend``.
-    ``threads``: the model's CPU threads (default: all cores but one, which is left to decoding,
-    encoding and the call app). ``reuse``: temporal reuse of unchanged tiles (luma models on
-    YUV sources; None: on). Ctrl-C finishes the output and returns the stats with
-    ``interrupted`` set. Returns :class:`LiveStats` (processed/dropped counts, mean latency).
+    ``threads``: the model's CPU threads (default: the available cores; the threads wait
+    passively, so decoding, encoding and the call app still get their share). ``reuse``:
+    temporal reuse of unchanged tiles (luma models on YUV sources; None: on). Ctrl-C finishes
+    the output and returns the stats with ``interrupted`` set. Returns :class:`LiveStats`
+    (processed/dropped counts, mean latency).
     """
-    from kdsharp.infer.threads import available_cores, keep_freed_memory, torch_threads
+    from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
 
     keep_freed_memory()
     src = open_source(source, fps)
@@ -240,9 +243,16 @@ def run_live(source: str | int = 0, sink: str = "window", model="fast", device: 
         src.__exit__(None, None, None)
         raise
     stats = LiveStats(sink=str(sink))
-    threads = threads or getattr(sharpener, "threads", None) or max(1, available_cores() - 1)
-    start = time.perf_counter()
+    threads = threads or getattr(sharpener, "threads", None) or default_threads()
     failure: BaseException | None = None
+    try:
+        with torch_threads(threads):
+            _warm_up(sharpener, src)
+    except BaseException:
+        src.__exit__(None, None, None)
+        out.close(None)
+        raise
+    start = time.perf_counter()
     try:
         with src, torch_threads(threads), _live_progress(progress, src) as (bar, task):
             try:
@@ -258,6 +268,19 @@ def run_live(source: str | int = 0, sink: str = "window", model="fast", device: 
         stats.wall_s = time.perf_counter() - start
         _close_sink(out, failure)
     return stats
+
+
+def _warm_up(sharpener, src: Source) -> None:
+    """One pass on a blank frame of the source's size before the clock starts: the first real frame
+    would otherwise pay for the backend's one-off set-up and be late (a dropped frame)."""
+    if src.size is None:
+        return
+    from kdsharp.infer.frames import make_processor
+
+    blank = av.VideoFrame(int(src.size[0]), int(src.size[1]), "yuv420p")
+    for i in range(len(blank.planes)):
+        blank.planes[i].update(bytes(blank.planes[i].buffer_size))
+    make_processor(sharpener, blank)([blank])
 
 
 def _close_sink(out, failure: BaseException | None) -> None:
@@ -341,6 +364,7 @@ def _loop(src: Source, out, sharpener, side_by_side: bool, max_frames: int | Non
             if action == "toggle":
                 side_by_side = not side_by_side
     finally:
-        if getattr(proc, "reuse", None) is not None:
-            stats.reused = proc.reuse.stats.skipped_fraction
+        reuse_state = getattr(proc, "reuse", None)
+        if reuse_state is not None:
+            stats.reused = reuse_state.stats.skipped_fraction
     return stats

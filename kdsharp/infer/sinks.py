@@ -12,6 +12,7 @@ import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,7 +43,7 @@ class FileSink:
         if self.path.exists() and not overwrite:
             raise OutputError(self.path, "already exists", "pass --overwrite to replace it, or choose another file")
         ensure_writable_dir(self.path.parent)
-        self._writer = None
+        self._writer: VideoWriter | None = None
         self._t0 = 0.0
         self._last = -1
         self._queue: queue.Queue = queue.Queue(self.QUEUE)
@@ -69,6 +70,7 @@ class FileSink:
             if self._error is not None:
                 continue  # drain after a failure
             frame, pts = item
+            assert self._writer is not None  # opened by the first write, before this thread starts
             try:
                 if isinstance(frame, np.ndarray):
                     self._writer.write(frame, pts)
@@ -130,7 +132,8 @@ class VirtualCamSink:
         except ImportError as e:
             raise KdsharpError("--sink virtualcam needs the optional package pyvirtualcam: "
                                "pip install pyvirtualcam (the kdsharp 'virtualcam' extra)") from e
-        self._mod, self.fps, self._cam = pyvirtualcam, fps, None
+        self._mod, self.fps = pyvirtualcam, fps
+        self._cam: Any = None
 
     def write(self, rgb: np.ndarray, t: float) -> str | None:
         if self._cam is None:

@@ -33,8 +33,15 @@ import torch
 from kdsharp.console import progress as make_progress
 from kdsharp.console import warn
 from kdsharp.errors import InputError, KdsharpError, OutputError
-from kdsharp.io.video import (VIDEO_EXTS, VideoWriter, encoder_settings, is_video_file, open_video_stream,
-                              probe_video, why)
+from kdsharp.io.video import (
+    VIDEO_EXTS,
+    VideoWriter,
+    encoder_settings,
+    is_video_file,
+    open_video_stream,
+    probe_video,
+    why,
+)
 
 QUEUE_BATCHES = 4  # bounded queues: at most this many batches in flight between two stages
 PATHS = ("auto", "yuv", "rgb")
@@ -116,7 +123,7 @@ class VideoStats:
     def bottleneck(self) -> str:
         """The stage with the most busy time per frame (it sets the pace when the cores are free)."""
         ms = self.stage_ms
-        return max(ms, key=ms.get)
+        return max(ms, key=lambda k: ms[k])
 
     def as_dict(self) -> dict:
         """Plain figures for ``--json``: busy ms per frame of each stage (``decode_ms``, ``model_ms`` for the

@@ -385,7 +385,8 @@ class VideoWriter:
                 try:
                     item = src[1] or next(src[0], None)
                 except av.error.FFmpegError as e:
-                    self.audio_warning = f"{self.audio_from}: audio unreadable part way ({why(e)}); copied what came before"
+                    self.audio_warning = (f"{self.audio_from}: audio unreadable part way ({why(e)}); "
+                                          "copied what came before")
                     src[0], item = iter(()), None
                 src[1] = None
                 if item is None:
