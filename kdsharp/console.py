@@ -5,6 +5,7 @@ Messages go to stderr so that stdout stays clean for machine-readable output (``
 from __future__ import annotations
 
 import os
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -129,7 +130,7 @@ def progress(unit: str = "it", transient: bool = False) -> Progress:
     prints a plain progress line every 10 s (``KDSHARP_PROGRESS_INTERVAL``) instead of a bar.
     """
     if not quiet() and not console.is_terminal:
-        return LineProgress(unit)
+        return cast(Progress, LineProgress(unit))  # duck-types the Progress API its callers use
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

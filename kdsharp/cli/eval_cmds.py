@@ -16,7 +16,8 @@ def _split(text: str | None) -> list[str] | None:
 def eval_command(
     data: Path | None = typer.Option(None, "--data", help="Paired folder with input/ and target/ images."),
     preset: str | None = typer.Option(None, "--preset", help="Degradation preset(s), comma separated "
-                                         "(default: lowbw,defocus,h264; also mixed), built from held-out clean images."),
+                                         "(default: lowbw,defocus,h264; also mixed), built from held-out clean "
+                                         "images."),
     source: Path | None = typer.Option(None, "--source", help="Folder of clean images for --preset "
                                           "(default: the test split of the training corpus, see --corpus)."),
     corpus: Path | None = typer.Option(None, "--corpus", help="Training corpus whose held-out test split is "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -18,28 +17,29 @@ def _debug() -> bool:
 
 
 def sharpen(
-    inputs: List[Path] = typer.Argument(..., help="Images, videos or folders (trees are mirrored).", show_default=False),
+    inputs: list[Path] = typer.Argument(..., help="Images, videos or folders (trees are mirrored).",
+                                        show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Output file, or a folder (needed for several inputs "
                                 "or a folder)."),
     model: str = typer.Option("student", "--model", "-m", help="Registry name (student, fast, teacher, ...), "
                               "checkpoint path, or .onnx file with --backend onnx."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch or onnx (ONNX Runtime)."),
-    tile: Optional[int] = typer.Option(None, "--tile", min=16, help="Process in N x N tiles (large images, "
+    tile: int | None = typer.Option(None, "--tile", min=16, help="Process in N x N tiles (large images, "
                                        "little memory). Tiling also starts by itself on out-of-memory."),
     tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Pixels shared by neighbouring tiles."),
     half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
-    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better) "
+    crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better) "
                                       "(default: 18 for H.264/H.265, about visually lossless; VP9 24).",
                                       show_default=False),
-    encoder_preset: Optional[str] = typer.Option(None, "--encoder-preset", help="x264/x265 speed preset, "
+    encoder_preset: str | None = typer.Option(None, "--encoder-preset", help="x264/x265 speed preset, "
                                                  "ultrafast ... veryslow (slower = smaller files; default: veryfast "
                                                  "up to 720p, superfast up to 1080p, ultrafast above).",
                                                  show_default=False),
-    codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder: libx264 (default), libx265, "
+    codec: str | None = typer.Option(None, "--codec", help="Video encoder: libx264 (default), libx265, "
                                         "mpeg4, libvpx-vp9 (default for .webm)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (videos: "
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (videos: "
                                           "frames in parallel, one thread each; default: the available cores).",
                                           show_default=False),
     reuse: bool = typer.Option(False, "--reuse", help="Videos, luma models (fast): recompute only the tiles that "
@@ -75,18 +75,21 @@ def sharpen(
 
 
 def live(
-    source: str = typer.Option("0", "--source", "-s", help="Camera index (0), video file (read in real time) or stream URL."),
+    source: str = typer.Option("0", "--source", "-s",
+                               help="Camera index (0), video file (read in real time) or stream URL."),
     sink: str = typer.Option("window", "--sink", help="window (preview), virtualcam (pip install pyvirtualcam) "
                              "or an output video file."),
-    model: str = typer.Option("fast", "--model", "-m", help="Registry name, checkpoint or .onnx (with --backend onnx)."),
+    model: str = typer.Option("fast", "--model", "-m",
+                              help="Registry name, checkpoint or .onnx (with --backend onnx)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch or onnx."),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="Show input | output (key 's' toggles in the window)."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
-    fps: Optional[float] = typer.Option(None, "--fps", min=1, help="Frame rate of the source pacing and the sink "
+    side_by_side: bool = typer.Option(False, "--side-by-side",
+                                      help="Show input | output (key 's' toggles in the window)."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
+    fps: float | None = typer.Option(None, "--fps", min=1, help="Frame rate of the source pacing and the sink "
                                         "(default: the source's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
                                           "the available cores).", show_default=False),
     reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Luma models (fast) on file/stream sources: "
                                "recompute only the tiles that changed since the previous frame."),
@@ -110,7 +113,7 @@ def demo(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier demo files instead of using a "
                                    "fresh run-N subfolder."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
                                           "the available cores).", show_default=False),
 ):
     """Sharpen a degraded video-call clip with the shipped student and show the gain.

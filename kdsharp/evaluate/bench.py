@@ -12,8 +12,8 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class _CpuPeak:
 
 
 # ----------------------------------------------------------------------------- model resolution
-def _resolve_model(model, device: str) -> tuple[nn.Module | Callable, str]:
+def _resolve_model(model, device: str) -> tuple[nn.Module | Callable | Path, str]:
     """A registered name, a checkpoint path or a module -> (module, display name)."""
     if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
         if not Path(model).is_file():
@@ -130,7 +130,8 @@ def _percentile(vals: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(vals, dtype=np.float64), q))
 
 
-def _time_calls(run, x, iters: int, warmup: int, max_seconds: float, sync: Callable[[], None]) -> tuple[list[float], int]:
+def _time_calls(run, x, iters: int, warmup: int, max_seconds: float,
+                sync: Callable[[], None]) -> tuple[list[float], int]:
     """Seconds per call after ``warmup`` calls; stops early once ``max_seconds`` of timing passed.
 
     A warm-up call that alone takes longer than ``max_seconds`` counts as the measurement (the
@@ -208,16 +209,16 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
     with _torch_threads(threads), tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
         threads = threads or torch.get_num_threads()  # ONNX Runtime gets the same count as torch
         run = _runner(net, backend, device, half, threads, Path(tmp))
-        x = x.to(device) if backend == "torch" else x.numpy()  # no host<->device copies in the timing
+        xin: torch.Tensor | np.ndarray = x.to(device) if backend == "torch" else x.numpy()  # no host<->device copies
         if is_cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-            samples, warm = _time_calls(run, x, iters, warmup, max_seconds, sync)
+            samples, warm = _time_calls(run, xin, iters, warmup, max_seconds, sync)
             peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
         else:
             with _CpuPeak() as mem:
-                samples, warm = _time_calls(run, x, iters, warmup, max_seconds, sync)
+                samples, warm = _time_calls(run, xin, iters, warmup, max_seconds, sync)
             peak_mb = mem.peak_mb
 
     p50 = statistics.median(samples)

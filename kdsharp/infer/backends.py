@@ -11,8 +11,8 @@ import copy
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 from kdsharp.console import warn
 from kdsharp.errors import InputError, KdsharpError
 
-Batch = Union[torch.Tensor, np.ndarray]
+Batch = torch.Tensor | np.ndarray
 BACKENDS = ("torch", "onnx")
 
 
@@ -64,9 +64,9 @@ class TorchBackend:
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         module = resolve_model(model, self.device).to(self.device, self.dtype)
         if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
+            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks it
         self.model = module
-        self._forward = module
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = module
         self._compiled = False
         if compile:
             self._forward = torch.compile(module, dynamic=True)
@@ -78,8 +78,8 @@ class TorchBackend:
 
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)) if isinstance(batch, np.ndarray) else batch
         is_np = isinstance(batch, np.ndarray)
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)) if is_np else batch
         home = x.device
         x = x.to(self.device, non_blocking=True).to(self.dtype)
         if self.channels_last:
@@ -121,7 +121,7 @@ class OnnxBackend:
                 raise InputError(path, "no such ONNX file", "check the path")
         else:
             path = cached_onnx(resolve_model(model, "cpu"))
-        providers = ["CPUExecutionProvider"]
+        providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
         if self.device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
                 providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
@@ -148,10 +148,11 @@ class OnnxBackend:
 
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
-        is_np = isinstance(batch, np.ndarray)
-        arr = batch if is_np else batch.detach().to("cpu", torch.float32).numpy()
+        if isinstance(batch, np.ndarray):
+            return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        arr = batch.detach().to("cpu", torch.float32).numpy()
         out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(arr, dtype=np.float32)})[0]
-        return out if is_np else torch.from_numpy(out).to(batch.device)
+        return torch.from_numpy(out).to(batch.device)
 
 
 def _weights_digest(model: nn.Module) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,7 +200,7 @@ def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
         ensure_writable_dir(dst.parent)  # unwritable output: one clear line before any work
 
 
-def _reject(result: BatchResult, rejected: list[tuple[Path, str]]) -> BatchResult:
+def _reject(result: BatchResult, rejected: Sequence[tuple[Path, str]]) -> BatchResult:
     """Record (and print, one line each) the inputs refused before the run."""
     for src, msg in rejected:
         result.failed.append((src, msg))
@@ -208,7 +209,7 @@ def _reject(result: BatchResult, rejected: list[tuple[Path, str]]) -> BatchResul
 
 
 def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None,
-             debug: bool = False, rejected: list[tuple[Path, str]] = (), **video) -> BatchResult:
+             debug: bool = False, rejected: Sequence[tuple[Path, str]] = (), **video) -> BatchResult:
     """Sharpen each ``(src, dst)``; a failing file prints one line and the run goes on.
 
     ``rejected`` (from :func:`plan_outputs`) are reported first as failed files. ``video``:

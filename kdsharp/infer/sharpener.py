@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -72,7 +74,8 @@ class Sharpener:
             x = x[None]
         if x.dim() != 4 or x.shape[1] != 3:
             raise KdsharpError(f"expected a (N,3,H,W) or (3,H,W) RGB tensor, got shape {tuple(x.shape)}")
-        y, self.tile = forward_any_size(self.backend, x.float(), self.tile, self.tile_overlap)
+        fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)  # a backend maps tensors to tensors
+        y, self.tile = forward_any_size(fn, x.float(), self.tile, self.tile_overlap)
         y = y.clamp(0, 1)  # out of place: an identity model returns its input
         return y[0] if squeeze else y
 

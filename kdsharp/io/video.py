@@ -7,10 +7,11 @@ the output the same way). Timestamps are integers in the source stream's ``time_
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -93,14 +94,14 @@ def probe_video(path: str | Path) -> VideoInfo:
         s = c.streams.video[0]
         first = None
         try:
-            for first in c.decode(s):
-                break
+            first = next(iter(c.decode(s)), None)
         except av.error.FFmpegError as e:
             raise InputError(path, f"video stream cannot be decoded ({_why(e)})", "re-encode or remove it") from e
         if first is None:
             raise InputError(path, "video stream has no frames", "re-export or remove it")
         matrix = None
-        for sd in first.side_data:
+        side_data: Any = first.side_data  # PyAV's stubs type its items as str
+        for sd in side_data:
             if str(sd.type).endswith("DISPLAYMATRIX") and len(bytes(sd)) == 36:
                 matrix = tuple(int(v) for v in np.frombuffer(bytes(sd), "<i4"))
         fps = s.average_rate or s.guessed_rate or Fraction(25)
@@ -195,7 +196,7 @@ def pick_codec(path: Path, codec: str | None) -> str:
         try:
             av.codec.Codec(name, "w")
             return name
-        except Exception:  # av raises UnknownCodecError / ValueError depending on version
+        except Exception:  # noqa: BLE001 - av raises UnknownCodecError / ValueError depending on version
             continue
     raise OutputError(path, f"video encoder '{codec}' is not available in this PyAV build",
                       "try --codec libx264, mpeg4 or libvpx-vp9")
@@ -235,7 +236,7 @@ class VideoWriter:
         self._last_pts = -(2**62)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         try:
             tmp = self._stack.enter_context(atomic_path(self.path))
             self._out = av.open(str(tmp), "w", format=_format_for(self.path))
@@ -246,7 +247,8 @@ class VideoWriter:
         except BaseException as e:
             self._stack.__exit__(type(e), e, e.__traceback__)
             if isinstance(e, av.error.FFmpegError):
-                raise OutputError(self.path, f"cannot start writing ({_why(e)})", "check the extension and --codec") from e
+                raise OutputError(self.path, f"cannot start writing ({_why(e)})",
+                                  "check the extension and --codec") from e
             raise
         return self
 
@@ -257,12 +259,12 @@ class VideoWriter:
             except BaseException as e:
                 self._stack.__exit__(type(e), e, e.__traceback__)  # closes and deletes the temp file
                 raise
-        return self._stack.__exit__(exc_type, exc, tb)
+        return bool(self._stack.__exit__(exc_type, exc, tb))
 
     # -- streams ---------------------------------------------------------------------------
     def _add_video_stream(self) -> None:
         w, h = self.size
-        s = self._out.add_stream(self.codec, rate=self.fps)
+        s: Any = self._out.add_stream(self.codec, rate=self.fps)  # a VideoStream (the stubs return a union)
         s.width, s.height = w, h
         odd = (w % 2 or h % 2)
         if self.codec == "libvpx-vp9" or (odd and self.codec in ("libx264", "libx265")):
@@ -272,7 +274,7 @@ class VideoWriter:
         s.codec_context.time_base = self.time_base
         s.time_base = self.time_base
         crf = self.crf
-        opts: dict[str, str] = {}
+        opts: dict[str, Any] = {}
         if self.codec in ("libx264", "libx265"):
             opts = {"crf": str(crf), "preset": self.preset}
             if self.codec == "libx265":
@@ -292,7 +294,8 @@ class VideoWriter:
         self._video = s
         cs = self.color.colorspace if self.color and self.color.colorspace in _SWS_COLORSPACES else None
         rng = self.color.color_range if self.color and self.color.color_range in (1, 2) else None
-        self._reformat = dict(format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng, interpolation=TO_YUV_FLAGS)
+        self._reformat: dict[str, Any] = dict(format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng,
+                                              interpolation=TO_YUV_FLAGS)
 
     def _add_audio_streams(self) -> None:
         sources = []
@@ -316,6 +319,7 @@ class VideoWriter:
         self._audio = [[it, None] for it in sources]  # [packet iterator, pending packet]
 
     def _tone_packets(self, stream):
+        assert self.audio_tone is not None  # only called when a tone was asked for
         samples, rate = self.audio_tone
         samples = np.asarray(samples, np.float32).reshape(1, -1)
         for i in range(0, samples.shape[1], 1024):
