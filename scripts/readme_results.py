@@ -110,8 +110,24 @@ def ablation(train_dir: Path, report: dict) -> list[str]:
     return out
 
 
-def render(report: dict, train_dir: Path) -> str:
-    return "\n".join([BEGIN, *quality(report), *training(train_dir), *ablation(train_dir, report), END])
+def speed(bench_dir: Path) -> list[str]:
+    runs = [json.loads(p.read_text()) for p in sorted(bench_dir.glob("*.json"))]
+    if not runs:
+        return []
+    cpus = sorted({r.get("cpu", "?") for r in runs})
+    out = ["", f"### Speed of the bare models (`kdsharp bench --json`, files in [`docs/bench/`](docs/bench/))", "",
+           f"{runs[0]['size']}, batch 1, {runs[0]['threads']} CPU threads, {', '.join(cpus)}, median of "
+           f"{runs[0]['iters']} calls; the end-to-end video figures are under Usage, \"Real-time video\".", "",
+           "| model | backend | frames/s | p50 ms | p95 ms | peak MB |", "|---|---|---:|---:|---:|---:|"]
+    for r in sorted(runs, key=lambda r: (r["model"], r["backend"])):
+        out.append(f"| {r['model']} | {r['backend']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                   f"{r.get('peak_mem_mb', float('nan')):.0f} |")
+    return out
+
+
+def render(report: dict, train_dir: Path, bench_dir: Path = Path("docs/bench")) -> str:
+    return "\n".join([BEGIN, *quality(report), *training(train_dir), *ablation(train_dir, report), *speed(bench_dir),
+                      END])
 
 
 def main() -> int:
