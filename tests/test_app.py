@@ -40,7 +40,8 @@ from kdsharp.app.processing import (
 )
 from kdsharp.app.store import VoteRecord, VoteStore, VoteStoreError
 from kdsharp.errors import InputError, KdsharpError
-from kdsharp.evaluate.votes import Vote, bradley_terry, rank_votes, ranking_markdown, scores, tally, vote_report, wilson
+from kdsharp.app.store import vote_report
+from kdsharp.evaluate.votes import Vote, bradley_terry, rank_votes, ranking_markdown, scores, tally, wilson
 
 
 @pytest.fixture(scope="module")

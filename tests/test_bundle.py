@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdsharp.data.bundle import load_bundle, pack_bundle, read_meta
+from kdsharp.data.bundle import load_bundle, read_meta
+from kdsharp.data.pack import pack_bundle
 from kdsharp.data.codecs import IMAGE_CODECS, has_encoder, image_roundtrip, video_roundtrip
 from kdsharp.data.degrade import Degrader
 from kdsharp.data.sources import load_source

@@ -124,3 +124,16 @@ def test_cheap_usage_commands_run(tmp_path, monkeypatch, capsys):
                 "out.tif", "out.mp4", "testset", "fast.onnx"):
         assert (tmp_path / out).exists(), out
     assert cv2.imread(str(tmp_path / "out.tif"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_readme_results_are_generated_from_the_reports():
+    """The results block is what scripts/readme_results.py renders from docs/eval, docs/train and
+    docs/bench: no figure there is typed by hand."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "scripts/readme_results.py", "--check"], cwd=root, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, f"README results are stale: run python scripts/readme_results.py ({r.stderr})"

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kdsharp.errors import InputError, OutputError
-from kdsharp.evaluate.votes import CHOICES, Vote
+from kdsharp.evaluate.votes import CHOICES, Ranking, Vote, rank_votes, ranking_markdown
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -316,4 +316,41 @@ class VoteStore:
         return bytes(row[0]) if row else None
 
 
-__all__ = ["VoteStore", "VoteRecord", "SaveResult", "VoteStoreError", "SCHEMA_VERSION", "CHOICES"]
+__all__ = ["VoteStore", "VoteRecord", "SaveResult", "VoteStoreError", "SCHEMA_VERSION", "CHOICES", "vote_report"]
+
+
+def vote_report(db: str | Path, out_dir: str | Path | None = None, bootstrap: int = 1000,
+                seed: int = 0) -> tuple[Ranking, str]:
+    """Rank the votes of a ``kdsharp app`` database (queued votes included): ``(ranking, markdown)``.
+
+    With ``out_dir``, PSNR/SSIM columns come from ``out_dir/report.json`` (a ``kdsharp eval``
+    report) when it exists, and ``votes.md`` and ``votes.json`` are written there.
+    """
+    import json
+
+    from kdsharp.io.atomic import atomic_path, ensure_writable_dir
+
+    if not Path(db).is_file():
+        from kdsharp.errors import InputError
+
+        raise InputError(db, "no such vote database", "pass the --votes file that `kdsharp app` wrote")
+    store = VoteStore(db)
+    ranking = rank_votes(store.votes(), bootstrap=bootstrap, seed=seed)
+    queued = len(store.pending()[0])
+    if queued:
+        ranking.notes.append(f"{queued} of these votes are still queued in {store.pending_path.name} "
+                             "(the database could not take them yet)")
+    quality = None
+    if out_dir is not None:
+        report = Path(out_dir) / "report.json"
+        if report.is_file():
+            quality = json.loads(report.read_text(encoding="utf-8")).get("overall")
+    md = f"Blind comparison: {Path(db).name}\n\n" + ranking_markdown(ranking, quality)
+    if out_dir is not None:
+        out = ensure_writable_dir(out_dir)
+        with atomic_path(out / "votes.md") as tmp:
+            tmp.write_text(md, encoding="utf-8")
+        with atomic_path(out / "votes.json") as tmp:
+            tmp.write_text(json.dumps({**ranking.as_dict(), "database": str(db), "quality": quality}, indent=2),
+                           encoding="utf-8")
+    return ranking, md

@@ -77,7 +77,7 @@ def _print_summary(report: dict) -> None:
 def _print_votes(db: Path, out: Path) -> None:
     from rich.markdown import Markdown
 
-    from kdsharp.evaluate.votes import vote_report
+    from kdsharp.app.store import vote_report
 
     _, md = vote_report(db, out)
     console.print(Markdown(md))

@@ -58,7 +58,7 @@ def sharpen(
     output) exits 2. Videos stream through decode, model and encode threads; the luma model
     `fast` works on the Y plane directly (no RGB round trip).
     """
-    from kdsharp.infer.batch import sharpen_paths
+    from kdsharp.infer.sharpener import sharpen_paths
 
     result = sharpen_paths(inputs, output, model=model, device=device, backend=backend, tile=tile,
                            tile_overlap=tile_overlap, half=half, batch=batch, compile=compile, crf=crf,

@@ -135,7 +135,7 @@ def pack_command(
     Example: kdsharp train pack -c configs/bundle.yaml -o bundle.zip
     """
     from kdsharp.configs import resolve_config_path
-    from kdsharp.data.bundle import bundle_summary, pack_bundle
+    from kdsharp.data.pack import bundle_summary, pack_bundle
     from kdsharp.train.config import read_yaml_mapping
 
     spec = read_yaml_mapping(resolve_config_path(config))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -218,43 +217,6 @@ def ranking_markdown(ranking: Ranking, quality: dict[str, dict] | None = None) -
     return "\n".join(lines + [""] + foot + [f"Note: {n}." for n in ranking.notes]) + "\n"
 
 
-def vote_report(db: str | Path, out_dir: str | Path | None = None, bootstrap: int = 1000,
-                seed: int = 0) -> tuple[Ranking, str]:
-    """Rank the votes of a ``kdsharp app`` database (queued votes included): ``(ranking, markdown)``.
-
-    With ``out_dir``, PSNR/SSIM columns come from ``out_dir/report.json`` (a ``kdsharp eval``
-    report) when it exists, and ``votes.md`` and ``votes.json`` are written there.
-    """
-    import json
-
-    from kdsharp.app.store import VoteStore
-    from kdsharp.io.atomic import atomic_path, ensure_writable_dir
-
-    if not Path(db).is_file():
-        from kdsharp.errors import InputError
-
-        raise InputError(db, "no such vote database", "pass the --votes file that `kdsharp app` wrote")
-    store = VoteStore(db)
-    ranking = rank_votes(store.votes(), bootstrap=bootstrap, seed=seed)
-    queued = len(store.pending()[0])
-    if queued:
-        ranking.notes.append(f"{queued} of these votes are still queued in {store.pending_path.name} "
-                             "(the database could not take them yet)")
-    quality = None
-    if out_dir is not None:
-        report = Path(out_dir) / "report.json"
-        if report.is_file():
-            quality = json.loads(report.read_text(encoding="utf-8")).get("overall")
-    md = f"Blind comparison: {Path(db).name}\n\n" + ranking_markdown(ranking, quality)
-    if out_dir is not None:
-        out = ensure_writable_dir(out_dir)
-        with atomic_path(out / "votes.md") as tmp:
-            tmp.write_text(md, encoding="utf-8")
-        with atomic_path(out / "votes.json") as tmp:
-            tmp.write_text(json.dumps({**ranking.as_dict(), "database": str(db), "quality": quality}, indent=2),
-                           encoding="utf-8")
-    return ranking, md
-
 
 __all__ = ["Vote", "MethodRank", "Ranking", "tally", "bradley_terry", "scores", "wilson", "rank_votes",
-           "ranking_markdown", "vote_report", "PRIOR"]
+           "ranking_markdown", "PRIOR"]

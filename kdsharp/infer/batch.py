@@ -243,27 +243,3 @@ def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, c
                 bar.advance(task)
     result.seconds = time.perf_counter() - start
     return result
-
-
-def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = "auto", backend: str = "torch",
-                  tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
-                  compile: bool = False, crf: int | None = None, codec: str | None = None,
-                  overwrite: bool = False, debug: bool = False, threads: int | None = None,
-                  preset: str | None = None, reuse: bool = False, video_path: str = "auto") -> BatchResult:
-    """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command."""
-    from kdsharp.infer.sharpener import Sharpener
-
-    rejected: list[tuple[Path, str]] = []
-    plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
-    if not plan:  # nothing to sharpen: do not load the model
-        return _reject(BatchResult(), rejected)
-    if preset is not None:
-        from kdsharp.io.video import X264_PRESETS
-
-        if preset not in X264_PRESETS:
-            raise KdsharpError(f"unknown --encoder-preset '{preset}' (use one of: {', '.join(X264_PRESETS)})")
-    sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
-                          half=half, batch=batch, compile=compile, threads=threads)
-    console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
-    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug, rejected=rejected, preset=preset,
-                    reuse=reuse, path=video_path)

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdsharp.console import console
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.infer.backends import make_backend
+from kdsharp.infer.batch import BatchResult, _reject, plan_outputs, run_plan
 from kdsharp.infer.tiling import forward_any_size
 from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
@@ -154,8 +156,6 @@ class Sharpener:
         A bad file (corrupt, or an unsupported format such as GIF) is reported and skipped; the
         others are still processed.
         """
-        from kdsharp.infer.batch import plan_outputs, run_plan
-
         rejected: list = []
         plan = plan_outputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], output, overwrite, rejected)
         return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected, **video)
@@ -172,3 +172,25 @@ def check_target(src: Path, dst: Path, overwrite: bool) -> None:
                           "choose another output, or pass --overwrite to replace it in place")
     if dst.exists():
         raise OutputError(dst, "already exists", "pass --overwrite to replace it, or choose another output")
+
+
+def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = "auto", backend: str = "torch",
+                  tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
+                  compile: bool = False, crf: int | None = None, codec: str | None = None,
+                  overwrite: bool = False, debug: bool = False, threads: int | None = None,
+                  preset: str | None = None, reuse: bool = False, video_path: str = "auto") -> BatchResult:
+    """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command."""
+    rejected: list[tuple[Path, str]] = []
+    plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
+    if not plan:  # nothing to sharpen: do not load the model
+        return _reject(BatchResult(), rejected)
+    if preset is not None:
+        from kdsharp.io.video import X264_PRESETS
+
+        if preset not in X264_PRESETS:
+            raise KdsharpError(f"unknown --encoder-preset '{preset}' (use one of: {', '.join(X264_PRESETS)})")
+    sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
+                          half=half, batch=batch, compile=compile, threads=threads)
+    console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
+    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug, rejected=rejected, preset=preset,
+                    reuse=reuse, path=video_path)

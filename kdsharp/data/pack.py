@@ -1,0 +1,188 @@
+"""Packing a training bundle (the format: :mod:`kdsharp.data.bundle`) from training sources.
+
+Runs on a CPU machine with PyAV: textured crops are cut from the sources, a share of them is
+passed through real video codecs, and everything is stored losslessly in a zip of bounded size.
+
+    info = pack_bundle(train_sources, "bundle.zip", val_sources=val_sources)
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from kdsharp.console import info, progress
+from kdsharp.data.bundle import FORMAT, encode_lossless
+from kdsharp.data.degrade import Degrader
+from kdsharp.data.sources import load_sources
+from kdsharp.errors import ConfigError
+from kdsharp.io.atomic import atomic_path
+
+PAIR_DEGRADATION = {
+    "preset": "wide",
+    "codec": {"prob": 1.0, "codecs": {"libx264": 0.6, "libvpx": 0.15, "libvpx-vp9": 0.15, "mpeg4": 0.1}},
+}
+
+
+@dataclass
+class BundleInfo:
+    """What :func:`pack_bundle` wrote."""
+
+    path: Path
+    clean: int = 0
+    pairs: int = 0
+    val: int = 0
+    bytes: int = 0
+    counts_by_source: dict = field(default_factory=dict)
+
+
+def texture(img: np.ndarray) -> float:
+    """Mean absolute luma gradient of uint8 RGB ``img`` (levels per px): ~0 flat, >10 detailed."""
+    y = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean()) / 2
+
+
+def sample_crops(images: list[np.ndarray], weights: list[float], count: int, crop: int,
+                 rng: np.random.Generator, min_texture: float = 2.0, flat_keep: float = 0.2):
+    """``count`` (image index, crop) tuples drawn with ``weights``; flat crops (texture below
+    ``min_texture``) are kept with probability ``flat_keep`` only. Crops are ``crop`` px squares,
+    taken at a random scale (0.5-1x of the image when it is large enough)."""
+    p = np.asarray(weights, np.float64)
+    p = p / p.sum()
+    out: list[tuple[int, np.ndarray]] = []
+    tries = 0
+    while len(out) < count and tries < count * 20:
+        tries += 1
+        idx = int(rng.choice(len(images), p=p))
+        img = images[idx]
+        h, w = img.shape[:2]
+        if min(h, w) < crop:
+            continue
+        size = int(crop / rng.uniform(max(0.5, crop / min(h, w)), 1.0))
+        size = min(size, h, w)
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        c = img[y:y + size, x:x + size]
+        if size != crop:
+            c = cv2.resize(c, (crop, crop), interpolation=cv2.INTER_AREA)
+        if texture(c) < min_texture and rng.random() > flat_keep:
+            continue
+        out.append((idx, np.ascontiguousarray(c)))
+    return out
+
+
+def _flatten(sources) -> tuple[list[np.ndarray], list[float], list[str]]:
+    images, weights, names = [], [], []
+    for src in sources:
+        for i, img in enumerate(src.images):
+            images.append(img)
+            weights.append(src.repeat)
+            names.append(f"{src.name}:{src.names[i] if i < len(src.names) else i}")
+    if not images:
+        raise ConfigError("the bundle's sources hold no clean image")
+    return images, weights, names
+
+
+def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict] | None = None,
+                crop: int = 192, clean: int = 1200, pairs: int = 600, val: int = 48, val_size: int = 256,
+                val_presets: tuple[str, ...] = ("lowbw", "defocus", "h264"), max_mb: float = 40.0,
+                pair_degradation: dict | str | None = None, seed: int = 0) -> BundleInfo:
+    """Pack a training bundle (see the module docstring) at ``out`` (a .zip, written atomically).
+
+    Args:
+        sources / val_sources: training-source dicts (:mod:`kdsharp.data.sources`); ``repeat``
+            weights the crops drawn from each. Validation pairs come from ``val_sources`` only.
+        crop: clean/pair crop size in px; clean, pairs, val: how many of each.
+        max_mb: the zip's size limit: packing stops adding training crops when it is reached.
+        pair_degradation: the degradation of the codec pairs (default :data:`PAIR_DEGRADATION`).
+    """
+    out = Path(out)
+    if out.suffix.lower() != ".zip":
+        raise ConfigError(f"a bundle is a .zip file, got {out}")
+    rng = np.random.default_rng(seed)
+    images, weights, names = _flatten(load_sources(sources))
+    degrader = Degrader(pair_degradation or PAIR_DEGRADATION)
+    limit = int(max_mb * 1024 * 1024)
+    bundle = BundleInfo(path=out)
+    meta: dict = {"format": FORMAT, "seed": seed, "crop": crop, "sources": sources, "val_sources": val_sources,
+                  "corpus_manifests": _manifest_hashes(list(sources) + list(val_sources or [])),
+                  "pair_degradation": degrader.config, "val_presets": list(val_presets), "val_size": val_size,
+                  "pairs": {}, "val": {}}
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        def add(name: str, img: np.ndarray) -> None:
+            data = encode_lossless(img)
+            zf.writestr(name, data)
+            bundle.bytes += len(data)
+
+        if val_sources and val:
+            v_images, v_weights, _ = _flatten(load_sources(val_sources))
+            v_crops = sample_crops(v_images, v_weights, val, val_size, np.random.default_rng([seed, 1]))
+            for i, (_, gt) in enumerate(v_crops):
+                preset = val_presets[i % len(val_presets)]
+                lq = Degrader(preset)(gt, np.random.default_rng([seed, 2, i]))
+                add(f"val/pairs/{i:06d}_gt.webp", gt)
+                add(f"val/pairs/{i:06d}_lq.webp", lq)
+                meta["val"][f"{i:06d}"] = preset
+            bundle.val = len(v_crops)
+        # interleave clean crops and pairs so that a size limit keeps both in proportion
+        total = clean + pairs
+        kinds = np.array([0] * clean + [1] * pairs)
+        rng.shuffle(kinds)
+        crops = sample_crops(images, weights, total, crop, rng)
+        with progress("crops") as bar:
+            task = bar.add_task(f"bundle {out.name}", total=len(crops))
+            for kind, (idx, gt) in zip(kinds, crops, strict=True):
+                if bundle.bytes >= limit:
+                    info(f"bundle reached its {max_mb:g} MB limit: stopping at {bundle.clean} clean crops "
+                         f"and {bundle.pairs} pairs")
+                    break
+                src = names[idx].rsplit(":", 1)[0]
+                bundle.counts_by_source[src] = bundle.counts_by_source.get(src, 0) + 1
+                if kind == 0:
+                    add(f"train/clean/{bundle.clean:06d}.webp", gt)
+                    bundle.clean += 1
+                else:
+                    plan = degrader.sample(rng)
+                    lq = degrader.apply([gt], plan)[0]
+                    key = f"{bundle.pairs:06d}"
+                    add(f"train/pairs/{key}_gt.webp", gt)
+                    add(f"train/pairs/{key}_lq.webp", lq)
+                    meta["pairs"][key] = _describe(plan)
+                    bundle.pairs += 1
+                bar.advance(task)
+        meta.update(counts={"clean": bundle.clean, "pairs": bundle.pairs, "val": bundle.val},
+                    counts_by_source=bundle.counts_by_source)
+        zf.writestr("meta.json", json.dumps(meta, indent=1, default=str))
+    bundle.bytes = out.stat().st_size
+    return bundle
+
+
+def _manifest_hashes(specs: list[dict]) -> dict[str, str]:
+    """sha256 of the manifest of every corpus source (what a model card records as its data)."""
+    import hashlib
+
+    from kdsharp.data.corpus import corpus_dir
+
+    out = {}
+    for spec in specs:
+        if isinstance(spec, dict) and spec.get("type") == "corpus":
+            manifest = corpus_dir(spec.get("path")) / "manifest.json"
+            if manifest.is_file():
+                out[str(spec.get("path"))] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return out
+
+
+def _describe(plan: list[dict]) -> list[dict]:
+    """A JSON-able summary of a degradation plan (kernels dropped)."""
+    return [{stage: {k: v for k, v in params.items() if k != "kernel"} for stage, params in p.items()} for p in plan]
+
+
+def bundle_summary(info_: BundleInfo) -> dict:
+    """JSON-able summary of a packed bundle (sizes in MB)."""
+    d = asdict(info_)
+    d["path"] = str(info_.path)
+    d["mb"] = round(info_.bytes / 1024 / 1024, 2)
+    return d
