@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from kdsharp.errors import InputError, KdsharpError
-from kdsharp.io.images import IMAGE_EXTS, is_image_file, read_image_meta, write_image
+from kdsharp.io.images import IMAGE_EXTS, is_image_file, read_image_meta, to_rgb8, write_image
 from kdsharp.io.meta import ImageMeta
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
@@ -194,17 +194,6 @@ def header_pixels(path: Path) -> tuple[str, int] | None:
         return ("", int(found.group(1))) if found else None
     except Exception:  # noqa: BLE001 - an unknown or broken header: OpenCV decides
         return None
-
-
-def to_rgb8(img: np.ndarray) -> np.ndarray:
-    """Any OpenCV-layout image (uint8/uint16, grey, BGR, BGRA) as uint8 HxWx3 RGB."""
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def preview(rgb: np.ndarray, max_side: int = PREVIEW_SIDE) -> np.ndarray:

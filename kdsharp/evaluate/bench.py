@@ -6,7 +6,6 @@ of a large teacher on a laptop CPU still ends in reasonable time.
 """
 from __future__ import annotations
 
-import contextlib
 import platform
 import resource
 import statistics
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from kdsharp.errors import KdsharpError
+from kdsharp.infer.threads import torch_threads
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -158,17 +158,6 @@ def _time_calls(run, x, iters: int, warmup: int, max_seconds: float,
     return samples, done
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", backend: str = "torch",
               batch: int = 1, half: bool = False, iters: int = 20, warmup: int = 3,
               threads: int | None = None, max_seconds: float = 20.0) -> dict:
@@ -206,7 +195,7 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, h, w, generator=gen)
     sync = torch.cuda.synchronize if is_cuda else (lambda: None)
-    with _torch_threads(threads), tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
+    with torch_threads(threads), tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
         threads = threads or torch.get_num_threads()  # ONNX Runtime gets the same count as torch
         run = _runner(net, backend, device, half, threads, Path(tmp))
         xin: torch.Tensor | np.ndarray = x.to(device) if backend == "torch" else x.numpy()  # no host<->device copies

@@ -114,7 +114,11 @@ def _exif_orientation(buf: bytes) -> int:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read any image as uint8 HxWx3 RGB (grey expanded, alpha dropped, 16-bit scaled)."""
-    img = read_image(path)
+    return to_rgb8(read_image(path))
+
+
+def to_rgb8(img: np.ndarray) -> np.ndarray:
+    """Any OpenCV-layout image (uint8/uint16; grey, BGR or BGRA) as uint8 HxWx3 RGB."""
     if img.dtype == np.uint16:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     if img.ndim == 2:
