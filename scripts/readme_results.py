@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from kdsharp.evaluate.tables import ROW_TITLES, _table
+from kdsharp.evaluate.tables import ROW_TITLES, method_table
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 TARGETS = {"teacher": 1.8, "student": 1.0, "fast": 0.6}
@@ -32,7 +32,7 @@ def quality(report: dict) -> list[str]:
            f"{d['n_images']} photos of the corpus's held-out **test** split (never trained, validated or tuned on; "
            "long side ≤ 720 px). The unsharp mask is tuned on each preset's own images by grid search: the best "
            "a classic sharpening filter could do. Mean over the presets:", ""]
-    out += _table(report, report["overall"])
+    out += method_table(report, report["overall"])
     presets = list(report["presets"])
     out += ["", "ΔPSNR (dB) and ΔSSIM over the input, per preset:", "",
             "| Method | " + " | ".join(f"{p} ΔPSNR | {p} ΔSSIM" for p in presets) + " |",

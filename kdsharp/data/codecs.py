@@ -47,12 +47,17 @@ def _decode_rgb(buf: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _cv2_roundtrip(img: np.ndarray, ext: str, quality_flag: int, quality: int) -> np.ndarray:
+    """Encode uint8 HxWx3 RGB with OpenCV as ``ext`` at ``quality`` and decode; same shape and dtype."""
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [quality_flag, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV wheels encode JPEG and WebP
+        raise RuntimeError(f"OpenCV could not encode the image as {ext}")
+    return _decode_rgb(buf)
+
+
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     """JPEG-compress uint8 HxWx3 RGB at ``quality`` (1-100) and decode; same shape and dtype."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
-        raise RuntimeError("OpenCV could not JPEG-encode the image")
-    return _decode_rgb(buf)
+    return _cv2_roundtrip(img, ".jpg", cv2.IMWRITE_JPEG_QUALITY, quality)
 
 
 def image_roundtrip(img: np.ndarray, codec: str, crf: float) -> np.ndarray:
@@ -63,10 +68,7 @@ def image_roundtrip(img: np.ndarray, codec: str, crf: float) -> np.ndarray:
     quality = image_quality(codec, crf)
     if codec == "jpeg":
         return jpeg_roundtrip(img, quality)
-    ok, buf = cv2.imencode(".webp", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, quality])
-    if not ok:  # pragma: no cover - OpenCV wheels always have WebP
-        raise RuntimeError("OpenCV could not WebP-encode the image")
-    return _decode_rgb(buf)
+    return _cv2_roundtrip(img, ".webp", cv2.IMWRITE_WEBP_QUALITY, quality)
 
 
 def image_quality(codec: str, crf: float) -> int:

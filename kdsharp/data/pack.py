@@ -120,9 +120,10 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
         if val_sources and val:
             v_images, v_weights, _ = _flatten(load_sources(val_sources))
             v_crops = sample_crops(v_images, v_weights, val, val_size, np.random.default_rng([seed, 1]))
+            val_degraders = {p: Degrader(p) for p in val_presets}  # built once, not per crop
             for i, (_, gt) in enumerate(v_crops):
                 preset = val_presets[i % len(val_presets)]
-                lq = Degrader(preset)(gt, np.random.default_rng([seed, 2, i]))
+                lq = val_degraders[preset](gt, np.random.default_rng([seed, 2, i]))
                 add(f"val/pairs/{i:06d}_gt.webp", gt)
                 add(f"val/pairs/{i:06d}_lq.webp", lq)
                 meta["val"][f"{i:06d}"] = preset

@@ -44,7 +44,8 @@ def _params(n) -> str:
     return str(n)
 
 
-def _table(report: dict, rows_stats: dict) -> list[str]:
+def method_table(report: dict, rows_stats: dict) -> list[str]:
+    """The markdown rows of one results table: PSNR, SSIM, ΔPSNR, params, GMACs and FPS per method."""
     has_gpu = any(m.get("fps_gpu_1080p") is not None for m in report["methods"].values())
     size = (report.get("fps") or {}).get("size", "1920x1080")
     at = "1080p" if size == "1920x1080" else size
@@ -93,10 +94,10 @@ def render_markdown(report: dict) -> str:
             "on 8-bit PSNR: the most favourable setting a classic sharpening filter could have.", ""]
     sets = report["presets"]
     if len(sets) > 1:
-        out += ["## Overall (mean over presets)", "", *_table(report, report["overall"]), ""]
+        out += ["## Overall (mean over presets)", "", *method_table(report, report["overall"]), ""]
     for name, st in sets.items():
         out += [f"## {'Preset' if d['kind'] == 'presets' else 'Set'} `{name}` ({st['n_images']} images)", ""]
-        out += _table(report, st["rows"])
+        out += method_table(report, st["rows"])
         if name in report["unsharp"]:
             out += ["", f"Unsharp mask chosen: {unsharp_label(report['unsharp'][name])}."]
         out.append("")
@@ -143,4 +144,4 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     return md, js
 
 
-__all__ = ["render_markdown", "write_report", "format_fps", "ROW_TITLES"]
+__all__ = ["render_markdown", "write_report", "format_fps", "method_table", "ROW_TITLES"]
