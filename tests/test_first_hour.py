@@ -53,7 +53,7 @@ def test_several_inputs_with_a_file_name_output_is_one_line_exit_2(tmp_path, cap
     code, err = sharpen(capsys, a, b, "-o", tmp_path / out)
     assert code == 2 and not (tmp_path / out).exists()  # no folder named out2.png
     (line,) = errors(err)
-    assert out in line and "2 inputs need an output folder" in line and "-o " in line and "out2" + "/" in line
+    assert out in line and "2 inputs need an output folder" in line and "--output " in line and "out2" + "/" in line
 
 
 def test_a_folder_with_a_file_name_output_is_refused_too(tmp_path, capsys):

@@ -257,7 +257,7 @@ def test_encoder_defaults_by_resolution_and_overrides(tmp_path):
     assert encoder_settings(3840, 2160).preset == "ultrafast"
     assert encoder_settings(1920, 1080, preset="medium", crf=23).describe() == "libx264 medium crf 23"
     assert encoder_settings(640, 360, path="x.webm").describe() == "libvpx-vp9 crf 24"
-    with pytest.raises(OutputError, match="encoder-preset"):
+    with pytest.raises(OutputError, match="preset=warp"):
         encoder_settings(640, 360, preset="warp")
     src = make_video(tmp_path / "in.mp4", frames=3, audio=False)
     st = Sharpener(luma_net(), device="cpu").video(src, tmp_path / "o.mp4", preset="ultrafast", crf=30)
@@ -274,7 +274,7 @@ def test_cli_encoder_preset_and_threads(tmp_path, capsys, monkeypatch):
     assert "ultrafast crf 28" in err and "yuv path" in err and "tiles reused" in err
     code = main(["sharpen", str(src), "-o", str(tmp_path / "o2.mp4"), "--encoder-preset", "warp"])
     err = capsys.readouterr().err
-    assert code == 2 and "warp" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o2.mp4").exists()
+    assert code == 2 and "--encoder-preset warp is not an x264 preset" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o2.mp4").exists()
 
 
 # -- thread policy ---------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def test_onnx_bad_files(tmp_path):
         Sharpener(str(bad), device="cpu", backend="onnx")
     with pytest.raises(KdsharpError, match="no such ONNX file"):
         Sharpener(str(tmp_path / "missing.onnx"), device="cpu", backend="onnx")
-    with pytest.raises(KdsharpError, match="--backend onnx"):
+    with pytest.raises(KdsharpError, match="backend=onnx"):
         Sharpener(str(bad), device="cpu", backend="torch")
 
 

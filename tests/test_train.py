@@ -122,7 +122,7 @@ def test_teacher_run_ctrl_c_and_exact_resume(tmp_path, monkeypatch):
     ckpt = load_checkpoint(tmp_path / "runs" / "cut" / "last.pth")
     assert ckpt["step"] == 3 and set(ckpt) >= {"params", "params_ema", "optimizer", "scheduler", "rng", "config"}
     monkeypatch.setattr(Trainer, "_train_step", original)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ConfigError, match="resume=auto"):
         train(cfg)  # the folder already holds a run
     res = train(cfg, resume="auto")
     assert res.step == 6

@@ -146,20 +146,23 @@ class VoteStore:
                                   "close the other program; votes wait in " + self.pending_path.name)
         if isinstance(e, sqlite3.OperationalError) and "readonly" in text.replace(" ", "").replace("-", ""):
             return VoteStoreError(self.path, f"database is read-only while {doing}",
-                                  "check its permissions, or pass --votes with a writable path")
+                                  "check its permissions, or pass votes=PATH with a writable path", params=["votes"])
         if isinstance(e, sqlite3.OperationalError) and "unable to open" in text:
             return VoteStoreError(self.path, f"cannot be opened while {doing}",
-                                  "check that its folder exists and is writable, or pass --votes OTHER.db")
+                                  "check that its folder exists and is writable, or pass votes=OTHER.db",
+                                  params=["votes"])
         if isinstance(e, sqlite3.DatabaseError):
             return VoteStoreError(self.path, f"is not a readable SQLite database ({text}) while {doing}",
-                                  "it is left untouched: move it aside to start a new one, or pass --votes OTHER.db")
+                                  "it is left untouched: move it aside to start a new one, or pass votes=OTHER.db",
+                                  params=["votes"])
         return VoteStoreError(self.path, f"{type(e).__name__}: {text} while {doing}", "check the file and its folder")
 
     @contextlib.contextmanager
     def _connect(self, doing: str, create: bool = True) -> Iterator[sqlite3.Connection]:
         """A connection in autocommit mode with the schema in place; errors as :class:`VoteStoreError`."""
         if not create and not self.path.is_file():
-            raise InputError(self.path, "no such vote database", "pass the --votes file the app wrote")
+            raise InputError(self.path, "no such vote database", "pass the votes=FILE that the app wrote",
+                             params=["votes"])
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ class VoteStore:
         except OSError as e:
             raise VoteStoreError(self.pending_path, f"the vote could NOT be saved: neither the database nor this "
                                  f"file can be written ({e.strerror or e})", "check free space and permissions, or "
-                                 "restart with --votes in a writable folder") from e
+                                 "restart with votes=PATH in a writable folder", params=["votes"]) from e
 
     def pending(self) -> tuple[list[VoteRecord], list[str]]:
         """Votes waiting in the side file, and its lines that could not be parsed (kept as they are)."""
@@ -333,7 +336,8 @@ def vote_report(db: str | Path, out_dir: str | Path | None = None, bootstrap: in
     if not Path(db).is_file():
         from kdsharp.errors import InputError
 
-        raise InputError(db, "no such vote database", "pass the --votes file that `kdsharp app` wrote")
+        raise InputError(db, "no such vote database", "pass the votes=FILE that `kdsharp app` wrote",
+                         params=["votes"])
     store = VoteStore(db)
     ranking = rank_votes(store.votes(), bootstrap=bootstrap, seed=seed)
     queued = len(store.pending()[0])

@@ -356,7 +356,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, votes: str | Path = "kdshar
                         show_error=True, inbrowser=open_browser, share=False, ssr_mode=False, show_api=False,
                         allowed_paths=[str(workspace.path)], quiet=False)
         except OSError as e:
-            raise KdsharpError(f"cannot serve on {host}:{port} ({e}); pass another --port or --host") from e
+            raise KdsharpError(f"cannot serve on {host}:{port} ({e}); choose another port=N or host=ADDRESS",
+                               params=["port", "host"]) from e
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

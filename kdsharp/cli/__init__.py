@@ -52,11 +52,19 @@ app = typer.Typer(
 )
 
 _DEBUG = False
+_ARGS: list[str] = []  # the command line being run, for error messages in its words
 
 
 def debug_enabled() -> bool:
     """True when ``--debug`` was given or ``KDSHARP_DEBUG=1`` is set."""
     return _DEBUG or os.environ.get("KDSHARP_DEBUG", "") not in ("", "0")
+
+
+def error_text(e: BaseException) -> str:
+    """The one line printed for a library error ``e``: its ``name=value`` settings as this command's flags."""
+    from kdsharp.cli.errors import format_error
+
+    return format_error(e, _ARGS)
 
 
 def _version(value: bool):
@@ -100,10 +108,11 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    global _DEBUG
+    global _DEBUG, _ARGS
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    _ARGS = args
     from kdsharp.infer.threads import keep_freed_memory, passive_waiting
 
     passive_waiting()  # before torch is imported: OpenMP threads must not spin on shared cores
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except KdsharpError as e:
         if debug_enabled():
             traceback.print_exc()
-        error(str(e))
+        error(error_text(e))
         return e.exit_code
     except KeyboardInterrupt:
         error("interrupted")

@@ -16,6 +16,37 @@ def _debug() -> bool:
     return debug_enabled()
 
 
+def report_failed_file(src: Path, exc: BaseException, message: str) -> None:
+    """A file of a batch failed: its line in command-line words; ``--debug`` adds the traceback,
+    and an unexpected error says how to get it."""
+    import traceback
+
+    from kdsharp.cli import error_text
+    from kdsharp.console import error
+    from kdsharp.errors import KdsharpError
+
+    if _debug():
+        traceback.print_exception(exc)
+    if isinstance(exc, KdsharpError):
+        message = error_text(exc)
+    elif not _debug():
+        message += " (run with --debug for the traceback)"
+    error(message)
+
+
+FLAG_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+
+
+def check_stray_flag_values(inputs: list[Path]) -> None:
+    """A missing input named ``true`` (or ``yes``, ``1``...) followed a flag such as --overwrite: say so."""
+    from kdsharp.errors import InputError
+
+    for p in inputs:
+        if str(p).lower() in FLAG_WORDS and not p.exists():
+            raise InputError(p, "no such file or folder",
+                             "flags such as --overwrite take no value: drop the word after the flag")
+
+
 def sharpen(
     inputs: list[Path] = typer.Argument(..., help="Images, videos or folders (trees are mirrored).",
                                         show_default=False),
@@ -60,9 +91,10 @@ def sharpen(
     """
     from kdsharp.infer.sharpener import sharpen_paths
 
+    check_stray_flag_values(inputs)
     result = sharpen_paths(inputs, output, model=model, device=device, backend=backend, tile=tile,
                            tile_overlap=tile_overlap, half=half, batch=batch, compile=compile, crf=crf,
-                           codec=codec, overwrite=overwrite, debug=_debug(), threads=threads,
+                           codec=codec, overwrite=overwrite, threads=threads, on_error=report_failed_file,
                            preset=encoder_preset, reuse=reuse)
     for stats in result.videos:
         info(stats.summary())

@@ -167,7 +167,8 @@ def _download(kind: str, package: str, dl: Path) -> Path:
     if res.returncode or archive is None:
         last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
         fix = "run 'apt-get update' first" if kind == "deb" else "check the network"
-        raise KdsharpError(f"cannot download {package}: {last[0]} ({fix}, or leave it out with --sources)")
+        raise KdsharpError(f"cannot download {package}: {last[0]} ({fix}, or leave it out of sources=LIST)",
+                           params=["sources"])
     return archive
 
 

@@ -197,8 +197,8 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(out, "exists and is not a folder", "choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(out, "folder is not empty", "choose an empty or new folder, or pass --overwrite "
-                          "to replace same-named files")
+        raise OutputError(out, "folder is not empty", "choose an empty or new folder, or pass overwrite=True "
+                          "to replace same-named files", params=["overwrite"])
 
 
 def _write_pair(out: Path, name: str, lq: np.ndarray, gt: np.ndarray) -> None:
@@ -224,7 +224,7 @@ def make_paired_set(src: str | Path, out: str | Path, preset="mixed", seed: int 
     size_wh = None if size is None or size == "" else parse_size(size)
     degrader = preset if isinstance(preset, Degrader) else Degrader(preset)
     if max_images is not None and max_images < 1:
-        raise KdsharpError(f"--max-images must be >= 1, got {max_images}")
+        raise KdsharpError(f"max_images={max_images}: must be at least 1", params=["max_images"])
     _check_out(src, out, overwrite)
     ensure_writable_dir(out / "input")
     ensure_writable_dir(out / "target")

@@ -29,9 +29,10 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
     except ValueError:
-        raise KdsharpError(f"--size '{text}': expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+        raise KdsharpError(f"size={text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080", params=["size"]) from None
     if w < 16 or h < 16 or w * h > 8192 * 8192:
-        raise KdsharpError(f"--size '{text}': each side must be at least 16 and at most 8192x8192 pixels in all")
+        raise KdsharpError(f"size={text!r}: each side must be at least 16 and at most 8192x8192 pixels in all",
+                           params=["size"])
     return w, h
 
 
@@ -115,7 +116,7 @@ def _runner(net, backend: str, device: str, half: bool, threads: int | None, fol
 
     if isinstance(net, Path):
         if backend != "onnx":
-            raise KdsharpError(f"{net}: an ONNX file is timed as is; use --backend onnx")
+            raise KdsharpError(f"{net}: an ONNX file is timed as is; use backend=onnx", params=["backend"])
         return backends.OnnxBackend(net, device=device, threads=threads)
     if backend == "torch":
         return backends.TorchBackend(net, device, half=half)
@@ -182,11 +183,14 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
         raise KdsharpError(f"unknown device '{device}' (use cpu or cuda)")
     is_cuda = str(device).startswith("cuda")
     if is_cuda and not torch.cuda.is_available():
-        raise KdsharpError(f"device '{device}' requested but no CUDA GPU is available (use --device cpu)")
+        raise KdsharpError(f"device '{device}' requested but no CUDA GPU is available (use device=cpu)",
+                           params=["device"])
     if batch < 1 or iters < 1 or warmup < 0:
-        raise KdsharpError("--batch and --iters must be at least 1 and --warmup at least 0")
+        raise KdsharpError(f"batch={batch} and iters={iters} must be at least 1 and warmup={warmup} at least 0",
+                           params=["batch", "iters", "warmup"])
     if half and not is_cuda and backend == "torch":
-        raise KdsharpError("--half with the torch backend needs --device cuda (or use --backend onnx)")
+        raise KdsharpError("half=True with the torch backend needs device=cuda (or use backend=onnx)",
+                           params=["half", "device", "backend"])
     w, h = int(size[0]), int(size[1])
     net, name = _resolve_model(model, "cpu" if backend != "torch" else device)
     params = sum(p.numel() for p in net.parameters()) if isinstance(net, nn.Module) else None

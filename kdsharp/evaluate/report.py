@@ -194,7 +194,8 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
         per-image numbers, chosen unsharp parameters, params/GMACs/FPS per row.
     """
     if data is not None and (presets or source is not None):
-        raise KdsharpError("give either --data (a paired folder) or --preset/--source, not both")
+        raise KdsharpError(f"give either data={data} (a paired folder) or degradation presets / a source folder, "
+                           "not both", params=["data"])
     device = str(resolve_device(device))
     out_dir = ensure_writable_dir(out_dir)
     if data is not None:  # read the data first: a wrong path fails before models load

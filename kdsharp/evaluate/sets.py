@@ -87,7 +87,7 @@ def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), m
         source = Path(source)
         if not source.is_dir():
             raise InputError(source, "no such folder" if not source.exists() else "is not a folder",
-                             "pass a folder of clean images to --source")
+                             "pass a folder of clean images as source=DIR", params=["source"])
         paths = list_images(source)
     images: list[tuple[str, np.ndarray]] = []
     for p in paths[: max_images or None]:
@@ -102,7 +102,8 @@ def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), m
         images.append((_unique(p.stem, {n for n, _ in images}), _fit(rgb, max_side)))
     if not images:
         where = source if source is not None else "the held-out images (corpus test split or HELD_OUT list)"
-        raise InputError(where, "no usable clean images", "pass --source DIR with images, or --data DIR")
+        raise InputError(where, "no usable clean images", "pass a folder of images as source=DIR, or pairs as data=DIR",
+                         params=["source", "data"])
     return images
 
 

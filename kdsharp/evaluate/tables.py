@@ -85,7 +85,7 @@ def render_markdown(report: dict) -> str:
         out.append(f"FPS: model only, {fps['size']} input, batch 1, median of a few runs; CPU: {fps['cpu']} "
                    f"({fps['threads']} threads){gpu}.")
     else:
-        out.append("FPS: not measured (`--no-fps`).")
+        out.append("FPS: not measured.")
     def fmt(k, v):
         return f"{v * 255:g}/255" if k == "threshold" and v else f"{v:g}"
 

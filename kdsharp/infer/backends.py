@@ -34,7 +34,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except (RuntimeError, TypeError) as e:
         raise KdsharpError(f"unknown device '{device}' (use auto, cpu or cuda)") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KdsharpError(f"device '{device}': no CUDA GPU is available to PyTorch (use --device cpu or auto)")
+        raise KdsharpError(f"device={device}: no CUDA GPU is available to PyTorch (use device=cpu or device=auto)",
+                           params=["device"])
     return dev
 
 
@@ -43,7 +44,8 @@ def resolve_model(model: nn.Module | str | Path, device: torch.device | str = "c
     if isinstance(model, nn.Module):
         return model.eval()
     if str(model).lower().endswith(".onnx"):
-        raise KdsharpError(f"{model}: an ONNX file runs only with the ONNX backend (add --backend onnx)")
+        raise KdsharpError(f"{model}: an ONNX file runs only with the ONNX backend (use backend=onnx)",
+                           params=["backend"])
     from kdsharp import registry  # imported late: heavy, and optional for callers passing a module
 
     return registry.load_model(str(model), device=str(device)).eval()
@@ -58,7 +60,7 @@ class TorchBackend:
                  channels_last: bool | None = None, compile: bool = False):
         self.device = resolve_device(device)
         if half and self.device.type != "cuda":
-            warn("--half needs a CUDA device; running in float32 on the CPU")
+            warn("half precision needs a CUDA device; running in float32 on the CPU")
             half = False
         self.dtype = torch.float16 if half else torch.float32
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
@@ -184,7 +186,7 @@ def make_backend(model: nn.Module | str | Path, backend: str = "torch", device: 
         return TorchBackend(model, device, half=half, compile=compile)
     if backend == "onnx":
         if half:
-            warn("--half is ignored by the ONNX backend")
+            warn("half precision is ignored by the ONNX backend")
         return OnnxBackend(model, device, threads=threads)
     raise KdsharpError(f"unknown backend '{backend}' (use one of: {', '.join(BACKENDS)})")
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdsharp.console import console, error
+from kdsharp.console import error
 from kdsharp.console import progress as make_progress
 from kdsharp.errors import InputError, KdsharpError, OutputError
-from kdsharp.io.atomic import ensure_writable_dir
+from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, is_image_file
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
@@ -116,11 +115,13 @@ def _single_file_target(src: Path, output: Path) -> Path:
 def _check_folder_output(inputs: list[Path], output: Path) -> None:
     """Several outputs need a folder: refuse a file, or a new name with a media extension (``out.png``)."""
     if output.exists() and not output.is_dir():
-        raise OutputError(output, "is a file, but several outputs need a folder", "pass a folder as -o")
+        raise OutputError(output, "is a file, but several outputs need a folder", "pass a folder as output=DIR",
+                          params=["output"])
     if not output.exists() and (is_media_file(output) or output.suffix.lower() == ".gif"):
         what = f"{len(inputs)} inputs need" if len(inputs) > 1 else f"the folder {inputs[0]} needs"
         raise OutputError(output, f"looks like a file name, but {what} an output folder",
-                          f"pass a folder, e.g. -o {output.with_suffix('')}{os.sep}, or sharpen one file at a time")
+                          f"pass a folder, e.g. output={output.with_suffix('')}{os.sep}, or sharpen one file at a time",
+                          params=["output"])
 
 
 def plan_outputs(inputs, output: str | Path, overwrite: bool = False,
@@ -139,7 +140,7 @@ def plan_outputs(inputs, output: str | Path, overwrite: bool = False,
         raise KdsharpError("no input given (pass image/video files or folders)")
     for p in inputs:
         if not p.exists():
-            raise InputError(p, "no such file or folder", _missing_fix(p))
+            raise InputError(p, "no such file or folder", "check the path")
     media = []
     for p in inputs:
         if p.is_file() and not is_media_file(p):
@@ -172,32 +173,23 @@ def plan_outputs(inputs, output: str | Path, overwrite: bool = False,
     return plan
 
 
-def _missing_fix(path: Path) -> str:
-    """The fix for a missing input; a stray ``true`` probably followed a flag such as --overwrite."""
-    if str(path).lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
-        return "flags such as --overwrite take no value: drop the word after the flag"
-    return "check the path"
-
-
 def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
+    """Each output once, none over an input or an existing file (unless ``overwrite``), every
+    output folder writable: all checked once, before any work."""
     seen: dict[Path, Path] = {}
     for src, dst in plan:
         key = dst.resolve()
         if key in seen:
             raise OutputError(dst, f"both {seen[key]} and {src} would be written here", "sharpen them separately")
         seen[key] = src
-    if overwrite:
-        return
+    existing = [] if overwrite else [dst for src, dst in plan if dst.exists() and dst.resolve() != src.resolve()]
+    if len(existing) > 1:  # one line for all of them, not one run per file
+        raise OutputError(existing[0], f"already exists (and {len(existing) - 1} more)",
+                          "pass overwrite=True to replace, or choose another output", params=["overwrite"])
+    checked: set[Path] = set()
     for src, dst in plan:
-        if dst.exists() and dst.resolve() == src.resolve():
-            raise OutputError(dst, "is the input itself and would be overwritten",
-                              "choose another output, or pass --overwrite to replace it in place")
-    existing = [dst for _, dst in plan if dst.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputError(existing[0], f"already exists{more}", "pass --overwrite to replace, or choose another output")
-    for _, dst in plan:
-        ensure_writable_dir(dst.parent)  # unwritable output: one clear line before any work
+        check_target(dst, overwrite, src=src, folder_checked=dst.parent in checked)
+        checked.add(dst.parent)
 
 
 def _reject(result: BatchResult, rejected: Sequence[tuple[Path, str]]) -> BatchResult:
@@ -208,9 +200,28 @@ def _reject(result: BatchResult, rejected: Sequence[tuple[Path, str]]) -> BatchR
     return result
 
 
+ErrorHandler = Callable[[Path, BaseException, str], None]
+"""Called for each file that fails: ``(src, exception, one-line message)``."""
+
+
+def print_error(src: Path, exc: BaseException, message: str) -> None:
+    """The default :data:`ErrorHandler`: print the one-line message."""
+    error(message)
+
+
+def failure_message(src: Path, exc: BaseException) -> str:
+    """One line for a file that failed: a :class:`KdsharpError` as it is, anything else with its type."""
+    if isinstance(exc, KdsharpError):
+        return str(exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{src}: failed ({type(exc).__name__}: {first})"
+
+
 def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None,
-             debug: bool = False, rejected: Sequence[tuple[Path, str]] = (), **video) -> BatchResult:
-    """Sharpen each ``(src, dst)``; a failing file prints one line and the run goes on.
+             rejected: Sequence[tuple[Path, str]] = (), on_error: ErrorHandler = print_error,
+             **video) -> BatchResult:
+    """Sharpen each ``(src, dst)`` of a plan checked by :func:`plan_outputs`; a failing file is passed
+    to ``on_error`` and the run goes on.
 
     ``rejected`` (from :func:`plan_outputs`) are reported first as failed files. ``video``:
     options of :meth:`Sharpener.video` (``preset``, ``reuse``, ``path``). A single video shows its
@@ -223,22 +234,16 @@ def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, c
         task = None if single_video else bar.add_task("sharpen", total=len(plan), unit="files")
         for src, dst in plan:
             try:
-                ensure_writable_dir(dst.parent)
-                out = sharpener.file(src, dst, overwrite=True, crf=crf, codec=codec, progress=bar, **video)
+                out = sharpener.process(src, dst, crf=crf, codec=codec, progress=bar, **video)
                 result.done.append((src, dst))
                 if not isinstance(out, Path):
                     result.videos.append(out)
                     if out.partial:
                         result.partial.append((src, out.partial))
-            except KdsharpError as e:
-                result.failed.append((src, str(e)))
-                error(str(e))
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
-                msg = f"{src}: failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                msg = failure_message(src, e)
                 result.failed.append((src, msg))
-                if debug:
-                    console.print(traceback.format_exc())
-                error(msg + ("" if debug else " (run with --debug for the traceback)"))
+                on_error(src, e, msg)
             if task is not None:
                 bar.advance(task)
     result.seconds = time.perf_counter() - start

@@ -138,7 +138,7 @@ def export_onnx(model_or_name: nn.Module | str | Path, path: str | Path, opset: 
     """
     path = Path(path)
     if half and int8:
-        raise KdsharpError("choose one of --fp16 and --int8, not both")
+        raise KdsharpError("choose one of half=True and int8=True, not both", params=["half", "int8"])
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise KdsharpError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default 17)")
     if path.suffix.lower() != ".onnx":

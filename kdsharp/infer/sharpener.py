@@ -21,8 +21,9 @@ from torch import nn
 from kdsharp.console import console
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.infer.backends import make_backend
-from kdsharp.infer.batch import BatchResult, _reject, plan_outputs, run_plan
+from kdsharp.infer.batch import BatchResult, ErrorHandler, _reject, plan_outputs, print_error, run_plan
 from kdsharp.infer.tiling import forward_any_size
+from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
@@ -47,11 +48,12 @@ class Sharpener:
                  tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
                  compile: bool = False, threads: int | None = None):
         if tile is not None and tile <= tile_overlap:
-            raise KdsharpError(f"--tile {tile} must be larger than --tile-overlap {tile_overlap}")
+            raise KdsharpError(f"tile={tile} must be larger than tile_overlap={tile_overlap}",
+                               params=["tile", "tile_overlap"])
         if batch < 1:
-            raise KdsharpError(f"--batch must be at least 1 (got {batch})")
+            raise KdsharpError(f"batch must be at least 1 (got batch={batch})", params=["batch"])
         if threads is not None and threads < 1:
-            raise KdsharpError(f"--threads must be at least 1 (got {threads})")
+            raise KdsharpError(f"threads must be at least 1 (got threads={threads})", params=["threads"])
         self.threads = threads
         if threads:
             from kdsharp.infer.threads import set_threads
@@ -120,10 +122,16 @@ class Sharpener:
         Images keep their EXIF (orientation reset: written upright) and dpi in JPEG and PNG
         outputs, and their dpi in TIFF.
         """
+        check_target(dst, overwrite, src=src)
+        return self.process(src, dst, crf=crf, codec=codec, progress=progress, **video)
+
+    def process(self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
+                progress=None, **video):
+        """:meth:`file` without the target checks (for a plan already checked by
+        :func:`kdsharp.io.atomic.check_target`); the write is still atomic."""
         src, dst = Path(src), Path(dst)
-        check_target(src, dst, overwrite)
         if is_video_file(src):
-            return self.video(src, dst, crf=crf, codec=codec, overwrite=True, progress=progress, **video)
+            return self._video(src, dst, crf=crf, codec=codec, progress=progress, **video)
         if not is_image_file(src):
             raise InputError(src, f"unsupported file type '{src.suffix}'", "use an image (" + ", ".join(IMAGE_EXTS)
                              + ") or a video (" + ", ".join(VIDEO_EXTS) + ")")
@@ -142,10 +150,14 @@ class Sharpener:
         reuse of unchanged tiles (luma models); ``path``: 'auto', 'yuv' or 'rgb' (see
         :func:`kdsharp.infer.video.sharpen_video`).
         """
+        check_target(dst, overwrite, src=src)
+        return self._video(Path(src), Path(dst), crf=crf, codec=codec, progress=progress, preset=preset, reuse=reuse,
+                           path=path, max_frames=max_frames)
+
+    def _video(self, src: Path, dst: Path, crf: int | None = None, codec: str | None = None, progress=None,
+               preset: str | None = None, reuse: bool = False, path: str = "auto", max_frames: int | None = None):
         from kdsharp.infer.video import sharpen_video
 
-        src, dst = Path(src), Path(dst)
-        check_target(src, dst, overwrite)
         return sharpen_video(self, src, dst, crf=crf, codec=codec, batch=self.batch, progress=progress,
                              preset=preset, threads=self.threads, reuse=reuse, path=path, max_frames=max_frames)
 
@@ -161,25 +173,15 @@ class Sharpener:
         return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected, **video)
 
 
-def check_target(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse to write over ``src`` itself or an existing ``dst`` unless ``overwrite``."""
-    if not src.exists():
-        raise InputError(src, "no such file", "check the path")
-    if overwrite:
-        return
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise OutputError(dst, "is the input itself and would be overwritten",
-                          "choose another output, or pass --overwrite to replace it in place")
-    if dst.exists():
-        raise OutputError(dst, "already exists", "pass --overwrite to replace it, or choose another output")
-
-
 def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = "auto", backend: str = "torch",
                   tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
                   compile: bool = False, crf: int | None = None, codec: str | None = None,
-                  overwrite: bool = False, debug: bool = False, threads: int | None = None,
-                  preset: str | None = None, reuse: bool = False, video_path: str = "auto") -> BatchResult:
-    """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command."""
+                  overwrite: bool = False, threads: int | None = None, preset: str | None = None,
+                  reuse: bool = False, video_path: str = "auto", on_error: ErrorHandler = print_error) -> BatchResult:
+    """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command.
+
+    A file that fails is passed to ``on_error`` (default: print its one-line message) and the others go on.
+    """
     rejected: list[tuple[Path, str]] = []
     plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
     if not plan:  # nothing to sharpen: do not load the model
@@ -188,9 +190,10 @@ def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = 
         from kdsharp.io.video import X264_PRESETS
 
         if preset not in X264_PRESETS:
-            raise KdsharpError(f"unknown --encoder-preset '{preset}' (use one of: {', '.join(X264_PRESETS)})")
+            raise KdsharpError(f"preset={preset} is not an x264 preset (use one of: {', '.join(X264_PRESETS)})",
+                               params=["preset"])
     sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
                           half=half, batch=batch, compile=compile, threads=threads)
     console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
-    return run_plan(sharpener, plan, crf=crf, codec=codec, debug=debug, rejected=rejected, preset=preset,
+    return run_plan(sharpener, plan, crf=crf, codec=codec, rejected=rejected, on_error=on_error, preset=preset,
                     reuse=reuse, path=video_path)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from kdsharp.errors import KdsharpError, OutputError
-from kdsharp.io.atomic import ensure_writable_dir
+from kdsharp.io.atomic import check_target
 from kdsharp.io.video import VIDEO_EXTS, VideoWriter, is_video_file
 
 
@@ -40,9 +40,7 @@ class FileSink:
         if not is_video_file(self.path):
             raise OutputError(self.path, f"unsupported sink '{path}'",
                               "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")")
-        if self.path.exists() and not overwrite:
-            raise OutputError(self.path, "already exists", "pass --overwrite to replace it, or choose another file")
-        ensure_writable_dir(self.path.parent)
+        check_target(self.path, overwrite)
         self._writer: VideoWriter | None = None
         self._t0 = 0.0
         self._last = -1
@@ -102,12 +100,14 @@ class WindowSink:
 
     def __init__(self):
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise KdsharpError("--sink window: no display ($DISPLAY is not set); use --sink FILE.mp4 or virtualcam")
+            raise KdsharpError("sink=window: no display ($DISPLAY is not set); use sink=FILE.mp4 or sink=virtualcam",
+                               params=["sink"])
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         except cv2.error as e:
-            raise KdsharpError("--sink window: this OpenCV has no GUI support (opencv-python-headless); "
-                               "pip install opencv-python, or use --sink FILE.mp4 or virtualcam") from e
+            raise KdsharpError("sink=window: this OpenCV has no GUI support (opencv-python-headless); "
+                               "pip install opencv-python, or use sink=FILE.mp4 or sink=virtualcam",
+                               params=["sink"]) from e
 
     def write(self, rgb: np.ndarray, t: float) -> str | None:
         cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -130,8 +130,8 @@ class VirtualCamSink:
         try:
             import pyvirtualcam
         except ImportError as e:
-            raise KdsharpError("--sink virtualcam needs the optional package pyvirtualcam: "
-                               "pip install pyvirtualcam (the kdsharp 'virtualcam' extra)") from e
+            raise KdsharpError("sink=virtualcam needs the optional package pyvirtualcam: "
+                               "pip install pyvirtualcam (the kdsharp 'virtualcam' extra)", params=["sink"]) from e
         self._mod, self.fps = pyvirtualcam, fps
         self._cam: Any = None
 
@@ -140,8 +140,8 @@ class VirtualCamSink:
             try:
                 self._cam = self._mod.Camera(rgb.shape[1], rgb.shape[0], self.fps, fmt=self._mod.PixelFormat.RGB)
             except RuntimeError as e:
-                raise KdsharpError(f"--sink virtualcam: no virtual camera device ({e}); install v4l2loopback "
-                                   "(Linux) or OBS Virtual Camera (Windows/macOS)") from e
+                raise KdsharpError(f"sink=virtualcam: no virtual camera device ({e}); install v4l2loopback "
+                                   "(Linux) or OBS Virtual Camera (Windows/macOS)", params=["sink"]) from e
         self._cam.send(np.ascontiguousarray(rgb))
         return None
 

@@ -33,7 +33,7 @@ def forward_any_size(fn: Fn, x: torch.Tensor, tile: int | None = None, overlap: 
             smaller -= smaller % 8
             if smaller < max(min_tile, 2 * overlap):
                 raise KdsharpError(
-                    f"out of memory even with {tile or max(h, w)} px tiles (use --device cpu, a smaller --batch, "
-                    f"a smaller --tile-overlap or a lighter --model)") from e
+                    f"out of memory even with {tile or max(h, w)} px tiles (use device=cpu, or a smaller batch, "
+                    f"tile overlap or model)", params=["device"]) from e
             warn(f"out of memory on a {w}x{h} input; retrying in {smaller} px tiles")
             tile = smaller

@@ -220,8 +220,8 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
         warn(f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
              "encodes video at 8 bits per channel (colour tags are kept)")
     if path == "yuv" and not _luma_ok(sharpener, info):
-        raise KdsharpError(f"{src}: --video-path yuv needs a luma model (fast) on the torch backend without --tile "
-                           f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use --video-path auto")
+        raise KdsharpError(f"{src}: path=yuv needs a luma model (fast) on the torch backend without tiles "
+                           f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use path=auto", params=["path"])
     workers, intra = plan_workers(sharpener, threads, reuse)
     stats = VideoStats(src, dst, 0, info.width, info.height, float(info.fps), info.audio_streams,
                        workers=workers, threads=intra, expected_frames=info.frames)

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kdsharp.errors import OutputError
+from kdsharp.errors import InputError, OutputError
 
 
 def ensure_writable_dir(folder: str | Path) -> Path:
@@ -25,6 +25,36 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(folder, "folder is not writable", "choose a writable output path or fix its permissions")
     return folder
+
+
+def check_target(dst: str | Path, overwrite: bool = False, *, src: str | Path | None = None,
+                 folder_checked: bool = False) -> None:
+    """Check once, before any work, that ``dst`` may be written.
+
+    Refuses a missing ``src``, ``dst`` being ``src`` itself or an existing file (unless
+    ``overwrite``), and an output folder that cannot be created or written (not looked at again
+    when ``folder_checked``: a batch checks each folder once).
+    """
+    dst = Path(dst)
+    if src is not None and not Path(src).exists():
+        raise InputError(src, "no such file", "check the path")
+    if not overwrite and dst.exists():
+        if src is not None and dst.resolve() == Path(src).resolve():
+            raise OutputError(dst, "is the input itself and would be overwritten",
+                              "choose another output, or pass overwrite=True to replace it in place",
+                              params=["overwrite"])
+        raise OutputError(dst, "already exists", "pass overwrite=True to replace it, or choose another output",
+                          params=["overwrite"])
+    if not folder_checked:
+        ensure_writable_dir(dst.parent if str(dst.parent) else Path("."))
+
+
+def _make_folder(folder: Path) -> None:
+    """Create ``folder`` if needed (its writability was checked by :func:`check_target`)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(folder, f"cannot create folder ({e.strerror or e})", "choose a writable output path") from e
 
 
 def _set_mode(tmp: Path, target: Path) -> None:
@@ -54,7 +84,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     and the exception propagates; ``target`` is untouched.
     """
     target = Path(target)
-    ensure_writable_dir(target.parent if str(target.parent) else Path("."))
+    _make_folder(target.parent if str(target.parent) else Path("."))
     ext = suffix if suffix is not None else target.suffix
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{ext}", dir=target.parent)

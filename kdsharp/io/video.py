@@ -182,7 +182,8 @@ def encoder_settings(width: int, height: int, codec: str | None = None, preset: 
     name = pick_codec(Path(path), codec)
     x26x = name in ("libx264", "libx265")
     if preset is not None and preset not in X264_PRESETS:
-        raise OutputError(Path(path), f"unknown --encoder-preset '{preset}'", "use one of " + ", ".join(X264_PRESETS))
+        raise OutputError(Path(path), f"preset={preset} is not an x264 preset", "use one of " + ", ".join(X264_PRESETS),
+                          params=["preset"])
     if x26x:
         size_preset, size_crf = next((p, c) for limit, p, c in ENCODER_DEFAULTS if width * height <= limit)
         return EncoderSettings(name, preset or size_preset, size_crf if crf is None else int(crf))
@@ -198,8 +199,8 @@ def pick_codec(path: Path, codec: str | None) -> str:
             return name
         except Exception:  # noqa: BLE001 - av raises UnknownCodecError / ValueError depending on version
             continue
-    raise OutputError(path, f"video encoder '{codec}' is not available in this PyAV build",
-                      "try --codec libx264, mpeg4 or libvpx-vp9")
+    raise OutputError(path, f"video encoder codec={codec} is not available in this PyAV build",
+                      "try codec=libx264, codec=mpeg4 or codec=libvpx-vp9", params=["codec"])
 
 
 class VideoWriter:
@@ -248,7 +249,7 @@ class VideoWriter:
             self._stack.__exit__(type(e), e, e.__traceback__)
             if isinstance(e, av.error.FFmpegError):
                 raise OutputError(self.path, f"cannot start writing ({_why(e)})",
-                                  "check the extension and --codec") from e
+                                  "check the extension and the codec") from e
             raise
         return self
 

@@ -45,7 +45,7 @@ def run_ablation(cfg: dict, resume: str | None = None) -> dict:
     """Train ``cfg`` twice (``<name>_kd`` with distillation, ``<name>_nokd`` without); returns
     ``{'rows': [...], 'markdown': str, 'paths': {...}}`` and writes the table files."""
     if not cfg.get("teacher"):
-        raise ConfigError("ablation needs a teacher: pass --teacher NAME|PATH")
+        raise ConfigError("ablation needs a teacher: pass teacher=NAME|PATH", params=["teacher"])
     loss = cfg.get("loss") or {}
     if not any((loss.get(t) or {}).get("weight") for t in DISTILL_TERMS):
         raise ConfigError("ablation needs a distillation term: set loss.distill_output.weight (or distill_feature)")

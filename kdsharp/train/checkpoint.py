@@ -66,9 +66,9 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 def load_checkpoint(path: str | Path) -> dict:
     """Read a training checkpoint; InputError naming the file when missing/corrupt/not ours."""
     path = Path(path)
-    fix = "pass a last.pth/best.pth written by `kdsharp train`, or start without --resume"
+    fix = "pass a last.pth/best.pth written by `kdsharp train`, or start without resume=PATH"
     if not path.is_file():
-        raise InputError(path, "checkpoint not found", fix)
+        raise InputError(path, "checkpoint not found", fix, params=["resume"])
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling/zip failure means a bad file (re-raised)

@@ -27,7 +27,8 @@ def resolve_config(config: str | Path | None, overrides: Iterable[str] = (), *, 
             cfg = apply_overrides(cfg, overrides)
             validate_config(cfg)
             return cfg
-        raise ConfigError("pass --config FILE (e.g. configs/teacher_quick.yaml), or --resume PATH/last.pth")
+        raise ConfigError("give a config: config=NAME|FILE (e.g. config=teacher_quick), or resume=PATH/last.pth",
+                      params=["config", "resume"])
     return load_config(config, overrides, **direct)
 
 
@@ -38,8 +39,9 @@ def run_training(kind: str, config: str | Path | None, overrides: Iterable[str] 
         raise ConfigError(f"unknown training kind '{kind}' (choose {', '.join(KINDS)})")
     cfg = resolve_config(config, overrides, teacher=teacher, out_dir=out_dir, resume=resume)
     if kind in ("student", "ablation") and not cfg.get("teacher"):
-        raise ConfigError(f"`kdsharp train {kind}` needs a teacher: pass --teacher NAME|PATH "
-                          "(e.g. runs/teacher_quick/teacher_quick.safetensors) or set teacher: in the config")
+        raise ConfigError(f"training a {kind} needs a teacher: pass teacher=NAME|PATH "
+                          "(e.g. teacher=runs/teacher_quick/teacher_quick.safetensors) or set teacher: in the config",
+                          params=["teacher"])
     if kind == "ablation":
         from kdsharp.train.ablation import run_ablation
 

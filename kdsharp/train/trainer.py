@@ -178,11 +178,13 @@ class Trainer:
             if ckpt.is_dir():
                 ckpt = ckpt / "last.pth"
             if not ckpt.is_file():
-                raise InputError(ckpt, "checkpoint not found", "pass last.pth of a run folder or --resume auto")
+                raise InputError(ckpt, "checkpoint not found", "pass last.pth of a run folder, or resume=auto",
+                                 params=["resume"])
             run_dir = ckpt.parent
         elif (run_dir / "last.pth").exists():
-            raise ConfigError(f"{run_dir} already holds a run (last.pth): continue it with --resume auto, "
-                              "or start a new one with name=NEW_NAME or --out DIR")
+            raise ConfigError(f"{run_dir} already holds a run (last.pth): continue it with resume=auto, "
+                              "or start a new one with the config key name=NEW_NAME or out_dir=DIR",
+                              params=["resume", "out_dir"])
         if self.main:
             from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 
@@ -197,8 +199,8 @@ class Trainer:
                           student_channels=getattr(self.model, "feature_channels", None),
                           teacher_channels=getattr(t, "feature_channels", None) if t is not None else None)
         if (loss.uses_teacher_output or loss.uses_features) and t is None:
-            raise ConfigError("the distillation loss terms need a teacher: pass --teacher NAME|PATH "
-                              "(or teacher=...), or set loss.distill_*.weight=0")
+            raise ConfigError("the distillation loss terms need a teacher: pass teacher=NAME|PATH, "
+                              "or set loss.distill_*.weight=0", params=["teacher"])
         if loss.uses_features and cfg["teacher_cache"]["enabled"]:
             raise ConfigError("teacher_cache stores teacher outputs only, not features: set "
                               "teacher_cache.enabled=false or loss.distill_feature.weight=0")
@@ -410,7 +412,7 @@ class Trainer:
             if self._stop:
                 self.save()
                 if self.main:
-                    info(f"saved {self.run_dir / 'last.pth'} at step {self.step}: continue with --resume auto")
+                    info(f"saved {self.run_dir / 'last.pth'} at step {self.step}: resuming continues from it")
                 raise KeyboardInterrupt
             if self.main:
                 if self.step < self.iters:
