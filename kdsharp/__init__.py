@@ -9,6 +9,7 @@ Public API::
 
 Heavy submodules are imported on first use so that ``kdsharp --help`` starts fast.
 """
+
 from __future__ import annotations
 
 from kdsharp._lazy import lazy_getattr

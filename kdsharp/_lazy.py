@@ -1,4 +1,5 @@
 """Lazy package attributes (PEP 562): heavy submodules are imported on first use only."""
+
 from __future__ import annotations
 
 import importlib
@@ -6,8 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_getattr(package: str, table: Mapping[str, str | tuple[str, str]], namespace: dict[str, Any]
-                 ) -> Callable[[str], Any]:
+def lazy_getattr(
+    package: str, table: Mapping[str, str | tuple[str, str]], namespace: dict[str, Any]
+) -> Callable[[str], Any]:
     """A module ``__getattr__`` for ``package``: ``table`` maps a public name to the module that
     defines it (same name there) or to ``(module, attribute)``; the value is imported on first
     access and cached in ``namespace`` (the package's ``globals()``)."""

@@ -2,6 +2,7 @@
 
 Messages go to stderr so that stdout stays clean for machine-readable output (``--json``).
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,9 @@ class LineProgress:
 
     def add_task(self, description: str, total: float | None = None, **fields) -> int:
         now = self._clock()
-        self._tasks[self._next] = dict(description=description, total=total, completed=0, start=now,
-                                       last=now, unit=fields.get("unit") or self.unit)
+        self._tasks[self._next] = dict(
+            description=description, total=total, completed=0, start=now, last=now, unit=fields.get("unit") or self.unit
+        )
         self._next += 1
         return self._next - 1
 
@@ -108,8 +110,12 @@ class LineProgress:
 
     def remove_task(self, task: int) -> None:
         t = self._tasks.pop(task, None)
-        if (t is not None and t["completed"] and t["completed"] != t.get("printed")
-                and self._clock() - t["start"] >= self.interval):
+        if (
+            t is not None
+            and t["completed"]
+            and t["completed"] != t.get("printed")
+            and self._clock() - t["start"] >= self.interval
+        ):
             self._line(t, self._clock(), done=True)
 
     def _line(self, t: dict, now: float, done: bool = False) -> None:

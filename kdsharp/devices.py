@@ -3,6 +3,7 @@
 Inference, evaluation, benchmarks and training all accept these names and check them here, so a
 missing GPU is the same clear error everywhere.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,9 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
     if dev.type != "cuda":
         return dev
     if not torch.cuda.is_available():
-        raise KdsharpError(f"device '{device}': no CUDA GPU is available to PyTorch (run on the CPU: device 'cpu' "
-                           "or 'auto')")
+        raise KdsharpError(
+            f"device '{device}': no CUDA GPU is available to PyTorch (run on the CPU: device 'cpu' or 'auto')"
+        )
     count = torch.cuda.device_count()
     if dev.index is None and local_rank is not None:
         return torch.device("cuda", local_rank % max(1, count))

@@ -9,6 +9,7 @@ as ``name=value`` (``tile=64 must be larger than tile_overlap=96``, ``pass overw
 lists those names in ``params``; the CLI rewrites them into its flags (``--tile 64``,
 ``--overwrite``), see :func:`kdsharp.cli.errors.format_error`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

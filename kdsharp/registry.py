@@ -17,6 +17,7 @@ official Restormer checkpoints carry no such record and their configuration is r
 tensor names/shapes. Weights always belong to the bare architecture (:func:`kdsharp.models.unwrap`):
 a registered name may add a test-time wrapper (the teacher's local windows) around it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -98,8 +99,10 @@ def model_from_spec(arch: str, arch_kwargs: dict[str, Any] | None = None) -> nn.
     elif get_entry(arch) is not None:
         model = create_model(arch, **kwargs)
     else:
-        raise KdsharpError(f"checkpoint architecture '{arch}' is unknown to this kdsharp version "
-                           f"(known: {', '.join(sorted(ARCHITECTURES))}); upgrade kdsharp or re-export the model")
+        raise KdsharpError(
+            f"checkpoint architecture '{arch}' is unknown to this kdsharp version "
+            f"(known: {', '.join(sorted(ARCHITECTURES))}); upgrade kdsharp or re-export the model"
+        )
     return LocalWindows(unwrap(model), int(window)) if window else model
 
 
@@ -107,8 +110,9 @@ def save_model(model: nn.Module, path: str | Path, meta: dict[str, Any] | None =
     """Save ``model``'s architecture weights as safetensors with ``arch``/``arch_kwargs`` metadata
     (atomic; fp16 if ``half``). A test-time wrapper is not saved: wrap the loaded model again."""
     arch, kwargs = model_spec(model)
-    return save_weights(path, unwrap(model).state_dict(), {"arch": arch, "arch_kwargs": kwargs, **(meta or {})},
-                        half=half)
+    return save_weights(
+        path, unwrap(model).state_dict(), {"arch": arch, "arch_kwargs": kwargs, **(meta or {})}, half=half
+    )
 
 
 def _count(sd: dict[str, torch.Tensor], prefix: str) -> int:
@@ -130,15 +134,25 @@ def infer_restormer_kwargs(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
     ffn = 2.66
     first = next((f"{s}.0.ffn.project_out.weight" for s in stages if f"{s}.0.ffn.project_out.weight" in sd), None)
     if first is not None:
-        hiddens = [(dim * 2 ** i, sd[f"{s}.0.ffn.project_out.weight"].shape[1])
-                   for i, s in enumerate(stages) if f"{s}.0.ffn.project_out.weight" in sd]
+        hiddens = [
+            (dim * 2**i, sd[f"{s}.0.ffn.project_out.weight"].shape[1])
+            for i, s in enumerate(stages)
+            if f"{s}.0.ffn.project_out.weight" in sd
+        ]
         candidates = [2.66] + [round(hiddens[0][1] / dim + d, 2) for d in (0.0, 0.01, -0.01, 0.005)]
         ffn = next((f for f in candidates if all(int(c * f) == hid for c, hid in hiddens)), hiddens[0][1] / dim)
-    return dict(inp_channels=emb.shape[1], out_channels=sd["output.weight"].shape[0], dim=dim,
-                num_blocks=num_blocks, num_refinement_blocks=_count(sd, "refinement"), heads=heads,
-                ffn_expansion_factor=ffn, bias="encoder_level1.0.attn.qkv.bias" in sd,
-                LayerNorm_type="WithBias" if "encoder_level1.0.norm1.body.bias" in sd else "BiasFree",
-                dual_pixel_task="skip_conv.weight" in sd)
+    return dict(
+        inp_channels=emb.shape[1],
+        out_channels=sd["output.weight"].shape[0],
+        dim=dim,
+        num_blocks=num_blocks,
+        num_refinement_blocks=_count(sd, "refinement"),
+        heads=heads,
+        ffn_expansion_factor=ffn,
+        bias="encoder_level1.0.attn.qkv.bias" in sd,
+        LayerNorm_type="WithBias" if "encoder_level1.0.norm1.body.bias" in sd else "BiasFree",
+        dual_pixel_task="skip_conv.weight" in sd,
+    )
 
 
 def _same_layout(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:
@@ -154,8 +168,11 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
         try:
             return model_from_spec(str(meta["arch"]), kwargs)
         except TypeError as e:
-            raise InputError(path, f"metadata 'arch_kwargs' does not fit {meta['arch']} ({e})",
-                             "re-export the checkpoint with this kdsharp version") from e
+            raise InputError(
+                path,
+                f"metadata 'arch_kwargs' does not fit {meta['arch']} ({e})",
+                "re-export the checkpoint with this kdsharp version",
+            ) from e
     if "patch_embed.proj.weight" in sd and "output.weight" in sd:  # official Restormer layout
         return Restormer(**infer_restormer_kwargs(sd))
     deployed = any(".deployed." in k for k in sd)
@@ -166,8 +183,11 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
             reparameterize(probe)
         if _same_layout(probe, sd):
             return create_model(name)
-    raise InputError(path, "unrecognised checkpoint (no 'arch' metadata and not a Restormer or kdsharp layout)",
-                     "pass a kdsharp checkpoint or an official Restormer .pth")
+    raise InputError(
+        path,
+        "unrecognised checkpoint (no 'arch' metadata and not a Restormer or kdsharp layout)",
+        "pass a kdsharp checkpoint or an official Restormer .pth",
+    )
 
 
 def _load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool, source: Path | str) -> None:
@@ -179,6 +199,7 @@ def _load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool, sour
     own = model.state_dict()
     bad_shape = [k for k in sd if k in own and own[k].shape != sd[k].shape]
     if strict and (result.missing_keys or result.unexpected_keys):
+
         def few(keys):
             return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
 
@@ -187,19 +208,31 @@ def _load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool, sour
             parts.append(f"missing {len(result.missing_keys)} tensors: {few(result.missing_keys)}")
         if result.unexpected_keys:
             parts.append(f"unexpected {len(result.unexpected_keys)} tensors: {few(result.unexpected_keys)}")
-        raise InputError(source, "weights do not match the architecture; " + "; ".join(parts),
-                         "check the model name / checkpoint, or load with strict=False")
+        raise InputError(
+            source,
+            "weights do not match the architecture; " + "; ".join(parts),
+            "check the model name / checkpoint, or load with strict=False",
+        )
     if bad_shape:
-        raise InputError(source, f"tensor shapes do not match the architecture (e.g. {bad_shape[0]})",
-                         "check the model name / checkpoint")
+        raise InputError(
+            source,
+            f"tensor shapes do not match the architecture (e.g. {bad_shape[0]})",
+            "check the model name / checkpoint",
+        )
 
 
 def _looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or Path(name).suffix.lower() in WEIGHT_EXTS
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", weights: bool = True,
-               strict: bool = True, deploy: bool = True, ema: bool = True) -> nn.Module:
+def load_model(
+    name_or_path: str | Path,
+    device: str | torch.device = "cpu",
+    weights: bool = True,
+    strict: bool = True,
+    deploy: bool = True,
+    ema: bool = True,
+) -> nn.Module:
     """A ready-to-run model in inference mode: (N,3,H,W) float RGB [0,1] -> same.
 
     Inference mode means ``eval()`` and ``requires_grad_(False)``: calling it builds no autograd
@@ -228,11 +261,15 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", wei
         if weights:
             path = weights_path(name)
             if path is None:
-                raise KdsharpError(f"'{name}' is an architecture without shipped weights: pass a checkpoint path "
-                                   f"(e.g. an official Restormer .pth) or weights=False for an untrained model")
+                raise KdsharpError(
+                    f"'{name}' is an architecture without shipped weights: pass a checkpoint path "
+                    f"(e.g. an official Restormer .pth) or weights=False for an untrained model"
+                )
             if not path.is_file():
-                raise KdsharpError(f"no trained weights ship for '{name}' yet ({path} is missing): train them with "
-                                   f"`kdsharp train`, pass a checkpoint path, or use weights=False")
+                raise KdsharpError(
+                    f"no trained weights ship for '{name}' yet ({path} is missing): train them with "
+                    f"`kdsharp train`, pass a checkpoint path, or use weights=False"
+                )
             sd, _ = load_state_dict_file(path, ema=ema)
             _load_into(model, sd, strict, path)
     elif Path(name).is_file():
@@ -290,5 +327,14 @@ def model_info(name: str) -> dict[str, Any]:
     """
     entry = _entry(name)
     arch, params, deployed, gmacs = _static_info(name)
-    return dict(name=name, role=entry.role, arch=arch, params=params, params_deployed=deployed, gmacs_1080p=gmacs,
-                weights_shipped=weights_shipped(name), weights=entry.weights, description=entry.description)
+    return dict(
+        name=name,
+        role=entry.role,
+        arch=arch,
+        params=params,
+        params_deployed=deployed,
+        gmacs_1080p=gmacs,
+        weights_shipped=weights_shipped(name),
+        weights=entry.weights,
+        description=entry.description,
+    )

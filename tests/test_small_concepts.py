@@ -53,7 +53,7 @@ def test_cli_export_size_error_names_the_flag(tmp_path, capsys):
     from kdsharp.cli import main
 
     assert main(["export", "--model", "fast", "-o", str(tmp_path / "f.onnx"), "--size", "big"]) == 2
-    assert "--size: size 'big': expected WIDTHxHEIGHT" in capsys.readouterr().err
+    assert "--size big: expected WIDTHxHEIGHT" in capsys.readouterr().err
 
 
 def test_video_extensions():

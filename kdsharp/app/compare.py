@@ -9,6 +9,7 @@ with detail is cut out, degraded with a call-like preset, and processed by the t
 pair: ``input`` (nothing), ``unsharp`` (the unsharp mask tuned on this crop against its clean
 original, the most favourable setting it could have, as in ``kdsharp eval``) or a model.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,8 +37,9 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     methods = tuple(dict.fromkeys(m.strip() for m in methods if m.strip()))
     unknown = [m for m in methods if m not in METHODS]
     if unknown or len(methods) < 2:
-        raise KdsharpError(f"blind comparison methods: need two or more of {', '.join(METHODS)}, got "
-                           f"{', '.join(methods) or 'none'}")
+        raise KdsharpError(
+            f"blind comparison methods: need two or more of {', '.join(METHODS)}, got {', '.join(methods) or 'none'}"
+        )
     return methods
 
 
@@ -54,14 +56,13 @@ def pick_region(rgb: np.ndarray, size: int, rng: np.random.Generator, tries: int
     """``(x, y)`` of a ``size`` px square with detail: the most textured of ``tries`` random positions."""
     h, w = rgb.shape[:2]
     if h < size or w < size:
-        raise InputError("image", f"is {w}x{h}, smaller than the {size} px the comparison needs",
-                         "use a larger image")
+        raise InputError("image", f"is {w}x{h}, smaller than the {size} px the comparison needs", "use a larger image")
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
     best, best_score = (0, 0), -1.0
     for _ in range(tries):
         x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
-        score = float(lap[y:y + size, x:x + size].mean())
+        score = float(lap[y : y + size, x : x + size].mean())
         if score > best_score:
             best, best_score = (x, y), score
     return best
@@ -121,16 +122,34 @@ class Comparison:
     def record(self, choice: str, session: str | None = None, now: float | None = None) -> VoteRecord:
         """The vote for the store: the pair, the choice, the crop (and its clean original), the time taken."""
         seconds = (time.time() if now is None else now) - self.shown_at
-        return VoteRecord(self.a, self.b, choice, image_png=png_bytes(self.lq), reference_png=png_bytes(self.clean),
-                          source=self.source, preset=self.preset, seed=self.seed, box=self.box, session=session,
-                          seconds=round(seconds, 2))
+        return VoteRecord(
+            self.a,
+            self.b,
+            choice,
+            image_png=png_bytes(self.lq),
+            reference_png=png_bytes(self.clean),
+            source=self.source,
+            preset=self.preset,
+            seed=self.seed,
+            box=self.box,
+            session=session,
+            seconds=round(seconds, 2),
+        )
 
     def reveal(self) -> str:
         return f"A was **{self.a}**, B was **{self.b}**"
 
 
-def make_comparison(clean_rgb: np.ndarray, source: str, pair: tuple[str, str], preset: str, seed: int,
-                    models: Models, crop: int = CROP, margin: int = MARGIN) -> Comparison:
+def make_comparison(
+    clean_rgb: np.ndarray,
+    source: str,
+    pair: tuple[str, str],
+    preset: str,
+    seed: int,
+    models: Models,
+    crop: int = CROP,
+    margin: int = MARGIN,
+) -> Comparison:
     """Cut a detailed ``crop`` px region (plus ``margin``) out of ``clean_rgb``, degrade it with
     ``preset`` and process it by both methods of ``pair``; the margin is cut off afterwards."""
     from kdsharp.app.processing import degrade_rgb
@@ -141,15 +160,37 @@ def make_comparison(clean_rgb: np.ndarray, source: str, pair: tuple[str, str], p
     if size < crop:
         raise InputError(source, f"is {w}x{h}, smaller than the {crop} px the comparison needs", "use a larger image")
     x, y = pick_region(clean_rgb, size, rng)
-    region = np.ascontiguousarray(clean_rgb[y:y + size, x:x + size])
+    region = np.ascontiguousarray(clean_rgb[y : y + size, x : x + size])
     lq_region = degrade_rgb(region, preset, seed)
     m = (size - crop) // 2
     inner = (slice(m, m + crop), slice(m, m + crop))
     outs = [apply_method(method, lq_region, region, models)[inner] for method in pair]
-    return Comparison(pair[0], pair[1], np.ascontiguousarray(outs[0]), np.ascontiguousarray(outs[1]),
-                      np.ascontiguousarray(lq_region[inner]), np.ascontiguousarray(region[inner]), source, preset,
-                      int(seed), (x + m, y + m, crop, crop))
+    return Comparison(
+        pair[0],
+        pair[1],
+        np.ascontiguousarray(outs[0]),
+        np.ascontiguousarray(outs[1]),
+        np.ascontiguousarray(lq_region[inner]),
+        np.ascontiguousarray(region[inner]),
+        source,
+        preset,
+        int(seed),
+        (x + m, y + m, crop, crop),
+    )
 
 
-__all__ = ["METHODS", "PRESETS", "CROP", "ZOOM", "Comparison", "check_methods", "sample_pair", "pick_region",
-           "zoom", "png_bytes", "tuned_unsharp", "apply_method", "make_comparison"]
+__all__ = [
+    "METHODS",
+    "PRESETS",
+    "CROP",
+    "ZOOM",
+    "Comparison",
+    "check_methods",
+    "sample_pair",
+    "pick_region",
+    "zoom",
+    "png_bytes",
+    "tuned_unsharp",
+    "apply_method",
+    "make_comparison",
+]

@@ -3,6 +3,7 @@
 No gradio here (the page is :mod:`kdsharp.app.ui`): every function takes paths and arrays and
 raises :class:`kdsharp.errors.KdsharpError` subclasses with a one-line message the page shows.
 """
+
 from __future__ import annotations
 
 import re
@@ -149,8 +150,11 @@ def check_upload(path: Path, name: str, limits: Limits, what: str) -> None:
     if size == 0:
         raise InputError(name, "file is empty", f"upload {what}")
     if size > limits.max_upload_mb * 2**20:  # MB as gradio counts them (MiB)
-        raise InputError(name, f"file is too large ({size / 2**20:.0f} MB; this app takes up to "
-                         f"{limits.max_upload_mb:g} MB)", "upload a smaller file, or use `kdsharp sharpen` on it")
+        raise InputError(
+            name,
+            f"file is too large ({size / 2**20:.0f} MB; this app takes up to {limits.max_upload_mb:g} MB)",
+            "upload a smaller file, or use `kdsharp sharpen` on it",
+        )
 
 
 def read_upload_image(path: Path, name: str, limits: Limits) -> tuple[np.ndarray, ImageMeta]:
@@ -171,9 +175,12 @@ def read_upload_image(path: Path, name: str, limits: Limits) -> tuple[np.ndarray
 
 def _check_pixels(dims: str, pixels: int, name: str, limits: Limits) -> None:
     if pixels > limits.max_pixels:
-        raise InputError(name, f"image is too large ({dims + ', ' if dims else ''}{pixels / 1e6:.0f} Mpx; this app "
-                         f"takes up to {limits.max_pixels / 1e6:g} Mpx)", "downscale it, or use `kdsharp sharpen "
-                         "--tile 512`")
+        raise InputError(
+            name,
+            f"image is too large ({dims + ', ' if dims else ''}{pixels / 1e6:.0f} Mpx; this app "
+            f"takes up to {limits.max_pixels / 1e6:g} Mpx)",
+            "downscale it, or use `kdsharp sharpen --tile 512`",
+        )
 
 
 def header_pixels(path: Path) -> tuple[str, int] | None:
@@ -251,12 +258,19 @@ def quality(before: np.ndarray, after: np.ndarray, reference: np.ndarray) -> dic
     from kdsharp.metrics import psnr, ssim
 
     if reference.shape[:2] != before.shape[:2]:
-        raise InputError("reference", f"is {reference.shape[1]}x{reference.shape[0]} but the image is "
-                         f"{before.shape[1]}x{before.shape[0]}", "use the clean original of the same size")
+        raise InputError(
+            "reference",
+            f"is {reference.shape[1]}x{reference.shape[0]} but the image is {before.shape[1]}x{before.shape[0]}",
+            "use the clean original of the same size",
+        )
     if min(reference.shape[:2]) < 11:
         raise InputError("reference", "is smaller than 11 px", "SSIM needs a larger image")
-    return {"psnr_before": psnr(before, reference), "ssim_before": ssim(before, reference),
-            "psnr_after": psnr(after, reference), "ssim_after": ssim(after, reference)}
+    return {
+        "psnr_before": psnr(before, reference),
+        "ssim_before": ssim(before, reference),
+        "psnr_after": psnr(after, reference),
+        "ssim_after": ssim(after, reference),
+    }
 
 
 def metrics_markdown(m: dict[str, float]) -> str:
@@ -267,14 +281,24 @@ def metrics_markdown(m: dict[str, float]) -> str:
     def db(v: float) -> str:
         return "∞" if v == float("inf") else f"{v:.2f}"
 
-    return ("| vs reference | PSNR (dB) | SSIM |\n|---|---:|---:|\n"
-            f"| input | {db(m['psnr_before'])} | {m['ssim_before']:.4f} |\n"
-            f"| sharpened | {db(m['psnr_after'])} | {m['ssim_after']:.4f} |\n"
-            f"| gain | {m['psnr_after'] - m['psnr_before']:+.2f} | {m['ssim_after'] - m['ssim_before']:+.4f} |\n")
+    return (
+        "| vs reference | PSNR (dB) | SSIM |\n|---|---:|---:|\n"
+        f"| input | {db(m['psnr_before'])} | {m['ssim_before']:.4f} |\n"
+        f"| sharpened | {db(m['psnr_after'])} | {m['ssim_after']:.4f} |\n"
+        f"| gain | {m['psnr_after'] - m['psnr_before']:+.2f} | {m['ssim_after'] - m['ssim_before']:+.4f} |\n"
+    )
 
 
-def sharpen_image_file(path: Path, name: str, model: str, models: Models, workspace: Workspace, limits: Limits,
-                       reference: Path | None = None, reference_name: str = "reference") -> ImageResult:
+def sharpen_image_file(
+    path: Path,
+    name: str,
+    model: str,
+    models: Models,
+    workspace: Workspace,
+    limits: Limits,
+    reference: Path | None = None,
+    reference_name: str = "reference",
+) -> ImageResult:
     """Sharpen an uploaded image into a new job folder: the upload's format (PNG for a pasted image),
     size and bit depth, with its EXIF and dpi; PSNR/SSIM against ``reference`` when given."""
     img, meta = read_upload_image(path, name, limits)
@@ -286,8 +310,9 @@ def sharpen_image_file(path: Path, name: str, model: str, models: Models, worksp
     write_image(dst, out, meta=meta)
     before, after = to_rgb8(img), to_rgb8(out)
     metrics = quality(before, after, ref) if ref is not None else {}
-    return ImageResult(dst, preview(before), preview(after), img.shape[1], img.shape[0], str(img.dtype), model,
-                       seconds, tile, metrics)
+    return ImageResult(
+        dst, preview(before), preview(after), img.shape[1], img.shape[0], str(img.dtype), model, seconds, tile, metrics
+    )
 
 
 def degrade_rgb(rgb: np.ndarray, preset: str, seed: int) -> np.ndarray:
@@ -313,8 +338,9 @@ class DegradeResult:
     metrics: dict[str, float]
 
 
-def degrade_and_sharpen(rgb: np.ndarray, name: str, preset: str, seed: int, model: str, models: Models,
-                        workspace: Workspace, limits: Limits) -> DegradeResult:
+def degrade_and_sharpen(
+    rgb: np.ndarray, name: str, preset: str, seed: int, model: str, models: Models, workspace: Workspace, limits: Limits
+) -> DegradeResult:
     """Degrade ``rgb`` with ``preset``, sharpen the copy with ``model``; both written as PNG for download."""
     if rgb.shape[0] * rgb.shape[1] > limits.max_pixels:
         raise InputError(name, f"image is too large ({rgb.shape[1]}x{rgb.shape[0]})", "downscale it first")
@@ -372,8 +398,7 @@ class ProgressBridge:
     """The progress object :meth:`kdsharp.Sharpener.video` reports to, forwarded to ``report(done, total, stage)``;
     raises :class:`Cancelled` inside the video job once ``cancel`` is set (no output file is left)."""
 
-    def __init__(self, report: Report | None = None, cancel: threading.Event | None = None,
-                 stage: str = "sharpening"):
+    def __init__(self, report: Report | None = None, cancel: threading.Event | None = None, stage: str = "sharpening"):
         self.report = report
         self.cancel = cancel
         self.stage = stage
@@ -430,8 +455,14 @@ def check_video(path: Path, name: str, limits: Limits):
         raise _renamed(e, name) from None
 
 
-def side_by_side(left: Path, right: Path, dst: Path, max_width: int = 1280,
-                 cancel: threading.Event | None = None, report: Report | None = None) -> Path:
+def side_by_side(
+    left: Path,
+    right: Path,
+    dst: Path,
+    max_width: int = 1280,
+    cancel: threading.Event | None = None,
+    report: Report | None = None,
+) -> Path:
     """An H.264 MP4 of ``left`` | ``right`` (same frame count), even-sized, at most ``max_width`` wide,
     for playback in the browser; audio of ``left`` when MP4 can carry it."""
     from kdsharp.errors import OutputError
@@ -445,12 +476,21 @@ def side_by_side(left: Path, right: Path, dst: Path, max_width: int = 1280,
 
     def write(audio: Path | None) -> None:
         task = bridge.add_task(left.name, total=info.frames or None)
-        with VideoWriter(dst, 2 * w, h, info.fps, info.time_base, codec="libx264",
-                         display_matrix=info.display_matrix, audio_from=audio) as out:
+        with VideoWriter(
+            dst,
+            2 * w,
+            h,
+            info.fps,
+            info.time_base,
+            codec="libx264",
+            display_matrix=info.display_matrix,
+            audio_from=audio,
+        ) as out:
             for (a, pts), (b, _) in zip(read_frames(left), read_frames(right), strict=False):
                 bridge.advance(task)  # raises Cancelled once the visitor cancels
-                pair = [cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x
-                        for x in (a, b)]
+                pair = [
+                    cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x for x in (a, b)
+                ]
                 out.write(np.hstack(pair), pts)
 
     try:
@@ -460,8 +500,16 @@ def side_by_side(left: Path, right: Path, dst: Path, max_width: int = 1280,
     return dst
 
 
-def sharpen_video_file(path: Path, name: str, model: str, models: Models, workspace: Workspace, limits: Limits,
-                       report: Report | None = None, cancel: threading.Event | None = None) -> VideoResult:
+def sharpen_video_file(
+    path: Path,
+    name: str,
+    model: str,
+    models: Models,
+    workspace: Workspace,
+    limits: Limits,
+    report: Report | None = None,
+    cancel: threading.Event | None = None,
+) -> VideoResult:
     """Sharpen an uploaded clip (same container, frames, rate, audio) and build the side-by-side preview."""
     check_video(path, name, limits)
     job = workspace.job()
@@ -476,14 +524,45 @@ def sharpen_video_file(path: Path, name: str, model: str, models: Models, worksp
         raise _renamed(e, name) from None
     sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
     seconds = time.perf_counter() - t0
-    return VideoResult(dst, sbs, stats.frames, seconds,
-                       f"{model}: {stats.frames} frames {stats.width}x{stats.height} in {seconds:.1f} s "
-                       f"({stats.frames / max(seconds, 1e-9):.1f} frames/s with the preview)")
+    return VideoResult(
+        dst,
+        sbs,
+        stats.frames,
+        seconds,
+        f"{model}: {stats.frames} frames {stats.width}x{stats.height} in {seconds:.1f} s "
+        f"({stats.frames / max(seconds, 1e-9):.1f} frames/s with the preview)",
+    )
 
 
-__all__ = ["MODELS", "SPEED", "Limits", "Models", "Workspace", "Cancelled", "CancelFlags", "ProgressBridge",
-           "ImageResult", "DegradeResult", "VideoResult", "model_choices", "upload_path", "upload_name",
-           "check_upload", "read_upload_image", "header_pixels", "to_rgb8", "preview", "output_name", "sharpen_array",
-           "quality",
-           "metrics_markdown", "sharpen_image_file", "degrade_rgb", "degrade_and_sharpen", "webcam_frame",
-           "check_video", "side_by_side", "sharpen_video_file"]
+__all__ = [
+    "MODELS",
+    "SPEED",
+    "Limits",
+    "Models",
+    "Workspace",
+    "Cancelled",
+    "CancelFlags",
+    "ProgressBridge",
+    "ImageResult",
+    "DegradeResult",
+    "VideoResult",
+    "model_choices",
+    "upload_path",
+    "upload_name",
+    "check_upload",
+    "read_upload_image",
+    "header_pixels",
+    "to_rgb8",
+    "preview",
+    "output_name",
+    "sharpen_array",
+    "quality",
+    "metrics_markdown",
+    "sharpen_image_file",
+    "degrade_rgb",
+    "degrade_and_sharpen",
+    "webcam_frame",
+    "check_video",
+    "side_by_side",
+    "sharpen_video_file",
+]

@@ -13,6 +13,7 @@ vote, at start-up and by :meth:`VoteStore.flush`) and the message says so. The d
 never overwritten. Only when the side file cannot be written either is the vote lost, and then
 :class:`VoteStoreError` says so. No gradio here: ``kdsharp eval --votes`` reads votes with this.
 """
+
 from __future__ import annotations
 
 import base64
@@ -142,34 +143,49 @@ class VoteStore:
     def _error(self, e: BaseException, doing: str) -> VoteStoreError:
         text = str(e)
         if isinstance(e, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-            return VoteStoreError(self.path, f"database is locked (another program is writing to it) while {doing}",
-                                  "close the other program; votes wait in " + self.pending_path.name)
+            return VoteStoreError(
+                self.path,
+                f"database is locked (another program is writing to it) while {doing}",
+                "close the other program; votes wait in " + self.pending_path.name,
+            )
         if isinstance(e, sqlite3.OperationalError) and "readonly" in text.replace(" ", "").replace("-", ""):
-            return VoteStoreError(self.path, f"database is read-only while {doing}",
-                                  "check its permissions, or pass votes=PATH with a writable path", params=["votes"])
+            return VoteStoreError(
+                self.path,
+                f"database is read-only while {doing}",
+                "check its permissions, or pass votes=PATH with a writable path",
+                params=["votes"],
+            )
         if isinstance(e, sqlite3.OperationalError) and "unable to open" in text:
-            return VoteStoreError(self.path, f"cannot be opened while {doing}",
-                                  "check that its folder exists and is writable, or pass votes=OTHER.db",
-                                  params=["votes"])
+            return VoteStoreError(
+                self.path,
+                f"cannot be opened while {doing}",
+                "check that its folder exists and is writable, or pass votes=OTHER.db",
+                params=["votes"],
+            )
         if isinstance(e, sqlite3.DatabaseError):
-            return VoteStoreError(self.path, f"is not a readable SQLite database ({text}) while {doing}",
-                                  "it is left untouched: move it aside to start a new one, or pass votes=OTHER.db",
-                                  params=["votes"])
+            return VoteStoreError(
+                self.path,
+                f"is not a readable SQLite database ({text}) while {doing}",
+                "it is left untouched: move it aside to start a new one, or pass votes=OTHER.db",
+                params=["votes"],
+            )
         return VoteStoreError(self.path, f"{type(e).__name__}: {text} while {doing}", "check the file and its folder")
 
     @contextlib.contextmanager
     def _connect(self, doing: str, create: bool = True) -> Iterator[sqlite3.Connection]:
         """A connection in autocommit mode with the schema in place; errors as :class:`VoteStoreError`."""
         if not create and not self.path.is_file():
-            raise InputError(self.path, "no such vote database", "pass the votes=FILE that the app wrote",
-                             params=["votes"])
+            raise InputError(
+                self.path, "no such vote database", "pass the votes=FILE that the app wrote", params=["votes"]
+            )
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
             else:
-                con = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=self.timeout,
-                                      isolation_level=None)
+                con = sqlite3.connect(
+                    f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=self.timeout, isolation_level=None
+                )
         except (sqlite3.Error, OSError) as e:
             raise self._error(e, doing) from e
         try:
@@ -178,8 +194,9 @@ class VoteStore:
                 if create and version < SCHEMA_VERSION:
                     con.executescript("BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
                 elif version > SCHEMA_VERSION:
-                    raise VoteStoreError(self.path, f"was written by a newer kdsharp (schema {version})",
-                                         "upgrade kdsharp to read it")
+                    raise VoteStoreError(
+                        self.path, f"was written by a newer kdsharp (schema {version})", "upgrade kdsharp to read it"
+                    )
                 yield con
             except sqlite3.Error as e:
                 if con.in_transaction:
@@ -197,14 +214,30 @@ class VoteStore:
                 continue
             sha = _sha256(png)
             w, h = _image_size(png)
-            con.execute("INSERT OR IGNORE INTO images (sha256, png, width, height) VALUES (?, ?, ?, ?)",
-                        (sha, png, w, h))
+            con.execute(
+                "INSERT OR IGNORE INTO images (sha256, png, width, height) VALUES (?, ?, ?, ?)", (sha, png, w, h)
+            )
             shas.append(sha)
         cur = con.execute(
             "INSERT OR IGNORE INTO votes (uid, time, a, b, choice, winner, image, reference, source, preset, seed, box,"
             " session, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rec.uid, rec.time, rec.a, rec.b, rec.choice, rec.winner, shas[0], shas[1], rec.source, rec.preset,
-             rec.seed, json.dumps(list(rec.box)) if rec.box is not None else None, rec.session, rec.seconds))
+            (
+                rec.uid,
+                rec.time,
+                rec.a,
+                rec.b,
+                rec.choice,
+                rec.winner,
+                shas[0],
+                shas[1],
+                rec.source,
+                rec.preset,
+                rec.seed,
+                json.dumps(list(rec.box)) if rec.box is not None else None,
+                rec.session,
+                rec.seconds,
+            ),
+        )
         if cur.rowcount == 0:  # already there (a queued vote flushed twice)
             return int(con.execute("SELECT id FROM votes WHERE uid = ?", (rec.uid,)).fetchone()[0])
         return int(cur.lastrowid or 0)
@@ -233,9 +266,12 @@ class VoteStore:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise VoteStoreError(self.pending_path, f"the vote could NOT be saved: neither the database nor this "
-                                 f"file can be written ({e.strerror or e})", "check free space and permissions, or "
-                                 "restart with votes=PATH in a writable folder", params=["votes"]) from e
+            raise VoteStoreError(
+                self.pending_path,
+                f"the vote could NOT be saved: neither the database nor this file can be written ({e.strerror or e})",
+                "check free space and permissions, or restart with votes=PATH in a writable folder",
+                params=["votes"],
+            ) from e
 
     def pending(self) -> tuple[list[VoteRecord], list[str]]:
         """Votes waiting in the side file, and its lines that could not be parsed (kept as they are)."""
@@ -284,8 +320,12 @@ class VoteStore:
         except VoteStoreError as e:
             with self._lock:
                 self._queue(rec)
-            return SaveResult(False, None, f"{e}. Your vote is kept in {self.pending_path} and will be added to the "
-                                           "database when it can be written.")
+            return SaveResult(
+                False,
+                None,
+                f"{e}. Your vote is kept in {self.pending_path} and will be added to the "
+                "database when it can be written.",
+            )
         extra = f" (and {flushed} queued vote{'s' if flushed != 1 else ''})" if flushed else ""
         return SaveResult(True, vote_id, f"vote #{vote_id} saved in {self.path}{extra}")
 
@@ -322,8 +362,9 @@ class VoteStore:
 __all__ = ["VoteStore", "VoteRecord", "SaveResult", "VoteStoreError", "SCHEMA_VERSION", "CHOICES", "vote_report"]
 
 
-def vote_report(db: str | Path, out_dir: str | Path | None = None, bootstrap: int = 1000,
-                seed: int = 0) -> tuple[Ranking, str]:
+def vote_report(
+    db: str | Path, out_dir: str | Path | None = None, bootstrap: int = 1000, seed: int = 0
+) -> tuple[Ranking, str]:
     """Rank the votes of a ``kdsharp app`` database (queued votes included): ``(ranking, markdown)``.
 
     With ``out_dir``, PSNR/SSIM columns come from ``out_dir/report.json`` (a ``kdsharp eval``
@@ -336,14 +377,15 @@ def vote_report(db: str | Path, out_dir: str | Path | None = None, bootstrap: in
     if not Path(db).is_file():
         from kdsharp.errors import InputError
 
-        raise InputError(db, "no such vote database", "pass the votes=FILE that `kdsharp app` wrote",
-                         params=["votes"])
+        raise InputError(db, "no such vote database", "pass the votes=FILE that `kdsharp app` wrote", params=["votes"])
     store = VoteStore(db)
     ranking = rank_votes(store.votes(), bootstrap=bootstrap, seed=seed)
     queued = len(store.pending()[0])
     if queued:
-        ranking.notes.append(f"{queued} of these votes are still queued in {store.pending_path.name} "
-                             "(the database could not take them yet)")
+        ranking.notes.append(
+            f"{queued} of these votes are still queued in {store.pending_path.name} "
+            "(the database could not take them yet)"
+        )
     quality = None
     if out_dir is not None:
         report = Path(out_dir) / "report.json"
@@ -355,6 +397,7 @@ def vote_report(db: str | Path, out_dir: str | Path | None = None, bootstrap: in
         with atomic_path(out / "votes.md") as tmp:
             tmp.write_text(md, encoding="utf-8")
         with atomic_path(out / "votes.json") as tmp:
-            tmp.write_text(json.dumps({**ranking.as_dict(), "database": str(db), "quality": quality}, indent=2),
-                           encoding="utf-8")
+            tmp.write_text(
+                json.dumps({**ranking.as_dict(), "database": str(db), "quality": quality}, indent=2), encoding="utf-8"
+            )
     return ranking, md

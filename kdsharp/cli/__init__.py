@@ -5,6 +5,7 @@ function of the library and prints the result. Errors meant for the user
 (:class:`kdsharp.errors.KdsharpError`) print as one line and exit non-zero; ``--debug`` (anywhere
 on the command line) shows the traceback instead.
 """
+
 from __future__ import annotations
 
 import importlib

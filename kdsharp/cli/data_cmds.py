@@ -1,4 +1,5 @@
 """CLI: ``kdsharp degrade`` (degraded input, clean target pairs) and ``kdsharp data corpus`` (training corpus)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,25 +10,44 @@ from kdsharp.console import info
 from kdsharp.errors import KdsharpError
 
 # The ``kdsharp data ...`` group; other data commands attach here with ``data_app.command(NAME)``.
-data_app = typer.Typer(name="data", help="Training data: build the photo corpus, pack bundles.", no_args_is_help=True,
-                       context_settings={"help_option_names": ["-h", "--help"]})
+data_app = typer.Typer(
+    name="data",
+    help="Training data: build the photo corpus, pack bundles.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
 def degrade_cmd(
-    src: Path | None = typer.Argument(None, help="Folder of clean images (searched recursively), one image, "
-                                         "or a video file.", show_default=False),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Output folder; gets input/ (degraded) and "
-                                       "target/ (clean) PNGs with matching names.", show_default=False),
-    preset: str = typer.Option("mixed", "--preset", "-p", help="Degradation preset (see --list-presets) or a "
-                               "YAML config file."),
+    src: Path | None = typer.Argument(
+        None, help="Folder of clean images (searched recursively), one image, or a video file.", show_default=False
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--out",
+        help="Output folder; gets input/ (degraded) and target/ (clean) PNGs with matching names.",
+        show_default=False,
+    ),
+    preset: str = typer.Option(
+        "mixed", "--preset", "-p", help="Degradation preset (see --list-presets) or a YAML config file."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same pairs."),
-    max_images: int | None = typer.Option(None, "--max-images", "-n", help="Stop after this many pairs.",
-                                             show_default=False),
-    size: str | None = typer.Option(None, "--size", help="Resize every image to WIDTHxHEIGHT (cover + "
-                                       "centre crop), e.g. 640x360.", show_default=False),
+    max_images: int | None = typer.Option(
+        None, "--max-images", "-n", help="Stop after this many pairs.", show_default=False
+    ),
+    size: str | None = typer.Option(
+        None,
+        "--size",
+        help="Resize every image to WIDTHxHEIGHT (cover + centre crop), e.g. 640x360.",
+        show_default=False,
+    ),
     every: int = typer.Option(1, "--every", help="Videos: keep every N-th frame."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder (same-named "
-                                   "files are replaced; nothing else is deleted)."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Write into a non-empty output folder (same-named files are replaced; nothing else is deleted).",
+    ),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the degradation presets and exit."),
 ):
     """Degrade clean images or a video into an input/ + target/ pair folder (for evaluation or training).
@@ -44,20 +64,31 @@ def degrade_cmd(
         raise KdsharpError("kdsharp degrade needs SRC and -o OUT (see kdsharp degrade --help)")
     from kdsharp.data.datasets import make_paired_set
 
-    res = make_paired_set(src, out, preset=preset, seed=seed, max_images=max_images, size=size,
-                          overwrite=overwrite, every=every)
+    res = make_paired_set(
+        src, out, preset=preset, seed=seed, max_images=max_images, size=size, overwrite=overwrite, every=every
+    )
     msg = f"wrote {res.written} pairs to {res.input_dir} and {res.target_dir}"
     info(msg + (f" ({res.skipped} unreadable file(s) skipped)" if res.skipped else ""))
 
 
 def corpus_cmd(
-    out: Path | None = typer.Option(None, "-o", "--out", help="Corpus folder: gets images/<source>/*.png, "
-                                       "videos/ and manifest.json (a previous build there is replaced).",
-                                       show_default=False),
-    cache: Path | None = typer.Option(None, "--cache", help="Where downloaded packages are kept and unpacked "
-                                         "[default: ~/.cache/kdsharp/packages].", show_default=False),
-    sources: str | None = typer.Option(None, "--sources", help="Comma-separated sources to use [default: all]; "
-                                          "see --list-sources.", show_default=False),
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--out",
+        help="Corpus folder: gets images/<source>/*.png, "
+        "videos/ and manifest.json (a previous build there is replaced).",
+        show_default=False,
+    ),
+    cache: Path | None = typer.Option(
+        None,
+        "--cache",
+        help="Where downloaded packages are kept and unpacked [default: ~/.cache/kdsharp/packages].",
+        show_default=False,
+    ),
+    sources: str | None = typer.Option(
+        None, "--sources", help="Comma-separated sources to use [default: all]; see --list-sources.", show_default=False
+    ),
     max_side: int = typer.Option(1600, "--max-side", help="Long side of stored images, px."),
     screens: int = typer.Option(60, "--screens", help="Number of generated screen-content images (0: none)."),
     list_sources: bool = typer.Option(False, "--list-sources", help="List the sources and exit."),
@@ -80,9 +111,11 @@ def corpus_cmd(
     c = m["counts"]
     tags = ", ".join(f"{k} {v}" for k, v in c["by_tag"].items())
     splits = ", ".join(f"{k} {v}" for k, v in c["by_split"].items())
-    info(f"wrote {c['images']} images ({c['photos']} photos; {tags}; {splits}) and {c['videos']} clip(s), "
-         f"{c['bytes'] / 1e6:.0f} MB, to {out} in {c['build_seconds']:.0f} s ({c['dropped']} pictures dropped, "
-         "reasons in manifest.json)")
+    info(
+        f"wrote {c['images']} images ({c['photos']} photos; {tags}; {splits}) and {c['videos']} clip(s), "
+        f"{c['bytes'] / 1e6:.0f} MB, to {out} in {c['build_seconds']:.0f} s ({c['dropped']} pictures dropped, "
+        "reasons in manifest.json)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ The library writes the settings it complains about as ``name=value`` and lists t
 ``tile=64`` -> ``--tile 64``, ``overwrite=True`` -> ``--overwrite``. Names the command does not
 have stay as they are.
 """
+
 from __future__ import annotations
 
 import re

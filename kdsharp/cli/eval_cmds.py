@@ -1,4 +1,5 @@
 """CLI: ``kdsharp eval`` (quality report against baselines) and ``kdsharp bench`` (speed)."""
+
 from __future__ import annotations
 
 import json
@@ -15,30 +16,52 @@ def _split(text: str | None) -> list[str] | None:
 
 def eval_command(
     data: Path | None = typer.Option(None, "--data", help="Paired folder with input/ and target/ images."),
-    preset: str | None = typer.Option(None, "--preset", help="Degradation preset(s), comma separated "
-                                         "(default: lowbw,defocus,h264; also mixed), built from held-out clean "
-                                         "images."),
-    source: Path | None = typer.Option(None, "--source", help="Folder of clean images for --preset "
-                                          "(default: the test split of the training corpus, see --corpus)."),
-    corpus: Path | None = typer.Option(None, "--corpus", help="Training corpus whose held-out test split is "
-                                          "evaluated when neither --data nor --source is given [default: "
-                                          "$KDSHARP_CORPUS or ~/.cache/kdsharp/corpus; build it with "
-                                          "`kdsharp data corpus -o DIR`].", show_default=False),
-    models: str = typer.Option("teacher,student,fast,student_nokd", "--models",
-                               help="Models (registered names or checkpoint paths), comma separated; "
-                               "one without trained weights is skipped with a warning."),
-    out: Path = typer.Option(Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, "
-                             "comparison.png)."),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="Degradation preset(s), comma separated "
+        "(default: lowbw,defocus,h264; also mixed), built from held-out clean "
+        "images.",
+    ),
+    source: Path | None = typer.Option(
+        None,
+        "--source",
+        help="Folder of clean images for --preset (default: the test split of the training corpus, see --corpus).",
+    ),
+    corpus: Path | None = typer.Option(
+        None,
+        "--corpus",
+        help="Training corpus whose held-out test split is "
+        "evaluated when neither --data nor --source is given [default: "
+        "$KDSHARP_CORPUS or ~/.cache/kdsharp/corpus; build it with "
+        "`kdsharp data corpus -o DIR`].",
+        show_default=False,
+    ),
+    models: str = typer.Option(
+        "teacher,student,fast,student_nokd",
+        "--models",
+        help="Models (registered names or checkpoint paths), comma separated; "
+        "one without trained weights is skipped with a warning.",
+    ),
+    out: Path = typer.Option(
+        Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, comparison.png)."
+    ),
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Use at most N images per set."),
     device: str = typer.Option("cpu", "--device", help="Where the models run: cpu or cuda."),
     fps: bool = typer.Option(True, "--fps/--no-fps", help="Measure frames/s at 1920x1080 (model only)."),
     seed: int = typer.Option(2024, "--seed", help="Seed of the preset degradations."),
-    votes: Path | None = typer.Option(None, "--votes", help="Instead: rank the methods from the blind-comparison "
-                                      "votes of `kdsharp app` (its SQLite file): score 1-5, Bradley-Terry and win "
-                                      "rate with 95% intervals, next to PSNR/SSIM from OUT/report.json when there; "
-                                      "writes OUT/votes.md and OUT/votes.json.", show_default=False),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the models "
-                                       "(default: the available cores).", show_default=False),
+    votes: Path | None = typer.Option(
+        None,
+        "--votes",
+        help="Instead: rank the methods from the blind-comparison "
+        "votes of `kdsharp app` (its SQLite file): score 1-5, Bradley-Terry and win "
+        "rate with 95% intervals, next to PSNR/SSIM from OUT/report.json when there; "
+        "writes OUT/votes.md and OUT/votes.json.",
+        show_default=False,
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for the models (default: the available cores).", show_default=False
+    ),
 ):
     """Compare input, the best-tuned unsharp mask and the models: PSNR, SSIM, speed; writes a report.
 
@@ -51,8 +74,18 @@ def eval_command(
     from kdsharp.infer.threads import default_threads, set_threads
 
     set_threads(threads or default_threads())
-    report = evaluate(data=data, presets=_split(preset), source=source, models=_split(models) or [],
-                      out_dir=out, max_images=max_images, device=device, measure_fps=fps, seed=seed, corpus=corpus)
+    report = evaluate(
+        data=data,
+        presets=_split(preset),
+        source=source,
+        models=_split(models) or [],
+        out_dir=out,
+        max_images=max_images,
+        device=device,
+        measure_fps=fps,
+        seed=seed,
+        corpus=corpus,
+    )
     _print_summary(report)
     info(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'comparison.png'}")
 
@@ -69,8 +102,9 @@ def _print_summary(report: dict) -> None:
         table.add_column(col, justify="left" if col == "method" else "right")
     for row in report["rows"]:
         s, m = stats[row], report["methods"][row]
-        table.add_row(row, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['delta_psnr']:+.2f}",
-                      format_fps(m.get("fps_cpu_1080p")))
+        table.add_row(
+            row, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['delta_psnr']:+.2f}", format_fps(m.get("fps_cpu_1080p"))
+        )
     console.print(table)
 
 
@@ -95,12 +129,18 @@ def bench_command(
     iters: int = typer.Option(20, "--iters", min=1, help="Timed calls (fewer for slow models: stops after ~20 s)."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed calls first."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    video: Path | None = typer.Option(None, "--video", help="Time `kdsharp sharpen VIDEO` end to end instead "
-                                         "(decode -> model -> encode, audio copied): ms per frame of each stage, "
-                                         "frames/s and the bottleneck.", show_default=False),
+    video: Path | None = typer.Option(
+        None,
+        "--video",
+        help="Time `kdsharp sharpen VIDEO` end to end instead "
+        "(decode -> model -> encode, audio copied): ms per frame of each stage, "
+        "frames/s and the bottleneck.",
+        show_default=False,
+    ),
     frames: int | None = typer.Option(None, "--frames", min=1, help="With --video: stop after N frames."),
-    encoder_preset: str | None = typer.Option(None, "--encoder-preset", help="With --video: x264 preset "
-                                                 "(default: by resolution).", show_default=False),
+    encoder_preset: str | None = typer.Option(
+        None, "--encoder-preset", help="With --video: x264 preset (default: by resolution).", show_default=False
+    ),
     crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF (default: 18)."),
     reuse: bool = typer.Option(False, "--reuse", help="With --video: temporal reuse of unchanged tiles."),
     video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),
@@ -114,11 +154,21 @@ def bench_command(
     from kdsharp.evaluate import benchmark, parse_size
 
     if video is not None:
-        _bench_video(video, model, device, backend, threads, encoder_preset, crf, reuse, video_path, frames, batch,
-                     half, as_json)
+        _bench_video(
+            video, model, device, backend, threads, encoder_preset, crf, reuse, video_path, frames, batch, half, as_json
+        )
         return
-    result = benchmark(model, size=parse_size(size), device=device, backend=backend, batch=batch, half=half,
-                       iters=iters, warmup=warmup, threads=threads)
+    result = benchmark(
+        model,
+        size=parse_size(size),
+        device=device,
+        backend=backend,
+        batch=batch,
+        half=half,
+        iters=iters,
+        warmup=warmup,
+        threads=threads,
+    )
     if as_json:
         print(json.dumps(result))
         return
@@ -128,16 +178,29 @@ def bench_command(
         f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"
         f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after "
-        f"{result['warmup']} warm-up"
-        + _params_line(result))
+        f"{result['warmup']} warm-up" + _params_line(result)
+    )
 
 
-def _bench_video(video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half,
-                 as_json) -> None:
+def _bench_video(
+    video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half, as_json
+) -> None:
     from kdsharp.evaluate import benchmark_video
 
-    r = benchmark_video(model, video, device=device, backend=backend, threads=threads, preset=preset, crf=crf,
-                        reuse=reuse, path=path, max_frames=frames, batch=batch, half=half)
+    r = benchmark_video(
+        model,
+        video,
+        device=device,
+        backend=backend,
+        threads=threads,
+        preset=preset,
+        crf=crf,
+        reuse=reuse,
+        path=path,
+        max_frames=frames,
+        batch=batch,
+        half=half,
+    )
     if as_json:
         print(json.dumps(r))
         return
@@ -153,7 +216,9 @@ def _bench_video(video, model, device, backend, threads, preset, crf, reuse, pat
         f"  busy ms/frame  decode {r['decode_ms']:.1f} | model {r['model_ms']:.1f} | encode {r['encode_ms']:.1f}"
         f"   bottleneck: {r['bottleneck']}\n"
         f"  CPU ms/frame   decode {cpu['decode']:.1f} | model {cpu['model']:.1f} | encode+rest {cpu['encode']:.1f} "
-        f"| total {cpu['total']:.1f} ({ceiling})", soft_wrap=True)
+        f"| total {cpu['total']:.1f} ({ceiling})",
+        soft_wrap=True,
+    )
 
 
 def _params_line(result: dict) -> str:

@@ -1,4 +1,5 @@
 """CLI commands for inference: ``kdsharp sharpen``, ``kdsharp live``, ``kdsharp demo``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,38 +44,67 @@ def check_stray_flag_values(inputs: list[Path]) -> None:
 
     for p in inputs:
         if str(p).lower() in FLAG_WORDS and not p.exists():
-            raise InputError(p, "no such file or folder",
-                             "flags such as --overwrite take no value: drop the word after the flag")
+            raise InputError(
+                p, "no such file or folder", "flags such as --overwrite take no value: drop the word after the flag"
+            )
 
 
 def sharpen(
-    inputs: list[Path] = typer.Argument(..., help="Images, videos or folders (trees are mirrored).",
-                                        show_default=False),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file, or a folder (needed for several inputs "
-                                "or a folder)."),
-    model: str = typer.Option("student", "--model", "-m", help="Registry name (student, fast, teacher, ...), "
-                              "checkpoint path, or .onnx file with --backend onnx."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Images, videos or folders (trees are mirrored).", show_default=False
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Output file, or a folder (needed for several inputs or a folder)."
+    ),
+    model: str = typer.Option(
+        "student",
+        "--model",
+        "-m",
+        help="Registry name (student, fast, teacher, ...), checkpoint path, or .onnx file with --backend onnx.",
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch or onnx (ONNX Runtime)."),
-    tile: int | None = typer.Option(None, "--tile", min=16, help="Process in N x N tiles (large images, "
-                                       "little memory). Tiling also starts by itself on out-of-memory."),
+    tile: int | None = typer.Option(
+        None,
+        "--tile",
+        min=16,
+        help="Process in N x N tiles (large images, little memory). Tiling also starts by itself on out-of-memory.",
+    ),
     tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Pixels shared by neighbouring tiles."),
     half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
-    crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="Video quality (lower = better) "
-                                      "(default: 18 for H.264/H.265, about visually lossless; VP9 24).",
-                                      show_default=False),
-    encoder_preset: str | None = typer.Option(None, "--encoder-preset", help="x264/x265 speed preset, "
-                                                 "ultrafast ... veryslow (slower = smaller files; default: veryfast "
-                                                 "up to 720p, superfast up to 1080p, ultrafast above).",
-                                                 show_default=False),
-    codec: str | None = typer.Option(None, "--codec", help="Video encoder: libx264 (default), libx265, "
-                                        "mpeg4, libvpx-vp9 (default for .webm)."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (videos: "
-                                          "frames in parallel, one thread each; default: the available cores).",
-                                          show_default=False),
-    reuse: bool = typer.Option(False, "--reuse", help="Videos, luma models (fast): recompute only the tiles that "
-                               "changed since the previous frame (identical tiles give identical output)."),
+    crf: int | None = typer.Option(
+        None,
+        "--crf",
+        min=0,
+        max=63,
+        help="Video quality (lower = better) (default: 18 for H.264/H.265, about visually lossless; VP9 24).",
+        show_default=False,
+    ),
+    encoder_preset: str | None = typer.Option(
+        None,
+        "--encoder-preset",
+        help="x264/x265 speed preset, "
+        "ultrafast ... veryslow (slower = smaller files; default: veryfast "
+        "up to 720p, superfast up to 1080p, ultrafast above).",
+        show_default=False,
+    ),
+    codec: str | None = typer.Option(
+        None, "--codec", help="Video encoder: libx264 (default), libx265, mpeg4, libvpx-vp9 (default for .webm)."
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for the model (videos: frames in parallel, one thread each; default: the available cores).",
+        show_default=False,
+    ),
+    reuse: bool = typer.Option(
+        False,
+        "--reuse",
+        help="Videos, luma models (fast): recompute only the tiles that "
+        "changed since the previous frame (identical tiles give identical output).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (even an input, atomically)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (faster after warm-up)."),
 ):
@@ -92,10 +122,25 @@ def sharpen(
     from kdsharp.infer.sharpener import sharpen_paths
 
     check_stray_flag_values(inputs)
-    result = sharpen_paths(inputs, output, model=model, device=device, backend=backend, tile=tile,
-                           tile_overlap=tile_overlap, half=half, batch=batch, compile=compile, crf=crf,
-                           codec=codec, overwrite=overwrite, threads=threads, on_error=report_failed_file,
-                           preset=encoder_preset, reuse=reuse)
+    result = sharpen_paths(
+        inputs,
+        output,
+        model=model,
+        device=device,
+        backend=backend,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        half=half,
+        batch=batch,
+        compile=compile,
+        crf=crf,
+        codec=codec,
+        overwrite=overwrite,
+        threads=threads,
+        on_error=report_failed_file,
+        preset=encoder_preset,
+        reuse=reuse,
+    )
     for stats in result.videos:
         info(stats.summary())
     where = result.where(output)
@@ -107,24 +152,34 @@ def sharpen(
 
 
 def live(
-    source: str = typer.Option("0", "--source", "-s",
-                               help="Camera index (0), video file (read in real time) or stream URL."),
-    sink: str = typer.Option("window", "--sink", help="window (preview), virtualcam (pip install pyvirtualcam) "
-                             "or an output video file."),
-    model: str = typer.Option("fast", "--model", "-m",
-                              help="Registry name, checkpoint or .onnx (with --backend onnx)."),
+    source: str = typer.Option(
+        "0", "--source", "-s", help="Camera index (0), video file (read in real time) or stream URL."
+    ),
+    sink: str = typer.Option(
+        "window", "--sink", help="window (preview), virtualcam (pip install pyvirtualcam) or an output video file."
+    ),
+    model: str = typer.Option(
+        "fast", "--model", "-m", help="Registry name, checkpoint or .onnx (with --backend onnx)."
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     backend: str = typer.Option("torch", "--backend", help="torch or onnx."),
-    side_by_side: bool = typer.Option(False, "--side-by-side",
-                                      help="Show input | output (key 's' toggles in the window)."),
+    side_by_side: bool = typer.Option(
+        False, "--side-by-side", help="Show input | output (key 's' toggles in the window)."
+    ),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
-    fps: float | None = typer.Option(None, "--fps", min=1, help="Frame rate of the source pacing and the sink "
-                                        "(default: the source's)."),
+    fps: float | None = typer.Option(
+        None, "--fps", min=1, help="Frame rate of the source pacing and the sink (default: the source's)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
-                                          "the available cores).", show_default=False),
-    reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Luma models (fast) on file/stream sources: "
-                               "recompute only the tiles that changed since the previous frame."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for the model (default: the available cores).", show_default=False
+    ),
+    reuse: bool = typer.Option(
+        True,
+        "--reuse/--no-reuse",
+        help="Luma models (fast) on file/stream sources: "
+        "recompute only the tiles that changed since the previous frame.",
+    ),
 ):
     """Sharpen a webcam / file / stream in real time, dropping frames rather than falling behind.
 
@@ -135,18 +190,31 @@ def live(
     """
     from kdsharp.infer.live import run_live
 
-    stats = run_live(source, sink, model=model, device=device, backend=backend, side_by_side=side_by_side,
-                     max_frames=max_frames, fps=fps, overwrite=overwrite, threads=threads, reuse=reuse)
+    stats = run_live(
+        source,
+        sink,
+        model=model,
+        device=device,
+        backend=backend,
+        side_by_side=side_by_side,
+        max_frames=max_frames,
+        fps=fps,
+        overwrite=overwrite,
+        threads=threads,
+        reuse=reuse,
+    )
     info(stats.summary())
 
 
 def demo(
     output: Path = typer.Option(Path("kdsharp-demo"), "-o", "--output", help="Folder for the demo files."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier demo files instead of using a "
-                                   "fresh run-N subfolder."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
-                                          "the available cores).", show_default=False),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace earlier demo files instead of using a fresh run-N subfolder."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for the model (default: the available cores).", show_default=False
+    ),
 ):
     """Sharpen a degraded video-call clip with the shipped student and show the gain.
 

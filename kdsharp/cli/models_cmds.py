@@ -1,4 +1,5 @@
 """CLI: ``kdsharp models`` (the registered models) and ``kdsharp export`` (ONNX)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,12 @@ def format_params(train: int, deployed: int | None = None, long: bool = False) -
 
 
 def models_cmd(
-    role: str | None = typer.Option(None, "--role", help="Only models with this role: teacher, student, fast "
-                                       "or arch (architecture presets).", show_default=False),
+    role: str | None = typer.Option(
+        None,
+        "--role",
+        help="Only models with this role: teacher, student, fast or arch (architecture presets).",
+        show_default=False,
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ):
     """List the registered models: role, parameters, GMACs per 1080p frame, trained weights shipped?
@@ -47,9 +52,14 @@ def models_cmd(
         return
     from rich.table import Table
 
-    table = Table(title="kdsharp models", title_justify="left", caption_justify="left", show_edge=False,
-                  caption="params: training/deployed form where they differ (fast is re-parameterised "
-                  "into single convs to run; kdsharp bench counts the deployed form)")
+    table = Table(
+        title="kdsharp models",
+        title_justify="left",
+        caption_justify="left",
+        show_edge=False,
+        caption="params: training/deployed form where they differ (fast is re-parameterised "
+        "into single convs to run; kdsharp bench counts the deployed form)",
+    )
     table.add_column("name", no_wrap=True, style="bold")
     table.add_column("role", no_wrap=True)
     table.add_column("arch", no_wrap=True)
@@ -68,31 +78,37 @@ def models_cmd(
 
 
 def export_cmd(
-    model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `kdsharp models`) or a "
-                              "checkpoint file (.safetensors / .pth, official Restormer checkpoints too)."),
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Registered model name (see `kdsharp models`) or a "
+        "checkpoint file (.safetensors / .pth, official Restormer checkpoints too).",
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the .onnx file."),
-    fp16: bool = typer.Option(False, "--fp16", help="Float16 network inside (float32 input/output); for GPU "
-                              "runtimes."),
-    int8: bool = typer.Option(False, "--int8", help="Static int8 quantization (QDQ), calibrated on the built-in "
-                              "samples; smaller, often faster on CPU (check with kdsharp bench)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Float16 network inside (float32 input/output); for GPU runtimes."),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="Static int8 quantization (QDQ), calibrated on the built-in "
+        "samples; smaller, often faster on CPU (check with kdsharp bench).",
+    ),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version (11-20)."),
-    static: bool = typer.Option(False, "--static", help="Fix the input size to --size instead of dynamic "
-                                "batch/height/width."),
-    size: str = typer.Option("256x256", "--size", help="Tracing (and with --static, the fixed) input size "
-                             "WIDTHxHEIGHT."),
+    static: bool = typer.Option(
+        False, "--static", help="Fix the input size to --size instead of dynamic batch/height/width."
+    ),
+    size: str = typer.Option(
+        "256x256", "--size", help="Tracing (and with --static, the fixed) input size WIDTHxHEIGHT."
+    ),
 ):
     """Export a model to ONNX: input 'input' and output 'output', (N,3,H,W) float RGB in [0,1].
 
     Example: kdsharp export --model fast -o fast.onnx --int8
     """
-    from kdsharp.errors import KdsharpError
     from kdsharp.infer.export import export_onnx
     from kdsharp.io.formats import parse_size
 
-    try:
-        w, h = parse_size(size)
-    except KdsharpError as e:
-        raise KdsharpError(f"--size: {e}") from None
+    w, h = parse_size(size)
     path = export_onnx(model, output, opset=opset, dynamic=not static, half=fp16, int8=int8, example_size=(h, w))
     kind = "int8" if int8 else "fp16" if fp16 else "fp32"
     info(f"wrote {path} ({kind}, opset {opset}, {path.stat().st_size / 1e6:.2f} MB)")

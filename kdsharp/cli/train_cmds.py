@@ -2,6 +2,7 @@
 
 Multi-GPU/CPU: ``torchrun --nproc_per_node N -m kdsharp train teacher --config ...``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,13 +20,20 @@ train_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_CONFIG = typer.Option(None, "--config", "-c",
-                       help="YAML config: a path or a shipped name (teacher_quick; see --list-configs).")
-_OVERRIDES = typer.Argument(None, metavar="[KEY=VALUE]...",
-                            help="Config overrides, typed as YAML: optim.lr=1e-4 amp=off data.batch=4.")
-_RESUME = typer.Option(None, "--resume", flag_value="auto", is_flag=False, metavar="[PATH|auto]",
-                       help="Continue a run: a last.pth/best.pth path, or 'auto' (the run folder's last.pth). "
-                       "Bare --resume means auto.")
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="YAML config: a path or a shipped name (teacher_quick; see --list-configs)."
+)
+_OVERRIDES = typer.Argument(
+    None, metavar="[KEY=VALUE]...", help="Config overrides, typed as YAML: optim.lr=1e-4 amp=off data.batch=4."
+)
+_RESUME = typer.Option(
+    None,
+    "--resume",
+    flag_value="auto",
+    is_flag=False,
+    metavar="[PATH|auto]",
+    help="Continue a run: a last.pth/best.pth path, or 'auto' (the run folder's last.pth). Bare --resume means auto.",
+)
 _OUT = typer.Option(None, "--out", "-o", help="Runs folder (config out_dir); the run goes in OUT/<name>.")
 
 
@@ -39,9 +47,13 @@ def _list_configs(value: bool) -> None:
 
 @train_app.callback()
 def _train_options(
-    list_configs: bool = typer.Option(False, "--list-configs", is_eager=True, callback=_list_configs,
-                                      help="List the configs that ship with kdsharp (pass one by name: "
-                                      "--config teacher_quick) and exit."),
+    list_configs: bool = typer.Option(
+        False,
+        "--list-configs",
+        is_eager=True,
+        callback=_list_configs,
+        help="List the configs that ship with kdsharp (pass one by name: --config teacher_quick) and exit.",
+    ),
 ):
     """Train the teacher, then students by knowledge distillation."""
 
@@ -57,8 +69,10 @@ def _split_resume(resume: str | None, overrides: list[str] | None) -> tuple[str 
 def _report(result) -> None:
     val, best = result.val, result.best
     if val:
-        info(f"final val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f}"
-             + (f" (best {best['psnr']:.2f} dB at step {best['step']})" if best else ""))
+        info(
+            f"final val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f}"
+            + (f" (best {best['psnr']:.2f} dB at step {best['step']})" if best else "")
+        )
     for k, v in (result.baselines or {}).items():
         info(f"  {k}: {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}")
     info(f"run folder: {result.run_dir}" + (f"; weights: {result.export}" if result.export else ""))
@@ -96,8 +110,12 @@ def teacher_command(
 def student_command(
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
-    teacher: str | None = typer.Option(None, "--teacher", "-t", help="Frozen teacher: registered name, "
-                                          ".safetensors weights or a training checkpoint (.pth)."),
+    teacher: str | None = typer.Option(
+        None,
+        "--teacher",
+        "-t",
+        help="Frozen teacher: registered name, .safetensors weights or a training checkpoint (.pth).",
+    ),
     resume: str | None = _RESUME,
     out: Path | None = _OUT,
 ):
@@ -126,8 +144,13 @@ def ablation_command(
 
 @train_app.command("pack")
 def pack_command(
-    config: str = typer.Option(..., "--config", "-c", help="Bundle YAML, a path or a shipped name (bundle): sources, "
-                                "val_sources, crop, clean, pairs, val, max_mb, seed."),
+    config: str = typer.Option(
+        ...,
+        "--config",
+        "-c",
+        help="Bundle YAML, a path or a shipped name (bundle): sources, "
+        "val_sources, crop, clean, pairs, val, max_mb, seed.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle to write (.zip)."),
 ):
     """Pack a training bundle: clean crops + real-codec pairs + val pairs, for a GPU machine without PyAV.
@@ -139,8 +162,19 @@ def pack_command(
     from kdsharp.train.config import read_yaml_mapping
 
     spec = read_yaml_mapping(resolve_config_path(config))
-    known = {"sources", "val_sources", "crop", "clean", "pairs", "val", "val_size", "val_presets", "max_mb",
-             "pair_degradation", "seed"}
+    known = {
+        "sources",
+        "val_sources",
+        "crop",
+        "clean",
+        "pairs",
+        "val",
+        "val_size",
+        "val_presets",
+        "max_mb",
+        "pair_degradation",
+        "seed",
+    }
     unknown = set(spec) - known
     if unknown:
         from kdsharp.errors import ConfigError
@@ -157,13 +191,22 @@ def pipeline_command(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Training bundle from `kdsharp train pack`."),
     minutes: float = typer.Option(8.5, "--minutes", "-m", help="Time budget for all stages (minutes)."),
     out: Path = typer.Option(Path("runs/pipeline"), "--out", "-o", help="Runs folder."),
-    publish: Path | None = typer.Option(None, "--publish", help="Folder that gets each stage's fp16 weights "
-                                           "every --publish-every seconds and pipeline.json."),
+    publish: Path | None = typer.Option(
+        None,
+        "--publish",
+        help="Folder that gets each stage's fp16 weights every --publish-every seconds and pipeline.json.",
+    ),
     publish_every: float = typer.Option(60.0, "--publish-every", help="Seconds between weight exports."),
-    stages: str = typer.Option("teacher,student,fast", "--stages", help="Comma-separated stages, in order "
-                                 "(teacher, student, student_nokd, fast)."),
-    sets: list[str] | None = typer.Option(None, "--set", help="Config override for one stage, "
-                                             "STAGE:KEY=VALUE (repeatable), e.g. student:schedule.iters=1500."),
+    stages: str = typer.Option(
+        "teacher,student,fast",
+        "--stages",
+        help="Comma-separated stages, in order (teacher, student, student_nokd, fast).",
+    ),
+    sets: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="Config override for one stage, STAGE:KEY=VALUE (repeatable), e.g. student:schedule.iters=1500.",
+    ),
 ):
     """Train the teacher, then distil `student` and `fast` from it, within one time budget (GPU lease).
 
@@ -180,15 +223,24 @@ def pipeline_command(
 
             raise ConfigError(f"--set {item!r}: use STAGE:KEY=VALUE, e.g. student:schedule.iters=1500")
         overrides.setdefault(stage.strip(), []).append(override)
-    results = run_pipeline(bundle, minutes, out, publish, tuple(s.strip() for s in stages.split(",") if s.strip()),
-                           publish_every, overrides)
+    results = run_pipeline(
+        bundle,
+        minutes,
+        out,
+        publish,
+        tuple(s.strip() for s in stages.split(",") if s.strip()),
+        publish_every,
+        overrides,
+    )
     for r in results:
         if r.error:
             info(f"{r.name}: FAILED ({r.error})")
         else:
             inp = r.baselines.get("input", {}).get("psnr", float("nan"))
-            info(f"{r.name}: {r.step} steps in {r.seconds:.0f} s, val {r.val.get('psnr', float('nan')):.2f} dB "
-                 f"(input {inp:.2f} dB) -> {r.weights}")
+            info(
+                f"{r.name}: {r.step} steps in {r.seconds:.0f} s, val {r.val.get('psnr', float('nan')):.2f} dB "
+                f"(input {inp:.2f} dB) -> {r.weights}"
+            )
     if any(r.error for r in results):
         raise typer.Exit(1)
 

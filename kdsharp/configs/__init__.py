@@ -8,6 +8,7 @@
 The repository's ``configs/`` folder is the source: a wheel copies it into this package
 (``setup.py``), and a source checkout reads it in place.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,16 +54,15 @@ def describe_config(path: str | Path, width: int = 100) -> str:
     sentence = " ".join(words)
     for end in (". ",):
         if end in sentence:
-            sentence = sentence[:sentence.index(end) + 1]
+            sentence = sentence[: sentence.index(end) + 1]
     if len(sentence) > width:
-        sentence = sentence[:width - 1].rsplit(" ", 1)[0] + "…"
+        sentence = sentence[: width - 1].rsplit(" ", 1)[0] + "…"
     return sentence.rstrip(":")
 
 
 def _shipped(relative: Path) -> Path | None:
     """``relative`` (``teacher_cpu``, ``degrade/screen_share.yaml``) inside a shipped config folder."""
-    names = [relative] if relative.suffix in _SUFFIXES else [relative.with_name(relative.name + s)
-                                                              for s in _SUFFIXES]
+    names = [relative] if relative.suffix in _SUFFIXES else [relative.with_name(relative.name + s) for s in _SUFFIXES]
     for base in config_dirs():
         for name in names:
             if (base / name).is_file():
@@ -84,8 +84,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a config file (pass a .yaml file or a shipped config name)")
     names = ", ".join(list_configs()) or "none found"
-    raise ConfigError(f"{path}: no such config file or shipped config (shipped: {names}; "
-                      "`kdsharp train --list-configs` describes them)")
+    raise ConfigError(
+        f"{path}: no such config file or shipped config (shipped: {names}; "
+        "`kdsharp train --list-configs` describes them)"
+    )
 
 
 def format_configs() -> str:
@@ -97,11 +99,15 @@ def format_configs() -> str:
     lines = [f"{n:<{width}}  {describe_config(p)}" for n, p in configs.items()]
     degrade = list_configs("degrade")
     if degrade:
-        lines.append(f"{'degrade/':<{width}}  degradation configs (kdsharp degrade --preset FILE, data.degradation): "
-                     + ", ".join(degrade))
+        lines.append(
+            f"{'degrade/':<{width}}  degradation configs (kdsharp degrade --preset FILE, data.degradation): "
+            + ", ".join(degrade)
+        )
     folder = next(iter(configs.values())).parent
-    lines.append(f"\nUse one by name (kdsharp train teacher --config teacher_quick), or copy one from {folder} "
-                 "and pass its path.")
+    lines.append(
+        f"\nUse one by name (kdsharp train teacher --config teacher_quick), or copy one from {folder} "
+        "and pass its path."
+    )
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@
 Degradations (:mod:`.degrade`, :mod:`.kernels`, :mod:`.codecs`, :mod:`.config`) use numpy,
 OpenCV and PyAV only; the torch datasets (:mod:`.datasets`) are imported on first use.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,16 @@ _LAZY = {
     "synthetic_images": "kdsharp.data.synthetic",
 }
 
-__all__ = ["Degrader", "PRESETS", "list_presets", "load_degrade_config", "sample_paths",
-           "sample_images", "SAMPLES_DIR", *_LAZY]
+__all__ = [
+    "Degrader",
+    "PRESETS",
+    "list_presets",
+    "load_degrade_config",
+    "sample_paths",
+    "sample_images",
+    "SAMPLES_DIR",
+    *_LAZY,
+]
 
 
 def sample_paths() -> list[Path]:

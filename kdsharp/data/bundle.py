@@ -18,6 +18,7 @@ Zip layout (all images uint8 RGB, stored as lossless WebP)::
     info = pack_bundle(train_sources, "bundle.zip", val_sources=val_sources)   # kdsharp.data.pack
     clean, pairs = load_bundle("bundle.zip", part="train")
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,8 @@ import numpy as np
 from kdsharp.errors import ConfigError, InputError
 
 FORMAT = "kdsharp-bundle/1"
+
+
 # Codec pairs: the training family with a real video codec always on (what OpenCV cannot do).
 def encode_lossless(img: np.ndarray) -> bytes:
     """uint8 HxWx3 RGB -> lossless WebP bytes."""
@@ -56,11 +59,15 @@ def read_meta(path: str | Path) -> dict:
     except FileNotFoundError:
         raise InputError(path, "no such bundle", "pack one with `kdsharp train pack`") from None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as e:
-        raise InputError(path, f"is not a kdsharp training bundle ({type(e).__name__})",
-                         "pack one with `kdsharp train pack`") from e
+        raise InputError(
+            path, f"is not a kdsharp training bundle ({type(e).__name__})", "pack one with `kdsharp train pack`"
+        ) from e
     if meta.get("format") != FORMAT:
-        raise InputError(path, f"has bundle format {meta.get('format')!r}, expected {FORMAT}",
-                         "re-pack it with this version of kdsharp")
+        raise InputError(
+            path,
+            f"has bundle format {meta.get('format')!r}, expected {FORMAT}",
+            "re-pack it with this version of kdsharp",
+        )
     return meta
 
 

@@ -21,6 +21,7 @@ RGB<->YUV conversions use swscale's accurate rounding (as :mod:`kdsharp.io.video
 default fast path darkens a round trip by about one level, and a model trained on such pairs
 learns to brighten everything it sees.
 """
+
 from __future__ import annotations
 
 import io
@@ -119,8 +120,14 @@ def codec_options(codec: str, crf: float, preset: str = "veryfast", profile: str
         return {"crf": str(q), "b": "0", "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     if codec == "libvpx":
         q = _interp(crf, _CRF_POINTS, (3, 10, 26, 45, 56, 63))
-        return {"qmin": str(q), "qmax": str(q), "b": "100M", "deadline": "realtime", "cpu-used": "8",
-                "lag-in-frames": "0"}
+        return {
+            "qmin": str(q),
+            "qmax": str(q),
+            "b": "100M",
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+        }
     if codec == "mpeg4":
         q = _interp(crf, _CRF_POINTS, (2, 3, 9, 15, 20, 31))
         return {"qmin": str(q), "qmax": str(q)}

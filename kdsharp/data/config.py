@@ -34,6 +34,7 @@ Presets (``PRESETS``; ``kdsharp degrade --list-presets``):
 * ``h264``    - mild blur 60% (sigma 0.2-1.2), mild noise 20% (1-3/255), H.264 always at low
   bitrate (CRF 30-40), short pseudo-clips (1-3 frames); no resize.
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,20 +49,37 @@ INTERPOLATIONS = ("area", "bilinear", "bicubic", "nearest", "lanczos")
 
 DEFAULT_CONFIG: dict = {
     "blur": {
-        "prob": 0.7, "kernel_size": [7, 21],
+        "prob": 0.7,
+        "kernel_size": [7, 21],
         "kinds": {"iso": 0.3, "aniso": 0.25, "generalized": 0.1, "plateau": 0.1, "motion": 0.1, "defocus": 0.15},
-        "sigma": [0.2, 2.0], "beta_generalized": [0.5, 4.0], "beta_plateau": [1.0, 2.0],
-        "motion_length": [3.0, 11.0], "defocus_radius": [0.8, 3.0],
+        "sigma": [0.2, 2.0],
+        "beta_generalized": [0.5, 4.0],
+        "beta_plateau": [1.0, 2.0],
+        "motion_length": [3.0, 11.0],
+        "defocus_radius": [0.8, 3.0],
     },
-    "noise": {"prob": 0.5, "gaussian_prob": 0.7, "sigma": [1.0, 10.0], "gray_prob": 0.4,
-              "poisson_peak": [300.0, 3000.0]},
+    "noise": {
+        "prob": 0.5,
+        "gaussian_prob": 0.7,
+        "sigma": [1.0, 10.0],
+        "gray_prob": 0.4,
+        "poisson_peak": [300.0, 3000.0],
+    },
     "jpeg": {"prob": 0.25, "quality": [50, 95]},
-    "resize": {"prob": 0.6, "scale": [1.25, 3.0], "down": ["area", "bilinear", "bicubic", "nearest"],
-               "up": ["area", "bilinear", "bicubic", "nearest"]},
+    "resize": {
+        "prob": 0.6,
+        "scale": [1.25, 3.0],
+        "down": ["area", "bilinear", "bicubic", "nearest"],
+        "up": ["area", "bilinear", "bicubic", "nearest"],
+    },
     "codec": {
-        "prob": 0.7, "codecs": {"libx264": 0.6, "libvpx": 0.15, "libvpx-vp9": 0.15, "mpeg4": 0.1},
-        "crf": [23, 38], "presets": ["ultrafast", "superfast", "veryfast"], "profiles": list(H264_PROFILES),
-        "temporal_frames": [1, 3], "temporal_shift": 2.0,
+        "prob": 0.7,
+        "codecs": {"libx264": 0.6, "libvpx": 0.15, "libvpx-vp9": 0.15, "mpeg4": 0.1},
+        "crf": [23, 38],
+        "presets": ["ultrafast", "superfast", "veryfast"],
+        "profiles": list(H264_PROFILES),
+        "temporal_frames": [1, 3],
+        "temporal_shift": 2.0,
     },
     "second_order": {"prob": 0.0},
 }
@@ -80,16 +98,25 @@ _OFF = {"prob": 0.0}
 PRESETS: dict[str, dict] = {
     "mixed": {"second_order": _SECOND_MILD},
     "light": {
-        "blur": {"prob": 0.5, "sigma": [0.2, 1.0], "kernel_size": [7, 13], "motion_length": [2.0, 5.0],
-                 "defocus_radius": [0.5, 1.5]},
+        "blur": {
+            "prob": 0.5,
+            "sigma": [0.2, 1.0],
+            "kernel_size": [7, 13],
+            "motion_length": [2.0, 5.0],
+            "defocus_radius": [0.5, 1.5],
+        },
         "noise": {"prob": 0.3, "sigma": [1.0, 4.0], "poisson_peak": [1000.0, 5000.0]},
         "jpeg": {"prob": 0.2, "quality": [75, 95]},
         "resize": {"prob": 0.3, "scale": [1.1, 1.5]},
         "codec": {"prob": 0.5, "crf": [18, 26], "temporal_frames": [1, 2]},
     },
     "lowbw": {
-        "blur": {"prob": 0.3, "sigma": [0.2, 1.2], "kinds": {"iso": 0.5, "aniso": 0.3, "motion": 0.2},
-                 "motion_length": [2.0, 6.0]},
+        "blur": {
+            "prob": 0.3,
+            "sigma": [0.2, 1.2],
+            "kinds": {"iso": 0.5, "aniso": 0.3, "motion": 0.2},
+            "motion_length": [2.0, 6.0],
+        },
         "noise": {"prob": 0.3, "sigma": [1.0, 5.0]},
         "jpeg": _OFF,
         "resize": {"prob": 1.0, "scale": [2.0, 3.0]},
@@ -115,18 +142,36 @@ PRESETS: dict[str, dict] = {
 # The training family of the shipped weights: every range wider than the evaluation presets, so a
 # model learns the family of call degradations rather than the presets' exact parameters.
 PRESETS["wide"] = {
-    "blur": {"prob": 0.6, "sigma": [0.2, 2.5], "kernel_size": [7, 21], "motion_length": [2.0, 9.0],
-             "defocus_radius": [0.5, 3.0]},
+    "blur": {
+        "prob": 0.6,
+        "sigma": [0.2, 2.5],
+        "kernel_size": [7, 21],
+        "motion_length": [2.0, 9.0],
+        "defocus_radius": [0.5, 3.0],
+    },
     "noise": {"prob": 0.5, "sigma": [0.5, 8.0], "poisson_peak": [300.0, 5000.0]},
     "jpeg": {"prob": 0.3, "quality": [30, 95]},
-    "resize": {"prob": 0.75, "scale": [1.2, 3.0], "down": ["area", "bilinear", "bicubic", "lanczos"],
-               "up": ["bilinear", "bicubic", "lanczos"]},
-    "codec": {"prob": 0.85, "codecs": {"libx264": 0.45, "libvpx": 0.1, "libvpx-vp9": 0.1, "mpeg4": 0.05,
-                                       "jpeg": 0.2, "webp": 0.1},
-              "crf": [20, 42], "profiles": ["baseline", "main", "high"], "temporal_frames": [1, 3]},
-    "second_order": {"prob": 0.25, "blur": {"prob": 0.2, "sigma": [0.2, 1.0], "kernel_size": [7, 13]},
-                     "noise": {"prob": 0.2, "sigma": [0.5, 3.0]}, "jpeg": {"prob": 0.5, "quality": [40, 95]},
-                     "resize": {"prob": 0.0}, "codec": {"prob": 0.0}},
+    "resize": {
+        "prob": 0.75,
+        "scale": [1.2, 3.0],
+        "down": ["area", "bilinear", "bicubic", "lanczos"],
+        "up": ["bilinear", "bicubic", "lanczos"],
+    },
+    "codec": {
+        "prob": 0.85,
+        "codecs": {"libx264": 0.45, "libvpx": 0.1, "libvpx-vp9": 0.1, "mpeg4": 0.05, "jpeg": 0.2, "webp": 0.1},
+        "crf": [20, 42],
+        "profiles": ["baseline", "main", "high"],
+        "temporal_frames": [1, 3],
+    },
+    "second_order": {
+        "prob": 0.25,
+        "blur": {"prob": 0.2, "sigma": [0.2, 1.0], "kernel_size": [7, 13]},
+        "noise": {"prob": 0.2, "sigma": [0.5, 3.0]},
+        "jpeg": {"prob": 0.5, "quality": [40, 95]},
+        "resize": {"prob": 0.0},
+        "codec": {"prob": 0.0},
+    },
 }
 
 _SUMMARIES = {
@@ -136,7 +181,7 @@ _SUMMARIES = {
     "defocus": "out-of-focus webcam: defocus disk / Gaussian blur + noise <= 5/255 + JPEG q 60-90",
     "h264": "mild blur + H.264 at low bitrate (CRF 30-40), no resize",
     "wide": "training family: wider blur/noise/JPEG ranges, down/up 1.2-3x (lanczos too), x264/VP8/VP9/"
-            "MPEG-4/JPEG/WebP CRF 20-42 on the small frame, 2nd JPEG 25%",
+    "MPEG-4/JPEG/WebP CRF 20-42 on the small frame, 2nd JPEG 25%",
 }
 
 
@@ -167,8 +212,9 @@ def merge(base: dict, override: dict) -> dict:
 def _check_range(where: str, value, lo_min: float, hi_max: float, integer: bool = False) -> None:
     ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
     if not ok or not (lo_min <= value[0] <= value[1] <= hi_max):
-        raise ConfigError(f"degradation config: {where} must be [lo, hi] with {lo_min} <= lo <= hi <= {hi_max}, "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"degradation config: {where} must be [lo, hi] with {lo_min} <= lo <= hi <= {hi_max}, got {value!r}"
+        )
     if integer and any(int(v) != v for v in value):
         raise ConfigError(f"degradation config: {where} must be whole numbers, got {value!r}")
 
@@ -182,16 +228,26 @@ def _check_choices(where: str, value, known) -> None:
 
 
 _RANGES = {
-    ("blur", "kernel_size"): (1, 61, True), ("blur", "sigma"): (0.01, 20.0, False),
-    ("blur", "beta_generalized"): (0.1, 10.0, False), ("blur", "beta_plateau"): (0.1, 10.0, False),
-    ("blur", "motion_length"): (1.0, 61.0, False), ("blur", "defocus_radius"): (0.0, 30.0, False),
-    ("noise", "sigma"): (0.0, 255.0, False), ("noise", "poisson_peak"): (1.0, 1e6, False),
-    ("jpeg", "quality"): (1, 100, True), ("resize", "scale"): (1.0, 16.0, False),
-    ("codec", "crf"): (0, 51, False), ("codec", "temporal_frames"): (1, 16, True),
+    ("blur", "kernel_size"): (1, 61, True),
+    ("blur", "sigma"): (0.01, 20.0, False),
+    ("blur", "beta_generalized"): (0.1, 10.0, False),
+    ("blur", "beta_plateau"): (0.1, 10.0, False),
+    ("blur", "motion_length"): (1.0, 61.0, False),
+    ("blur", "defocus_radius"): (0.0, 30.0, False),
+    ("noise", "sigma"): (0.0, 255.0, False),
+    ("noise", "poisson_peak"): (1.0, 1e6, False),
+    ("jpeg", "quality"): (1, 100, True),
+    ("resize", "scale"): (1.0, 16.0, False),
+    ("codec", "crf"): (0, 51, False),
+    ("codec", "temporal_frames"): (1, 16, True),
 }
 _CHOICES = {
-    ("blur", "kinds"): KERNEL_KINDS, ("resize", "down"): INTERPOLATIONS, ("resize", "up"): INTERPOLATIONS,
-    ("codec", "codecs"): CODECS, ("codec", "presets"): X264_PRESETS, ("codec", "profiles"): H264_PROFILES,
+    ("blur", "kinds"): KERNEL_KINDS,
+    ("resize", "down"): INTERPOLATIONS,
+    ("resize", "up"): INTERPOLATIONS,
+    ("codec", "codecs"): CODECS,
+    ("codec", "presets"): X264_PRESETS,
+    ("codec", "profiles"): H264_PROFILES,
 }
 _PROBS = {("noise", "gaussian_prob"), ("noise", "gray_prob")}
 
@@ -211,8 +267,9 @@ def validate(cfg: dict, where: str = "") -> dict:
         for key, value in body.items():
             if key == "prob" or (section, key) in _PROBS:
                 if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise ConfigError(f"degradation config: {name}.{key} must be a probability in [0, 1], "
-                                      f"got {value!r}")
+                    raise ConfigError(
+                        f"degradation config: {name}.{key} must be a probability in [0, 1], got {value!r}"
+                    )
             elif (section, key) in _RANGES:
                 _check_range(f"{name}.{key}", value, *_RANGES[(section, key)])
             elif (section, key) in _CHOICES:
@@ -250,8 +307,9 @@ def load_degrade_config(spec: str | Path | dict | None = "mixed") -> dict:
             return validate(merge(DEFAULT_CONFIG, PRESETS[text]))
         source = Path(text)
         if not source.is_file():
-            raise ConfigError(f"unknown degradation preset or file '{text}' (presets: {', '.join(PRESETS)}; "
-                              "or pass a YAML file path)")
+            raise ConfigError(
+                f"unknown degradation preset or file '{text}' (presets: {', '.join(PRESETS)}; or pass a YAML file path)"
+            )
         spec = _read_yaml(source)
     if not isinstance(spec, dict):
         raise ConfigError(f"degradation config must be a preset name, YAML path or mapping, got {type(spec).__name__}")

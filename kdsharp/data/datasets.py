@@ -10,6 +10,7 @@ on the DataLoader worker that loads it, so runs are reproducible with any ``num_
 crops and degradations each epoch; with ``persistent_workers=True`` the workers keep the epoch
 they were started with, so leave that off (the default) or rebuild the loader.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,8 +68,15 @@ class TrainDataset(Dataset):
             every image once per epoch, ``repeat`` times (rounded, at least once).
     """
 
-    def __init__(self, sources: list[LoadedSource], degradation="mixed", crop: int = 128, seed: int = 0,
-                 scale_aug: bool = True, length: int | None = None):
+    def __init__(
+        self,
+        sources: list[LoadedSource],
+        degradation="mixed",
+        crop: int = 128,
+        seed: int = 0,
+        scale_aug: bool = True,
+        length: int | None = None,
+    ):
         if crop < 8:
             raise ValueError(f"crop must be >= 8, got {crop}")
         self.degrader = degradation if isinstance(degradation, Degrader) else Degrader(degradation)
@@ -114,19 +122,25 @@ class TrainDataset(Dataset):
         gt_full, lq_full = self.items[idx]
         h, w = gt_full.shape[:2]
         y, x, size = self._crop_region(h, w, rng, allow_scale=lq_full is None)
-        gt = gt_full[y:y + size, x:x + size]
+        gt = gt_full[y : y + size, x : x + size]
         if size != self.crop:
             gt = cv2.resize(gt, (self.crop, self.crop), interpolation=cv2.INTER_AREA)
         if lq_full is None:
             (gt,) = _augment([gt], rng)
             lq = self.degrader(gt, rng)
         else:
-            lq, gt = _augment([lq_full[y:y + size, x:x + size], gt], rng)
+            lq, gt = _augment([lq_full[y : y + size, x : x + size], gt], rng)
         return {"lq": rgb_to_chw(lq), "gt": rgb_to_chw(gt)}
 
 
-def build_train_dataset(sources: list[dict], degradation="mixed", crop: int = 128, seed: int = 0,
-                        scale_aug: bool = True, length: int | None = None) -> TrainDataset:
+def build_train_dataset(
+    sources: list[dict],
+    degradation="mixed",
+    crop: int = 128,
+    seed: int = 0,
+    scale_aug: bool = True,
+    length: int | None = None,
+) -> TrainDataset:
     """Load ``sources`` (list of source dicts, see :mod:`kdsharp.data.sources`) into a :class:`TrainDataset`.
 
     Decoded images are kept in memory (decoded once, here, before DataLoader workers fork).
@@ -145,8 +159,11 @@ class PairedFolderDataset(Dataset):
         self.root = Path(root)
         self.pairs = find_pairs(self.root)
         if not self.pairs:
-            raise InputError(self.root, "no image pairs found", "use input/ and target/ subfolders with files "
-                             "of the same names (make one with `kdsharp degrade`)")
+            raise InputError(
+                self.root,
+                "no image pairs found",
+                "use input/ and target/ subfolders with files of the same names (make one with `kdsharp degrade`)",
+            )
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -155,8 +172,11 @@ class PairedFolderDataset(Dataset):
         name, lq_path, gt_path = self.pairs[index]
         lq, gt = read_rgb(lq_path), read_rgb(gt_path)
         if lq.shape != gt.shape:
-            raise InputError(lq_path, f"is {lq.shape[1]}x{lq.shape[0]} but {gt_path} is {gt.shape[1]}x{gt.shape[0]}",
-                             "input and target must have the same size")
+            raise InputError(
+                lq_path,
+                f"is {lq.shape[1]}x{lq.shape[0]} but {gt_path} is {gt.shape[1]}x{gt.shape[0]}",
+                "input and target must have the same size",
+            )
         return {"lq": rgb_to_chw(lq), "gt": rgb_to_chw(gt), "name": name}
 
 
@@ -187,7 +207,7 @@ def fit_size(img: np.ndarray, size_wh: tuple[int, int] | None) -> np.ndarray:
     nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
     img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
     y, x = (nh - h) // 2, (nw - w) // 2
-    return np.ascontiguousarray(img[y:y + h, x:x + w])
+    return np.ascontiguousarray(img[y : y + h, x : x + w])
 
 
 def _check_out(src: Path, out: Path, overwrite: bool) -> None:
@@ -197,8 +217,12 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(out, "exists and is not a folder", "choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(out, "folder is not empty", "choose an empty or new folder, or pass overwrite=True "
-                          "to replace same-named files", params=["overwrite"])
+        raise OutputError(
+            out,
+            "folder is not empty",
+            "choose an empty or new folder, or pass overwrite=True to replace same-named files",
+            params=["overwrite"],
+        )
 
 
 def _write_pair(out: Path, name: str, lq: np.ndarray, gt: np.ndarray) -> None:
@@ -206,8 +230,17 @@ def _write_pair(out: Path, name: str, lq: np.ndarray, gt: np.ndarray) -> None:
     write_image(out / "input" / f"{name}.png", cv2.cvtColor(lq, cv2.COLOR_RGB2BGR))
 
 
-def make_paired_set(src: str | Path, out: str | Path, preset="mixed", seed: int = 0, max_images: int | None = None,
-                    size=None, overwrite: bool = False, every: int = 1, clip_len: int = 8) -> PairedSetResult:
+def make_paired_set(
+    src: str | Path,
+    out: str | Path,
+    preset="mixed",
+    seed: int = 0,
+    max_images: int | None = None,
+    size=None,
+    overwrite: bool = False,
+    every: int = 1,
+    clip_len: int = 8,
+) -> PairedSetResult:
     """Write ``OUT/input/*.png`` (degraded) and ``OUT/target/*.png`` (clean) from clean images.
 
     Args:

@@ -11,6 +11,7 @@ every frame (noise is redrawn per frame, as a sensor's is) and the codec runs ac
 The first pass always applies at least one stage (it is redrawn when every stage was skipped).
 Numpy, OpenCV and PyAV only: no torch here. The same seed gives the same output.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -26,8 +27,13 @@ from kdsharp.data.kernels import apply_kernel, random_kernel
 
 __all__ = ["Degrader", "degrade", "PRESETS", "list_presets", "load_degrade_config", "as_rng"]
 
-_INTERP = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
-           "nearest": cv2.INTER_NEAREST, "lanczos": cv2.INTER_LANCZOS4}
+_INTERP = {
+    "area": cv2.INTER_AREA,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "nearest": cv2.INTER_NEAREST,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
 _warned_codecs: set[str] = set()
 
 
@@ -72,8 +78,9 @@ def resize(img: np.ndarray, size_wh: tuple[int, int], interpolation: str) -> np.
 
 def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
-    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT_101)
+    return cv2.warpAffine(
+        img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
 
 
 def _usable_codecs(codec_cfg: dict) -> dict[str, float]:
@@ -144,8 +151,11 @@ class Degrader:
             p["jpeg"] = {"quality": int(rng.integers(lo, hi + 1))}
         c = cfg["resize"]
         if rng.random() < c["prob"]:
-            p["resize"] = {"scale": _u(rng, c["scale"]), "down": str(rng.choice(c["down"])),
-                           "up": str(rng.choice(c["up"]))}
+            p["resize"] = {
+                "scale": _u(rng, c["scale"]),
+                "down": str(rng.choice(c["down"])),
+                "up": str(rng.choice(c["up"])),
+            }
         c = cfg["codec"]
         if rng.random() < c["prob"]:
             usable = _usable_codecs(c)
@@ -155,7 +165,9 @@ class Degrader:
                 n = 1 if codec in IMAGE_CODECS else int(rng.integers(lo, hi + 1))
                 s = float(c["temporal_shift"])
                 p["codec"] = {
-                    "codec": codec, "crf": _u(rng, c["crf"]), "preset": str(rng.choice(c["presets"])),
+                    "codec": codec,
+                    "crf": _u(rng, c["crf"]),
+                    "preset": str(rng.choice(c["presets"])),
                     "profile": str(rng.choice(c["profiles"])) if codec == "libx264" else None,
                     "shifts": [(float(rng.uniform(-s, s)), float(rng.uniform(-s, s))) for _ in range(n - 1)],
                 }

@@ -5,6 +5,7 @@ Real-ESRGAN (isotropic / anisotropic-rotated Gaussian, generalized Gaussian, pla
 blurs add linear motion blur and a defocus disk. ``random_kernel`` draws one from a config dict.
 Sigmas, lengths and radii are in pixels; angles in radians.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ passed through real video codecs, and everything is stored losslessly in a zip o
 
     info = pack_bundle(train_sources, "bundle.zip", val_sources=val_sources)
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,15 @@ def texture(img: np.ndarray) -> float:
     return float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean()) / 2
 
 
-def sample_crops(images: list[np.ndarray], weights: list[float], count: int, crop: int,
-                 rng: np.random.Generator, min_texture: float = 2.0, flat_keep: float = 0.2):
+def sample_crops(
+    images: list[np.ndarray],
+    weights: list[float],
+    count: int,
+    crop: int,
+    rng: np.random.Generator,
+    min_texture: float = 2.0,
+    flat_keep: float = 0.2,
+):
     """``count`` (image index, crop) tuples drawn with ``weights``; flat crops (texture below
     ``min_texture``) are kept with probability ``flat_keep`` only. Crops are ``crop`` px squares,
     taken at a random scale (0.5-1x of the image when it is large enough)."""
@@ -65,7 +73,7 @@ def sample_crops(images: list[np.ndarray], weights: list[float], count: int, cro
         size = int(crop / rng.uniform(max(0.5, crop / min(h, w)), 1.0))
         size = min(size, h, w)
         y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-        c = img[y:y + size, x:x + size]
+        c = img[y : y + size, x : x + size]
         if size != crop:
             c = cv2.resize(c, (crop, crop), interpolation=cv2.INTER_AREA)
         if texture(c) < min_texture and rng.random() > flat_keep:
@@ -86,10 +94,21 @@ def _flatten(sources) -> tuple[list[np.ndarray], list[float], list[str]]:
     return images, weights, names
 
 
-def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict] | None = None,
-                crop: int = 192, clean: int = 1200, pairs: int = 600, val: int = 48, val_size: int = 256,
-                val_presets: tuple[str, ...] = ("lowbw", "defocus", "h264"), max_mb: float = 40.0,
-                pair_degradation: dict | str | None = None, seed: int = 0) -> BundleInfo:
+def pack_bundle(
+    sources: list[dict],
+    out: str | Path,
+    *,
+    val_sources: list[dict] | None = None,
+    crop: int = 192,
+    clean: int = 1200,
+    pairs: int = 600,
+    val: int = 48,
+    val_size: int = 256,
+    val_presets: tuple[str, ...] = ("lowbw", "defocus", "h264"),
+    max_mb: float = 40.0,
+    pair_degradation: dict | str | None = None,
+    seed: int = 0,
+) -> BundleInfo:
     """Pack a training bundle (see the module docstring) at ``out`` (a .zip, written atomically).
 
     Args:
@@ -107,11 +126,21 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
     degrader = Degrader(pair_degradation or PAIR_DEGRADATION)
     limit = int(max_mb * 1024 * 1024)
     bundle = BundleInfo(path=out)
-    meta: dict = {"format": FORMAT, "seed": seed, "crop": crop, "sources": sources, "val_sources": val_sources,
-                  "corpus_manifests": _manifest_hashes(list(sources) + list(val_sources or [])),
-                  "pair_degradation": degrader.config, "val_presets": list(val_presets), "val_size": val_size,
-                  "pairs": {}, "val": {}}
+    meta: dict = {
+        "format": FORMAT,
+        "seed": seed,
+        "crop": crop,
+        "sources": sources,
+        "val_sources": val_sources,
+        "corpus_manifests": _manifest_hashes(list(sources) + list(val_sources or [])),
+        "pair_degradation": degrader.config,
+        "val_presets": list(val_presets),
+        "val_size": val_size,
+        "pairs": {},
+        "val": {},
+    }
     with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+
         def add(name: str, img: np.ndarray) -> None:
             data = encode_lossless(img)
             zf.writestr(name, data)
@@ -137,8 +166,10 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
             task = bar.add_task(f"bundle {out.name}", total=len(crops))
             for kind, (idx, gt) in zip(kinds, crops, strict=True):
                 if bundle.bytes >= limit:
-                    info(f"bundle reached its {max_mb:g} MB limit: stopping at {bundle.clean} clean crops "
-                         f"and {bundle.pairs} pairs")
+                    info(
+                        f"bundle reached its {max_mb:g} MB limit: stopping at {bundle.clean} clean crops "
+                        f"and {bundle.pairs} pairs"
+                    )
                     break
                 src = names[idx].rsplit(":", 1)[0]
                 bundle.counts_by_source[src] = bundle.counts_by_source.get(src, 0) + 1
@@ -154,8 +185,10 @@ def pack_bundle(sources: list[dict], out: str | Path, *, val_sources: list[dict]
                     meta["pairs"][key] = _describe(plan)
                     bundle.pairs += 1
                 bar.advance(task)
-        meta.update(counts={"clean": bundle.clean, "pairs": bundle.pairs, "val": bundle.val},
-                    counts_by_source=bundle.counts_by_source)
+        meta.update(
+            counts={"clean": bundle.clean, "pairs": bundle.pairs, "val": bundle.val},
+            counts_by_source=bundle.counts_by_source,
+        )
         zf.writestr("meta.json", json.dumps(meta, indent=1, default=str))
     bundle.bytes = out.stat().st_size
     return bundle

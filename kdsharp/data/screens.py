@@ -5,6 +5,7 @@ with real TrueType fonts (from Debian font packages) at 1x-2x UI scale.
 
 Deterministic: the same fonts, count and seed give the same pixels.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,21 +14,45 @@ import numpy as np
 
 SIZE = (1280, 720)  # (w, h) px
 KINDS = ("slide", "code", "sheet", "chat", "ui")
-WORDS = ("the model runs in real time on every frame of the call and keeps faces sharp while the network "
-         "drops packets quarterly revenue grew across all regions meeting notes action items review the "
-         "latest build before friday compression artefacts vanish after restoration budget forecast team "
-         "update customer feedback roadmap milestone design system release candidate latency bandwidth "
-         "camera microphone screen share participants agenda summary questions thanks everyone").split()
-CODE = ("def", "return", "import", "for", "in", "if", "else", "class", "self", "while", "with", "as", "None",
-        "True", "lambda", "yield")
-THEMES = (((255, 255, 255), (32, 33, 36), (26, 115, 232)), ((30, 30, 30), (212, 212, 212), (86, 156, 214)),
-          ((246, 248, 250), (36, 41, 47), (207, 34, 46)), ((40, 44, 52), (171, 178, 191), (152, 195, 121)))
+WORDS = (
+    "the model runs in real time on every frame of the call and keeps faces sharp while the network "
+    "drops packets quarterly revenue grew across all regions meeting notes action items review the "
+    "latest build before friday compression artefacts vanish after restoration budget forecast team "
+    "update customer feedback roadmap milestone design system release candidate latency bandwidth "
+    "camera microphone screen share participants agenda summary questions thanks everyone"
+).split()
+CODE = (
+    "def",
+    "return",
+    "import",
+    "for",
+    "in",
+    "if",
+    "else",
+    "class",
+    "self",
+    "while",
+    "with",
+    "as",
+    "None",
+    "True",
+    "lambda",
+    "yield",
+)
+THEMES = (
+    ((255, 255, 255), (32, 33, 36), (26, 115, 232)),
+    ((30, 30, 30), (212, 212, 212), (86, 156, 214)),
+    ((246, 248, 250), (36, 41, 47), (207, 34, 46)),
+    ((40, 44, 52), (171, 178, 191), (152, 195, 121)),
+)
 
 # Preferred font files (any found under the font roots are used; others are ignored).
-FONT_NAMES = {"sans": ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "NotoSans-Regular.ttf"),
-              "bold": ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "NotoSans-Bold.ttf"),
-              "serif": ("DejaVuSerif.ttf", "LiberationSerif-Regular.ttf", "NotoSerif-Regular.ttf"),
-              "mono": ("DejaVuSansMono.ttf", "LiberationMono-Regular.ttf", "NotoSansMono-Regular.ttf")}
+FONT_NAMES = {
+    "sans": ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "NotoSans-Regular.ttf"),
+    "bold": ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "NotoSans-Bold.ttf"),
+    "serif": ("DejaVuSerif.ttf", "LiberationSerif-Regular.ttf", "NotoSerif-Regular.ttf"),
+    "mono": ("DejaVuSansMono.ttf", "LiberationMono-Regular.ttf", "NotoSansMono-Regular.ttf"),
+}
 
 
 def find_fonts(roots: list[Path]) -> dict[str, list[Path]]:
@@ -36,8 +61,11 @@ def find_fonts(roots: list[Path]) -> dict[str, list[Path]]:
     for root in roots:
         for p in sorted(Path(root).rglob("*.ttf")):
             found.setdefault(p.name, p)
-    return {role: [found[n] for n in names if n in found] for role, names in FONT_NAMES.items()
-            if any(n in found for n in names)}
+    return {
+        role: [found[n] for n in names if n in found]
+        for role, names in FONT_NAMES.items()
+        if any(n in found for n in names)
+    }
 
 
 def _text(rng, n: int) -> str:
@@ -81,8 +109,10 @@ def _slide(c: _Canvas, theme):
         x0, base = SIZE[0] - c.s(420), SIZE[1] - c.s(60)
         for k in range(6):
             h = int(rng.integers(40, 300))
-            d.rectangle([x0 + k * c.s(60), base - c.s(h), x0 + k * c.s(60) + c.s(40), base],
-                        fill=tuple(int(v) for v in rng.integers(40, 230, 3)))
+            d.rectangle(
+                [x0 + k * c.s(60), base - c.s(h), x0 + k * c.s(60) + c.s(40), base],
+                fill=tuple(int(v) for v in rng.integers(40, 230, 3)),
+            )
         d.line([x0 - 10, base, SIZE[0] - 20, base], fill=fg, width=max(1, c.s(2)))
 
 
@@ -125,8 +155,12 @@ def _sheet(c: _Canvas, theme):
             elif rng.random() < 0.85:
                 val = f"{rng.normal(1000, 800):,.2f}"
                 tw = d.textlength(val, font=font)
-                d.text((box[2] - c.s(6) - tw, box[1] + c.s(5)), val, font=font,
-                       fill=(200, 30, 30) if val.startswith("-") else (20, 20, 20))
+                d.text(
+                    (box[2] - c.s(6) - tw, box[1] + c.s(5)),
+                    val,
+                    font=font,
+                    fill=(200, 30, 30) if val.startswith("-") else (20, 20, 20),
+                )
         d.text((c.s(6), r * rh + c.s(5)), str(r) if r else "", font=font, fill=(90, 90, 90))
 
 
@@ -147,8 +181,9 @@ def _chat(c: _Canvas, theme):
         msg = _text(rng, int(rng.integers(3, 12)))
         w = min(int(d.textlength(msg, font=font)) + c.s(24), SIZE[0] - side - c.s(80))
         x = SIZE[0] - w - c.s(20) if mine else side + c.s(20)
-        d.rounded_rectangle([x, y, x + w, y + c.s(36)], radius=c.s(14), fill=accent if mine else
-                            tuple(max(0, v - 25) for v in bg))
+        d.rounded_rectangle(
+            [x, y, x + w, y + c.s(36)], radius=c.s(14), fill=accent if mine else tuple(max(0, v - 25) for v in bg)
+        )
         d.text((x + c.s(12), y + c.s(9)), msg, font=font, fill=(255, 255, 255) if mine else fg)
         y += c.s(50)
     d.rectangle([side, SIZE[1] - c.s(56), SIZE[0], SIZE[1]], fill=tuple(max(0, v - 8) for v in bg))
@@ -171,15 +206,23 @@ def _ui(c: _Canvas, theme):
         elif kind == 1:  # checkbox row
             for k in range(3):
                 bx = x + c.s(180) + k * c.s(150)
-                d.rectangle([bx, y, bx + c.s(16), y + c.s(16)], outline=fg, fill=accent if rng.random() < .5 else bg)
+                d.rectangle([bx, y, bx + c.s(16), y + c.s(16)], outline=fg, fill=accent if rng.random() < 0.5 else bg)
                 d.text((bx + c.s(22), y), _text(rng, 1), font=font, fill=fg)
         else:  # button pair
             for k in range(2):
                 bx = x + c.s(180) + k * c.s(140)
-                d.rounded_rectangle([bx, y - c.s(6), bx + c.s(120), y + c.s(26)], radius=c.s(6),
-                                    fill=accent if k == 0 else bg, outline=accent)
-                d.text((bx + c.s(16), y), _text(rng, 1).upper()[:10], font=label,
-                       fill=(255, 255, 255) if k == 0 else accent)
+                d.rounded_rectangle(
+                    [bx, y - c.s(6), bx + c.s(120), y + c.s(26)],
+                    radius=c.s(6),
+                    fill=accent if k == 0 else bg,
+                    outline=accent,
+                )
+                d.text(
+                    (bx + c.s(16), y),
+                    _text(rng, 1).upper()[:10],
+                    font=label,
+                    fill=(255, 255, 255) if k == 0 else accent,
+                )
         y += c.s(48)
         if y > SIZE[1] * 0.6 and x < SIZE[0] / 2:
             x, y = SIZE[0] // 2 + c.s(20), c.s(80)

@@ -13,6 +13,7 @@ Every entry also takes ``repeat: K`` (sampling weight) and ``max_side: PX`` (dow
 images on load). Images are uint8 HxWx3 RGB. Unreadable files are skipped with one warning each;
 a source with no usable image raises :class:`kdsharp.errors.InputError` naming it.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -30,15 +31,35 @@ from kdsharp.io.images import list_images, read_rgb
 
 SOURCE_TYPES = ("folder", "video", "paired", "skimage", "samples", "synthetic", "bundle", "corpus")
 _KEYS = {
-    "folder": {"path", "exclude"}, "video": {"path", "every", "max_frames"}, "paired": {"path"},
-    "skimage": {"names"}, "samples": set(), "synthetic": {"count", "size", "seed"},
+    "folder": {"path", "exclude"},
+    "video": {"path", "every", "max_frames"},
+    "paired": {"path"},
+    "skimage": {"names"},
+    "samples": set(),
+    "synthetic": {"count", "size", "seed"},
     "bundle": {"path", "part", "content"},
     "corpus": {"path", "split", "tags"},
 }
 _COMMON = {"type", "repeat", "max_side"}
 PAIR_DIRS = (("input", "target"), ("blur", "sharp"), ("lq", "gt"))
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "camera", "immunohistochemistry",
-                  "hubble_deep_field", "colorwheel", "coins", "moon", "page", "text", "brick", "grass", "gravel")
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "cat",
+    "camera",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "colorwheel",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+)
 
 
 @dataclass
@@ -95,13 +116,15 @@ def read_folder(folder: str | Path, exclude: list[str] | None = None, max_side: 
         except KdsharpError as e:
             warn(f"skipping {e}")
     if not images:
-        raise InputError(folder, "no usable image in this folder",
-                         "add .png/.jpg/.webp/.bmp/.tif files or fix the path")
+        raise InputError(
+            folder, "no usable image in this folder", "add .png/.jpg/.webp/.bmp/.tif files or fix the path"
+        )
     return images, names
 
 
-def iter_video_frames(path: str | Path, every: int = 1, max_frames: int | None = None,
-                      max_side: int | None = None) -> Iterator[np.ndarray]:
+def iter_video_frames(
+    path: str | Path, every: int = 1, max_frames: int | None = None, max_side: int | None = None
+) -> Iterator[np.ndarray]:
     """Yield every ``every``-th frame of a video as uint8 HxWx3 RGB (at most ``max_frames``), via PyAV.
 
     Raises :class:`InputError` if the file is missing, has no video stream or no decodable frame;
@@ -132,8 +155,9 @@ def iter_video_frames(path: str | Path, every: int = 1, max_frames: int | None =
         raise InputError(path, "no frame could be decoded", "check the file or re-encode it")
 
 
-def read_video_frames(path: str | Path, every: int = 1, max_frames: int | None = None,
-                      max_side: int | None = None) -> list[np.ndarray]:
+def read_video_frames(
+    path: str | Path, every: int = 1, max_frames: int | None = None, max_side: int | None = None
+) -> list[np.ndarray]:
     """:func:`iter_video_frames` as a list."""
     return list(iter_video_frames(path, every, max_frames, max_side))
 
@@ -172,8 +196,11 @@ def read_pairs(root: str | Path, max_side: int | None = None):
     """(pairs, names): decoded (lq, gt) RGB pairs under ``root``; bad or mismatched pairs skipped."""
     found = find_pairs(root)
     if not found:
-        raise InputError(root, "no image pairs found", "use input/ and target/ (or blur/ and sharp/) subfolders "
-                         "with files of the same names")
+        raise InputError(
+            root,
+            "no image pairs found",
+            "use input/ and target/ (or blur/ and sharp/) subfolders with files of the same names",
+        )
     pairs, names = [], []
     for name, lq_path, gt_path in found:
         try:
@@ -182,8 +209,10 @@ def read_pairs(root: str | Path, max_side: int | None = None):
             warn(f"skipping pair {name}: {e}")
             continue
         if lq.shape != gt.shape:
-            warn(f"skipping pair {name}: {lq_path.name} is {lq.shape[1]}x{lq.shape[0]} but its target is "
-                 f"{gt.shape[1]}x{gt.shape[0]}")
+            warn(
+                f"skipping pair {name}: {lq_path.name} is {lq.shape[1]}x{lq.shape[0]} but its target is "
+                f"{gt.shape[1]}x{gt.shape[0]}"
+            )
             continue
         if max_side and max(gt.shape[:2]) > max_side:
             lq, gt = limit_side(lq, max_side), limit_side(gt, max_side)
@@ -209,8 +238,9 @@ def skimage_images(names: list[str] | None = None) -> tuple[list[np.ndarray], li
         try:
             img = np.asarray(fn())
         except Exception as e:  # some pictures are downloaded on demand
-            raise KdsharpError(f"scikit-image picture '{name}' is not available offline ({type(e).__name__}); "
-                               "choose another name") from e
+            raise KdsharpError(
+                f"scikit-image picture '{name}' is not available offline ({type(e).__name__}); choose another name"
+            ) from e
         images.append(to_rgb_uint8(img, name))
     return images, names
 
@@ -234,8 +264,9 @@ def to_rgb_uint8(img: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def read_corpus(path, split: str = "train", tags: dict | None = None, repeat: float = 1.0,
-                max_side: int | None = None) -> list[LoadedSource]:
+def read_corpus(
+    path, split: str = "train", tags: dict | None = None, repeat: float = 1.0, max_side: int | None = None
+) -> list[LoadedSource]:
     """One :class:`LoadedSource` per content tag of a corpus split (``kdsharp data corpus``), read via its
     manifest; ``repeat`` of each is ``repeat * tags.get(tag, 1)`` (weight 0 leaves a tag out)."""
     from kdsharp.data.corpus import TAGS, corpus_dir, corpus_records
@@ -252,8 +283,9 @@ def read_corpus(path, split: str = "train", tags: dict | None = None, repeat: fl
         weight = float(tags.get(rec["tag"], 1.0))
         if weight == 0:
             continue
-        g = groups.setdefault(rec["tag"], LoadedSource(kind="corpus", name=f"{root}:{split}:{rec['tag']}",
-                                                       repeat=repeat * weight))
+        g = groups.setdefault(
+            rec["tag"], LoadedSource(kind="corpus", name=f"{root}:{split}:{rec['tag']}", repeat=repeat * weight)
+        )
         try:
             g.images.append(limit_side(read_rgb(rec["path"]), max_side))
             g.names.append(rec["file"])
@@ -261,8 +293,11 @@ def read_corpus(path, split: str = "train", tags: dict | None = None, repeat: fl
             warn(f"skipping {e}")
     out = [g for g in groups.values() if len(g)]
     if not out:
-        raise InputError(root, f"no usable image in corpus split '{split}'" + (f" with tags {tags}" if tags else ""),
-                         "check split/tags or rebuild it with `kdsharp data corpus`")
+        raise InputError(
+            root,
+            f"no usable image in corpus split '{split}'" + (f" with tags {tags}" if tags else ""),
+            "check split/tags or rebuild it with `kdsharp data corpus`",
+        )
     return out
 
 
@@ -275,8 +310,10 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
     kind = spec["type"]
     unknown = set(spec) - _KEYS[kind] - _COMMON
     if unknown:
-        raise ConfigError(f"data source '{kind}': unknown key(s) {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(_KEYS[kind] | _COMMON))})")
+        raise ConfigError(
+            f"data source '{kind}': unknown key(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(_KEYS[kind] | _COMMON))})"
+        )
     repeat = float(spec.get("repeat", 1))
     if repeat <= 0:
         raise ConfigError(f"data source '{kind}': repeat must be > 0, got {spec.get('repeat')!r}")
@@ -306,11 +343,15 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
         clean, pairs = load_bundle(_existing(spec.get("path"), "bundle"), spec.get("part", "train"))
         out.images = [limit_side(im, max_side) for im in clean] if content != "pairs" else []
         out.pairs = pairs if content != "clean" else []
-        out.names = ([f"clean_{i:06d}" for i in range(len(out.images))]
-                     + [f"pair_{i:06d}" for i in range(len(out.pairs))])
+        out.names = [f"clean_{i:06d}" for i in range(len(out.images))] + [
+            f"pair_{i:06d}" for i in range(len(out.pairs))
+        ]
         if not len(out):
-            raise InputError(Path(spec["path"]), f"holds no {content} crops in part '{spec.get('part', 'train')}'",
-                             "re-pack it with `kdsharp train pack`")
+            raise InputError(
+                Path(spec["path"]),
+                f"holds no {content} crops in part '{spec.get('part', 'train')}'",
+                "re-pack it with `kdsharp train pack`",
+            )
     elif kind == "samples":
         from kdsharp.data import sample_images, sample_paths
 

@@ -5,6 +5,7 @@ reproducible: ``synthetic_image(h, w, rng)`` draws with OpenCV (anti-aliased) fr
 Generator; ``synthetic_images(count, size, seed)`` makes a list; ``slide_image`` a "shared
 screen" slide with a title, bullet text and a bar chart. Outputs are uint8 HxWx3 RGB.
 """
+
 from __future__ import annotations
 
 import string
@@ -14,8 +15,14 @@ import numpy as np
 
 from kdsharp.errors import ConfigError
 
-_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
-          cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
+_FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+)
 _CHARS = string.ascii_letters + string.digits + "     .,:-+%()"
 
 
@@ -34,7 +41,7 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     c0, c1 = np.array(_color(rng), np.float32), np.array(_color(rng), np.float32)
     if kind == 0:  # linear gradient at a random angle
         a = rng.uniform(0, 2 * np.pi)
-        t = (np.cos(a) * xx + np.sin(a) * yy)
+        t = np.cos(a) * xx + np.sin(a) * yy
         t = (t - t.min()) / max(float(np.ptp(t)), 1.0)
     elif kind == 1:  # radial gradient
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
@@ -72,7 +79,7 @@ def _texture_patch(img: np.ndarray, rng: np.random.Generator) -> None:
         yy, xx = np.mgrid[0:ph, 0:pw].astype(np.float32)
         t = 0.5 + 0.5 * np.sin((np.cos(a) * xx + np.sin(a) * yy) * 2 * np.pi / period)
     c0, c1 = np.array(_color(rng), np.float32), np.array(_color(rng), np.float32)
-    img[y:y + ph, x:x + pw] = np.clip(c0 + t[..., None] * (c1 - c0), 0, 255).astype(np.uint8)
+    img[y : y + ph, x : x + pw] = np.clip(c0 + t[..., None] * (c1 - c0), 0, 255).astype(np.uint8)
 
 
 def _shape(img: np.ndarray, rng: np.random.Generator) -> None:
@@ -132,8 +139,16 @@ def slide_image(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     img = np.empty((h, w, 3), np.uint8)
     img[:] = bg
     s = min(h, w) / 384
-    cv2.putText(img, _word(rng, 6, 18), (int(16 * s), int(40 * s)), cv2.FONT_HERSHEY_DUPLEX,
-                1.0 * s, _color(rng), max(1, int(2 * s)), cv2.LINE_AA)
+    cv2.putText(
+        img,
+        _word(rng, 6, 18),
+        (int(16 * s), int(40 * s)),
+        cv2.FONT_HERSHEY_DUPLEX,
+        1.0 * s,
+        _color(rng),
+        max(1, int(2 * s)),
+        cv2.LINE_AA,
+    )
     y = int(80 * s)
     while y < h * 0.9:
         cv2.circle(img, (int(24 * s), y - int(5 * s)), max(1, int(3 * s)), ink, -1, cv2.LINE_AA)

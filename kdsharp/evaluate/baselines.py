@@ -4,6 +4,7 @@ The unsharp mask (:func:`kdsharp.ops.filters.unsharp_mask`) is tuned by grid sea
 amount x sigma x threshold on the evaluated set itself, i.e. it gets the most favourable setting
 it could possibly have; the report states the chosen parameters.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -42,8 +43,9 @@ def _mean_psnr(outs: Sequence[torch.Tensor], gts255: Sequence[torch.Tensor]) -> 
 
 
 @torch.no_grad()
-def tune_unsharp(lq: Sequence[torch.Tensor], gt: Sequence[torch.Tensor],
-                 grid: dict[str, Sequence[float]] | None = None) -> dict:
+def tune_unsharp(
+    lq: Sequence[torch.Tensor], gt: Sequence[torch.Tensor], grid: dict[str, Sequence[float]] | None = None
+) -> dict:
     """Grid-search the unsharp mask setting with the best mean PSNR over a set.
 
     Args:

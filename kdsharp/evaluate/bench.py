@@ -4,6 +4,7 @@ The input is fixed random noise of the requested size (no file I/O, no colour co
 the numbers measure the network alone. Slow models stop early (``max_seconds``) so a benchmark
 of a large teacher on a laptop CPU still ends in reasonable time.
 """
+
 from __future__ import annotations
 
 import platform
@@ -20,20 +21,14 @@ from torch import nn
 
 from kdsharp.errors import KdsharpError
 from kdsharp.infer.threads import torch_threads
+from kdsharp.io import formats
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``'1920x1080'`` -> ``(1920, 1080)`` (width, height); raises KdsharpError on bad text."""
-    try:
-        w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
-    except ValueError:
-        raise KdsharpError(f"size={text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080", params=["size"]) from None
-    if w < 16 or h < 16 or w * h > 8192 * 8192:
-        raise KdsharpError(f"size={text!r}: each side must be at least 16 and at most 8192x8192 pixels in all",
-                           params=["size"])
-    return w, h
+    """A frame size to time: ``'1920x1080'`` -> ``(1920, 1080)`` (width, height), 16..16384 px a side."""
+    return formats.parse_size(text, min_side=16)
 
 
 # ----------------------------------------------------------------------------- memory probes
@@ -131,8 +126,9 @@ def _percentile(vals: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(vals, dtype=np.float64), q))
 
 
-def _time_calls(run, x, iters: int, warmup: int, max_seconds: float,
-                sync: Callable[[], None]) -> tuple[list[float], int]:
+def _time_calls(
+    run, x, iters: int, warmup: int, max_seconds: float, sync: Callable[[], None]
+) -> tuple[list[float], int]:
     """Seconds per call after ``warmup`` calls; stops early once ``max_seconds`` of timing passed.
 
     A warm-up call that alone takes longer than ``max_seconds`` counts as the measurement (the
@@ -159,9 +155,18 @@ def _time_calls(run, x, iters: int, warmup: int, max_seconds: float,
     return samples, done
 
 
-def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", backend: str = "torch",
-              batch: int = 1, half: bool = False, iters: int = 20, warmup: int = 3,
-              threads: int | None = None, max_seconds: float = 20.0) -> dict:
+def benchmark(
+    model,
+    size: tuple[int, int] = (1920, 1080),
+    device: str = "cpu",
+    backend: str = "torch",
+    batch: int = 1,
+    half: bool = False,
+    iters: int = 20,
+    warmup: int = 3,
+    threads: int | None = None,
+    max_seconds: float = 20.0,
+) -> dict:
     """Time ``model`` on a (batch,3,H,W) noise input; model only, no I/O.
 
     Args:
@@ -183,14 +188,19 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
         raise KdsharpError(f"unknown device '{device}' (use cpu or cuda)")
     is_cuda = str(device).startswith("cuda")
     if is_cuda and not torch.cuda.is_available():
-        raise KdsharpError(f"device '{device}' requested but no CUDA GPU is available (use device=cpu)",
-                           params=["device"])
+        raise KdsharpError(
+            f"device '{device}' requested but no CUDA GPU is available (use device=cpu)", params=["device"]
+        )
     if batch < 1 or iters < 1 or warmup < 0:
-        raise KdsharpError(f"batch={batch} and iters={iters} must be at least 1 and warmup={warmup} at least 0",
-                           params=["batch", "iters", "warmup"])
+        raise KdsharpError(
+            f"batch={batch} and iters={iters} must be at least 1 and warmup={warmup} at least 0",
+            params=["batch", "iters", "warmup"],
+        )
     if half and not is_cuda and backend == "torch":
-        raise KdsharpError("half=True with the torch backend needs device=cuda (or use backend=onnx)",
-                           params=["half", "device", "backend"])
+        raise KdsharpError(
+            "half=True with the torch backend needs device=cuda (or use backend=onnx)",
+            params=["half", "device", "backend"],
+        )
     w, h = int(size[0]), int(size[1])
     net, name = _resolve_model(model, "cpu" if backend != "torch" else device)
     params = sum(p.numel() for p in net.parameters()) if isinstance(net, nn.Module) else None
@@ -248,9 +258,20 @@ def benchmark(model, size: tuple[int, int] = (1920, 1080), device: str = "cpu", 
     return result
 
 
-def benchmark_video(model, video: str | Path, device: str = "cpu", backend: str = "torch", threads: int | None = None,
-                    preset: str | None = None, crf: int | None = None, reuse: bool = False, path: str = "auto",
-                    max_frames: int | None = None, batch: int = 1, half: bool = False) -> dict:
+def benchmark_video(
+    model,
+    video: str | Path,
+    device: str = "cpu",
+    backend: str = "torch",
+    threads: int | None = None,
+    preset: str | None = None,
+    crf: int | None = None,
+    reuse: bool = False,
+    path: str = "auto",
+    max_frames: int | None = None,
+    batch: int = 1,
+    half: bool = False,
+) -> dict:
     """End-to-end speed of ``kdsharp sharpen VIDEO`` (decode -> model -> encode, audio copied).
 
     Sharpens ``video`` into a temporary file with the app's own pipeline; model loading is
@@ -265,12 +286,26 @@ def benchmark_video(model, video: str | Path, device: str = "cpu", backend: str 
     existing_file(video, "video")
     sharpener = Sharpener(model, device=device, backend=backend, half=half, batch=batch, threads=threads)
     with tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
-        stats = sharpener.video(video, Path(tmp) / ("out" + (video.suffix if video.suffix else ".mp4")),
-                                crf=crf, preset=preset, reuse=reuse, path=path, max_frames=max_frames,
-                                overwrite=True)
+        stats = sharpener.video(
+            video,
+            Path(tmp) / ("out" + (video.suffix if video.suffix else ".mp4")),
+            crf=crf,
+            preset=preset,
+            reuse=reuse,
+            path=path,
+            max_frames=max_frames,
+            overwrite=True,
+        )
     result = stats.as_dict()
-    result.update(model=str(model), device=str(sharpener.device), backend=backend, cpu=_cpu_name(),
-                  cores=_cores(), load_avg=_load_avg(), torch_version=torch.__version__)
+    result.update(
+        model=str(model),
+        device=str(sharpener.device),
+        backend=backend,
+        cpu=_cpu_name(),
+        cores=_cores(),
+        load_avg=_load_avg(),
+        torch_version=torch.__version__,
+    )
     return result
 
 

@@ -7,6 +7,7 @@ set says which images hold a face or text (``tags``/``boxes`` on a sample, or ``
 of each comes first. Crops are enlarged with nearest-neighbour zoom so that artefacts stay
 visible, and every column is labelled on a header strip.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -61,14 +62,19 @@ class _Windows:
 
     def grid(self, size: int, stride: int) -> list[tuple[int, int]]:
         """Top-left corners of the windows on a grid with ``stride``."""
-        return [(y, x) for y in list(range(0, self.h - size + 1, stride)) or [0]
-                for x in list(range(0, self.w - size + 1, stride)) or [0]]
+        return [
+            (y, x)
+            for y in list(range(0, self.h - size + 1, stride)) or [0]
+            for x in list(range(0, self.w - size + 1, stride)) or [0]
+        ]
 
     def centred(self, box: Sequence[float], size: int) -> tuple[int, int]:
         """The window centred on ``box`` (x, y, w, h), moved inside the image."""
         cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-        return (int(min(max(0, cy - size / 2), max(0, self.h - size))),
-                int(min(max(0, cx - size / 2), max(0, self.w - size))))
+        return (
+            int(min(max(0, cy - size / 2), max(0, self.h - size))),
+            int(min(max(0, cx - size / 2), max(0, self.w - size))),
+        )
 
 
 def _is(tag: str | None, wanted: str) -> bool:
@@ -93,8 +99,14 @@ def collect_hints(samples: Sequence[dict], hints: Iterable[dict] | None = None) 
     return found
 
 
-def pick_crops(samples: Sequence[dict], reference: str | None, n: int = 3, crop: int = 96,
-               hints: Iterable[dict] | None = None, prefer: Sequence[str] = PREFERRED_TAGS) -> list[dict]:
+def pick_crops(
+    samples: Sequence[dict],
+    reference: str | None,
+    n: int = 3,
+    crop: int = 96,
+    hints: Iterable[dict] | None = None,
+    prefer: Sequence[str] = PREFERRED_TAGS,
+) -> list[dict]:
     """Choose ``n`` crops with the most detail, from different images when there are enough.
 
     Args:
@@ -122,8 +134,15 @@ def pick_crops(samples: Sequence[dict], reference: str | None, n: int = 3, crop:
 
     def crop_of(i: int, y: int, x: int, d: float, g: float, tag: str | None = None) -> dict:
         score = d / top_d * (1.0 + max(g, 0.0) / top_g)
-        return {"image": i, "name": samples[i]["name"], "y": int(y), "x": int(x), "size": int(size),
-                "score": float(score), "tag": tag}
+        return {
+            "image": i,
+            "name": samples[i]["name"],
+            "y": int(y),
+            "x": int(x),
+            "size": int(size),
+            "score": float(score),
+            "tag": tag,
+        }
 
     def overlaps(c: dict, d: dict) -> bool:
         return c["image"] == d["image"] and abs(c["y"] - d["y"]) < size and abs(c["x"] - d["x"]) < size
@@ -163,8 +182,14 @@ def _label(width: int, height: int, text: str, scale: float = 0.5) -> np.ndarray
     return strip
 
 
-def render_comparison(samples: Sequence[dict], columns: Sequence[str], crops: Sequence[dict],
-                      labels: dict[str, str] | None = None, zoom: int = 3, gap: int = 4) -> np.ndarray:
+def render_comparison(
+    samples: Sequence[dict],
+    columns: Sequence[str],
+    crops: Sequence[dict],
+    labels: dict[str, str] | None = None,
+    zoom: int = 3,
+    gap: int = 4,
+) -> np.ndarray:
     """Grid of zoomed crops: one row per crop, one column per method plus ground truth.
 
     Args:
@@ -181,29 +206,42 @@ def render_comparison(samples: Sequence[dict], columns: Sequence[str], crops: Se
     header = np.full((28, width, 3), _BG, np.uint8)
     for j, c in enumerate(cols):
         x0 = gap + j * (tile + gap)
-        header[:, x0:x0 + tile] = _label(tile, 28, labels.get(c, c), 0.55)
+        header[:, x0 : x0 + tile] = _label(tile, 28, labels.get(c, c), 0.55)
     parts.append(header)
     for k in crops:
         s = samples[k["image"]]
         tag = f" ({k['tag']})" if k.get("tag") else ""
-        parts.append(_label(width, 22, f"{s['name']}{tag}  crop {k['size']}x{k['size']} at x={k['x']}, y={k['y']}"
-                            f"  (x{zoom} nearest)", 0.45))
+        parts.append(
+            _label(
+                width,
+                22,
+                f"{s['name']}{tag}  crop {k['size']}x{k['size']} at x={k['x']}, y={k['y']}  (x{zoom} nearest)",
+                0.45,
+            )
+        )
         row = np.full((tile, width, 3), _BG, np.uint8)
         for j, c in enumerate(cols):
             img = s["gt"] if c == "gt" else s["images"][c]
-            patch = img[k["y"]:k["y"] + k["size"], k["x"]:k["x"] + k["size"]]
+            patch = img[k["y"] : k["y"] + k["size"], k["x"] : k["x"] + k["size"]]
             patch = cv2.resize(patch, (patch.shape[1] * zoom, patch.shape[0] * zoom), interpolation=cv2.INTER_NEAREST)
             x0 = gap + j * (tile + gap)
-            row[:patch.shape[0], x0:x0 + patch.shape[1]] = patch
+            row[: patch.shape[0], x0 : x0 + patch.shape[1]] = patch
         parts.append(row)
         parts.append(np.full((gap, width, 3), _BG, np.uint8))
     return np.concatenate(parts, axis=0)
 
 
-def write_comparison(path: str | Path, samples: Sequence[dict], columns: Sequence[str],
-                     reference: str | None, labels: dict[str, str] | None = None,
-                     n_crops: int = 3, crop: int = 96, zoom: int = 3,
-                     hints: Iterable[dict] | None = None) -> list[dict]:
+def write_comparison(
+    path: str | Path,
+    samples: Sequence[dict],
+    columns: Sequence[str],
+    reference: str | None,
+    labels: dict[str, str] | None = None,
+    n_crops: int = 3,
+    crop: int = 96,
+    zoom: int = 3,
+    hints: Iterable[dict] | None = None,
+) -> list[dict]:
     """Pick crops (see :func:`pick_crops`; ``hints`` mark faces/text), render and write the
     comparison PNG atomically; returns the crops used."""
     crops = pick_crops(samples, reference, n=n_crops, crop=crop, hints=hints)

@@ -4,6 +4,7 @@ Rows: the input as is, the best-tuned unsharp mask, then the models (teacher, st
 the student trained without distillation). Columns: PSNR, SSIM, ΔPSNR over the input, parameters,
 GMACs and frames/s at 1080p. Writes ``report.md``, ``report.json`` and ``comparison.png``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -101,8 +102,10 @@ def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "
             continue
         info = registry.model_info(name)
         if not info["weights_shipped"]:
-            skipped[row] = (f"no trained weights for '{name}' in kdsharp/weights yet "
-                            "(train them with `kdsharp train`, or pass a checkpoint path)")
+            skipped[row] = (
+                f"no trained weights for '{name}' in kdsharp/weights yet "
+                "(train them with `kdsharp train`, or pass a checkpoint path)"
+            )
             warn(f"skipping row '{row}': {skipped[row]}")
             continue
         model = registry.load_model(name, device=device)
@@ -137,8 +140,12 @@ def add_subsets(report: dict, tags: Mapping[str, str]) -> dict:
     PSNR/SSIM/ΔPSNR per row pooled over every preset's images of that tag. Returns ``report``."""
     subsets = {}
     for tag in SUBSET_TAGS:
-        pooled = {f"{preset}/{name}": v for preset, st in report["presets"].items()
-                  for name, v in st["images"].items() if tags.get(name) == tag}
+        pooled = {
+            f"{preset}/{name}": v
+            for preset, st in report["presets"].items()
+            for name, v in st["images"].items()
+            if tags.get(name) == tag
+        }
         if pooled:
             n = len({k.split("/", 1)[1] for k in pooled})
             subsets[tag] = {"n_images": n, "n_items": len(pooled), "rows": _mean_stats(pooled, report["rows"])}
@@ -155,9 +162,11 @@ def corpus_test_tags(corpus: str | Path | None = None) -> dict[str, str]:
 
 def _methods(unsharp_params: dict, rows_models: list, fps_size: tuple[int, int]) -> dict:
     """``report['methods']``: kind, parameters and GMACs of every row."""
-    return {"input": {"kind": "input", "params": None, "gmacs_1080p": None},
-            "unsharp": {"kind": "baseline", "params": 0, "gmacs_1080p": _unsharp_gmacs(unsharp_params, fps_size)},
-            **{r: {"kind": "model", **meta} for r, _, meta in rows_models}}
+    return {
+        "input": {"kind": "input", "params": None, "gmacs_1080p": None},
+        "unsharp": {"kind": "baseline", "params": 0, "gmacs_1080p": _unsharp_gmacs(unsharp_params, fps_size)},
+        **{r: {"kind": "model", **meta} for r, _, meta in rows_models},
+    }
 
 
 def _summarise(report: dict, row_names: Sequence[str]) -> None:
@@ -174,11 +183,19 @@ def _corpus_name(corpus: str | Path | None) -> str:
     return str(corpus_dir(corpus))
 
 
-def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = None,
-             models: Sequence[str] | Mapping[str, object] = DEFAULT_MODELS, out_dir: str | Path = "eval_report",
-             max_images: int | None = None, device: str = "cpu", measure_fps: bool = True,
-             source: str | Path | None = None, seed: int = EVAL_SEED, fps_size: tuple[int, int] = FPS_SIZE,
-             corpus: str | Path | None = None) -> dict:
+def evaluate(
+    data: str | Path | None = None,
+    presets: Sequence[str] | None = None,
+    models: Sequence[str] | Mapping[str, object] = DEFAULT_MODELS,
+    out_dir: str | Path = "eval_report",
+    max_images: int | None = None,
+    device: str = "cpu",
+    measure_fps: bool = True,
+    source: str | Path | None = None,
+    seed: int = EVAL_SEED,
+    fps_size: tuple[int, int] = FPS_SIZE,
+    corpus: str | Path | None = None,
+) -> dict:
     """Evaluate every method and write ``report.md``, ``report.json`` and ``comparison.png``.
 
     Args:
@@ -194,8 +211,10 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
         per-image numbers, chosen unsharp parameters, params/GMACs/FPS per row.
     """
     if data is not None and (presets or source is not None):
-        raise KdsharpError(f"give either data={data} (a paired folder) or degradation presets / a source folder, "
-                           "not both", params=["data"])
+        raise KdsharpError(
+            f"give either data={data} (a paired folder) or degradation presets / a source folder, not both",
+            params=["data"],
+        )
     device = str(resolve_device(device))
     out_dir = ensure_writable_dir(out_dir)
     if data is not None:  # read the data first: a wrong path fails before models load
@@ -208,16 +227,30 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
         clean = load_clean_images(source, held_out, max_images=max_images)
         rows_models, skipped = resolve_models(models, device)
         sets = {p: build_preset_set(clean, p, seed) for p in presets}
-        data_info = {"kind": "presets", "presets": presets, "sources": [n for n, _ in clean], "seed": seed,
-                     "source": str(source) if source is not None else f"corpus test split ({_corpus_name(corpus)})",
-                     "n_images": len(clean)}
+        data_info = {
+            "kind": "presets",
+            "presets": presets,
+            "sources": [n for n, _ in clean],
+            "seed": seed,
+            "source": str(source) if source is not None else f"corpus test split ({_corpus_name(corpus)})",
+            "n_images": len(clean),
+        }
 
     comp_set = "mixed" if "mixed" in sets else next(iter(sets))
     row_names = ["input", "unsharp", *[r for r, _, _ in rows_models]]
     report: dict[str, Any] = {
-        "kdsharp_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        "torch_version": torch.__version__, "device": str(device), "data": data_info, "rows": row_names,
-        "skipped": skipped, "methods": {}, "unsharp": {}, "presets": {}, "overall": {}}
+        "kdsharp_version": __version__,
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "data": data_info,
+        "rows": row_names,
+        "skipped": skipped,
+        "methods": {},
+        "unsharp": {},
+        "presets": {},
+        "overall": {},
+    }
     samples = []
     with progress("images") as bar:
         task = bar.add_task("evaluate", total=sum(len(v) for v in sets.values()))
@@ -234,8 +267,11 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
                 if set_name == comp_set:
                     samples.append({"name": name, "gt": gt, "images": outs})
                 bar.advance(task)
-            report["presets"][set_name] = {"n_images": len(items), "rows": _mean_stats(per_image, row_names),
-                                           "images": per_image}
+            report["presets"][set_name] = {
+                "n_images": len(items),
+                "rows": _mean_stats(per_image, row_names),
+                "images": per_image,
+            }
             _summarise(report, row_names)
             if len(report["presets"]) < len(sets):  # a stopped run keeps the presets finished so far
                 report["partial"] = f"{len(report['presets'])} of {len(sets)} sets evaluated"
@@ -249,15 +285,29 @@ def evaluate(data: str | Path | None = None, presets: Sequence[str] | None = Non
     best_unsharp = report["unsharp"][comp_set]
     report["methods"] = _methods(best_unsharp, rows_models, fps_size)
     if measure_fps:
-        report["fps"] = _measure_fps(report["methods"], [("unsharp", unsharp_baseline(best_unsharp)),
-                                                         *[(r, m) for r, m, _ in rows_models]], fps_size)
+        report["fps"] = _measure_fps(
+            report["methods"],
+            [("unsharp", unsharp_baseline(best_unsharp)), *[(r, m) for r, m, _ in rows_models]],
+            fps_size,
+        )
     reference = next((r for r in ("teacher", "student", "fast") if r in row_names), None) or (
-        row_names[2] if len(row_names) > 2 else "unsharp")
+        row_names[2] if len(row_names) > 2 else "unsharp"
+    )
     labels = {"input": "input", "unsharp": "unsharp", "gt": "ground truth", "student_nokd": "student no-KD"}
-    crops = write_comparison(out_dir / "comparison.png", samples, COMPARISON_COLUMNS + tuple(
-        r for r in row_names if r not in COMPARISON_COLUMNS), reference, labels=labels)
-    report["comparison"] = {"file": "comparison.png", "set": comp_set, "reference": reference, "zoom": 3,
-                            "crops": crops}
+    crops = write_comparison(
+        out_dir / "comparison.png",
+        samples,
+        COMPARISON_COLUMNS + tuple(r for r in row_names if r not in COMPARISON_COLUMNS),
+        reference,
+        labels=labels,
+    )
+    report["comparison"] = {
+        "file": "comparison.png",
+        "set": comp_set,
+        "reference": reference,
+        "zoom": 3,
+        "crops": crops,
+    }
     report["files"] = {"markdown": "report.md", "json": "report.json", "comparison": "comparison.png"}
     write_report(report, out_dir)
     return report

@@ -3,6 +3,7 @@
 Every set is a list of ``(name, lq, gt)`` with uint8 HxWx3 RGB arrays of one size per pair.
 Preset sets are deterministic: each image's degradation is seeded by (seed, preset, name).
 """
+
 from __future__ import annotations
 
 import zlib
@@ -69,13 +70,17 @@ def corpus_test_paths(corpus: str | Path | None = None) -> list[Path]:
         raise InputError(root, "the corpus has no test split", f"rebuild it with: {BUILD_COMMAND.format(dir=root)}")
     missing = [r["file"] for r in records if not Path(r["path"]).is_file()]
     if missing:
-        raise InputError(root / missing[0], f"listed in the test split but missing ({len(missing)} file(s))",
-                         f"rebuild the corpus with: {BUILD_COMMAND.format(dir=root)}")
+        raise InputError(
+            root / missing[0],
+            f"listed in the test split but missing ({len(missing)} file(s))",
+            f"rebuild the corpus with: {BUILD_COMMAND.format(dir=root)}",
+        )
     return [Path(r["path"]) for r in records]
 
 
-def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), max_side: int = MAX_SIDE,
-                      max_images: int | None = None) -> list[tuple[str, np.ndarray]]:
+def load_clean_images(
+    source: str | Path | None, held_out: Sequence[str] = (), max_side: int = MAX_SIDE, max_images: int | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Clean images as ``[(name, HxWx3 uint8 RGB)]``: every image in ``source``, else ``held_out``.
 
     Each is shrunk to a long side <= ``max_side`` and cropped to multiples of 16. Unreadable
@@ -86,8 +91,12 @@ def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), m
     else:
         source = Path(source)
         if not source.is_dir():
-            raise InputError(source, "no such folder" if not source.exists() else "is not a folder",
-                             "pass a folder of clean images as source=DIR", params=["source"])
+            raise InputError(
+                source,
+                "no such folder" if not source.exists() else "is not a folder",
+                "pass a folder of clean images as source=DIR",
+                params=["source"],
+            )
         paths = list_images(source)
     images: list[tuple[str, np.ndarray]] = []
     for p in paths[: max_images or None]:
@@ -102,8 +111,12 @@ def load_clean_images(source: str | Path | None, held_out: Sequence[str] = (), m
         images.append((_unique(p.stem, {n for n, _ in images}), _fit(rgb, max_side)))
     if not images:
         where = source if source is not None else "the held-out images (corpus test split or HELD_OUT list)"
-        raise InputError(where, "no usable clean images", "pass a folder of images as source=DIR, or pairs as data=DIR",
-                         params=["source", "data"])
+        raise InputError(
+            where,
+            "no usable clean images",
+            "pass a folder of images as source=DIR, or pairs as data=DIR",
+            params=["source", "data"],
+        )
     return images
 
 
@@ -134,5 +147,11 @@ def load_paired_set(root: str | Path, max_images: int | None = None) -> list[tup
     return items
 
 
-__all__ = ["MAX_SIDE", "held_out_paths", "corpus_test_paths", "load_clean_images", "build_preset_set",
-           "load_paired_set"]
+__all__ = [
+    "MAX_SIDE",
+    "held_out_paths",
+    "corpus_test_paths",
+    "load_clean_images",
+    "build_preset_set",
+    "load_paired_set",
+]

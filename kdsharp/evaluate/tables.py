@@ -3,6 +3,7 @@
 Both are rendered from the dict that :func:`kdsharp.evaluate.evaluate` returns, and written
 atomically.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,15 @@ def method_table(report: dict, rows_stats: dict) -> list[str]:
         if row not in rows_stats:
             continue
         st, m = rows_stats[row], report["methods"][row]
-        cells = [ROW_TITLES.get(row, row), _num(st["psnr"], ".2f"), _num(st["ssim"], ".4f"),
-                 _num(st["delta_psnr"], "+.2f"), _params(m.get("params")), _num(m.get("gmacs_1080p"), ".1f"),
-                 format_fps(m.get("fps_cpu_1080p"))]
+        cells = [
+            ROW_TITLES.get(row, row),
+            _num(st["psnr"], ".2f"),
+            _num(st["ssim"], ".4f"),
+            _num(st["delta_psnr"], "+.2f"),
+            _params(m.get("params")),
+            _num(m.get("gmacs_1080p"), ".1f"),
+            format_fps(m.get("fps_cpu_1080p")),
+        ]
         if has_gpu:
             cells.append(format_fps(m.get("fps_gpu_1080p")))
         lines.append("| " + " | ".join(cells) + " |")
@@ -73,25 +80,36 @@ def render_markdown(report: dict) -> str:
     if d["kind"] == "folder":
         out.append(f"Data: paired folder `{d['folder']}` ({d['n_images']} image pairs).")
     else:
-        out.append(f"Data: presets {', '.join(f'`{p}`' for p in d['presets'])}, each built with seed {d['seed']} "
-                   f"from {d['n_images']} held-out clean images ({', '.join(d['sources'])}).")
+        out.append(
+            f"Data: presets {', '.join(f'`{p}`' for p in d['presets'])}, each built with seed {d['seed']} "
+            f"from {d['n_images']} held-out clean images ({', '.join(d['sources'])})."
+        )
     if report.get("partial"):
         out.append(f"**Partial report** ({report['partial']}): the run was stopped or is still running.")
-    out.append(f"PSNR/SSIM on 8-bit RGB outputs against the ground truth (mean over images); "
-               f"ΔPSNR is relative to the unprocessed input. Models ran on `{report['device']}`.")
+    out.append(
+        f"PSNR/SSIM on 8-bit RGB outputs against the ground truth (mean over images); "
+        f"ΔPSNR is relative to the unprocessed input. Models ran on `{report['device']}`."
+    )
     fps = report.get("fps")
     if fps:
         gpu = f"; GPU: {fps['gpu']}" if fps.get("gpu") else ""
-        out.append(f"FPS: model only, {fps['size']} input, batch 1, median of a few runs; CPU: {fps['cpu']} "
-                   f"({fps['threads']} threads){gpu}.")
+        out.append(
+            f"FPS: model only, {fps['size']} input, batch 1, median of a few runs; CPU: {fps['cpu']} "
+            f"({fps['threads']} threads){gpu}."
+        )
     else:
         out.append("FPS: not measured.")
+
     def fmt(k, v):
         return f"{v * 255:g}/255" if k == "threshold" and v else f"{v:g}"
 
     grid = " × ".join(f"{k} {{{', '.join(fmt(k, v) for v in vals)}}}" for k, vals in UNSHARP_GRID.items())
-    out += ["", f"The unsharp mask is tuned on each set itself by grid search over {grid} "
-            "on 8-bit PSNR: the most favourable setting a classic sharpening filter could have.", ""]
+    out += [
+        "",
+        f"The unsharp mask is tuned on each set itself by grid search over {grid} "
+        "on 8-bit PSNR: the most favourable setting a classic sharpening filter could have.",
+        "",
+    ]
     sets = report["presets"]
     if len(sets) > 1:
         out += ["## Overall (mean over presets)", "", *method_table(report, report["overall"]), ""]
@@ -103,12 +121,18 @@ def render_markdown(report: dict) -> str:
         out.append("")
     subsets = report.get("subsets") or {}
     if subsets:
-        out += ["## Content subsets (ΔPSNR in dB, pooled over the presets)", "",
-                "| Method | " + " | ".join(f"{t} ({s['n_images']} images)" for t, s in subsets.items()) + " |",
-                "|---|" + "---:|" * len(subsets)]
+        out += [
+            "## Content subsets (ΔPSNR in dB, pooled over the presets)",
+            "",
+            "| Method | " + " | ".join(f"{t} ({s['n_images']} images)" for t, s in subsets.items()) + " |",
+            "|---|" + "---:|" * len(subsets),
+        ]
         for row in report["rows"]:
-            out.append(f"| {ROW_TITLES.get(row, row)} | "
-                       + " | ".join(_num(s["rows"][row]["delta_psnr"], "+.2f") for s in subsets.values()) + " |")
+            out.append(
+                f"| {ROW_TITLES.get(row, row)} | "
+                + " | ".join(_num(s["rows"][row]["delta_psnr"], "+.2f") for s in subsets.values())
+                + " |"
+            )
         out.append("")
     if report["skipped"]:
         out += ["## Skipped rows", ""]
@@ -116,9 +140,15 @@ def render_markdown(report: dict) -> str:
         out.append("")
     comp = report.get("comparison")
     if comp:
-        out += ["## Comparison", "", f"Crops from `{comp['set']}` ranked by the gain of `{comp['reference']}` "
-                f"over the input, zoomed ×{comp['zoom']} (nearest neighbour).", "",
-                f"![comparison]({comp['file']})", ""]
+        out += [
+            "## Comparison",
+            "",
+            f"Crops from `{comp['set']}` ranked by the gain of `{comp['reference']}` "
+            f"over the input, zoomed ×{comp['zoom']} (nearest neighbour).",
+            "",
+            f"![comparison]({comp['file']})",
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -14,6 +14,7 @@ as good as the average of the others, 5 better than all of them every time. It i
 scale among the methods voted on, not an absolute opinion score. Intervals are percentile
 bootstrap intervals over the votes (Wilson intervals for the win rates).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,13 @@ class Ranking:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"votes": self.votes, "level": self.level, "bootstrap": self.bootstrap, "notes": list(self.notes),
-                "rows": [asdict(r) for r in self.rows]}
+        return {
+            "votes": self.votes,
+            "level": self.level,
+            "bootstrap": self.bootstrap,
+            "notes": list(self.notes),
+            "rows": [asdict(r) for r in self.rows],
+        }
 
 
 def tally(votes: Sequence[Vote], methods: Sequence[str]) -> np.ndarray:
@@ -146,8 +152,9 @@ def _z(level: float) -> float:
     return (lo + hi) / 2
 
 
-def rank_votes(votes: Sequence[Vote], bootstrap: int = 1000, level: float = 0.95, seed: int = 0,
-               prior: float = PRIOR) -> Ranking:
+def rank_votes(
+    votes: Sequence[Vote], bootstrap: int = 1000, level: float = 0.95, seed: int = 0, prior: float = PRIOR
+) -> Ranking:
     """Rank the methods that appear in ``votes``, best first (see the module docstring).
 
     ``bootstrap`` resamples of the votes give the strength and score intervals (0: no intervals,
@@ -183,9 +190,22 @@ def rank_votes(votes: Sequence[Vote], bootstrap: int = 1000, level: float = 0.95
         ties = sum(1 for v in votes if v.choice == "same" and m in (v.a, v.b))
         wins = sum(1 for v in votes if (v.choice == "A" and v.a == m) or (v.choice == "B" and v.b == m))
         rate = float(w[i].sum() / comparisons) if comparisons else 0.0
-        rows.append(MethodRank(m, 0, comparisons, wins, ties, comparisons - wins - ties, rate,
-                               wilson(w[i].sum(), comparisons, level), float(s[i]),
-                               (float(s_lo[i]), float(s_hi[i])), float(sc[i]), (float(c_lo[i]), float(c_hi[i]))))
+        rows.append(
+            MethodRank(
+                m,
+                0,
+                comparisons,
+                wins,
+                ties,
+                comparisons - wins - ties,
+                rate,
+                wilson(w[i].sum(), comparisons, level),
+                float(s[i]),
+                (float(s_lo[i]), float(s_hi[i])),
+                float(sc[i]),
+                (float(c_lo[i]), float(c_hi[i])),
+            )
+        )
     rows.sort(key=lambda r: -r.strength)
     for r, row in enumerate(rows, 1):
         row.rank = r
@@ -199,16 +219,26 @@ def ranking_markdown(ranking: Ranking, quality: dict[str, dict] | None = None) -
     """A markdown table of ``ranking``; ``quality`` (``{method: {'psnr', 'ssim'}}``, e.g. the
     ``overall`` block of an eval ``report.json``) adds PSNR and SSIM columns."""
     pct = f"{ranking.level * 100:g}%"
-    head = ["#", "method", f"score 1–5 [{pct} CI]", f"Bradley–Terry [{pct} CI]", f"win rate [{pct} CI]",
-            "votes (W/T/L)"]
+    head = [
+        "#",
+        "method",
+        f"score 1–5 [{pct} CI]",
+        f"Bradley–Terry [{pct} CI]",
+        f"win rate [{pct} CI]",
+        "votes (W/T/L)",
+    ]
     if quality:
         head += ["PSNR (dB)", "SSIM"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", "---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in ranking.rows:
-        cells = [str(r.rank), r.method, f"{r.score:.2f} [{r.score_ci[0]:.2f}, {r.score_ci[1]:.2f}]",
-                 f"{r.strength:+.2f} [{r.strength_ci[0]:+.2f}, {r.strength_ci[1]:+.2f}]",
-                 f"{r.win_rate:.0%} [{r.win_rate_ci[0]:.0%}, {r.win_rate_ci[1]:.0%}]",
-                 f"{r.comparisons} ({r.wins}/{r.ties}/{r.losses})"]
+        cells = [
+            str(r.rank),
+            r.method,
+            f"{r.score:.2f} [{r.score_ci[0]:.2f}, {r.score_ci[1]:.2f}]",
+            f"{r.strength:+.2f} [{r.strength_ci[0]:+.2f}, {r.strength_ci[1]:+.2f}]",
+            f"{r.win_rate:.0%} [{r.win_rate_ci[0]:.0%}, {r.win_rate_ci[1]:.0%}]",
+            f"{r.comparisons} ({r.wins}/{r.ties}/{r.losses})",
+        ]
         if quality:
             q = quality.get(r.method, {})
             cells += [f"{q['psnr']:.2f}" if "psnr" in q else "–", f"{q['ssim']:.4f}" if "ssim" in q else "–"]
@@ -217,6 +247,15 @@ def ranking_markdown(ranking: Ranking, quality: dict[str, dict] | None = None) -
     return "\n".join(lines + [""] + foot + [f"Note: {n}." for n in ranking.notes]) + "\n"
 
 
-
-__all__ = ["Vote", "MethodRank", "Ranking", "tally", "bradley_terry", "scores", "wilson", "rank_votes",
-           "ranking_markdown", "PRIOR"]
+__all__ = [
+    "Vote",
+    "MethodRank",
+    "Ranking",
+    "tally",
+    "bradley_terry",
+    "scores",
+    "wilson",
+    "rank_votes",
+    "ranking_markdown",
+    "PRIOR",
+]

@@ -5,6 +5,7 @@ shape and (for tensors) device as the input. :class:`TorchBackend` runs PyTorch 
 (optionally fp16, channels_last, ``torch.compile``); :class:`OnnxBackend` runs ONNX Runtime on
 the CPU or CUDA execution provider, from a ``.onnx`` file or a model exported to a cached file.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,8 +35,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except (RuntimeError, TypeError) as e:
         raise KdsharpError(f"unknown device '{device}' (use auto, cpu or cuda)") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KdsharpError(f"device={device}: no CUDA GPU is available to PyTorch (use device=cpu or device=auto)",
-                           params=["device"])
+        raise KdsharpError(
+            f"device={device}: no CUDA GPU is available to PyTorch (use device=cpu or device=auto)", params=["device"]
+        )
     return dev
 
 
@@ -44,8 +46,9 @@ def resolve_model(model: nn.Module | str | Path, device: torch.device | str = "c
     if isinstance(model, nn.Module):
         return model.eval()
     if str(model).lower().endswith(".onnx"):
-        raise KdsharpError(f"{model}: an ONNX file runs only with the ONNX backend (use backend=onnx)",
-                           params=["backend"])
+        raise KdsharpError(
+            f"{model}: an ONNX file runs only with the ONNX backend (use backend=onnx)", params=["backend"]
+        )
     from kdsharp import registry  # imported late: heavy, and optional for callers passing a module
 
     return registry.load_model(str(model), device=str(device)).eval()
@@ -56,8 +59,14 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: nn.Module | str | Path, device: str | torch.device = "auto", half: bool = False,
-                 channels_last: bool | None = None, compile: bool = False):
+    def __init__(
+        self,
+        model: nn.Module | str | Path,
+        device: str | torch.device = "auto",
+        half: bool = False,
+        channels_last: bool | None = None,
+        compile: bool = False,
+    ):
         self.device = resolve_device(device)
         if half and self.device.type != "cuda":
             warn("half precision needs a CUDA device; running in float32 on the CPU")
@@ -139,8 +148,9 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise InputError(path, f"not a usable ONNX model ({str(e).splitlines()[0][:160]})",
-                             "re-export it with `kdsharp export`") from e
+            raise InputError(
+                path, f"not a usable ONNX model ({str(e).splitlines()[0][:160]})", "re-export it with `kdsharp export`"
+            ) from e
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -162,8 +172,7 @@ def _weights_digest(model: nn.Module) -> str:
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-                 if v.numel() else b"")
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
     return h.hexdigest()[:20]
 
 
@@ -179,8 +188,14 @@ def cached_onnx(model: nn.Module) -> Path:
     return path
 
 
-def make_backend(model: nn.Module | str | Path, backend: str = "torch", device: str | torch.device = "auto",
-                 half: bool = False, compile: bool = False, threads: int | None = None) -> TorchBackend | OnnxBackend:
+def make_backend(
+    model: nn.Module | str | Path,
+    backend: str = "torch",
+    device: str | torch.device = "auto",
+    half: bool = False,
+    compile: bool = False,
+    threads: int | None = None,
+) -> TorchBackend | OnnxBackend:
     """Build the named backend (``'torch'`` or ``'onnx'``) for ``model`` (``threads``: ONNX Runtime's intra-op)."""
     if backend == "torch":
         return TorchBackend(model, device, half=half, compile=compile)
@@ -199,4 +214,5 @@ def is_out_of_memory(e: BaseException) -> bool:
         return True
     msg = str(e).lower()  # onnxruntime's errors are not RuntimeError subclasses: match the text
     return isinstance(e, Exception) and any(
-        s in msg for s in ("out of memory", "can't allocate memory", "failed to allocate memory"))
+        s in msg for s in ("out of memory", "can't allocate memory", "failed to allocate memory")
+    )

@@ -6,6 +6,7 @@ something) are raised before any work starts (exit 2). A bad file -- corrupt, tr
 unsupported format such as GIF given by name -- is reported in one line and skipped while the
 others are processed (exit 1). Unsupported files met inside a folder are listed in one warning.
 """
+
 from __future__ import annotations
 
 import os
@@ -96,8 +97,10 @@ def _warn_skipped(folder: Path, skipped: list[Path]) -> None:
     examples = ", ".join(str(p.relative_to(folder)) for p in sorted(skipped)[:3])
     more = ", ..." if len(skipped) > 3 else ""
     fix = "; convert GIFs to PNG or MP4 (e.g. ffmpeg -i in.gif in.mp4)" if ".gif" in kinds else ""
-    warn(f"{folder}: skipped {len(skipped)} unsupported file{'s' * (len(skipped) != 1)} ({what}: "
-         f"{examples}{more}): only images and videos are sharpened{fix}")
+    warn(
+        f"{folder}: skipped {len(skipped)} unsupported file{'s' * (len(skipped) != 1)} ({what}: "
+        f"{examples}{more}): only images and videos are sharpened{fix}"
+    )
 
 
 def _single_file_target(src: Path, output: Path) -> Path:
@@ -107,25 +110,33 @@ def _single_file_target(src: Path, output: Path) -> Path:
     if not same_kind:
         kind = "an image" if is_image_file(src) else "a video"
         exts = IMAGE_EXTS if is_image_file(src) else VIDEO_EXTS
-        raise OutputError(output, f"unsupported output extension '{output.suffix}' for {kind}",
-                          f"use one of {', '.join(exts)}, or a folder")
+        raise OutputError(
+            output,
+            f"unsupported output extension '{output.suffix}' for {kind}",
+            f"use one of {', '.join(exts)}, or a folder",
+        )
     return output
 
 
 def _check_folder_output(inputs: list[Path], output: Path) -> None:
     """Several outputs need a folder: refuse a file, or a new name with a media extension (``out.png``)."""
     if output.exists() and not output.is_dir():
-        raise OutputError(output, "is a file, but several outputs need a folder", "pass a folder as output=DIR",
-                          params=["output"])
+        raise OutputError(
+            output, "is a file, but several outputs need a folder", "pass a folder as output=DIR", params=["output"]
+        )
     if not output.exists() and (is_media_file(output) or output.suffix.lower() == ".gif"):
         what = f"{len(inputs)} inputs need" if len(inputs) > 1 else f"the folder {inputs[0]} needs"
-        raise OutputError(output, f"looks like a file name, but {what} an output folder",
-                          f"pass a folder, e.g. output={output.with_suffix('')}{os.sep}, or sharpen one file at a time",
-                          params=["output"])
+        raise OutputError(
+            output,
+            f"looks like a file name, but {what} an output folder",
+            f"pass a folder, e.g. output={output.with_suffix('')}{os.sep}, or sharpen one file at a time",
+            params=["output"],
+        )
 
 
-def plan_outputs(inputs, output: str | Path, overwrite: bool = False,
-                 rejected: list[tuple[Path, str]] | None = None) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    inputs, output: str | Path, overwrite: bool = False, rejected: list[tuple[Path, str]] | None = None
+) -> list[tuple[Path, Path]]:
     """``[(src, dst), ...]`` for ``inputs`` (files and folders) written under/as ``output``.
 
     Raises :class:`KdsharpError` (one line) for a missing input, an output that is an input or
@@ -184,8 +195,12 @@ def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
         seen[key] = src
     existing = [] if overwrite else [dst for src, dst in plan if dst.exists() and dst.resolve() != src.resolve()]
     if len(existing) > 1:  # one line for all of them, not one run per file
-        raise OutputError(existing[0], f"already exists (and {len(existing) - 1} more)",
-                          "pass overwrite=True to replace, or choose another output", params=["overwrite"])
+        raise OutputError(
+            existing[0],
+            f"already exists (and {len(existing) - 1} more)",
+            "pass overwrite=True to replace, or choose another output",
+            params=["overwrite"],
+        )
     checked: set[Path] = set()
     for src, dst in plan:
         check_target(dst, overwrite, src=src, folder_checked=dst.parent in checked)
@@ -217,9 +232,15 @@ def failure_message(src: Path, exc: BaseException) -> str:
     return f"{src}: failed ({type(exc).__name__}: {first})"
 
 
-def run_plan(sharpener, plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None,
-             rejected: Sequence[tuple[Path, str]] = (), on_error: ErrorHandler = print_error,
-             **video) -> BatchResult:
+def run_plan(
+    sharpener,
+    plan: list[tuple[Path, Path]],
+    crf: int | None = None,
+    codec: str | None = None,
+    rejected: Sequence[tuple[Path, str]] = (),
+    on_error: ErrorHandler = print_error,
+    **video,
+) -> BatchResult:
     """Sharpen each ``(src, dst)`` of a plan checked by :func:`plan_outputs`; a failing file is passed
     to ``on_error`` and the run goes on.
 

@@ -9,6 +9,7 @@ background with a person (the portrait, in an elliptical cut-out) swaying and no
 centre. Both are soft like an upscaled call picture, carry a 440 Hz AAC tone as audio and are
 encoded with H.264 (CRF 20 by default).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,7 @@ def _soft_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     k = max(w / iw, h / ih)
     big = cv2.resize(img, (int(np.ceil(iw * k)), int(np.ceil(ih * k))), interpolation=cv2.INTER_CUBIC)
     y0, x0 = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
-    return np.ascontiguousarray(big[y0:y0 + h, x0:x0 + w])
+    return np.ascontiguousarray(big[y0 : y0 + h, x0 : x0 + w])
 
 
 class _Pan:
@@ -85,9 +86,16 @@ class _Talking:
         return out
 
 
-def write_call_clip(path: str | Path, size: tuple[int, int] = (1920, 1080), seconds: float = 10.0,
-                    fps: float = 30.0, kind: str = "pan", crf: int = 20, preset: str = "medium",
-                    audio: bool = True) -> Path:
+def write_call_clip(
+    path: str | Path,
+    size: tuple[int, int] = (1920, 1080),
+    seconds: float = 10.0,
+    fps: float = 30.0,
+    kind: str = "pan",
+    crf: int = 20,
+    preset: str = "medium",
+    audio: bool = True,
+) -> Path:
     """Write a synthetic call clip (H.264, ``kind`` 'pan' or 'talking', optional AAC tone); returns ``path``."""
     from kdsharp.io.video import VideoWriter, sine_tone
 

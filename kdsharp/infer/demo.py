@@ -5,6 +5,7 @@ call (down/up-scaling, noise, real H.264) with a 440 Hz tone as its audio track.
 student sharpens it through the same video path as ``kdsharp sharpen`` (audio kept), and the
 gain in PSNR/SSIM over the clean frames is measured on the files as written.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,16 +42,18 @@ class DemoResult:
     stats: _Summarized  # kdsharp.infer.video.VideoStats
 
     def summary(self) -> str:
-        return "\n".join([
-            f"degraded input : {self.degraded}",
-            f"sharpened      : {self.sharpened}",
-            f"side by side   : {self.side_by_side}",
-            f"before/after   : {self.before_after}",
-            f"PSNR {self.psnr_in:.2f} -> {self.psnr_out:.2f} dB ({self.psnr_out - self.psnr_in:+.2f} dB), "
-            f"SSIM {self.ssim_in:.4f} -> {self.ssim_out:.4f} ({self.ssim_out - self.ssim_in:+.4f}) "
-            "(means over the frames, against the clean clip)",
-            self.stats.summary(),
-        ])
+        return "\n".join(
+            [
+                f"degraded input : {self.degraded}",
+                f"sharpened      : {self.sharpened}",
+                f"side by side   : {self.side_by_side}",
+                f"before/after   : {self.before_after}",
+                f"PSNR {self.psnr_in:.2f} -> {self.psnr_out:.2f} dB ({self.psnr_out - self.psnr_in:+.2f} dB), "
+                f"SSIM {self.ssim_in:.4f} -> {self.ssim_out:.4f} ({self.ssim_out - self.ssim_in:+.4f}) "
+                "(means over the frames, against the clean clip)",
+                self.stats.summary(),
+            ]
+        )
 
 
 def pan_zoom_frame(image: np.ndarray, i: int, frames: int, size: tuple[int, int] = (480, 360)) -> np.ndarray:
@@ -93,9 +96,18 @@ def _fresh_folder(out_dir: Path, overwrite: bool) -> Path:
     return ensure_writable_dir(out_dir / f"run-{n}")
 
 
-def run_demo(out_dir: str | Path = "kdsharp-demo", model="student", overwrite: bool = False, device: str = "auto",
-             seconds: float = 2.0, fps: int = 15, size: tuple[int, int] = (480, 360), preset: str = "lowbw",
-             seed: int = 0, threads: int | None = None) -> DemoResult:
+def run_demo(
+    out_dir: str | Path = "kdsharp-demo",
+    model="student",
+    overwrite: bool = False,
+    device: str = "auto",
+    seconds: float = 2.0,
+    fps: int = 15,
+    size: tuple[int, int] = (480, 360),
+    preset: str = "lowbw",
+    seed: int = 0,
+    threads: int | None = None,
+) -> DemoResult:
     """Build the degraded clip, sharpen it with ``model``, write the four demo files, measure the gain."""
     from kdsharp.data import Degrader, sample_paths
     from kdsharp.infer.sharpener import Sharpener
@@ -119,12 +131,24 @@ def run_demo(out_dir: str | Path = "kdsharp-demo", model="student", overwrite: b
     ssim_in = float(np.mean([ssim(a, b) for a, b in zip(seen, clean, strict=False)]))
     ssim_out = float(np.mean([ssim(a, b) for a, b in zip(out, clean, strict=False)]))
 
-    pairs = [np.hstack([_labelled(a, "input (degraded)"), _labelled(b, "kdsharp")])
-             for a, b in zip(seen, out, strict=False)]
+    pairs = [
+        np.hstack([_labelled(a, "input (degraded)"), _labelled(b, "kdsharp")]) for a, b in zip(seen, out, strict=False)
+    ]
     write_video(paths["side_by_side.mp4"], pairs, fps, crf=16, audio_from=paths["degraded.mp4"])
     mid = len(clean) // 2
-    still = np.hstack([_labelled(seen[mid], "input"), _labelled(out[mid], "kdsharp"),
-                       _labelled(clean[mid], "ground truth")])
+    still = np.hstack(
+        [_labelled(seen[mid], "input"), _labelled(out[mid], "kdsharp"), _labelled(clean[mid], "ground truth")]
+    )
     write_image(paths["before_after.png"], cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
-    return DemoResult(folder, paths["degraded.mp4"], paths["sharpened.mp4"], paths["side_by_side.mp4"],
-                      paths["before_after.png"], psnr_in, psnr_out, ssim_in, ssim_out, stats)
+    return DemoResult(
+        folder,
+        paths["degraded.mp4"],
+        paths["sharpened.mp4"],
+        paths["side_by_side.mp4"],
+        paths["before_after.png"],
+        psnr_in,
+        psnr_out,
+        ssim_in,
+        ssim_out,
+        stats,
+    )

@@ -11,6 +11,7 @@ the models' pad-to-a-multiple is traced from the input's shape, so one file serv
 
 Re-parameterizable models (``fast``) are exported in their single-conv deployed form.
 """
+
 from __future__ import annotations
 
 import copy
@@ -62,9 +63,17 @@ def _torch_export(model: nn.Module, path: Path, opset: int, dynamic: bool, examp
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
-        torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"],
-                          opset_version=opset, do_constant_folding=True, dynamo=False,
-                          dynamic_axes={"input": axes, "output": axes} if dynamic else None)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+            dynamic_axes={"input": axes, "output": axes} if dynamic else None,
+        )
 
 
 def calibration_crops(count: int = 8, size: int = 128, seed: int = 0) -> list[np.ndarray]:
@@ -87,7 +96,7 @@ def calibration_crops(count: int = 8, size: int = 128, seed: int = 0) -> list[np
             if h < size or w < size:
                 continue
             y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-            crop = np.ascontiguousarray(img[y:y + size, x:x + size])
+            crop = np.ascontiguousarray(img[y : y + size, x : x + size])
             crop = degrader(crop, rng=int(rng.integers(1 << 30)))
             crops.append(crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
     except Exception:  # noqa: BLE001 - samples/degradations not available: fall back to synthetic crops
@@ -119,12 +128,26 @@ def _quantize_int8(src: Path, dst: Path, example_size: tuple[int, int]) -> None:
         quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
     except Exception:  # noqa: BLE001 - pre-processing is an optimisation only
         prepped = src
-    quantize_static(str(prepped), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(prepped),
+        str(dst),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
 
 
-def export_onnx(model_or_name: nn.Module | str | Path, path: str | Path, opset: int = 17, dynamic: bool = True,
-                half: bool = False, int8: bool = False, example_size: tuple[int, int] = (256, 256)) -> Path:
+def export_onnx(
+    model_or_name: nn.Module | str | Path,
+    path: str | Path,
+    opset: int = 17,
+    dynamic: bool = True,
+    half: bool = False,
+    int8: bool = False,
+    example_size: tuple[int, int] = (256, 256),
+) -> Path:
     """Write ``model_or_name`` (a module, registered name or checkpoint path) to ONNX at ``path``.
 
     Args:

@@ -19,6 +19,7 @@ Two paths:
 Limited ("TV", 16-235) and full ("PC", 0-255) range are both handled: the network works on luma
 in [0, 1] as in training, and its residual is scaled back by the range's luma span (219 or 255).
 """
+
 from __future__ import annotations
 
 import time
@@ -33,15 +34,21 @@ from torch import nn
 from kdsharp.io.video import frame_to_rgb
 
 # 8-bit planar formats whose plane 0 is luma, and whether each is full range by definition
-LUMA_FORMATS = {"yuv420p": False, "yuvj420p": True, "yuv422p": False, "yuvj422p": True,
-                "yuv444p": False, "yuvj444p": True}
+LUMA_FORMATS = {
+    "yuv420p": False,
+    "yuvj420p": True,
+    "yuv422p": False,
+    "yuvj422p": True,
+    "yuv444p": False,
+    "yuvj444p": True,
+}
 TILE = 24  # temporal reuse: pixels per tile side (a multiple of 4; measured best of 16/24/32 on a talking head)
 
 
 def plane_view(frame: av.VideoFrame, index: int) -> np.ndarray:
     """Plane ``index`` of ``frame`` as a uint8 (height, width) numpy view (no copy; strided by line size)."""
     p = frame.planes[index]
-    return np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+    return np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width]
 
 
 def is_full_range(frame: av.VideoFrame) -> bool:
@@ -201,8 +208,12 @@ class TileReuse:
         n_tiles = (-(-hp // t)) * (-(-wp // t))
         self.stats.total += n_tiles
         prev_out = self.prev_out
-        same_shape = (self.prev_in is not None and prev_out is not None and self.prev_in.shape == yp.shape
-                      and self.prev_range == full_range)
+        same_shape = (
+            self.prev_in is not None
+            and prev_out is not None
+            and self.prev_in.shape == yp.shape
+            and self.prev_range == full_range
+        )
         if not same_shape or prev_out is None:
             out = self.net.run(yp, full_range)
             self.stats.computed += n_tiles
@@ -219,7 +230,7 @@ class TileReuse:
                     m = self.margin
                     cy0, cy1, cx0, cx1 = max(0, y0 - m), min(hp, y1 + m), max(0, x0 - m), min(wp, x1 + m)
                     crop = self.net.run(np.ascontiguousarray(yp[cy0:cy1, cx0:cx1]), full_range)
-                    out[y0:y1, x0:x1] = crop[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+                    out[y0:y1, x0:x1] = crop[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
                     self.stats.computed += (ty1 - ty0) * (tx1 - tx0)
         self.prev_in, self.prev_out, self.prev_range = yp, out, full_range
         return out[:h, :w]
@@ -328,5 +339,14 @@ def make_processor(sharpener, frame: av.VideoFrame | None = None, reuse: bool = 
     return RgbFrames(sharpener)
 
 
-__all__ = ["LUMA_FORMATS", "LumaFrames", "LumaNet", "RgbFrames", "TileReuse", "luma_model", "make_processor",
-           "plane_view", "reach"]
+__all__ = [
+    "LUMA_FORMATS",
+    "LumaFrames",
+    "LumaNet",
+    "RgbFrames",
+    "TileReuse",
+    "luma_model",
+    "make_processor",
+    "plane_view",
+    "reach",
+]

@@ -11,6 +11,7 @@ File and stream sources are decoded to YUV and a luma model (``fast``) runs on t
 encodes in its own thread. Ctrl-C (SIGINT) stops cleanly: the output file is finished with the
 frames so far (audio cut to match) and the summary is printed.
 """
+
 from __future__ import annotations
 
 import threading
@@ -55,10 +56,12 @@ class LiveStats:
 
     def summary(self) -> str:
         reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
-        return (("stopped (Ctrl-C): " if self.interrupted else "")
-                + f"{self.processed} frames processed, {self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
-                f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms ({self.path} path{reuse}) "
-                f"-> {self.sink}")
+        return (
+            ("stopped (Ctrl-C): " if self.interrupted else "")
+            + f"{self.processed} frames processed, {self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
+            f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms ({self.path} path{reuse}) "
+            f"-> {self.sink}"
+        )
 
 
 class LatestFrame:
@@ -161,8 +164,9 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
             except av.error.FFmpegError as e:
                 raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e
 
-    return Source(text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None,
-                  size=(info.width, info.height))
+    return Source(
+        text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None, size=(info.width, info.height)
+    )
 
 
 def _camera(index: int, fps: float | None) -> Source:
@@ -173,8 +177,11 @@ def _camera(index: int, fps: float | None) -> Source:
     finally:
         cv2.utils.logging.setLogLevel(level)
     if not cap.isOpened():
-        raise InputError(f"camera {index}", "cannot be opened",
-                         "check that it is connected and not used by another app, or pass a file or URL")
+        raise InputError(
+            f"camera {index}",
+            "cannot be opened",
+            "check that it is connected and not used by another app, or pass a file or URL",
+        )
     if fps:
         cap.set(cv2.CAP_PROP_FPS, float(fps))
     rate = float(fps or cap.get(cv2.CAP_PROP_FPS) or 30.0)
@@ -216,10 +223,21 @@ def _label(img: np.ndarray, text: str, y: int = 22) -> np.ndarray:
     return img
 
 
-def run_live(source: str | int = 0, sink: str = "window", model="fast", device: str = "auto",
-             backend: str = "torch", side_by_side: bool = False, max_frames: int | None = None,
-             fps: float | None = None, overwrite: bool = False, sharpener=None, threads: int | None = None,
-             reuse: bool | None = None, progress=None) -> LiveStats:
+def run_live(
+    source: str | int = 0,
+    sink: str = "window",
+    model="fast",
+    device: str = "auto",
+    backend: str = "torch",
+    side_by_side: bool = False,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    overwrite: bool = False,
+    sharpener=None,
+    threads: int | None = None,
+    reuse: bool | None = None,
+    progress=None,
+) -> LiveStats:
     """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
     ``sharpener`` (a :class:`~kdsharp.infer.sharpener.Sharpener`) overrides ``model``/``device``/``backend``.
@@ -256,8 +274,7 @@ def run_live(source: str | int = 0, sink: str = "window", model="fast", device: 
     try:
         with src, torch_threads(threads), _live_progress(progress, src) as (bar, task):
             try:
-                _loop(src, out, sharpener, side_by_side, max_frames, stats, True if reuse is None else reuse,
-                      bar, task)
+                _loop(src, out, sharpener, side_by_side, max_frames, stats, True if reuse is None else reuse, bar, task)
             except KeyboardInterrupt:  # Ctrl-C: the only way to stop a camera; keep what was recorded
                 stats.interrupted = True
     except BaseException as e:
@@ -320,8 +337,17 @@ def _as_rgb(frame) -> np.ndarray:
     return frame if isinstance(frame, np.ndarray) else frame_to_rgb(frame)
 
 
-def _loop(src: Source, out, sharpener, side_by_side: bool, max_frames: int | None, stats: LiveStats,
-          reuse: bool = True, bar=None, task=None) -> LiveStats:
+def _loop(
+    src: Source,
+    out,
+    sharpener,
+    side_by_side: bool,
+    max_frames: int | None,
+    stats: LiveStats,
+    reuse: bool = True,
+    bar=None,
+    task=None,
+) -> LiveStats:
     from kdsharp.infer.frames import make_processor
 
     rate = 0.0  # smoothed model frames/s for the overlay

@@ -1,12 +1,13 @@
 """The :class:`Sharpener`: one object that sharpens tensors, arrays, image files, videos and folders.
 
-    from kdsharp import Sharpener
-    s = Sharpener("student")                 # registry name, checkpoint path, .onnx path or nn.Module
-    out = s.image(cv2.imread("a.png"))        # uint8/uint16 HxW / HxWx3 BGR / HxWx4 BGRA -> same
-    s.file("a.jpg", "a_sharp.jpg")
-    stats = s.video("call.mp4", "call_sharp.mp4")   # audio copied, per-stage timings returned
-    result = s.paths(["photos/", "clip.mov"], "out/")
+from kdsharp import Sharpener
+s = Sharpener("student")                 # registry name, checkpoint path, .onnx path or nn.Module
+out = s.image(cv2.imread("a.png"))        # uint8/uint16 HxW / HxWx3 BGR / HxWx4 BGRA -> same
+s.file("a.jpg", "a_sharp.jpg")
+stats = s.video("call.mp4", "call_sharp.mp4")   # audio copied, per-stage timings returned
+result = s.paths(["photos/", "clip.mov"], "out/")
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,12 +45,22 @@ class Sharpener:
             see :mod:`kdsharp.infer.threads`). None: the available cores.
     """
 
-    def __init__(self, model: nn.Module | str | Path = "student", device: str = "auto", backend: str = "torch",
-                 tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
-                 compile: bool = False, threads: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module | str | Path = "student",
+        device: str = "auto",
+        backend: str = "torch",
+        tile: int | None = None,
+        tile_overlap: int = 32,
+        half: bool = False,
+        batch: int = 1,
+        compile: bool = False,
+        threads: int | None = None,
+    ):
         if tile is not None and tile <= tile_overlap:
-            raise KdsharpError(f"tile={tile} must be larger than tile_overlap={tile_overlap}",
-                               params=["tile", "tile_overlap"])
+            raise KdsharpError(
+                f"tile={tile} must be larger than tile_overlap={tile_overlap}", params=["tile", "tile_overlap"]
+            )
         if batch < 1:
             raise KdsharpError(f"batch must be at least 1 (got batch={batch})", params=["batch"])
         if threads is not None and threads < 1:
@@ -115,8 +126,16 @@ class Sharpener:
         return out
 
     # -- files ------------------------------------------------------------------------------
-    def file(self, src: str | Path, dst: str | Path, overwrite: bool = False, crf: int | None = None,
-             codec: str | None = None, progress=None, **video):
+    def file(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        overwrite: bool = False,
+        crf: int | None = None,
+        codec: str | None = None,
+        progress=None,
+        **video,
+    ):
         """Sharpen one image or video file into ``dst`` (atomic). Returns ``dst`` or a ``VideoStats``.
 
         Images keep their EXIF (orientation reset: written upright) and dpi in JPEG and PNG
@@ -125,25 +144,39 @@ class Sharpener:
         check_target(dst, overwrite, src=src)
         return self.process(src, dst, crf=crf, codec=codec, progress=progress, **video)
 
-    def process(self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
-                progress=None, **video):
+    def process(
+        self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None, progress=None, **video
+    ):
         """:meth:`file` without the target checks (for a plan already checked by
         :func:`kdsharp.io.atomic.check_target`); the write is still atomic."""
         src, dst = Path(src), Path(dst)
         if is_video_file(src):
             return self._video(src, dst, crf=crf, codec=codec, progress=progress, **video)
         if not is_image_file(src):
-            raise InputError(src, f"unsupported file type '{src.suffix}'", "use an image (" + ", ".join(IMAGE_EXTS)
-                             + ") or a video (" + ", ".join(VIDEO_EXTS) + ")")
+            raise InputError(
+                src,
+                f"unsupported file type '{src.suffix}'",
+                "use an image (" + ", ".join(IMAGE_EXTS) + ") or a video (" + ", ".join(VIDEO_EXTS) + ")",
+            )
         if not is_image_file(dst):
             raise OutputError(dst, f"unsupported image extension '{dst.suffix}'", "use one of " + ", ".join(IMAGE_EXTS))
         img, meta = read_image_meta(src)
         write_image(dst, self.image(img), meta=meta)  # EXIF and dpi carried over
         return dst
 
-    def video(self, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
-              overwrite: bool = False, progress=None, preset: str | None = None, reuse: bool = False,
-              path: str = "auto", max_frames: int | None = None):
+    def video(
+        self,
+        src: str | Path,
+        dst: str | Path,
+        crf: int | None = None,
+        codec: str | None = None,
+        overwrite: bool = False,
+        progress=None,
+        preset: str | None = None,
+        reuse: bool = False,
+        path: str = "auto",
+        max_frames: int | None = None,
+    ):
         """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`.
 
         ``preset``/``crf``: x264 speed and quality (default per resolution); ``reuse``: temporal
@@ -151,18 +184,56 @@ class Sharpener:
         :func:`kdsharp.infer.video.sharpen_video`).
         """
         check_target(dst, overwrite, src=src)
-        return self._video(Path(src), Path(dst), crf=crf, codec=codec, progress=progress, preset=preset, reuse=reuse,
-                           path=path, max_frames=max_frames)
+        return self._video(
+            Path(src),
+            Path(dst),
+            crf=crf,
+            codec=codec,
+            progress=progress,
+            preset=preset,
+            reuse=reuse,
+            path=path,
+            max_frames=max_frames,
+        )
 
-    def _video(self, src: Path, dst: Path, crf: int | None = None, codec: str | None = None, progress=None,
-               preset: str | None = None, reuse: bool = False, path: str = "auto", max_frames: int | None = None):
+    def _video(
+        self,
+        src: Path,
+        dst: Path,
+        crf: int | None = None,
+        codec: str | None = None,
+        progress=None,
+        preset: str | None = None,
+        reuse: bool = False,
+        path: str = "auto",
+        max_frames: int | None = None,
+    ):
         from kdsharp.infer.video import sharpen_video
 
-        return sharpen_video(self, src, dst, crf=crf, codec=codec, batch=self.batch, progress=progress,
-                             preset=preset, threads=self.threads, reuse=reuse, path=path, max_frames=max_frames)
+        return sharpen_video(
+            self,
+            src,
+            dst,
+            crf=crf,
+            codec=codec,
+            batch=self.batch,
+            progress=progress,
+            preset=preset,
+            threads=self.threads,
+            reuse=reuse,
+            path=path,
+            max_frames=max_frames,
+        )
 
-    def paths(self, inputs, output: str | Path, overwrite: bool = False, crf: int | None = None,
-              codec: str | None = None, **video):
+    def paths(
+        self,
+        inputs,
+        output: str | Path,
+        overwrite: bool = False,
+        crf: int | None = None,
+        codec: str | None = None,
+        **video,
+    ):
         """Sharpen files and folders (trees mirrored) into ``output``; returns a ``BatchResult``.
 
         A bad file (corrupt, or an unsupported format such as GIF) is reported and skipped; the
@@ -173,11 +244,27 @@ class Sharpener:
         return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected, **video)
 
 
-def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = "auto", backend: str = "torch",
-                  tile: int | None = None, tile_overlap: int = 32, half: bool = False, batch: int = 1,
-                  compile: bool = False, crf: int | None = None, codec: str | None = None,
-                  overwrite: bool = False, threads: int | None = None, preset: str | None = None,
-                  reuse: bool = False, video_path: str = "auto", on_error: ErrorHandler = print_error) -> BatchResult:
+def sharpen_paths(
+    inputs,
+    output: str | Path,
+    *,
+    model="student",
+    device: str = "auto",
+    backend: str = "torch",
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    half: bool = False,
+    batch: int = 1,
+    compile: bool = False,
+    crf: int | None = None,
+    codec: str | None = None,
+    overwrite: bool = False,
+    threads: int | None = None,
+    preset: str | None = None,
+    reuse: bool = False,
+    video_path: str = "auto",
+    on_error: ErrorHandler = print_error,
+) -> BatchResult:
     """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command.
 
     A file that fails is passed to ``on_error`` (default: print its one-line message) and the others go on.
@@ -186,14 +273,30 @@ def sharpen_paths(inputs, output: str | Path, *, model="student", device: str = 
     plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
     if not plan:  # nothing to sharpen: do not load the model
         return _reject(BatchResult(), rejected)
-    if preset is not None:
-        from kdsharp.io.video import X264_PRESETS
+    if preset is not None:  # before loading the model
+        from kdsharp.io.video import check_preset
 
-        if preset not in X264_PRESETS:
-            raise KdsharpError(f"preset={preset} is not an x264 preset (use one of: {', '.join(X264_PRESETS)})",
-                               params=["preset"])
-    sharpener = Sharpener(model, device=device, backend=backend, tile=tile, tile_overlap=tile_overlap,
-                          half=half, batch=batch, compile=compile, threads=threads)
+        check_preset(preset, plan[0][1])
+    sharpener = Sharpener(
+        model,
+        device=device,
+        backend=backend,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        half=half,
+        batch=batch,
+        compile=compile,
+        threads=threads,
+    )
     console.print(f"sharpening {len(plan)} file{'s' * (len(plan) != 1)} with {sharpener.describe()}")
-    return run_plan(sharpener, plan, crf=crf, codec=codec, rejected=rejected, on_error=on_error, preset=preset,
-                    reuse=reuse, path=video_path)
+    return run_plan(
+        sharpener,
+        plan,
+        crf=crf,
+        codec=codec,
+        rejected=rejected,
+        on_error=on_error,
+        preset=preset,
+        reuse=reuse,
+        path=video_path,
+    )

@@ -4,6 +4,7 @@ Every sink has ``write(frame, t) -> None | 'quit' | 'toggle'`` (a uint8 HxWx3 RG
 ``av.VideoFrame`` for sinks with ``wants_rgb`` False; its time in seconds), ``close(exc)`` and
 ``overlay`` (whether an FPS/latency readout belongs on the picture).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,11 @@ class FileSink:
     def __init__(self, path: str | Path, fps: float, overwrite: bool = False, audio_from: str | Path | None = None):
         self.path, self.fps, self.audio_from = Path(path), fps, audio_from
         if not is_video_file(self.path):
-            raise OutputError(self.path, f"unsupported sink '{path}'",
-                              "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")")
+            raise OutputError(
+                self.path,
+                f"unsupported sink '{path}'",
+                "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")",
+            )
         check_target(self.path, overwrite)
         self._writer: VideoWriter | None = None
         self._t0 = 0.0
@@ -53,8 +57,9 @@ class FileSink:
             raise self._error
         if self._writer is None:
             h, w = frame.shape[:2] if isinstance(frame, np.ndarray) else (frame.height, frame.width)
-            self._writer = VideoWriter(self.path, w, h, Fraction(self.fps).limit_denominator(1000),
-                                       self.TIME_BASE, audio_from=self.audio_from).__enter__()
+            self._writer = VideoWriter(
+                self.path, w, h, Fraction(self.fps).limit_denominator(1000), self.TIME_BASE, audio_from=self.audio_from
+            ).__enter__()
             self._t0 = t  # the file starts at its first frame (a camera's clock starts earlier)
             self._thread = threading.Thread(target=self._encode, name="kdsharp-live-encode", daemon=True)
             self._thread.start()
@@ -100,14 +105,17 @@ class WindowSink:
 
     def __init__(self):
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise KdsharpError("sink=window: no display ($DISPLAY is not set); use sink=FILE.mp4 or sink=virtualcam",
-                               params=["sink"])
+            raise KdsharpError(
+                "sink=window: no display ($DISPLAY is not set); use sink=FILE.mp4 or sink=virtualcam", params=["sink"]
+            )
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         except cv2.error as e:
-            raise KdsharpError("sink=window: this OpenCV has no GUI support (opencv-python-headless); "
-                               "pip install opencv-python, or use sink=FILE.mp4 or sink=virtualcam",
-                               params=["sink"]) from e
+            raise KdsharpError(
+                "sink=window: this OpenCV has no GUI support (opencv-python-headless); "
+                "pip install opencv-python, or use sink=FILE.mp4 or sink=virtualcam",
+                params=["sink"],
+            ) from e
 
     def write(self, rgb: np.ndarray, t: float) -> str | None:
         cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -130,8 +138,11 @@ class VirtualCamSink:
         try:
             import pyvirtualcam
         except ImportError as e:
-            raise KdsharpError("sink=virtualcam needs the optional package pyvirtualcam: "
-                               "pip install pyvirtualcam (the kdsharp 'virtualcam' extra)", params=["sink"]) from e
+            raise KdsharpError(
+                "sink=virtualcam needs the optional package pyvirtualcam: "
+                "pip install pyvirtualcam (the kdsharp 'virtualcam' extra)",
+                params=["sink"],
+            ) from e
         self._mod, self.fps = pyvirtualcam, fps
         self._cam: Any = None
 
@@ -140,8 +151,11 @@ class VirtualCamSink:
             try:
                 self._cam = self._mod.Camera(rgb.shape[1], rgb.shape[0], self.fps, fmt=self._mod.PixelFormat.RGB)
             except RuntimeError as e:
-                raise KdsharpError(f"sink=virtualcam: no virtual camera device ({e}); install v4l2loopback "
-                                   "(Linux) or OBS Virtual Camera (Windows/macOS)", params=["sink"]) from e
+                raise KdsharpError(
+                    f"sink=virtualcam: no virtual camera device ({e}); install v4l2loopback "
+                    "(Linux) or OBS Virtual Camera (Windows/macOS)",
+                    params=["sink"],
+                ) from e
         self._cam.send(np.ascontiguousarray(rgb))
         return None
 

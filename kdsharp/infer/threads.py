@@ -18,6 +18,7 @@ each parallel region waits for its slowest thread, which is not running. kdsharp
   instead of 55-95 ms per frame on one core; in the video pipeline 5 800 page faults per frame
   before, about 1 100 after, and 3 instead of 12 ms of system time per frame).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,9 +54,12 @@ def keep_freed_memory() -> bool:
 
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-        ok = (libc.mallopt(m_mmap_threshold, 32 << 20) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-              # one arena: threads' own arenas shrink their heaps on free whatever the threshold
-              and libc.mallopt(m_arena_max, 1) == 1)
+        ok = (
+            libc.mallopt(m_mmap_threshold, 32 << 20) == 1
+            and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+            # one arena: threads' own arenas shrink their heaps on free whatever the threshold
+            and libc.mallopt(m_arena_max, 1) == 1
+        )
     except (OSError, AttributeError):
         return False
     _MALLOC_TUNED = bool(ok)

@@ -1,4 +1,5 @@
 """Tiled inference with an out-of-memory fallback (the tiling itself: :mod:`kdsharp.ops.tiling`)."""
+
 from __future__ import annotations
 
 import torch
@@ -11,8 +12,9 @@ from kdsharp.ops.tiling import Fn, edge_profile, tile_starts, tiled_forward
 __all__ = ["Fn", "edge_profile", "tile_starts", "tiled_forward", "forward_any_size"]
 
 
-def forward_any_size(fn: Fn, x: torch.Tensor, tile: int | None = None, overlap: int = 32,
-                     min_tile: int = 32) -> tuple[torch.Tensor, int | None]:
+def forward_any_size(
+    fn: Fn, x: torch.Tensor, tile: int | None = None, overlap: int = 32, min_tile: int = 32
+) -> tuple[torch.Tensor, int | None]:
     """``fn(x)`` whole (``tile`` None) or tiled; on out-of-memory retry with tiles, halving each time.
 
     Returns ``(output, tile)`` where ``tile`` is the tile size that worked (None: whole image),
@@ -34,6 +36,8 @@ def forward_any_size(fn: Fn, x: torch.Tensor, tile: int | None = None, overlap: 
             if smaller < max(min_tile, 2 * overlap):
                 raise KdsharpError(
                     f"out of memory even with {tile or max(h, w)} px tiles (use device=cpu, or a smaller batch, "
-                    f"tile overlap or model)", params=["device"]) from e
+                    f"tile overlap or model)",
+                    params=["device"],
+                ) from e
             warn(f"out of memory on a {w}x{h} input; retrying in {smaller} px tiles")
             tile = smaller

@@ -17,6 +17,7 @@ output is a valid, complete file of those frames (audio cut to match) -- and one
 the frame where decoding stopped (:attr:`VideoStats.partial`; ``kdsharp sharpen`` exits 1). A
 video with no decodable frame gives no output and an :class:`InputError`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -105,8 +106,11 @@ class VideoStats:
     def stage_ms(self) -> dict[str, float]:
         """Busy ms per frame of each stage: decode, model (incl. conversions, per worker pool), encode."""
         w = max(self.workers, 1)
-        return {"decode": self._ms(self.decode_s), "model": self._ms((self.model_s + self.convert_s) / w),
-                "encode": self._ms(self.encode_s)}
+        return {
+            "decode": self._ms(self.decode_s),
+            "model": self._ms((self.model_s + self.convert_s) / w),
+            "encode": self._ms(self.encode_s),
+        }
 
     @property
     def cpu_ms(self) -> dict[str, float]:
@@ -116,8 +120,12 @@ class VideoStats:
         compare runs on a loaded machine; 2 cores give at most 2000 / total frames/s.
         """
         rest = max(0.0, self.cpu_s - self.decode_cpu_s - self.model_cpu_s)
-        return {"decode": self._ms(self.decode_cpu_s), "model": self._ms(self.model_cpu_s),
-                "encode": self._ms(rest), "total": self._ms(self.cpu_s)}
+        return {
+            "decode": self._ms(self.decode_cpu_s),
+            "model": self._ms(self.model_cpu_s),
+            "encode": self._ms(rest),
+            "total": self._ms(self.cpu_s),
+        }
 
     @property
     def bottleneck(self) -> str:
@@ -128,23 +136,36 @@ class VideoStats:
     def as_dict(self) -> dict:
         """Plain figures for ``--json``: busy ms per frame of each stage (``decode_ms``, ``model_ms`` for the
         worker pool, conversions included, ``encode_ms``), CPU ms per frame (``cpu_ms``), fps, bottleneck."""
-        return {"src": str(self.src), "frames": self.frames, "size": f"{self.width}x{self.height}", "fps_source":
-                round(self.fps, 3), "e2e_fps": round(self.overall_fps, 2), "wall_s": round(self.wall_s, 3),
-                **{f"{k}_ms": round(v, 2) for k, v in self.stage_ms.items()},
-                "cpu_ms": {k: round(v, 2) for k, v in self.cpu_ms.items()},
-                "workers": self.workers, "threads": self.threads, "bottleneck": self.bottleneck, "path": self.path,
-                "encoder": self.encoder, "reused": self.reused, "partial": self.partial,
-                "audio_streams": self.audio_streams}
+        return {
+            "src": str(self.src),
+            "frames": self.frames,
+            "size": f"{self.width}x{self.height}",
+            "fps_source": round(self.fps, 3),
+            "e2e_fps": round(self.overall_fps, 2),
+            "wall_s": round(self.wall_s, 3),
+            **{f"{k}_ms": round(v, 2) for k, v in self.stage_ms.items()},
+            "cpu_ms": {k: round(v, 2) for k, v in self.cpu_ms.items()},
+            "workers": self.workers,
+            "threads": self.threads,
+            "bottleneck": self.bottleneck,
+            "path": self.path,
+            "encoder": self.encoder,
+            "reused": self.reused,
+            "partial": self.partial,
+            "audio_streams": self.audio_streams,
+        }
 
     def summary(self) -> str:
         """One line: frames, size, wall time, frames/s, each stage's ms per frame, the bottleneck."""
         ms = self.stage_ms
         work = f"{self.workers} workers x {self.threads} threads" if self.workers > 1 else f"{self.threads} threads"
         reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
-        return (f"{self.dst.name}: {self.frames} frames {self.width}x{self.height} in {self.wall_s:.1f} s "
-                f"({self.overall_fps:.1f} frames/s) | ms/frame: decode {ms['decode']:.1f}, model {ms['model']:.1f} "
-                f"({self.path} path, {work}{reuse}), encode {ms['encode']:.1f} ({self.encoder}) | bottleneck: "
-                f"{self.bottleneck}" + (f" | audio streams copied: {self.audio_streams}" if self.audio_streams else ""))
+        return (
+            f"{self.dst.name}: {self.frames} frames {self.width}x{self.height} in {self.wall_s:.1f} s "
+            f"({self.overall_fps:.1f} frames/s) | ms/frame: decode {ms['decode']:.1f}, model {ms['model']:.1f} "
+            f"({self.path} path, {work}{reuse}), encode {ms['encode']:.1f} ({self.encoder}) | bottleneck: "
+            f"{self.bottleneck}" + (f" | audio streams copied: {self.audio_streams}" if self.audio_streams else "")
+        )
 
 
 class _Stopped(Exception):
@@ -191,9 +212,20 @@ def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]
     return n, 1
 
 
-def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None = None, codec: str | None = None,
-                  batch: int = 1, progress=None, preset: str | None = None, threads: int | None = None,
-                  reuse: bool = False, path: str = "auto", max_frames: int | None = None) -> VideoStats:
+def sharpen_video(
+    sharpener,
+    src: str | Path,
+    dst: str | Path,
+    crf: int | None = None,
+    codec: str | None = None,
+    batch: int = 1,
+    progress=None,
+    preset: str | None = None,
+    threads: int | None = None,
+    reuse: bool = False,
+    path: str = "auto",
+    max_frames: int | None = None,
+) -> VideoStats:
     """Sharpen every frame of ``src`` into ``dst`` with ``sharpener``; returns :class:`VideoStats`.
 
     Keeps frame count, timestamps (hence frame rate), resolution, rotation and colour tags; copies
@@ -217,14 +249,29 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
         raise OutputError(dst, f"unsupported video extension '{dst.suffix}'", "use one of " + ", ".join(VIDEO_EXTS))
     info = probe_video(src)
     if info.bit_depth > 8:
-        warn(f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
-             "encodes video at 8 bits per channel (colour tags are kept)")
+        warn(
+            f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
+            "encodes video at 8 bits per channel (colour tags are kept)"
+        )
     if path == "yuv" and not _luma_ok(sharpener, info):
-        raise KdsharpError(f"{src}: path=yuv needs a luma model (fast) on the torch backend without tiles "
-                           f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use path=auto", params=["path"])
+        raise KdsharpError(
+            f"{src}: path=yuv needs a luma model (fast) on the torch backend without tiles "
+            f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use path=auto",
+            params=["path"],
+        )
     workers, intra = plan_workers(sharpener, threads, reuse)
-    stats = VideoStats(src, dst, 0, info.width, info.height, float(info.fps), info.audio_streams,
-                       workers=workers, threads=intra, expected_frames=info.frames)
+    stats = VideoStats(
+        src,
+        dst,
+        0,
+        info.width,
+        info.height,
+        float(info.fps),
+        info.audio_streams,
+        workers=workers,
+        threads=intra,
+        expected_frames=info.frames,
+    )
     q_in: queue.Queue = queue.Queue(QUEUE_BATCHES)
     q_out: queue.Queue = queue.Queue(QUEUE_BATCHES + workers)
     stop = threading.Event()
@@ -245,8 +292,10 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
                         f = next(it, None) if max_frames is None or decoded[0] < max_frames else None
                     except av.error.FFmpegError as e:  # corrupt or truncated part way: keep what came before
                         f = None
-                        stats.partial = (f"{src}: video is corrupt or truncated at frame {decoded[0] + 1} ({why(e)}); "
-                                         f"kept the {decoded[0]} frames decoded before it")
+                        stats.partial = (
+                            f"{src}: video is corrupt or truncated at frame {decoded[0] + 1} ({why(e)}); "
+                            f"kept the {decoded[0]} frames decoded before it"
+                        )
                     if f is not None:
                         frames.append(f)
                         decoded[0] += 1
@@ -257,12 +306,17 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
                     if f is None:
                         break
             if decoded[0] == 0:
-                raise InputError(src, "video stream has no decodable frame" + (f" ({stats.partial.split('(')[1]}"
-                                 if stats.partial else ""), "re-encode or remove it")
-            if (stats.partial is None and max_frames is None and info.frames_exact
-                    and decoded[0] < info.frames):
-                stats.partial = (f"{src}: video ends at frame {decoded[0]} of the {info.frames} its header lists "
-                                 "(truncated?); kept those frames")
+                raise InputError(
+                    src,
+                    "video stream has no decodable frame"
+                    + (f" ({stats.partial.split('(')[1]}" if stats.partial else ""),
+                    "re-encode or remove it",
+                )
+            if stats.partial is None and max_frames is None and info.frames_exact and decoded[0] < info.frames:
+                stats.partial = (
+                    f"{src}: video ends at frame {decoded[0]} of the {info.frames} its header lists "
+                    "(truncated?); kept those frames"
+                )
             stats.decode_cpu_s += time.thread_time() - c0
             for _ in range(workers):
                 _put(q_in, None, stop)
@@ -322,18 +376,32 @@ def sharpen_video(sharpener, src: str | Path, dst: str | Path, crf: int | None =
 
     start, cpu0 = time.perf_counter(), _cpu_seconds()
     with bar if own else contextlib.nullcontext(), torch_threads(intra):
-        task = bar.add_task(src.name, total=(min(info.frames, max_frames) if max_frames else info.frames) or None,
-                            unit="frames")
+        task = bar.add_task(
+            src.name, total=(min(info.frames, max_frames) if max_frames else info.frames) or None, unit="frames"
+        )
         t0 = time.perf_counter()
-        writer = VideoWriter(dst, info.width, info.height, info.fps, info.time_base, codec=enc.codec, crf=enc.crf,
-                             preset=enc.preset, display_matrix=info.display_matrix, color=info,
-                             audio_from=src if info.audio_streams else None)
+        writer = VideoWriter(
+            dst,
+            info.width,
+            info.height,
+            info.fps,
+            info.time_base,
+            codec=enc.codec,
+            crf=enc.crf,
+            preset=enc.preset,
+            display_matrix=info.display_matrix,
+            color=info,
+            audio_from=src if info.audio_streams else None,
+        )
         with writer:
             stats.encode_s += time.perf_counter() - t0
-            threads_ = [threading.Thread(target=decode, name="kdsharp-decode", daemon=True),
-                        threading.Thread(target=encode, args=(task,), name="kdsharp-encode", daemon=True)]
-            threads_ += [threading.Thread(target=model_worker, name=f"kdsharp-model-{i}", daemon=True)
-                         for i in range(workers)]
+            threads_ = [
+                threading.Thread(target=decode, name="kdsharp-decode", daemon=True),
+                threading.Thread(target=encode, args=(task,), name="kdsharp-encode", daemon=True),
+            ]
+            threads_ += [
+                threading.Thread(target=model_worker, name=f"kdsharp-model-{i}", daemon=True) for i in range(workers)
+            ]
             for th in threads_:
                 th.start()
             try:

@@ -1,4 +1,5 @@
 """File I/O at the edge of the pipeline: images, videos, weights. Every write is atomic."""
+
 from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 from kdsharp.io.images import (
     IMAGE_EXTS,
@@ -12,6 +13,14 @@ from kdsharp.io.images import (
 )
 
 __all__ = [
-    "atomic_path", "ensure_writable_dir", "IMAGE_EXTS", "is_image_file", "list_images",
-    "read_image", "read_rgb", "write_image", "to_tensor", "from_tensor",
+    "atomic_path",
+    "ensure_writable_dir",
+    "IMAGE_EXTS",
+    "is_image_file",
+    "list_images",
+    "read_image",
+    "read_rgb",
+    "write_image",
+    "to_tensor",
+    "from_tensor",
 ]

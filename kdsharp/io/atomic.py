@@ -2,6 +2,7 @@
 
 A crash or an exception inside the ``with`` block leaves no partial file behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,9 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
-def check_target(dst: str | Path, overwrite: bool = False, *, src: str | Path | None = None,
-                 folder_checked: bool = False) -> None:
+def check_target(
+    dst: str | Path, overwrite: bool = False, *, src: str | Path | None = None, folder_checked: bool = False
+) -> None:
     """Check once, before any work, that ``dst`` may be written.
 
     Refuses a missing ``src``, ``dst`` being ``src`` itself or an existing file (unless
@@ -40,11 +42,15 @@ def check_target(dst: str | Path, overwrite: bool = False, *, src: str | Path | 
         raise InputError(src, "no such file", "check the path")
     if not overwrite and dst.exists():
         if src is not None and dst.resolve() == Path(src).resolve():
-            raise OutputError(dst, "is the input itself and would be overwritten",
-                              "choose another output, or pass overwrite=True to replace it in place",
-                              params=["overwrite"])
-        raise OutputError(dst, "already exists", "pass overwrite=True to replace it, or choose another output",
-                          params=["overwrite"])
+            raise OutputError(
+                dst,
+                "is the input itself and would be overwritten",
+                "choose another output, or pass overwrite=True to replace it in place",
+                params=["overwrite"],
+            )
+        raise OutputError(
+            dst, "already exists", "pass overwrite=True to replace it, or choose another output", params=["overwrite"]
+        )
     if not folder_checked:
         ensure_writable_dir(dst.parent if str(dst.parent) else Path("."))
 
@@ -89,8 +95,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{ext}", dir=target.parent)
     except OSError as e:
-        raise OutputError(target, f"cannot be written ({e.strerror or e})",
-                          "choose a writable output folder") from e
+        raise OutputError(target, f"cannot be written ({e.strerror or e})", "choose a writable output folder") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -7,6 +7,7 @@ same everywhere (``1e-4`` and ``1e0`` are floats, as in YAML 1.2), and both rais
 
     configs/x.yaml: unknown config key 'optim.lrr' (known keys here: betas, eps, lr, weight_decay)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,11 +27,14 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |\.[0-9_]+(?:[eE][-+][0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.VERBOSE),
+    |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
     list("-+0123456789."),
 )
 

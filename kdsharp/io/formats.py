@@ -2,6 +2,7 @@
 
 (Image extensions live with the image reader: :data:`kdsharp.io.images.IMAGE_EXTS`.)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,9 +31,9 @@ def parse_size(size: str | Sequence[int], min_side: int = 8, max_side: int = 163
         w, h = size.lower().replace("*", "x").split("x") if isinstance(size, str) else size
         w, h = int(w), int(h)
     except (ValueError, TypeError, AttributeError):
-        raise KdsharpError(f"size {size!r}: expected WIDTHxHEIGHT in pixels, e.g. 1920x1080") from None
+        raise KdsharpError(f"size={size!r}: expected WIDTHxHEIGHT in pixels, e.g. 1920x1080", params=["size"]) from None
     if not (min_side <= w <= max_side and min_side <= h <= max_side):
-        raise KdsharpError(f"size {w}x{h} is out of range: use {min_side}..{max_side} pixels per side")
+        raise KdsharpError(f"size={w}x{h} is out of range: use {min_side}..{max_side} pixels per side", params=["size"])
     return w, h
 
 

@@ -4,6 +4,7 @@ Arrays at this edge are OpenCV's: uint8 or uint16, HxW (grey), HxWx3 (BGR) or Hx
 Tensors inside kdsharp are (N,3,H,W) float RGB in [0,1]. Conversion happens here and in
 ``kdsharp.infer``, nowhere else.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,11 +53,13 @@ def read_image_meta(path: str | Path) -> tuple[np.ndarray, ImageMeta]:
         raise InputError(path, f"cannot be read ({e.strerror or e})", "check its permissions") from e
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
-        raise InputError(path, "not a readable image (corrupt, truncated or unsupported format)",
-                         f"use one of {', '.join(IMAGE_EXTS)}")
+        raise InputError(
+            path,
+            "not a readable image (corrupt, truncated or unsupported format)",
+            f"use one of {', '.join(IMAGE_EXTS)}",
+        )
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
-        raise InputError(path, f"image is too large ({img.shape[1]}x{img.shape[0]})",
-                         "split it or downscale it first")
+        raise InputError(path, f"image is too large ({img.shape[1]}x{img.shape[0]})", "split it or downscale it first")
     if img.dtype not in (np.uint8, np.uint16):
         if img.dtype == np.float32:
             img = (np.clip(img, 0, 1) * 65535 + 0.5).astype(np.uint16)
@@ -92,7 +95,7 @@ def _exif_orientation(buf: bytes) -> int:
     start = idx + 6 if idx >= 0 else -1
     if start < 0:
         return 1
-    tiff = buf[start:start + 65536]
+    tiff = buf[start : start + 65536]
     if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
         return 1
     endian = "<" if tiff[:2] == b"II" else ">"
@@ -100,9 +103,9 @@ def _exif_orientation(buf: bytes) -> int:
 
     try:
         (ifd,) = struct.unpack(endian + "I", tiff[4:8])
-        (count,) = struct.unpack(endian + "H", tiff[ifd:ifd + 2])
+        (count,) = struct.unpack(endian + "H", tiff[ifd : ifd + 2])
         for i in range(count):
-            entry = tiff[ifd + 2 + 12 * i: ifd + 14 + 12 * i]
+            entry = tiff[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
             tag, typ = struct.unpack(endian + "HH", entry[:4])
             if tag == 0x0112:
                 (value,) = struct.unpack(endian + "H", entry[8:10])

@@ -1,4 +1,5 @@
 """Checks shared by every reader: the input path exists, is a file and is not empty."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,9 @@ from pathlib import Path
 from kdsharp.errors import InputError
 
 
-def existing_file(path: str | Path, what: str, folder_fix: str | None = None,
-                  empty_fix: str = "re-export or remove it") -> Path:
+def existing_file(
+    path: str | Path, what: str, folder_fix: str | None = None, empty_fix: str = "re-export or remove it"
+) -> Path:
     """``path`` as a Path if it is a non-empty file; else a one-line :class:`InputError` naming it.
 
     Args:

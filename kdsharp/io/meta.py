@@ -15,6 +15,7 @@ WebP       EXIF chunk                             not written (OpenCV writes sim
 Pixels are written upright (EXIF orientation applied on reading), so the copied EXIF has its
 Orientation tag set to 1: viewers must not rotate the output a second time.
 """
+
 from __future__ import annotations
 
 import struct
@@ -44,11 +45,11 @@ def _ifd0(tiff: bytes) -> tuple[str, int, list[tuple[int, int, int, int]]]:
         raise ValueError("not a TIFF structure")
     e = "<" if tiff[:2] == b"II" else ">"
     (ifd,) = struct.unpack(e + "I", tiff[4:8])
-    (count,) = struct.unpack(e + "H", tiff[ifd:ifd + 2])
+    (count,) = struct.unpack(e + "H", tiff[ifd : ifd + 2])
     entries = []
     for i in range(count):
         at = ifd + 2 + 12 * i
-        tag, typ, n = struct.unpack(e + "HHI", tiff[at:at + 8])
+        tag, typ, n = struct.unpack(e + "HHI", tiff[at : at + 8])
         entries.append((tag, typ, n, at))
     return e, ifd, entries
 
@@ -56,12 +57,12 @@ def _ifd0(tiff: bytes) -> tuple[str, int, list[tuple[int, int, int, int]]]:
 def _value(tiff: bytes, e: str, typ: int, at: int) -> float | None:
     """The first value of a SHORT (3), LONG (4) or RATIONAL (5) entry at ``at``."""
     if typ == 3:
-        return struct.unpack(e + "H", tiff[at + 8:at + 10])[0]
+        return struct.unpack(e + "H", tiff[at + 8 : at + 10])[0]
     if typ == 4:
-        return struct.unpack(e + "I", tiff[at + 8:at + 12])[0]
+        return struct.unpack(e + "I", tiff[at + 8 : at + 12])[0]
     if typ == 5:
-        (off,) = struct.unpack(e + "I", tiff[at + 8:at + 12])
-        num, den = struct.unpack(e + "II", tiff[off:off + 8])
+        (off,) = struct.unpack(e + "I", tiff[at + 8 : at + 12])
+        num, den = struct.unpack(e + "II", tiff[off : off + 8])
         return num / den if den else None
     return None
 
@@ -102,7 +103,7 @@ def upright_exif(exif: bytes) -> bytes:
     out = bytearray(exif)
     for tag, typ, _, at in entries:
         if tag == _ORIENTATION and typ == 3:
-            out[at + 8:at + 10] = struct.pack(e + "H", 1)
+            out[at + 8 : at + 10] = struct.pack(e + "H", 1)
     return bytes(out)
 
 
@@ -115,7 +116,7 @@ def _jpeg_segments(data: bytes):
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
             i += 2
             continue
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         yield marker, i + 4, i + 2 + length
         if marker == 0xDA:  # start of scan: entropy-coded data follows
             return
@@ -142,8 +143,8 @@ def _png_chunks(data: bytes):
     """Yield (type, payload start, payload end, chunk end) of a PNG's chunks."""
     i = 8
     while i + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[i:i + 4])
-        kind = data[i + 4:i + 8]
+        (length,) = struct.unpack(">I", data[i : i + 4])
+        kind = data[i + 4 : i + 8]
         yield kind, i + 8, i + 8 + length, i + 12 + length
         if kind == b"IEND":
             return
@@ -168,10 +169,10 @@ def _read_webp(data: bytes) -> ImageMeta:
     meta = ImageMeta()
     i = 12
     while i + 8 <= len(data):
-        kind = data[i:i + 4]
-        (length,) = struct.unpack("<I", data[i + 4:i + 8])
+        kind = data[i : i + 4]
+        (length,) = struct.unpack("<I", data[i + 4 : i + 8])
         if kind == b"EXIF":
-            exif = data[i + 8:i + 8 + length]
+            exif = data[i + 8 : i + 8 + length]
             meta.exif = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
         i += 8 + length + (length & 1)
     return meta
@@ -232,7 +233,7 @@ def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
     for kind, a, _, end in _png_chunks(buf):
         if kind in (b"eXIf", b"pHYs") and ((kind == b"eXIf" and meta.exif) or (kind == b"pHYs" and meta.dpi)):
             continue  # replaced below
-        out += buf[a - 8:end]
+        out += buf[a - 8 : end]
         if kind == b"IHDR":
             if meta.dpi:
                 ppm = [min(2**31 - 1, max(1, int(round(v / 0.0254)))) for v in meta.dpi]

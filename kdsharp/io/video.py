@@ -4,6 +4,7 @@ Frames at this edge are uint8 HxWx3 **RGB** arrays in the stream's stored orient
 display matrix / rotation is read from the source and written back unchanged, so players show
 the output the same way). Timestamps are integers in the source stream's ``time_base``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,9 +20,9 @@ from av.video.reformatter import Interpolation as _I
 
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
+from kdsharp.io.formats import VIDEO_EXTS
 from kdsharp.io.inputs import existing_file
 
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossless (at the slower presets)
 # x264/x265 preset and CRF by frame size (pixels up to): chosen so that encoding stays well under
 # the model's time per frame on 2 cores (1080p: superfast ~20 ms/frame vs fast ~65 ms); CRF 18 is
@@ -108,10 +109,26 @@ def probe_video(path: str | Path) -> VideoInfo:
         tb = s.time_base or Fraction(1, 90000)
         dur = float(s.duration * tb) if s.duration else (c.duration or 0) / 1e6
         frames = int(s.frames or 0) or int(round(dur * fps))
-        return VideoInfo(path, first.width, first.height, Fraction(fps), Fraction(tb), frames, dur,
-                         s.codec_context.name, matrix, int(first.rotation or 0), len(c.streams.audio),
-                         int(first.colorspace), int(first.color_range), int(first.color_primaries),
-                         int(first.color_trc), first.format.name, _bit_depth(first.format), bool(s.frames))
+        return VideoInfo(
+            path,
+            first.width,
+            first.height,
+            Fraction(fps),
+            Fraction(tb),
+            frames,
+            dur,
+            s.codec_context.name,
+            matrix,
+            int(first.rotation or 0),
+            len(c.streams.audio),
+            int(first.colorspace),
+            int(first.color_range),
+            int(first.color_primaries),
+            int(first.color_trc),
+            first.format.name,
+            _bit_depth(first.format),
+            bool(s.frames),
+        )
 
 
 def _bit_depth(fmt: av.VideoFormat) -> int:
@@ -167,23 +184,39 @@ class EncoderSettings:
     crf: int | None
 
     def describe(self) -> str:
-        return " ".join(str(v) for v in (self.codec, self.preset, f"crf {self.crf}" if self.crf is not None else None)
-                        if v)
+        return " ".join(
+            str(v) for v in (self.codec, self.preset, f"crf {self.crf}" if self.crf is not None else None) if v
+        )
 
 
-def encoder_settings(width: int, height: int, codec: str | None = None, preset: str | None = None,
-                     crf: int | None = None, path: str | Path = "out.mp4") -> EncoderSettings:
+def check_preset(preset: str | None, path: str | Path = "out.mp4") -> None:
+    """Refuse an encoder ``preset`` that is not one of x264's names (None: the default)."""
+    if preset is not None and preset not in X264_PRESETS:
+        raise OutputError(
+            Path(path),
+            f"preset={preset} is not an x264 preset",
+            "use one of " + ", ".join(X264_PRESETS),
+            params=["preset"],
+        )
+
+
+def encoder_settings(
+    width: int,
+    height: int,
+    codec: str | None = None,
+    preset: str | None = None,
+    crf: int | None = None,
+    path: str | Path = "out.mp4",
+) -> EncoderSettings:
     """Codec, preset and CRF for a ``width`` x ``height`` output: the given values, else the defaults.
 
     H.264/H.265 default by frame size (:data:`ENCODER_DEFAULTS`): veryfast up to 720p, superfast
     up to 1080p, ultrafast above, CRF 18. VP9 keeps its own speed settings (CRF 24); other
     encoders get a bit rate. A preset other than x264's names is refused in one line.
     """
+    check_preset(preset, path)
     name = pick_codec(Path(path), codec)
     x26x = name in ("libx264", "libx265")
-    if preset is not None and preset not in X264_PRESETS:
-        raise OutputError(Path(path), f"preset={preset} is not an x264 preset", "use one of " + ", ".join(X264_PRESETS),
-                          params=["preset"])
     if x26x:
         size_preset, size_crf = next((p, c) for limit, p, c in ENCODER_DEFAULTS if width * height <= limit)
         return EncoderSettings(name, preset or size_preset, size_crf if crf is None else int(crf))
@@ -199,8 +232,12 @@ def pick_codec(path: Path, codec: str | None) -> str:
             return name
         except Exception:  # noqa: BLE001 - av raises UnknownCodecError / ValueError depending on version
             continue
-    raise OutputError(path, f"video encoder codec={codec} is not available in this PyAV build",
-                      "try codec=libx264, codec=mpeg4 or codec=libvpx-vp9", params=["codec"])
+    raise OutputError(
+        path,
+        f"video encoder codec={codec} is not available in this PyAV build",
+        "try codec=libx264, codec=mpeg4 or codec=libvpx-vp9",
+        params=["codec"],
+    )
 
 
 class VideoWriter:
@@ -211,11 +248,21 @@ class VideoWriter:
     block raises, nothing is left at ``path``.
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction | float,
-                 time_base: Fraction | None = None, codec: str | None = None, crf: int | None = None,
-                 preset: str | None = None, display_matrix: tuple[int, ...] | None = None,
-                 audio_from: str | Path | None = None, color: VideoInfo | None = None,
-                 audio_tone: tuple[np.ndarray, int] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: Fraction | float,
+        time_base: Fraction | None = None,
+        codec: str | None = None,
+        crf: int | None = None,
+        preset: str | None = None,
+        display_matrix: tuple[int, ...] | None = None,
+        audio_from: str | Path | None = None,
+        color: VideoInfo | None = None,
+        audio_tone: tuple[np.ndarray, int] | None = None,
+    ):
         self.path = Path(path)
         self.size = (int(width), int(height))
         self.fps = Fraction(fps).limit_denominator(100000)
@@ -248,8 +295,9 @@ class VideoWriter:
         except BaseException as e:
             self._stack.__exit__(type(e), e, e.__traceback__)
             if isinstance(e, av.error.FFmpegError):
-                raise OutputError(self.path, f"cannot start writing ({_why(e)})",
-                                  "check the extension and the codec") from e
+                raise OutputError(
+                    self.path, f"cannot start writing ({_why(e)})", "check the extension and the codec"
+                ) from e
             raise
         return self
 
@@ -267,7 +315,7 @@ class VideoWriter:
         w, h = self.size
         s: Any = self._out.add_stream(self.codec, rate=self.fps)  # a VideoStream (the stubs return a union)
         s.width, s.height = w, h
-        odd = (w % 2 or h % 2)
+        odd = w % 2 or h % 2
         if self.codec == "libvpx-vp9" or (odd and self.codec in ("libx264", "libx265")):
             s.pix_fmt = "yuv444p" if odd else "yuv420p"
         else:
@@ -295,8 +343,9 @@ class VideoWriter:
         self._video = s
         cs = self.color.colorspace if self.color and self.color.colorspace in _SWS_COLORSPACES else None
         rng = self.color.color_range if self.color and self.color.color_range in (1, 2) else None
-        self._reformat: dict[str, Any] = dict(format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng,
-                                              interpolation=TO_YUV_FLAGS)
+        self._reformat: dict[str, Any] = dict(
+            format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng, interpolation=TO_YUV_FLAGS
+        )
 
     def _add_audio_streams(self) -> None:
         sources = []
@@ -313,10 +362,12 @@ class VideoWriter:
                     try:
                         mapping[a.index] = self._out.add_stream_from_template(a)
                     except ValueError as e:
-                        raise OutputError(self.path, f"its {a.codec_context.name} audio cannot be copied into a "
-                                          f"{self.path.suffix} file", "use .mkv or the input's extension") from e
-                sources.append((p, mapping[p.stream.index]) for p in src.demux(*src.streams.audio)
-                               if p.dts is not None)
+                        raise OutputError(
+                            self.path,
+                            f"its {a.codec_context.name} audio cannot be copied into a {self.path.suffix} file",
+                            "use .mkv or the input's extension",
+                        ) from e
+                sources.append((p, mapping[p.stream.index]) for p in src.demux(*src.streams.audio) if p.dts is not None)
         self._audio = [[it, None] for it in sources]  # [packet iterator, pending packet]
 
     def _tone_packets(self, stream):
@@ -324,7 +375,7 @@ class VideoWriter:
         samples, rate = self.audio_tone
         samples = np.asarray(samples, np.float32).reshape(1, -1)
         for i in range(0, samples.shape[1], 1024):
-            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + 1024]), format="flt", layout="mono")
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i : i + 1024]), format="flt", layout="mono")
             f.sample_rate, f.pts, f.time_base = rate, i, Fraction(1, rate)
             for p in stream.encode(f):
                 yield p, stream
@@ -335,8 +386,11 @@ class VideoWriter:
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         """Encode one uint8 HxWx3 RGB frame shown at ``pts`` (in ``time_base``; None: next slot)."""
         if rgb.shape[:2] != (self.size[1], self.size[0]):
-            raise OutputError(self.path, f"frame {rgb.shape[1]}x{rgb.shape[0]} does not match the video "
-                              f"size {self.size[0]}x{self.size[1]}", "report this as a bug")
+            raise OutputError(
+                self.path,
+                f"frame {rgb.shape[1]}x{rgb.shape[0]} does not match the video size {self.size[0]}x{self.size[1]}",
+                "report this as a bug",
+            )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         self.write_frame(frame, pts)
 
@@ -356,8 +410,11 @@ class VideoWriter:
     def write_frame(self, frame: av.VideoFrame, pts: int | None = None) -> None:
         """Encode an ``av.VideoFrame`` (any pixel format; its own pts unless ``pts``; None: next slot)."""
         if (frame.width, frame.height) != self.size:
-            raise OutputError(self.path, f"frame {frame.width}x{frame.height} does not match the video "
-                              f"size {self.size[0]}x{self.size[1]}", "report this as a bug")
+            raise OutputError(
+                self.path,
+                f"frame {frame.width}x{frame.height} does not match the video size {self.size[0]}x{self.size[1]}",
+                "report this as a bug",
+            )
         if pts is None:
             pts = frame.pts if frame.pts is not None else self._next_pts
         pts = max(int(pts), self._last_pts + 1)  # encoders need strictly increasing timestamps
@@ -390,8 +447,9 @@ class VideoWriter:
                 try:
                     item = src[1] or next(src[0], None)
                 except av.error.FFmpegError as e:
-                    self.audio_warning = (f"{self.audio_from}: audio unreadable part way ({why(e)}); "
-                                          "copied what came before")
+                    self.audio_warning = (
+                        f"{self.audio_from}: audio unreadable part way ({why(e)}); copied what came before"
+                    )
                     src[0], item = iter(()), None
                 src[1] = None
                 if item is None:
@@ -416,8 +474,14 @@ def _format_for(path: Path) -> str | None:
     return {".m4v": "mp4", ".mkv": "matroska"}.get(path.suffix.lower())
 
 
-def write_video(path: str | Path, frames_rgb: list[np.ndarray], fps: float, crf: int | None = None,
-                audio_tone: tuple[np.ndarray, int] | None = None, audio_from: str | Path | None = None) -> Path:
+def write_video(
+    path: str | Path,
+    frames_rgb: list[np.ndarray],
+    fps: float,
+    crf: int | None = None,
+    audio_tone: tuple[np.ndarray, int] | None = None,
+    audio_from: str | Path | None = None,
+) -> Path:
     """Write a list of uint8 HxWx3 RGB frames as a video (atomic), optionally with an audio track."""
     h, w = frames_rgb[0].shape[:2]
     with VideoWriter(path, w, h, fps, crf=crf, audio_tone=audio_tone, audio_from=audio_from) as vw:

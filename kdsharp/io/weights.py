@@ -11,6 +11,7 @@ Layouts understood on load:
 ``.pth`` files are unpickled with ``weights_only=True``: a file holding arbitrary Python objects
 is refused rather than executed.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,7 @@ def _decode_meta(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _strip_prefix(sd: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
     if sd and all(k.startswith(prefix) for k in sd):
-        return {k[len(prefix):]: v for k, v in sd.items()}
+        return {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
@@ -54,8 +55,11 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             raw_meta = f.metadata() or {}
             sd = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types for bad headers / truncation
-        raise InputError(path, f"not a readable safetensors file ({type(e).__name__}: {e})".splitlines()[0],
-                         "re-download or re-export the weights") from e
+        raise InputError(
+            path,
+            f"not a readable safetensors file ({type(e).__name__}: {e})".splitlines()[0],
+            "re-download or re-export the weights",
+        ) from e
     meta = _decode_meta(raw_meta)
     meta["layout"] = "safetensors"
     return sd, meta
@@ -67,11 +71,17 @@ def _load_torch(path: Path, ema: bool) -> tuple[dict[str, torch.Tensor], dict[st
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise InputError(path, "holds Python objects besides tensors; refusing to unpickle it",
-                         "re-save it as torch.save({'params': model.state_dict()}, path)") from e
+        raise InputError(
+            path,
+            "holds Python objects besides tensors; refusing to unpickle it",
+            "re-save it as torch.save({'params': model.state_dict()}, path)",
+        ) from e
     except Exception as e:  # truncated zip, not a pickle, ...
-        raise InputError(path, f"not a readable PyTorch checkpoint ({type(e).__name__})",
-                         "check the file is complete; re-download it") from e
+        raise InputError(
+            path,
+            f"not a readable PyTorch checkpoint ({type(e).__name__})",
+            "check the file is complete; re-download it",
+        ) from e
     if not isinstance(obj, dict):
         raise InputError(path, f"holds a {type(obj).__name__}, not a state dict", "save model.state_dict()")
     meta: dict[str, Any] = {}
@@ -109,8 +119,12 @@ def load_state_dict_file(path: str | Path, ema: bool = True) -> tuple[dict[str, 
     Raises:
         InputError: missing, empty, corrupt or tensor-less files.
     """
-    path = existing_file(path, "weights file", folder_fix="pass a .safetensors or .pth file",
-                         empty_fix="re-download or re-export the weights")
+    path = existing_file(
+        path,
+        "weights file",
+        folder_fix="pass a .safetensors or .pth file",
+        empty_fix="re-download or re-export the weights",
+    )
     if path.suffix.lower() == ".safetensors":
         sd, meta = _load_safetensors(path)
     else:
@@ -120,8 +134,9 @@ def load_state_dict_file(path: str | Path, ema: bool = True) -> tuple[dict[str, 
     return _strip_prefix(sd), meta
 
 
-def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | None = None,
-                 half: bool = True) -> Path:
+def save_weights(
+    path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | None = None, half: bool = True
+) -> Path:
     """Write ``state_dict`` to ``path`` as safetensors, atomically; returns the path.
 
     Floating tensors are stored as float16 when ``half`` (loading them into a float32 model

@@ -12,6 +12,7 @@ Config (every term optional; a missing term or ``weight: 0`` is off)::
 ``CombinedLoss(out, gt, teacher_out=None, student_feats=None, teacher_feats=None)`` returns
 ``(total, {term_name: float})``. Every term is zero for identical inputs and positive otherwise.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,8 +34,11 @@ TERM_KEYS = {
     "distill_output": {"type", "weight"},
     "distill_feature": {"type", "weight", "scales"},
 }
-DEFAULT_LAYERS = {"teacher": ["s2", "s4", "s8"], "vgg16": ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
-                  "vgg19": ["relu1_2", "relu2_2", "relu3_4", "relu4_4"]}
+DEFAULT_LAYERS = {
+    "teacher": ["s2", "s4", "s8"],
+    "vgg16": ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
+    "vgg19": ["relu1_2", "relu2_2", "relu3_4", "relu4_4"],
+}
 
 
 def _check_keys(name: str, cfg, allowed: set[str]) -> dict:
@@ -77,9 +81,14 @@ class CombinedLoss(nn.Module):
         term = self.terms["distill_feature"] if "distill_feature" in self.terms else None
         return term if isinstance(term, FeatureDistillLoss) else None
 
-    def forward(self, out: torch.Tensor, gt: torch.Tensor, teacher_out: torch.Tensor | None = None,
-                student_feats: Mapping[str, torch.Tensor] | None = None,
-                teacher_feats: Mapping[str, torch.Tensor] | None = None):
+    def forward(
+        self,
+        out: torch.Tensor,
+        gt: torch.Tensor,
+        teacher_out: torch.Tensor | None = None,
+        student_feats: Mapping[str, torch.Tensor] | None = None,
+        teacher_feats: Mapping[str, torch.Tensor] | None = None,
+    ):
         """out, gt, teacher_out: (N,3,H,W) [0,1]; feats: scale -> (N,C,h,w)."""
         total = out.new_zeros((), dtype=torch.float32)
         logged: dict[str, float] = {}
@@ -101,9 +110,13 @@ class CombinedLoss(nn.Module):
         return total, logged
 
 
-def build_loss(cfg: Mapping | None, *, feature_net: nn.Module | None = None,
-               student_channels: Mapping[str, int] | None = None,
-               teacher_channels: Mapping[str, int] | None = None) -> CombinedLoss:
+def build_loss(
+    cfg: Mapping | None,
+    *,
+    feature_net: nn.Module | None = None,
+    student_channels: Mapping[str, int] | None = None,
+    teacher_channels: Mapping[str, int] | None = None,
+) -> CombinedLoss:
     """Build the :class:`CombinedLoss` described by ``cfg`` (see the module docstring).
 
     Args:
@@ -129,18 +142,23 @@ def build_loss(cfg: Mapping | None, *, feature_net: nn.Module | None = None,
                 layers = c.get("layers") or DEFAULT_LAYERS.get(net_name, [])
                 if net_name == "teacher":
                     if feature_net is None:
-                        raise ConfigError("loss.perceptual.network=teacher needs a trained teacher: set 'teacher' "
-                                          "in the config (or use network: vgg16 with weights_path)")
+                        raise ConfigError(
+                            "loss.perceptual.network=teacher needs a trained teacher: set 'teacher' "
+                            "in the config (or use network: vgg16 with weights_path)"
+                        )
                     net, teacher_style = feature_net, True
                 elif net_name in ("vgg16", "vgg19"):
                     if not c.get("weights_path"):
-                        raise ConfigError(f"loss.perceptual.network={net_name} needs weights_path: a local "
-                                          "torchvision-format state dict (nothing is downloaded)")
+                        raise ConfigError(
+                            f"loss.perceptual.network={net_name} needs weights_path: a local "
+                            "torchvision-format state dict (nothing is downloaded)"
+                        )
                     net, teacher_style = VGGFeatures(net_name, list(layers), c["weights_path"]), False
                 else:
                     raise ConfigError(f"loss.perceptual.network: unknown '{net_name}' (teacher, vgg16 or vgg19)")
-                loss.add("perceptual", PerceptualLoss(net, layers, c.get("criterion", "l1"), teacher_style),
-                         c["weight"])
+                loss.add(
+                    "perceptual", PerceptualLoss(net, layers, c.get("criterion", "l1"), teacher_style), c["weight"]
+                )
         if "edge" in cfg:
             edges = cfg["edge"] if isinstance(cfg["edge"], list) else [cfg["edge"]]
             for c in edges:
@@ -159,11 +177,16 @@ def build_loss(cfg: Mapping | None, *, feature_net: nn.Module | None = None,
             c = _check_keys("distill_feature", cfg["distill_feature"], TERM_KEYS["distill_feature"])
             if c.get("weight", 0.0):
                 if not student_channels or not teacher_channels:
-                    raise ConfigError("loss.distill_feature needs a teacher and a student that expose "
-                                      "feature_channels (set 'teacher', or distill_feature.weight=0)")
-                loss.add("distill_feature", FeatureDistillLoss(student_channels, teacher_channels,
-                                                               c.get("scales"), c.get("type", "l1")),
-                         c["weight"], kind="feature")
+                    raise ConfigError(
+                        "loss.distill_feature needs a teacher and a student that expose "
+                        "feature_channels (set 'teacher', or distill_feature.weight=0)"
+                    )
+                loss.add(
+                    "distill_feature",
+                    FeatureDistillLoss(student_channels, teacher_channels, c.get("scales"), c.get("type", "l1")),
+                    c["weight"],
+                    kind="feature",
+                )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"loss: {e}") from e
     if not loss.terms:

@@ -6,6 +6,7 @@ channel count, at the scale names both models share ('s1','s2','s4','s8'). The a
 with the student and saved in the training checkpoint, but never shipped with the student.
 The ground-truth pixel term stays in the total loss (see :mod:`kdsharp.losses.combined`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -34,8 +35,9 @@ class OutputDistillLoss(nn.Module):
         return output_distill_loss(student_out, teacher_out, self.kind)
 
 
-def shared_scales(student_channels: Mapping[str, int], teacher_channels: Mapping[str, int],
-                  scales: Iterable[str] | None = None) -> list[str]:
+def shared_scales(
+    student_channels: Mapping[str, int], teacher_channels: Mapping[str, int], scales: Iterable[str] | None = None
+) -> list[str]:
     """Scale names present in both models (restricted to ``scales`` if given), in s1..s8 order."""
     order = ["s1", "s2", "s4", "s8"]
     common = [s for s in student_channels if s in teacher_channels]
@@ -55,21 +57,29 @@ class FeatureDistillLoss(nn.Module):
     Forward: dicts scale -> (N,C_s,h,w) and scale -> (N,C_t,h,w) -> 0-dim tensor (mean over scales).
     """
 
-    def __init__(self, student_channels: Mapping[str, int], teacher_channels: Mapping[str, int],
-                 scales: Iterable[str] | None = None, kind: str = "l1"):
+    def __init__(
+        self,
+        student_channels: Mapping[str, int],
+        teacher_channels: Mapping[str, int],
+        scales: Iterable[str] | None = None,
+        kind: str = "l1",
+    ):
         super().__init__()
         self.scales = shared_scales(student_channels, teacher_channels, scales)
         if not self.scales:
-            raise ValueError(f"student features {list(student_channels)} and teacher features "
-                             f"{list(teacher_channels)} share no scale to distill")
+            raise ValueError(
+                f"student features {list(student_channels)} and teacher features "
+                f"{list(teacher_channels)} share no scale to distill"
+            )
         pixel_loss_fn(kind)
         self.kind = kind
-        self.adapters = nn.ModuleDict({
-            s: nn.Conv2d(int(student_channels[s]), int(teacher_channels[s]), kernel_size=1) for s in self.scales
-        })
+        self.adapters = nn.ModuleDict(
+            {s: nn.Conv2d(int(student_channels[s]), int(teacher_channels[s]), kernel_size=1) for s in self.scales}
+        )
 
-    def forward(self, student_feats: Mapping[str, torch.Tensor],
-                teacher_feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, student_feats: Mapping[str, torch.Tensor], teacher_feats: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         fn = pixel_loss_fn(self.kind)
         terms = []
         for s in self.scales:

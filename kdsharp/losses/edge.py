@@ -7,6 +7,7 @@
 
 Every function returns a 0-dim tensor, zero for identical inputs and positive otherwise.
 """
+
 from __future__ import annotations
 
 import torch

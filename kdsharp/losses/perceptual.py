@@ -5,6 +5,7 @@ Nothing can be downloaded, so the default feature network is the trained teacher
 from a local torchvision-layout file is the alternative (:mod:`kdsharp.losses.vgg`).
 Gradients flow into the input image, never into the feature network.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -16,8 +17,12 @@ from torch import nn
 from kdsharp.losses.pixel import pixel_loss_fn
 
 
-def perceptual_loss(feats_x: Mapping[str, torch.Tensor], feats_y: Mapping[str, torch.Tensor],
-                    layer_weights: Mapping[str, float], criterion: str = "l1") -> torch.Tensor:
+def perceptual_loss(
+    feats_x: Mapping[str, torch.Tensor],
+    feats_y: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float],
+    criterion: str = "l1",
+) -> torch.Tensor:
     """Weighted sum over layers of ``criterion(feats_x[l], feats_y[l])`` -> 0-dim tensor."""
     fn = pixel_loss_fn(criterion)
     total = None

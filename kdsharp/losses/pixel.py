@@ -3,6 +3,7 @@
 Each is a function (mean over every element, a 0-dim tensor) plus an ``nn.Module`` wrapper.
 All are zero for identical inputs and positive otherwise.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ Nothing is downloaded: the user passes a local state-dict file in torchvision's 
 ``.pth``/``.pt`` via ``torch.load`` or ``.safetensors``). Classifier keys are ignored. Inputs are
 (N,3,H,W) RGB in [0,1] and are normalised with the ImageNet mean/std inside.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -21,8 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's cfgs 'D' (vgg16) and 'E' (vgg19): channel counts, 'M' = max-pool.
 VGG_CFGS: dict[str, list[int | str]] = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 
 
@@ -66,8 +66,12 @@ class VGGFeatures(nn.Module):
     mean: torch.Tensor  # (1,3,1,1) ImageNet statistics (buffers)
     std: torch.Tensor
 
-    def __init__(self, arch: str = "vgg16", layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
-                 weights_path: str | Path | None = None):
+    def __init__(
+        self,
+        arch: str = "vgg16",
+        layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+        weights_path: str | Path | None = None,
+    ):
         super().__init__()
         if arch not in VGG_CFGS:
             raise ValueError(f"unknown VGG '{arch}' (choose vgg16 or vgg19)")
@@ -98,8 +102,11 @@ class VGGFeatures(nn.Module):
             else:
                 sd = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as e:  # any decoding failure is a bad file (re-raised)
-            raise InputError(path, f"cannot read VGG weights ({type(e).__name__})",
-                             "pass a torchvision VGG state dict (.pth or .safetensors)") from e
+            raise InputError(
+                path,
+                f"cannot read VGG weights ({type(e).__name__})",
+                "pass a torchvision VGG state dict (.pth or .safetensors)",
+            ) from e
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
         if not isinstance(sd, dict):
@@ -112,8 +119,11 @@ class VGGFeatures(nn.Module):
             if src is None:
                 raise InputError(path, f"missing key 'features.{k}'", f"pass a torchvision {self.arch} state dict")
             if tuple(src.shape) != tuple(v.shape):
-                raise InputError(path, f"'features.{k}' has shape {tuple(src.shape)}, expected {tuple(v.shape)}",
-                                 f"pass a torchvision {self.arch} state dict")
+                raise InputError(
+                    path,
+                    f"'features.{k}' has shape {tuple(src.shape)}, expected {tuple(v.shape)}",
+                    f"pass a torchvision {self.arch} state dict",
+                )
             wanted[k] = src.float()
         self.features.load_state_dict(wanted)
 

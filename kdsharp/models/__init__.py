@@ -31,6 +31,7 @@ Test-time strategies (the teacher's local windows) are wrappers around an archit
 ``LocalWindows(restormer_tiny(), 192)``); ``unwrap(model)`` gives the architecture, which owns the
 weights, the features and the contract above.
 """
+
 from __future__ import annotations
 
 from kdsharp.models import fast, restormer, resunet, unet  # noqa: F401  (registers the models)
@@ -44,5 +45,19 @@ from kdsharp.models.wrappers import LocalWindows, TestTimeWrapper, unwrap
 ARCHITECTURES = {cls.__name__: cls for cls in (Restormer, ResUNet, ResUNetLite, UNet, FastNet)}
 """Class name -> class, used to rebuild a model from a checkpoint's ``arch`` + ``arch_kwargs``."""
 
-__all__ = ["ARCHITECTURES", "FastNet", "LocalWindows", "ModelEntry", "RepConv", "ResUNet", "ResUNetLite", "Restormer",
-           "TestTimeWrapper", "UNet", "get_entry", "model_entries", "register_model", "unwrap"]
+__all__ = [
+    "ARCHITECTURES",
+    "FastNet",
+    "LocalWindows",
+    "ModelEntry",
+    "RepConv",
+    "ResUNet",
+    "ResUNetLite",
+    "Restormer",
+    "TestTimeWrapper",
+    "UNet",
+    "get_entry",
+    "model_entries",
+    "register_model",
+    "unwrap",
+]

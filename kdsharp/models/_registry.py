@@ -5,6 +5,7 @@
 
 ``kdsharp.registry`` builds on this to load shipped weights and checkpoints.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,8 +29,14 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(fn: Callable | None = None, *, name: str | None = None, role: str = "arch",
-                   weights: str | None = None, **default_kwargs):
+def register_model(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    role: str = "arch",
+    weights: str | None = None,
+    **default_kwargs,
+):
     """Decorator registering ``fn`` under ``name`` (default: the function's name)."""
 
     def wrap(f: Callable) -> Callable:

@@ -1,4 +1,5 @@
 """Small pieces shared by the architectures: size padding, feature bookkeeping, init helpers."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -57,8 +58,7 @@ def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     return conv
 
 
-def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h: int, w: int,
-                return_features: bool):
+def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h: int, w: int, return_features: bool):
     """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), cropped to HxW.
 
     ``levels`` are the decoder outputs, bottleneck first; as features they are named
@@ -69,7 +69,7 @@ def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h:
         return out
     feats = new_features()
     for i, level in enumerate(reversed(levels)):
-        feats[f"s{stem * 2 ** i}"] = level
+        feats[f"s{stem * 2**i}"] = level
     return out, crop_features(feats, h, w)
 
 

@@ -23,6 +23,7 @@ re-parameterized; frames/s best-of-N on the quiet 2-core dev machine):
 Features (``return_features=True``, training form or deployed): ``s4`` = output of the last
 body block (``channels`` ch, 1/4 resolution when ``scale`` = 4; ``s2`` when ``scale`` = 2).
 """
+
 from __future__ import annotations
 
 import torch
@@ -58,8 +59,9 @@ class RepConv(nn.Module):
 
     masks: torch.Tensor  # (3,3,3) fixed edge taps (a buffer)
 
-    def __init__(self, cin: int, cout: int, expand: int = 2, bias: bool = True, act: str | None = "relu",
-                 zero: bool = False):
+    def __init__(
+        self, cin: int, cout: int, expand: int = 2, bias: bool = True, act: str | None = "relu", zero: bool = False
+    ):
         super().__init__()
         self.cin, self.cout, self.use_bias = cin, cout, bias
         mid = expand * cout
@@ -154,11 +156,20 @@ class FastNet(nn.Module):
     prefers_channels_last = True  # ~1.5-2x faster convs on CPU (oneDNN); load_model applies it
     luma_unshuffle: torch.Tensor  # (s*s,3,s,s) luma + space-to-depth weights (a buffer, luma only)
 
-    def __init__(self, channels: int = 16, num_blocks: int = 2, scale: int = 4, luma: bool = True,
-                 bias: bool = True, expand: int = 2, act: str = "relu"):
+    def __init__(
+        self,
+        channels: int = 16,
+        num_blocks: int = 2,
+        scale: int = 4,
+        luma: bool = True,
+        bias: bool = True,
+        expand: int = 2,
+        act: str = "relu",
+    ):
         super().__init__()
-        self.arch_kwargs = dict(channels=channels, num_blocks=num_blocks, scale=scale, luma=luma, bias=bias,
-                                expand=expand, act=act)
+        self.arch_kwargs = dict(
+            channels=channels, num_blocks=num_blocks, scale=scale, luma=luma, bias=bias, expand=expand, act=act
+        )
         self.scale, self.luma = scale, luma
         self.pad_multiple = scale
         cio = (1 if luma else 3) * scale * scale

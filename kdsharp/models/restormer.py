@@ -14,6 +14,7 @@ a test-time wrapper around the architecture (:class:`kdsharp.models.wrappers.Loc
 Features (``return_features=True``) are taken on the DECODER side: ``s8`` latent (8*dim ch),
 ``s4`` decoder level 3 (4*dim), ``s2`` decoder level 2 (2*dim), ``s1`` after refinement (2*dim).
 """
+
 from __future__ import annotations
 
 import torch
@@ -165,16 +166,33 @@ class Restormer(nn.Module):
     pad_multiple = 8
     prefers_channels_last = True  # depthwise convs and LayerNorm run 1.5-2.5x faster channels-last on CPU
 
-    def __init__(self, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
-                 num_blocks: list[int] | tuple[int, ...] = (4, 6, 6, 8), num_refinement_blocks: int = 4,
-                 heads: list[int] | tuple[int, ...] = (1, 2, 4, 8), ffn_expansion_factor: float = 2.66,
-                 bias: bool = False, LayerNorm_type: str = "WithBias", dual_pixel_task: bool = False):
+    def __init__(
+        self,
+        inp_channels: int = 3,
+        out_channels: int = 3,
+        dim: int = 48,
+        num_blocks: list[int] | tuple[int, ...] = (4, 6, 6, 8),
+        num_refinement_blocks: int = 4,
+        heads: list[int] | tuple[int, ...] = (1, 2, 4, 8),
+        ffn_expansion_factor: float = 2.66,
+        bias: bool = False,
+        LayerNorm_type: str = "WithBias",
+        dual_pixel_task: bool = False,
+    ):
         super().__init__()
         nb, hd, f, ln = list(num_blocks), list(heads), ffn_expansion_factor, LayerNorm_type
-        self.arch_kwargs = dict(inp_channels=inp_channels, out_channels=out_channels, dim=dim, num_blocks=nb,
-                                num_refinement_blocks=num_refinement_blocks, heads=hd,
-                                ffn_expansion_factor=f, bias=bias, LayerNorm_type=ln,
-                                dual_pixel_task=dual_pixel_task)
+        self.arch_kwargs = dict(
+            inp_channels=inp_channels,
+            out_channels=out_channels,
+            dim=dim,
+            num_blocks=nb,
+            num_refinement_blocks=num_refinement_blocks,
+            heads=hd,
+            ffn_expansion_factor=f,
+            bias=bias,
+            LayerNorm_type=ln,
+            dual_pixel_task=dual_pixel_task,
+        )
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.encoder_level1 = _stage(nb[0], dim, hd[0], f, bias, ln)
         self.down1_2 = Downsample(dim)

@@ -10,6 +10,7 @@ Features (``return_features=True``) are the DECODER outputs of each level plus t
 named by their scale relative to the input: with ``stem=1`` and 4 levels 's1', 's2', 's4',
 's8' (bottleneck); with ``stem=2`` and 3 levels 's2', 's4', 's8'.
 """
+
 from __future__ import annotations
 
 import torch
@@ -63,27 +64,45 @@ class ResUNet(nn.Module):
 
     prefers_channels_last = True
 
-    def __init__(self, channels=(32, 64, 128, 256), enc_blocks=(2, 2, 2, 2), dec_blocks=(2, 2, 2),
-                 stem: int = 1, head_kernel: int = 3, bias: bool = True, in_channels: int = 3,
-                 out_channels: int = 3):
+    def __init__(
+        self,
+        channels=(32, 64, 128, 256),
+        enc_blocks=(2, 2, 2, 2),
+        dec_blocks=(2, 2, 2),
+        stem: int = 1,
+        head_kernel: int = 3,
+        bias: bool = True,
+        in_channels: int = 3,
+        out_channels: int = 3,
+    ):
         super().__init__()
         channels, enc_blocks, dec_blocks = list(channels), list(enc_blocks), list(dec_blocks)
         if not (len(channels) == len(enc_blocks) == len(dec_blocks) + 1):
             raise ValueError("need len(channels) == len(enc_blocks) == len(dec_blocks) + 1")
-        self.arch_kwargs = dict(channels=channels, enc_blocks=enc_blocks, dec_blocks=dec_blocks, stem=stem,
-                                head_kernel=head_kernel, bias=bias, in_channels=in_channels, out_channels=out_channels)
+        self.arch_kwargs = dict(
+            channels=channels,
+            enc_blocks=enc_blocks,
+            dec_blocks=dec_blocks,
+            stem=stem,
+            head_kernel=head_kernel,
+            bias=bias,
+            in_channels=in_channels,
+            out_channels=out_channels,
+        )
         levels = len(channels)
         self.stem = stem
         self.pad_multiple = stem * 2 ** (levels - 1)
         self.head = nn.Conv2d(in_channels * stem * stem, channels[0], head_kernel, padding=head_kernel // 2, bias=bias)
         self.encoders = nn.ModuleList(
-            nn.Sequential(*[ResBlock(c, bias) for _ in range(n)]) for c, n in zip(channels, enc_blocks, strict=True))
+            nn.Sequential(*[ResBlock(c, bias) for _ in range(n)]) for c, n in zip(channels, enc_blocks, strict=True)
+        )
         self.downs = nn.ModuleList(conv3x3(channels[i], channels[i + 1], 2, bias) for i in range(levels - 1))
         self.ups = nn.ModuleList(UpShuffle(channels[i + 1], channels[i], bias) for i in range(levels - 1))
         self.decoders = nn.ModuleList(
-            nn.Sequential(*[ResBlock(channels[i], bias) for _ in range(dec_blocks[i])]) for i in range(levels - 1))
+            nn.Sequential(*[ResBlock(channels[i], bias) for _ in range(dec_blocks[i])]) for i in range(levels - 1)
+        )
         self.tail = zero_init(conv3x3(channels[0], out_channels * stem * stem, bias=bias))
-        self.feature_channels = {f"s{stem * 2 ** i}": c for i, c in enumerate(channels)}
+        self.feature_channels = {f"s{stem * 2**i}": c for i, c in enumerate(channels)}
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, decoder features by scale)."""

@@ -8,6 +8,7 @@ student is exactly the identity.
 Features (``return_features=True``) are DECODER outputs per level and the bottleneck, named by
 scale: with ``stem=4`` and 3 levels 's4', 's8', 's16' (bottleneck).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ class DoubleConv(nn.Sequential):
     """(N,cin,H,W) -> (N,cout,H,W): conv3x3-ReLU-conv3x3-ReLU (the classic U-Net level)."""
 
     def __init__(self, cin: int, cout: int, bias: bool = True):
-        super().__init__(conv3x3(cin, cout, bias=bias), nn.ReLU(inplace=True),
-                         conv3x3(cout, cout, bias=bias), nn.ReLU(inplace=True))
+        super().__init__(
+            conv3x3(cin, cout, bias=bias), nn.ReLU(inplace=True), conv3x3(cout, cout, bias=bias), nn.ReLU(inplace=True)
+        )
 
 
 class UNet(nn.Module):
@@ -39,12 +41,14 @@ class UNet(nn.Module):
 
     prefers_channels_last = True
 
-    def __init__(self, channels=(16, 32, 64), stem: int = 4, bias: bool = True,
-                 in_channels: int = 3, out_channels: int = 3):
+    def __init__(
+        self, channels=(16, 32, 64), stem: int = 4, bias: bool = True, in_channels: int = 3, out_channels: int = 3
+    ):
         super().__init__()
         channels = list(channels)
-        self.arch_kwargs = dict(channels=channels, stem=stem, bias=bias, in_channels=in_channels,
-                                out_channels=out_channels)
+        self.arch_kwargs = dict(
+            channels=channels, stem=stem, bias=bias, in_channels=in_channels, out_channels=out_channels
+        )
         levels = len(channels)
         self.stem = stem
         self.pad_multiple = stem * 2 ** (levels - 1)
@@ -56,7 +60,7 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList(UpShuffle(channels[i + 1], channels[i], bias) for i in range(levels - 1))
         self.decoders = nn.ModuleList(DoubleConv(2 * channels[i], channels[i], bias) for i in range(levels - 1))
         self.tail = zero_init(nn.Conv2d(channels[0], out_channels * stem * stem, 1, bias=bias))
-        self.feature_channels = {f"s{stem * 2 ** i}": c for i, c in enumerate(channels)}
+        self.feature_channels = {f"s{stem * 2**i}": c for i, c in enumerate(channels)}
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, decoder features by scale)."""
@@ -79,10 +83,23 @@ class ResUNetLite(ResUNet):
     """A narrow :class:`ResUNet` for real-time use: stem 4 + 1x1 patch embedding, 3 levels of
     16/32/64 ch at 1/4, 1/8, 1/16 resolution, 2 residual blocks per encoder level, 1 per decoder level."""
 
-    def __init__(self, channels=(16, 32, 64), enc_blocks=(2, 2, 2), dec_blocks=(1, 1), stem: int = 4,
-                 head_kernel: int = 1, **kwargs):
-        super().__init__(channels=channels, enc_blocks=enc_blocks, dec_blocks=dec_blocks, stem=stem,
-                         head_kernel=head_kernel, **kwargs)
+    def __init__(
+        self,
+        channels=(16, 32, 64),
+        enc_blocks=(2, 2, 2),
+        dec_blocks=(1, 1),
+        stem: int = 4,
+        head_kernel: int = 1,
+        **kwargs,
+    ):
+        super().__init__(
+            channels=channels,
+            enc_blocks=enc_blocks,
+            dec_blocks=dec_blocks,
+            stem=stem,
+            head_kernel=head_kernel,
+            **kwargs,
+        )
 
 
 @register_model

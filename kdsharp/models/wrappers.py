@@ -8,6 +8,7 @@ A wrapper holds the architecture as ``.model`` and owns no weights: checkpoints 
 architecture's state dict (its keys have no ``model.`` prefix; load and save through
 :func:`unwrap`), and training, features (``return_features``) and ONNX export use the bare model.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,13 +1,12 @@
 """Colour conversions (ITU-R BT.601, full range), as in JPEG and most video-call pipelines."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 # Rows give Y, Cb, Cr from R, G, B (all in [0, 1]); Cb and Cr are offset by 0.5.
-_RGB2YCC = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
-)
+_RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _YCC2RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
 
 

@@ -3,6 +3,7 @@
 Each operation is a function plus an ``nn.Module`` wrapper (kornia style). Filters are applied
 per channel (depthwise) with reflect padding, so output shape equals input shape.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 Training augments crops with them: :class:`kdsharp.data.datasets.TrainDataset` on uint8 HxWx3
 arrays (``axes=(0, 1)``), cached teacher triples (:mod:`kdsharp.train.loaders`) on (C,H,W) tensors.
 """
+
 from __future__ import annotations
 
 from typing import TypeVar

@@ -10,6 +10,7 @@
 SSIM is Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, per channel, then
 averaged; as in scikit-image the 5-pixel border (half the window) is left out of the mean.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -101,8 +102,10 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
         out = cv2.sepFilter2D(t, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
         return out[pad:-pad, pad:-pad]
 
-    values = [_ssim_from(np.ascontiguousarray(x[:, :, ch]), np.ascontiguousarray(y[:, :, ch]), blur, r).mean()
-              for ch in range(x.shape[2])]
+    values = [
+        _ssim_from(np.ascontiguousarray(x[:, :, ch]), np.ascontiguousarray(y[:, :, ch]), blur, r).mean()
+        for ch in range(x.shape[2])
+    ]
     return float(np.mean(values))
 
 

@@ -8,6 +8,7 @@ is below ``overlap // 4`` the tiled result equals the untiled one (up to float r
 Used by inference (tiled frames, the out-of-memory fallback) and by the test-time wrapper
 :class:`kdsharp.models.wrappers.LocalWindows` (the teacher's local windows).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return starts + [size - tile]
 
 
-def edge_profile(length: int, overlap: int, lead: bool, trail: bool,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+def edge_profile(
+    length: int, overlap: int, lead: bool, trail: bool, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(length,) float32 blending weights on ``device``: 1 inside, zero margin + raised-cosine
     ramp on the sides that have a neighbour (``lead``: start, ``trail``: end)."""
     w = torch.ones(length, device=device)
@@ -42,7 +44,7 @@ def edge_profile(length: int, overlap: int, lead: bool, trail: bool,
     if lead:
         w[: prof.numel()] = torch.minimum(w[: prof.numel()], prof)
     if trail:
-        w[length - prof.numel():] = torch.minimum(w[length - prof.numel():], prof.flip(0))
+        w[length - prof.numel() :] = torch.minimum(w[length - prof.numel() :], prof.flip(0))
     return w
 
 
@@ -54,22 +56,24 @@ def tiled_forward(fn: Fn, x: torch.Tensor, tile: int, overlap: int = 32) -> torc
     the GPU: no copy or sync per tile), and the result is returned on ``x``'s device.
     """
     if tile <= overlap:
-        raise ValueError(f"tile size {tile} px must be larger than the tile overlap {overlap} px "
-                         "(use larger tiles or a smaller overlap)")
+        raise ValueError(
+            f"tile size {tile} px must be larger than the tile overlap {overlap} px "
+            "(use larger tiles or a smaller overlap)"
+        )
     n, _, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
     out: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     for y0 in tile_starts(h, th, overlap):
         for x0 in tile_starts(w, tw, overlap):
-            y = fn(x[:, :, y0:y0 + th, x0:x0 + tw]).float()
+            y = fn(x[:, :, y0 : y0 + th, x0 : x0 + tw]).float()
             if out is None or weight is None:
                 out = torch.zeros(n, y.shape[1], h, w, device=y.device)
                 weight = torch.zeros(1, 1, h, w, device=y.device)
             wy = edge_profile(th, overlap, lead=y0 > 0, trail=y0 + th < h, device=y.device)
             wx = edge_profile(tw, overlap, lead=x0 > 0, trail=x0 + tw < w, device=y.device)
             wt = wy[:, None] * wx[None, :]
-            out[:, :, y0:y0 + th, x0:x0 + tw] += y * wt
-            weight[:, :, y0:y0 + th, x0:x0 + tw] += wt
+            out[:, :, y0 : y0 + th, x0 : x0 + tw] += y * wt
+            weight[:, :, y0 : y0 + th, x0 : x0 + tw] += wt
     assert out is not None and weight is not None  # tile_starts always yields a tile
     return (out / weight.clamp_min(1e-8)).to(x.device)

@@ -6,15 +6,29 @@
 
 See :mod:`kdsharp.train.config` for the keys, :mod:`kdsharp.train.trainer` for the loop.
 """
+
 from kdsharp._lazy import lazy_getattr
 from kdsharp.train.config import DEFAULTS, apply_overrides, config_hash, load_config, parse_override
 
-__all__ = ["DEFAULTS", "apply_overrides", "config_hash", "load_config", "parse_override", "train", "Trainer",
-           "TrainResult", "run_ablation", "model_from_checkpoint"]
+__all__ = [
+    "DEFAULTS",
+    "apply_overrides",
+    "config_hash",
+    "load_config",
+    "parse_override",
+    "train",
+    "Trainer",
+    "TrainResult",
+    "run_ablation",
+    "model_from_checkpoint",
+]
 
 _LAZY = {
-    "train": "kdsharp.train.trainer", "Trainer": "kdsharp.train.trainer", "TrainResult": "kdsharp.train.trainer",
-    "run_ablation": "kdsharp.train.ablation", "model_from_checkpoint": "kdsharp.train.builders",
+    "train": "kdsharp.train.trainer",
+    "Trainer": "kdsharp.train.trainer",
+    "TrainResult": "kdsharp.train.trainer",
+    "run_ablation": "kdsharp.train.ablation",
+    "model_from_checkpoint": "kdsharp.train.builders",
 }
 
 

@@ -4,6 +4,7 @@ Writes ``ablation.md`` (a table for the README) and ``ablation.json`` into
 ``out_dir/<name>_ablation/``. With the teacher cache on, both runs train on the same cached crops
 (the no-KD run just ignores the teacher's outputs), so the data is identical too.
 """
+
 from __future__ import annotations
 
 import copy
@@ -65,8 +66,14 @@ def run_ablation(cfg: dict, resume: str | None = None) -> dict:
     model = cfg["model"]["name"]
     rows = [{"model": "input (degraded)", "distillation": "-", **res_kd.baselines["input"], "iters": 0}]
     if "teacher" in res_kd.baselines:
-        rows.append({"model": f"teacher ({Path(str(cfg['teacher'])).name})", "distillation": "-",
-                     **res_kd.baselines["teacher"], "iters": "-"})
+        rows.append(
+            {
+                "model": f"teacher ({Path(str(cfg['teacher'])).name})",
+                "distillation": "-",
+                **res_kd.baselines["teacher"],
+                "iters": "-",
+            }
+        )
     rows.append({"model": model, "distillation": "no", **res_nokd.val, "iters": iters})
     rows.append({"model": model, "distillation": "yes", **res_kd.val, "iters": iters})
     md = ablation_table(rows)
@@ -75,8 +82,12 @@ def run_ablation(cfg: dict, resume: str | None = None) -> dict:
     out_dir = ensure_writable_dir(Path(cfg["out_dir"]) / f"{name}_ablation")
     with atomic_path(out_dir / "ablation.md") as tmp:
         tmp.write_text(md, encoding="utf-8")
-    summary = {"rows": rows, "psnr_gain_db": gain, "runs": {k: str(v.run_dir) for k, v in results.items()},
-               "exports": {k: str(v.export) if v.export else None for k, v in results.items()}}
+    summary = {
+        "rows": rows,
+        "psnr_gain_db": gain,
+        "runs": {k: str(v.run_dir) for k, v in results.items()},
+        "exports": {k: str(v.export) if v.export else None for k, v in results.items()},
+    }
     with atomic_path(out_dir / "ablation.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     info(f"ablation table -> {out_dir / 'ablation.md'}")

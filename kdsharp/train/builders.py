@@ -6,6 +6,7 @@ the bare architecture: test-time wrappers (the teacher's local windows) are remo
 
 Also :func:`score`, the validation metric (PSNR/SSIM on clamped, 8-bit quantized outputs).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -60,8 +61,10 @@ def init_weights(model: nn.Module, spec: str) -> None:
     try:
         check_state_dict(spec, model, sd, "model.init")
     except KdsharpError as e:
-        raise ConfigError(f"model.init {spec} does not fit model '{type(model).__name__}' with these kwargs "
-                          f"({e}): start from weights of the same architecture") from e
+        raise ConfigError(
+            f"model.init {spec} does not fit model '{type(model).__name__}' with these kwargs "
+            f"({e}): start from weights of the same architecture"
+        ) from e
     model.load_state_dict(sd)
 
 
@@ -114,8 +117,13 @@ def make_train_dataset(cfg: dict, length: int | None = None):
     from kdsharp.data.datasets import build_train_dataset
 
     d = cfg["data"]
-    return build_train_dataset(d["sources"], d["degradation"], crop=int(d["crop"]), seed=int(cfg["seed"]),
-                               length=length if length is not None else d["length"])
+    return build_train_dataset(
+        d["sources"],
+        d["degradation"],
+        crop=int(d["crop"]),
+        seed=int(cfg["seed"]),
+        length=length if length is not None else d["length"],
+    )
 
 
 def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -132,8 +140,13 @@ def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     sources = v["sources"] or d["sources"]
     # ready pairs (a paired folder or a bundle's val part) are each used once, in order
     pairs_only = all(isinstance(s, dict) and s.get("type") in ("paired", "bundle") for s in sources)
-    ds = build_train_dataset(sources, v["preset"] or d["degradation"], crop=int(v["size"]),
-                             seed=int(v["seed"]), length=None if pairs_only else count)
+    ds = build_train_dataset(
+        sources,
+        v["preset"] or d["degradation"],
+        crop=int(v["size"]),
+        seed=int(v["seed"]),
+        length=None if pairs_only else count,
+    )
     return collect_val_items(ds, count)
 
 

@@ -4,6 +4,7 @@ A checkpoint is a ``torch.save`` dict with keys ``params``, ``params_ema``, ``op
 ``scheduler``, ``step``, ``rng``, ``config`` (+ ``arch``, ``adapters``, ``scaler``, ``best``).
 It only holds tensors and plain Python values, so it loads with ``weights_only=True``.
 """
+
 from __future__ import annotations
 
 import random
@@ -25,7 +26,7 @@ def strip_module_prefix(state_dict: dict) -> dict:
     for k, v in state_dict.items():
         for prefix in ("module.", "_orig_mod."):
             while k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         out[k] = v
     return out
 
@@ -37,8 +38,13 @@ def get_rng_state() -> dict:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
         "python": random.getstate(),
     }
 
@@ -95,5 +101,8 @@ def check_state_dict(path: str | Path, model: nn.Module, state_dict: dict, what:
             detail.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
         if extra:
             detail.append(f"{len(extra)} unexpected keys (e.g. {extra[0]})")
-        raise InputError(path, f"checkpoint does not match the {what}: " + "; ".join(detail),
-                         "resume with the same model name and kwargs it was trained with")
+        raise InputError(
+            path,
+            f"checkpoint does not match the {what}: " + "; ".join(detail),
+            "resume with the same model name and kwargs it was trained with",
+        )

@@ -9,6 +9,7 @@ Override values are typed as YAML (``1e-4`` is a float): ``optim.lr=1e-4``, ``am
 YAML is read, and keys are checked, by :mod:`kdsharp.io.config`, as for degradation configs;
 errors name the file (``configs/x.yaml: unknown config key 'optim.lrr' ...``) and the key.
 """
+
 from __future__ import annotations
 
 import copy
@@ -169,6 +170,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
 
 def validate_config(cfg: dict) -> None:
     """Check value types/ranges that would otherwise fail late; raises ConfigError."""
+
     def need(cond: bool, msg: str):
         if not cond:
             raise ConfigError(msg)
@@ -189,11 +191,15 @@ def validate_config(cfg: dict) -> None:
     need(isinstance(cfg["model"].get("name"), str), "model.name must be a registered model name")
     need(isinstance(cfg["model"].get("kwargs") or {}, dict), "model.kwargs must be a mapping")
     tc = cfg["teacher_cache"]
-    need(not tc["enabled"] or (isinstance(tc["size"], int) and tc["size"] > 0),
-         "teacher_cache.size must be a positive integer")
+    need(
+        not tc["enabled"] or (isinstance(tc["size"], int) and tc["size"] > 0),
+        "teacher_cache.size must be a positive integer",
+    )
     need(not tc["enabled"] or cfg["teacher"], "teacher_cache.enabled needs a teacher (set teacher=NAME|PATH)")
-    need(cfg["name"] is None or (isinstance(cfg["name"], str) and "/" not in cfg["name"]),
-         "name must be a plain folder name")
+    need(
+        cfg["name"] is None or (isinstance(cfg["name"], str) and "/" not in cfg["name"]),
+        "name must be a plain folder name",
+    )
 
 
 def config_hash(cfg: dict) -> str:

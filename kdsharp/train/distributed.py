@@ -3,6 +3,7 @@ processes. The process group is initialised from torchrun's environment (``WORLD
 ``LOCAL_RANK``) when ``WORLD_SIZE > 1``: NCCL on CUDA, Gloo on CPU. Only rank 0 logs, validates
 and saves.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """One call per ``kdsharp train`` command: resolve the config, then train (or run the ablation)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -10,8 +11,14 @@ from kdsharp.train.config import apply_overrides, load_config, validate_config
 KINDS = ("teacher", "student", "ablation")
 
 
-def resolve_config(config: str | Path | None, overrides: Iterable[str] = (), *, teacher: str | None = None,
-                   out_dir: str | Path | None = None, resume: str | None = None) -> dict:
+def resolve_config(
+    config: str | Path | None,
+    overrides: Iterable[str] = (),
+    *,
+    teacher: str | None = None,
+    out_dir: str | Path | None = None,
+    resume: str | None = None,
+) -> dict:
     """The run config: ``config`` (YAML) <- teacher/out_dir <- ``key=value`` overrides.
 
     Without ``config``, resuming from an explicit checkpoint reuses the config stored in it.
@@ -27,21 +34,32 @@ def resolve_config(config: str | Path | None, overrides: Iterable[str] = (), *, 
             cfg = apply_overrides(cfg, overrides)
             validate_config(cfg)
             return cfg
-        raise ConfigError("give a config: config=NAME|FILE (e.g. config=teacher_quick), or resume=PATH/last.pth",
-                      params=["config", "resume"])
+        raise ConfigError(
+            "give a config: config=NAME|FILE (e.g. config=teacher_quick), or resume=PATH/last.pth",
+            params=["config", "resume"],
+        )
     return load_config(config, overrides, **direct)
 
 
-def run_training(kind: str, config: str | Path | None, overrides: Iterable[str] = (), *,
-                 teacher: str | None = None, out_dir: str | Path | None = None, resume: str | None = None):
+def run_training(
+    kind: str,
+    config: str | Path | None,
+    overrides: Iterable[str] = (),
+    *,
+    teacher: str | None = None,
+    out_dir: str | Path | None = None,
+    resume: str | None = None,
+):
     """``kdsharp train teacher|student|ablation``: returns a TrainResult (ablation: its summary dict)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown training kind '{kind}' (choose {', '.join(KINDS)})")
     cfg = resolve_config(config, overrides, teacher=teacher, out_dir=out_dir, resume=resume)
     if kind in ("student", "ablation") and not cfg.get("teacher"):
-        raise ConfigError(f"training a {kind} needs a teacher: pass teacher=NAME|PATH "
-                          "(e.g. teacher=runs/teacher_quick/teacher_quick.safetensors) or set teacher: in the config",
-                          params=["teacher"])
+        raise ConfigError(
+            f"training a {kind} needs a teacher: pass teacher=NAME|PATH "
+            "(e.g. teacher=runs/teacher_quick/teacher_quick.safetensors) or set teacher: in the config",
+            params=["teacher"],
+        )
     if kind == "ablation":
         from kdsharp.train.ablation import run_ablation
 

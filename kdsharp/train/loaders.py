@@ -6,6 +6,7 @@ epoch ``e = p // n`` permutation drawn from ``(seed, e)``, and the item's random
 degradation, flips) come from ``(seed, e, i)`` (``TrainDataset.set_epoch``). Nothing depends on
 iterator state or on the worker that loads an item, so ``--resume`` replays exactly.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -137,10 +138,16 @@ def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool)
 
     It gets its own generator so that creating it does not draw from the global torch RNG.
     """
-    return DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=pin,
-                      generator=torch.Generator().manual_seed(sampler.seed),
-                      worker_init_fn=_worker_init if workers else None,
-                      persistent_workers=False, prefetch_factor=2 if workers else None)
+    return DataLoader(
+        ds,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(sampler.seed),
+        worker_init_fn=_worker_init if workers else None,
+        persistent_workers=False,
+        prefetch_factor=2 if workers else None,
+    )
 
 
 # ----------------------------------------------------------------------------- teacher cache
@@ -158,14 +165,18 @@ def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
     if p.is_file():
         st = p.stat()
         stamp = f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}"
-    blob = json.dumps({"teacher": str(teacher_spec), "stamp": stamp, "data": data_cfg, "size": size, "seed": seed},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"teacher": str(teacher_spec), "stamp": stamp, "data": data_cfg, "size": size, "seed": seed},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @torch.no_grad()
-def build_teacher_cache(teacher: nn.Module, ds: Dataset, size: int, batch: int, device: torch.device,
-                        path: Path, key: str, autocast=None) -> dict[str, torch.Tensor]:
+def build_teacher_cache(
+    teacher: nn.Module, ds: Dataset, size: int, batch: int, device: torch.device, path: Path, key: str, autocast=None
+) -> dict[str, torch.Tensor]:
     """Run the frozen ``teacher`` once on items ``0..size-1`` of ``ds`` and save (lq, gt, out).
 
     Stored as fp16 safetensors at ``path`` (atomically) with the ``key`` in its metadata; reused
@@ -207,8 +218,11 @@ def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
             return None
         return load_file(str(path))
     except Exception as e:  # a corrupt cache is reported (re-raised) and rebuilt
-        raise InputError(path, f"teacher cache is unreadable ({type(e).__name__})",
-                         "delete it to rebuild, or set teacher_cache.path elsewhere") from e
+        raise InputError(
+            path,
+            f"teacher cache is unreadable ({type(e).__name__})",
+            "delete it to rebuild, or set teacher_cache.path elsewhere",
+        ) from e
 
 
 class _nullctx:

@@ -4,6 +4,7 @@
 window), ``val_log.csv`` one row per validation (step, psnr, ssim), ``baselines.json`` the input
 (and teacher) scores on the same val set. On resume, rows after the resumed step are dropped.
 """
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """Optimisation helpers: the warm-up + cosine LR factor and EMA weights."""
+
 from __future__ import annotations
 
 import copy

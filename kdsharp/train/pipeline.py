@@ -11,6 +11,7 @@ training crops and validation pairs from the bundle, exports fp16 EMA weights ev
 ``publish_every_s`` seconds and at its end, and copies them into ``publish`` — so a lease cut off
 at any moment still leaves usable weights. A failing stage is reported and the next one runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,16 @@ class StageResult:
     error: str | None = None
 
 
-def stage_config(stage: str, bundle: Path, minutes: float, out_dir: Path, publish: Path | None,
-                 publish_every_s: float, teacher: str | None, overrides: list[str]) -> dict:
+def stage_config(
+    stage: str,
+    bundle: Path,
+    minutes: float,
+    out_dir: Path,
+    publish: Path | None,
+    publish_every_s: float,
+    teacher: str | None,
+    overrides: list[str],
+) -> dict:
     """The config of ``stage``: its YAML with the bundle as data and val sources and the time budget."""
     from kdsharp.configs import resolve_config_path
 
@@ -53,7 +62,8 @@ def stage_config(stage: str, bundle: Path, minutes: float, out_dir: Path, publis
         f"data.sources=[{{type: bundle, path: '{b}', part: train, content: clean, repeat: 1.5}}, "
         f"{{type: bundle, path: '{b}', part: train, content: pairs, repeat: 1}}]",
         f"val.sources=[{{type: bundle, path: '{b}', part: val}}]",
-        f"schedule.max_minutes={minutes:.3f}", f"out_dir='{out_dir}'",
+        f"schedule.max_minutes={minutes:.3f}",
+        f"out_dir='{out_dir}'",
         f"publish.every_s={publish_every_s:g}",
     ]
     if publish is not None:
@@ -63,9 +73,15 @@ def stage_config(stage: str, bundle: Path, minutes: float, out_dir: Path, publis
     return load_config(path, sets + list(overrides))
 
 
-def run_pipeline(bundle: str | Path, minutes: float, out_dir: str | Path = "runs/pipeline",
-                 publish: str | Path | None = None, stages: tuple[str, ...] = STAGES,
-                 publish_every_s: float = 60.0, overrides: dict[str, list[str]] | None = None) -> list[StageResult]:
+def run_pipeline(
+    bundle: str | Path,
+    minutes: float,
+    out_dir: str | Path = "runs/pipeline",
+    publish: str | Path | None = None,
+    stages: tuple[str, ...] = STAGES,
+    publish_every_s: float = 60.0,
+    overrides: dict[str, list[str]] | None = None,
+) -> list[StageResult]:
     """Run ``stages`` in order within ``minutes`` in all; returns one :class:`StageResult` each.
 
     ``overrides`` maps a stage name to extra ``key=value`` config overrides (e.g. a CPU smoke test
@@ -75,8 +91,9 @@ def run_pipeline(bundle: str | Path, minutes: float, out_dir: str | Path = "runs
 
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
-        raise ConfigError(f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} "
-                          f"(choose from {', '.join(STAGES)})")
+        raise ConfigError(
+            f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(STAGES)})"
+        )
     bundle, out_dir = Path(bundle), Path(out_dir)
     publish = Path(publish) if publish else None
     deadline = time.monotonic() + minutes * 60.0
@@ -91,8 +108,16 @@ def run_pipeline(bundle: str | Path, minutes: float, out_dir: str | Path = "runs
         info(f"pipeline: stage {stage}, {budget:.2f} min of training ({left / 60:.2f} min left in all)")
         try:
             teacher = None if stage == "teacher" else (teacher_weights or "teacher")
-            cfg = stage_config(stage, bundle, budget, out_dir, publish, publish_every_s, teacher,
-                               list((overrides or {}).get(stage, [])))
+            cfg = stage_config(
+                stage,
+                bundle,
+                budget,
+                out_dir,
+                publish,
+                publish_every_s,
+                teacher,
+                list((overrides or {}).get(stage, [])),
+            )
             result = train(cfg)
             res.weights, res.step = str(result.export) if result.export else None, result.step
             res.val, res.baselines = dict(result.val), dict(result.baselines)

@@ -9,6 +9,7 @@ iterations the EMA model is scored (PSNR/SSIM on clamped 8-bit outputs) on a hel
 folder ``out_dir/name`` gets ``last.pth``, ``best.pth``, ``config.yaml``, CSV + TensorBoard logs
 and, at the end, ``<name>.safetensors`` (fp16, via :func:`kdsharp.io.weights.save_weights`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -100,8 +101,13 @@ class Trainer:
         if self.adapters is not None:
             self.params += list(self.adapters.parameters())
         o = cfg["optim"]
-        self.optimizer = torch.optim.AdamW(self.params, lr=float(o["lr"]), betas=tuple(o["betas"]),
-                                           weight_decay=float(o["weight_decay"]), eps=float(o["eps"]))
+        self.optimizer = torch.optim.AdamW(
+            self.params,
+            lr=float(o["lr"]),
+            betas=tuple(o["betas"]),
+            weight_decay=float(o["weight_decay"]),
+            eps=float(o["eps"]),
+        )
         s = cfg["schedule"]
         self.iters = int(s["iters"])
         self.step = 0
@@ -178,13 +184,16 @@ class Trainer:
             if ckpt.is_dir():
                 ckpt = ckpt / "last.pth"
             if not ckpt.is_file():
-                raise InputError(ckpt, "checkpoint not found", "pass last.pth of a run folder, or resume=auto",
-                                 params=["resume"])
+                raise InputError(
+                    ckpt, "checkpoint not found", "pass last.pth of a run folder, or resume=auto", params=["resume"]
+                )
             run_dir = ckpt.parent
         elif (run_dir / "last.pth").exists():
-            raise ConfigError(f"{run_dir} already holds a run (last.pth): continue it with resume=auto, "
-                              "or start a new one with the config key name=NEW_NAME or out_dir=DIR",
-                              params=["resume", "out_dir"])
+            raise ConfigError(
+                f"{run_dir} already holds a run (last.pth): continue it with resume=auto, "
+                "or start a new one with the config key name=NEW_NAME or out_dir=DIR",
+                params=["resume", "out_dir"],
+            )
         if self.main:
             from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 
@@ -195,15 +204,22 @@ class Trainer:
 
     def _build_loss(self):
         cfg, t = self.cfg, self.teacher
-        loss = build_loss(cfg["loss"], feature_net=t,
-                          student_channels=getattr(self.model, "feature_channels", None),
-                          teacher_channels=getattr(t, "feature_channels", None) if t is not None else None)
+        loss = build_loss(
+            cfg["loss"],
+            feature_net=t,
+            student_channels=getattr(self.model, "feature_channels", None),
+            teacher_channels=getattr(t, "feature_channels", None) if t is not None else None,
+        )
         if (loss.uses_teacher_output or loss.uses_features) and t is None:
-            raise ConfigError("the distillation loss terms need a teacher: pass teacher=NAME|PATH, "
-                              "or set loss.distill_*.weight=0", params=["teacher"])
+            raise ConfigError(
+                "the distillation loss terms need a teacher: pass teacher=NAME|PATH, or set loss.distill_*.weight=0",
+                params=["teacher"],
+            )
         if loss.uses_features and cfg["teacher_cache"]["enabled"]:
-            raise ConfigError("teacher_cache stores teacher outputs only, not features: set "
-                              "teacher_cache.enabled=false or loss.distill_feature.weight=0")
+            raise ConfigError(
+                "teacher_cache stores teacher outputs only, not features: set "
+                "teacher_cache.enabled=false or loss.distill_feature.weight=0"
+            )
         return loss
 
     def _autocast(self):
@@ -218,14 +234,19 @@ class Trainer:
             return SeededItems(make_train_dataset(cfg), int(cfg["seed"]))
         assert self.teacher is not None  # validate_config: teacher_cache.enabled needs a teacher
         d = cfg["data"]
-        key = cache_key(str(self.teacher_spec), {k: d[k] for k in ("sources", "degradation", "crop")},
-                        int(tc["size"]), int(cfg["seed"]))
+        key = cache_key(
+            str(self.teacher_spec),
+            {k: d[k] for k in ("sources", "degradation", "crop")},
+            int(tc["size"]),
+            int(cfg["seed"]),
+        )
         path = Path(tc["path"]) if tc["path"] else Path(cfg["out_dir"]) / "cache" / f"teacher_{key}.safetensors"
         tensors = load_teacher_cache(path, key) if self.main else None
         if self.main and tensors is None:
             ds = make_train_dataset(cfg, length=int(tc["size"]))
-            tensors = build_teacher_cache(self.teacher, ds, int(tc["size"]), int(tc["batch"]), self.device,
-                                          path, key, self._autocast)
+            tensors = build_teacher_cache(
+                self.teacher, ds, int(tc["size"]), int(tc["batch"]), self.device, path, key, self._autocast
+            )
         barrier(self.dist)
         if tensors is None:
             tensors = load_teacher_cache(path, key)
@@ -268,16 +289,18 @@ class Trainer:
             self.ema.module.load_state_dict(strip_module_prefix(ckpt.get("params_ema") or ckpt["params"]))
         if self.adapters is not None:
             if not ckpt.get("adapters"):
-                raise InputError(path, "checkpoint has no feature-distillation adapters",
-                                 "resume with the loss it was trained with")
+                raise InputError(
+                    path, "checkpoint has no feature-distillation adapters", "resume with the loss it was trained with"
+                )
             check_state_dict(path, self.adapters, ckpt["adapters"], "distillation adapters")
             self.adapters.load_state_dict(ckpt["adapters"])
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
         except (ValueError, KeyError, RuntimeError) as e:
-            raise InputError(path, f"optimizer state does not match this run ({e})",
-                             "resume with the same model and loss config") from e
+            raise InputError(
+                path, f"optimizer state does not match this run ({e})", "resume with the same model and loss config"
+            ) from e
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best = int(ckpt["step"]), dict(ckpt.get("best") or {})
@@ -297,15 +320,17 @@ class Trainer:
         if self.teacher is not None and ((self.loss.uses_teacher_output and t_out is None) or feats):
             with torch.no_grad(), self._autocast():
                 r = self.teacher(lq, return_features=feats)
-            live, t_feats = (r if feats else (r, None))
+            live, t_feats = r if feats else (r, None)
             t_out = live.float() if t_out is None else t_out
         with self._autocast():
             r = self.net(lq, return_features=feats)
         out, s_feats = r if feats else (r, None)
         total, terms = self.loss(out.float(), gt, teacher_out=t_out, student_feats=s_feats, teacher_feats=t_feats)
         if not math.isfinite(terms["total"]):
-            raise KdsharpError(f"the loss became {terms['total']} at step {self.step}: lower optim.lr, "
-                               "set amp=off, or resume from last.pth")
+            raise KdsharpError(
+                f"the loss became {terms['total']} at step {self.step}: lower optim.lr, "
+                "set amp=off, or resume from last.pth"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         (self.scaler.scale(total) if self.scaler else total).backward()
         if self.dist.enabled and self.adapters is not None:  # adapters live outside the DDP module
@@ -347,8 +372,10 @@ class Trainer:
         if not self.best or metrics["psnr"] > self.best.get("psnr", -1e9):
             self.best = {**metrics, "step": self.step}
             self.save("best.pth")
-        info(f"step {self.step}: val PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
-             f" (best {self.best['psnr']:.2f} dB @ {self.best['step']})")
+        info(
+            f"step {self.step}: val PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
+            f" (best {self.best['psnr']:.2f} dB @ {self.best['step']})"
+        )
         return metrics
 
     def _on_signal(self, signum, frame):
@@ -366,8 +393,9 @@ class Trainer:
         """
         cfg, d = self.cfg, self.cfg["data"]
         baselines = self._baselines() if self.main else {}
-        sampler = StepBatchSampler(len(self.train_ds), d["batch"], cfg["seed"], self.step, self.iters,
-                                   self.dist.rank, self.dist.world)
+        sampler = StepBatchSampler(
+            len(self.train_ds), d["batch"], cfg["seed"], self.step, self.iters, self.dist.rank, self.dist.world
+        )
         workers = 0 if isinstance(self.train_ds, CachedTriples) else int(d["workers"])
         loader = make_loader(self.train_ds, sampler, workers, pin=self.device.type == "cuda")
         handlers = {}
@@ -453,12 +481,17 @@ class Trainer:
         from kdsharp.io.weights import save_weights
 
         model = self.ema.module if self.ema else self.model
-        meta = {"arch": self.arch["name"], "arch_kwargs": self.arch["kwargs"], "iters": str(self.step),
-                "val_psnr": f"{metrics.get('psnr', float('nan')):.4f}",
-                "val_ssim": f"{metrics.get('ssim', float('nan')):.4f}",
-                "config_hash": config_hash(self.cfg),
-                "train_seconds": f"{time.monotonic() - self._t0:.0f}", "device": _device_name(self.device),
-                "teacher": Path(str(self.teacher_spec)).name if self.teacher_spec else ""}
+        meta = {
+            "arch": self.arch["name"],
+            "arch_kwargs": self.arch["kwargs"],
+            "iters": str(self.step),
+            "val_psnr": f"{metrics.get('psnr', float('nan')):.4f}",
+            "val_ssim": f"{metrics.get('ssim', float('nan')):.4f}",
+            "config_hash": config_hash(self.cfg),
+            "train_seconds": f"{time.monotonic() - self._t0:.0f}",
+            "device": _device_name(self.device),
+            "teacher": Path(str(self.teacher_spec)).name if self.teacher_spec else "",
+        }
         path = self.run_dir / f"{self.cfg['name'] or 'model'}.safetensors"
         save_weights(path, strip_module_prefix(model.state_dict()), meta, half=True)
         info(f"exported {path}")

@@ -5,6 +5,7 @@ area interpolation so the long side is 336 px (the set stays under 600 KB); ``sl
 ``kdsharp.data.synthetic.slide_image`` with a fixed seed. All are written as PNG at
 maximum zlib compression.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
