@@ -201,3 +201,45 @@ def test_a_stopped_eval_leaves_the_finished_presets(tmp_path, monkeypatch):
     assert list(rep["presets"]) == ["defocus"] and rep["partial"] == "1 of 2 sets evaluated"
     assert "Partial report" in (tmp_path / "r" / "report.md").read_text()
     assert not list((tmp_path / "r").glob("*.part*"))  # atomic: no half-written files
+
+
+class WideNet(TinyNet):
+    """TinyNet with a wider body: more multiply-adds, the 'heavy' model of the subset test."""
+
+    def __init__(self, seed: int = 1):
+        super().__init__(seed)
+        self.body = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 3, 3, padding=1))
+
+
+def test_heavy_models_run_on_an_even_subset_compared_on_the_same_images(tmp_path, monkeypatch):
+    import kdsharp.evaluate.report as report_mod
+    from kdsharp.evaluate.report import spread_subset
+
+    assert spread_subset(list("abcdefghij"), 4) == ["a", "d", "g", "j"]
+    assert spread_subset(list("abc"), 10) == list("abc") and spread_subset(list("abc"), 0) == list("abc")
+    src = tmp_path / "clean"
+    for i in range(5):
+        write_image(src / f"c{i}.png", make_test_image(48, 64, seed=20 + i))
+    monkeypatch.setattr(report_mod, "HEAVY_GMACS", 5.0)  # WideNet (~7 GMACs@1080p) is heavy, TinyNet (~0.9) not
+    calls = {"wide": 0}
+    wide = WideNet()
+
+    def count(module, args, out):
+        calls["wide"] += args[0].device.type != "meta"  # not the multiply-add count on the meta device
+
+    wide.register_forward_hook(count)
+    rep = evaluate(presets=["defocus"], source=src, models={"light": TinyNet(), "wide": wide},
+                   out_dir=tmp_path / "r", measure_fps=False, heavy_images=2)
+    rows = rep["presets"]["defocus"]["rows"]
+    assert rep["data"]["heavy"]["rows"] == ["wide"] and calls["wide"] == 2
+    assert rows["wide"]["n_images"] == 2 and rows["light"]["n_images"] == rows["input"]["n_images"] == 5
+    images = rep["presets"]["defocus"]["images"]
+    ran = [n for n, v in images.items() if "wide" in v]
+    assert ran == ["c0", "c4"]
+    gain = np.mean([images[n]["wide"]["psnr"] - images[n]["input"]["psnr"] for n in ran])
+    assert rows["wide"]["delta_psnr"] == pytest.approx(gain)  # against the input on the same images
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "(2 of 5 images)" in md and "evenly spaced" in md
+    full = evaluate(presets=["defocus"], source=src, models={"wide": wide}, out_dir=tmp_path / "f",
+                    measure_fps=False, heavy_images=0)
+    assert full["presets"]["defocus"]["rows"]["wide"]["n_images"] == 5 and "heavy" in full["data"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime
 import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,17 @@ HELD_OUT: list[str] = [
     "/usr/share/backgrounds/mate/nature/Storm.jpg",
 ]
 # the three call degradations the shipped-model targets are set on (`mixed`, the training-like mixture,
-# on request): 43 test photos x 3 presets x 4 models take about 20 min on 2 busy cores
+# on request)
 DEFAULT_PRESETS: tuple[str, ...] = ("lowbw", "defocus", "h264")
 DEFAULT_MODELS: tuple[str, ...] = ("teacher", "student", "fast", "student_nokd")
 EVAL_SEED = 2024
 FPS_SIZE = (1920, 1080)
+#: A model this costly (multiply-adds per 1080p frame) is "heavy": by default it runs on
+#: :data:`HEAVY_IMAGES` evenly spaced images of each set, and its ΔPSNR/ΔSSIM compare with the
+#: input on those same images. The teacher (435 GMACs: ~6 s per 0.3 Mpx test photo on 2 cores) would
+#: otherwise take ~13 of the default eval's minutes; the students (1.6-6.3 GMACs) take seconds.
+HEAVY_GMACS = 100.0
+HEAVY_IMAGES = 10
 COMPARISON_COLUMNS = ("input", "unsharp", "fast", "student_nokd", "student", "teacher", "gt")
 
 
@@ -121,15 +128,40 @@ def _apply(model: nn.Module, lq: np.ndarray, device: str) -> np.ndarray:
 
 
 def _mean_stats(per_image: dict, rows: Sequence[str]) -> dict:
-    """Mean PSNR/SSIM/ΔPSNR per row over the images of one set."""
+    """Mean PSNR/SSIM per row over the images of one set that the row ran on (``n_images``), and
+    ΔPSNR/ΔSSIM: the mean gain over the input on those same images. A row with no image is left out."""
     stats = {}
     for row in rows:
-        p = [capped(v[row]["psnr"]) for v in per_image.values()]
-        s = [v[row]["ssim"] for v in per_image.values()]
-        stats[row] = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
-    for row in rows:
-        stats[row]["delta_psnr"] = stats[row]["psnr"] - stats["input"]["psnr"]
+        mine = [v for v in per_image.values() if row in v]
+        if not mine:
+            continue
+        p = [capped(v[row]["psnr"]) for v in mine]
+        s = [v[row]["ssim"] for v in mine]
+        stats[row] = {
+            "psnr": float(np.mean(p)),
+            "ssim": float(np.mean(s)),
+            "delta_psnr": float(np.mean(p) - np.mean([capped(v["input"]["psnr"]) for v in mine])),
+            "delta_ssim": float(np.mean(s) - np.mean([v["input"]["ssim"] for v in mine])),
+            "n_images": len(mine),
+        }
     return stats
+
+
+def heavy_rows(rows_models: Sequence[tuple], threshold_gmacs: float | None = None) -> list[str]:
+    """The rows whose model costs at least ``threshold_gmacs`` (default :data:`HEAVY_GMACS`) GMACs
+    per 1080p frame."""
+    limit = HEAVY_GMACS if threshold_gmacs is None else threshold_gmacs
+    return [r for r, _, meta in rows_models if (meta.get("gmacs_1080p") or 0.0) >= limit]
+
+
+def spread_subset(names: Sequence[str], k: int | None) -> list[str]:
+    """``k`` names evenly spaced over ``names`` (all of them when ``k`` is None, 0 or >= their number)."""
+    n = len(names)
+    if not k or k >= n:
+        return list(names)
+    if k == 1:
+        return [names[n // 2]]
+    return [names[round(i * (n - 1) / (k - 1))] for i in range(k)]
 
 
 SUBSET_TAGS = ("people-face", "indoor", "text", "screen")  # what calls show: reported on their own
@@ -172,8 +204,11 @@ def _methods(unsharp_params: dict, rows_models: list, fps_size: tuple[int, int])
 def _summarise(report: dict, row_names: Sequence[str]) -> None:
     """``report['overall']``: the mean over the sets evaluated so far, per row."""
     for row in row_names:
-        vals = [s["rows"][row] for s in report["presets"].values()]
-        report["overall"][row] = {k: float(np.mean([v[k] for v in vals])) for k in ("psnr", "ssim", "delta_psnr")}
+        vals = [s["rows"][row] for s in report["presets"].values() if row in s["rows"]]
+        if vals:
+            keys = ("psnr", "ssim", "delta_psnr", "delta_ssim")
+            report["overall"][row] = {k: float(np.mean([v[k] for v in vals])) for k in keys}
+            report["overall"][row]["n_images"] = int(sum(v["n_images"] for v in vals))
 
 
 # ----------------------------------------------------------------------------- the report
@@ -195,6 +230,7 @@ def evaluate(
     seed: int = EVAL_SEED,
     fps_size: tuple[int, int] = FPS_SIZE,
     corpus: str | Path | None = None,
+    heavy_images: int | None = HEAVY_IMAGES,
 ) -> dict:
     """Evaluate every method and write ``report.md``, ``report.json`` and ``comparison.png``.
 
@@ -206,6 +242,8 @@ def evaluate(
         models: see :func:`resolve_models`. max_images: per set. device: where models run.
         measure_fps: time every method at ``fps_size`` (width, height) on the CPU, and on the GPU
             when one is available.
+        heavy_images: models of at least :data:`HEAVY_GMACS` (the teacher) run on this many evenly
+            spaced images of each set (None or 0: all); the report says so (``data.heavy``).
     Returns:
         the report dict (what ``report.json`` holds): per-set and overall PSNR/SSIM per row,
         per-image numbers, chosen unsharp parameters, params/GMACs/FPS per row.
@@ -215,6 +253,7 @@ def evaluate(
             f"give either data={data} (a paired folder) or degradation presets / a source folder, not both",
             params=["data"],
         )
+    started = time.perf_counter()
     device = str(resolve_device(device))
     out_dir = ensure_writable_dir(out_dir)
     if data is not None:  # read the data first: a wrong path fails before models load
@@ -238,6 +277,17 @@ def evaluate(
 
     comp_set = "mixed" if "mixed" in sets else next(iter(sets))
     row_names = ["input", "unsharp", *[r for r, _, _ in rows_models]]
+    heavy = heavy_rows(rows_models)
+    subset = {
+        s: set(spread_subset([n for n, _, _ in items], heavy_images if heavy else None)) for s, items in sets.items()
+    }
+    if heavy:
+        data_info["heavy"] = {
+            "rows": heavy,
+            "rule": f"GMACs@1080p >= {HEAVY_GMACS:g}",
+            "images_per_set": {s: len(v) for s, v in subset.items()},
+            "of": {s: len(items) for s, items in sets.items()},
+        }
     report: dict[str, Any] = {
         "kdsharp_version": __version__,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -262,9 +312,10 @@ def evaluate(
             bar.update(task, description=f"{set_name}: evaluate")
             per_image = {}
             for name, lq, gt in items:
-                outs = {"input": lq, **{r: _apply(m, lq, device) for r, m in methods}}
+                run = [(r, m) for r, m in methods if r not in heavy or name in subset[set_name]]
+                outs = {"input": lq, **{r: _apply(m, lq, device) for r, m in run}}
                 per_image[name] = {r: {"psnr": psnr(o, gt), "ssim": ssim(o, gt)} for r, o in outs.items()}
-                if set_name == comp_set:
+                if set_name == comp_set and name in subset[set_name]:  # every column present
                     samples.append({"name": name, "gt": gt, "images": outs})
                 bar.advance(task)
             report["presets"][set_name] = {
@@ -309,12 +360,14 @@ def evaluate(
         "crops": crops,
     }
     report["files"] = {"markdown": "report.md", "json": "report.json", "comparison": "comparison.png"}
+    report["seconds"] = round(time.perf_counter() - started, 1)  # wall time of the whole evaluation
     write_report(report, out_dir)
     return report
 
 
 def _measure_fps(methods: dict, modules: list, size: tuple[int, int]) -> dict:
-    """Fill ``fps_cpu_1080p`` (and ``fps_gpu_1080p``) of ``methods``; returns the timing setup."""
+    """Fill ``fps_cpu_1080p`` (and ``fps_gpu_1080p``) of ``methods``; returns the timing setup
+    (a model slower than 10 s a frame is timed on its one warm-up call)."""
     info = {"size": f"{size[0]}x{size[1]}", "gpu": None}
     with progress("models") as bar:
         task = bar.add_task("fps", total=len(modules))

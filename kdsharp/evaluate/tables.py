@@ -54,12 +54,16 @@ def method_table(report: dict, rows_stats: dict) -> list[str]:
     if has_gpu:
         head.append(f"FPS GPU@{at}")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    n_all = (rows_stats.get("input") or {}).get("n_images")
     for row in report["rows"]:
         if row not in rows_stats:
             continue
         st, m = rows_stats[row], report["methods"][row]
+        title = ROW_TITLES.get(row, row)
+        if n_all and st.get("n_images", n_all) < n_all:
+            title += f" ({st['n_images']} of {n_all} images)"
         cells = [
-            ROW_TITLES.get(row, row),
+            title,
             _num(st["psnr"], ".2f"),
             _num(st["ssim"], ".4f"),
             _num(st["delta_psnr"], "+.2f"),
@@ -83,6 +87,14 @@ def render_markdown(report: dict) -> str:
         out.append(
             f"Data: presets {', '.join(f'`{p}`' for p in d['presets'])}, each built with seed {d['seed']} "
             f"from {d['n_images']} held-out clean images ({', '.join(d['sources'])})."
+        )
+    heavy = d.get("heavy")
+    if heavy:
+        counts = sorted({f"{n} of {heavy['of'][s]}" for s, n in heavy["images_per_set"].items()})
+        out.append(
+            f"Heavy models ({', '.join(f'`{r}`' for r in heavy['rows'])}: {heavy['rule']}) ran on "
+            f"{' / '.join(counts)} evenly spaced images of each set, to keep the default run short; their "
+            "ΔPSNR compares with the input on those same images (all images: `kdsharp eval --heavy-images 0`)."
         )
     if report.get("partial"):
         out.append(f"**Partial report** ({report['partial']}): the run was stopped or is still running.")
@@ -130,7 +142,7 @@ def render_markdown(report: dict) -> str:
         for row in report["rows"]:
             out.append(
                 f"| {ROW_TITLES.get(row, row)} | "
-                + " | ".join(_num(s["rows"][row]["delta_psnr"], "+.2f") for s in subsets.values())
+                + " | ".join(_num((s["rows"].get(row) or {}).get("delta_psnr"), "+.2f") for s in subsets.values())
                 + " |"
             )
         out.append("")

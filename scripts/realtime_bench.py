@@ -1,0 +1,187 @@
+"""Real-time video figures for the README: one JSON report, nothing typed by hand.
+
+    python scripts/realtime_bench.py -o docs/bench/realtime.json      # ~10 min on 2 cores
+    python scripts/readme_results.py                                   # renders it into the README
+
+Runs, each in a fresh ``kdsharp`` process, on synthetic call clips (``kdsharp.infer.clips``:
+10 s, 30 fps, H.264 + AAC; ``pan``: everything moves, ``talking``: a static room, a person in the
+centre):
+
+* ``kdsharp bench --video CLIP --model M --json`` (decode -> model -> encode, audio copied; model
+  loading excluded) for 1080p pan with ``fast`` and ``student``, 720p pan and talking head with
+  ``fast``;
+* the 1080p ``fast`` run again with one busy process per core (a call app using the CPU);
+* ``kdsharp live`` 720p30 talking head and pan with ``fast`` into a file (frames dropped, latency);
+* with ``--avx2``: the bare ``fast`` model and the 1080p ``fast`` run with PyTorch and oneDNN held
+  to AVX2 code (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``) -- the kernels an
+  AVX2-only CPU runs, on this CPU's cores (an emulation: the clock and caches stay this CPU's).
+
+The report records the CPU (``lscpu`` model name and whether it has AVX-512), the load average
+before each run and the kdsharp/torch versions. Do not run it beside training: it measures speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def cpu_info() -> dict:
+    """Model name, core count and ISA of this machine (from ``lscpu``)."""
+    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    field = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
+    flags = field.get("Flags", "").split()
+    return {
+        "model_name": field.get("Model name", platform.processor()),
+        "family": field.get("CPU family"),
+        "model": field.get("Model"),
+        "cpus": os.cpu_count(),
+        "avx2": "avx2" in flags,
+        "avx512": any(f.startswith("avx512f") for f in flags),
+    }
+
+
+def _busy() -> None:
+    while True:
+        pass
+
+
+def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
+    """Run ``kdsharp ARGS`` (printing one JSON object) in a new process; ``load`` busy processes beside it."""
+    hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(load)]
+    for h in hogs:
+        h.start()
+    try:
+        before = os.getloadavg()[0]
+        res = subprocess.run(
+            [sys.executable, "-m", "kdsharp", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+    finally:
+        for h in hogs:
+            h.terminate()
+            h.join()
+    if res.returncode:
+        raise SystemExit(f"kdsharp {' '.join(args)} failed:\n{res.stderr[-2000:]}")
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["load_avg_before"] = round(before, 2)
+    return out
+
+
+def run_live(clip: Path, out: Path, load: int = 0) -> dict:
+    """``kdsharp live`` from ``clip`` (read at its frame rate) into a file; the summary line parsed."""
+    hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(load)]
+    for h in hogs:
+        h.start()
+    try:
+        before = os.getloadavg()[0]
+        res = subprocess.run(
+            [sys.executable, "-m", "kdsharp", "live", "--source", str(clip), "--sink", str(out), "--model", "fast",
+             "--overwrite"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KDSHARP_QUIET": "1"},
+            check=False,
+        )
+    finally:
+        for h in hogs:
+            h.terminate()
+            h.join()
+    m = re.search(
+        r"(\d+) frames processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
+        res.stderr,
+    )
+    if res.returncode or not m:
+        raise SystemExit(f"kdsharp live {clip} failed:\n{res.stderr[-2000:]}")
+    processed, dropped, pct, fps, latency = m.groups()
+    return {
+        "processed": int(processed),
+        "dropped": int(dropped),
+        "dropped_pct": float(pct),
+        "fps": float(fps),
+        "latency_ms": int(latency),
+        "load_avg_before": round(before, 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-o", "--out", type=Path, default=Path("docs/bench/realtime.json"))
+    ap.add_argument("--clips", type=Path, default=None, help="folder for the clips (default: a temp folder)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="clip length (s)")
+    ap.add_argument("--avx2", action="store_true", help="also run with PyTorch/oneDNN held to AVX2 code")
+    ap.add_argument("--skip-live", action="store_true")
+    a = ap.parse_args()
+
+    import torch
+
+    import kdsharp
+    from kdsharp.infer.clips import write_call_clip
+
+    folder = a.clips or Path(tempfile.mkdtemp(prefix="kdsharp-rt-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = {}
+    for name, size, kind in (("1080p_pan", (1920, 1080), "pan"), ("720p_pan", (1280, 720), "pan"),
+                             ("720p_talking", (1280, 720), "talking")):
+        path = folder / f"{name}_{a.seconds:g}s.mp4"
+        if not path.exists():
+            write_call_clip(path, size=size, seconds=a.seconds, kind=kind)
+        clips[name] = path
+
+    report: dict = {
+        "command": "python scripts/realtime_bench.py " + " ".join(sys.argv[1:]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "kdsharp_version": kdsharp.__version__,
+        "torch_version": torch.__version__,
+        "cpu": cpu_info(),
+        "clip_seconds": a.seconds,
+        "sharpen": {},
+    }
+    runs = [("1080p_pan", "fast"), ("720p_pan", "fast"), ("720p_talking", "fast"), ("1080p_pan", "student")]
+    for clip, model in runs:
+        print(f"sharpen {clip} {model}", file=sys.stderr)
+        report["sharpen"][f"{clip}/{model}"] = run_json(["bench", "--video", str(clips[clip]), "--model", model,
+                                                         "--json"])
+    print("sharpen 1080p_pan fast, one busy process per core", file=sys.stderr)
+    report["sharpen"]["1080p_pan/fast/loaded"] = run_json(
+        ["bench", "--video", str(clips["1080p_pan"]), "--model", "fast", "--json"], load=os.cpu_count() or 2
+    )
+    report["bare"] = {m: run_json(["bench", "--model", m, "--json"]) for m in ("fast", "student")}
+    if not a.skip_live:
+        report["live"] = {}
+        for clip in ("720p_talking", "720p_pan"):
+            print(f"live {clip}", file=sys.stderr)
+            report["live"][clip] = run_live(clips[clip], folder / f"live_{clip}.mp4")
+    if a.avx2:
+        print("AVX2 code paths", file=sys.stderr)
+        report["avx2_emulated"] = {
+            "env": AVX2_ENV,
+            "bare_fast": run_json(["bench", "--model", "fast", "--json"], env=AVX2_ENV),
+            "bare_fast_native": run_json(["bench", "--model", "fast", "--json"]),
+            "sharpen_1080p_pan_fast": run_json(
+                ["bench", "--video", str(clips["1080p_pan"]), "--model", "fast", "--json"], env=AVX2_ENV
+            ),
+        }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = a.out.with_suffix(".json.part")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(a.out)
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
