@@ -12,6 +12,10 @@ centre):
   ``fast``;
 * the 1080p ``fast`` run again with one busy process per core (a call app using the CPU);
 * ``kdsharp live`` 720p30 talking head and pan with ``fast`` into a file (frames dropped, latency);
+* x264 at each speed preset on the first 3 s of the 1080p and 720p pan clips: CPU ms per frame,
+  Mbit/s and the PSNR of the re-encoded luma against the decoded input (what ``--encoder-preset``
+  trades);
+* temporal reuse (``--reuse``) on the 720p talking head: share of tiles skipped, model CPU ms;
 * with ``--avx2``: the bare ``fast`` model and the 1080p ``fast`` run with PyTorch and oneDNN held
   to AVX2 code (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``) -- the kernels an
   AVX2-only CPU runs, on this CPU's cores (an emulation: the clock and caches stay this CPU's).
@@ -118,6 +122,44 @@ def run_live(clip: Path, out: Path, load: int = 0) -> dict:
     }
 
 
+def encoder_costs(clip: Path, presets=("veryfast", "superfast", "ultrafast", "fast"), crf: int = 18,
+                  frames: int = 90) -> dict:
+    """x264 cost of each ``preset`` on the first ``frames`` frames of ``clip`` (decoded once, yuv420p)."""
+    import av
+    import numpy as np
+
+    from kdsharp.io.video import VideoWriter
+
+    with av.open(str(clip)) as c:
+        stream = c.streams.video[0]
+        fps = stream.average_rate
+        src = []
+        for f in c.decode(stream):
+            src.append(f.reformat(format="yuv420p"))
+            if len(src) == frames:
+                break
+    w, h = src[0].width, src[0].height
+    y_src = [f.to_ndarray()[:h].astype(np.float64) for f in src]
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in presets:
+            path = Path(tmp) / f"{preset}.mp4"
+            t0 = time.process_time()
+            with VideoWriter(path, w, h, fps, preset=preset, crf=crf) as vw:
+                for f in src:
+                    vw.write_frame(f)
+            cpu_ms = 1000 * (time.process_time() - t0) / len(src)
+            with av.open(str(path)) as c:
+                y_out = [f.to_ndarray(format="yuv420p")[:h].astype(np.float64) for f in c.decode(video=0)]
+            mse = np.mean([np.mean((a - b) ** 2) for a, b in zip(y_src, y_out, strict=True)])
+            out[preset] = {
+                "cpu_ms_per_frame": round(cpu_ms, 2),
+                "mbit_s": round(path.stat().st_size * 8 / (len(src) / float(fps)) / 1e6, 3),
+                "psnr_y": round(float(10 * np.log10(255**2 / mse)), 2),
+            }
+    return {"size": f"{w}x{h}", "frames": len(src), "crf": crf, "presets": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-o", "--out", type=Path, default=Path("docs/bench/realtime.json"))
@@ -160,6 +202,13 @@ def main() -> None:
     report["sharpen"]["1080p_pan/fast/loaded"] = run_json(
         ["bench", "--video", str(clips["1080p_pan"]), "--model", "fast", "--json"], load=os.cpu_count() or 2
     )
+    print("temporal reuse", file=sys.stderr)
+    report["reuse"] = {
+        "clip": "720p_talking",
+        "on": run_json(["bench", "--video", str(clips["720p_talking"]), "--model", "fast", "--reuse", "--json"]),
+    }
+    print("encoder presets", file=sys.stderr)
+    report["encoder"] = {k: encoder_costs(clips[k]) for k in ("1080p_pan", "720p_pan")}
     report["bare"] = {m: run_json(["bench", "--model", m, "--json"]) for m in ("fast", "student")}
     if not a.skip_live:
         report["live"] = {}

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import make_test_image
+from test_infer_helpers import tiny_model
 
 import kdsharp.infer.backends as backends
 import kdsharp.io.atomic as atomic
-from conftest import make_test_image
 from kdsharp.cli import main
 from kdsharp.cli.errors import flag_words
 from kdsharp.errors import KdsharpError
 from kdsharp.infer.sharpener import Sharpener, sharpen_paths
-from test_infer_helpers import tiny_model
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kdsharp"
 
@@ -47,7 +47,11 @@ def test_cli_message_names_its_flags(tmp_path, capsys):
 
 
 def test_flag_words():
-    options = {"overwrite": ("--overwrite", True), "tile": ("--tile", False), "encoder_preset": ("--encoder-preset", False)}
+    options = {
+        "overwrite": ("--overwrite", True),
+        "tile": ("--tile", False),
+        "encoder_preset": ("--encoder-preset", False),
+    }
     assert flag_words("pass overwrite=True to replace it", ["overwrite"], options) == "pass --overwrite to replace it"
     assert flag_words("tile=64 (tile=64)", ["tile"], options) == "--tile 64 (--tile 64)"
     assert flag_words("preset='warp' is not", ["preset"], options) == "--encoder-preset warp is not"
@@ -98,7 +102,7 @@ def test_cli_debug_adds_the_traceback_of_a_failed_file(tmp_path, capsys, monkeyp
     png(tmp_path / "in" / "good.png")
     (tmp_path / "in" / "bad.png").write_bytes(b"not a png")
     code = main(["--debug", "sharpen", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
-    monkeypatch.setattr(kdsharp.cli, "_DEBUG", False)
+    monkeypatch.setattr(kdsharp.cli.state, "DEBUG", False)
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" in err and "bad.png" in err and (tmp_path / "out" / "good.png").exists()
 

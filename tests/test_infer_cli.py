@@ -155,7 +155,7 @@ def test_bad_input_one_clear_line(tmp_path, capsys, case):
 def test_debug_shows_traceback(tmp_path, capsys, monkeypatch):
     import kdsharp.cli
 
-    monkeypatch.setattr(kdsharp.cli, "_DEBUG", False)  # main() leaves --debug switched on for the process
+    monkeypatch.setattr(kdsharp.cli.state, "DEBUG", False)  # main() leaves --debug switched on for the process
     code, err = run(capsys, "--debug", tmp_path / "nope.png", "-o", tmp_path / "o.png")
     assert code != 0 and "Traceback" in err
 

@@ -9,7 +9,6 @@ on the command line) shows the traceback instead.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 
@@ -17,6 +16,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from kdsharp import __version__
+from kdsharp.cli import state
 from kdsharp.console import error
 from kdsharp.errors import KdsharpError
 
@@ -51,21 +51,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-_DEBUG = False
-_ARGS: list[str] = []  # the command line being run, for error messages in its words
-
-
-def debug_enabled() -> bool:
-    """True when ``--debug`` was given or ``KDSHARP_DEBUG=1`` is set."""
-    return _DEBUG or os.environ.get("KDSHARP_DEBUG", "") not in ("", "0")
-
-
-def error_text(e: BaseException) -> str:
-    """The one line printed for a library error ``e``: its ``name=value`` settings as this command's flags."""
-    from kdsharp.cli.errors import format_error
-
-    return format_error(e, _ARGS)
 
 
 def _version(value: bool):
@@ -109,11 +94,11 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    global _DEBUG, _ARGS
     args = list(sys.argv[1:] if argv is None else argv)
-    _DEBUG = "--debug" in args
+    state.DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    _ARGS = args
+    state.ARGS = args
+    state.ROOT_COMMAND = lambda: typer.main.get_command(app)
     from kdsharp.infer.threads import keep_freed_memory, passive_waiting
 
     passive_waiting()  # before torch is imported: OpenMP threads must not spin on shared cores
@@ -122,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         rc = app(args=args, prog_name="kdsharp", standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except KdsharpError as e:
-        if debug_enabled():
+        if state.debug_enabled():
             traceback.print_exc()
-        error(error_text(e))
+        error(state.error_text(e))
         return e.exit_code
     except KeyboardInterrupt:
         error("interrupted")
@@ -141,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, usage):  # bad option, missing argument, no arguments (help shown)
             e.show()
             return int(getattr(e, "exit_code", 2))
-        if debug_enabled():
+        if state.debug_enabled():
             traceback.print_exc()
         error(f"{type(e).__name__}: {e} (run with --debug for the traceback)")
         return 1

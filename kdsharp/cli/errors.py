@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from kdsharp.errors import KdsharpError
 
@@ -19,13 +20,9 @@ _ALIASES = {"preset": "encoder_preset", "out_dir": "out", "half": "fp16", "path"
 _VALUE = r"""('[^']*'|"[^"]*"|[^\s,;)]+)"""
 
 
-def _command_options(args: Sequence[str]) -> dict[str, tuple[str, bool]]:
-    """{parameter name: (long flag, is a bare flag)} of the command that ``args`` invoke."""
-    import typer
-
-    from kdsharp.cli import app
-
-    cmd = typer.main.get_command(app)
+def _command_options(args: Sequence[str], root: Any) -> dict[str, tuple[str, bool]]:
+    """{parameter name: (long flag, is a bare flag)} of the command of ``root`` (a click group) that ``args`` invoke."""
+    cmd = root
     for token in args:
         sub = getattr(cmd, "commands", {}).get(token)
         if sub is None:
@@ -58,13 +55,13 @@ def flag_words(message: str, params: Sequence[str], options: dict[str, tuple[str
     return message
 
 
-def format_error(e: BaseException, args: Sequence[str] = ()) -> str:
-    """The one line printed for ``e`` by the command that ``args`` invoke."""
+def format_error(e: BaseException, args: Sequence[str] = (), root: Any = None) -> str:
+    """The one line printed for ``e`` by the command of ``root`` (the app's click group) that ``args`` invoke."""
     text = str(e)
     params = getattr(e, "params", ()) if isinstance(e, KdsharpError) else ()
-    if not params:
+    if not params or root is None:
         return text
     try:
-        return flag_words(text, params, _command_options(args))
+        return flag_words(text, params, _command_options(args, root))
     except Exception:  # noqa: BLE001 - the message as the library wrote it beats no message
         return text

@@ -12,7 +12,7 @@ DEVICE_HELP = "auto (CUDA if available), cpu or cuda[:N]."
 
 
 def _debug() -> bool:
-    from kdsharp.cli import debug_enabled
+    from kdsharp.cli.state import debug_enabled
 
     return debug_enabled()
 
@@ -22,7 +22,7 @@ def report_failed_file(src: Path, exc: BaseException, message: str) -> None:
     and an unexpected error says how to get it."""
     import traceback
 
-    from kdsharp.cli import error_text
+    from kdsharp.cli.state import error_text
     from kdsharp.console import error
     from kdsharp.errors import KdsharpError
 

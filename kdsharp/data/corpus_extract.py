@@ -630,16 +630,16 @@ def extract_opencv(root: Path, frames_per_clip: int = 4) -> Iterator[Candidate]:
 
 def clip_candidates(path: Path, source: str, tag: str, licence: str, count: int = 4) -> Iterator[Candidate]:
     """``count`` evenly spaced frames of a video (one split group per clip); quality 0 (lossy)."""
-    from kdsharp.data.sources import iter_video_frames
+    from kdsharp.io.video import read_frames
 
     try:
-        total = sum(1 for _ in iter_video_frames(path, every=1, max_side=64))
+        total = sum(1 for _ in read_frames(path))
         wanted = (
             set(np.linspace(0, total - 1, count + 2)[1:-1].round().astype(int).tolist())
             if total > count
             else set(range(total))
         )
-        frames = [(i, f) for i, f in enumerate(iter_video_frames(path)) if i in wanted]
+        frames = [(i, f) for i, (f, _) in enumerate(read_frames(path)) if i in wanted]
     except Exception as e:  # noqa: BLE001 - any decode problem: skip the clip
         warn(f"skipping clip {path}: {e}")
         return
