@@ -31,9 +31,11 @@ ENCODER_DEFAULTS = ((1280 * 720, "veryfast", 18), (1920 * 1088, "superfast", 18)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _SWS_COLORSPACES = (1, 4, 5, 6, 7, 9)  # AVColorSpace values swscale can convert (709, 601, 240M, 2020)
 # swscale's default fast path shifts colours by about -1 level per RGB<->YUV 4:2:0 round trip;
-# accurate rounding and full-resolution chroma make the round trip unbiased (same speed here).
-TO_RGB_FLAGS = _I.BICUBIC | _I.ACCURATE_RND | _I.FULL_CHR_H_INT
-TO_YUV_FLAGS = _I.BICUBIC | _I.ACCURATE_RND | _I.FULL_CHR_H_INT | _I.FULL_CHR_H_INP
+# accurate rounding and full-resolution chroma make the round trip unbiased. Bilinear chroma
+# upsampling gives the bicubic result within 0.07 levels (mean |difference| at 1080p) at about
+# half the cost of YUV -> RGB (~10 instead of ~25 CPU ms per 1080p frame on the 2-core EPYC).
+TO_RGB_FLAGS = _I.BILINEAR | _I.ACCURATE_RND | _I.FULL_CHR_H_INT
+TO_YUV_FLAGS = _I.BILINEAR | _I.ACCURATE_RND | _I.FULL_CHR_H_INT | _I.FULL_CHR_H_INP
 
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
