@@ -54,9 +54,11 @@ def quality(report: dict) -> list[str]:
         for row in report["rows"][1:]:
             out.append(f"| {ROW_TITLES.get(row, row)} | "
                        + " | ".join(_d((s["rows"].get(row) or {}).get("delta_psnr")) for s in subsets.values()) + " |")
+    clean = report.get("clean") or {}
     out += ["", "Targets (issue 14) against these figures:", "",
-            "| model | target ΔPSNR | measured | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |",
-            "|---|---:|---:|---|---|"]
+            "| model | target ΔPSNR | measured | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |"
+            + (" clean frames: mean level shift (< 0.25) |" if clean else ""),
+            "|---|---:|---:|---|---|" + ("---:|" if clean else "")]
     for name, target in TARGETS.items():
         if name not in report["overall"]:
             continue
@@ -64,8 +66,12 @@ def quality(report: dict) -> list[str]:
         every = all(r[name]["delta_psnr"] >= 0.2 for r in per)
         above = all(r[name]["delta_psnr"] > r["unsharp"]["delta_psnr"] for r in per)
         got = report["overall"][name]["delta_psnr"]
+        shift = ""
+        if name in clean:
+            c = clean[name]["level_shift"]
+            shift = f" {c:+.2f} ({'met' if abs(c) < 0.25 else 'not met'}) |"
         out.append(f"| {name} | +{target:.1f} | {_d(got)} {'(met)' if got >= target else '(not met)'} | "
-                   f"{'yes' if every else 'no'} | {'yes' if above else 'no'} |")
+                   f"{'yes' if every else 'no'} | {'yes' if above else 'no'} |" + shift)
     comp = report.get("comparison")
     if comp:
         out += ["", f"Crops from `{comp['set']}` (most detailed windows; zoomed ×{comp['zoom']}):", "",

@@ -231,7 +231,7 @@ def test_heavy_models_run_on_an_even_subset_compared_on_the_same_images(tmp_path
     rep = evaluate(presets=["defocus"], source=src, models={"light": TinyNet(), "wide": wide},
                    out_dir=tmp_path / "r", measure_fps=False, heavy_images=2)
     rows = rep["presets"]["defocus"]["rows"]
-    assert rep["data"]["heavy"]["rows"] == ["wide"] and calls["wide"] == 2
+    assert rep["data"]["heavy"]["rows"] == ["wide"] and calls["wide"] == 2 + 2  # the preset, the clean frames
     assert rows["wide"]["n_images"] == 2 and rows["light"]["n_images"] == rows["input"]["n_images"] == 5
     images = rep["presets"]["defocus"]["images"]
     ran = [n for n, v in images.items() if "wide" in v]
@@ -243,3 +243,18 @@ def test_heavy_models_run_on_an_even_subset_compared_on_the_same_images(tmp_path
     full = evaluate(presets=["defocus"], source=src, models={"wide": wide}, out_dir=tmp_path / "f",
                     measure_fps=False, heavy_images=0)
     assert full["presets"]["defocus"]["rows"]["wide"]["n_images"] == 5 and "heavy" in full["data"]
+
+
+def test_clean_frames_report_the_level_shift(tmp_path):
+    class Brighten(nn.Module):
+        def forward(self, x):
+            return x + 2.0 / 255.0
+
+    src = tmp_path / "clean"
+    for i in range(2):
+        write_image(src / f"c{i}.png", make_test_image(48, 64, seed=30 + i)[:, :, ::-1] // 2 + 40)
+    rep = evaluate(presets=["defocus"], source=src, models={"bright": Brighten(), "same": nn.Identity()},
+                   out_dir=tmp_path / "r", measure_fps=False)
+    assert rep["clean"]["bright"]["level_shift"] == pytest.approx(2.0, abs=0.01)
+    assert rep["clean"]["same"]["level_shift"] == 0.0 and rep["clean"]["same"]["n_images"] == 2
+    assert "## Clean frames" in (tmp_path / "r" / "report.md").read_text()

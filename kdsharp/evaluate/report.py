@@ -147,6 +147,41 @@ def _mean_stats(per_image: dict, rows: Sequence[str]) -> dict:
     return stats
 
 
+@torch.no_grad()
+def clean_frame_change(
+    clean: Sequence[tuple[str, np.ndarray]],
+    rows_models: Sequence[tuple],
+    device: str,
+    heavy: Sequence[str] = (),
+    heavy_images: int | None = None,
+) -> dict:
+    """How much each model changes frames that are NOT degraded (it should leave them alone).
+
+    Per row: ``level_shift`` -- mean over images of (output mean - input mean) in 8-bit levels
+    (a brightening model is positive); ``max_abs_level_shift`` -- the largest ``|shift|`` of one
+    image; ``psnr_vs_input`` -- mean PSNR (dB, capped) of the output against the input;
+    ``n_images``. Heavy rows run on the same evenly spaced subset as in the presets.
+    """
+    subset = set(spread_subset([n for n, _ in clean], heavy_images if heavy else None))
+    out = {}
+    for row, model, _ in rows_models:
+        shifts, psnrs = [], []
+        for name, img in clean:
+            if row in heavy and name not in subset:
+                continue
+            y = _apply(model, img, device)
+            shifts.append(float(y.astype(np.float64).mean() - img.astype(np.float64).mean()))
+            psnrs.append(capped(psnr(y, img)))
+        if shifts:
+            out[row] = {
+                "level_shift": float(np.mean(shifts)),
+                "max_abs_level_shift": float(np.max(np.abs(shifts))),
+                "psnr_vs_input": float(np.mean(psnrs)),
+                "n_images": len(shifts),
+            }
+    return out
+
+
 def heavy_rows(rows_models: Sequence[tuple], threshold_gmacs: float | None = None) -> list[str]:
     """The rows whose model costs at least ``threshold_gmacs`` (default :data:`HEAVY_GMACS`) GMACs
     per 1080p frame."""
@@ -332,6 +367,8 @@ def evaluate(
     _summarise(report, row_names)
     if data is None and source is None:
         add_subsets(report, corpus_test_tags(corpus))
+    if data is None:
+        report["clean"] = clean_frame_change(clean, rows_models, device, heavy, heavy_images)
 
     best_unsharp = report["unsharp"][comp_set]
     report["methods"] = _methods(best_unsharp, rows_models, fps_size)

@@ -146,6 +146,20 @@ def render_markdown(report: dict) -> str:
                 + " |"
             )
         out.append("")
+    clean = report.get("clean") or {}
+    if clean:
+        out += [
+            "## Clean frames (undegraded test images: a model should leave them alone)",
+            "",
+            "| Method | mean level shift (8-bit) | largest shift of one image | PSNR against the input (dB) | images |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row, c in clean.items():
+            out.append(
+                f"| {ROW_TITLES.get(row, row)} | {c['level_shift']:+.2f} | {c['max_abs_level_shift']:.2f} | "
+                f"{_num(c['psnr_vs_input'], '.2f')} | {c['n_images']} |"
+            )
+        out.append("")
     if report["skipped"]:
         out += ["## Skipped rows", ""]
         out += [f"- `{k}`: {v}" for k, v in report["skipped"].items()]
