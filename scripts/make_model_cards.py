@@ -47,8 +47,9 @@ HISTORY = {
     "fast": "distilled on the 2-core CPU (6000 steps, about 7 min) from the CPU teacher on the same 24 photos",
 }
 # the run folders whose weights each model continued, in order: (pipeline root index, run name)
+# (roots: the two GPU pipeline runs, then the CPU continuation of `fast`, in the order given)
 LINEAGE = {"teacher": [(0, "teacher")], "student": [(0, "student"), (1, "student")],
-           "student_nokd": [(0, "student"), (1, "student_nokd")], "fast": [(0, "fast")]}
+           "student_nokd": [(0, "student"), (1, "student_nokd")], "fast": [(0, "fast"), (2, "fast")]}
 
 
 def find_runs(roots: list[Path], name: str) -> list[Path]:
@@ -78,9 +79,13 @@ def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, rep
         seconds = float(cfg["schedule"].get("max_minutes") or 0) * 60
         total_s += seconds
         loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
+        on_cpu = cfg.get("amp") in ("off", False, None)
+        where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock budget"
+                 if on_cpu else "bf16, one GPU, time budget")
+        label = run.parent.parent.name if run.parent.name == "runs" else run.parent.name
         rows.append(
-            f"- GPU run {run.parent.parent.name} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
-            f"{cfg['data']['crop']} px crops (bf16, one GPU, time budget {seconds / 60:.1f} min), init "
+            f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
+            f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min), init "
             f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
             f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
             + _teacher_note(cfg) + ".\n"
@@ -107,8 +112,9 @@ def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, rep
 ## Training (accumulated: each stage starts from the previous stage's weights)
 
 1. Earlier: {HISTORY[name]}.
-2. Then, on one NVIDIA H100 with `kdsharp train pipeline` (`scripts/gpu_pipeline.sh`), {total_steps} more steps in
-   {total_s / 60:.1f} min of training:
+2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on one NVIDIA H100 via
+   `scripts/gpu_pipeline.sh`; CPU runs on the project's 2-core CPU), {total_steps} more steps in
+   {total_s / 60:.1f} min of time budgets:
 {chr(10).join('   ' + r.replace(chr(10), chr(10) + '   ') for r in rows)}
 
 Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml` ({counts.get('clean')} clean
@@ -119,7 +125,7 @@ screens; {counts.get('val')} validation pairs from its VAL split), clean crops d
 The corpus TEST split and the Debian package `plasma-workspace-wallpapers` were never used.
 {held}
 ## Limits
-Short training (minutes of one GPU); see the README's "What limits it".
+Short training (minutes of one GPU, or CPU hours); see the README's "What limits it".
 """
 
 

@@ -29,7 +29,7 @@ def _d(v: float | None) -> str:
 
 def quality(report: dict) -> list[str]:
     d = report["data"]
-    out = [f"### Quality on held-out photos (`kdsharp eval`, report: [`docs/eval/report.md`](docs/eval/report.md))", "",
+    out = ["### Quality on held-out photos (`kdsharp eval`, report: [`docs/eval/report.md`](docs/eval/report.md))", "",
            f"Presets {', '.join(f'`{p}`' for p in d['presets'])} built (seed {d['seed']}) from the "
            f"{d['n_images']} photos of the corpus's held-out **test** split (never trained, validated or tuned on; "
            "long side ≤ 720 px). The unsharp mask is tuned on each preset's own images by grid search: the best "
@@ -83,9 +83,13 @@ def training(train_dir: Path) -> list[str]:
     summaries = sorted(train_dir.glob("*pipeline.json"))
     if not summaries:
         return []
-    out = ["", "### Training on one GPU (`kdsharp train pipeline`, summaries in [`docs/train/`](docs/train/))", "",
+    gpu_only = all(p.name.startswith("gpu") for p in summaries)
+    out = ["", f"### Training {'on one GPU ' if gpu_only else 'runs '}(`kdsharp train pipeline`, summaries in "
+           "[`docs/train/`](docs/train/))", "",
            "Validation PSNR (dB) on the bundle's 48 validation pairs (corpus val split, `lowbw`/`defocus`/`h264`) "
-           "against training time; each run continues the shipped weights of the same architecture:", "",
+           "against training time; each run continues the shipped weights of the same architecture"
+           + ("" if gpu_only else " (`gpu*`: one NVIDIA H100; `cpu*`: the 2-core CPU, one thread, beside other "
+              "work: its minutes are wall-clock)") + ":", "",
            "| run | steps | minutes | input | val PSNR every 500 steps → at the end |", "|---|---:|---:|---:|---|"]
     for summary in summaries:
         tag = summary.name.replace("pipeline.json", "").rstrip("_") or "pipeline"
@@ -125,7 +129,7 @@ def speed(bench_dir: Path) -> list[str]:
     if not runs:
         return []
     cpus = sorted({r.get("cpu", "?") for r in runs})
-    out = ["", f"### Speed of the bare models (`kdsharp bench --json`, files in [`docs/bench/`](docs/bench/))", "",
+    out = ["", "### Speed of the bare models (`kdsharp bench --json`, files in [`docs/bench/`](docs/bench/))", "",
            f"{runs[0]['size']}, batch 1, {runs[0]['threads']} CPU threads, {', '.join(cpus)}, median of "
            f"{runs[0]['iters']} calls; the end-to-end video figures are under Usage, \"Real-time video\".", "",
            "| model | backend | frames/s | p50 ms | p95 ms | peak MB |", "|---|---|---:|---:|---:|---:|"]

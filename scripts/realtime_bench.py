@@ -27,6 +27,7 @@ before each run and the kdsharp/torch versions. Do not run it beside training: i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -61,12 +62,23 @@ def _busy() -> None:
         pass
 
 
-def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
-    """Run ``kdsharp ARGS`` (printing one JSON object) in a new process; ``load`` busy processes beside it."""
-    hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(load)]
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """``n`` processes spinning on a core each while the block runs (a call app using the CPU)."""
+    hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(n)]
     for h in hogs:
         h.start()
     try:
+        yield
+    finally:
+        for h in hogs:
+            h.terminate()
+            h.join()
+
+
+def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
+    """Run ``kdsharp ARGS`` (printing one JSON object) in a new process; ``load`` busy processes beside it."""
+    with busy_processes(load):
         before = os.getloadavg()[0]
         res = subprocess.run(
             [sys.executable, "-m", "kdsharp", *args],
@@ -75,10 +87,6 @@ def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
             env={**os.environ, **(env or {})},
             check=False,
         )
-    finally:
-        for h in hogs:
-            h.terminate()
-            h.join()
     if res.returncode:
         raise SystemExit(f"kdsharp {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -88,23 +96,27 @@ def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
 
 def run_live(clip: Path, out: Path, load: int = 0) -> dict:
     """``kdsharp live`` from ``clip`` (read at its frame rate) into a file; the summary line parsed."""
-    hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(load)]
-    for h in hogs:
-        h.start()
-    try:
+    with busy_processes(load):
         before = os.getloadavg()[0]
         res = subprocess.run(
-            [sys.executable, "-m", "kdsharp", "live", "--source", str(clip), "--sink", str(out), "--model", "fast",
-             "--overwrite"],
+            [
+                sys.executable,
+                "-m",
+                "kdsharp",
+                "live",
+                "--source",
+                str(clip),
+                "--sink",
+                str(out),
+                "--model",
+                "fast",
+                "--overwrite",
+            ],
             capture_output=True,
             text=True,
             env={**os.environ, "KDSHARP_QUIET": "1"},
             check=False,
         )
-    finally:
-        for h in hogs:
-            h.terminate()
-            h.join()
     m = re.search(
         r"(\d+) frames processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
         res.stderr,
@@ -122,8 +134,9 @@ def run_live(clip: Path, out: Path, load: int = 0) -> dict:
     }
 
 
-def encoder_costs(clip: Path, presets=("veryfast", "superfast", "ultrafast", "fast"), crf: int = 18,
-                  frames: int = 90) -> dict:
+def encoder_costs(
+    clip: Path, presets=("veryfast", "superfast", "ultrafast", "fast"), crf: int = 18, frames: int = 90
+) -> dict:
     """x264 cost of each ``preset`` on the first ``frames`` frames of ``clip`` (decoded once, yuv420p)."""
     import av
     import numpy as np
@@ -177,8 +190,11 @@ def main() -> None:
     folder = a.clips or Path(tempfile.mkdtemp(prefix="kdsharp-rt-"))
     folder.mkdir(parents=True, exist_ok=True)
     clips = {}
-    for name, size, kind in (("1080p_pan", (1920, 1080), "pan"), ("720p_pan", (1280, 720), "pan"),
-                             ("720p_talking", (1280, 720), "talking")):
+    for name, size, kind in (
+        ("1080p_pan", (1920, 1080), "pan"),
+        ("720p_pan", (1280, 720), "pan"),
+        ("720p_talking", (1280, 720), "talking"),
+    ):
         path = folder / f"{name}_{a.seconds:g}s.mp4"
         if not path.exists():
             write_call_clip(path, size=size, seconds=a.seconds, kind=kind)
@@ -196,8 +212,9 @@ def main() -> None:
     runs = [("1080p_pan", "fast"), ("720p_pan", "fast"), ("720p_talking", "fast"), ("1080p_pan", "student")]
     for clip, model in runs:
         print(f"sharpen {clip} {model}", file=sys.stderr)
-        report["sharpen"][f"{clip}/{model}"] = run_json(["bench", "--video", str(clips[clip]), "--model", model,
-                                                         "--json"])
+        report["sharpen"][f"{clip}/{model}"] = run_json(
+            ["bench", "--video", str(clips[clip]), "--model", model, "--json"]
+        )
     print("sharpen 1080p_pan fast, one busy process per core", file=sys.stderr)
     report["sharpen"]["1080p_pan/fast/loaded"] = run_json(
         ["bench", "--video", str(clips["1080p_pan"]), "--model", "fast", "--json"], load=os.cpu_count() or 2
