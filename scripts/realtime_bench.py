@@ -76,8 +76,8 @@ def busy_processes(n: int):
             h.join()
 
 
-def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
-    """Run ``kdsharp ARGS`` (printing one JSON object) in a new process; ``load`` busy processes beside it."""
+def run_kdsharp(args: list[str], env: dict | None = None, load: int = 0) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``kdsharp ARGS`` in a new process with ``load`` busy processes beside it: (result, load avg before)."""
     with busy_processes(load):
         before = os.getloadavg()[0]
         res = subprocess.run(
@@ -87,36 +87,23 @@ def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
             env={**os.environ, **(env or {})},
             check=False,
         )
+    return res, round(before, 2)
+
+
+def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
+    """Run ``kdsharp ARGS`` (printing one JSON object); the object plus ``load_avg_before``."""
+    res, before = run_kdsharp(args, env, load)
     if res.returncode:
         raise SystemExit(f"kdsharp {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    out["load_avg_before"] = round(before, 2)
+    out["load_avg_before"] = before
     return out
 
 
 def run_live(clip: Path, out: Path, load: int = 0) -> dict:
     """``kdsharp live`` from ``clip`` (read at its frame rate) into a file; the summary line parsed."""
-    with busy_processes(load):
-        before = os.getloadavg()[0]
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kdsharp",
-                "live",
-                "--source",
-                str(clip),
-                "--sink",
-                str(out),
-                "--model",
-                "fast",
-                "--overwrite",
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KDSHARP_QUIET": "1"},
-            check=False,
-        )
+    args = ["live", "--source", str(clip), "--sink", str(out), "--model", "fast", "--overwrite"]
+    res, before = run_kdsharp(args, {"KDSHARP_QUIET": "1"}, load)
     m = re.search(
         r"(\d+) frames processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
         res.stderr,
@@ -130,7 +117,7 @@ def run_live(clip: Path, out: Path, load: int = 0) -> dict:
         "dropped_pct": float(pct),
         "fps": float(fps),
         "latency_ms": int(latency),
-        "load_avg_before": round(before, 2),
+        "load_avg_before": before,
     }
 
 

@@ -8,6 +8,7 @@ on the command line) shows the traceback instead.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import traceback
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     state.DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
     state.ARGS = args
-    state.ROOT_COMMAND = lambda: typer.main.get_command(app)
+    state.ROOT_COMMAND = functools.cache(lambda: typer.main.get_command(app))  # built once, on the first error
     from kdsharp.infer.threads import keep_freed_memory, passive_waiting
 
     passive_waiting()  # before torch is imported: OpenMP threads must not spin on shared cores

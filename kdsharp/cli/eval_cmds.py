@@ -101,7 +101,7 @@ def eval_command(
 def _print_summary(report: dict) -> None:
     from rich.table import Table
 
-    from kdsharp.evaluate.tables import format_fps
+    from kdsharp.evaluate.tables import format_fps, subset_note
 
     overall = len(report["presets"]) > 1
     stats = report["overall"] if overall else next(iter(report["presets"].values()))["rows"]
@@ -113,7 +113,7 @@ def _print_summary(report: dict) -> None:
         if row not in stats:
             continue
         s, m = stats[row], report["methods"][row]
-        label = row if not n_all or s.get("n_images", n_all) >= n_all else f"{row} ({s['n_images']}/{n_all} images)"
+        label = row + subset_note(s, n_all)
         table.add_row(
             label, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['delta_psnr']:+.2f}", format_fps(m.get("fps_cpu_1080p"))
         )

@@ -45,6 +45,14 @@ def _params(n) -> str:
     return str(n)
 
 
+def subset_note(stats: dict, n_all: int | None) -> str:
+    """`` (10 of 43 images)`` for a row that ran on fewer images than the input row, else ``''``."""
+    if not n_all:
+        return ""
+    n = stats.get("n_images", n_all)
+    return f" ({n} of {n_all} images)" if n < n_all else ""
+
+
 def method_table(report: dict, rows_stats: dict) -> list[str]:
     """The markdown rows of one results table: PSNR, SSIM, ΔPSNR, params, GMACs and FPS per method."""
     has_gpu = any(m.get("fps_gpu_1080p") is not None for m in report["methods"].values())
@@ -59,9 +67,7 @@ def method_table(report: dict, rows_stats: dict) -> list[str]:
         if row not in rows_stats:
             continue
         st, m = rows_stats[row], report["methods"][row]
-        title = ROW_TITLES.get(row, row)
-        if n_all and st.get("n_images", n_all) < n_all:
-            title += f" ({st['n_images']} of {n_all} images)"
+        title = ROW_TITLES.get(row, row) + subset_note(st, n_all)
         cells = [
             title,
             _num(st["psnr"], ".2f"),
