@@ -7,7 +7,9 @@ corpus manifest hash) and the held-out eval report (docs/eval/report.json, per p
 The earlier CPU training that each model was initialised from is summarised in HISTORY.
 
     python scripts/make_model_cards.py --runs /work/gpu1/runs --runs /work/gpu2/runs \
+        --runs /work/cpu_runs/fast_long --runs /work/gpu3/runs2 \
         --bundle .bundle/bundle.zip --report docs/eval/report.json
+(gpu3/runs2: the unpacked runs.tgz of ``scripts/gpu_race.sh``, one folder per race run.)
 """
 from __future__ import annotations
 
@@ -46,15 +48,17 @@ HISTORY = {
                     "init, data, seed and steps as the student's last run)",
     "fast": "distilled on the 2-core CPU (6000 steps, about 7 min) from the CPU teacher on the same 24 photos",
 }
-# the run folders whose weights each model continued, in order: (pipeline root index, run name)
-# (roots: the two GPU pipeline runs, then the CPU continuation of `fast`, in the order given)
-LINEAGE = {"teacher": [(0, "teacher")], "student": [(0, "student"), (1, "student")],
+# the run folders whose weights each model continued, in order: (pipeline root index, run folder)
+# (roots: the two GPU pipeline runs, the CPU continuation of `fast`, the GPU race, in the order given)
+LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")], "student": [(0, "student"), (1, "student")],
            "student_nokd": [(0, "student"), (1, "student_nokd")], "fast": [(0, "fast"), (2, "fast")]}
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race"]
 
 
-def find_runs(roots: list[Path], name: str) -> list[Path]:
-    """The run folders of ``name``'s lineage that exist under the pipeline roots (given in order)."""
-    return [roots[i] / run for i, run in LINEAGE[name] if i < len(roots) and (roots[i] / run / "config.yaml").is_file()]
+def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:
+    """(label, run folder) of ``name``'s lineage that exist under the pipeline roots (given in order)."""
+    return [(ROOT_LABELS[i], roots[i] / run) for i, run in LINEAGE[name]
+            if i < len(roots) and (roots[i] / run / "config.yaml").is_file()]
 
 
 def _teacher_note(cfg: dict) -> str:
@@ -65,12 +69,12 @@ def _teacher_note(cfg: dict) -> str:
                             else f"the shipped `{t}`")
 
 
-def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
+def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
     info = model_info(name)
     w = WEIGHTS_DIR / f"{name}.safetensors"
     _, meta = load_state_dict_file(w)
     rows, total_steps, total_s = [], 0, 0.0
-    for run in runs:
+    for label, run in runs:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         val = list(csv.DictReader(open(run / "val_log.csv")))
         base = json.loads((run / "baselines.json").read_text())
@@ -82,7 +86,6 @@ def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, rep
         on_cpu = cfg.get("amp") in ("off", False, None)
         where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock budget"
                  if on_cpu else "bf16, one GPU, time budget")
-        label = run.parent.parent.name if run.parent.name == "runs" else run.parent.name
         rows.append(
             f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
             f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min), init "
@@ -112,7 +115,7 @@ def card(name: str, runs: list[Path], bundle_meta: dict, manifest_hash: str, rep
 ## Training (accumulated: each stage starts from the previous stage's weights)
 
 1. Earlier: {HISTORY[name]}.
-2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on one NVIDIA H100 via
+2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on one NVIDIA H100 via `scripts/gpu_race.sh` or
    `scripts/gpu_pipeline.sh`; CPU runs on the project's 2-core CPU), {total_steps} more steps in
    {total_s / 60:.1f} min of time budgets:
 {chr(10).join('   ' + r.replace(chr(10), chr(10) + '   ') for r in rows)}

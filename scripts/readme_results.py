@@ -1,9 +1,11 @@
 """Regenerate the README's results block from the reports (no figure is typed by hand).
 
-Reads the held-out eval report (``kdsharp eval -o docs/eval``: report.json) and the GPU training
+Reads the held-out eval report (``kdsharp eval -o docs/eval``: report.json), the GPU training
 summaries copied into docs/train/ (``pipeline.json`` and each run's ``val_log.csv`` from
-``scripts/gpu_pipeline.sh``), and rewrites the text between the markers
-``<!-- results:begin -->`` and ``<!-- results:end -->`` in README.md.
+``scripts/gpu_pipeline.sh``; the race table ``*_race.json`` from ``scripts/race_report.py``), and
+rewrites the text between the markers ``<!-- results:begin -->`` and ``<!-- results:end -->`` in
+README.md; also the real-time block (docs/bench/realtime.json) and the demo line (docs/demo.json,
+the ``report.json`` of ``kdsharp demo``) between their own markers.
 
     python scripts/readme_results.py [--check]     # --check: exit 1 if the README is stale
 """
@@ -19,6 +21,7 @@ from kdsharp.evaluate.tables import ROW_TITLES, method_table
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 RT_BEGIN, RT_END = "<!-- realtime:begin -->", "<!-- realtime:end -->"
+DEMO_BEGIN, DEMO_END = "<!-- demo:begin -->", "<!-- demo:end -->"
 RT_TARGETS = {"1080p_pan/fast": 24.0, "720p_pan/fast": 40.0, "720p_talking/fast": 40.0, "1080p_pan/student": 8.0}
 TARGETS = {"teacher": 1.8, "student": 1.0, "fast": 0.6}
 
@@ -104,6 +107,39 @@ def training(train_dir: Path) -> list[str]:
     return out
 
 
+def race(train_dir: Path) -> list[str]:
+    """The GPU race of student designs (docs/train/*_race.json, written by scripts/race_report.py)."""
+    races = sorted(train_dir.glob("*_race.json"))
+    if not races:
+        return []
+    data = json.loads(races[-1].read_text())
+    runs = sorted(data["runs"], key=lambda r: ("teacher" in r["stage"], -r["val_psnr"]))
+    cpu = data.get("cpu")
+    out = ["", f"### Student designs (GPU race, [`docs/train/{races[-1].stem}.md`](docs/train/{races[-1].stem}.md))", "",
+           "Runs trained side by side on one H100 from the same bundle (the first race 8 at once, the second 4 at "
+           "once, so more steps per minute), validated like the runs above (Δ per preset: output rounded to 8 bits; "
+           "`shipped …`: the package's weights measured the same way); parameters of the trained form, MACs of the "
+           "deployed form" + (f", bare-model frames/s at 1080p on {cpu}" if cpu else "") + ":", "",
+           "| run | model | init | distillation | params | GMACs@1080p | " + ("fps@1080p | " if cpu else "")
+           + "steps | minutes | val PSNR | Δ input |",
+           "|---|---|---|---|---:|---:|" + ("---:|" if cpu else "") + "---:|---:|---:|---:|"]
+    presets = list(next((r["val_delta_by_preset"] for r in runs if "val_delta_by_preset" in r), {}))
+    out[-2] += "".join(f" Δ {p} |" for p in presets)
+    out[-1] += "---:|" * len(presets)
+    for r in runs:
+        kw = ", ".join(f"{a}={b}" for a, b in r["kwargs"].items())
+        fps = (f"{r['fps_1080p']:.1f} | " if "fps_1080p" in r else "– | ") if cpu else ""
+        kd = "–" if r["distillation"] is None else ("yes" if r["distillation"] else "no")
+        steps = "–" if r["steps"] is None else str(r["steps"])
+        minutes = "–" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
+        by = r.get("val_delta_by_preset", {})
+        out.append(f"| {r['run']} | `{r['model']}`{f' ({kw})' if kw else ''} | {r['init'] or 'scratch'} | "
+                   f"{kd} | {r['params'] / 1e3:.0f} k | {r['gmacs_1080p']:.1f} | {fps}"
+                   f"{steps} | {minutes} | {r['val_psnr']:.2f} | {r['delta_psnr']:+.2f} |"
+                   + "".join(f" {by[p]:+.2f} |" if p in by else " – |" for p in presets))
+    return out
+
+
 def ablation(train_dir: Path, report: dict) -> list[str]:
     path = train_dir / "gpu2_pipeline.json"
     if not path.is_file():
@@ -120,6 +156,34 @@ def ablation(train_dir: Path, report: dict) -> list[str]:
         held = report["overall"].get(name, {}).get("delta_psnr")
         out.append(f"| `{name}` | {'yes' if name == 'student' else 'no'} | {s['step']} | {s['val']['psnr']:.2f} | "
                    f"{s['val']['ssim']:.4f} | {_d(held) if held is not None else '–'} |")
+    return out
+
+
+def race_ablation(train_dir: Path) -> list[str]:
+    """Distillation on/off for each architecture the GPU race trained both ways (docs/train/*_race.json)."""
+    races = sorted(train_dir.glob("*_race.json"))
+    if not races:
+        return []
+    runs = json.loads(races[-1].read_text())["runs"]
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(r["model"] + json.dumps(r["kwargs"], sort_keys=True), []).append(r)
+    pairs = [sorted(rs, key=lambda r: r["distillation"]) for rs in groups.values()
+             if len(rs) == 2 and {r["distillation"] for r in rs} == {False, True}
+             and abs(rs[0]["seconds"] - rs[1]["seconds"]) < 0.1 * max(r["seconds"] for r in rs)]  # same race
+    if not pairs:
+        return []
+    stem = races[-1].stem
+    out = ["", f"### Distillation at equal GPU time (race, [`docs/train/{stem}.md`](docs/train/{stem}.md))", "",
+           "Each architecture trained from scratch with and without the distillation terms (output + feature "
+           "distillation from the shipped teacher), same data, seed and time. The runs without distillation skip "
+           "the teacher's forward pass and so make more steps.", "",
+           "| architecture | distillation | steps | minutes | val PSNR (dB) | val SSIM |", "|---|---|---:|---:|---:|---:|"]
+    for rs in pairs:
+        for r in rs:
+            kw = ", ".join(f"{a}={b}" for a, b in r["kwargs"].items())
+            out.append(f"| `{r['model']}`{f' ({kw})' if kw else ''} | {'yes' if r['distillation'] else 'no'} | "
+                       f"{r['steps']} | {r['seconds'] / 60:.1f} | {r['val_psnr']:.2f} | {r['val_ssim']:.4f} |")
     return out
 
 
@@ -213,8 +277,18 @@ def realtime(rt: dict) -> list[str]:
     return out
 
 
+def demo(d: dict) -> list[str]:
+    """The `kdsharp demo` line from its report.json (copied to docs/demo.json)."""
+    w, h = d["size"]
+    return [f"`kdsharp demo` ([`docs/demo.json`](docs/demo.json): the {w}×{h} sample clip, `{d['preset']}`, "
+            f"{d['frames']} frames, re-encoded) with the shipped `{d['model']}`: PSNR {d['psnr_in']:.2f} → "
+            f"{d['psnr_out']:.2f} dB ({d['psnr_out'] - d['psnr_in']:+.2f} dB), SSIM {d['ssim_in']:.3f} → "
+            f"{d['ssim_out']:.3f}."]
+
+
 def render(report: dict, train_dir: Path, bench_dir: Path = Path("docs/bench")) -> str:
-    return "\n".join([BEGIN, *quality(report), *training(train_dir), *ablation(train_dir, report), *speed(bench_dir),
+    return "\n".join([BEGIN, *quality(report), *training(train_dir), *ablation(train_dir, report), *race(train_dir),
+                      *race_ablation(train_dir), *speed(bench_dir),
                       END])
 
 
@@ -235,6 +309,10 @@ def main() -> int:
     if RT_BEGIN in new and RT_END in new and rt_file.exists():
         rt_block = "\n".join([RT_BEGIN, *realtime(json.loads(rt_file.read_text())), RT_END])
         new = new[: new.index(RT_BEGIN)] + rt_block + new[new.index(RT_END) + len(RT_END):]
+    demo_file = Path("docs/demo.json")
+    if DEMO_BEGIN in new and DEMO_END in new and demo_file.exists():
+        d_block = "\n".join([DEMO_BEGIN, *demo(json.loads(demo_file.read_text())), DEMO_END])
+        new = new[: new.index(DEMO_BEGIN)] + d_block + new[new.index(DEMO_END) + len(DEMO_END):]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

@@ -35,6 +35,7 @@ from kdsharp.infer.threads import default_threads, passive_waiting
 from kdsharp.infer.video import plan_workers
 from kdsharp.io.video import TO_YUV_FLAGS, encoder_settings, read_frames
 from kdsharp.models.fast import FastNet
+from kdsharp.models.unet import ResUNetLite
 
 
 def luma_net(seed: int = 0, channels: int = 8, blocks: int = 1) -> FastNet:
@@ -88,6 +89,26 @@ def test_luma_path_equals_rgb_path_within_rounding(fast_sharpener, size, fmt):
     for i in (1, 2):  # chroma passes through untouched (the RGB path resamples it)
         assert np.array_equal(plane_view(a, i), plane_view(frame, i))
     assert (a.width, a.height, a.format.name, a.pts) == (frame.width, frame.height, frame.format.name, frame.pts)
+
+
+def test_luma_unet_runs_the_yuv_path_without_reuse():
+    """A luma U-Net (not a FastNet) takes the YUV path through ``forward_cells``, padded to its own
+    multiple (66 x 50 is not a multiple of its 16), and gives its ``forward`` output; temporal reuse
+    stays off (its reach is the whole frame)."""
+    g = torch.Generator().manual_seed(1)
+    unet = ResUNetLite(channels=[8, 8, 8], enc_blocks=[1, 1, 1], dec_blocks=[1, 1], luma=True, head_kernel=3)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    unet = unet.eval().requires_grad_(False)
+    proc = make_processor(Sharpener(unet, device="cpu"), yuv_frame(camera_like(50, 66, seed=5)), reuse=True)
+    assert isinstance(proc, LumaFrames) and proc.reuse is None
+    y = make_test_image(50, 66, seed=5)[:, :, 1]  # grey RGB: Y = R = G = B, so forward's output is Y + dY
+    x = torch.from_numpy(y).float().div(255)[None, None].expand(1, 3, 50, 66).contiguous()
+    ref = unet(x)[0, 0].mul(255).round().clamp(0, 255).numpy().astype(int)
+    out = LumaNet(unet)(y, full_range=True).astype(int)
+    assert np.abs(ref - y).mean() > 1  # the model does change the picture
+    assert np.abs(out - ref).max() <= 1
 
 
 def test_luma_path_full_range(fast_sharpener):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -83,6 +84,8 @@ def test_demo_writes_everything_and_never_overwrites(tmp_path):
     assert deg["audio_codecs"] == ["aac"] and out["audio"] == deg["audio"]  # the tone is kept
     assert video_facts(r.side_by_side)["size"] == (320, 120)
     assert np.isfinite([r.psnr_in, r.psnr_out, r.ssim_in, r.ssim_out]).all() and "PSNR" in r.summary()
+    report = json.loads((r.folder / "report.json").read_text())
+    assert report["frames"] == 8 and report["psnr_out"] == round(r.psnr_out, 3) and report["preset"] == "lowbw"
     first = {n: sha(r.folder / n) for n in DEMO_FILES}
     r2 = run_demo(tmp_path / "demo", model=tiny_model(), device="cpu", seconds=0.5, fps=8, size=(160, 120))
     assert r2.folder == tmp_path / "demo" / "run-2"

@@ -6,11 +6,12 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from kdsharp.models import FastNet, LocalWindows, ResUNet, ResUNetLite, Restormer, UNet, unwrap
+from kdsharp.models import FastNet, LocalWindows, Restormer, ResUNet, ResUNetLite, UNet, unwrap
 from kdsharp.models.common import pad_to_multiple
 from kdsharp.models.restormer import BiasFreeLayerNorm, WithBiasLayerNorm
-from kdsharp.ops.color import rgb_to_ycbcr
+from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
 from kdsharp.registry import create_model, list_models
 
 STUDENTS = ["student", "student_nokd", "unet", "resunet_lite", "fast", "fast_y", "fast_rgb"]
@@ -39,7 +40,7 @@ def test_every_registered_model_keeps_odd_sizes_and_reports_features(name):
     assert list(feats) == list(model.feature_channels) and feats
     for key, f in feats.items():
         k = int(key[1:])
-        assert key in {"s1", "s2", "s4", "s8", "s16"}
+        assert key in {"s1", "s2", "s4", "s8", "s16", "s32"}
         assert f.shape == (2, model.feature_channels[key], -(-37 // k), -(-53 // k)), key
 
 
@@ -257,3 +258,20 @@ def test_fast_luma_stem_is_unshuffled_bt601_luma():
     from kdsharp.ops.color import rgb_to_y
 
     assert torch.allclose(stem, torch.nn.functional.pixel_unshuffle(rgb_to_y(x), 4), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["fast", "fast_y_wide", "resunet_luma", "resunet_luma4"])
+def test_luma_models_forward_cells_is_forward_on_the_y_plane(name):
+    """The YUV-native path runs ``forward_cells`` on the Y plane; it must equal ``forward`` on RGB."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    for p in model.parameters():  # the tails start at zero: make the residual non-trivial
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.rand(2, 3, 37, 53)
+    with torch.no_grad():
+        out = model(x)
+        yp, h, w = pad_to_multiple(rgb_to_y(x), model.pad_multiple)
+        cells = F.pixel_unshuffle(yp, model.scale)
+        dy = F.pixel_shuffle(model.forward_cells(cells), model.scale)[..., :h, :w]
+    assert model.luma and dy.shape == (2, 1, 37, 53)
+    torch.testing.assert_close(out, x + dy, atol=1e-5, rtol=0)

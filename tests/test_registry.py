@@ -8,7 +8,7 @@ import torch
 from kdsharp import registry
 from kdsharp.errors import InputError, KdsharpError, UnknownModelError
 from kdsharp.io.weights import load_state_dict_file, save_weights
-from kdsharp.models import FastNet, LocalWindows, ResUNetLite, Restormer, unwrap
+from kdsharp.models import FastNet, LocalWindows, Restormer, ResUNetLite, unwrap
 from kdsharp.registry import create_model, infer_restormer_kwargs, list_models, load_model, model_info, save_model
 
 

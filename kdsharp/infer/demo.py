@@ -8,6 +8,7 @@ gain in PSNR/SSIM over the clean frames is measured on the files as written.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -15,11 +16,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from kdsharp.io.atomic import ensure_writable_dir
+from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 from kdsharp.io.images import read_rgb, write_image
 from kdsharp.io.video import read_frames, sine_tone, write_video
 
-DEMO_FILES = ("degraded.mp4", "sharpened.mp4", "side_by_side.mp4", "before_after.png")
+DEMO_FILES = ("degraded.mp4", "sharpened.mp4", "side_by_side.mp4", "before_after.png", "report.json")
 
 
 class _Summarized(Protocol):
@@ -140,6 +141,20 @@ def run_demo(
         [_labelled(seen[mid], "input"), _labelled(out[mid], "kdsharp"), _labelled(clean[mid], "ground truth")]
     )
     write_image(paths["before_after.png"], cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
+    report = {
+        "model": model if isinstance(model, str) else type(model).__name__,
+        "preset": preset,
+        "size": list(size),
+        "frames": len(clean),
+        "fps": fps,
+        "seed": seed,
+        "psnr_in": round(psnr_in, 3),
+        "psnr_out": round(psnr_out, 3),
+        "ssim_in": round(ssim_in, 4),
+        "ssim_out": round(ssim_out, 4),
+    }
+    with atomic_path(paths["report.json"]) as tmp:  # what `kdsharp demo` measured, for the README
+        tmp.write_text(json.dumps(report, indent=1) + "\n")
     return DemoResult(
         folder,
         paths["degraded.mp4"],

@@ -57,14 +57,13 @@ def is_full_range(frame: av.VideoFrame) -> bool:
 
 
 def luma_model(sharpener) -> nn.Module | None:
-    """The ``FastNet`` (``luma=True``) that ``sharpener`` runs with torch untiled, else None (RGB path)."""
+    """The luma model (``luma=True`` with ``forward_cells``: ``fast``, ``student``, the luma U-Nets)
+    that ``sharpener`` runs with torch untiled, else None (RGB path)."""
     backend = getattr(sharpener, "backend", None)
     if backend is None or backend.name != "torch" or getattr(sharpener, "tile", None) is not None:
         return None
-    from kdsharp.models.fast import FastNet
-
     model = backend.model
-    return model if isinstance(model, FastNet) and model.luma else None
+    return model if getattr(model, "luma", False) and callable(getattr(model, "forward_cells", None)) else None
 
 
 def reach(model: nn.Module) -> int:
@@ -79,10 +78,10 @@ def reach(model: nn.Module) -> int:
 
 
 class LumaNet:
-    """A luma ``FastNet`` run on a Y plane: uint8 (H, W) -> uint8 (H, W) = round(Y + span * dY).
+    """A luma model run on a Y plane: uint8 (H, W) -> uint8 (H, W) = round(Y + span * dY).
 
-    Same computation as ``FastNet.forward`` (reflect/replicate pad to a multiple of ``scale``,
-    space-to-depth, head/body/tail, depth-to-space), with Y normalised to [0, 1] by the frame's
+    Same computation as the model's ``forward`` (reflect/replicate pad to its ``pad_multiple``,
+    space-to-depth by ``scale``, ``forward_cells``, depth-to-space), with Y normalised to [0, 1] by the frame's
     range instead of computed from RGB: the model's ``luma_unshuffle`` conv (RGB -> Y +
     pixel-unshuffle) becomes a plain pixel-unshuffle of the Y plane. The sum is rounded and
     clamped to the range's legal luma (16-235 limited, 0-255 full), as the RGB path's clamp to
@@ -90,15 +89,16 @@ class LumaNet:
     """
 
     def __init__(self, model: Any, device: torch.device | str = "cpu"):
-        self.model = model  # a FastNet: head, body, tail, scale
+        self.model = model  # luma=True: scale, pad_multiple, forward_cells
         self.device = torch.device(device)
         self.scale = int(self.model.scale)
+        self.multiple = int(getattr(model, "pad_multiple", self.scale))
         self.dtype = next(model.parameters()).dtype
 
     def pad(self, y: np.ndarray) -> np.ndarray:
-        """``y`` padded bottom/right to a multiple of ``scale`` as ``pad_to_multiple`` does (a copy)."""
+        """``y`` padded bottom/right to the model's ``pad_multiple`` as ``pad_to_multiple`` does."""
         h, w = y.shape
-        s = self.scale
+        s = self.multiple
         ph, pw = (s - h % s) % s, (s - w % s) % s
         if ph == 0 and pw == 0:
             return np.ascontiguousarray(y)
@@ -108,7 +108,7 @@ class LumaNet:
 
     @torch.inference_mode()
     def run(self, yp: np.ndarray, full_range: bool) -> np.ndarray:
-        """Padded uint8 Y (H, W multiples of ``scale``) -> uint8 Y + dY, same shape (a new array)."""
+        """Padded uint8 Y (H, W multiples of ``pad_multiple``) -> uint8 Y + dY, same shape (a new array)."""
         s = self.scale
         h, w = yp.shape
         lo, span, hi = (0.0, 255.0, 255.0) if full_range else (16.0, 219.0, 235.0)
@@ -117,8 +117,7 @@ class LumaNet:
         cells.copy_(y8)  # space-to-depth + uint8 -> float in one pass; channels-last layout for the convs
         src = cells.sub(lo).mul_(1.0 / span).view(1, h // s, w // s, s * s).permute(0, 3, 1, 2)
         src = src.to(self.device, self.dtype, non_blocking=True)
-        m = self.model
-        d = m.tail(m.body(m.head(src)))  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
+        d = self.model.forward_cells(src)  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
         d = d.float().permute(0, 2, 3, 1).to("cpu").reshape(1, h // s, w // s, s, s)
         out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
         res = np.empty((h, w), np.uint8)
@@ -254,7 +253,10 @@ class LumaFrames:
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", reuse: bool = False):
         self.net = LumaNet(model, device)
-        self.reuse = TileReuse(self.net, model) if reuse else None
+        from kdsharp.models.fast import FastNet
+
+        # reuse needs a short reach: a plain conv net (FastNet), not a U-Net
+        self.reuse = TileReuse(self.net, model) if reuse and isinstance(model, FastNet) else None
         self.times = StageTimes()
 
     @staticmethod

@@ -4,7 +4,9 @@ Every model maps (N,3,H,W) float32 RGB in [0,1] to the same shape (any H, W: pad
 model's ``pad_multiple`` inside and cropped back; no clamping -- callers clamp) and supports
 ``forward(x, return_features=True) -> (out, feats)``, ``feats`` an ordered dict of
 (N,C,ceil(H/k),ceil(W/k)) maps named by scale ``'s1'`` (full), ``'s2'``, ``'s4'``, ``'s8'``
-(``'s16'`` for a 1/16 bottleneck).
+(``'s16'``, ``'s32'`` for deeper bottlenecks). Luma models (``luma=True``: ``fast*``,
+``resunet_luma*``) also have ``forward_cells``: (N,s*s,h,w) space-to-depth Y -> its residual,
+what the YUV-native video path runs on the decoder's Y plane.
 ``model.feature_channels`` gives C per name and ``model.arch_kwargs`` rebuilds the model.
 
 =================  ==============  ======================================================
@@ -14,8 +16,10 @@ restormer*         decoder         s1: 2*dim (after refinement), s2: 2*dim, s4: 
                                    s8: 8*dim (latent)  -- tiny: 48/48/96/192
 resunet_teacher    decoder         s1: 32, s2: 64, s4: 128, s8: 256 (bottleneck)
 resunet_lite       decoder         s4: 16, s8: 32, s16: 64 (bottleneck)  (= student)
+resunet_luma       decoder         s4: 16, s8: 32, s16: 64 (bottleneck); resunet_luma4 adds s32: 128
 unet               decoder         s4: 16, s8: 32, s16: 64 (bottleneck)
 fast / fast_y      body output     s4: 16
+fast_y_wide        body output     s4: 32
 fast_rgb           body output     s4: 16
 =================  ==============  ======================================================
 

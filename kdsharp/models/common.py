@@ -50,6 +50,22 @@ def crop_features(feats: OrderedDict[str, torch.Tensor], h, w) -> OrderedDict[st
     return out
 
 
+def luma_space_to_depth_kernel(scale: int) -> torch.Tensor:
+    """(s*s,3,s,s) conv weights that compute BT.601 luma and pixel-unshuffle by ``scale`` in one pass.
+
+    ``F.conv2d(rgb, k, stride=scale)`` == ``F.pixel_unshuffle(rgb_to_y(rgb), scale)``: (N,3,H,W) ->
+    (N,s*s,H/s,W/s), H and W multiples of ``scale``.
+    """
+    from kdsharp.ops.color import rgb_to_y
+
+    lw = rgb_to_y(torch.eye(3).view(1, 3, 3, 1).permute(2, 1, 0, 3)).view(3)  # BT.601 weights
+    k = torch.zeros(scale * scale, 3, scale, scale)
+    for i in range(scale):
+        for j in range(scale):
+            k[i * scale + j, :, i, j] = lw
+    return k
+
+
 def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     """Zero a conv's weight and bias so a residual branch starts as the identity."""
     nn.init.zeros_(conv.weight)

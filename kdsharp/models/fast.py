@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.models._registry import register_model
-from kdsharp.models.common import crop_features, crop_to, new_features, pad_to_multiple
-from kdsharp.ops.color import rgb_to_y
+from kdsharp.models.common import crop_features, crop_to, luma_space_to_depth_kernel, new_features, pad_to_multiple
 from kdsharp.ops.filters import laplacian_kernel, sobel_kernels
 
 
@@ -178,12 +177,7 @@ class FastNet(nn.Module):
         self.tail = RepConv(channels, cio, expand, bias, None, zero=True)
         self.feature_channels = {f"s{scale}": channels}
         if luma:  # luma + space-to-depth in one strided conv: (N,3,H,W) -> (N,s*s,H/s,W/s)
-            lw = rgb_to_y(torch.eye(3).view(1, 3, 3, 1).permute(2, 1, 0, 3)).view(3)  # BT.601 weights
-            k = torch.zeros(scale * scale, 3, scale, scale)
-            for i in range(scale):
-                for j in range(scale):
-                    k[i * scale + j, :, i, j] = lw
-            self.register_buffer("luma_unshuffle", k, persistent=False)
+            self.register_buffer("luma_unshuffle", luma_space_to_depth_kernel(scale), persistent=False)
 
     @property
     def is_deployed(self) -> bool:
@@ -195,6 +189,13 @@ class FastNet(nn.Module):
             if isinstance(m, RepConv):
                 m.reparameterize()
         return self
+
+    def forward_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        """Luma in space-to-depth form -> its residual: (N,s*s,h,w) -> (N,s*s,h,w), any h, w.
+
+        ``cells`` = ``pixel_unshuffle(Y, scale)``; the YUV-native video path calls this on the
+        decoder's Y plane (:class:`kdsharp.infer.frames.LumaNet`)."""
+        return self.tail(self.body(self.head(cells)))
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, {'s4': (N,C,H/4,W/4)})."""
@@ -227,6 +228,17 @@ def fast_y(**kwargs) -> FastNet:
 def fast_rgb(**kwargs) -> FastNet:
     """Real-time student on RGB: 16 ch at 1/4 res, 2 body blocks, PReLU (re-parameterizable)."""
     return FastNet(**{**dict(channels=16, num_blocks=2, scale=4, luma=False, act="prelu"), **kwargs})
+
+
+@register_model
+def fast_y_wide(**kwargs) -> FastNet:
+    """Wider luma net: 32 ch at 1/4 res, 4 body blocks, PReLU (~4x ``fast_y``'s MACs, ~14 frames/s at 1080p).
+
+    A student candidate of the GPU race (docs/train/gpu3_race.md): best mean validation PSNR at the
+    student's speed, but luma-only, so it leaves the chroma damage of ``lowbw``/``h264`` in place and
+    lost to the RGB ResUNet-lite student on those presets; not shipped.
+    """
+    return FastNet(**{**dict(channels=32, num_blocks=4, scale=4, luma=True, act="prelu"), **kwargs})
 
 
 @register_model(role="fast", weights="fast.safetensors")

@@ -5,6 +5,9 @@ decoder levels upsample by a 1x1 conv + pixel-shuffle, add the encoder skip, and
 residual blocks. An optional space-to-depth ``stem`` (pixel-unshuffle by 2 or 4) runs the whole
 network below full resolution, which is what makes the students fast. The output is the input
 plus a predicted residual; the tail conv starts at zero, so the untrained model is the identity.
+With ``luma=True`` the network sees BT.601 luma only and predicts a luma residual that is added
+to R, G and B alike (= Y + dY with chroma passed through, as ``fast`` does): at stem 4 its
+head sees 16 values per cell instead of 48, so a 16-channel first level is no bottleneck.
 
 Features (``return_features=True``) are the DECODER outputs of each level plus the bottleneck,
 named by their scale relative to the input: with ``stem=1`` and 4 levels 's1', 's2', 's4',
@@ -18,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.models._registry import register_model
-from kdsharp.models.common import pad_to_multiple, unet_output, zero_init
+from kdsharp.models.common import crop_to, luma_space_to_depth_kernel, pad_to_multiple, unet_output, zero_init
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -58,11 +61,13 @@ class ResUNet(nn.Module):
         enc_blocks: residual blocks per encoder level (the last one is the bottleneck).
         dec_blocks: residual blocks per decoder level (one fewer entry than ``channels``).
         stem: space-to-depth factor before the first conv (1 = full resolution, 2 or 4).
+        luma: see luma only and predict a luma residual (``in_channels``/``out_channels`` ignored).
         head_kernel: kernel of the first conv (3, or 1 = a linear patch embedding after the stem).
         bias: conv biases.
     """
 
     prefers_channels_last = True
+    luma_unshuffle: torch.Tensor  # (s*s,3,s,s) luma + space-to-depth weights (a buffer, luma only)
 
     def __init__(
         self,
@@ -74,6 +79,7 @@ class ResUNet(nn.Module):
         bias: bool = True,
         in_channels: int = 3,
         out_channels: int = 3,
+        luma: bool = False,
     ):
         super().__init__()
         channels, enc_blocks, dec_blocks = list(channels), list(enc_blocks), list(dec_blocks)
@@ -89,6 +95,11 @@ class ResUNet(nn.Module):
             in_channels=in_channels,
             out_channels=out_channels,
         )
+        if luma:  # recorded only when set, so older checkpoints' arch_kwargs stay as they were
+            self.arch_kwargs["luma"] = True
+            in_channels = out_channels = 1
+            self.register_buffer("luma_unshuffle", luma_space_to_depth_kernel(stem), persistent=False)
+        self.luma, self.scale = luma, stem
         levels = len(channels)
         self.stem = stem
         self.pad_multiple = stem * 2 ** (levels - 1)
@@ -104,10 +115,10 @@ class ResUNet(nn.Module):
         self.tail = zero_init(conv3x3(channels[0], out_channels * stem * stem, bias=bias))
         self.feature_channels = {f"s{stem * 2**i}": c for i, c in enumerate(channels)}
 
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, decoder features by scale)."""
-        xp, h, w = pad_to_multiple(x, self.pad_multiple)
-        f = self.head(F.pixel_unshuffle(xp, self.stem) if self.stem > 1 else xp)
+    def _body(self, src: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Space-to-depth input (N,C*stem^2,h,w), h and w multiples of 2^(levels-1) -> (residual
+        cells (N,C_out*stem^2,h,w), decoder outputs bottleneck first)."""
+        f = self.head(src)
         skips = []
         for i, enc in enumerate(self.encoders):
             f = enc(f)
@@ -118,7 +129,23 @@ class ResUNet(nn.Module):
         for i in reversed(range(len(self.decoders))):
             f = self.decoders[i](self.ups[i](f) + skips[i])
             levels.append(f)
-        return unet_output(xp, self.tail(f), levels, self.stem, h, w, return_features)
+        return self.tail(f), levels
+
+    def forward_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        """Luma model only: (N,stem^2,h,w) = ``pixel_unshuffle(Y, stem)`` -> its residual, same
+        shape, any h, w (padded inside); the YUV-native video path calls this on the Y plane."""
+        cp, h, w = pad_to_multiple(cells, self.pad_multiple // self.stem)
+        return crop_to(self._body(cp)[0], h, w)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, decoder features by scale)."""
+        xp, h, w = pad_to_multiple(x, self.pad_multiple)
+        if self.luma:  # == pixel_unshuffle(rgb_to_y(xp)); the (N,1,H,W) residual broadcasts onto RGB
+            src = F.conv2d(xp, self.luma_unshuffle.to(xp.dtype), stride=self.stem)
+        else:
+            src = F.pixel_unshuffle(xp, self.stem) if self.stem > 1 else xp
+        res, levels = self._body(src)
+        return unet_output(xp, res, levels, self.stem, h, w, return_features)
 
 
 @register_model

@@ -114,6 +114,19 @@ def resunet_lite(**kwargs) -> ResUNetLite:
     return ResUNetLite(**kwargs)
 
 
+@register_model
+def resunet_luma(**kwargs) -> ResUNetLite:
+    """Luma residual U-Net: stem 4 on Y (16 values per cell), 3x3 head, 3 levels of 16/32/64 ch."""
+    return ResUNetLite(**{**dict(luma=True, head_kernel=3), **kwargs})
+
+
+@register_model
+def resunet_luma4(**kwargs) -> ResUNetLite:
+    """Deeper luma residual U-Net: stem 4 on Y, 3x3 head, 4 levels of 16/32/64/128 ch (to 1/32 res)."""
+    cfg = dict(channels=[16, 32, 64, 128], enc_blocks=[2, 2, 2, 2], dec_blocks=[1, 1, 1], luma=True, head_kernel=3)
+    return ResUNetLite(**{**cfg, **kwargs})
+
+
 @register_model(role="student", weights="student.safetensors")
 def student(**kwargs) -> ResUNetLite:
     """The distilled student (resunet_lite trained with the teacher; ships as student.safetensors)."""
