@@ -7,7 +7,7 @@
 #   there: MINUTES=7.5 bash scripts/gpu_race.sh          (.bundle carried; RACE=name,name to pick)
 # Each run publishes its fp16 EMA weights every minute to $WORK/<run>/ (weights, pipeline.json) and
 # logs to $WORK/<run>.log; at the end everything (weights, logs, run folders without .pth) is packed
-# into ONE file, $OUT/race.tar: the device returns only a few files from $OUT (a first race that
+# into ONE file, $OUT/race.tar: the device returns at most 8 files from $OUT (a first race that
 # left its 20-odd files there got back only the logs, and the weights had to be fetched from /tmp).
 # A CPU smoke test: SMOKE=1 MINUTES=1 OUT=/tmp/race bash scripts/gpu_race.sh
 set -uo pipefail
