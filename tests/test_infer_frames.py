@@ -91,6 +91,30 @@ def test_luma_path_equals_rgb_path_within_rounding(fast_sharpener, size, fmt):
     assert (a.width, a.height, a.format.name, a.pts) == (frame.width, frame.height, frame.format.name, frame.pts)
 
 
+def test_chroma_branch_runs_on_the_420_chroma_planes():
+    """A model with a chroma branch changes the 4:2:0 chroma planes in the YUV path as its RGB path
+    does: a branch that shifts Cb by +10/255 and Cr by -6/255 (luma untouched) moves the limited-range
+    planes by +8.8 and -5.3 levels in both paths (catches a swapped plane, a wrong span or sign). Reuse
+    stays off, and other layouts (4:4:4) go through RGB."""
+    m = FastNet(channels=8, num_blocks=1, scale=4, luma=True, act="prelu", chroma=4).reparameterize().eval()
+    with torch.no_grad():
+        tail = m.chroma_tail.deployed
+        tail.weight.zero_()
+        tail.bias.copy_(torch.tensor([10.0] * 4 + [-6.0] * 4) / 255)  # Cb cells, then Cr cells
+    s = Sharpener(m.requires_grad_(False), device="cpu")
+    frame = yuv_frame(camera_like(50, 66, seed=6))  # odd chroma sizes: 25 x 33
+    proc = make_processor(s, frame, reuse=True)
+    assert isinstance(proc, LumaFrames) and proc.reuse is None
+    a, b = proc([frame])[0], rgb_path(s, frame)
+    assert np.array_equal(plane_view(a, 0), plane_view(frame, 0))  # the luma tail is zero
+    for i, shift in ((1, 10 * 224 / 255), (2, -6 * 224 / 255)):
+        ca, cb, c0 = (plane_view(f, i).astype(int) for f in (a, b, frame))
+        assert ca.shape == c0.shape == (25, 33)
+        assert np.abs(ca - c0 - shift).max() <= 0.5  # the YUV path: exactly the shift, rounded
+        assert abs((cb - c0).mean() - shift) < 0.5, (cb - c0).mean()  # the RGB path: the same on average
+    assert make_processor(s, yuv_frame(camera_like(50, 66, seed=6), "yuv444p")).path == "rgb"
+
+
 def test_luma_unet_runs_the_yuv_path_without_reuse():
     """A luma U-Net (not a FastNet) takes the YUV path through ``forward_cells``, padded to its own
     multiple (66 x 50 is not a multiple of its 16), and gives its ``forward`` output; temporal reuse
@@ -140,6 +164,8 @@ def test_processor_choice():
     assert make_processor(Sharpener(luma_net(), device="cpu"), rgb_in).path == "rgb"
     rgb_model = FastNet(channels=8, num_blocks=1, luma=False).eval()
     assert luma_model(Sharpener(rgb_model, device="cpu")) is None
+    with_chroma = FastNet(channels=8, num_blocks=1, luma=True, chroma=4).eval()  # 4:2:0 only (its own test)
+    assert make_processor(Sharpener(with_chroma, device="cpu"), frame).path == "yuv"
 
 
 # -- temporal reuse ---------------------------------------------------------------------------------

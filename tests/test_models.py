@@ -275,3 +275,30 @@ def test_luma_models_forward_cells_is_forward_on_the_y_plane(name):
         dy = F.pixel_shuffle(model.forward_cells(cells), model.scale)[..., :h, :w]
     assert model.luma and dy.shape == (2, 1, 37, 53)
     torch.testing.assert_close(out, x + dy, atol=1e-5, rtol=0)
+
+
+def test_chroma_branch_grows_from_a_luma_model_and_changes_only_colour():
+    """``fast_ycc`` = ``fast`` + a chroma branch: initialised from ``fast`` it gives the same output
+    (the branch's tail starts at zero); trained, its branch leaves luma alone and folds like the rest."""
+    torch.manual_seed(0)
+    luma_only = create_model("fast_y").eval()
+    for p in luma_only.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    ycc = create_model("fast_ycc").eval()
+    assert ycc.arch_kwargs["chroma"] == 8 and "chroma" not in luma_only.arch_kwargs
+    ycc.load_state_dict({**ycc.state_dict(), **luma_only.state_dict()})
+    x = torch.rand(2, 3, 37, 53)
+    with torch.no_grad():
+        torch.testing.assert_close(ycc(x), luma_only(x), atol=1e-6, rtol=0)
+        for name, p in ycc.named_parameters():  # a trained chroma branch, and a luma branch doing nothing
+            if name.startswith("chroma_"):
+                torch.nn.init.normal_(p, std=0.05)
+            elif name.startswith("tail."):
+                torch.nn.init.zeros_(p)
+        out = ycc(x)
+        assert (out - x).abs().mean() > 1e-3  # the colour changed
+        torch.testing.assert_close(rgb_to_y(out), rgb_to_y(x), atol=1e-5, rtol=0)  # the luma did not
+        ycc.reparameterize()
+        torch.testing.assert_close(ycc(x), out, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="chroma"):
+        FastNet(luma=False, chroma=8)

@@ -278,3 +278,20 @@ def test_model_init_fine_tunes_from_trained_weights(tmp_path):
             tr.close()
     with pytest.raises(ConfigError, match="t.safetensors"):
         Trainer(tiny_config(tmp_path, name="ft_bad", model={**STUDENT, "init": str(weights)}))
+
+
+def test_model_init_grows_an_identity_start_branch():
+    """model.init from a luma-only `fast` into `fast_ycc` (same model + a chroma branch whose tail
+    starts at zero): the new branch keeps its initial values and the output is unchanged; tensors
+    outside such a branch must still match."""
+    from kdsharp.models import unwrap
+    from kdsharp.registry import create_model, load_model
+    from kdsharp.train.builders import init_weights
+
+    grown = unwrap(create_model("fast_ycc")).eval()
+    init_weights(grown, "fast")
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), load_model("fast", deploy=False)(x), atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match="student"):
+        init_weights(unwrap(create_model("fast_ycc")), "student")

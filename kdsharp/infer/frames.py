@@ -29,6 +29,7 @@ from typing import Any
 import av
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.io.video import frame_to_rgb
@@ -42,6 +43,7 @@ LUMA_FORMATS = {
     "yuv444p": False,
     "yuvj444p": True,
 }
+CHROMA_FORMATS = {k: v for k, v in LUMA_FORMATS.items() if k.endswith("420p")}  # models with a chroma branch
 TILE = 24  # temporal reuse: pixels per tile side (a multiple of 4; measured best of 16/24/32 on a talking head)
 
 
@@ -57,13 +59,19 @@ def is_full_range(frame: av.VideoFrame) -> bool:
 
 
 def luma_model(sharpener) -> nn.Module | None:
-    """The luma model (``luma=True`` with ``forward_cells``: ``fast``, ``student``, the luma U-Nets)
-    that ``sharpener`` runs with torch untiled, else None (RGB path)."""
+    """The luma model (``luma=True`` with ``forward_cells``: ``fast``, the luma U-Nets; with a chroma
+    branch too, e.g. ``fast_ycc``) that ``sharpener`` runs with torch untiled, else None (RGB path)."""
     backend = getattr(sharpener, "backend", None)
     if backend is None or backend.name != "torch" or getattr(sharpener, "tile", None) is not None:
         return None
     model = backend.model
     return model if getattr(model, "luma", False) and callable(getattr(model, "forward_cells", None)) else None
+
+
+def yuv_formats(model: nn.Module) -> dict[str, bool]:
+    """The frame formats the YUV-native path takes for ``model``: 8-bit planar YUV, 4:2:0 only for a
+    model with a chroma branch (it works on the 1/2-resolution chroma planes)."""
+    return CHROMA_FORMATS if getattr(model, "chroma", 0) else LUMA_FORMATS
 
 
 def reach(model: nn.Module) -> int:
@@ -93,13 +101,14 @@ class LumaNet:
         self.device = torch.device(device)
         self.scale = int(self.model.scale)
         self.multiple = int(getattr(model, "pad_multiple", self.scale))
+        self.chroma = int(getattr(model, "chroma", 0))
         self.dtype = next(model.parameters()).dtype
 
-    def pad(self, y: np.ndarray) -> np.ndarray:
-        """``y`` padded bottom/right to the model's ``pad_multiple`` as ``pad_to_multiple`` does."""
+    def pad(self, y: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """``y`` padded bottom/right to the model's ``pad_multiple`` (or to ``size``) as ``pad_to_multiple`` does."""
         h, w = y.shape
         s = self.multiple
-        ph, pw = (s - h % s) % s, (s - w % s) % s
+        ph, pw = ((s - h % s) % s, (s - w % s) % s) if size is None else (size[0] - h, size[1] - w)
         if ph == 0 and pw == 0:
             return np.ascontiguousarray(y)
         if ph < h and pw < w:
@@ -109,6 +118,10 @@ class LumaNet:
     @torch.inference_mode()
     def run(self, yp: np.ndarray, full_range: bool) -> np.ndarray:
         """Padded uint8 Y (H, W multiples of ``pad_multiple``) -> uint8 Y + dY, same shape (a new array)."""
+        return self._run(yp, full_range)[0]
+
+    def _run(self, yp: np.ndarray, full_range: bool) -> tuple[np.ndarray, torch.Tensor]:
+        """(new Y, the model's luma input cells (1, s*s, H/s, W/s) on its device)."""
         s = self.scale
         h, w = yp.shape
         lo, span, hi = (0.0, 255.0, 255.0) if full_range else (16.0, 219.0, 235.0)
@@ -122,12 +135,38 @@ class LumaNet:
         out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
         res = np.empty((h, w), np.uint8)
         torch.from_numpy(res).view(h // s, s, w // s, s).permute(0, 2, 1, 3).copy_(out[0])
-        return res
+        return res, src
+
+    def _run_chroma(self, src: torch.Tensor, cb: np.ndarray, cr: np.ndarray, full_range: bool) -> np.ndarray:
+        """Padded uint8 Cb, Cr (H/2, W/2) and the luma cells -> uint8 (2, H/2, W/2) Cb, Cr + their residual."""
+        half = self.scale // 2
+        lo, span, hi = (0.0, 255.0, 255.0) if full_range else (16.0, 224.0, 240.0)
+        c = torch.from_numpy(np.stack([cb, cr])).float()[None]  # (1, 2, H/2, W/2)
+        cells = c.sub(lo).mul(1.0 / span)  # [0, 1] centred on 0.5, as rgb_to_ycbcr gives
+        cells = F.pixel_unshuffle(cells, half) if half > 1 else cells
+        d = self.model.forward_chroma_cells(src, cells.to(self.device, self.dtype, non_blocking=True))
+        d = d.float().to("cpu")
+        d = F.pixel_shuffle(d, half) if half > 1 else d
+        return torch.add(c, d, alpha=span).add_(0.5).clamp_(lo, hi)[0].to(torch.uint8).numpy()
 
     def __call__(self, y: np.ndarray, full_range: bool) -> np.ndarray:
         """uint8 (H, W) Y of any size -> uint8 (H, W) sharpened Y."""
         h, w = y.shape
         return self.run(self.pad(y), full_range)[:h, :w]
+
+    @torch.inference_mode()
+    def ycc(
+        self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, full_range: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A model with a chroma branch on a 4:2:0 frame: uint8 Y (H, W), Cb and Cr (ceil(H/2),
+        ceil(W/2)) -> the three planes restored, same shapes."""
+        h, w = y.shape
+        yp = self.pad(y)
+        new_y, src = self._run(yp, full_range)
+        size = (yp.shape[0] // 2, yp.shape[1] // 2)
+        new_c = self._run_chroma(src, self.pad(cb, size), self.pad(cr, size), full_range)
+        ch, cw = cb.shape
+        return new_y[:h, :w], new_c[0, :ch, :cw], new_c[1, :ch, :cw]
 
 
 @dataclass
@@ -244,7 +283,8 @@ class StageTimes:
 
 
 class LumaFrames:
-    """YUV-native processor: Y plane through :class:`LumaNet` (optionally :class:`TileReuse`), chroma copied.
+    """YUV-native processor: Y plane through :class:`LumaNet` (optionally :class:`TileReuse`), chroma
+    copied, or, for a model with a chroma branch, the 4:2:0 chroma planes through it too.
 
     One instance per worker thread (temporal reuse keeps the previous frame).
     """
@@ -255,13 +295,14 @@ class LumaFrames:
         self.net = LumaNet(model, device)
         from kdsharp.models.fast import FastNet
 
-        # reuse needs a short reach: a plain conv net (FastNet), not a U-Net
-        self.reuse = TileReuse(self.net, model) if reuse and isinstance(model, FastNet) else None
+        # reuse needs a short reach: a plain conv net (FastNet), not a U-Net; and luma only
+        plain = isinstance(model, FastNet) and not self.net.chroma
+        self.reuse = TileReuse(self.net, model) if reuse and plain else None
+        self.formats = yuv_formats(model)
         self.times = StageTimes()
 
-    @staticmethod
-    def accepts(frame: av.VideoFrame) -> bool:
-        return frame.format.name in LUMA_FORMATS
+    def accepts(self, frame: av.VideoFrame) -> bool:
+        return frame.format.name in self.formats
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         return [self.one(f) for f in frames]
@@ -270,14 +311,19 @@ class LumaFrames:
         t0 = time.perf_counter()
         y = plane_view(frame, 0)
         full = is_full_range(frame)
-        new_y = self.reuse(y, full) if self.reuse is not None else self.net(y, full)
+        new_c: tuple[np.ndarray, ...] = ()
+        if self.net.chroma:
+            new_y, *chroma = self.net.ycc(y, plane_view(frame, 1), plane_view(frame, 2), full)
+            new_c = tuple(chroma)
+        else:
+            new_y = self.reuse(y, full) if self.reuse is not None else self.net(y, full)
         t1 = time.perf_counter()
         # yuvj* (full range by definition) leaves as the same layout tagged full range: encoders and
         # swscale treat the j formats as deprecated and would re-range them
         out = av.VideoFrame(frame.width, frame.height, frame.format.name.replace("yuvj", "yuv"))
         plane_view(out, 0)[...] = new_y
         for i in range(1, len(frame.planes)):
-            plane_view(out, i)[...] = plane_view(frame, i)
+            plane_view(out, i)[...] = new_c[i - 1] if new_c else plane_view(frame, i)
         copy_frame_props(frame, out)
         if full:
             out.color_range = 2
@@ -336,7 +382,7 @@ def make_processor(sharpener, frame: av.VideoFrame | None = None, reuse: bool = 
     """:class:`LumaFrames` when ``sharpener`` runs a luma model with torch and ``frame`` is 8-bit planar
     YUV (``path`` 'auto' or 'yuv'), else :class:`RgbFrames`. ``reuse`` applies to the YUV path only."""
     model = luma_model(sharpener) if path in ("auto", "yuv") else None
-    if model is not None and (frame is None or LumaFrames.accepts(frame)):
+    if model is not None and (frame is None or frame.format.name in yuv_formats(model)):
         return LumaFrames(model, sharpener.device, reuse=reuse)
     return RgbFrames(sharpener)
 
@@ -348,6 +394,7 @@ __all__ = [
     "RgbFrames",
     "TileReuse",
     "luma_model",
+    "yuv_formats",
     "make_processor",
     "plane_view",
     "reach",

@@ -441,9 +441,10 @@ def _cpu_seconds() -> float:
 
 
 def _luma_ok(sharpener, info) -> bool:
-    from kdsharp.infer.frames import LUMA_FORMATS, luma_model
+    from kdsharp.infer.frames import luma_model, yuv_formats
 
-    return luma_model(sharpener) is not None and info.pix_fmt in LUMA_FORMATS
+    model = luma_model(sharpener)
+    return model is not None and info.pix_fmt in yuv_formats(model)
 
 
 def _decoder_threads() -> int:

@@ -66,6 +66,26 @@ def luma_space_to_depth_kernel(scale: int) -> torch.Tensor:
     return k
 
 
+def chroma_space_to_depth_kernel(scale: int) -> torch.Tensor:
+    """(2*(s/2)^2,3,s,s) conv weights: BT.601 Cb, Cr averaged over 2x2 (as 4:2:0 subsampling does)
+    and space-to-depth by s/2, in one pass. ``F.conv2d(rgb, k, stride=scale) + 0.5`` ==
+    ``pixel_unshuffle(avg_pool2d(rgb_to_ycbcr(rgb)[:, 1:], 2), scale // 2)``: (N,3,H,W) ->
+    (N,2*(s/2)^2,H/s,W/s), H and W multiples of ``scale``."""
+    from kdsharp.ops.color import rgb_to_ycbcr
+
+    # (3 colours, 3 components): row r = YCbCr of pure colour r, minus the chroma offset
+    ycc = rgb_to_ycbcr(torch.eye(3).view(3, 3, 1, 1)).view(3, 3) - torch.tensor([0.0, 0.5, 0.5])
+    half = scale // 2
+    k = torch.zeros(2 * half * half, 3, scale, scale)
+    for c in range(2):
+        for a in range(half):
+            for b in range(half):
+                k[c * half * half + a * half + b, :, 2 * a : 2 * a + 2, 2 * b : 2 * b + 2] = (
+                    ycc[:, 1 + c].view(3, 1, 1) / 4
+                )
+    return k
+
+
 def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     """Zero a conv's weight and bias so a residual branch starts as the identity."""
     nn.init.zeros_(conv.weight)

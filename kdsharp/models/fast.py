@@ -31,7 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.models._registry import register_model
-from kdsharp.models.common import crop_features, crop_to, luma_space_to_depth_kernel, new_features, pad_to_multiple
+from kdsharp.models.common import (
+    chroma_space_to_depth_kernel,
+    crop_features,
+    crop_to,
+    luma_space_to_depth_kernel,
+    new_features,
+    pad_to_multiple,
+)
+from kdsharp.ops.color import cbcr_delta_to_rgb
 from kdsharp.ops.filters import laplacian_kernel, sobel_kernels
 
 
@@ -150,10 +158,17 @@ class FastNet(nn.Module):
         scale: pixel-unshuffle factor (2 or 4).
         luma: predict a luma residual only (chroma passed through) instead of an RGB residual.
         bias: use biases. expand: width multiplier of the 1x1->3x3 branch. act: 'relu' | 'prelu'.
+        chroma: width of an optional chroma branch (0: none; luma models only). It sees the luma
+            cells and the chroma (Cb, Cr) averaged to 1/2 resolution, as 4:2:0 video carries it,
+            and predicts a 1/2-resolution chroma residual, upsampled bilinearly and added to R, G,
+            B through the BT.601 inverse. Its tail starts at zero, so a model grown from a
+            luma-only one (``model.init``) starts with the same output.
     """
 
     prefers_channels_last = True  # ~1.5-2x faster convs on CPU (oneDNN); load_model applies it
+    identity_branches = ("chroma_",)  # parameters ``model.init`` may lack: they start as the identity
     luma_unshuffle: torch.Tensor  # (s*s,3,s,s) luma + space-to-depth weights (a buffer, luma only)
+    chroma_unshuffle: torch.Tensor  # (2*(s/2)^2,3,s,s) Cb, Cr of 4:2:0 + space-to-depth (chroma branch only)
 
     def __init__(
         self,
@@ -164,12 +179,22 @@ class FastNet(nn.Module):
         bias: bool = True,
         expand: int = 2,
         act: str = "relu",
+        chroma: int = 0,
     ):
         super().__init__()
         self.arch_kwargs = dict(
             channels=channels, num_blocks=num_blocks, scale=scale, luma=luma, bias=bias, expand=expand, act=act
         )
-        self.scale, self.luma = scale, luma
+        if chroma:  # recorded only when set, so earlier checkpoints' arch_kwargs stay as they were
+            if not luma or scale % 2:
+                raise ValueError("a chroma branch needs luma=True and an even scale")
+            self.arch_kwargs["chroma"] = chroma
+            c_cells = 2 * (scale // 2) ** 2  # Cb, Cr at 1/2 res, space-to-depth by scale/2
+            self.chroma_head = RepConv(scale * scale + c_cells, chroma, expand, bias, act)
+            self.chroma_body = RepConv(chroma, chroma, expand, bias, act)
+            self.chroma_tail = RepConv(chroma, c_cells, expand, bias, None, zero=True)
+            self.register_buffer("chroma_unshuffle", chroma_space_to_depth_kernel(scale), persistent=False)
+        self.scale, self.luma, self.chroma = scale, luma, chroma
         self.pad_multiple = scale
         cio = (1 if luma else 3) * scale * scale
         self.head = RepConv(cio, channels, expand, bias, act)
@@ -197,6 +222,23 @@ class FastNet(nn.Module):
         decoder's Y plane (:class:`kdsharp.infer.frames.LumaNet`)."""
         return self.tail(self.body(self.head(cells)))
 
+    def forward_chroma_cells(self, y_cells: torch.Tensor, c_cells: torch.Tensor) -> torch.Tensor:
+        """Chroma branch: luma cells (N,s*s,h,w) and 1/2-resolution Cb, Cr cells (N,2*(s/2)^2,h,w),
+        both space-to-depth, Cb/Cr in [0, 1] centred on 0.5 -> their residual, same shape as ``c_cells``.
+        The YUV-native video path calls this on the decoder's 4:2:0 chroma planes."""
+        return self.chroma_tail(self.chroma_body(self.chroma_head(torch.cat([y_cells, c_cells], 1))))
+
+    def chroma_delta(self, xp: torch.Tensor, y_cells: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) RGB (H, W multiples of ``scale``) and its luma cells -> (N,3,H,W) RGB change
+        made by the chroma branch."""
+        half = self.scale // 2
+        # Cb, Cr averaged over 2x2 as 4:2:0 subsampling does, space-to-depth by s/2: one strided conv
+        c_cells = F.conv2d(xp, self.chroma_unshuffle.to(xp.dtype), stride=self.scale) + 0.5
+        d = self.forward_chroma_cells(y_cells, c_cells)
+        d = F.pixel_shuffle(d, half) if half > 1 else d  # (N,2,H/2,W/2) chroma residual
+        # to RGB at 1/2 resolution, then up (both linear, so the order does not matter)
+        return F.interpolate(cbcr_delta_to_rgb(d), scale_factor=2, mode="bilinear", align_corners=False)
+
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, {'s4': (N,C,H/4,W/4)})."""
         xp, h, w = pad_to_multiple(x, self.pad_multiple)
@@ -206,6 +248,8 @@ class FastNet(nn.Module):
             src = F.pixel_unshuffle(xp, self.scale)
         feat = self.body(self.head(src))
         out = xp + F.pixel_shuffle(self.tail(feat), self.scale)  # (N,1,H,W) broadcasts onto RGB
+        if self.chroma:
+            out = out + self.chroma_delta(xp, src)
         out = crop_to(out, h, w)
         if not return_features:
             return out
@@ -239,6 +283,13 @@ def fast_y_wide(**kwargs) -> FastNet:
     lost to the RGB ResUNet-lite student on those presets; not shipped.
     """
     return FastNet(**{**dict(channels=32, num_blocks=4, scale=4, luma=True, act="prelu"), **kwargs})
+
+
+@register_model
+def fast_ycc(**kwargs) -> FastNet:
+    """``fast_y`` plus an 8-channel chroma branch on 1/2-resolution Cb/Cr (see ``FastNet(chroma=)``):
+    a luma-only model leaves the colour damage of low-bitrate calls in place."""
+    return fast_y(**{**dict(chroma=8), **kwargs})
 
 
 @register_model(role="fast", weights="fast.safetensors")

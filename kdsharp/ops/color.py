@@ -25,6 +25,12 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", m, x - offset)
 
 
+def cbcr_delta_to_rgb(d: torch.Tensor) -> torch.Tensor:
+    """(N,2,H,W) change of Cb, Cr -> (N,3,H,W) the change of R, G, B it makes (Y unchanged)."""
+    m = _YCC2RGB[:, 1:].to(d.device, d.dtype)
+    return torch.einsum("ij,njhw->nihw", m, d)
+
+
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """(N,3,H,W) RGB in [0,1] -> (N,1,H,W) luma Y in [0,1]."""
     w = _RGB2YCC[0].to(x.device, x.dtype).view(1, 3, 1, 1)

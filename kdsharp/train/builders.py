@@ -42,6 +42,15 @@ def model_from_config(model_cfg: dict, device: torch.device, channels_last: bool
         arch = {"name": name, "kwargs": kwargs}
     if model_cfg.get("init"):
         init_weights(model, str(model_cfg["init"]))
+    freeze = tuple(str(p) for p in model_cfg.get("freeze") or [])
+    if freeze:
+        frozen = [n for n, p in model.named_parameters() if n.startswith(freeze)]
+        if not frozen:
+            raise ConfigError(f"model.freeze={list(freeze)} matches no parameter of '{name}'")
+        for n, p in model.named_parameters():
+            if n.startswith(freeze):
+                p.requires_grad_(False)
+        info(f"model.freeze: {len(frozen)} parameter tensors kept fixed")
     model = model.to(device)
     if channels_last:
         model = set_memory_format(model, torch.channels_last)
@@ -58,6 +67,11 @@ def init_weights(model: nn.Module, spec: str) -> None:
     source = unwrap(load_model(spec, "cpu", weights=True, deploy=False))
     sd = {k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()}
     sd = grow_kernels(sd, model.state_dict())
+    own = model.state_dict()
+    added = [k for k in own if k not in sd and k.startswith(tuple(getattr(model, "identity_branches", ())))]
+    if added:  # a branch the source lacks that starts as the identity (e.g. FastNet's chroma branch)
+        sd.update({k: own[k] for k in added})
+        info(f"model.init: {len(added)} tensors of new identity-start branches keep their initial values")
     try:
         check_state_dict(spec, model, sd, "model.init")
     except KdsharpError as e:

@@ -33,7 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,  # torch CPU threads (0 = leave torch's default)
     # init: start from trained weights (fine-tuning): a registered name with shipped weights, a
     # weights file (.safetensors / official .pth) or a trainer checkpoint (EMA weights if present)
-    "model": {"name": "resunet_teacher", "kwargs": {}, "init": None},
+    # freeze: parameter-name prefixes kept as they are (e.g. [head, body, tail]: train only a branch
+    # grown onto ``init`` weights, such as FastNet's chroma branch)
+    "model": {"name": "resunet_teacher", "kwargs": {}, "init": None, "freeze": []},
     "teacher": None,  # students: registered name or weights/checkpoint path of the frozen teacher
     "teacher_cache": {"enabled": False, "size": 512, "path": None, "batch": 8, "augment": True},
     "data": {
@@ -190,6 +192,7 @@ def validate_config(cfg: dict) -> None:
     need(isinstance(cfg["save_every"], int) and cfg["save_every"] >= 0, "save_every must be an integer >= 0")
     need(isinstance(cfg["model"].get("name"), str), "model.name must be a registered model name")
     need(isinstance(cfg["model"].get("kwargs") or {}, dict), "model.kwargs must be a mapping")
+    need(isinstance(cfg["model"].get("freeze") or [], list), "model.freeze must be a list of parameter-name prefixes")
     tc = cfg["teacher_cache"]
     need(
         not tc["enabled"] or (isinstance(tc["size"], int) and tc["size"] > 0),
