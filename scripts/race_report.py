@@ -19,46 +19,26 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
-import platform
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
+from realtime_bench import cpu_info, cpu_label  # scripts/ is on the path: this file runs as a script
 
-from kdsharp.models.common import reparameterize, set_memory_format
+from kdsharp.evaluate.bench import benchmark
+from kdsharp.metrics import psnr
 from kdsharp.models import unwrap
-from kdsharp.registry import count_macs, create_model
+from kdsharp.models.common import reparameterize, set_memory_format
+from kdsharp.registry import count_macs, create_model, load_model
 
 
-def cpu_name() -> str:
-    """'AMD EPYC (family 25 model 17, AVX-512 yes)' from lscpu."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or platform.machine()
-    f = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
-    avx512 = "yes" if "avx512f" in f.get("Flags", "").split() else "no"
-    return f"{f.get('Model name', '?')} (family {f.get('CPU family', '?')} model {f.get('Model', '?')}, AVX-512 {avx512})"
-
-
-def bare_fps(model: torch.nn.Module, repeats: int = 6) -> float:
-    """Median frames/s of one 1920x1080 forward pass (2 threads, deployed, channels-last)."""
-    torch.set_num_threads(2)
-    model = model.eval().requires_grad_(False)
-    set_memory_format(model, torch.channels_last)
-    x = torch.rand(1, 3, 1080, 1920).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        model(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
-    return 1.0 / sorted(times)[len(times) // 2]
+def bare_fps(model: torch.nn.Module) -> float:
+    """Frames/s of the bare model at 1920x1080, 2 threads (``kdsharp bench``'s timing, median of 6)."""
+    return benchmark(set_memory_format(model.eval(), torch.channels_last), threads=2, iters=6)["fps"]
 
 
 class LumaChangeOnly(torch.nn.Module):
@@ -75,33 +55,36 @@ class LumaChangeOnly(torch.nn.Module):
         return x + rgb_to_y(self.model(x).clamp(0, 1)) - rgb_to_y(x)
 
 
+@functools.cache
+def val_pairs(bundle: Path) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], list[float]]:
+    """The bundle's val pairs as (lq, gt, preset), and the input's PSNR on each: read once per run."""
+    from kdsharp.data.bundle import load_bundle, read_meta
+
+    names = read_meta(bundle)["val"]  # pair key -> preset
+    _, pairs = load_bundle(bundle, part="val")
+    items = [(lq, gt, names[k]) for (lq, gt), k in zip(pairs, sorted(names), strict=True)]
+    return items, [psnr(lq, gt) for lq, gt, _ in items]
+
+
 def per_preset(model: torch.nn.Module, bundle: Path) -> dict[str, float]:
     """Mean PSNR gain (dB) over the input per val preset of ``bundle`` (output rounded to 8 bits),
     plus the mean PSNR of the output ('all') and of the input ('input')."""
-    import numpy as np
-
-    from kdsharp.data.bundle import load_bundle, read_meta
-    from kdsharp.metrics import psnr
-
     torch.set_num_threads(2)
-    names = read_meta(bundle)["val"]  # pair key -> preset
-    _, pairs = load_bundle(bundle, part="val")
-    gains: dict[str, list[float]] = {}
-    for (lq, gt), preset in zip(pairs, [names[k] for k in sorted(names)], strict=True):
+    items, base = val_pairs(bundle)
+    gains: dict[str, list[float]] = {"all": [], "input": base}
+    for (lq, gt, preset), p_in in zip(items, base, strict=True):
         x = torch.from_numpy(lq).permute(2, 0, 1)[None].float() / 255
         with torch.inference_mode():
             out = (model(x).clamp(0, 1)[0].permute(1, 2, 0) * 255).round().byte().numpy()
-        gains.setdefault(preset, []).append(psnr(out, gt) - psnr(lq, gt))
-        gains.setdefault("all", []).append(psnr(out, gt))
-        gains.setdefault("input", []).append(psnr(lq, gt))
+        p_out = psnr(out, gt)
+        gains.setdefault(preset, []).append(p_out - p_in)
+        gains["all"].append(p_out)
     return {p: round(float(np.mean(v)), 3) for p, v in gains.items()}
 
 
 def reference_row(name: str, bundle: Path, fps: bool, luma_only: bool = False) -> dict:
     """A shipped model, measured like the race runs (for comparison; not trained in the race);
     ``luma_only``: only its luma change kept (:class:`LumaChangeOnly`)."""
-    from kdsharp.registry import load_model
-
     model = load_model(name)
     arch = unwrap(model)  # the teacher's local windows wrap the architecture
     gains = per_preset(LumaChangeOnly(model) if luma_only else model, bundle)
@@ -147,8 +130,6 @@ def run_row(folder: Path, fps: bool, weights_root: Path | None = None, bundle: P
     row["delta_psnr"] = round(row["val_psnr"] - row["input_psnr"], 3)
     found = sorted(weights_root.glob(f"**/{folder.name}/**/*.safetensors")) if weights_root else []
     if found:  # the run's trained weights: timed (random weights can be slower: denormals) and validated
-        from kdsharp.registry import load_model
-
         model = load_model(found[0])
         if bundle is not None:
             gains = per_preset(model, bundle)
@@ -158,8 +139,30 @@ def run_row(folder: Path, fps: bool, weights_root: Path | None = None, bundle: P
     return row
 
 
-def markdown(rows: list[dict], cpu: str | None) -> str:
+def race_table(rows: list[dict], cpu: dict | None) -> list[str]:
+    """The markdown table of a race's rows (best validation first, teachers last), with an fps column
+    when ``cpu`` (:func:`cpu_info`) says they were timed; also what the README shows."""
     presets = list(next((r["val_delta_by_preset"] for r in rows if "val_delta_by_preset" in r), {}))
+    out = ["| run | model | init | distillation | params | GMACs@1080p | " + ("fps@1080p | " if cpu else "")
+           + "steps | minutes | val PSNR | Δ input |" + "".join(f" Δ {p} |" for p in presets),
+           "|---|---|---|---|---:|---:|" + ("---:|" if cpu else "") + "---:|---:|---:|---:|" + "---:|" * len(presets)]
+    for r in sorted(rows, key=lambda r: ("teacher" in r["stage"], -r["val_psnr"])):
+        kw = ", ".join(f"{a}={b}" for a, b in r["kwargs"].items())
+        fps = (f"{r['fps_1080p']:.1f} | " if "fps_1080p" in r else "– | ") if cpu else ""
+        kd = "–" if r["distillation"] is None else ("yes" if r["distillation"] else "no")
+        steps = "–" if r["steps"] is None else str(r["steps"])
+        minutes = "–" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
+        by = r.get("val_delta_by_preset", {})
+        out.append(f"| {r['run']} | `{r['model']}`{f' ({kw})' if kw else ''} | {r['init'] or 'scratch'} | "
+                   f"{kd} | {r['params'] / 1e3:.0f} k | {r['gmacs_1080p']:.1f} | {fps}"
+                   f"{steps} | {minutes} | {r['val_psnr']:.2f} | {r['delta_psnr']:+.2f} |"
+                   + "".join(f" {by[p]:+.2f} |" if p in by else " – |" for p in presets))
+    if cpu:
+        out += ["", f"fps: bare model at 1920x1080, 2 threads, median of 6, on {cpu_label(cpu)}."]
+    return out
+
+
+def markdown(rows: list[dict], cpu: dict | None) -> str:
     lines = [
         "# GPU race of student designs (`scripts/gpu_race.sh`)",
         "",
@@ -173,25 +176,8 @@ def markdown(rows: list[dict], cpu: str | None) -> str:
         "`shipped …` rows are the weights in the package measured the same way (not trained in the race).",
         "`scripts/race_report.py` wrote this file.",
         "",
-        "| run | model | kwargs | init | KD | params | GMACs@1080p | "
-        + ("fps@1080p | " if cpu else "")
-        + "steps | min | val PSNR | Δ input |" + "".join(f" Δ {p} |" for p in presets),
-        "|---|---|---|---|---|---:|---:|" + ("---:|" if cpu else "") + "---:|---:|---:|---:|" + "---:|" * len(presets),
+        *race_table(rows, cpu),
     ]
-    for r in sorted(rows, key=lambda r: ("teacher" in r["stage"], -r["val_psnr"])):
-        kw = ", ".join(f"{k}={v}" for k, v in r["kwargs"].items()) or "–"
-        kd = "–" if r["distillation"] is None else ("yes" if r["distillation"] else "no")
-        steps = "–" if r["steps"] is None else str(r["steps"])
-        minutes = "–" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
-        fps = f"{r['fps_1080p']:.1f} | " if cpu and "fps_1080p" in r else ("– | " if cpu else "")
-        lines.append(
-            f"| {r['run']} | `{r['model']}` | {kw} | {r['init'] or 'scratch'} | {kd} "
-            f"| {r['params'] / 1e3:.1f} k | {r['gmacs_1080p']:.1f} | {fps}{steps} | {minutes} "
-            f"| {r['val_psnr']:.2f} | {r['delta_psnr']:+.2f} |"
-            + "".join(f" {r.get('val_delta_by_preset', {}).get(p, float('nan')):+.2f} |" for p in presets)
-        )
-    if cpu:
-        lines += ["", f"fps: bare model at 1920x1080, 2 threads, median of 6, on {cpu}."]
     return "\n".join(lines) + "\n"
 
 
@@ -222,7 +208,7 @@ def main() -> None:
     rows = [run_row(f, a.fps, a.weights, a.bundle) for f in sorted(a.runs.iterdir()) if (f / "pipeline.json").is_file()]
     rows += [reference_row(name, a.bundle, a.fps) for name in filter(None, a.reference.split(","))]
     rows += [reference_row(name, a.bundle, False, True) for name in filter(None, a.luma_only.split(","))]
-    cpu = cpu_name() if a.fps else None
+    cpu = cpu_info() if a.fps else None
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps({"cpu": cpu, "runs": rows}, indent=1) + "\n")
     a.out.with_suffix(".md").write_text(markdown(rows, cpu))

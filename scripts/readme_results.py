@@ -17,6 +17,9 @@ import json
 import sys
 from pathlib import Path
 
+from race_report import race_table  # scripts/ is on the path: this file runs as a script
+from realtime_bench import cpu_label
+
 from kdsharp.evaluate.tables import ROW_TITLES, method_table
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -113,31 +116,11 @@ def race(train_dir: Path) -> list[str]:
     if not races:
         return []
     data = json.loads(races[-1].read_text())
-    runs = sorted(data["runs"], key=lambda r: ("teacher" in r["stage"], -r["val_psnr"]))
-    cpu = data.get("cpu")
-    out = ["", f"### Student designs (GPU race, [`docs/train/{races[-1].stem}.md`](docs/train/{races[-1].stem}.md))", "",
-           "Runs trained side by side on one H100 from the same bundle (the first race 8 at once, the second 4 at "
-           "once, so more steps per minute), validated like the runs above (Δ per preset: output rounded to 8 bits; "
-           "`shipped …`: the package's weights measured the same way); parameters of the trained form, MACs of the "
-           "deployed form" + (f", bare-model frames/s at 1080p on {cpu}" if cpu else "") + ":", "",
-           "| run | model | init | distillation | params | GMACs@1080p | " + ("fps@1080p | " if cpu else "")
-           + "steps | minutes | val PSNR | Δ input |",
-           "|---|---|---|---|---:|---:|" + ("---:|" if cpu else "") + "---:|---:|---:|---:|"]
-    presets = list(next((r["val_delta_by_preset"] for r in runs if "val_delta_by_preset" in r), {}))
-    out[-2] += "".join(f" Δ {p} |" for p in presets)
-    out[-1] += "---:|" * len(presets)
-    for r in runs:
-        kw = ", ".join(f"{a}={b}" for a, b in r["kwargs"].items())
-        fps = (f"{r['fps_1080p']:.1f} | " if "fps_1080p" in r else "– | ") if cpu else ""
-        kd = "–" if r["distillation"] is None else ("yes" if r["distillation"] else "no")
-        steps = "–" if r["steps"] is None else str(r["steps"])
-        minutes = "–" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
-        by = r.get("val_delta_by_preset", {})
-        out.append(f"| {r['run']} | `{r['model']}`{f' ({kw})' if kw else ''} | {r['init'] or 'scratch'} | "
-                   f"{kd} | {r['params'] / 1e3:.0f} k | {r['gmacs_1080p']:.1f} | {fps}"
-                   f"{steps} | {minutes} | {r['val_psnr']:.2f} | {r['delta_psnr']:+.2f} |"
-                   + "".join(f" {by[p]:+.2f} |" if p in by else " – |" for p in presets))
-    return out
+    return ["", f"### Student designs (GPU race, [`docs/train/{races[-1].stem}.md`](docs/train/{races[-1].stem}.md))", "",
+            "Runs trained side by side on one H100 from the same bundle (the first race 8 at once, the second 4 at "
+            "once, so more steps per minute), validated like the runs above (Δ per preset: output rounded to 8 bits; "
+            "`shipped …`: the package's weights measured the same way); parameters of the trained form, MACs of the "
+            "deployed form:", "", *race_table(data["runs"], data.get("cpu"))]
 
 
 def ablation(train_dir: Path, report: dict) -> list[str]:
@@ -203,16 +186,11 @@ def speed(bench_dir: Path) -> list[str]:
     return out
 
 
-def _cpu(c: dict) -> str:
-    return (f"{c['model_name']} (family {c['family']} model {c['model']}, {c['cpus']} cores, "
-            f"AVX-512 {'yes' if c['avx512'] else 'no'})")
-
-
 def realtime(rt: dict) -> list[str]:
     """The "Real-time video" figures from ``scripts/realtime_bench.py``'s report."""
     s = rt["sharpen"]
     out = [f"Measured by `{rt['command']}` ([`docs/bench/realtime.json`](docs/bench/realtime.json), "
-           f"{rt['created'][:10]}) on {_cpu(rt['cpu'])}, torch {rt['torch_version']}, each run in a new process, "
+           f"{rt['created'][:10]}) on {cpu_label(rt['cpu'])}, torch {rt['torch_version']}, each run in a new process, "
            f"on {rt['clip_seconds']:g} s synthetic 30 fps H.264+AAC clips (`pan`: everything moves; `talking`: a "
            "static room, a person in the centre). Frames/s exclude model loading; CPU ms per frame (all threads) "
            "do not depend on the load and are the figures to compare across machines.", "",

@@ -57,6 +57,12 @@ def cpu_info() -> dict:
     }
 
 
+def cpu_label(c: dict) -> str:
+    """'AMD EPYC (family 25 model 17, 2 cores, AVX-512 yes)' from :func:`cpu_info`."""
+    return (f"{c['model_name']} (family {c['family']} model {c['model']}, {c['cpus']} cores, "
+            f"AVX-512 {'yes' if c['avx512'] else 'no'})")
+
+
 def _busy() -> None:
     while True:
         pass

@@ -298,11 +298,7 @@ class LumaFrames:
         # reuse needs a short reach: a plain conv net (FastNet), not a U-Net; and luma only
         plain = isinstance(model, FastNet) and not self.net.chroma
         self.reuse = TileReuse(self.net, model) if reuse and plain else None
-        self.formats = yuv_formats(model)
         self.times = StageTimes()
-
-    def accepts(self, frame: av.VideoFrame) -> bool:
-        return frame.format.name in self.formats
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         return [self.one(f) for f in frames]
@@ -313,8 +309,8 @@ class LumaFrames:
         full = is_full_range(frame)
         new_c: tuple[np.ndarray, ...] = ()
         if self.net.chroma:
-            new_y, *chroma = self.net.ycc(y, plane_view(frame, 1), plane_view(frame, 2), full)
-            new_c = tuple(chroma)
+            new_y, cb, cr = self.net.ycc(y, plane_view(frame, 1), plane_view(frame, 2), full)
+            new_c = (cb, cr)
         else:
             new_y = self.reuse(y, full) if self.reuse is not None else self.net(y, full)
         t1 = time.perf_counter()
@@ -342,10 +338,6 @@ class RgbFrames:
         self.sharpener = sharpener
         self.pin = getattr(sharpener, "device", torch.device("cpu")).type == "cuda"
         self.times = StageTimes()
-
-    @staticmethod
-    def accepts(frame: av.VideoFrame) -> bool:
-        return True
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         t0 = time.perf_counter()

@@ -99,7 +99,7 @@ class ResUNet(nn.Module):
             self.arch_kwargs["luma"] = True
             in_channels = out_channels = 1
             self.register_buffer("luma_unshuffle", luma_space_to_depth_kernel(stem), persistent=False)
-        self.luma, self.scale = luma, stem
+        self.luma = luma
         levels = len(channels)
         self.stem = stem
         self.pad_multiple = stem * 2 ** (levels - 1)
@@ -114,6 +114,11 @@ class ResUNet(nn.Module):
         )
         self.tail = zero_init(conv3x3(channels[0], out_channels * stem * stem, bias=bias))
         self.feature_channels = {f"s{stem * 2**i}": c for i, c in enumerate(channels)}
+
+    @property
+    def scale(self) -> int:
+        """Space-to-depth factor (= ``stem``), the name the YUV-native path reads on luma models."""
+        return self.stem
 
     def _body(self, src: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Space-to-depth input (N,C*stem^2,h,w), h and w multiples of 2^(levels-1) -> (residual

@@ -44,12 +44,9 @@ def model_from_config(model_cfg: dict, device: torch.device, channels_last: bool
         init_weights(model, str(model_cfg["init"]))
     freeze = tuple(str(p) for p in model_cfg.get("freeze") or [])
     if freeze:
-        frozen = [n for n, p in model.named_parameters() if n.startswith(freeze)]
+        frozen = [p.requires_grad_(False) for n, p in model.named_parameters() if n.startswith(freeze)]
         if not frozen:
             raise ConfigError(f"model.freeze={list(freeze)} matches no parameter of '{name}'")
-        for n, p in model.named_parameters():
-            if n.startswith(freeze):
-                p.requires_grad_(False)
         info(f"model.freeze: {len(frozen)} parameter tensors kept fixed")
     model = model.to(device)
     if channels_last:
