@@ -162,7 +162,18 @@ def race_table(rows: list[dict], cpu: dict | None) -> list[str]:
     return out
 
 
-def markdown(rows: list[dict], cpu: dict | None) -> str:
+GENERIC_INTRO = [
+    "Runs validated on the bundle's 48 val pairs (lowbw / defocus / h264, 256 px). Parameters are counted",
+    "in the trained form, MACs in the deployed form. Val PSNR is the trainer's (pipeline.json); the Δ per",
+    "preset columns are measured by this script on the same 48 pairs with the output rounded to 8 bits;",
+    "`shipped …` rows are the weights in the package measured the same way. `scripts/race_report.py`",
+    "wrote this file.",
+]
+
+
+def markdown(rows: list[dict], cpu: dict | None, title: str | None = None) -> str:
+    if title:
+        return "\n".join([f"# {title}", "", *GENERIC_INTRO, "", *race_table(rows, cpu)]) + "\n"
     lines = [
         "# GPU race of student designs (`scripts/gpu_race.sh`)",
         "",
@@ -194,6 +205,7 @@ def main() -> None:
     ap.add_argument("--ship", default="", help="STAGE=RUN,... the runs whose weights ship")
     ap.add_argument("--train-dir", type=Path, default=Path("docs/train"))
     ap.add_argument("--tag", default="race")
+    ap.add_argument("--title", help="heading of the markdown file for runs that are not a GPU race")
     a = ap.parse_args()
     shipped = []
     for item in filter(None, a.ship.split(",")):
@@ -211,7 +223,7 @@ def main() -> None:
     cpu = cpu_info() if a.fps else None
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps({"cpu": cpu, "runs": rows}, indent=1) + "\n")
-    a.out.with_suffix(".md").write_text(markdown(rows, cpu))
+    a.out.with_suffix(".md").write_text(markdown(rows, cpu, a.title))
     print("wrote", a.out.with_suffix(".md"))
 
 

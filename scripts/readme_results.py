@@ -110,6 +110,26 @@ def training(train_dir: Path) -> list[str]:
     return out
 
 
+def detail_ablation(train_dir: Path) -> list[str]:
+    """The full-resolution stage on/off: two CPU runs of the student side by side from the same weights
+    (docs/train/cpu5_student_val_log.csv with it, cpu5_nodetail_student_val_log.csv without)."""
+    with_, without = train_dir / "cpu5_student_val_log.csv", train_dir / "cpu5_nodetail_student_val_log.csv"
+    if not (with_.is_file() and without.is_file()):
+        return []
+    a = {int(r["step"]): float(r["psnr"]) for r in csv.DictReader(open(without))}
+    b = {int(r["step"]): float(r["psnr"]) for r in csv.DictReader(open(with_))}
+    steps = [s for s in sorted(set(a) & set(b)) if s % 500 == 0]
+    out = ["", "### Full-resolution stage (`ResUNet(detail=8)`, CPU runs `cpu5` side by side)", "",
+           "Both runs continue the shipped `student` weights with the same data, seed, loss (ground truth only), "
+           "batch 16 x 128 px and one CPU thread each, at the same time; one adds the full-resolution luma stage "
+           "(its last conv starts at zero, so both start from the same output). Validation PSNR (dB) on the "
+           "bundle's 48 pairs (the run without it was stopped early):", "",
+           "| step | " + " | ".join(str(s) for s in steps) + " |", "|---|" + "---:|" * len(steps),
+           "| `student` | " + " | ".join(f"{a[s]:.2f}" for s in steps) + " |",
+           "| `student` + full-resolution stage | " + " | ".join(f"{b[s]:.2f}" for s in steps) + " |"]
+    return out
+
+
 def race(train_dir: Path) -> list[str]:
     """The GPU race of student designs (docs/train/*_race.json, written by scripts/race_report.py)."""
     races = sorted(train_dir.glob("*_race.json"))
@@ -265,7 +285,8 @@ def demo(d: dict) -> list[str]:
 
 
 def render(report: dict, train_dir: Path, bench_dir: Path = Path("docs/bench")) -> str:
-    return "\n".join([BEGIN, *quality(report), *training(train_dir), *ablation(train_dir, report), *race(train_dir),
+    return "\n".join([BEGIN, *quality(report), *training(train_dir), *detail_ablation(train_dir), *ablation(train_dir, report),
+                      *race(train_dir),
                       *race_ablation(train_dir), *speed(bench_dir),
                       END])
 

@@ -38,10 +38,10 @@ from kdsharp.models.fast import FastNet
 from kdsharp.models.unet import ResUNetLite
 
 
-def luma_net(seed: int = 0, channels: int = 8, blocks: int = 1) -> FastNet:
+def luma_net(seed: int = 0, channels: int = 8, blocks: int = 1, detail: int = 0) -> FastNet:
     """A deployed luma FastNet with random weights (the tail too, so it visibly changes frames)."""
     g = torch.Generator().manual_seed(seed)
-    m = FastNet(channels=channels, num_blocks=blocks, scale=4, luma=True, act="prelu")
+    m = FastNet(channels=channels, num_blocks=blocks, scale=4, luma=True, act="prelu", detail=detail)
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.01)
@@ -115,12 +115,15 @@ def test_chroma_branch_runs_on_the_420_chroma_planes():
     assert make_processor(s, yuv_frame(camera_like(50, 66, seed=6), "yuv444p")).path == "rgb"
 
 
-def test_luma_unet_runs_the_yuv_path_without_reuse():
+@pytest.mark.parametrize("detail", [0, 4])
+def test_luma_unet_runs_the_yuv_path_without_reuse(detail):
     """A luma U-Net (not a FastNet) takes the YUV path through ``forward_cells``, padded to its own
-    multiple (66 x 50 is not a multiple of its 16), and gives its ``forward`` output; temporal reuse
-    stays off (its reach is the whole frame)."""
+    multiple (66 x 50 is not a multiple of its 16), and gives its ``forward`` output, with its
+    full-resolution ``detail`` stage too; temporal reuse stays off (its reach is the whole frame)."""
     g = torch.Generator().manual_seed(1)
-    unet = ResUNetLite(channels=[8, 8, 8], enc_blocks=[1, 1, 1], dec_blocks=[1, 1], luma=True, head_kernel=3)
+    unet = ResUNetLite(
+        channels=[8, 8, 8], enc_blocks=[1, 1, 1], dec_blocks=[1, 1], luma=True, head_kernel=3, detail=detail
+    )
     with torch.no_grad():
         for p in unet.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.05)
@@ -169,9 +172,20 @@ def test_processor_choice():
 
 
 # -- temporal reuse ---------------------------------------------------------------------------------
-def test_reuse_gives_exactly_the_full_output_and_skips_unchanged_tiles():
-    m = luma_net(2, channels=8, blocks=2)
-    assert reach(m) == 4 * (4 + 1) - 1  # head + 2 body + tail 3x3 convs at 1/4 res
+def test_fast_with_detail_stage_yuv_path_equals_forward():
+    """A FastNet with a full-resolution ``detail`` stage gives its ``forward`` output on the Y plane."""
+    m = luma_net(4, detail=4)
+    y = make_test_image(50, 66, seed=4)[:, :, 1]
+    x = torch.from_numpy(y).float().div(255)[None, None].expand(1, 3, 50, 66).contiguous()
+    ref = m(x)[0, 0].mul(255).round().clamp(0, 255).numpy().astype(int)
+    out = LumaNet(m)(y, full_range=True).astype(int)
+    assert np.abs(ref - y).mean() > 1 and np.abs(out - ref).max() <= 1
+
+
+@pytest.mark.parametrize("detail", [0, 4])
+def test_reuse_gives_exactly_the_full_output_and_skips_unchanged_tiles(detail):
+    m = luma_net(2, channels=8, blocks=2, detail=detail)
+    assert reach(m) == 4 * (4 + 1) - 1 + 2 * bool(detail)  # head + 2 body + tail 3x3 convs at 1/4 res (+ 2 px)
     net = LumaNet(m)
     reuse = TileReuse(net, m, tile=24)
     base = make_test_image(120, 160, seed=6)[:, :, 0]

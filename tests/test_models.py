@@ -302,3 +302,29 @@ def test_chroma_branch_grows_from_a_luma_model_and_changes_only_colour():
         torch.testing.assert_close(ycc(x), out, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="chroma"):
         FastNet(luma=False, chroma=8)
+
+
+def test_detail_stage_grows_from_a_model_without_it_and_is_full_resolution():
+    """``detail``: a full-resolution luma refinement after the U-Net. Grown from the same U-Net
+    without it, the output is unchanged (its last conv starts at zero); trained, it changes single
+    pixels (finer than the 4x4 cells the U-Net predicts in) and only luma."""
+    torch.manual_seed(0)
+    base = create_model("resunet_lite").eval()
+    for p in base.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    grown = create_model("resunet_lite", detail=8).eval()
+    assert grown.arch_kwargs["detail"] == 8 and "detail" not in base.arch_kwargs
+    missing = set(grown.state_dict()) - set(base.state_dict())
+    assert missing and all(k.startswith(grown.identity_branches) for k in missing)
+    grown.load_state_dict({**grown.state_dict(), **base.state_dict()})
+    x = torch.rand(1, 3, 37, 53)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), base(x), atol=1e-6, rtol=0)
+        torch.nn.init.normal_(grown.detail_stage.conv_out.weight, std=0.05)
+        torch.nn.init.zeros_(grown.tail.weight), torch.nn.init.zeros_(grown.tail.bias)
+        out = grown(x)
+        delta = out - x
+        torch.testing.assert_close(delta[:, 0], delta[:, 2])  # one dY on R, G and B: luma only
+        cells = F.pixel_unshuffle(delta[:, :1, :36, :52], 4)  # not constant within a 4x4 cell
+        assert (cells - cells.mean(1, keepdim=True)).abs().max() > 1e-4
+        assert out.shape == x.shape and grown(x, return_features=True)[0].shape == x.shape

@@ -78,11 +78,17 @@ def reach(model: nn.Module) -> int:
     """Pixels around an output pixel that can change it (receptive-field radius), for a ``FastNet``.
 
     Every 3x3 conv at 1/``scale`` resolution widens the reach by one cell of ``scale`` pixels; the
-    cell holding the pixel adds ``scale - 1``. Counted on the module, so it holds in training form too.
+    cell holding the pixel adds ``scale - 1``; a full-resolution ``detail`` stage adds one pixel per
+    3x3 conv. Counted on the module, so it holds in training form too.
     """
-    n3 = sum(1 for m in model.modules() if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3))
+
+    def n3(module: nn.Module) -> int:
+        return sum(1 for m in module.modules() if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3))
+
     fast: Any = model
-    return int(fast.scale) * (n3 + 1) - 1
+    detail = getattr(fast, "detail_stage", None)  # full-resolution 3x3 convs: one pixel each
+    fine = n3(detail) if detail is not None else 0
+    return int(fast.scale) * (n3(model) - fine + 1) - 1 + fine
 
 
 class LumaNet:
@@ -103,6 +109,7 @@ class LumaNet:
         self.multiple = int(getattr(model, "pad_multiple", self.scale))
         self.chroma = int(getattr(model, "chroma", 0))
         self.dtype = next(model.parameters()).dtype
+        self.detail = getattr(model, "detail_stage", None)  # LumaDetail: a full-resolution stage, or None
 
     def pad(self, y: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
         """``y`` padded bottom/right to the model's ``pad_multiple`` (or to ``size``) as ``pad_to_multiple`` does."""
@@ -131,6 +138,12 @@ class LumaNet:
         src = cells.sub(lo).mul_(1.0 / span).view(1, h // s, w // s, s * s).permute(0, 3, 1, 2)
         src = src.to(self.device, self.dtype, non_blocking=True)
         d = self.model.forward_cells(src)  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
+        if self.detail is not None:  # a full-resolution stage on Y in and Y out: the sum in plane layout
+            y0 = F.pixel_shuffle(src, s)
+            yc = y0 + F.pixel_shuffle(d, s)
+            y = yc.add_(self.detail(y0, yc)).float().to("cpu")[0, 0]  # (h, w) in [0, 1]
+            out8 = y.mul_(span).add_(lo + 0.5).clamp_(lo, hi).to(torch.uint8)
+            return out8.numpy(), src
         d = d.float().permute(0, 2, 3, 1).to("cpu").reshape(1, h // s, w // s, s, s)
         out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
         res = np.empty((h, w), np.uint8)

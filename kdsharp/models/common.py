@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -94,13 +96,65 @@ def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
     return conv
 
 
-def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h: int, w: int, return_features: bool):
-    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), cropped to HxW.
+class LumaDetail(nn.Module):
+    """Full-resolution luma refinement after a net that works below full resolution.
+
+    (N,1,H,W) input luma and the net's (coarse) output luma, both in [0, 1] -> (N,1,H,W) dY:
+    conv3x3(2 -> ``channels``) - ReLU - conv3x3(-> 1). The last conv starts at zero, so a model
+    grown with it (``model.init`` from the same model without it) starts with the same output.
+    Cost at 1920x1080: 27 * ``channels`` MACs per pixel (0.45 GMAC at 8 channels).
+    """
+
+    def __init__(self, channels: int = 8, bias: bool = True):
+        super().__init__()
+        self.conv_in = nn.Conv2d(2, channels, 3, padding=1, bias=bias)
+        self.conv_out = zero_init(nn.Conv2d(channels, 1, 3, padding=1, bias=bias))
+
+    def forward(self, y_in: torch.Tensor, y_coarse: torch.Tensor) -> torch.Tensor:
+        fast_path = not torch.is_grad_enabled() and y_in.device.type == "cpu" and y_in.dtype == torch.float32
+        traced = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or _get_current_dispatch_mode() is not None
+        if fast_path and not traced:  # (a dispatch mode: e.g. the FLOP counter, which must see the convs)
+            return self._forward_planes(y_in, y_coarse)
+        return self.conv_out(F.relu(self.conv_in(torch.cat([y_in, y_coarse], 1))))
+
+    def _forward_planes(self, y_in: torch.Tensor, y_coarse: torch.Tensor) -> torch.Tensor:
+        """The same on the CPU without autograd, one hidden channel at a time with OpenCV's 3x3
+        filters: convs with 1-8 channels at full resolution run ~5-10x faster than in torch."""
+        import cv2
+
+        w1, b1 = self.conv_in.weight.detach().float().numpy(), _bias(self.conv_in)
+        w2, b2 = self.conv_out.weight.detach().float().numpy(), _bias(self.conv_out)
+        out = torch.empty_like(y_in)
+        for n in range(y_in.shape[0]):
+            planes = (y_in[n, 0].contiguous().numpy(), y_coarse[n, 0].contiguous().numpy())
+            acc = out[n, 0].numpy()
+            acc.fill(b2[0])
+            for k in range(w1.shape[0]):
+                h: np.ndarray = cv2.filter2D(planes[0], -1, w1[k, 0], borderType=cv2.BORDER_CONSTANT)
+                h += cv2.filter2D(planes[1], -1, w1[k, 1], borderType=cv2.BORDER_CONSTANT)
+                h += b1[k]
+                np.maximum(h, 0.0, out=h)
+                acc += cv2.filter2D(h, -1, w2[0, k], borderType=cv2.BORDER_CONSTANT)
+        return out
+
+
+def _bias(conv: nn.Conv2d) -> np.ndarray:
+    """(cout,) float32 bias of ``conv`` (zeros without one)."""
+    return conv.bias.detach().float().numpy() if conv.bias is not None else np.zeros(conv.out_channels, np.float32)
+
+
+def unet_output(
+    xp: torch.Tensor, res: torch.Tensor | None, levels: list, stem: int, h: int, w: int, return_features: bool
+):
+    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``; None: no
+    residual, ``xp`` is the output), cropped to HxW.
 
     ``levels`` are the decoder outputs, bottleneck first; as features they are named
     ``s{stem * 2**i}``, finest first. Returns ``out`` or ``(out, feats)``.
     """
-    out = crop_to(xp + (F.pixel_shuffle(res, stem) if stem > 1 else res), h, w)
+    if res is not None:
+        xp = xp + (F.pixel_shuffle(res, stem) if stem > 1 else res)
+    out = crop_to(xp, h, w)
     if not return_features:
         return out
     feats = new_features()

@@ -32,6 +32,7 @@ from torch import nn
 
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import (
+    LumaDetail,
     chroma_space_to_depth_kernel,
     crop_features,
     crop_to,
@@ -39,7 +40,7 @@ from kdsharp.models.common import (
     new_features,
     pad_to_multiple,
 )
-from kdsharp.ops.color import cbcr_delta_to_rgb
+from kdsharp.ops.color import cbcr_delta_to_rgb, rgb_to_y
 from kdsharp.ops.filters import laplacian_kernel, sobel_kernels
 
 
@@ -163,10 +164,12 @@ class FastNet(nn.Module):
             and predicts a 1/2-resolution chroma residual, upsampled bilinearly and added to R, G,
             B through the BT.601 inverse. Its tail starts at zero, so a model grown from a
             luma-only one (``model.init``) starts with the same output.
+        detail: channels of a full-resolution luma refinement after the net (0: none; a
+            :class:`~kdsharp.models.common.LumaDetail` on Y in and Y out, grown the same way).
     """
 
     prefers_channels_last = True  # ~1.5-2x faster convs on CPU (oneDNN); load_model applies it
-    identity_branches = ("chroma_",)  # parameters ``model.init`` may lack: they start as the identity
+    identity_branches = ("chroma_", "detail_stage.")  # parameters ``model.init`` may lack: they start as the identity
     luma_unshuffle: torch.Tensor  # (s*s,3,s,s) luma + space-to-depth weights (a buffer, luma only)
     chroma_unshuffle: torch.Tensor  # (2*(s/2)^2,3,s,s) Cb, Cr of 4:2:0 + space-to-depth (chroma branch only)
 
@@ -180,6 +183,7 @@ class FastNet(nn.Module):
         expand: int = 2,
         act: str = "relu",
         chroma: int = 0,
+        detail: int = 0,
     ):
         super().__init__()
         self.arch_kwargs = dict(
@@ -194,7 +198,10 @@ class FastNet(nn.Module):
             self.chroma_body = RepConv(chroma, chroma, expand, bias, act)
             self.chroma_tail = RepConv(chroma, c_cells, expand, bias, None, zero=True)
             self.register_buffer("chroma_unshuffle", chroma_space_to_depth_kernel(scale), persistent=False)
-        self.scale, self.luma, self.chroma = scale, luma, chroma
+        if detail:  # recorded only when set, like ``chroma``
+            self.arch_kwargs["detail"] = detail
+            self.detail_stage = LumaDetail(detail, bias)
+        self.scale, self.luma, self.chroma, self.detail = scale, luma, chroma, detail
         self.pad_multiple = scale
         cio = (1 if luma else 3) * scale * scale
         self.head = RepConv(cio, channels, expand, bias, act)
@@ -248,6 +255,9 @@ class FastNet(nn.Module):
             src = F.pixel_unshuffle(xp, self.scale)
         feat = self.body(self.head(src))
         out = xp + F.pixel_shuffle(self.tail(feat), self.scale)  # (N,1,H,W) broadcasts onto RGB
+        if self.detail:
+            y_in = F.pixel_shuffle(src, self.scale) if self.luma else rgb_to_y(xp)
+            out = out + self.detail_stage(y_in, rgb_to_y(out))
         if self.chroma:
             out = out + self.chroma_delta(xp, src)
         out = crop_to(out, h, w)

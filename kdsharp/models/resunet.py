@@ -21,7 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.models._registry import register_model
-from kdsharp.models.common import crop_to, luma_space_to_depth_kernel, pad_to_multiple, unet_output, zero_init
+from kdsharp.models.common import (
+    LumaDetail,
+    crop_to,
+    luma_space_to_depth_kernel,
+    pad_to_multiple,
+    unet_output,
+    zero_init,
+)
+from kdsharp.ops.color import rgb_to_y
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -62,11 +70,14 @@ class ResUNet(nn.Module):
         dec_blocks: residual blocks per decoder level (one fewer entry than ``channels``).
         stem: space-to-depth factor before the first conv (1 = full resolution, 2 or 4).
         luma: see luma only and predict a luma residual (``in_channels``/``out_channels`` ignored).
+        detail: channels of a full-resolution luma refinement after the U-Net (0 = none; a
+            :class:`~kdsharp.models.common.LumaDetail` on Y in and Y out, dY added to R, G and B).
         head_kernel: kernel of the first conv (3, or 1 = a linear patch embedding after the stem).
         bias: conv biases.
     """
 
     prefers_channels_last = True
+    identity_branches = ("detail_stage.",)  # parameters ``model.init`` may lack: they start as the identity
     luma_unshuffle: torch.Tensor  # (s*s,3,s,s) luma + space-to-depth weights (a buffer, luma only)
 
     def __init__(
@@ -80,6 +91,7 @@ class ResUNet(nn.Module):
         in_channels: int = 3,
         out_channels: int = 3,
         luma: bool = False,
+        detail: int = 0,
     ):
         super().__init__()
         channels, enc_blocks, dec_blocks = list(channels), list(enc_blocks), list(dec_blocks)
@@ -95,6 +107,8 @@ class ResUNet(nn.Module):
             in_channels=in_channels,
             out_channels=out_channels,
         )
+        if detail:  # recorded only when set, like ``luma``
+            self.arch_kwargs["detail"] = detail
         if luma:  # recorded only when set, so older checkpoints' arch_kwargs stay as they were
             self.arch_kwargs["luma"] = True
             in_channels = out_channels = 1
@@ -114,6 +128,9 @@ class ResUNet(nn.Module):
         )
         self.tail = zero_init(conv3x3(channels[0], out_channels * stem * stem, bias=bias))
         self.feature_channels = {f"s{stem * 2**i}": c for i, c in enumerate(channels)}
+        self.detail = detail
+        if detail:
+            self.detail_stage = LumaDetail(detail, bias)
 
     @property
     def scale(self) -> int:
@@ -150,6 +167,10 @@ class ResUNet(nn.Module):
         else:
             src = F.pixel_unshuffle(xp, self.stem) if self.stem > 1 else xp
         res, levels = self._body(src)
+        if self.detail:
+            coarse = xp + (F.pixel_shuffle(res, self.stem) if self.stem > 1 else res)
+            fine = coarse + self.detail_stage(rgb_to_y(xp), rgb_to_y(coarse))
+            return unet_output(fine, None, levels, self.stem, h, w, return_features)
         return unet_output(xp, res, levels, self.stem, h, w, return_features)
 
 
