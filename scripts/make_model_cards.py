@@ -8,6 +8,7 @@ The earlier CPU training that each model was initialised from is summarised in H
 
     python scripts/make_model_cards.py --runs /work/gpu1/runs --runs /work/gpu2/runs \
         --runs /work/cpu_runs/fast_long --runs /work/gpu3/runs2 \
+        --runs /work/cpu_runs/exp/e1 --runs /work/cpu_runs/exp/l1 --runs /work/cpu_runs/exp/f1 --runs /work/cpu_runs/exp/f2 \
         --bundle .bundle/bundle.zip --report docs/eval/report.json
 (gpu3/runs2: the unpacked runs.tgz of ``scripts/gpu_race.sh``, one folder per race run.)
 """
@@ -31,11 +32,16 @@ ARCH = {
                "refinement block, heads [1,2,4,8]; frames larger than 192 px run in overlapping 192 px local "
                "windows at test time (the registered `teacher` entry)",
     "student": "ResUNet-lite: pixel-unshuffle by 4, 1x1 patch embedding, residual U-Net with 16/32/64 "
-               "channels, pixel-shuffle back, predicts a residual on the input",
-    "student_nokd": "ResUNet-lite (same as `student`), trained WITHOUT the distillation terms: the ablation",
+               "channels, pixel-shuffle back, predicts a residual on the input; then a full-resolution luma stage "
+               "(`detail=8`: 3x3 conv on the input and output luma to 8 channels, ReLU, 3x3 conv to a luma "
+               "residual added to R, G and B), grown onto the trained U-Net in run cpu5",
+    "student_nokd": "ResUNet-lite (as `student` before its full-resolution stage), trained WITHOUT the "
+                    "distillation terms: the ablation",
     "fast": "FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail "
             "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
-            "single 3x3 convs for deployment; the luma residual is added to R, G and B",
+            "single 3x3 convs for deployment; the luma residual is added to R, G and B; then a full-resolution luma "
+            "stage (`detail=4`: 3x3 conv on the input and output luma to 4 channels, ReLU, 3x3 conv to a luma "
+            "residual), grown onto the trained net in run cpu7",
 }
 HISTORY = {
     "teacher": "trained from scratch on the 2-core CPU in two stages (4000 steps at batch 8 x 64 px, then 5000 "
@@ -50,9 +56,12 @@ HISTORY = {
 }
 # the run folders whose weights each model continued, in order: (pipeline root index, run folder)
 # (roots: the two GPU pipeline runs, the CPU continuation of `fast`, the GPU race, in the order given)
-LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")], "student": [(0, "student"), (1, "student")],
-           "student_nokd": [(0, "student"), (1, "student_nokd")], "fast": [(0, "fast"), (2, "fast")]}
-ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race"]
+# (roots 4-7: the CPU runs that grew the full-resolution stage: cpu5 and cpu6 for `student`, cpu7 and cpu8 for `fast`)
+LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")],
+           "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student")],
+           "student_nokd": [(0, "student"), (1, "student_nokd")],
+           "fast": [(0, "fast"), (2, "fast"), (6, "fast"), (7, "fast")]}
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu7", "cpu8"]
 
 
 def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:

@@ -328,3 +328,22 @@ def test_detail_stage_grows_from_a_model_without_it_and_is_full_resolution():
         cells = F.pixel_unshuffle(delta[:, :1, :36, :52], 4)  # not constant within a 4x4 cell
         assert (cells - cells.mean(1, keepdim=True)).abs().max() > 1e-4
         assert out.shape == x.shape and grown(x, return_features=True)[0].shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["resunet_lite", "resunet_luma", "fast_y", "fast_rgb"])
+def test_detail_stage_is_the_stage_on_the_coarse_output(name):
+    """Folded into the residual cells, the stage computes exactly: coarse = the net without it,
+    out = coarse + LumaDetail(Y(input), Y(coarse)) on R, G and B."""
+    torch.manual_seed(1)
+    grown = create_model(name, detail=4).eval()
+    for p in grown.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    base = create_model(name).eval()
+    base.load_state_dict({k: v for k, v in grown.state_dict().items() if not k.startswith("detail_stage.")})
+    x = torch.rand(2, 3, 32, 48)  # a multiple of every net's padding: no border effects
+    with torch.no_grad():
+        coarse = base(x)
+        ref = coarse + grown.detail_stage.conv_out(
+            F.relu(grown.detail_stage.conv_in(torch.cat([rgb_to_y(x), rgb_to_y(coarse)], 1)))
+        )
+        torch.testing.assert_close(grown(x), ref, atol=2e-5, rtol=0)

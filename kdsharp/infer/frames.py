@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.io.video import frame_to_rgb
+from kdsharp.models.common import add_detail_cells
 
 # 8-bit planar formats whose plane 0 is luma, and whether each is full range by definition
 LUMA_FORMATS = {
@@ -138,12 +139,8 @@ class LumaNet:
         src = cells.sub(lo).mul_(1.0 / span).view(1, h // s, w // s, s * s).permute(0, 3, 1, 2)
         src = src.to(self.device, self.dtype, non_blocking=True)
         d = self.model.forward_cells(src)  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
-        if self.detail is not None:  # a full-resolution stage on Y in and Y out: the sum in plane layout
-            y0 = F.pixel_shuffle(src, s)
-            yc = y0 + F.pixel_shuffle(d, s)
-            y = yc.add_(self.detail(y0, yc)).float().to("cpu")[0, 0]  # (h, w) in [0, 1]
-            out8 = y.mul_(span).add_(lo + 0.5).clamp_(lo, hi).to(torch.uint8)
-            return out8.numpy(), src
+        if self.detail is not None:  # a full-resolution stage: its dY folded into the residual cells
+            d = add_detail_cells(self.detail, src, d, s, luma=True)
         d = d.float().permute(0, 2, 3, 1).to("cpu").reshape(1, h // s, w // s, s, s)
         out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
         res = np.empty((h, w), np.uint8)

@@ -138,23 +138,45 @@ class LumaDetail(nn.Module):
         return out
 
 
+def add_detail_cells(stage: LumaDetail, src: torch.Tensor, res: torch.Tensor, scale: int, luma: bool) -> torch.Tensor:
+    """Run ``stage`` for a net that works in space-to-depth cells and fold its dY into the net's residual.
+
+    ``src``: the net's input cells, ``res``: its residual cells, both (N,C*s*s,h,w) with C = 1 for a
+    luma net (``luma``) or 3 (RGB, ``pixel_unshuffle`` layout), s = ``scale``. Returns ``res`` plus
+    ``pixel_unshuffle(dY)`` on every colour: the output ``x + pixel_shuffle(res)`` then carries the
+    stage at full resolution with no extra 3-channel pass. Luma is BT.601 (``rgb_to_y``), taken on the
+    cells, so Y(input) and Y(coarse output) cost one 1-channel plane each.
+    """
+
+    def to_y(cells: torch.Tensor) -> torch.Tensor:
+        if luma:
+            return cells
+        n, _, h, w = cells.shape
+        return torch.einsum("c,ncphw->nphw", _Y_WEIGHTS.to(cells), cells.reshape(n, 3, -1, h, w))
+
+    y_src, y_res = to_y(src), to_y(res)
+    y0 = F.pixel_shuffle(y_src, scale) if scale > 1 else y_src
+    yc = y0 + (F.pixel_shuffle(y_res, scale) if scale > 1 else y_res)
+    dy = stage(y0, yc)
+    dy = F.pixel_unshuffle(dy, scale) if scale > 1 else dy
+    return res + (dy if luma else dy.repeat(1, 3, 1, 1))
+
+
+_Y_WEIGHTS = torch.tensor([0.299, 0.587, 0.114])  # BT.601 luma, as kdsharp.ops.color.rgb_to_y
+
+
 def _bias(conv: nn.Conv2d) -> np.ndarray:
     """(cout,) float32 bias of ``conv`` (zeros without one)."""
     return conv.bias.detach().float().numpy() if conv.bias is not None else np.zeros(conv.out_channels, np.float32)
 
 
-def unet_output(
-    xp: torch.Tensor, res: torch.Tensor | None, levels: list, stem: int, h: int, w: int, return_features: bool
-):
-    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``; None: no
-    residual, ``xp`` is the output), cropped to HxW.
+def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h: int, w: int, return_features: bool):
+    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), cropped to HxW.
 
     ``levels`` are the decoder outputs, bottleneck first; as features they are named
     ``s{stem * 2**i}``, finest first. Returns ``out`` or ``(out, feats)``.
     """
-    if res is not None:
-        xp = xp + (F.pixel_shuffle(res, stem) if stem > 1 else res)
-    out = crop_to(xp, h, w)
+    out = crop_to(xp + (F.pixel_shuffle(res, stem) if stem > 1 else res), h, w)
     if not return_features:
         return out
     feats = new_features()

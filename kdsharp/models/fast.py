@@ -33,6 +33,7 @@ from torch import nn
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import (
     LumaDetail,
+    add_detail_cells,
     chroma_space_to_depth_kernel,
     crop_features,
     crop_to,
@@ -40,7 +41,7 @@ from kdsharp.models.common import (
     new_features,
     pad_to_multiple,
 )
-from kdsharp.ops.color import cbcr_delta_to_rgb, rgb_to_y
+from kdsharp.ops.color import cbcr_delta_to_rgb
 from kdsharp.ops.filters import laplacian_kernel, sobel_kernels
 
 
@@ -254,10 +255,10 @@ class FastNet(nn.Module):
         else:
             src = F.pixel_unshuffle(xp, self.scale)
         feat = self.body(self.head(src))
-        out = xp + F.pixel_shuffle(self.tail(feat), self.scale)  # (N,1,H,W) broadcasts onto RGB
+        res = self.tail(feat)
         if self.detail:
-            y_in = F.pixel_shuffle(src, self.scale) if self.luma else rgb_to_y(xp)
-            out = out + self.detail_stage(y_in, rgb_to_y(out))
+            res = add_detail_cells(self.detail_stage, src, res, self.scale, self.luma)
+        out = xp + F.pixel_shuffle(res, self.scale)  # (N,1,H,W) broadcasts onto RGB
         if self.chroma:
             out = out + self.chroma_delta(xp, src)
         out = crop_to(out, h, w)

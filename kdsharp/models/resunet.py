@@ -23,13 +23,13 @@ from torch import nn
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import (
     LumaDetail,
+    add_detail_cells,
     crop_to,
     luma_space_to_depth_kernel,
     pad_to_multiple,
     unet_output,
     zero_init,
 )
-from kdsharp.ops.color import rgb_to_y
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -168,9 +168,7 @@ class ResUNet(nn.Module):
             src = F.pixel_unshuffle(xp, self.stem) if self.stem > 1 else xp
         res, levels = self._body(src)
         if self.detail:
-            coarse = xp + (F.pixel_shuffle(res, self.stem) if self.stem > 1 else res)
-            fine = coarse + self.detail_stage(rgb_to_y(xp), rgb_to_y(coarse))
-            return unet_output(fine, None, levels, self.stem, h, w, return_features)
+            res = add_detail_cells(self.detail_stage, src, res, self.stem, self.luma)
         return unet_output(xp, res, levels, self.stem, h, w, return_features)
 
 
