@@ -8,7 +8,7 @@ The earlier CPU training that each model was initialised from is summarised in H
 
     python scripts/make_model_cards.py --runs /work/gpu1/runs --runs /work/gpu2/runs \
         --runs /work/cpu_runs/fast_long --runs /work/gpu3/runs2 \
-        --runs /work/cpu_runs/exp/e1 --runs /work/cpu_runs/exp/l1 --runs /work/cpu_runs/exp/f1 --runs /work/cpu_runs/exp/f2 \
+        --runs /work/cpu_runs/exp/e1 --runs /work/cpu_runs/exp/l1 \
         --bundle .bundle/bundle.zip --report docs/eval/report.json
 (gpu3/runs2: the unpacked runs.tgz of ``scripts/gpu_race.sh``, one folder per race run.)
 """
@@ -39,9 +39,7 @@ ARCH = {
                     "distillation terms: the ablation",
     "fast": "FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail "
             "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
-            "single 3x3 convs for deployment; the luma residual is added to R, G and B; then a full-resolution luma "
-            "stage (`detail=4`: 3x3 conv on the input and output luma to 4 channels, ReLU, 3x3 conv to a luma "
-            "residual), grown onto the trained net in run cpu7",
+            "single 3x3 convs for deployment; the luma residual is added to R, G and B",
 }
 HISTORY = {
     "teacher": "trained from scratch on the 2-core CPU in two stages (4000 steps at batch 8 x 64 px, then 5000 "
@@ -56,12 +54,12 @@ HISTORY = {
 }
 # the run folders whose weights each model continued, in order: (pipeline root index, run folder)
 # (roots: the two GPU pipeline runs, the CPU continuation of `fast`, the GPU race, in the order given)
-# (roots 4-7: the CPU runs that grew the full-resolution stage: cpu5 and cpu6 for `student`, cpu7 and cpu8 for `fast`)
+# (roots 4, 5: the CPU runs that grew the full-resolution stage onto `student`, then trained it on)
 LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")],
            "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student")],
            "student_nokd": [(0, "student"), (1, "student_nokd")],
-           "fast": [(0, "fast"), (2, "fast"), (6, "fast"), (7, "fast")]}
-ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu7", "cpu8"]
+           "fast": [(0, "fast"), (2, "fast")]}
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6"]
 
 
 def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:
@@ -113,13 +111,15 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
                 f"seed {data.get('seed')}): ΔPSNR over the input {report['overall'][name]['delta_psnr']:+.2f} dB "
                 f"overall ({per}); SSIM {report['overall'][name]['ssim']:.4f} vs input "
                 f"{report['overall']['input']['ssim']:.4f}. Full table: docs/eval/report.md.\n")
+    selected = (f"\n- Selected: {meta['selected']}, step {meta.get('iters')} of the last run (validation "
+                f"{meta.get('val_psnr')} dB), not its last step." if meta.get("selected") else "")
     return f"""# Model card: `{name}`
 
 - Role: {info['role']}; loads with `kdsharp.load_model("{name}")` or `--model {name}`.
 - Architecture: {ARCH[name]}.
 - Parameters: {info['params']:,}; {info['gmacs_1080p']:.1f} GMACs per 1920x1080 frame.
 - Weights: `kdsharp/weights/{name}.safetensors`, fp16 EMA weights ({w.stat().st_size / 1e6:.2f} MB); metadata
-  `arch`, `arch_kwargs`, `iters` {meta.get('iters')}, `device` {meta.get('device')}.
+  `arch`, `arch_kwargs`, `iters` {meta.get('iters')}, `device` {meta.get('device')}.{selected}
 
 ## Training (accumulated: each stage starts from the previous stage's weights)
 

@@ -93,13 +93,17 @@ def set_threads(threads: int | None) -> int:
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
-    """Within the block torch uses ``threads`` intra-op threads (None: unchanged); restored after."""
+    """Within the block torch and OpenCV (the full-resolution stage of ``student`` runs on OpenCV's
+    filters) use ``threads`` intra-op threads (None: unchanged); restored after."""
+    import cv2
     import torch
 
-    old = torch.get_num_threads()
+    old, old_cv = torch.get_num_threads(), cv2.getNumThreads()
     if threads:
         torch.set_num_threads(int(threads))
+        cv2.setNumThreads(int(threads))
     try:
         yield
     finally:
         torch.set_num_threads(old)
+        cv2.setNumThreads(old_cv)

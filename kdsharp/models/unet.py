@@ -129,8 +129,9 @@ def resunet_luma4(**kwargs) -> ResUNetLite:
 
 @register_model(role="student", weights="student.safetensors")
 def student(**kwargs) -> ResUNetLite:
-    """The distilled student (resunet_lite trained with the teacher; ships as student.safetensors)."""
-    return resunet_lite(**kwargs)
+    """The distilled student: resunet_lite trained with the teacher, plus an 8-channel full-resolution
+    luma stage (``detail=8``) grown on afterwards; ships as student.safetensors."""
+    return resunet_lite(**{**dict(detail=8), **kwargs})
 
 
 @register_model(role="student", weights="student_nokd.safetensors")
