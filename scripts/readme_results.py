@@ -120,7 +120,7 @@ def detail_ablation(train_dir: Path) -> list[str]:
     b = {int(r["step"]): float(r["psnr"]) for r in csv.DictReader(open(with_))}
     steps = [s for s in sorted(set(a) & set(b)) if s % 500 == 0]
     out = ["", "### Full-resolution stage (`ResUNet(detail=8)`, CPU runs `cpu5` side by side)", "",
-           "Both runs continue the shipped `student` weights with the same data, seed, loss (ground truth only), "
+           "Both runs continue the `student` weights shipped before it (the U-Net alone) with the same data, seed, loss (ground truth only), "
            "batch 16 x 128 px and one CPU thread each, at the same time; one adds the full-resolution luma stage "
            "(its last conv starts at zero, so both start from the same output). Validation PSNR (dB) on the "
            "bundle's 48 pairs (the run without it was stopped early):", "",
