@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
+
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     """Pad (N,C,H,W) on the bottom/right so H and W are multiples of ``multiple``.
@@ -58,8 +60,6 @@ def luma_space_to_depth_kernel(scale: int) -> torch.Tensor:
     ``F.conv2d(rgb, k, stride=scale)`` == ``F.pixel_unshuffle(rgb_to_y(rgb), scale)``: (N,3,H,W) ->
     (N,s*s,H/s,W/s), H and W multiples of ``scale``.
     """
-    from kdsharp.ops.color import rgb_to_y
-
     lw = rgb_to_y(torch.eye(3).view(1, 3, 3, 1).permute(2, 1, 0, 3)).view(3)  # BT.601 weights
     k = torch.zeros(scale * scale, 3, scale, scale)
     for i in range(scale):
@@ -73,8 +73,6 @@ def chroma_space_to_depth_kernel(scale: int) -> torch.Tensor:
     and space-to-depth by s/2, in one pass. ``F.conv2d(rgb, k, stride=scale) + 0.5`` ==
     ``pixel_unshuffle(avg_pool2d(rgb_to_ycbcr(rgb)[:, 1:], 2), scale // 2)``: (N,3,H,W) ->
     (N,2*(s/2)^2,H/s,W/s), H and W multiples of ``scale``."""
-    from kdsharp.ops.color import rgb_to_ycbcr
-
     # (3 colours, 3 components): row r = YCbCr of pure colour r, minus the chroma offset
     ycc = rgb_to_ycbcr(torch.eye(3).view(3, 3, 1, 1)).view(3, 3) - torch.tensor([0.0, 0.5, 0.5])
     half = scale // 2
@@ -130,9 +128,9 @@ class LumaDetail(nn.Module):
             acc = out[n, 0].numpy()
             acc.fill(b2[0])
             for k in range(w1.shape[0]):
-                h: np.ndarray = cv2.filter2D(planes[0], -1, w1[k, 0], borderType=cv2.BORDER_CONSTANT)
-                h += cv2.filter2D(planes[1], -1, w1[k, 1], borderType=cv2.BORDER_CONSTANT)
-                h += b1[k]
+                zero = cv2.BORDER_CONSTANT  # torch's zero padding; ``delta`` adds the bias in the same pass
+                h: np.ndarray = cv2.filter2D(planes[0], -1, w1[k, 0], delta=float(b1[k]), borderType=zero)
+                h += cv2.filter2D(planes[1], -1, w1[k, 1], borderType=zero)
                 np.maximum(h, 0.0, out=h)
                 acc += cv2.filter2D(h, -1, w2[0, k], borderType=cv2.BORDER_CONSTANT)
         return out
@@ -148,21 +146,17 @@ def add_detail_cells(stage: LumaDetail, src: torch.Tensor, res: torch.Tensor, sc
     cells, so Y(input) and Y(coarse output) cost one 1-channel plane each.
     """
 
-    def to_y(cells: torch.Tensor) -> torch.Tensor:
-        if luma:
-            return cells
-        n, _, h, w = cells.shape
-        return torch.einsum("c,ncphw->nphw", _Y_WEIGHTS.to(cells), cells.reshape(n, 3, -1, h, w))
+    n, _, h, w = res.shape
+
+    def to_y(cells: torch.Tensor) -> torch.Tensor:  # (N,3*s*s,h,w) RGB cells -> (N,s*s,h,w) luma cells
+        return cells if luma else rgb_to_y(cells.reshape(n, 3, -1, w)).reshape(n, -1, h, w)
 
     y_src, y_res = to_y(src), to_y(res)
     y0 = F.pixel_shuffle(y_src, scale) if scale > 1 else y_src
     yc = y0 + (F.pixel_shuffle(y_res, scale) if scale > 1 else y_res)
     dy = stage(y0, yc)
     dy = F.pixel_unshuffle(dy, scale) if scale > 1 else dy
-    return res + (dy if luma else dy.repeat(1, 3, 1, 1))
-
-
-_Y_WEIGHTS = torch.tensor([0.299, 0.587, 0.114])  # BT.601 luma, as kdsharp.ops.color.rgb_to_y
+    return res + (dy if luma else dy.repeat(1, 3, 1, 1))  # (a broadcast would copy channels-last ``res``)
 
 
 def _bias(conv: nn.Conv2d) -> np.ndarray:
