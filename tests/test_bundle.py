@@ -206,3 +206,17 @@ def test_eval_subsets_pool_presets_by_tag():
     assert subsets["people-face"]["rows"]["m"]["delta_psnr"] == pytest.approx(1.5)
     assert subsets["indoor"]["rows"]["m"]["delta_psnr"] == pytest.approx(0.5)
     assert "text" not in subsets
+
+
+def test_interrupted_pipeline_still_writes_its_summary(bundle, tmp_path, monkeypatch):
+    import kdsharp.train.trainer as trainer
+    from kdsharp.train.pipeline import run_pipeline
+
+    def interrupted(cfg, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(bundle, 0.2, tmp_path / "runs", stages=("fast",))
+    summary = json.loads((tmp_path / "runs" / "pipeline.json").read_text())
+    assert [s["name"] for s in summary] == ["fast"] and "interrupted" in summary[0]["error"]

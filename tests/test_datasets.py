@@ -243,3 +243,34 @@ def test_cli_degrade_writes_pairs_and_refuses_non_empty(tmp_path, capsys):
     assert main(["degrade", "--list-presets"]) == 0
     listed = capsys.readouterr().out
     assert all(n in listed for n in ("mixed", "lowbw", "defocus", "h264", "light"))
+
+
+def test_loader_workers_start_after_opencv_used_its_threads(tmp_path):
+    """Loading large photos resizes them with OpenCV's thread pool in the parent; a worker forked
+    then used to block forever in its ``cv2.setNumThreads(1)`` (the photo corpus hung training)."""
+    from kdsharp.train.loaders import StepBatchSampler, make_loader, start_workers
+
+    class Zeros(torch.utils.data.Dataset):
+        def __init__(self, n: int):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, key):
+            return 0
+
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (1500, 2000, 3), dtype=np.uint8), (0, 0), 3)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        ds = build_train_dataset([{"type": "folder", "path": str(tmp_path), "max_side": 800}], degradation="light", crop=64)
+        loader = make_loader(Zeros(len(ds)), StepBatchSampler(len(ds), 2, 0, 0, 4), workers=1, pin=False)
+        loader.timeout = 30  # a hung worker fails the test instead of hanging it
+        assert len(list(start_workers(loader))) == 4
+        assert cv2.getNumThreads() == 2  # the parent's count is back
+    finally:
+        cv2.setNumThreads(old)

@@ -295,3 +295,26 @@ def test_model_init_grows_an_identity_start_branch():
         torch.testing.assert_close(grown(x), load_model("fast", deploy=False)(x), atol=1e-6, rtol=0)
     with pytest.raises(ConfigError, match="student"):
         init_weights(unwrap(create_model("fast_ycc")), "student")
+
+
+def test_best_validated_weights_are_exported_beside_the_final_ones(tmp_path, monkeypatch):
+    from kdsharp.io.weights import load_state_dict_file
+    from kdsharp.train import Trainer, train
+
+    scores = iter([30.0, 31.0, 29.0, 28.0])  # validation at steps 2, 4, 6 and the final one: best at 4
+
+    def fake_validate(self):
+        return {"psnr": next(scores), "ssim": 0.5}
+
+    monkeypatch.setattr(Trainer, "validate", fake_validate)
+    res = train(tiny_config(tmp_path, val={"every": 2}))
+    assert res.best["step"] == 4 and res.step == 6
+    assert res.export.name == "tiny.safetensors" and res.best_export.name == "tiny_best.safetensors"
+    shipped, meta = load_state_dict_file(res.best_export)
+    assert meta["iters"] == "4" and meta["val_psnr"] == "31.0000"
+    best = load_checkpoint(res.run_dir / "best.pth")["params_ema"]
+    assert all(torch.allclose(best[k].half().float(), shipped[k].float()) for k in best)
+
+    scores = iter([30.0, 31.0, 32.0, 33.0])  # the final weights are the best: no second file
+    res = train(tiny_config(tmp_path, name="rising", val={"every": 2}))
+    assert res.best_export is None and not (res.run_dir / "rising_best.safetensors").exists()

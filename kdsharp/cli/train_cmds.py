@@ -76,6 +76,8 @@ def _report(result) -> None:
     for k, v in (result.baselines or {}).items():
         info(f"  {k}: {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}")
     info(f"run folder: {result.run_dir}" + (f"; weights: {result.export}" if result.export else ""))
+    if result.best_export:
+        info(f"best validated weights (step {result.best['step']}): {result.best_export}")
 
 
 def _run(kind: str, config, overrides, resume, out, teacher=None) -> None:
@@ -241,6 +243,8 @@ def pipeline_command(
                 f"{r.name}: {r.step} steps in {r.seconds:.0f} s, val {r.val.get('psnr', float('nan')):.2f} dB "
                 f"(input {inp:.2f} dB) -> {r.weights}"
             )
+            if r.best_weights:
+                info(f"{r.name}: best val {r.best['psnr']:.2f} dB at step {r.best['step']} -> {r.best_weights}")
     if any(r.error for r in results):
         raise typer.Exit(1)
 

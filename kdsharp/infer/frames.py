@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.io.video import frame_to_rgb
-from kdsharp.models.common import add_detail_cells
 
 # 8-bit planar formats whose plane 0 is luma, and whether each is full range by definition
 LUMA_FORMATS = {
@@ -139,13 +138,30 @@ class LumaNet:
         src = cells.sub(lo).mul_(1.0 / span).view(1, h // s, w // s, s * s).permute(0, 3, 1, 2)
         src = src.to(self.device, self.dtype, non_blocking=True)
         d = self.model.forward_cells(src)  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
-        if self.detail is not None:  # a full-resolution stage: its dY folded into the residual cells
-            d = add_detail_cells(self.detail, src, d, s, luma=True)
         d = d.float().permute(0, 2, 3, 1).to("cpu").reshape(1, h // s, w // s, s, s)
+        if self.detail is not None:
+            return self._finish_detail(self.detail, yp, d, lo, span, hi), src
         out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
         res = np.empty((h, w), np.uint8)
         torch.from_numpy(res).view(h // s, s, w // s, s).permute(0, 2, 1, 3).copy_(out[0])
         return res, src
+
+    def _finish_detail(
+        self, stage: Any, yp: np.ndarray, d: torch.Tensor, lo: float, span: float, hi: float
+    ) -> np.ndarray:
+        """Padded uint8 Y and the net's residual cells (1, H/s, W/s, s, s) -> uint8 Y after the
+        model's full-resolution ``stage`` (its ``detail_stage``), in plane layout: Y0 = input, Yc = Y0 + residual,
+        out = Yc + stage(Y0, Yc)."""
+        s = self.scale
+        h, w = yp.shape
+        y0 = torch.from_numpy(yp).float().sub_(lo).mul_(1.0 / span)
+        yc = torch.empty((h, w), dtype=torch.float32)
+        yc.view(h // s, s, w // s, s).permute(0, 2, 1, 3).copy_(d[0])  # depth-to-space
+        yc += y0
+        dev, dt = self.device, self.dtype
+        dy = stage(y0[None, None].to(dev, dt), yc[None, None].to(dev, dt))[0, 0].float().to("cpu")
+        out = yc.add_(dy).mul_(span).add_(lo + 0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
+        return out.to(torch.uint8).numpy()
 
     def _run_chroma(self, src: torch.Tensor, cb: np.ndarray, cr: np.ndarray, full_range: bool) -> np.ndarray:
         """Padded uint8 Cb, Cr (H/2, W/2) and the luma cells -> uint8 (2, H/2, W/2) Cb, Cr + their residual."""

@@ -136,27 +136,15 @@ class LumaDetail(nn.Module):
         return out
 
 
-def add_detail_cells(stage: LumaDetail, src: torch.Tensor, res: torch.Tensor, scale: int, luma: bool) -> torch.Tensor:
-    """Run ``stage`` for a net that works in space-to-depth cells and fold its dY into the net's residual.
+def add_detail(stage: LumaDetail, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """A net's (coarse) output ``out`` plus ``stage``'s dY on R, G and B.
 
-    ``src``: the net's input cells, ``res``: its residual cells, both (N,C*s*s,h,w) with C = 1 for a
-    luma net (``luma``) or 3 (RGB, ``pixel_unshuffle`` layout), s = ``scale``. Returns ``res`` plus
-    ``pixel_unshuffle(dY)`` on every colour: the output ``x + pixel_shuffle(res)`` then carries the
-    stage at full resolution with no extra 3-channel pass. Luma is BT.601 (``rgb_to_y``), taken on the
-    cells, so Y(input) and Y(coarse output) cost one 1-channel plane each.
+    ``x``: the net's input, ``out``: its output, both (N,3,H,W) RGB in [0, 1] (``out`` may also be
+    (N,1,H,W) luma). dY = ``stage(Y(x), Y(out))`` with BT.601 luma (``rgb_to_y``). Returns (N,C,H,W).
     """
-
-    n, _, h, w = res.shape
-
-    def to_y(cells: torch.Tensor) -> torch.Tensor:  # (N,3*s*s,h,w) RGB cells -> (N,s*s,h,w) luma cells
-        return cells if luma else rgb_to_y(cells.reshape(n, 3, -1, w)).reshape(n, -1, h, w)
-
-    y_src, y_res = to_y(src), to_y(res)
-    y0 = F.pixel_shuffle(y_src, scale) if scale > 1 else y_src
-    yc = y0 + (F.pixel_shuffle(y_res, scale) if scale > 1 else y_res)
-    dy = stage(y0, yc)
-    dy = F.pixel_unshuffle(dy, scale) if scale > 1 else dy
-    return res + (dy if luma else dy.repeat(1, 3, 1, 1))  # (a broadcast would copy channels-last ``res``)
+    y_in = rgb_to_y(x) if x.shape[1] == 3 else x
+    y_out = rgb_to_y(out) if out.shape[1] == 3 else out
+    return out + stage(y_in, y_out)
 
 
 def _bias(conv: nn.Conv2d) -> np.ndarray:
@@ -164,13 +152,24 @@ def _bias(conv: nn.Conv2d) -> np.ndarray:
     return conv.bias.detach().float().numpy() if conv.bias is not None else np.zeros(conv.out_channels, np.float32)
 
 
-def unet_output(xp: torch.Tensor, res: torch.Tensor, levels: list, stem: int, h: int, w: int, return_features: bool):
-    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), cropped to HxW.
+def unet_output(
+    xp: torch.Tensor,
+    res: torch.Tensor,
+    levels: list,
+    stem: int,
+    h: int,
+    w: int,
+    return_features: bool,
+    detail: LumaDetail | None = None,
+):
+    """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), plus the
+    full-resolution ``detail`` stage when there is one (:func:`add_detail`), cropped to HxW.
 
     ``levels`` are the decoder outputs, bottleneck first; as features they are named
     ``s{stem * 2**i}``, finest first. Returns ``out`` or ``(out, feats)``.
     """
-    out = crop_to(xp + (F.pixel_shuffle(res, stem) if stem > 1 else res), h, w)
+    out = xp + (F.pixel_shuffle(res, stem) if stem > 1 else res)
+    out = crop_to(add_detail(detail, xp, out) if detail is not None else out, h, w)
     if not return_features:
         return out
     feats = new_features()

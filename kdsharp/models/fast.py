@@ -33,7 +33,7 @@ from torch import nn
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import (
     LumaDetail,
-    add_detail_cells,
+    add_detail,
     chroma_space_to_depth_kernel,
     crop_features,
     crop_to,
@@ -255,10 +255,9 @@ class FastNet(nn.Module):
         else:
             src = F.pixel_unshuffle(xp, self.scale)
         feat = self.body(self.head(src))
-        res = self.tail(feat)
-        if self.detail:
-            res = add_detail_cells(self.detail_stage, src, res, self.scale, self.luma)
-        out = xp + F.pixel_shuffle(res, self.scale)  # (N,1,H,W) broadcasts onto RGB
+        out = xp + F.pixel_shuffle(self.tail(feat), self.scale)  # (N,1,H,W) broadcasts onto RGB
+        if self.detail:  # before the chroma branch, whose change has no luma
+            out = add_detail(self.detail_stage, xp, out)
         if self.chroma:
             out = out + self.chroma_delta(xp, src)
         out = crop_to(out, h, w)

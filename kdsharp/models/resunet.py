@@ -23,7 +23,6 @@ from torch import nn
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import (
     LumaDetail,
-    add_detail_cells,
     crop_to,
     luma_space_to_depth_kernel,
     pad_to_multiple,
@@ -167,9 +166,8 @@ class ResUNet(nn.Module):
         else:
             src = F.pixel_unshuffle(xp, self.stem) if self.stem > 1 else xp
         res, levels = self._body(src)
-        if self.detail:
-            res = add_detail_cells(self.detail_stage, src, res, self.stem, self.luma)
-        return unet_output(xp, res, levels, self.stem, h, w, return_features)
+        stage = self.detail_stage if self.detail else None
+        return unet_output(xp, res, levels, self.stem, h, w, return_features, stage)
 
 
 @register_model

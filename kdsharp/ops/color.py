@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Rows give Y, Cb, Cr from R, G, B (all in [0, 1]); Cb and Cr are offset by 0.5.
@@ -34,7 +35,7 @@ def cbcr_delta_to_rgb(d: torch.Tensor) -> torch.Tensor:
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """(N,3,H,W) RGB in [0,1] -> (N,1,H,W) luma Y in [0,1]."""
     w = _RGB2YCC[0].to(x.device, x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    return F.conv2d(x, w)  # a 1x1 conv: one pass, in either memory format
 
 
 class RgbToYCbCr(nn.Module):

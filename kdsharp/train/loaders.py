@@ -133,6 +133,24 @@ def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)  # many workers x OpenCV's own thread pool would oversubscribe the cores
 
 
+def start_workers(loader: DataLoader):
+    """``iter(loader)``, forking its worker processes with no OpenCV thread pool running.
+
+    A worker forked while the parent's OpenCV pool has threads inherits the pool's locks but not its
+    threads: its ``cv2.setNumThreads`` then blocks forever (seen with the photo corpus, whose loading
+    resizes with OpenCV's threads). Setting one thread joins the pool's threads; the parent's count
+    is restored after the fork.
+    """
+    if not loader.num_workers:
+        return iter(loader)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return iter(loader)
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool) -> DataLoader:
     """A DataLoader over ``ds`` driven by ``sampler`` (items are keyed, so workers do not matter).
 

@@ -35,10 +35,12 @@ class StageResult:
     """One stage's outcome: ``weights`` (None if it failed), val metrics, steps and seconds."""
 
     name: str
-    weights: str | None = None
+    weights: str | None = None  # the final weights
+    best_weights: str | None = None  # the best validated ones, when not the final ones
     step: int = 0
     seconds: float = 0.0
     val: dict = field(default_factory=dict)
+    best: dict = field(default_factory=dict)  # best validation, with its 'step'
     baselines: dict = field(default_factory=dict)
     error: str | None = None
 
@@ -120,10 +122,14 @@ def run_pipeline(
             )
             result = train(cfg)
             res.weights, res.step = str(result.export) if result.export else None, result.step
-            res.val, res.baselines = dict(result.val), dict(result.baselines)
-            if stage == "teacher" and res.weights:
-                teacher_weights = str(Path(result.run_dir) / f"{cfg['name']}.safetensors")
-        except KeyboardInterrupt:
+            res.best_weights = str(result.best_export) if result.best_export else None
+            res.val, res.best, res.baselines = dict(result.val), dict(result.best), dict(result.baselines)
+            if stage == "teacher" and res.weights:  # the students learn from the best validated teacher
+                teacher_weights = res.best_weights or res.weights
+        except KeyboardInterrupt:  # the trainer saved last.pth; say so in the summary, then stop
+            res.error = "interrupted (the run's last.pth resumes it)"
+            res.seconds = round(time.monotonic() - t0, 1)
+            _write_summary([*results, res], out_dir, publish)
             raise
         except Exception as e:  # noqa: BLE001 - the next stage still runs
             res.error = f"{type(e).__name__}: {e}"

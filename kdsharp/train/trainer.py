@@ -48,6 +48,7 @@ from kdsharp.train.loaders import (
     load_teacher_cache,
     make_loader,
     seed_everything,
+    start_workers,
 )
 from kdsharp.train.optim import ModelEMA, timed_cosine, warmup_cosine
 
@@ -61,7 +62,8 @@ class TrainResult:
     val: dict = field(default_factory=dict)  # final model (EMA if on)
     best: dict = field(default_factory=dict)  # best val seen, with its 'step'
     baselines: dict = field(default_factory=dict)  # 'input' (and 'teacher') on the same val set
-    export: Path | None = None
+    export: Path | None = None  # the final (EMA) weights
+    best_export: Path | None = None  # the best validated (EMA) weights, when not the final ones
     main: bool = True  # False on DDP ranks > 0 (which neither validate nor save)
 
 
@@ -411,7 +413,7 @@ class Trainer:
         try:
             with progress("it") as bar:
                 task = bar.add_task(self._desc(None), total=self.iters, completed=self.step)
-                it = iter(loader)
+                it = start_workers(loader)
                 while self.step < self.iters and not any_rank(self._out_of_time(), self.dist):
                     try:
                         batch = next(it)
@@ -447,11 +449,14 @@ class Trainer:
                     info(f"time budget of {self.budget_s / 60:g} min used up at step {self.step}")
                 metrics = self._validate_and_keep_best()
             self.save()
-            export = None
+            export = best_export = None
             if self.main and (cfg["export"] or cfg["publish"]["dir"]):
                 export = self.publish(metrics)
+                best_export = self.export_best()
             barrier(self.dist)
-            return TrainResult(self.run_dir, self.step, metrics, dict(self.best), baselines, export, self.main)
+            return TrainResult(
+                self.run_dir, self.step, metrics, dict(self.best), baselines, export, best_export, self.main
+            )
         finally:
             for sig, h in handlers.items():
                 signal.signal(sig, h)
@@ -478,22 +483,38 @@ class Trainer:
 
     def export(self, metrics: dict) -> Path:
         """Save the EMA (or raw) weights as fp16 safetensors ``run_dir/<name>.safetensors``."""
+        model = self.ema.module if self.ema else self.model
+        path = self.run_dir / f"{self.cfg['name'] or 'model'}.safetensors"
+        return self._save_weights(path, strip_module_prefix(model.state_dict()), self.step, metrics)
+
+    def export_best(self) -> Path | None:
+        """Save the best validated EMA (or raw) weights (``best.pth``) as ``run_dir/<name>_best.safetensors``;
+        None when the final weights are the best (or nothing was validated)."""
+        best = self.run_dir / "best.pth"
+        if not self.best or int(self.best.get("step", -1)) == self.step or not best.is_file():
+            return None
+        ckpt = load_checkpoint(best)
+        path = self.run_dir / f"{self.cfg['name'] or 'model'}_best.safetensors"
+        params = strip_module_prefix(ckpt.get("params_ema") or ckpt["params"])
+        step = int(ckpt["step"])
+        return self._save_weights(path, params, step, dict(ckpt.get("best") or {}), share=step / max(1, self.step))
+
+    def _save_weights(self, path: Path, params: dict, step: int, metrics: dict, share: float = 1.0) -> Path:
+        """fp16 safetensors with the run's metadata; ``share``: the part of the run's time they took."""
         from kdsharp.io.weights import save_weights
 
-        model = self.ema.module if self.ema else self.model
         meta = {
             "arch": self.arch["name"],
             "arch_kwargs": self.arch["kwargs"],
-            "iters": str(self.step),
+            "iters": str(step),
             "val_psnr": f"{metrics.get('psnr', float('nan')):.4f}",
             "val_ssim": f"{metrics.get('ssim', float('nan')):.4f}",
             "config_hash": config_hash(self.cfg),
-            "train_seconds": f"{time.monotonic() - self._t0:.0f}",
+            "train_seconds": f"{(time.monotonic() - self._t0) * share:.0f}",
             "device": _device_name(self.device),
             "teacher": Path(str(self.teacher_spec)).name if self.teacher_spec else "",
         }
-        path = self.run_dir / f"{self.cfg['name'] or 'model'}.safetensors"
-        save_weights(path, strip_module_prefix(model.state_dict()), meta, half=True)
+        save_weights(path, params, meta, half=True)
         info(f"exported {path}")
         return path
 
