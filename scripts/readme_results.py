@@ -270,7 +270,10 @@ def realtime(rt: dict) -> list[str]:
         out += ["", f"AVX2 code only ({', '.join(f'`{k}={v}`' for k, v in avx2['env'].items())}: the kernels an "
                 f"AVX2-only CPU runs, on these cores): bare `fast` {avx2['bare_fast']['fps']:.1f} frames/s against "
                 f"{avx2['bare_fast_native']['fps']:.1f} with AVX-512 in the same session ({ratio:.2f}×), 1080p end "
-                f"to end {avx2['sharpen_1080p_pan_fast']['e2e_fps']:.1f} frames/s. This emulates the instruction set, "
+                f"to end {avx2['sharpen_1080p_pan_fast']['e2e_fps']:.1f} frames/s"
+                + (f", `student` {avx2['sharpen_1080p_pan_student']['e2e_fps']:.1f} frames/s"
+                   if "sharpen_1080p_pan_student" in avx2 else "")
+                + ". This emulates the instruction set, "
                 "not an AVX2-only machine (whose cores and clocks differ): none was available to measure."]
     return out
 

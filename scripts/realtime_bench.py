@@ -16,9 +16,10 @@ centre):
   Mbit/s and the PSNR of the re-encoded luma against the decoded input (what ``--encoder-preset``
   trades);
 * temporal reuse (``--reuse``) on the 720p talking head: share of tiles skipped, model CPU ms;
-* with ``--avx2``: the bare ``fast`` model and the 1080p ``fast`` run with PyTorch and oneDNN held
-  to AVX2 code (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``) -- the kernels an
-  AVX2-only CPU runs, on this CPU's cores (an emulation: the clock and caches stay this CPU's).
+* with ``--avx2``: the bare ``fast`` model and the 1080p ``fast`` and ``student`` runs with PyTorch,
+  oneDNN and OpenCV held to AVX2 code (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
+  ``OPENCV_CPU_DISABLE=AVX512_*``) -- the kernels an AVX2-only CPU runs, on this CPU's cores (an
+  emulation: the clock and caches stay this CPU's; x264 keeps its own dispatch).
 
 The report records the CPU (``lscpu`` model name and whether it has AVX-512), the load average
 before each run and the kdsharp/torch versions. Do not run it beside training: it measures speed.
@@ -39,7 +40,12 @@ import tempfile
 import time
 from pathlib import Path
 
-AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+AVX2_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    # OpenCV (the student's full-resolution stage, colour conversions): no AVX-512 dispatch either
+    "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_COMMON,AVX512_KNL,AVX512_KNM,AVX512_CNL,AVX512_CLX,AVX512_ICL",
+}
 
 
 def cpu_info() -> dict:
@@ -233,6 +239,10 @@ def main() -> None:
             "bare_fast_native": run_json(["bench", "--model", "fast", "--json"]),
             "sharpen_1080p_pan_fast": run_json(
                 ["bench", "--video", str(clips["1080p_pan"]), "--model", "fast", "--json"], env=AVX2_ENV
+            ),
+            "sharpen_1080p_pan_student": run_json(
+                ["bench", "--video", str(clips["1080p_pan"]), "--model", "student", "--frames", "90", "--json"],
+                env=AVX2_ENV,
             ),
         }
     a.out.parent.mkdir(parents=True, exist_ok=True)

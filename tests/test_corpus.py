@@ -14,7 +14,7 @@ from PIL import Image
 from kdsharp.data import corpus as C
 from kdsharp.data import corpus_extract as ex
 from kdsharp.data.sources import load_source, load_sources
-from kdsharp.errors import ConfigError, InputError
+from kdsharp.errors import ConfigError, InputError, KdsharpError
 
 
 def _photo(h: int, w: int, seed: int) -> np.ndarray:
@@ -256,10 +256,14 @@ def test_eval_default_is_the_corpus_test_split(tmp_path, fake_roots, monkeypatch
     _build(out, fake_roots)
     mf = json.loads((out / "manifest.json").read_text())
     for i, r in enumerate(mf["images"]):
-        r["split"] = "test" if i < 2 else "train"
+        r["split"] = "test" if i < 2 else "val" if i == 2 else "train"
     (out / "manifest.json").write_text(json.dumps(mf))
     monkeypatch.setenv("KDSHARP_CORPUS", str(out))
     assert [p.name for p in corpus_test_paths()] == [Path(r["file"]).name for r in mf["images"][:2]]
+    # --split val: the validation photos, for choosing weights without looking at test
+    assert [p.name for p in corpus_test_paths(split="val")] == [Path(mf["images"][2]["file"]).name]
+    with pytest.raises(KdsharpError, match="unknown corpus split 'train'"):
+        corpus_test_paths(split="train")  # never evaluate on training photos
     (out / mf["images"][0]["file"]).unlink()
     with pytest.raises(InputError, match="missing"):
         corpus_test_paths(out)

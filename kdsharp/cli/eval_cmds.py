@@ -37,6 +37,12 @@ def eval_command(
         "`kdsharp data corpus -o DIR`].",
         show_default=False,
     ),
+    split: str = typer.Option(
+        "test",
+        "--split",
+        help="Corpus split to evaluate: test (held out, for reporting) or val (for choosing between weights "
+        "without looking at test).",
+    ),
     models: str = typer.Option(
         "teacher,student,fast,student_nokd",
         "--models",
@@ -93,6 +99,7 @@ def eval_command(
         seed=seed,
         corpus=corpus,
         heavy_images=heavy_images,
+        split=split,
     )
     _print_summary(report)
     info(f"wrote {out / 'report.md'}, {out / 'report.json'}, {out / 'comparison.png'}")

@@ -220,11 +220,11 @@ def add_subsets(report: dict, tags: Mapping[str, str]) -> dict:
     return report
 
 
-def corpus_test_tags(corpus: str | Path | None = None) -> dict[str, str]:
-    """Image name (file stem, as the eval names it) -> content tag, for the corpus test split."""
+def corpus_test_tags(corpus: str | Path | None = None, split: str = "test") -> dict[str, str]:
+    """Image name (file stem, as the eval names it) -> content tag, for the corpus test (or val) split."""
     from kdsharp.data.corpus import corpus_dir, corpus_records
 
-    return {Path(r["path"]).stem: r["tag"] for r in corpus_records(corpus_dir(corpus), "test")}
+    return {Path(r["path"]).stem: r["tag"] for r in corpus_records(corpus_dir(corpus), split)}
 
 
 def _methods(unsharp_params: dict, rows_models: list, fps_size: tuple[int, int]) -> dict:
@@ -266,6 +266,7 @@ def evaluate(
     fps_size: tuple[int, int] = FPS_SIZE,
     corpus: str | Path | None = None,
     heavy_images: int | None = HEAVY_IMAGES,
+    split: str = "test",
 ) -> dict:
     """Evaluate every method and write ``report.md``, ``report.json`` and ``comparison.png``.
 
@@ -273,7 +274,8 @@ def evaluate(
         data: a paired folder (``input/``, ``target/``); else ``presets`` (default: all) are built
             from ``source`` (a folder of clean images) or else from the test split of the training
             corpus ``corpus`` (default ``$KDSHARP_CORPUS`` or ~/.cache/kdsharp/corpus; an error
-            naming ``kdsharp data corpus`` if it is missing).
+            naming ``kdsharp data corpus`` if it is missing); ``split="val"``: its validation split
+            instead (for choosing between weights; report on ``test``).
         models: see :func:`resolve_models`. max_images: per set. device: where models run.
         measure_fps: time every method at ``fps_size`` (width, height) on the CPU, and on the GPU
             when one is available.
@@ -297,7 +299,7 @@ def evaluate(
         rows_models, skipped = resolve_models(models, device)
     else:
         presets = list(presets or DEFAULT_PRESETS)
-        held_out = [] if source is not None else [str(p) for p in corpus_test_paths(corpus)]
+        held_out = [] if source is not None else [str(p) for p in corpus_test_paths(corpus, split)]
         clean = load_clean_images(source, held_out, max_images=max_images)
         rows_models, skipped = resolve_models(models, device)
         sets = {p: build_preset_set(clean, p, seed) for p in presets}
@@ -306,7 +308,7 @@ def evaluate(
             "presets": presets,
             "sources": [n for n, _ in clean],
             "seed": seed,
-            "source": str(source) if source is not None else f"corpus test split ({_corpus_name(corpus)})",
+            "source": str(source) if source is not None else f"corpus {split} split ({_corpus_name(corpus)})",
             "n_images": len(clean),
         }
 
@@ -366,7 +368,7 @@ def evaluate(
     report.pop("partial", None)
     _summarise(report, row_names)
     if data is None and source is None:
-        add_subsets(report, corpus_test_tags(corpus))
+        add_subsets(report, corpus_test_tags(corpus, split))
     if data is None:
         report["clean"] = clean_frame_change(clean, rows_models, device, heavy, heavy_images)
 

@@ -58,21 +58,27 @@ def held_out_paths(specs: Sequence[str]) -> list[Path]:
     return paths
 
 
-def corpus_test_paths(corpus: str | Path | None = None) -> list[Path]:
+EVAL_SPLITS = ("test", "val")  # corpus splits ``kdsharp eval`` may use: report on test, choose on val
+
+
+def corpus_test_paths(corpus: str | Path | None = None, split: str = "test") -> list[Path]:
     """Files of the training corpus's held-out ``test`` split (``--corpus``, ``$KDSHARP_CORPUS`` or
-    ``~/.cache/kdsharp/corpus``). :class:`InputError` naming the build command if the corpus is
-    missing, and if any listed file is missing (never evaluates on fewer images than listed)."""
+    ``~/.cache/kdsharp/corpus``), or of its ``val`` split (to choose weights or settings without
+    looking at test). :class:`InputError` naming the build command if the corpus is missing, and if
+    any listed file is missing (never evaluates on fewer images than listed)."""
     from kdsharp.data.corpus import BUILD_COMMAND, corpus_dir, corpus_records
 
+    if split not in EVAL_SPLITS:
+        raise KdsharpError(f"unknown corpus split {split!r} (choose from {', '.join(EVAL_SPLITS)})", params=["split"])
     root = corpus_dir(corpus)
-    records = corpus_records(root, "test")
+    records = corpus_records(root, split)
     if not records:
-        raise InputError(root, "the corpus has no test split", f"rebuild it with: {BUILD_COMMAND.format(dir=root)}")
+        raise InputError(root, f"the corpus has no {split} split", f"rebuild it with: {BUILD_COMMAND.format(dir=root)}")
     missing = [r["file"] for r in records if not Path(r["path"]).is_file()]
     if missing:
         raise InputError(
             root / missing[0],
-            f"listed in the test split but missing ({len(missing)} file(s))",
+            f"listed in the {split} split but missing ({len(missing)} file(s))",
             f"rebuild the corpus with: {BUILD_COMMAND.format(dir=root)}",
         )
     return [Path(r["path"]) for r in records]
