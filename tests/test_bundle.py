@@ -161,6 +161,9 @@ def test_pipeline_runs_stages_and_survives_a_failing_one(bundle, tmp_path):
     assert res[0].error and "bogus" in res[0].error and res[0].weights is None
     assert res[1].error is None and res[1].step > 0 and Path(res[1].weights).is_file()
     assert res[1].baselines["teacher"]["psnr"] > 0  # distilled from the shipped teacher
+    presets = read_meta(bundle)["val"]
+    first_two = {presets[k] for k in sorted(presets)[:2]}  # val.max_images=2
+    assert {k for k in res[1].val if k.startswith("psnr_")} == {f"psnr_{p}" for p in first_two}
     summary = json.loads((tmp_path / "pub" / "pipeline.json").read_text())
     assert [s["name"] for s in summary] == ["student", "fast"]
     from kdsharp.registry import load_model
@@ -220,3 +223,21 @@ def test_interrupted_pipeline_still_writes_its_summary(bundle, tmp_path, monkeyp
         run_pipeline(bundle, 0.2, tmp_path / "runs", stages=("fast",))
     summary = json.loads((tmp_path / "runs" / "pipeline.json").read_text())
     assert [s["name"] for s in summary] == ["fast"] and "interrupted" in summary[0]["error"]
+
+
+def test_val_scores_per_preset_of_the_bundle_pairs(bundle):
+    from kdsharp.train.builders import build_val_items, score, val_groups
+    from kdsharp.train.config import load_config
+
+    cfg = load_config()
+    cfg["val"].update(sources=[{"type": "bundle", "path": str(bundle), "part": "val"}], count=3, max_images=3)
+    items = build_val_items(cfg)
+    groups = val_groups(cfg, len(items))
+    presets = read_meta(bundle)["val"]
+    assert groups == [presets[k] for k in sorted(presets)]
+    s = score(lambda x: x, items, torch.device("cpu"), groups=groups)
+    for g in set(groups):  # each preset's mean is over its own pairs
+        own = [it for it, x in zip(items, groups, strict=True) if x == g]
+        assert abs(s[f"psnr_{g}"] - score(lambda x: x, own, torch.device("cpu"))["psnr"]) < 1e-4
+    cfg["val"]["sources"] = [{"type": "synthetic", "count": 2, "size": 64, "seed": 0}]
+    assert val_groups(cfg, 2) is None  # crops degraded on the fly carry no preset

@@ -161,10 +161,35 @@ def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return collect_val_items(ds, count)
 
 
+def val_groups(cfg: dict, n: int) -> list[str] | None:
+    """The degradation preset of each of the first ``n`` val items, when the val set is the val
+    part of training bundles (their ``meta.json`` names each pair's preset); else None."""
+    from kdsharp.data.bundle import read_meta
+
+    v = cfg["val"]
+    sources = v["sources"] or cfg["data"]["sources"]
+    if v["path"] or not sources or any(not isinstance(s, dict) or s.get("type") != "bundle" for s in sources):
+        return None
+    if any(s.get("part", "train") != "val" or s.get("content", "all") == "clean" for s in sources):
+        return None
+    groups: list[str] = []
+    for s in sources:
+        presets = read_meta(s["path"]).get("val") or {}
+        groups += [str(presets[k]) for k in sorted(presets)]  # the order load_bundle gives the pairs
+    return groups[:n] if len(groups) >= n else None
+
+
 @torch.no_grad()
-def score(fn: Callable[[torch.Tensor], torch.Tensor], items, device: torch.device, autocast=None) -> dict:
+def score(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    items,
+    device: torch.device,
+    autocast=None,
+    groups: list[str] | None = None,
+) -> dict:
     """Mean PSNR (dB) and SSIM of ``fn(lq)`` vs ``gt`` over ``items``, outputs clamped to [0,1] and
-    quantized to 8 bits (as saved images would be). Returns ``{'psnr', 'ssim'}`` floats."""
+    quantized to 8 bits (as saved images would be). Returns ``{'psnr', 'ssim'}`` floats, plus
+    ``psnr_<group>`` (the mean over that group's items) for each name in ``groups`` (one per item)."""
     if not items:
         return {"psnr": float("nan"), "ssim": float("nan")}
     psnrs, ssims = [], []
@@ -176,4 +201,9 @@ def score(fn: Callable[[torch.Tensor], torch.Tensor], items, device: torch.devic
         gt = (gt.float().clamp(0, 1) * 255).round() / 255
         psnrs.append(psnr_torch(out, gt))
         ssims.append(ssim_torch(out, gt))
-    return {"psnr": float(torch.cat(psnrs).mean()), "ssim": float(torch.cat(ssims).mean())}
+    per_item = torch.cat(psnrs)
+    result = {"psnr": float(per_item.mean()), "ssim": float(torch.cat(ssims).mean())}
+    if groups is not None and len(groups) == len(per_item):
+        for g in sorted(set(groups)):
+            result[f"psnr_{g}"] = float(per_item[[i for i, x in enumerate(groups) if x == g]].mean())
+    return result

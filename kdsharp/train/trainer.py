@@ -28,7 +28,7 @@ from kdsharp.console import info, progress, warn
 from kdsharp.errors import ConfigError, InputError, KdsharpError
 from kdsharp.losses import build_loss
 from kdsharp.train import logs
-from kdsharp.train.builders import build_val_items, frozen_teacher, make_train_dataset, model_from_config
+from kdsharp.train.builders import build_val_items, frozen_teacher, make_train_dataset, model_from_config, val_groups
 from kdsharp.train.checkpoint import (
     check_state_dict,
     get_rng_state,
@@ -125,6 +125,7 @@ class Trainer:
         self.best: dict[str, float] = {}
         self.train_ds = self._build_train_data()
         self.val_items = build_val_items(cfg) if self.main else []
+        self.val_groups = val_groups(cfg, len(self.val_items)) if self.main else None  # presets of bundle pairs
         self.logger = logs.RunLogger(self.run_dir, enabled=self.main)
         if ckpt_path is not None:
             self._load(ckpt_path)
@@ -364,7 +365,7 @@ class Trainer:
         was_training = model.training
         model.eval()
         try:
-            return score(lambda x: model(x), self.val_items, self.device, self._autocast)
+            return score(lambda x: model(x), self.val_items, self.device, self._autocast, self.val_groups)
         finally:
             model.train(was_training)
 
@@ -473,9 +474,10 @@ class Trainer:
     def _baselines(self) -> dict:
         from kdsharp.train.builders import score
 
-        out = {"input": score(lambda x: x, self.val_items, self.device, self._autocast)}
+        groups = self.val_groups
+        out = {"input": score(lambda x: x, self.val_items, self.device, self._autocast, groups)}
         if self.teacher is not None:
-            out["teacher"] = score(self.teacher, self.val_items, self.device, self._autocast)
+            out["teacher"] = score(self.teacher, self.val_items, self.device, self._autocast, groups)
         msg = ", ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in out.items())
         info(f"val set: {len(self.val_items)} images; {msg}")
         self.logger.baselines(out)
