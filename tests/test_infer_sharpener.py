@@ -210,3 +210,19 @@ def test_onnx_from_module_uses_cached_export(tmp_path, monkeypatch):
     x = torch.rand(1, 3, 24, 32)
     with torch.no_grad():
         assert (a(x) - tiny_model()(x)).abs().max() < 1e-4
+
+
+@pytest.mark.skipif(__import__("shutil").which("g++") is None, reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_model_with_a_full_resolution_stage_matches_eager():
+    """``--compile``: the OpenCV stage runs between two compiled graphs; same frames as eager."""
+    from kdsharp.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resunet_lite", channels=[8, 16], enc_blocks=[1, 1], dec_blocks=[1], detail=4).eval()
+    torch.nn.init.normal_(model.detail_stage.conv_out.weight, std=0.1)  # a stage that changes the output
+    frames = torch.from_numpy(np.stack([make_test_image(40, 56), make_test_image(40, 56)[::-1].copy()]))
+    eager = Sharpener(model, device="cpu", batch=2)
+    compiled = Sharpener(model, device="cpu", batch=2, compile=True)
+    compiled.warm_up(40, 56)  # compiles for frames of this size and layout
+    assert compiled.backend.compiled  # no fallback to eager
+    assert torch.equal(compiled.frames(frames), eager.frames(frames))

@@ -163,6 +163,9 @@ def bench_command(
     crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF (default: 18)."),
     reuse: bool = typer.Option(False, "--reuse", help="With --video: temporal reuse of unchanged tiles."),
     video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),
+    compile: bool = typer.Option(
+        False, "--compile", help="With --video: torch.compile the model (compiled before timing starts)."
+    ),
 ):
     """Model-only speed (noise input): median frames/s, latency p50/p95, peak memory; or, with
     --video FILE, the whole video pipeline.
@@ -174,7 +177,20 @@ def bench_command(
 
     if video is not None:
         _bench_video(
-            video, model, device, backend, threads, encoder_preset, crf, reuse, video_path, frames, batch, half, as_json
+            video,
+            model,
+            device,
+            backend,
+            threads,
+            encoder_preset,
+            crf,
+            reuse,
+            video_path,
+            frames,
+            batch,
+            half,
+            as_json,
+            compile,
         )
         return
     result = benchmark(
@@ -202,7 +218,7 @@ def bench_command(
 
 
 def _bench_video(
-    video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half, as_json
+    video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half, as_json, compile=False
 ) -> None:
     from kdsharp.evaluate import benchmark_video
 
@@ -219,6 +235,7 @@ def _bench_video(
         max_frames=frames,
         batch=batch,
         half=half,
+        compile=compile,
     )
     if as_json:
         print(json.dumps(r))

@@ -271,6 +271,7 @@ def benchmark_video(
     max_frames: int | None = None,
     batch: int = 1,
     half: bool = False,
+    compile: bool = False,
 ) -> dict:
     """End-to-end speed of ``kdsharp sharpen VIDEO`` (decode -> model -> encode, audio copied).
 
@@ -284,7 +285,9 @@ def benchmark_video(
 
     video = Path(video)
     existing_file(video, "video")
-    sharpener = Sharpener(model, device=device, backend=backend, half=half, batch=batch, threads=threads)
+    sharpener = Sharpener(
+        model, device=device, backend=backend, half=half, batch=batch, threads=threads, compile=compile
+    )
     with tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
         stats = sharpener.video(
             video,

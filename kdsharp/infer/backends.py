@@ -79,9 +79,14 @@ class TorchBackend:
         self.model = module
         self._forward: Callable[[torch.Tensor], torch.Tensor] = module
         self._compiled = False
-        if compile:
-            self._forward = torch.compile(module, dynamic=True)
+        if compile:  # static shapes first (a video's frames); a new size recompiles with dynamic shapes
+            self._forward = torch.compile(module)
             self._compiled = True
+
+    @property
+    def compiled(self) -> bool:
+        """True while the model runs through ``torch.compile`` (False after falling back to eager)."""
+        return self._compiled
 
     def describe(self) -> str:
         kind = "fp16" if self.dtype == torch.float16 else "fp32"

@@ -94,6 +94,12 @@ class Sharpener:
         y = y.clamp(0, 1)  # out of place: an identity model returns its input
         return y[0] if squeeze else y
 
+    def warm_up(self, height: int, width: int) -> None:
+        """Compile a ``torch.compile``-d model for ``height`` x ``width`` frames now (it compiles on
+        its first call, for seconds), so that a video's frames, and its timings, do not wait on it."""
+        if getattr(self.backend, "compiled", False):  # the frames' own layout: a new one would recompile
+            self.frames(torch.zeros((self.batch, height, width, 3), dtype=torch.uint8))
+
     def frames(self, batch: torch.Tensor) -> torch.Tensor:
         """(N,H,W,3) uint8 RGB frames (any device, pinned CPU ideal) -> (N,H,W,3) uint8 RGB on the CPU."""
         if self.backend.name == "torch":

@@ -259,7 +259,11 @@ def sharpen_video(
             f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use path=auto",
             params=["path"],
         )
+    from kdsharp.infer.threads import torch_threads
+
     workers, intra = plan_workers(sharpener, threads, reuse)
+    with torch_threads(intra):
+        sharpener.warm_up(info.height, info.width)  # a compiled model compiles before the clock starts
     stats = VideoStats(
         src,
         dst,

@@ -115,6 +115,7 @@ class LumaDetail(nn.Module):
             return self._forward_planes(y_in, y_coarse)
         return self.conv_out(F.relu(self.conv_in(torch.cat([y_in, y_coarse], 1))))
 
+    @torch.compiler.disable  # OpenCV and numpy: torch.compile runs it as it is, between two graphs
     def _forward_planes(self, y_in: torch.Tensor, y_coarse: torch.Tensor) -> torch.Tensor:
         """The same on the CPU without autograd, one hidden channel at a time with OpenCV's 3x3
         filters: convs with 1-8 channels at full resolution run ~5-10x faster than in torch."""
