@@ -262,8 +262,9 @@ def sharpen_video(
     from kdsharp.infer.threads import torch_threads
 
     workers, intra = plan_workers(sharpener, threads, reuse)
-    with torch_threads(intra):
-        sharpener.warm_up(info.height, info.width)  # a compiled model compiles before the clock starts
+    if path == "rgb" or not _luma_ok(sharpener, info):  # (the Y-plane path runs uncompiled)
+        with torch_threads(intra):
+            sharpener.warm_up(info.height, info.width)  # a compiled model compiles before the clock starts
     stats = VideoStats(
         src,
         dst,
