@@ -102,8 +102,8 @@ class TorchBackend:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             y = self._run(x)
-        y = y.float().to(home).contiguous()
-        return y.numpy() if is_np else y
+        y = y.float().to(home)
+        return y.contiguous().numpy() if is_np else y  # a tensor keeps its layout: no copy (video frames)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if not self._compiled:
