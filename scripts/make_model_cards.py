@@ -9,6 +9,7 @@ The earlier CPU training that each model was initialised from is summarised in H
     python scripts/make_model_cards.py --runs /work/gpu1/runs --runs /work/gpu2/runs \
         --runs /work/cpu_runs/fast_long --runs /work/gpu3/runs2 \
         --runs /work/cpu_runs/exp/e1 --runs /work/cpu_runs/exp/l1 \
+        --runs /work/cpu_runs/exp/s1 --runs /work/cpu_runs/exp/fc1 \
         --bundle .bundle/bundle.zip --report docs/eval/report.json
 (gpu3/runs2: the unpacked runs.tgz of ``scripts/gpu_race.sh``, one folder per race run.)
 """
@@ -54,12 +55,13 @@ HISTORY = {
 }
 # the run folders whose weights each model continued, in order: (pipeline root index, run folder)
 # (roots: the two GPU pipeline runs, the CPU continuation of `fast`, the GPU race, in the order given)
-# (roots 4, 5: the CPU runs that grew the full-resolution stage onto `student`, then trained it on)
+# (roots 4, 5: the CPU runs that grew the full-resolution stage onto `student`, then trained it on;
+#  roots 6, 7: the CPU runs on the photo corpus itself, `student` and `fast`)
 LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")],
-           "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student")],
+           "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student"), (6, "student")],
            "student_nokd": [(0, "student"), (1, "student_nokd")],
-           "fast": [(0, "fast"), (2, "fast")]}
-ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6"]
+           "fast": [(0, "fast"), (2, "fast"), (7, "fast")]}
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu10"]
 
 
 def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:
@@ -74,6 +76,11 @@ def _teacher_note(cfg: dict) -> str:
     t = str(cfg.get("teacher") or "")
     return ", teacher: " + ("the teacher of the same pipeline run" if t.endswith(".safetensors") and "/" in t
                             else f"the shipped `{t}`")
+
+
+def _corpus_source(cfg: dict) -> dict | None:
+    """The run's ``{type: corpus}`` data source, if it trained on the corpus directly."""
+    return next((s for s in cfg["data"]["sources"] if isinstance(s, dict) and s.get("type") == "corpus"), None)
 
 
 def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
@@ -103,6 +110,18 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
             + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
             + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
     counts = bundle_meta.get("counts", {})
+    corpus_runs = [label for label, run in runs if _corpus_source(yaml.safe_load((run / "config.yaml").read_text()))]
+    corpus_note = ""
+    if corpus_runs:
+        cfg = yaml.safe_load((dict(runs)[corpus_runs[-1]] / "config.yaml").read_text())
+        src = _corpus_source(cfg)
+        deg = cfg["data"]["degradation"]
+        deg_text = (f"`{deg}`" if isinstance(deg, str) and "/" not in deg
+                    else "the `wide` family with less blur (blur probability 0.4, sigma <= 2.0 instead of 0.6 and 2.5)")
+        corpus_note = (f"\nRun(s) {', '.join(corpus_runs)} drew their crops from the corpus's TRAIN split itself (whole photos, "
+                       f"random {cfg['data']['crop']} px crops, drawn more often: "
+                       f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
+                       f"real-codec pairs, degraded on the fly with {deg_text}.")
     held = ""
     if report and name in report.get("rows", []):
         per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())
@@ -133,7 +152,7 @@ Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml`
 192 px crops and {counts.get('pairs')} real-codec pairs (x264/VP8/VP9/MPEG-4) cut from the TRAIN split of the
 corpus `kdsharp data corpus`, manifest sha256 `{manifest_hash[:16]}`, weighted towards faces, rooms, text and
 screens; {counts.get('val')} validation pairs from its VAL split), clean crops degraded on the fly with the
-`wide` family (blur, noise, JPEG/WebP on the downscaled frame, resizing with 4 interpolations).
+`wide` family (blur, noise, JPEG/WebP on the downscaled frame, resizing with 4 interpolations).{corpus_note}
 The corpus TEST split and the Debian package `plasma-workspace-wallpapers` were never used.
 {held}
 ## Limits

@@ -135,13 +135,15 @@ class LumaNet:
         y8 = torch.from_numpy(yp).view(1, h // s, s, w // s, s).permute(0, 1, 3, 2, 4)  # (1,h,w,s,s) view
         cells = torch.empty((1, h // s, w // s, s, s), dtype=torch.float32)
         cells.copy_(y8)  # space-to-depth + uint8 -> float in one pass; channels-last layout for the convs
-        src = cells.sub(lo).mul_(1.0 / span).view(1, h // s, w // s, s * s).permute(0, 3, 1, 2)
-        src = src.to(self.device, self.dtype, non_blocking=True)
+        cells.sub_(lo).mul_(1.0 / span)  # to [0, 1], in place (no second full-size tensor)
+        src = cells.view(1, h // s, w // s, s * s).permute(0, 3, 1, 2).to(self.device, self.dtype, non_blocking=True)
         d = self.model.forward_cells(src)  # (1, s*s, h/s, w/s): the luma residual, still space-to-depth
         d = d.float().permute(0, 2, 3, 1).to("cpu").reshape(1, h // s, w // s, s, s)
+        if d.untyped_storage().data_ptr() == cells.untyped_storage().data_ptr():
+            d = d.clone()  # a model that hands back its input: the in-place sum below must not alias it
         if self.detail is not None:
             return self._finish_detail(self.detail, yp, d, lo, span, hi), src
-        out = torch.add(cells, d, alpha=span).add_(0.5).clamp_(lo, hi)  # + 0.5 then truncation = round
+        out = d.add_(cells).mul_(span).add_(lo + 0.5).clamp_(lo, hi)  # in place; + 0.5 then truncation = round
         res = np.empty((h, w), np.uint8)
         torch.from_numpy(res).view(h // s, s, w // s, s).permute(0, 2, 1, 3).copy_(out[0])
         return res, src
