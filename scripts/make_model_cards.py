@@ -56,12 +56,12 @@ HISTORY = {
 # the run folders whose weights each model continued, in order: (pipeline root index, run folder)
 # (roots: the two GPU pipeline runs, the CPU continuation of `fast`, the GPU race, in the order given)
 # (roots 4, 5: the CPU runs that grew the full-resolution stage onto `student`, then trained it on;
-#  roots 6, 7: the CPU runs on the photo corpus itself, `student` and `fast`)
+#  roots 6, 7: the CPU runs on the photo corpus itself, `student` and `fast`, side by side: cpu9)
 LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")],
            "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student"), (6, "student")],
            "student_nokd": [(0, "student"), (1, "student_nokd")],
            "fast": [(0, "fast"), (2, "fast"), (7, "fast")]}
-ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu10"]
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9"]
 
 
 def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:

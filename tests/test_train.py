@@ -311,7 +311,7 @@ def test_best_validated_weights_are_exported_beside_the_final_ones(tmp_path, mon
     assert res.best["step"] == 4 and res.step == 6
     assert res.export.name == "tiny.safetensors" and res.best_export.name == "tiny_best.safetensors"
     shipped, meta = load_state_dict_file(res.best_export)
-    assert meta["iters"] == "4" and meta["val_psnr"] == "31.0000"
+    assert meta["iters"] == "4" and meta["val_psnr"] == "31.0000" and meta["selected"].startswith("best.pth")
     best = load_checkpoint(res.run_dir / "best.pth")["params_ema"]
     assert all(torch.allclose(best[k].half().float(), shipped[k].float()) for k in best)
 

@@ -499,10 +499,13 @@ class Trainer:
         path = self.run_dir / f"{self.cfg['name'] or 'model'}_best.safetensors"
         params = strip_module_prefix(ckpt.get("params_ema") or ckpt["params"])
         step = int(ckpt["step"])
-        return self._save_weights(path, params, step, dict(ckpt.get("best") or {}), share=step / max(1, self.step))
+        meta = {"selected": "best.pth: the run's best validation step (EMA weights)"}
+        return self._save_weights(path, params, step, dict(ckpt.get("best") or {}), step / max(1, self.step), meta)
 
-    def _save_weights(self, path: Path, params: dict, step: int, metrics: dict, share: float = 1.0) -> Path:
-        """fp16 safetensors with the run's metadata; ``share``: the part of the run's time they took."""
+    def _save_weights(
+        self, path: Path, params: dict, step: int, metrics: dict, share: float = 1.0, extra: dict | None = None
+    ) -> Path:
+        """fp16 safetensors with the run's metadata (and ``extra``); ``share``: the part of the run's time they took."""
         from kdsharp.io.weights import save_weights
 
         meta = {
@@ -515,6 +518,7 @@ class Trainer:
             "train_seconds": f"{(time.monotonic() - self._t0) * share:.0f}",
             "device": _device_name(self.device),
             "teacher": Path(str(self.teacher_spec)).name if self.teacher_spec else "",
+            **(extra or {}),
         }
         save_weights(path, params, meta, half=True)
         info(f"exported {path}")
