@@ -83,13 +83,26 @@ def _corpus_source(cfg: dict) -> dict | None:
     return next((s for s in cfg["data"]["sources"] if isinstance(s, dict) and s.get("type") == "corpus"), None)
 
 
+def _degradation_text(spec) -> str:
+    """A run's ``data.degradation`` in words: a preset name, or a YAML file's base preset and overrides."""
+    path = Path(str(spec))
+    if not isinstance(spec, str) or not path.is_file():
+        return f"`{spec}`"
+    d = yaml.safe_load(path.read_text()) or {}
+    base = d.pop("preset", "mixed")
+    changes = "; ".join(f"{k} {yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in d.items())
+    return f"the `{base}` family" + (f" with {changes}" if changes else "")
+
+
 def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
     info = model_info(name)
     w = WEIGHTS_DIR / f"{name}.safetensors"
     _, meta = load_state_dict_file(w)
-    rows, total_steps, total_s = [], 0, 0.0
+    rows, total_steps, total_s, corpus_runs = [], 0, 0.0, []
     for label, run in runs:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
+        if _corpus_source(cfg):
+            corpus_runs.append((label, cfg))
         val = list(csv.DictReader(open(run / "val_log.csv")))
         base = json.loads((run / "baselines.json").read_text())
         steps = int(val[-1]["step"]) if val else 0
@@ -110,18 +123,15 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
             + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
             + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
     counts = bundle_meta.get("counts", {})
-    corpus_runs = [label for label, run in runs if _corpus_source(yaml.safe_load((run / "config.yaml").read_text()))]
     corpus_note = ""
     if corpus_runs:
-        cfg = yaml.safe_load((dict(runs)[corpus_runs[-1]] / "config.yaml").read_text())
-        src = _corpus_source(cfg)
-        deg = cfg["data"]["degradation"]
-        deg_text = (f"`{deg}`" if isinstance(deg, str) and "/" not in deg
-                    else "the `wide` family with less blur (blur probability 0.4, sigma <= 2.0 instead of 0.6 and 2.5)")
-        corpus_note = (f"\nRun(s) {', '.join(corpus_runs)} drew their crops from the corpus's TRAIN split itself (whole photos, "
+        cfg = corpus_runs[-1][1]
+        src = _corpus_source(cfg) or {}
+        labels = ", ".join(dict.fromkeys(label for label, _ in corpus_runs))
+        corpus_note = (f"\nRun(s) {labels} drew their crops from the corpus's TRAIN split itself (whole photos, "
                        f"random {cfg['data']['crop']} px crops, drawn more often: "
                        f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
-                       f"real-codec pairs, degraded on the fly with {deg_text}.")
+                       f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}.")
     held = ""
     if report and name in report.get("rows", []):
         per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())

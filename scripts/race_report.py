@@ -58,11 +58,10 @@ class LumaChangeOnly(torch.nn.Module):
 @functools.cache
 def val_pairs(bundle: Path) -> tuple[list[tuple[np.ndarray, np.ndarray, str]], list[float]]:
     """The bundle's val pairs as (lq, gt, preset), and the input's PSNR on each: read once per run."""
-    from kdsharp.data.bundle import load_bundle, read_meta
+    from kdsharp.data.bundle import load_bundle, val_presets
 
-    names = read_meta(bundle)["val"]  # pair key -> preset
     _, pairs = load_bundle(bundle, part="val")
-    items = [(lq, gt, names[k]) for (lq, gt), k in zip(pairs, sorted(names), strict=True)]
+    items = [(lq, gt, preset) for (lq, gt), preset in zip(pairs, val_presets(bundle), strict=True)]
     return items, [psnr(lq, gt) for lq, gt, _ in items]
 
 

@@ -71,6 +71,13 @@ def read_meta(path: str | Path) -> dict:
     return meta
 
 
+def val_presets(path: str | Path) -> list[str]:
+    """The degradation preset of each val pair of a bundle, in the order :func:`load_bundle` gives
+    the pairs (sorted by pair key); empty for a bundle whose meta names none."""
+    presets = read_meta(path).get("val") or {}
+    return [str(presets[k]) for k in sorted(presets)]
+
+
 def load_bundle(path: str | Path, part: str = "train") -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
     """(clean crops, (lq, gt) pairs) of ``part`` (``train`` or ``val``) as uint8 HxWx3 RGB arrays."""
     if part not in ("train", "val"):

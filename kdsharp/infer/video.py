@@ -34,6 +34,7 @@ import torch
 from kdsharp.console import progress as make_progress
 from kdsharp.console import warn
 from kdsharp.errors import InputError, KdsharpError, OutputError
+from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
 from kdsharp.io.video import (
     VIDEO_EXTS,
     VideoWriter,
@@ -199,8 +200,6 @@ def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]
     reuse needs the previous frame, so it runs one worker with ``threads`` intra-op threads. On a
     GPU one worker feeds the device. ``threads`` None: :func:`kdsharp.infer.threads.default_threads`.
     """
-    from kdsharp.infer.threads import default_threads
-
     n = int(threads or default_threads())
     if getattr(sharpener, "device", torch.device("cpu")).type != "cpu":
         return 1, n
@@ -239,7 +238,6 @@ def sharpen_video(
     (YUV path). ``path``: 'auto', 'yuv' (luma models only) or 'rgb'. ``max_frames``: stop after N.
     """
     from kdsharp.infer.frames import make_processor
-    from kdsharp.infer.threads import keep_freed_memory
 
     keep_freed_memory()
     src, dst = Path(src), Path(dst)
@@ -259,8 +257,6 @@ def sharpen_video(
             f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use path=auto",
             params=["path"],
         )
-    from kdsharp.infer.threads import torch_threads
-
     workers, intra = plan_workers(sharpener, threads, reuse)
     if path == "rgb" or not _luma_ok(sharpener, info):  # (the Y-plane path runs uncompiled)
         with torch_threads(intra):
@@ -377,7 +373,6 @@ def sharpen_video(
     stats.encoder = enc.describe()
     own = progress is None
     bar = make_progress("frames") if own else progress
-    from kdsharp.infer.threads import torch_threads
 
     start, cpu0 = time.perf_counter(), _cpu_seconds()
     with bar if own else contextlib.nullcontext(), torch_threads(intra):

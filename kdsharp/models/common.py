@@ -123,29 +123,27 @@ class LumaDetail(nn.Module):
 
         w1, b1 = self.conv_in.weight.detach().float().numpy(), _bias(self.conv_in)
         w2, b2 = self.conv_out.weight.detach().float().numpy(), _bias(self.conv_out)
+        zero = cv2.BORDER_CONSTANT  # torch's zero padding
         out = torch.empty_like(y_in)
         for n in range(y_in.shape[0]):
             planes = (y_in[n, 0].contiguous().numpy(), y_coarse[n, 0].contiguous().numpy())
             acc = out[n, 0].numpy()
             acc.fill(b2[0])
-            for k in range(w1.shape[0]):
-                zero = cv2.BORDER_CONSTANT  # torch's zero padding; ``delta`` adds the bias in the same pass
+            for k in range(w1.shape[0]):  # ``delta`` adds conv_in's bias in the first filter's pass
                 h: np.ndarray = cv2.filter2D(planes[0], -1, w1[k, 0], delta=float(b1[k]), borderType=zero)
                 h += cv2.filter2D(planes[1], -1, w1[k, 1], borderType=zero)
                 np.maximum(h, 0.0, out=h)
-                acc += cv2.filter2D(h, -1, w2[0, k], borderType=cv2.BORDER_CONSTANT)
+                acc += cv2.filter2D(h, -1, w2[0, k], borderType=zero)
         return out
 
 
 def add_detail(stage: LumaDetail, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """A net's (coarse) output ``out`` plus ``stage``'s dY on R, G and B.
 
-    ``x``: the net's input, ``out``: its output, both (N,3,H,W) RGB in [0, 1] (``out`` may also be
-    (N,1,H,W) luma). dY = ``stage(Y(x), Y(out))`` with BT.601 luma (``rgb_to_y``). Returns (N,C,H,W).
+    ``x``: the net's input, ``out``: its output, both (N,3,H,W) RGB in [0, 1]. dY =
+    ``stage(Y(x), Y(out))`` with BT.601 luma (``rgb_to_y``). Returns (N,3,H,W).
     """
-    y_in = rgb_to_y(x) if x.shape[1] == 3 else x
-    y_out = rgb_to_y(out) if out.shape[1] == 3 else out
-    return out + stage(y_in, y_out)
+    return out + stage(rgb_to_y(x), rgb_to_y(out))
 
 
 def _bias(conv: nn.Conv2d) -> np.ndarray:

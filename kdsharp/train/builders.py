@@ -164,7 +164,7 @@ def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def val_groups(cfg: dict, n: int) -> list[str] | None:
     """The degradation preset of each of the first ``n`` val items, when the val set is the val
     part of training bundles (their ``meta.json`` names each pair's preset); else None."""
-    from kdsharp.data.bundle import read_meta
+    from kdsharp.data.bundle import val_presets
 
     v = cfg["val"]
     sources = v["sources"] or cfg["data"]["sources"]
@@ -172,10 +172,7 @@ def val_groups(cfg: dict, n: int) -> list[str] | None:
         return None
     if any(s.get("part", "train") != "val" or s.get("content", "all") == "clean" for s in sources):
         return None
-    groups: list[str] = []
-    for s in sources:
-        presets = read_meta(s["path"]).get("val") or {}
-        groups += [str(presets[k]) for k in sorted(presets)]  # the order load_bundle gives the pairs
+    groups = [preset for s in sources for preset in val_presets(s["path"])]
     return groups[:n] if len(groups) >= n else None
 
 
