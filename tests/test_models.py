@@ -347,3 +347,50 @@ def test_detail_stage_is_the_stage_on_the_coarse_output(name):
             F.relu(grown.detail_stage.conv_in(torch.cat([rgb_to_y(x), rgb_to_y(coarse)], 1)))
         )
         torch.testing.assert_close(grown(x), ref, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [(37, 53), (5, 9), (3, 40), (32, 32)])
+def test_pad_to_multiple_is_torch_pad_in_the_input_layout(size, channels_last):
+    """Bottom/right padding = ``F.pad`` reflect (replicate when the image is too small to reflect),
+    corner included, in the input's memory layout, with the same gradient."""
+    x = torch.randn(2, 3, *size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    y, h, w = pad_to_multiple(x, 16)
+    ph, pw = (16 - h % 16) % 16, (16 - w % 16) % 16
+    ref_x = x.detach().clone().requires_grad_(True)
+    ref = F.pad(ref_x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+    assert torch.equal(y, ref) and (h, w) == size
+    if ph or pw:
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        assert y.is_contiguous(memory_format=layout)
+    (y * ref.detach()).sum().backward()
+    (ref * ref.detach()).sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad, atol=1e-5, rtol=1e-5)  # summation order differs
+
+
+def test_rgb_head_runs_unshuffle_and_1x1_conv_as_one_strided_conv():
+    """A 1x1 head after the space-to-depth stem is computed as one conv with kernel = stride =
+    stem on the RGB frame: the same features as pixel-unshuffle then the 1x1 conv."""
+    torch.manual_seed(0)
+    model = _perturb(create_model("resunet_lite")).eval()
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        ref = model.head(F.pixel_unshuffle(x, 4))
+        torch.testing.assert_close(model._head(x), ref, atol=1e-6, rtol=0)
+        xl = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(model._head(xl), ref, atol=1e-6, rtol=0)
+
+
+def test_tail_kernel_1_is_recorded_and_starts_as_the_identity():
+    """``tail_kernel=1``: each 4x4 cell's residual from its own features; recorded in
+    ``arch_kwargs`` (the default 3 is not, so older checkpoints rebuild as they were)."""
+    model = create_model("resunet_lite", tail_kernel=1).eval()
+    assert model.tail.kernel_size == (1, 1) and model.arch_kwargs["tail_kernel"] == 1
+    assert "tail_kernel" not in create_model("resunet_lite").arch_kwargs
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), x)
+    assert type(model)(**model.arch_kwargs).tail.kernel_size == (1, 1)
