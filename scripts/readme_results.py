@@ -214,7 +214,8 @@ def realtime(rt: dict) -> list[str]:
            f"{rt['created'][:10]}) on {cpu_label(rt['cpu'])}, torch {rt['torch_version']}, each run in a new process, "
            f"on {rt['clip_seconds']:g} s synthetic 30 fps H.264+AAC clips (`pan`: everything moves; `talking`: a "
            "static room, a person in the centre). Frames/s exclude model loading; CPU ms per frame (all threads) "
-           "do not depend on the load and are the figures to compare across machines.", "",
+           "do not depend on the load and are the figures to compare across machines, though the same machine's "
+           "speed drifts between sessions (unchanged code, the x264 rows included): compare figures from one run.", "",
            "| `kdsharp sharpen CLIP --model M` | frames/s end to end | target | CPU ms/frame: decode · model · "
            "encode+rest = total | bottleneck | load avg before |", "|---|---:|---:|---|---|---:|"]
     for key, r in s.items():
