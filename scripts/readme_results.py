@@ -267,8 +267,7 @@ def realtime(rt: dict) -> list[str]:
     bare = rt.get("bare") or {}
     if bare:
         out += ["", "Bare models in the same session (`kdsharp bench --model M --json`, 1920x1080, "
-                + ", ".join(f"`{m}` {r['fps']:.1f} frames/s" for m, r in bare.items()) + ")"
-                + (f"; {rt['bare_student_retimed']}." if rt.get("bare_student_retimed") else ".")]
+                + ", ".join(f"`{m}` {r['fps']:.1f} frames/s" for m, r in bare.items()) + ")."]
     avx2 = rt.get("avx2_emulated")
     if avx2:
         ratio = avx2["bare_fast"]["fps"] / avx2["bare_fast_native"]["fps"]

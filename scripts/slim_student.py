@@ -30,6 +30,8 @@ def slim_state_dict(src: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) 
     """``own``'s keys filled from ``src`` (a bigger student's weights), cut down where shapes differ."""
     w_in, w_out = src["detail_stage.conv_in.weight"], src["detail_stage.conv_out.weight"]
     strength = w_in.flatten(1).norm(dim=1) * w_out[0].flatten(1).norm(dim=1)  # (hidden,)
+    hidden = own["detail_stage.conv_out.weight"].shape[1] if "detail_stage.conv_out.weight" in own else 0
+    keep = strength.argsort(descending=True)[:hidden].sort().values  # the strongest hidden channels, in order
     out = {}
     for key, target in own.items():
         if key not in src:
@@ -40,9 +42,9 @@ def slim_state_dict(src: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) 
                 c = v.shape[-1] // 2
                 v = v[..., c : c + 1, c : c + 1]
             elif key.startswith("detail_stage.conv_in."):  # (hidden, ...) -> the strongest channels
-                v = v[strength.argsort(descending=True)[: target.shape[0]].sort().values]
+                v = v[keep]
             elif key == "detail_stage.conv_out.weight":
-                v = v[:, strength.argsort(descending=True)[: target.shape[1]].sort().values]
+                v = v[:, keep]
         if v.shape != target.shape:
             raise ValueError(f"{key}: cannot cut {tuple(v.shape)} down to {tuple(target.shape)}")
         out[key] = v

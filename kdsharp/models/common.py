@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
+from kdsharp.ops.layout import is_channels_last
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -48,11 +49,6 @@ def pad_bottom_right(x: torch.Tensor, ph: int, pw: int, reflect: bool = True) ->
     if pw:  # columns from the row-padded result, so the corner is padded in both directions
         out[..., w:].copy_(out[..., w - 1 - pw : w - 1].flip(-1) if reflect else out[..., w - 1 : w])
     return out
-
-
-def is_channels_last(x: torch.Tensor) -> bool:
-    """True for a 4-D tensor stored channels-last (and not also plain contiguous, as 1-channel ones are)."""
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def crop_to(x: torch.Tensor, h, w) -> torch.Tensor:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdsharp.ops.layout import is_channels_last
+
 # Rows give Y, Cb, Cr from R, G, B (all in [0, 1]); Cb and Cr are offset by 0.5.
 _RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 _YCC2RGB = torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
@@ -35,7 +37,7 @@ def cbcr_delta_to_rgb(d: torch.Tensor) -> torch.Tensor:
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """(N,3,H,W) RGB in [0,1] -> (N,1,H,W) luma Y in [0,1]."""
     w = _RGB2YCC[0].to(x.device, x.dtype).view(1, 3, 1, 1)
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if is_channels_last(x):
         return F.conv2d(x, w)  # channels-last: a 1x1 conv is one pass (the weighted sum is ~5x slower)
     return (x * w).sum(dim=1, keepdim=True)  # NCHW: the weighted sum (a 1x1 conv can take a slow path)
 
