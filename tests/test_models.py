@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from kdsharp.models import FastNet, LocalWindows, Restormer, ResUNet, ResUNetLite, UNet, unwrap
-from kdsharp.models.common import pad_to_multiple
+from kdsharp.models.common import LumaDetail, add_pixel_shuffle, cell_major_order, pad_to_multiple
 from kdsharp.models.restormer import BiasFreeLayerNorm, WithBiasLayerNorm
 from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
 from kdsharp.registry import create_model, list_models
@@ -347,6 +347,69 @@ def test_detail_stage_is_the_stage_on_the_coarse_output(name):
             F.relu(grown.detail_stage.conv_in(torch.cat([rgb_to_y(x), rgb_to_y(coarse)], 1)))
         )
         torch.testing.assert_close(grown(x), ref, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("channels", "s"), [(3, 4), (3, 2), (1, 4), (2, 3)])
+def test_add_pixel_shuffle_of_cell_major_cells_is_pixel_shuffle(channels, s, channels_last):
+    """Cells whose channels are in cell-major order (the tail's rows reordered) added by strided
+    views give exactly ``x + pixel_shuffle(cells)``, in either layout, with the same gradients."""
+    torch.manual_seed(0)
+    x = torch.rand(2, channels, 5 * s, 7 * s)
+    cells = torch.rand(2, channels * s * s, 5, 7)
+    order = cell_major_order(channels, s)
+    assert sorted(order) == list(range(channels * s * s))
+    reordered = cells[:, order]
+    if channels_last:
+        x, reordered = (t.contiguous(memory_format=torch.channels_last) for t in (x, reordered))
+    x.requires_grad_(True), reordered.requires_grad_(True)
+    out = add_pixel_shuffle(x, reordered, s, cells_ijc=True)
+    assert torch.equal(out, x.detach() + F.pixel_shuffle(cells, s))
+    assert torch.equal(add_pixel_shuffle(x.detach(), cells, s), out.detach())  # the plain order
+    if channels_last:
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    weight = torch.rand_like(out)
+    (out * weight).sum().backward()
+    assert torch.equal(x.grad, weight)
+    assert torch.equal(reordered.grad, F.pixel_unshuffle(weight, s)[:, order])
+
+
+def test_rgb_unet_in_channels_last_matches_contiguous_layout():
+    """The channels-last forward (tail rows reordered, strided shuffle-add) computes the same
+    output and gradients as the contiguous one, on sizes that need padding."""
+    torch.manual_seed(0)
+    model = _perturb(create_model("student"))
+    x = torch.rand(2, 3, 37, 53)
+    outs, grads = [], []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        model.zero_grad()
+        model.to(memory_format=layout)
+        xi = x.contiguous(memory_format=layout).detach().clone(memory_format=layout).requires_grad_(True)
+        out = model(xi)
+        (out * out).sum().backward()
+        outs.append(out.detach())
+        grads.append((xi.grad, model.tail.weight.grad.clone()))
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(grads[1][0], grads[0][0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(grads[1][1], grads[0][1], atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(23, 17), (1, 5), (2, 9), (40, 33)])
+def test_detail_stage_in_strips_is_the_whole_frame_stage(size):
+    """The CPU inference path (OpenCV filters, horizontal strips with a 2-row halo) gives the torch
+    convs' output whatever the strip height, frame borders included, and every strip height the
+    same floats as one strip over the whole frame."""
+    torch.manual_seed(0)
+    stage = LumaDetail(8)
+    torch.nn.init.normal_(stage.conv_out.weight, std=0.1)
+    y_in, y_coarse = torch.rand(2, 1, *size), torch.rand(2, 1, *size)
+    with torch.no_grad():
+        ref = stage.conv_out(F.relu(stage.conv_in(torch.cat([y_in, y_coarse], 1))))
+        whole = stage._forward_planes(y_in, y_coarse, rows=size[0])
+        torch.testing.assert_close(whole, ref, atol=1e-6, rtol=0)
+        for rows in (1, 2, 3, 5, None):
+            assert torch.equal(stage._forward_planes(y_in, y_coarse, rows=rows), whole)
+        assert torch.equal(stage(y_in, y_coarse), whole)  # the module's no-grad CPU forward takes this path
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -134,25 +134,49 @@ class LumaDetail(nn.Module):
         return self.conv_out(F.relu(self.conv_in(torch.cat([y_in, y_coarse], 1))))
 
     @torch.compiler.disable  # OpenCV and numpy: torch.compile runs it as it is, between two graphs
-    def _forward_planes(self, y_in: torch.Tensor, y_coarse: torch.Tensor) -> torch.Tensor:
+    def _forward_planes(self, y_in: torch.Tensor, y_coarse: torch.Tensor, rows: int | None = None) -> torch.Tensor:
         """The same on the CPU without autograd, one hidden channel at a time with OpenCV's 3x3
-        filters: convs with 1-8 channels at full resolution run ~5-10x faster than in torch."""
+        filters (convs with 1-8 channels at full resolution run ~5-10x faster than in torch), in
+        horizontal strips of ``rows`` rows (default :func:`strip_rows`) so that the strip's planes
+        stay in the CPU cache: each strip is computed with its 2 neighbouring rows above and below
+        (the receptive field of two 3x3 convs), whose own results are dropped, so the output is
+        exactly the whole frame's (1080p on one core: ~45 -> ~31 ms at 8 channels).
+        """
         import cv2
 
         w1, b1 = self.conv_in.weight.detach().float().numpy(), _bias(self.conv_in)
         w2, b2 = self.conv_out.weight.detach().float().numpy(), _bias(self.conv_out)
+        k_in = [(w1[k, 0].copy(), w1[k, 1].copy(), float(b1[k])) for k in range(w1.shape[0])]
+        k_out = [w2[0, k].copy() for k in range(w1.shape[0])]
         zero = cv2.BORDER_CONSTANT  # torch's zero padding
-        out = torch.empty_like(y_in)
-        for n in range(y_in.shape[0]):
+        n_frames, _, height, width = y_in.shape
+        rows = max(1, rows or strip_rows(width))
+        out = torch.empty((n_frames, 1, height, width), dtype=torch.float32)
+        hidden, tmp, acc_buf = np.empty((3, min(height, rows + 4), width), np.float32)
+        for n in range(n_frames):
             planes = (y_in[n, 0].contiguous().numpy(), y_coarse[n, 0].contiguous().numpy())
-            acc = out[n, 0].numpy()
-            acc.fill(b2[0])
-            for k in range(w1.shape[0]):  # ``delta`` adds conv_in's bias in the first filter's pass
-                h: np.ndarray = cv2.filter2D(planes[0], -1, w1[k, 0], delta=float(b1[k]), borderType=zero)
-                h += cv2.filter2D(planes[1], -1, w1[k, 1], borderType=zero)
-                np.maximum(h, 0.0, out=h)
-                acc += cv2.filter2D(h, -1, w2[0, k], borderType=zero)
+            dst = out[n, 0].numpy()
+            for top in range(0, height, rows):
+                bottom = min(height, top + rows)
+                r0, r1 = max(0, top - 2), min(height, bottom + 2)  # the strip and its 2-row halo
+                src_in, src_coarse = planes[0][r0:r1], planes[1][r0:r1]
+                h, t, acc = hidden[: r1 - r0], tmp[: r1 - r0], acc_buf[: r1 - r0]
+                acc.fill(b2[0])
+                for (k_y, k_c, bias), k_o in zip(k_in, k_out, strict=True):  # ``delta``: conv_in's bias
+                    cv2.filter2D(src_in, -1, k_y, dst=h, delta=bias, borderType=zero)
+                    cv2.filter2D(src_coarse, -1, k_c, dst=t, borderType=zero)
+                    cv2.add(h, t, dst=h)
+                    np.maximum(h, 0.0, out=h)  # ReLU in place (cache-resident strip)
+                    cv2.filter2D(h, -1, k_o, dst=t, borderType=zero)
+                    cv2.add(acc, t, dst=acc)
+                dst[top:bottom] = acc[top - r0 : bottom - r0]
         return out
+
+
+def strip_rows(width: int, plane_bytes: int = 1 << 20) -> int:
+    """Rows of a ``width``-pixel float32 plane that fill ``plane_bytes`` (1 MiB: the strips of
+    :meth:`LumaDetail._forward_planes` stay in the CPU's cache), at least 32 (1920 px: 136)."""
+    return max(32, plane_bytes // (4 * max(1, width)))
 
 
 def add_detail(stage: LumaDetail, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -169,6 +193,40 @@ def _bias(conv: nn.Conv2d) -> np.ndarray:
     return conv.bias.detach().float().numpy() if conv.bias is not None else np.zeros(conv.out_channels, np.float32)
 
 
+def cell_major_order(channels: int, s: int) -> list[int]:
+    """Channel order of space-to-depth cells with the colour innermost.
+
+    ``pixel_shuffle`` reads channel ``c*s*s + i*s + j`` for colour ``c`` at offset (i, j) of an
+    s x s cell; in this order, channel ``(i*s + j)*channels + c`` holds it: index a conv's output
+    channels (weights and bias) with the list and :func:`add_pixel_shuffle` takes ``cells_ijc``.
+    """
+    return [c * s * s + i * s + j for i in range(s) for j in range(s) for c in range(channels)]
+
+
+def add_pixel_shuffle(x: torch.Tensor, cells: torch.Tensor, s: int, cells_ijc: bool = False) -> torch.Tensor:
+    """``x + pixel_shuffle(cells, s)``: x (N,C,H,W), cells (N,C*s*s,H/s,W/s) -> (N,C,H,W).
+
+    ``cells_ijc``: the cells' channels are in :func:`cell_major_order`; with x and cells
+    channels-last the sum is then one add over strided views whose inner runs of s*C values are
+    contiguous on both sides, not a shuffle of single values then an add (RGB, s = 4, 1080p on
+    one core: ~5 instead of ~15 ms). Otherwise (or in other layouts) the cells are permuted first.
+    """
+    if s == 1:
+        return x + cells
+    if cells_ijc and is_channels_last(x) and is_channels_last(cells):
+        n, c, hh, ww = x.shape
+        h, w = hh // s, ww // s
+        # channels-last memory (N, H, W, C) is (N, h, s, w, s*C): the sum in that shape is the
+        # channels-last result (a new tensor, so autograd works)
+        out = x.permute(0, 2, 3, 1).reshape(n, h, s, w, s * c) + cells.permute(0, 2, 3, 1).reshape(
+            n, h, w, s, s * c
+        ).transpose(2, 3)
+        return out.reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+    if cells_ijc:  # back to pixel_shuffle's channel order
+        cells = cells[:, torch.argsort(torch.tensor(cell_major_order(x.shape[1], s), device=cells.device))]
+    return x + F.pixel_shuffle(cells, s)
+
+
 def unet_output(
     xp: torch.Tensor,
     res: torch.Tensor,
@@ -178,14 +236,16 @@ def unet_output(
     w: int,
     return_features: bool,
     detail: LumaDetail | None = None,
+    cells_ijc: bool = False,
 ):
     """Finish a U-shaped residual net: ``xp`` + residual (pixel-shuffled by ``stem``), plus the
     full-resolution ``detail`` stage when there is one (:func:`add_detail`), cropped to HxW.
 
     ``levels`` are the decoder outputs, bottleneck first; as features they are named
-    ``s{stem * 2**i}``, finest first. Returns ``out`` or ``(out, feats)``.
+    ``s{stem * 2**i}``, finest first; ``cells_ijc``: ``res``'s channels are in
+    :func:`cell_major_order` (see :func:`add_pixel_shuffle`). Returns ``out`` or ``(out, feats)``.
     """
-    out = xp + (F.pixel_shuffle(res, stem) if stem > 1 else res)
+    out = add_pixel_shuffle(xp, res, stem, cells_ijc)
     out = crop_to(add_detail(detail, xp, out) if detail is not None else out, h, w)
     if not return_features:
         return out

@@ -23,12 +23,14 @@ from torch import nn
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import (
     LumaDetail,
+    cell_major_order,
     crop_to,
     luma_space_to_depth_kernel,
     pad_to_multiple,
     unet_output,
     zero_init,
 )
+from kdsharp.ops.layout import is_channels_last
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -156,9 +158,11 @@ class ResUNet(nn.Module):
             return F.conv2d(xp, w, self.head.bias, stride=s)
         return self.head(F.pixel_unshuffle(xp, s) if s > 1 else xp)
 
-    def _body(self, f: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _body(self, f: torch.Tensor, cells_ijc: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The head's features (N,channels[0],h,w), h and w multiples of 2^(levels-1) -> (residual
-        cells (N,C_out*stem^2,h,w), decoder outputs bottleneck first)."""
+        cells (N,C_out*stem^2,h,w), decoder outputs bottleneck first). ``cells_ijc``: the cells'
+        channels in :func:`~kdsharp.models.common.cell_major_order` (the tail's rows reordered),
+        for :func:`~kdsharp.models.common.add_pixel_shuffle`."""
         skips = []
         for i, enc in enumerate(self.encoders):
             f = enc(f)
@@ -169,6 +173,11 @@ class ResUNet(nn.Module):
         for i in reversed(range(len(self.decoders))):
             f = self.decoders[i](self.ups[i](f) + skips[i])
             levels.append(f)
+        if cells_ijc:
+            t = self.tail
+            order = cell_major_order(t.out_channels // self.stem**2, self.stem)
+            bias = t.bias[order] if t.bias is not None else None
+            return F.conv2d(f, t.weight[order], bias, padding=t.padding), levels
         return self.tail(f), levels
 
     def forward_cells(self, cells: torch.Tensor) -> torch.Tensor:
@@ -180,9 +189,11 @@ class ResUNet(nn.Module):
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """(N,3,H,W) -> (N,3,H,W); with ``return_features`` -> (out, decoder features by scale)."""
         xp, h, w = pad_to_multiple(x, self.pad_multiple)
-        res, levels = self._body(self._head(xp))
+        f = self._head(xp)
+        cells_ijc = self.stem > 1 and not self.luma and is_channels_last(f)
+        res, levels = self._body(f, cells_ijc)
         stage = self.detail_stage if self.detail else None
-        return unet_output(xp, res, levels, self.stem, h, w, return_features, stage)
+        return unet_output(xp, res, levels, self.stem, h, w, return_features, stage, cells_ijc)
 
 
 @register_model
