@@ -199,8 +199,37 @@ def test_student_with_teacher_cache(tmp_path):
     stamp = cache.stat().st_mtime_ns
     train(apply_overrides(cfg, ["name=cached2"]))
     assert cache.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    # another run's bank appended (teacher_cache.extra): a new bank of 4 other crops + this one
+    other = tmp_path / "other.safetensors"
+    res = train(apply_overrides(cfg, ["name=cached4", "seed=3", "teacher_cache.size=4", f"teacher_cache.path={other}",
+                                      f"teacher_cache.extra=[{cache}]"]))
+    assert res.step == 6 and load_file(str(other))["lq"].shape[0] == 4
     with pytest.raises(ConfigError, match="teacher_cache"):
         train(apply_overrides(cfg, ["name=cached3", "loss.distill_feature={weight: 0.1}"]))
+
+
+def test_extra_banks_are_appended_and_checked(tmp_path):
+    """Extra teacher banks join the run's own; another teacher's bank or another crop size is refused."""
+    from safetensors.torch import save_file
+
+    from kdsharp.errors import InputError
+    from kdsharp.train.loaders import load_extra_banks
+
+    own = {k: torch.full((3, 3, 8, 8), float(i)) for i, k in enumerate(("lq", "gt", "teacher_out"))}
+    extra = tmp_path / "extra.safetensors"
+    save_file({k: v[:2] + 10 for k, v in own.items()}, str(extra), metadata={"teacher": "T:1", "key": "x"})
+    joined = load_extra_banks([extra], own, "T:1")
+    assert {k: v.shape[0] for k, v in joined.items()} == {"lq": 5, "gt": 5, "teacher_out": 5}
+    assert torch.equal(joined["gt"][:3], own["gt"]) and torch.equal(joined["gt"][3:], own["gt"][:2] + 10)
+    assert load_extra_banks([], own, "T:1") is own
+    with pytest.raises(InputError, match="another teacher"):
+        load_extra_banks([extra], own, "T:2")
+    small = tmp_path / "small.safetensors"
+    save_file({k: torch.zeros(2, 3, 4, 4) for k in own}, str(small))
+    with pytest.raises(InputError, match="crop size"):
+        load_extra_banks([small], own, "T:1")
+    with pytest.raises(InputError, match="not found"):
+        load_extra_banks([tmp_path / "missing.safetensors"], own, "T:1")
 
 
 def test_student_without_teacher_is_a_config_error(tmp_path):

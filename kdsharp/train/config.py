@@ -37,7 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # grown onto ``init`` weights, such as FastNet's chroma branch)
     "model": {"name": "resunet_teacher", "kwargs": {}, "init": None, "freeze": []},
     "teacher": None,  # students: registered name or weights/checkpoint path of the frozen teacher
-    "teacher_cache": {"enabled": False, "size": 512, "path": None, "batch": 8, "augment": True},
+    # teacher_cache: the teacher labels ``size`` training crops once (saved at ``path``) and the
+    # student trains on them; ``extra``: bank files of other runs (same teacher), appended
+    "teacher_cache": {"enabled": False, "size": 512, "path": None, "batch": 8, "augment": True, "extra": []},
     "data": {
         "sources": [{"type": "samples"}],
         "degradation": "mixed",  # preset name or degradation dict
@@ -199,6 +201,7 @@ def validate_config(cfg: dict) -> None:
         "teacher_cache.size must be a positive integer",
     )
     need(not tc["enabled"] or cfg["teacher"], "teacher_cache.enabled needs a teacher (set teacher=NAME|PATH)")
+    need(isinstance(tc.get("extra") or [], list), "teacher_cache.extra must be a list of bank files")
     need(
         cfg["name"] is None or (isinstance(cfg["name"], str) and "/" not in cfg["name"]),
         "name must be a plain folder name",

@@ -169,8 +169,8 @@ def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool)
 
 
 # ----------------------------------------------------------------------------- teacher cache
-def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
-    """Hash of what the cache depends on (teacher identity + file stamp, data, size, seed)."""
+def teacher_stamp(teacher_spec: str) -> str:
+    """``spec:path:size:mtime`` of the teacher's weights file (a registered name: its shipped weights)."""
     stamp = ""
     p = Path(str(teacher_spec))
     if not p.is_file():  # a registered name: stamp its shipped weights file
@@ -183,8 +183,19 @@ def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
     if p.is_file():
         st = p.stat()
         stamp = f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+    return stamp
+
+
+def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
+    """Hash of what the cache depends on (teacher identity + file stamp, data, size, seed)."""
     blob = json.dumps(
-        {"teacher": str(teacher_spec), "stamp": stamp, "data": data_cfg, "size": size, "seed": seed},
+        {
+            "teacher": str(teacher_spec),
+            "stamp": teacher_stamp(teacher_spec),
+            "data": data_cfg,
+            "size": size,
+            "seed": seed,
+        },
         sort_keys=True,
         default=str,
     )
@@ -193,12 +204,21 @@ def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
 
 @torch.no_grad()
 def build_teacher_cache(
-    teacher: nn.Module, ds: Dataset, size: int, batch: int, device: torch.device, path: Path, key: str, autocast=None
+    teacher: nn.Module,
+    ds: Dataset,
+    size: int,
+    batch: int,
+    device: torch.device,
+    path: Path,
+    key: str,
+    autocast=None,
+    teacher_id: str = "",
 ) -> dict[str, torch.Tensor]:
     """Run the frozen ``teacher`` once on items ``0..size-1`` of ``ds`` and save (lq, gt, out).
 
-    Stored as fp16 safetensors at ``path`` (atomically) with the ``key`` in its metadata; reused
-    by :func:`load_teacher_cache` when the key matches.
+    Stored as fp16 safetensors at ``path`` (atomically) with the ``key`` and ``teacher_id``
+    (:func:`teacher_stamp`) in its metadata; reused by :func:`load_teacher_cache` when the key
+    matches, and by other runs as an extra bank (:func:`load_extra_banks`).
     """
     from safetensors.torch import save_file
 
@@ -217,7 +237,7 @@ def build_teacher_cache(
             bar.advance(task, len(items))
     tensors = {k: torch.cat(v).contiguous() for k, v in (("lq", lqs), ("gt", gts), ("teacher_out", outs))}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"key": key, "count": str(size)})
+        save_file(tensors, str(tmp), metadata={"key": key, "count": str(size), "teacher": teacher_id})
     info(f"teacher cache: {size} crops -> {path}")
     return tensors
 
@@ -241,6 +261,38 @@ def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
             f"teacher cache is unreadable ({type(e).__name__})",
             "delete it to rebuild, or set teacher_cache.path elsewhere",
         ) from e
+
+
+def load_extra_banks(paths: list, like: dict[str, torch.Tensor], teacher_id: str) -> dict[str, torch.Tensor]:
+    """``like`` (a run's own teacher cache) with the crops of the bank files ``paths`` appended.
+
+    The extra banks are other runs' teacher caches (other data, degradations or sizes) labelled
+    by the same teacher: a bank whose metadata names another teacher, holds other tensors or
+    another crop size is refused. Returns the concatenated tensors (the same keys as ``like``).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    parts = [like]
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise InputError(p, "extra teacher bank not found", "give the path of another run's teacher cache")
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("teacher") and teacher_id and meta["teacher"] != teacher_id:
+            raise InputError(
+                p,
+                f"was labelled by another teacher ({meta['teacher']})",
+                "use banks made with this run's teacher, or rebuild them",
+            )
+        bank = load_file(str(p))
+        if not set(like) <= set(bank) or any(bank[k].shape[1:] != like[k].shape[1:] for k in like):
+            shapes = {k: tuple(v.shape[1:]) for k, v in bank.items()}
+            raise InputError(p, f"holds {shapes}, not the run's crops", "use banks of the same crop size")
+        parts.append({k: bank[k] for k in like})
+    if len(parts) == 1:
+        return like
+    return {k: torch.cat([part[k] for part in parts]) for k in like}
 
 
 class _nullctx:

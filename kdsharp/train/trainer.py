@@ -45,10 +45,12 @@ from kdsharp.train.loaders import (
     StepBatchSampler,
     build_teacher_cache,
     cache_key,
+    load_extra_banks,
     load_teacher_cache,
     make_loader,
     seed_everything,
     start_workers,
+    teacher_stamp,
 )
 from kdsharp.train.optim import ModelEMA, timed_cosine, warmup_cosine
 
@@ -248,13 +250,23 @@ class Trainer:
         if self.main and tensors is None:
             ds = make_train_dataset(cfg, length=int(tc["size"]))
             tensors = build_teacher_cache(
-                self.teacher, ds, int(tc["size"]), int(tc["batch"]), self.device, path, key, self._autocast
+                self.teacher,
+                ds,
+                int(tc["size"]),
+                int(tc["batch"]),
+                self.device,
+                path,
+                key,
+                self._autocast,
+                teacher_id=teacher_stamp(str(self.teacher_spec)),
             )
         barrier(self.dist)
         if tensors is None:
             tensors = load_teacher_cache(path, key)
             if tensors is None:
                 raise InputError(path, "teacher cache missing after rank 0 built it", "use a shared out_dir")
+        if tc.get("extra"):
+            tensors = load_extra_banks(list(tc["extra"]), tensors, teacher_stamp(str(self.teacher_spec)))
         if not self.loss.uses_teacher_output:
             tensors = {k: v for k, v in tensors.items() if k != "teacher_out"}
         return CachedTriples(tensors, augment=bool(tc["augment"]), seed=int(cfg["seed"]))
