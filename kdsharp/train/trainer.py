@@ -266,7 +266,10 @@ class Trainer:
             if tensors is None:
                 raise InputError(path, "teacher cache missing after rank 0 built it", "use a shared out_dir")
         if tc.get("extra"):
+            own = int(tensors["lq"].shape[0])
             tensors = load_extra_banks(list(tc["extra"]), tensors, teacher_stamp(str(self.teacher_spec)))
+            added = int(tensors["lq"].shape[0]) - own
+            info(f"teacher cache: {own} crops + {added} from {len(tc['extra'])} extra bank(s)")
         if not self.loss.uses_teacher_output:
             tensors = {k: v for k, v in tensors.items() if k != "teacher_out"}
         return CachedTriples(tensors, augment=bool(tc["augment"]), seed=int(cfg["seed"]))
