@@ -224,6 +224,16 @@ def test_interrupted_pipeline_still_writes_its_summary(bundle, tmp_path, monkeyp
     summary = json.loads((tmp_path / "runs" / "pipeline.json").read_text())
     assert [s["name"] for s in summary] == ["fast"] and "interrupted" in summary[0]["error"]
 
+    def stopped(cfg, **kwargs):  # Ctrl-C in the trainer: what the run reached comes with it
+        reached = trainer.TrainResult(tmp_path, 42, {"psnr": 30.0}, {"psnr": 31.0, "step": 40}, {}, tmp_path / "w.st")
+        raise trainer.TrainingStopped(reached)
+
+    monkeypatch.setattr(trainer, "train", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(bundle, 0.2, tmp_path / "runs2", stages=("fast",))
+    (s,) = json.loads((tmp_path / "runs2" / "pipeline.json").read_text())
+    assert s["step"] == 42 and s["best"]["step"] == 40 and s["weights"].endswith("w.st") and "interrupted" in s["error"]
+
 
 def test_val_scores_per_preset_of_the_bundle_pairs(bundle):
     from kdsharp.train.builders import build_val_items, score, val_groups

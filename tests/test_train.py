@@ -117,10 +117,15 @@ def test_teacher_run_ctrl_c_and_exact_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_train_step", interrupting)
     cfg = tiny_config(tmp_path, name="cut")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         train(cfg)
     ckpt = load_checkpoint(tmp_path / "runs" / "cut" / "last.pth")
     assert ckpt["step"] == 3 and set(ckpt) >= {"params", "params_ema", "optimizer", "scheduler", "rng", "config"}
+    reached = stopped.value.result  # TrainingStopped: the weights are exported as at the end of a run
+    assert reached.step == 3 and reached.export is not None and reached.export.is_file()
+    from kdsharp.io.weights import load_state_dict_file
+
+    assert load_state_dict_file(reached.export)[1]["iters"] == "3"
     monkeypatch.setattr(Trainer, "_train_step", original)
     with pytest.raises(ConfigError, match="resume=auto"):
         train(cfg)  # the folder already holds a run

@@ -19,6 +19,7 @@ __all__ = [
     "train",
     "Trainer",
     "TrainResult",
+    "TrainingStopped",
     "run_ablation",
     "model_from_checkpoint",
 ]
@@ -27,6 +28,7 @@ _LAZY = {
     "train": "kdsharp.train.trainer",
     "Trainer": "kdsharp.train.trainer",
     "TrainResult": "kdsharp.train.trainer",
+    "TrainingStopped": "kdsharp.train.trainer",
     "run_ablation": "kdsharp.train.ablation",
     "model_from_checkpoint": "kdsharp.train.builders",
 }

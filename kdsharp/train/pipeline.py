@@ -126,8 +126,14 @@ def run_pipeline(
             res.val, res.best, res.baselines = dict(result.val), dict(result.best), dict(result.baselines)
             if stage == "teacher" and res.weights:  # the students learn from the best validated teacher
                 teacher_weights = res.best_weights or res.weights
-        except KeyboardInterrupt:  # the trainer saved last.pth; say so in the summary, then stop
+        except KeyboardInterrupt as stop:  # the trainer saved last.pth; say so in the summary, then stop
             res.error = "interrupted (the run's last.pth resumes it)"
+            reached = getattr(stop, "result", None)  # TrainingStopped: what the run had reached
+            if reached is not None:
+                res.weights = str(reached.export) if reached.export else None
+                res.best_weights = str(reached.best_export) if reached.best_export else None
+                res.step, res.val, res.best = reached.step, dict(reached.val), dict(reached.best)
+                res.baselines = dict(reached.baselines)
             res.seconds = round(time.monotonic() - t0, 1)
             _write_summary([*results, res], out_dir, publish)
             raise

@@ -69,6 +69,16 @@ class TrainResult:
     main: bool = True  # False on DDP ranks > 0 (which neither validate nor save)
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a run after a step: ``last.pth`` is saved and the weights are
+    exported (the last EMA weights and the best validated ones, as at the end of a run, without a
+    last validation); ``result`` says what the run had reached (its ``val``: the last validation)."""
+
+    def __init__(self, result: TrainResult):
+        super().__init__(f"stopped at step {result.step}")
+        self.result = result
+
+
 class Trainer:
     """Builds everything a run needs from ``cfg`` (see :mod:`kdsharp.train.config`); ``fit()`` runs it.
 
@@ -406,8 +416,9 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train from ``self.step`` to ``schedule.iters``; returns a :class:`TrainResult`.
 
-        Ctrl-C (or SIGTERM) finishes the current step, saves ``last.pth`` and raises
-        KeyboardInterrupt; ``--resume auto`` continues exactly from there.
+        Ctrl-C (or SIGTERM) finishes the current step, saves ``last.pth``, exports the weights and
+        raises :class:`TrainingStopped` (a KeyboardInterrupt); ``--resume auto`` continues exactly
+        from there.
         """
         cfg, d = self.cfg, self.cfg["data"]
         baselines = self._baselines() if self.main else {}
@@ -455,11 +466,18 @@ class Trainer:
                     if any_rank(self._stop, self.dist):
                         self._stop = True
                         break
-            if self._stop:
+            if self._stop:  # no further validation: stop quickly, with what the run has
                 self.save()
+                export = best_export = None
                 if self.main:
                     info(f"saved {self.run_dir / 'last.pth'} at step {self.step}: resuming continues from it")
-                raise KeyboardInterrupt
+                    if cfg["export"] or cfg["publish"]["dir"]:
+                        export, best_export = self.publish(metrics), self.export_best()
+                barrier(self.dist)
+                reached = TrainResult(
+                    self.run_dir, self.step, metrics, dict(self.best), baselines, export, best_export, self.main
+                )
+                raise TrainingStopped(reached)
             if self.main:
                 if self.step < self.iters:
                     info(f"time budget of {self.budget_s / 60:g} min used up at step {self.step}")
