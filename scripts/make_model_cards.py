@@ -56,12 +56,15 @@ HISTORY = {
 # the run folders whose weights each model continued, in order: (pipeline root index, run folder)
 # (roots: the two GPU pipeline runs, the CPU continuation of `fast`, the GPU race, in the order given)
 # (roots 4, 5: the CPU runs that grew the full-resolution stage onto `student`, then trained it on;
-#  roots 6, 7: the CPU runs on the photo corpus itself, `student` and `fast`, side by side: cpu9)
+#  roots 6, 7: the CPU runs on the photo corpus itself, `student` and `fast`, side by side: cpu9;
+#  roots 8, 9: the student distilled on the CPU from banks of teacher-labelled crops: cpu11, then cpu11ft
+#  with a second bank of calls that were not resized)
 LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")],
-           "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student"), (6, "student")],
+           "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student"), (6, "student"), (8, "student"),
+                       (9, "student")],
            "student_nokd": [(0, "student"), (1, "student_nokd")],
            "fast": [(0, "fast"), (2, "fast"), (7, "fast")]}
-ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9"]
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9", "cpu11", "cpu11ft"]
 
 
 def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:
@@ -81,6 +84,29 @@ def _teacher_note(cfg: dict) -> str:
 def _corpus_source(cfg: dict) -> dict | None:
     """The run's ``{type: corpus}`` data source, if it trained on the corpus directly."""
     return next((s for s in cfg["data"]["sources"] if isinstance(s, dict) and s.get("type") == "corpus"), None)
+
+
+def _run_seconds(run: Path, cfg: dict) -> float:
+    """The run's training seconds: its pipeline summary's (a run stopped early), else its time budget."""
+    summary = run.parent / "pipeline.json"
+    if summary.is_file():
+        stage = next((s for s in json.loads(summary.read_text()) if s.get("name") == run.name), None)
+        if stage and stage.get("seconds"):
+            return float(stage["seconds"])
+    return float(cfg["schedule"].get("max_minutes") or 0) * 60
+
+
+def _bank_note(label: str, cfg: dict) -> str:
+    """How a run that trained on a teacher bank (``teacher_cache``) got its crops, or ''."""
+    tc = cfg.get("teacher_cache") or {}
+    if not tc.get("enabled"):
+        return ""
+    extra = [Path(p).name for p in tc.get("extra") or []]
+    more = (" plus " + ", ".join(f"`{n}` x{extra.count(n)}" for n in dict.fromkeys(extra))
+            + " (banks of other runs, same teacher: docs/train/cpu11_kd_bank16k.md)") if extra else ""
+    return (f"\nRun {label} trained on a bank of {tc['size']} crops of its data, degraded once and labelled once by "
+            f"the shipped teacher (`teacher_cache`, flipped/rotated on the fly){more}; loss: ground truth + the "
+            "teacher's output.")
 
 
 def _degradation_text(spec) -> str:
@@ -107,15 +133,15 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
         base = json.loads((run / "baselines.json").read_text())
         steps = int(val[-1]["step"]) if val else 0
         total_steps += steps
-        seconds = float(cfg["schedule"].get("max_minutes") or 0) * 60
+        seconds = _run_seconds(run, cfg)
         total_s += seconds
         loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
         on_cpu = cfg.get("amp") in ("off", False, None)
-        where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock budget"
-                 if on_cpu else "bf16, one GPU, time budget")
+        where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock"
+                 if on_cpu else "bf16, one GPU,")
         rows.append(
             f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
-            f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min), init "
+            f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min of training), init "
             f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
             f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
             + _teacher_note(cfg) + ".\n"
@@ -132,6 +158,7 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
                        f"random {cfg['data']['crop']} px crops, drawn more often: "
                        f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
                        f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}.")
+    bank_notes = "".join(_bank_note(label, yaml.safe_load((run / "config.yaml").read_text())) for label, run in runs)
     held = ""
     if report and name in report.get("rows", []):
         per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())
@@ -155,14 +182,14 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
 1. Earlier: {HISTORY[name]}.
 2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on one NVIDIA H100 via `scripts/gpu_race.sh` or
    `scripts/gpu_pipeline.sh`; CPU runs on the project's 2-core CPU), {total_steps} more steps in
-   {total_s / 60:.1f} min of time budgets:
+   {total_s / 60:.1f} min of training:
 {chr(10).join('   ' + r.replace(chr(10), chr(10) + '   ') for r in rows)}
 
 Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml` ({counts.get('clean')} clean
 192 px crops and {counts.get('pairs')} real-codec pairs (x264/VP8/VP9/MPEG-4) cut from the TRAIN split of the
 corpus `kdsharp data corpus`, manifest sha256 `{manifest_hash[:16]}`, weighted towards faces, rooms, text and
 screens; {counts.get('val')} validation pairs from its VAL split), clean crops degraded on the fly with the
-`wide` family (blur, noise, JPEG/WebP on the downscaled frame, resizing with 4 interpolations).{corpus_note}
+`wide` family (blur, noise, JPEG/WebP on the downscaled frame, resizing with 4 interpolations).{corpus_note}{bank_notes}
 The corpus TEST split and the Debian package `plasma-workspace-wallpapers` were never used.
 {held}
 ## Limits
