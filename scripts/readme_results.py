@@ -96,7 +96,7 @@ def training(train_dir: Path) -> list[str]:
            "[`docs/train/`](docs/train/))", "",
            "Validation PSNR (dB) on the bundle's 48 validation pairs (corpus val split, `lowbw`/`defocus`/`h264`) "
            "against training time; each run continues the shipped weights of the same architecture"
-           + ("" if gpu_only else " (`gpu*`: one NVIDIA H100; `cpu*`: the 2-core CPU, one thread, beside other "
+           + ("" if gpu_only else " (`gpu*`: one NVIDIA H100; `cpu*`: the 2-core CPU, one or two threads, often beside other "
               "work: its minutes are wall-clock)") + ":", "",
            "| run | steps | minutes | input | val PSNR every 500 steps → at the end |", "|---|---:|---:|---:|---|"]
     for summary in summaries:
@@ -145,7 +145,7 @@ def lineage_curves(train_dir: Path, report: dict) -> list[str]:
     return ["", "### Quality against training time (the runs behind each shipped model)", "",
             "Each shipped model's runs in order, each continuing the previous run's best validated step; "
             "validation PSNR (dB) on the bundle's 48 pairs (input 27.91 dB). Hours are cumulative "
-            "training time on the H100 and on the CPU (wall-clock, one thread beside other work), "
+            "training time on the H100 and on the CPU (wall-clock, one or two threads, often beside other work), "
             "after the first CPU runs on 24 photos (model cards), which had no such validation:", "",
             "| model | run | hardware | minutes | hours so far GPU / CPU | first val | best val | last val |",
             "|---|---|---|---:|---:|---:|---:|---:|", *rows]
