@@ -124,9 +124,10 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
     info = model_info(name)
     w = WEIGHTS_DIR / f"{name}.safetensors"
     _, meta = load_state_dict_file(w)
-    rows, total_steps, total_s, corpus_runs = [], 0, 0.0, []
+    rows, total_steps, total_s, corpus_runs, bank_notes = [], 0, 0.0, [], ""
     for label, run in runs:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
+        bank_notes += _bank_note(label, cfg)
         if _corpus_source(cfg):
             corpus_runs.append((label, cfg))
         val = list(csv.DictReader(open(run / "val_log.csv")))
@@ -158,7 +159,6 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
                        f"random {cfg['data']['crop']} px crops, drawn more often: "
                        f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
                        f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}.")
-    bank_notes = "".join(_bank_note(label, yaml.safe_load((run / "config.yaml").read_text())) for label, run in runs)
     held = ""
     if report and name in report.get("rows", []):
         per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())

@@ -146,8 +146,7 @@ class LumaDetail(nn.Module):
 
         w1, b1 = self.conv_in.weight.detach().float().numpy(), _bias(self.conv_in)
         w2, b2 = self.conv_out.weight.detach().float().numpy(), _bias(self.conv_out)
-        k_in = [(w1[k, 0].copy(), w1[k, 1].copy(), float(b1[k])) for k in range(w1.shape[0])]
-        k_out = [w2[0, k].copy() for k in range(w1.shape[0])]
+        kernels = list(zip(w1[:, 0], w1[:, 1], b1.tolist(), w2[0], strict=True))  # per hidden channel
         zero = cv2.BORDER_CONSTANT  # torch's zero padding
         n_frames, _, height, width = y_in.shape
         rows = max(1, rows or strip_rows(width))
@@ -162,7 +161,7 @@ class LumaDetail(nn.Module):
                 src_in, src_coarse = planes[0][r0:r1], planes[1][r0:r1]
                 h, t, acc = hidden[: r1 - r0], tmp[: r1 - r0], acc_buf[: r1 - r0]
                 acc.fill(b2[0])
-                for (k_y, k_c, bias), k_o in zip(k_in, k_out, strict=True):  # ``delta``: conv_in's bias
+                for k_y, k_c, bias, k_o in kernels:  # ``delta``: conv_in's bias in the first pass
                     cv2.filter2D(src_in, -1, k_y, dst=h, delta=bias, borderType=zero)
                     cv2.filter2D(src_coarse, -1, k_c, dst=t, borderType=zero)
                     cv2.add(h, t, dst=h)

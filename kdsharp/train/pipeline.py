@@ -44,6 +44,13 @@ class StageResult:
     baselines: dict = field(default_factory=dict)
     error: str | None = None
 
+    def record(self, result) -> None:
+        """Take the weights, steps and metrics of a :class:`~kdsharp.train.trainer.TrainResult`."""
+        self.weights = str(result.export) if result.export else None
+        self.best_weights = str(result.best_export) if result.best_export else None
+        self.step, self.val, self.best = result.step, dict(result.val), dict(result.best)
+        self.baselines = dict(result.baselines)
+
 
 def stage_config(
     stage: str,
@@ -120,20 +127,14 @@ def run_pipeline(
                 teacher,
                 list((overrides or {}).get(stage, [])),
             )
-            result = train(cfg)
-            res.weights, res.step = str(result.export) if result.export else None, result.step
-            res.best_weights = str(result.best_export) if result.best_export else None
-            res.val, res.best, res.baselines = dict(result.val), dict(result.best), dict(result.baselines)
+            res.record(train(cfg))
             if stage == "teacher" and res.weights:  # the students learn from the best validated teacher
                 teacher_weights = res.best_weights or res.weights
         except KeyboardInterrupt as stop:  # the trainer saved last.pth; say so in the summary, then stop
             res.error = "interrupted (the run's last.pth resumes it)"
             reached = getattr(stop, "result", None)  # TrainingStopped: what the run had reached
             if reached is not None:
-                res.weights = str(reached.export) if reached.export else None
-                res.best_weights = str(reached.best_export) if reached.best_export else None
-                res.step, res.val, res.best = reached.step, dict(reached.val), dict(reached.best)
-                res.baselines = dict(reached.baselines)
+                res.record(reached)
             res.seconds = round(time.monotonic() - t0, 1)
             _write_summary([*results, res], out_dir, publish)
             raise

@@ -249,6 +249,7 @@ class Trainer:
             return SeededItems(make_train_dataset(cfg), int(cfg["seed"]))
         assert self.teacher is not None  # validate_config: teacher_cache.enabled needs a teacher
         d = cfg["data"]
+        teacher_id = teacher_stamp(str(self.teacher_spec))
         key = cache_key(
             str(self.teacher_spec),
             {k: d[k] for k in ("sources", "degradation", "crop")},
@@ -268,7 +269,7 @@ class Trainer:
                 path,
                 key,
                 self._autocast,
-                teacher_id=teacher_stamp(str(self.teacher_spec)),
+                teacher_id=teacher_id,
             )
         barrier(self.dist)
         if tensors is None:
@@ -277,7 +278,7 @@ class Trainer:
                 raise InputError(path, "teacher cache missing after rank 0 built it", "use a shared out_dir")
         if tc.get("extra"):
             own = int(tensors["lq"].shape[0])
-            tensors = load_extra_banks(list(tc["extra"]), tensors, teacher_stamp(str(self.teacher_spec)))
+            tensors = load_extra_banks(list(tc["extra"]), tensors, teacher_id)
             added = int(tensors["lq"].shape[0]) - own
             info(f"teacher cache: {own} crops + {added} from {len(tc['extra'])} extra bank(s)")
         if not self.loss.uses_teacher_output:
@@ -468,34 +469,29 @@ class Trainer:
                         break
             if self._stop:  # no further validation: stop quickly, with what the run has
                 self.save()
-                export = best_export = None
                 if self.main:
                     info(f"saved {self.run_dir / 'last.pth'} at step {self.step}: resuming continues from it")
-                    if cfg["export"] or cfg["publish"]["dir"]:
-                        export, best_export = self.publish(metrics), self.export_best()
-                barrier(self.dist)
-                reached = TrainResult(
-                    self.run_dir, self.step, metrics, dict(self.best), baselines, export, best_export, self.main
-                )
-                raise TrainingStopped(reached)
+                raise TrainingStopped(self._exported(metrics, baselines))
             if self.main:
                 if self.step < self.iters:
                     info(f"time budget of {self.budget_s / 60:g} min used up at step {self.step}")
                 metrics = self._validate_and_keep_best()
             self.save()
-            export = best_export = None
-            if self.main and (cfg["export"] or cfg["publish"]["dir"]):
-                export = self.publish(metrics)
-                best_export = self.export_best()
-            barrier(self.dist)
-            return TrainResult(
-                self.run_dir, self.step, metrics, dict(self.best), baselines, export, best_export, self.main
-            )
+            return self._exported(metrics, baselines)
         finally:
             for sig, h in handlers.items():
                 signal.signal(sig, h)
             self.logger.close()
             torch.use_deterministic_algorithms(self._prev_det)
+
+    def _exported(self, metrics: dict, baselines: dict) -> TrainResult:
+        """Export the last EMA weights and the best validated ones (when configured; rank 0) and
+        return the run's :class:`TrainResult` (all ranks wait for the export)."""
+        export = best_export = None
+        if self.main and (self.cfg["export"] or self.cfg["publish"]["dir"]):
+            export, best_export = self.publish(metrics), self.export_best()
+        barrier(self.dist)
+        return TrainResult(self.run_dir, self.step, metrics, dict(self.best), baselines, export, best_export, self.main)
 
     def _desc(self, mean: dict | None) -> str:
         name = self.cfg["name"] or "train"
