@@ -177,6 +177,28 @@ def test_pipeline_rejects_unknown_stages(bundle, tmp_path):
 
     with pytest.raises(ConfigError, match="unknown pipeline stage"):
         run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "tutor"))
+    with pytest.raises(ConfigError, match="time shares"):
+        run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "student"), shares={"student": 0.0})
+
+
+def test_pipeline_time_shares_split_the_budget(bundle, tmp_path, monkeypatch):
+    import types
+
+    import kdsharp.train.trainer as trainer
+    from kdsharp.train.pipeline import STARTUP_S, run_pipeline
+
+    budgets = {}
+
+    def fake_train(cfg):  # records each stage's budget instead of training
+        budgets[cfg["name"]] = cfg["schedule"]["max_minutes"]
+        return types.SimpleNamespace(export=None, best_export=None, step=1, val={}, best={}, baselines={})
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    run_pipeline(bundle, 10.0, tmp_path / "a", stages=("teacher", "student"))
+    assert budgets["teacher"] == pytest.approx((600 * 0.56 / 0.78 - STARTUP_S) / 60, abs=0.02)
+    run_pipeline(bundle, 10.0, tmp_path / "b", stages=("teacher", "student"), shares={"teacher": 1, "student": 1})
+    assert budgets["teacher"] == pytest.approx((300 - STARTUP_S) / 60, abs=0.02)
+    assert budgets["student"] == pytest.approx((600 - STARTUP_S) / 60, abs=0.05)  # the fake teacher took no time
 
 
 # ----------------------------------------------------------------------------- small helpers used by the pipeline

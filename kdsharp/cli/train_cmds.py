@@ -209,6 +209,11 @@ def pipeline_command(
         "--set",
         help="Config override for one stage, STAGE:KEY=VALUE (repeatable), e.g. student:schedule.iters=1500.",
     ),
+    share: list[str] | None = typer.Option(
+        None,
+        "--share",
+        help="A stage's relative time share, STAGE=WEIGHT (repeatable; defaults teacher 0.56, students 0.22).",
+    ),
 ):
     """Train the teacher, then distil `student` and `fast` from it, within one time budget (GPU lease).
 
@@ -225,6 +230,17 @@ def pipeline_command(
 
             raise ConfigError(f"--set {item!r}: use STAGE:KEY=VALUE, e.g. student:schedule.iters=1500")
         overrides.setdefault(stage.strip(), []).append(override)
+    shares: dict[str, float] = {}
+    for item in share or []:
+        stage, sep, weight = item.partition("=")
+        try:
+            shares[stage.strip()] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep:
+            from kdsharp.errors import ConfigError
+
+            raise ConfigError(f"--share {item!r}: use STAGE=WEIGHT, e.g. student=0.5")
     results = run_pipeline(
         bundle,
         minutes,
@@ -233,6 +249,7 @@ def pipeline_command(
         tuple(s.strip() for s in stages.split(",") if s.strip()),
         publish_every,
         overrides,
+        shares,
     )
     for r in results:
         if r.error:

@@ -90,11 +90,13 @@ def run_pipeline(
     stages: tuple[str, ...] = STAGES,
     publish_every_s: float = 60.0,
     overrides: dict[str, list[str]] | None = None,
+    shares: dict[str, float] | None = None,
 ) -> list[StageResult]:
     """Run ``stages`` in order within ``minutes`` in all; returns one :class:`StageResult` each.
 
     ``overrides`` maps a stage name to extra ``key=value`` config overrides (e.g. a CPU smoke test
-    shrinking batches). A summary is written to ``out_dir/pipeline.json`` (and ``publish``).
+    shrinking batches); ``shares`` replaces some stages' relative time shares (:data:`SHARES`).
+    A summary is written to ``out_dir/pipeline.json`` (and ``publish``).
     """
     from kdsharp.train.trainer import train
 
@@ -103,6 +105,10 @@ def run_pipeline(
         raise ConfigError(
             f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(STAGES)})"
         )
+    weights = {**SHARES, **(shares or {})}
+    bad = {k: v for k, v in (shares or {}).items() if k not in STAGES or not v > 0}
+    if bad:
+        raise ConfigError(f"time shares {bad}: give a positive share to a stage of {', '.join(STAGES)}")
     bundle, out_dir = Path(bundle), Path(out_dir)
     publish = Path(publish) if publish else None
     deadline = time.monotonic() + minutes * 60.0
@@ -110,7 +116,7 @@ def run_pipeline(
     teacher_weights: str | None = None
     for i, stage in enumerate(stages):
         left = deadline - time.monotonic()
-        share = SHARES[stage] / sum(SHARES[s] for s in stages[i:])
+        share = weights[stage] / sum(weights[s] for s in stages[i:])
         budget = max(0.1, (left * share - STARTUP_S) / 60.0)
         res = StageResult(stage)
         t0 = time.monotonic()
