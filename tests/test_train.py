@@ -237,6 +237,28 @@ def test_extra_banks_are_appended_and_checked(tmp_path):
         load_extra_banks([tmp_path / "missing.safetensors"], own, "T:1")
 
 
+def test_teacher_stamp_follows_the_weights_not_the_file(tmp_path):
+    """A bank's teacher identity is its weights' content: a copy or a touched file is the same teacher."""
+    import os
+    import shutil
+
+    from kdsharp.train.loaders import teacher_stamp
+
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(b"weights-1" * 1000)
+    b = tmp_path / "sub" / "b.safetensors"
+    b.parent.mkdir()
+    shutil.copyfile(a, b)
+    stamp = teacher_stamp(str(a))
+    assert stamp.startswith("sha256:") and stamp == teacher_stamp(str(b))
+    os.utime(a, (1, 1))
+    assert teacher_stamp(str(a)) == stamp
+    a.write_bytes(b"weights-2" * 1000)  # same size, other weights
+    assert teacher_stamp(str(a)) != stamp
+    assert teacher_stamp("teacher").startswith("sha256:")  # a registered name: its shipped file
+    assert teacher_stamp(str(tmp_path / "missing.safetensors")) == ""
+
+
 def test_student_without_teacher_is_a_config_error(tmp_path):
     from kdsharp.train.entry import run_training
 

@@ -170,7 +170,10 @@ def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool)
 
 # ----------------------------------------------------------------------------- teacher cache
 def teacher_stamp(teacher_spec: str) -> str:
-    """``spec:path:size:mtime`` of the teacher's weights file (a registered name: its shipped weights)."""
+    """``sha256:HASH:size`` of the teacher's weights file (a registered name: its shipped weights), or ''.
+
+    The file's content, not its path or time: a copied or touched teacher is the same teacher, and a bank
+    it labelled stays usable; other weights at the same path are another teacher."""
     stamp = ""
     p = Path(str(teacher_spec))
     if not p.is_file():  # a registered name: stamp its shipped weights file
@@ -181,8 +184,11 @@ def teacher_stamp(teacher_spec: str) -> str:
         except Exception:  # noqa: BLE001 - unknown names fail later with a clear error
             pass
     if p.is_file():
-        st = p.stat()
-        stamp = f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+        digest = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        stamp = f"sha256:{digest.hexdigest()[:16]}:{p.stat().st_size}"
     return stamp
 
 
