@@ -1,7 +1,8 @@
 """Write kdsharp/weights/<name>.md model cards from the runs that made the shipped weights.
 
 Maintainer script. Every figure is read from a file, none is typed: the pipeline run folders
-(``runs.tgz`` of ``scripts/gpu_pipeline.sh``, unpacked: config.yaml, val_log.csv, baselines.json),
+(``runs.tgz`` of ``scripts/gpu_pipeline.sh``, unpacked: config.yaml, val_log.csv, baselines.json) or,
+for runs of earlier machines, the records this script saved from them (docs/train/runs/*.json),
 the weights' own metadata (steps, seconds, device), the training bundle's meta.json (crop counts,
 corpus manifest hash) and the held-out eval report (docs/eval/report.json, per preset).
 The earlier CPU training that each model was initialised from is summarised in HISTORY.
@@ -10,6 +11,7 @@ The earlier CPU training that each model was initialised from is summarised in H
         --runs /work/cpu_runs/fast_long --runs /work/gpu3/runs2 \
         --runs /work/cpu_runs/exp/e1 --runs /work/cpu_runs/exp/l1 \
         --runs /work/cpu_runs/exp/s1 --runs /work/cpu_runs/exp/fc1 \
+        --runs /work/cpu_runs/s11/st --runs /work/cpu_runs/s11/ft --runs /work/gpu4/runs \
         --bundle .bundle/bundle.zip --report docs/eval/report.json
 (gpu3/runs2: the unpacked runs.tgz of ``scripts/gpu_race.sh``, one folder per race run.)
 """
@@ -25,7 +27,7 @@ import yaml
 
 from kdsharp.data.bundle import read_meta
 from kdsharp.io.weights import load_state_dict_file
-from kdsharp.registry import WEIGHTS_DIR, model_info
+from kdsharp.registry import model_info
 
 ARCH = {
     "teacher": "Restormer-tiny: the published Restormer (MDTA channel attention, GDFN, pixel-unshuffle/"
@@ -58,19 +60,36 @@ HISTORY = {
 # (roots 4, 5: the CPU runs that grew the full-resolution stage onto `student`, then trained it on;
 #  roots 6, 7: the CPU runs on the photo corpus itself, `student` and `fast`, side by side: cpu9;
 #  roots 8, 9: the student distilled on the CPU from banks of teacher-labelled crops: cpu11, then cpu11ft
-#  with a second bank of calls that were not resized)
-LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher")],
+#  with a second bank of calls that were not resized;
+#  root 10: the teacher continued on one H200 from a bundle packed anew on a new machine: gpu4)
+# Runs of earlier machines are gone: their card rows live on in docs/train/runs/<label>_<stage>.json, which
+# this script writes for every run it reads from a folder (pass a missing folder for their roots).
+LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher"), (10, "teacher")],
            "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student"), (6, "student"), (8, "student"),
                        (9, "student")],
            "student_nokd": [(0, "student"), (1, "student_nokd")],
            "fast": [(0, "fast"), (2, "fast"), (7, "fast")]}
-ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9", "cpu11", "cpu11ft"]
+ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9", "cpu11", "cpu11ft", "gpu4"]
 
 
-def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path]]:
-    """(label, run folder) of ``name``'s lineage that exist under the pipeline roots (given in order)."""
-    return [(ROOT_LABELS[i], roots[i] / run) for i, run in LINEAGE[name]
-            if i < len(roots) and (roots[i] / run / "config.yaml").is_file()]
+_GPU = {"gpu1": "one NVIDIA H100", "gpu2": "one NVIDIA H100", "gpu3": "one NVIDIA H100", "gpu4": "one NVIDIA H200"}
+ROOT = Path(__file__).resolve().parents[1]
+CARDS = ROOT / "kdsharp" / "weights"  # the repo's cards (WEIGHTS_DIR may be an installed copy)
+RECORDS = ROOT / "docs" / "train" / "runs"  # one JSON per lineage run: what its card row says, kept in git
+
+
+def _record_path(label: str, stage: str) -> Path:
+    return RECORDS / f"{label.replace(' ', '_')}_{stage}.json"
+
+
+def find_runs(roots: list[Path], name: str) -> list[tuple[str, Path | None]]:
+    """(label, run folder or None) of ``name``'s lineage, in order; None where the folder is not under the
+    roots given (a run of an earlier machine: its committed record in docs/train/runs is used)."""
+    out: list[tuple[str, Path | None]] = []
+    for i, run in LINEAGE[name]:
+        path = roots[i] / run if i < len(roots) else None
+        out.append((ROOT_LABELS[i], path if path is not None and (path / "config.yaml").is_file() else None))
+    return out
 
 
 def _teacher_note(cfg: dict) -> str:
@@ -120,45 +139,82 @@ def _degradation_text(spec) -> str:
     return f"the `{base}` family" + (f" with {changes}" if changes else "")
 
 
-def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_hash: str, report: dict | None) -> str:
-    info = model_info(name)
-    w = WEIGHTS_DIR / f"{name}.safetensors"
-    _, meta = load_state_dict_file(w)
-    rows, total_steps, total_s, corpus_runs, bank_notes = [], 0, 0.0, [], ""
-    for label, run in runs:
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
-        bank_notes += _bank_note(label, cfg)
-        if _corpus_source(cfg):
-            corpus_runs.append((label, cfg))
-        val = list(csv.DictReader(open(run / "val_log.csv")))
-        base = json.loads((run / "baselines.json").read_text())
-        steps = int(val[-1]["step"]) if val else 0
-        total_steps += steps
-        seconds = _run_seconds(run, cfg)
-        total_s += seconds
-        loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
-        on_cpu = cfg.get("amp") in ("off", False, None)
-        where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock"
-                 if on_cpu else "bf16, one GPU,")
-        rows.append(
-            f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
-            f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min of training), init "
-            f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
-            f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
-            + _teacher_note(cfg) + ".\n"
-            f"  Validation (bundle val pairs): input {base['input']['psnr']:.2f} dB"
-            + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
-            + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
+def run_record(label: str, run: Path, bundle_meta: dict, manifest_hash: str) -> dict:
+    """What a model card says of one run, read from its folder (config.yaml, val_log.csv, baselines.json)."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    val = list(csv.DictReader(open(run / "val_log.csv")))
+    base = json.loads((run / "baselines.json").read_text())
+    steps = int(val[-1]["step"]) if val else 0
+    seconds = _run_seconds(run, cfg)
+    loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
+    on_cpu = cfg.get("amp") in ("off", False, None)
+    where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock"
+             if on_cpu else "bf16, one GPU,")
+    row = (f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
+           f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min of training), init "
+           f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
+           f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
+           + _teacher_note(cfg) + ".\n"
+           f"  Validation (bundle val pairs): input {base['input']['psnr']:.2f} dB"
+           + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
+           + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
+    src = _corpus_source(cfg)
+    corpus = None
+    if src:
+        corpus = (f"whole photos, random {cfg['data']['crop']} px crops, drawn more often: "
+                  f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
+                  f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}")
     counts = bundle_meta.get("counts", {})
-    corpus_note = ""
-    if corpus_runs:
-        cfg = corpus_runs[-1][1]
-        src = _corpus_source(cfg) or {}
-        labels = ", ".join(dict.fromkeys(label for label, _ in corpus_runs))
-        corpus_note = (f"\nRun(s) {labels} drew their crops from the corpus's TRAIN split itself (whole photos, "
-                       f"random {cfg['data']['crop']} px crops, drawn more often: "
-                       f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
-                       f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}.")
+    return {"label": label, "stage": run.name, "row": row, "steps": steps, "seconds": seconds,
+            "on_gpu": not on_cpu, "corpus": corpus, "bank_note": _bank_note(label, cfg).strip(),
+            "bundle": {k: counts.get(k) for k in ("clean", "pairs", "val")} | {"manifest": manifest_hash[:16]}}
+
+
+def _records(runs: list[tuple[str, Path | None]], stage_names: list[str], bundle_meta: dict,
+             manifest_hash: str) -> list[dict]:
+    """One record per lineage run: made from its folder (and saved to docs/train/runs) or the saved one."""
+    out = []
+    for (label, run), stage in zip(runs, stage_names, strict=True):
+        path = _record_path(label, stage)
+        if run is not None:
+            rec = run_record(label, run, bundle_meta, manifest_hash)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(rec, indent=1) + "\n")
+        elif path.is_file():
+            rec = json.loads(path.read_text())
+        else:
+            raise SystemExit(f"{label} `{stage}`: neither its run folder (--runs) nor {path} is here")
+        out.append(rec)
+    return out
+
+
+def _grouped(records: list[dict], key) -> list[tuple[object, list[str]]]:
+    """(value, labels) for each distinct ``key(record)`` (not None), in order of first appearance."""
+    groups: dict[str, tuple[object, list[str]]] = {}
+    for r in records:
+        v = key(r)
+        if v is not None:
+            groups.setdefault(json.dumps(v, sort_keys=True), (v, []))[1].append(r["label"])
+    return list(groups.values())
+
+
+def card(name: str, runs: list[tuple[str, Path | None]], bundle_meta: dict, manifest_hash: str,
+         report: dict | None) -> str:
+    info = model_info(name)
+    w = CARDS / f"{name}.safetensors"
+    _, meta = load_state_dict_file(w)
+    records = _records(runs, [run.split("/")[-1] for _, run in LINEAGE[name]], bundle_meta, manifest_hash)
+    rows = [r["row"] for r in records]
+    total_steps, total_s = sum(r["steps"] for r in records), sum(r["seconds"] for r in records)
+    gpus = ", ".join(dict.fromkeys(_GPU.get(r["label"].split()[0], "one GPU") for r in records if r.get("on_gpu", True)))
+    bundles = "; ".join(
+        f"{'run(s) ' + ', '.join(labels) + ': ' if len(_grouped(records, lambda r: r['bundle'])) > 1 else ''}"
+        f"{b['clean']} clean 192 px crops and {b['pairs']} real-codec pairs (x264/VP8/VP9/MPEG-4), {b['val']} validation "
+        f"pairs, corpus manifest sha256 `{b['manifest']}`"
+        for b, labels in _grouped(records, lambda r: r["bundle"]))
+    corpus_note = "".join(f"\nRun(s) {', '.join(labels)} drew their crops from the corpus's TRAIN split itself ({c}."
+                          for c, labels in _grouped(records, lambda r: r["corpus"]))
+    bank_notes = "".join(f"\n{r['bank_note']}" for r in records if r["bank_note"])
     held = ""
     if report and name in report.get("rows", []):
         per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())
@@ -180,15 +236,14 @@ def card(name: str, runs: list[tuple[str, Path]], bundle_meta: dict, manifest_ha
 ## Training (accumulated: each stage starts from the previous stage's weights)
 
 1. Earlier: {HISTORY[name]}.
-2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on one NVIDIA H100 via `scripts/gpu_race.sh` or
+2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on {gpus} via `scripts/gpu_race.sh` or
    `scripts/gpu_pipeline.sh`; CPU runs on the project's 2-core CPU), {total_steps} more steps in
    {total_s / 60:.1f} min of training:
 {chr(10).join('   ' + r.replace(chr(10), chr(10) + '   ') for r in rows)}
 
-Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml` ({counts.get('clean')} clean
-192 px crops and {counts.get('pairs')} real-codec pairs (x264/VP8/VP9/MPEG-4) cut from the TRAIN split of the
-corpus `kdsharp data corpus`, manifest sha256 `{manifest_hash[:16]}`, weighted towards faces, rooms, text and
-screens; {counts.get('val')} validation pairs from its VAL split), clean crops degraded on the fly with the
+Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml`, cut from the TRAIN split of
+the corpus `kdsharp data corpus` (validation pairs from its VAL split), weighted towards faces, rooms, text and
+screens ({bundles}), clean crops degraded on the fly with the
 `wide` family (blur, noise, JPEG/WebP on the downscaled frame, resizing with 4 interpolations).{corpus_note}{bank_notes}
 The corpus TEST split and the Debian package `plasma-workspace-wallpapers` were never used.
 {held}
@@ -199,21 +254,33 @@ Short training (minutes of one GPU, or CPU hours); see the README's "What limits
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=Path, action="append", required=True, help="unpacked pipeline runs folder")
+    ap.add_argument("--runs", type=Path, action="append", default=[],
+                    help="unpacked pipeline runs folder, one per LINEAGE root in order (earlier roots: a missing folder)")
     ap.add_argument("--bundle", type=Path, default=Path(".bundle/bundle.zip"))
     ap.add_argument("--corpus", type=Path, default=Path("~/.cache/kdsharp/corpus").expanduser())
-    ap.add_argument("--report", type=Path, default=Path("docs/eval/report.json"))
+    ap.add_argument("--report", type=Path, default=ROOT / "docs" / "eval" / "report.json")
     ap.add_argument("--names", default="teacher,student,student_nokd,fast")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 if a committed card differs from what the records give")
     a = ap.parse_args()
-    bundle_meta = read_meta(a.bundle)
-    recorded = Path("docs/train/corpus_manifest.sha256")  # the manifest the GPU runs' bundle was cut from
-    manifest_hash = (recorded.read_text().strip() if recorded.is_file()
-                     else hashlib.sha256((a.corpus / "manifest.json").read_bytes()).hexdigest())
+    bundle_meta, manifest_hash = {}, ""
+    if any(run for name in a.names.split(",") for _, run in find_runs(a.runs, name)):  # new records to make
+        bundle_meta = read_meta(a.bundle)
+        # the manifest the bundle was cut from (the bundle records it), else the corpus's own
+        manifest_hash = (next(iter((bundle_meta.get("corpus_manifests") or {}).values()), None)
+                         or hashlib.sha256((a.corpus.expanduser() / "manifest.json").read_bytes()).hexdigest())
     report = json.loads(a.report.read_text()) if a.report.is_file() else None
+    stale = []
     for name in a.names.split(","):
-        runs = find_runs(a.runs, name)
-        (WEIGHTS_DIR / f"{name}.md").write_text(card(name, runs, bundle_meta, manifest_hash, report))
-        print("wrote", WEIGHTS_DIR / f"{name}.md")
+        text, path = card(name, find_runs(a.runs, name), bundle_meta, manifest_hash, report), CARDS / f"{name}.md"
+        if a.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+            print("wrote", path)
+    if stale:
+        raise SystemExit(f"stale model cards (run python scripts/make_model_cards.py): {', '.join(stale)}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def quality(report: dict) -> list[str]:
            "long side ≤ 720 px). The unsharp mask is tuned on each preset's own images by grid search: the best "
            "a classic sharpening filter could do. Mean over the presets:", ""]
     out += method_table(report, report["overall"])
+    if report.get("cpu"):
+        out += ["", f"FPS: the bare model on 1920x1080 frames, measured by the same eval run on {report['cpu']} "
+                "(2 cores; other CPUs of this machine kind differ, see \"Real-time video\")."]
     presets = list(report["presets"])
     out += ["", "ΔPSNR (dB) and ΔSSIM over the input, per preset:", "",
             "| Method | " + " | ".join(f"{p} ΔPSNR | {p} ΔSSIM" for p in presets) + " |",
@@ -96,7 +99,7 @@ def training(train_dir: Path) -> list[str]:
            "[`docs/train/`](docs/train/))", "",
            "Validation PSNR (dB) on the bundle's 48 validation pairs (corpus val split, `lowbw`/`defocus`/`h264`) "
            "against training time; each run continues the shipped weights of the same architecture"
-           + ("" if gpu_only else " (`gpu*`: one NVIDIA H100; `cpu*`: the 2-core CPU, one or two threads, often beside other "
+           + ("" if gpu_only else " (`gpu1`-`gpu3`: one NVIDIA H100, `gpu4`: one NVIDIA H200; `cpu*`: the 2-core CPU, one or two threads, often beside other "
               "work: its minutes are wall-clock)") + ":", "",
            "| run | steps | minutes | input | val PSNR every 500 steps → at the end |", "|---|---:|---:|---:|---|"]
     for summary in summaries:
@@ -110,6 +113,9 @@ def training(train_dir: Path) -> list[str]:
             inp = stage.get("baselines", {}).get("input", {}).get("psnr", float("nan"))
             out.append(f"| {tag} {stage['name']} | {stage['step']} | {stage['seconds'] / 60:.1f} | {inp:.2f} | {curve} |")
     return out
+
+
+GPU_NAMES = {"gpu1": "H100", "gpu2": "H100", "gpu3": "H100", "gpu4": "H200"}
 
 
 def lineage_curves(train_dir: Path, report: dict) -> list[str]:
@@ -134,21 +140,24 @@ def lineage_curves(train_dir: Path, report: dict) -> list[str]:
             kind = "gpu" if tag.startswith("gpu") else "cpu"
             hours[kind] += run["seconds"] / 3600
             best_step, best = max(vals, key=lambda v: v[1])
-            rows.append(f"| `{name}` | {tag} | {'H100' if kind == 'gpu' else '2-core CPU'} | {run['seconds'] / 60:.0f} | "
-                        f"{hours['gpu']:.2f} / {hours['cpu']:.2f} | {vals[0][1]:.2f} | {best:.2f} (step {best_step}) | "
+            inp = run.get("baselines", {}).get("input", {}).get("psnr", float("nan"))
+            hardware = GPU_NAMES.get(tag, "GPU") if kind == "gpu" else "2-core CPU"
+            rows.append(f"| `{name}` | {tag} | {hardware} | {run['seconds'] / 60:.0f} | "
+                        f"{hours['gpu']:.2f} / {hours['cpu']:.2f} | {inp:.2f} | {vals[0][1]:.2f} | {best:.2f} (step {best_step}) | "
                         f"{vals[-1][1]:.2f} (step {vals[-1][0]}) |")
         overall = report.get("overall", {}).get(name, {})
         if "delta_psnr" in overall:
-            rows.append(f"| `{name}` shipped | | | | | | held-out test: {overall['delta_psnr']:+.2f} dB over the input | |")
+            rows.append(f"| `{name}` shipped | | | | | | | held-out test: {overall['delta_psnr']:+.2f} dB over the input | |")
     if not rows:
         return []
     return ["", "### Quality against training time (the runs behind each shipped model)", "",
             "Each shipped model's runs in order, each continuing the previous run's best validated step; "
-            "validation PSNR (dB) on the bundle's 48 pairs (input 27.91 dB). Hours are cumulative "
-            "training time on the H100 and on the CPU (wall-clock, one or two threads, often beside other work), "
+            "validation PSNR (dB) on the bundle's 48 pairs, whose input PSNR is given: the bundle was packed anew on a new "
+            "machine before run gpu4 (same corpus, seed and recipe; other codec builds), so its pairs differ. Hours are cumulative "
+            "training time on the GPUs and on the CPU (wall-clock, one or two threads, often beside other work), "
             "after the first CPU runs on 24 photos (model cards), which had no such validation:", "",
-            "| model | run | hardware | minutes | hours so far GPU / CPU | first val | best val | last val |",
-            "|---|---|---|---:|---:|---:|---:|---:|", *rows]
+            "| model | run | hardware | minutes | hours so far GPU / CPU | input | first val | best val | last val |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|", *rows]
 
 
 def detail_ablation(train_dir: Path) -> list[str]:

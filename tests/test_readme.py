@@ -137,3 +137,16 @@ def test_readme_results_are_generated_from_the_reports():
     r = subprocess.run([sys.executable, "scripts/readme_results.py", "--check"], cwd=root, capture_output=True,
                        text=True)
     assert r.returncode == 0, f"README results are stale: run python scripts/readme_results.py ({r.stderr})"
+
+
+def test_model_cards_are_generated_from_the_run_records():
+    """kdsharp/weights/*.md are what scripts/make_model_cards.py renders from the committed run records
+    (docs/train/runs), the weights' metadata and the eval report: no card is edited by hand."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "scripts/make_model_cards.py", "--check"], cwd=root, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr or r.stdout

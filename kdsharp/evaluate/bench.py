@@ -247,7 +247,7 @@ def benchmark(
         "params": params,  # of the module timed: the deployed (re-parameterised) form
         "params_train": params_train,  # the training form (what `kdsharp models` lists first)
         "torch_version": torch.__version__,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
     }
     if is_cuda:
         result["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -304,7 +304,7 @@ def benchmark_video(
         model=str(model),
         device=str(sharpener.device),
         backend=backend,
-        cpu=_cpu_name(),
+        cpu=cpu_name(),
         cores=_cores(),
         load_avg=_load_avg(),
         torch_version=torch.__version__,
@@ -327,7 +327,8 @@ def _load_avg() -> float | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo), for speed figures: which CPU they came from."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

@@ -24,7 +24,7 @@ from kdsharp.console import progress, warn
 from kdsharp.devices import resolve_device
 from kdsharp.errors import KdsharpError
 from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
-from kdsharp.evaluate.bench import benchmark
+from kdsharp.evaluate.bench import benchmark, cpu_name
 from kdsharp.evaluate.compare import write_comparison
 from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clean_images, load_paired_set
 from kdsharp.evaluate.tables import write_report
@@ -330,6 +330,7 @@ def evaluate(
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "device": str(device),
+        "cpu": cpu_name(),  # where the FPS column was measured (CPU rows)
         "data": data_info,
         "rows": row_names,
         "skipped": skipped,
