@@ -72,7 +72,7 @@ LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher"), (10, "teacher")],
 ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9", "cpu11", "cpu11ft", "gpu4"]
 
 
-_GPU = {"gpu1": "one NVIDIA H100", "gpu2": "one NVIDIA H100", "gpu3": "one NVIDIA H100", "gpu4": "one NVIDIA H200"}
+GPU_NAMES = {"gpu1": "H100", "gpu2": "H100", "gpu3": "H100", "gpu4": "H200"}  # the GPU of each GPU run's lease
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = ROOT / "kdsharp" / "weights"  # the repo's cards (WEIGHTS_DIR may be an installed copy)
 RECORDS = ROOT / "docs" / "train" / "runs"  # one JSON per lineage run: what its card row says, kept in git
@@ -206,12 +206,14 @@ def card(name: str, runs: list[tuple[str, Path | None]], bundle_meta: dict, mani
     records = _records(runs, [run.split("/")[-1] for _, run in LINEAGE[name]], bundle_meta, manifest_hash)
     rows = [r["row"] for r in records]
     total_steps, total_s = sum(r["steps"] for r in records), sum(r["seconds"] for r in records)
-    gpus = ", ".join(dict.fromkeys(_GPU.get(r["label"].split()[0], "one GPU") for r in records if r.get("on_gpu", True)))
+    gpus = ", ".join(dict.fromkeys(f"one NVIDIA {GPU_NAMES.get(r['label'].split()[0], 'GPU')}"
+                                   for r in records if r["on_gpu"]))
+    by_bundle = _grouped(records, lambda r: r["bundle"])
     bundles = "; ".join(
-        f"{'run(s) ' + ', '.join(labels) + ': ' if len(_grouped(records, lambda r: r['bundle'])) > 1 else ''}"
+        f"{'run(s) ' + ', '.join(labels) + ': ' if len(by_bundle) > 1 else ''}"
         f"{b['clean']} clean 192 px crops and {b['pairs']} real-codec pairs (x264/VP8/VP9/MPEG-4), {b['val']} validation "
         f"pairs, corpus manifest sha256 `{b['manifest']}`"
-        for b, labels in _grouped(records, lambda r: r["bundle"]))
+        for b, labels in by_bundle)
     corpus_note = "".join(f"\nRun(s) {', '.join(labels)} drew their crops from the corpus's TRAIN split itself ({c}."
                           for c, labels in _grouped(records, lambda r: r["corpus"]))
     bank_notes = "".join(f"\n{r['bank_note']}" for r in records if r["bank_note"])
@@ -263,16 +265,17 @@ def main() -> None:
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 if a committed card differs from what the records give")
     a = ap.parse_args()
+    runs = {name: find_runs(a.runs, name) for name in a.names.split(",")}
     bundle_meta, manifest_hash = {}, ""
-    if any(run for name in a.names.split(",") for _, run in find_runs(a.runs, name)):  # new records to make
+    if any(run for lineage in runs.values() for _, run in lineage):  # new records to make
         bundle_meta = read_meta(a.bundle)
         # the manifest the bundle was cut from (the bundle records it), else the corpus's own
         manifest_hash = (next(iter((bundle_meta.get("corpus_manifests") or {}).values()), None)
                          or hashlib.sha256((a.corpus.expanduser() / "manifest.json").read_bytes()).hexdigest())
     report = json.loads(a.report.read_text()) if a.report.is_file() else None
     stale = []
-    for name in a.names.split(","):
-        text, path = card(name, find_runs(a.runs, name), bundle_meta, manifest_hash, report), CARDS / f"{name}.md"
+    for name, lineage in runs.items():
+        text, path = card(name, lineage, bundle_meta, manifest_hash, report), CARDS / f"{name}.md"
         if a.check:
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path))

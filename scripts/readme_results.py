@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from make_model_cards import LINEAGE, ROOT_LABELS  # scripts/ is on the path: this file runs as a script
+from make_model_cards import GPU_NAMES, LINEAGE, ROOT_LABELS  # scripts/ is on the path: this file runs as a script
 from race_report import race_table
 from realtime_bench import cpu_label
 
@@ -113,9 +113,6 @@ def training(train_dir: Path) -> list[str]:
             inp = stage.get("baselines", {}).get("input", {}).get("psnr", float("nan"))
             out.append(f"| {tag} {stage['name']} | {stage['step']} | {stage['seconds'] / 60:.1f} | {inp:.2f} | {curve} |")
     return out
-
-
-GPU_NAMES = {"gpu1": "H100", "gpu2": "H100", "gpu3": "H100", "gpu4": "H200"}
 
 
 def lineage_curves(train_dir: Path, report: dict) -> list[str]:

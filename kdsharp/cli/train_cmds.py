@@ -220,27 +220,22 @@ def pipeline_command(
     Configs: configs/pipeline_{teacher,student,fast}.yaml. Example (GPU):
     kdsharp train pipeline --bundle bundle.zip --minutes 8.5 --publish out/
     """
+    from kdsharp.errors import ConfigError
     from kdsharp.train.pipeline import run_pipeline
 
     overrides: dict[str, list[str]] = {}
     for item in sets or []:
         stage, sep, override = item.partition(":")
         if not sep or "=" not in override:
-            from kdsharp.errors import ConfigError
-
             raise ConfigError(f"--set {item!r}: use STAGE:KEY=VALUE, e.g. student:schedule.iters=1500")
         overrides.setdefault(stage.strip(), []).append(override)
     shares: dict[str, float] = {}
     for item in share or []:
-        stage, sep, weight = item.partition("=")
+        stage, _, weight = item.partition("=")
         try:
             shares[stage.strip()] = float(weight)
         except ValueError:
-            sep = ""
-        if not sep:
-            from kdsharp.errors import ConfigError
-
-            raise ConfigError(f"--share {item!r}: use STAGE=WEIGHT, e.g. student=0.5")
+            raise ConfigError(f"--share {item!r}: use STAGE=WEIGHT, e.g. student=0.5") from None
     results = run_pipeline(
         bundle,
         minutes,

@@ -192,12 +192,13 @@ def teacher_stamp(teacher_spec: str) -> str:
     return stamp
 
 
-def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int) -> str:
-    """Hash of what the cache depends on (teacher identity + file stamp, data, size, seed)."""
+def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int, stamp: str | None = None) -> str:
+    """Hash of what the cache depends on (teacher identity + ``stamp``, data, size, seed); ``stamp``: the
+    teacher's :func:`teacher_stamp` when the caller has it (hashing the weights once per run)."""
     blob = json.dumps(
         {
             "teacher": str(teacher_spec),
-            "stamp": teacher_stamp(teacher_spec),
+            "stamp": teacher_stamp(teacher_spec) if stamp is None else stamp,
             "data": data_cfg,
             "size": size,
             "seed": seed,

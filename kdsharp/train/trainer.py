@@ -255,6 +255,7 @@ class Trainer:
             {k: d[k] for k in ("sources", "degradation", "crop")},
             int(tc["size"]),
             int(cfg["seed"]),
+            stamp=teacher_id,
         )
         path = Path(tc["path"]) if tc["path"] else Path(cfg["out_dir"]) / "cache" / f"teacher_{key}.safetensors"
         tensors = load_teacher_cache(path, key) if self.main else None
