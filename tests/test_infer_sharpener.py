@@ -226,3 +226,30 @@ def test_compiled_model_with_a_full_resolution_stage_matches_eager():
     compiled.warm_up(40, 56)  # compiles for frames of this size and layout
     assert compiled.backend.compiled  # no fallback to eager
     assert torch.equal(compiled.frames(frames), eager.frames(frames))
+
+
+class _Affine(torch.nn.Module):
+    """out = 1.3 x - 0.1 + 0.5/255 (overshoots both ends; many values land on half levels)."""
+
+    def forward(self, x):
+        return x * 1.3 - 0.1 + 0.5 / 255
+
+
+@pytest.mark.parametrize("model", ["tiny", "affine", "identity"])
+def test_video_frames_on_the_cpu_are_the_tensor_path_in_bytes(model):
+    """``frames`` (uint8 (N,H,W,3) video frames) on the CPU converts with numpy/OpenCV: the same bytes
+    as the float path -- clamped to [0, 1], x255, rounded half to even -- for a model that
+    overshoots both ends and for one that returns its input."""
+    net = {"tiny": tiny_model(), "affine": _Affine(), "identity": torch.nn.Identity()}[model]
+    s = Sharpener(net, device="cpu")
+    torch.manual_seed(0)
+    frames = torch.randint(0, 256, (2, 19, 23, 3), dtype=torch.uint8)
+    before = frames.clone()
+    x = frames.permute(0, 3, 1, 2).float().div(255.0)
+    ref = s.tensor(x).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+    out = s.frames(frames)
+    assert out.dtype == torch.uint8 and out.shape == frames.shape
+    assert torch.equal(out, ref)
+    assert torch.equal(frames, before)  # the input is not touched
+    if model == "identity":
+        assert torch.equal(out, frames)

@@ -330,10 +330,12 @@ def test_detail_stage_grows_from_a_model_without_it_and_is_full_resolution():
         assert out.shape == x.shape and grown(x, return_features=True)[0].shape == x.shape
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("name", ["resunet_lite", "resunet_luma", "fast_y", "fast_rgb"])
-def test_detail_stage_is_the_stage_on_the_coarse_output(name):
+def test_detail_stage_is_the_stage_on_the_coarse_output(name, channels_last):
     """Folded into the residual cells, the stage computes exactly: coarse = the net without it,
-    out = coarse + LumaDetail(Y(input), Y(coarse)) on R, G and B."""
+    out = coarse + LumaDetail(Y(input), Y(coarse)) on R, G and B -- channels-last included, where
+    CPU inference computes Y and the final add with OpenCV (the reference here runs in torch)."""
     torch.manual_seed(1)
     grown = create_model(name, detail=4).eval()
     for p in grown.parameters():
@@ -346,7 +348,13 @@ def test_detail_stage_is_the_stage_on_the_coarse_output(name):
         ref = coarse + grown.detail_stage.conv_out(
             F.relu(grown.detail_stage.conv_in(torch.cat([rgb_to_y(x), rgb_to_y(coarse)], 1)))
         )
-        torch.testing.assert_close(grown(x), ref, atol=2e-5, rtol=0)
+    if channels_last:
+        grown, x = grown.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = grown(x)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=0)
+    with torch.enable_grad():  # the torch path (training) gives the same
+        torch.testing.assert_close(grown(x).detach(), out, atol=2e-6, rtol=0)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

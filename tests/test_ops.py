@@ -87,3 +87,17 @@ def test_ycbcr_round_trip():
     x = torch.rand(2, 3, 9, 9)
     assert torch.allclose(ops.ycbcr_to_rgb(ops.rgb_to_ycbcr(x)), x, atol=1e-5)
     assert torch.allclose(ops.rgb_to_y(x), ops.rgb_to_ycbcr(x)[:, :1], atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 17, 31), (1, 3, 1, 5)])
+def test_rgb_to_y_in_cpu_inference_is_the_torch_luma(shape):
+    """Channels-last CPU inference computes Y with OpenCV: the same values as the torch weighted
+    sum (with autograd on, or contiguous), a contiguous (N,1,H,W) float32 result."""
+    x = torch.rand(*shape)
+    ref = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = ops.rgb_to_y(xl)
+    assert fast.shape == ref.shape and fast.is_contiguous() and fast.dtype == torch.float32
+    torch.testing.assert_close(fast, ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ops.rgb_to_y(xl.requires_grad_(True)).detach(), ref, atol=1e-6, rtol=0)

@@ -102,11 +102,28 @@ class Sharpener:
 
     def frames(self, batch: torch.Tensor) -> torch.Tensor:
         """(N,H,W,3) uint8 RGB frames (any device, pinned CPU ideal) -> (N,H,W,3) uint8 RGB on the CPU."""
+        if batch.device.type == "cpu" and (self.backend.name != "torch" or self.device.type == "cpu"):
+            return self._frames_cpu(batch)
         if self.backend.name == "torch":
             batch = batch.to(self.device, non_blocking=True)
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
         y = self.tensor(x)
         return y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()
+
+    def _frames_cpu(self, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`frames` on the CPU, the same bytes: uint8 -> float and the clamp/scale/round back
+        to uint8 as single numpy/OpenCV passes (1080p: ~3 instead of ~15 ms of element-wise torch
+        work per frame), the frames' channels-last memory kept."""
+        u = np.ascontiguousarray(batch.numpy())
+        x = torch.from_numpy(np.divide(u, np.float32(255.0), dtype=np.float32)).permute(0, 3, 1, 2)
+        fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)
+        y, self.tile = forward_any_size(fn, x, self.tile, self.tile_overlap)
+        y = y.contiguous(memory_format=torch.channels_last)  # (N,H,W,3) memory; a no-op for most models
+        out = np.empty(u.shape, np.uint8)
+        for n in range(u.shape[0]):
+            hwc = np.maximum(y[n].permute(1, 2, 0).numpy(), np.float32(0.0))  # a copy: y may be x itself
+            cv2.convertScaleAbs(hwc, dst=out[n], alpha=255.0)  # x255, round half to even, saturate at 255
+        return torch.from_numpy(out)
 
     # -- arrays -----------------------------------------------------------------------------
     def image(self, img: np.ndarray) -> np.ndarray:
