@@ -9,8 +9,9 @@ from kdsharp.metrics import psnr, psnr_torch, ssim, ssim_torch
 
 
 def _sk_ssim(a, b):
-    return structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                 data_range=255, channel_axis=2)
+    return structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -101,3 +102,26 @@ def test_rgb_to_y_in_cpu_inference_is_the_torch_luma(shape):
     assert fast.shape == ref.shape and fast.is_contiguous() and fast.dtype == torch.float32
     torch.testing.assert_close(fast, ref, atol=1e-6, rtol=0)
     torch.testing.assert_close(ops.rgb_to_y(xl.requires_grad_(True)).detach(), ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    ("shape", "size", "sigma"), [((2, 3, 17, 31), 19, 3.0), ((1, 1, 9, 40), 5, 0.5), ((1, 4, 8, 8), 7, 1.2)]
+)
+def test_gaussian_blur_in_cpu_inference_is_the_torch_blur(shape, size, sigma, channels_last):
+    """CPU inference blurs with OpenCV (reflect-101 borders): the torch convs' values (autograd on),
+    in the input's layout; a kernel wider than the image keeps torch's replicate fallback."""
+    torch.manual_seed(0)
+    x = torch.rand(*shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = ops.gaussian_blur2d(x.clone().requires_grad_(True), size, sigma).detach()
+    with torch.no_grad():
+        fast = ops.gaussian_blur2d(x, size, sigma)
+        wide = ops.gaussian_blur2d(x[..., :3, :3], 9, 2.0)
+    torch.testing.assert_close(fast, ref, atol=1e-6, rtol=0)
+    assert (
+        fast.is_contiguous(memory_format=torch.channels_last) == (channels_last and shape[1] > 1)
+        or fast.is_contiguous()
+    )
+    torch.testing.assert_close(wide, ops.gaussian_blur2d(x[..., :3, :3].clone().requires_grad_(True), 9, 2.0).detach())

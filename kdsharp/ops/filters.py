@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdsharp.ops.layout import is_channels_last, is_plain_cpu_inference
+
 
 def gaussian_kernel1d(size: int, sigma: float, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """(size,) normalised Gaussian taps centred on the middle tap. ``size`` must be odd."""
@@ -53,10 +55,43 @@ def filter2d(x: torch.Tensor, kernel: torch.Tensor, padding: str = "reflect") ->
 
 
 def gaussian_blur2d(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N,C,H,W); same shape out."""
+    """Separable Gaussian blur of (N,C,H,W) with reflect padding; same shape out.
+
+    CPU inference (float32, no autograd) runs OpenCV's ``sepFilter2D`` on each frame's memory
+    instead (the same values within float rounding; ~10-20x faster at 1080p, as fast as the
+    classic filter anyone would run), so the unsharp-mask baseline is timed at its real speed."""
     k = gaussian_kernel1d(kernel_size, sigma, device=x.device, dtype=x.dtype)
+    half = kernel_size // 2
+    if x.dim() == 4 and half < min(x.shape[-2:]) and is_plain_cpu_inference(x):
+        return _sep_filter_opencv(x, k)
     x = filter2d(x, k.view(1, -1))
     return filter2d(x, k.view(-1, 1))
+
+
+@torch.compiler.disable
+def _sep_filter_opencv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """:func:`gaussian_blur2d`'s separable correlation with ``k`` (odd, symmetric) on a CPU float32
+    (N,C,H,W): per frame on channels-last memory (up to 4 channels), else per plane. OpenCV's
+    ``BORDER_REFLECT_101`` is ``F.pad``'s 'reflect'."""
+    import cv2
+
+    taps = k.numpy().astype("float32")
+    border = cv2.BORDER_REFLECT_101
+    n, c = x.shape[:2]
+    if is_channels_last(x) and c <= 4:
+        out = torch.empty_like(x)
+        for i in range(n):
+            src, dst = x[i].permute(1, 2, 0).numpy(), out[i].permute(1, 2, 0).numpy()
+            if c == 1:
+                src, dst = src[..., 0], dst[..., 0]
+            cv2.sepFilter2D(src, -1, taps, taps, dst=dst, borderType=border)
+        return out
+    xc = x.contiguous()
+    out = torch.empty_like(xc)
+    for i in range(n):
+        for j in range(c):
+            cv2.sepFilter2D(xc[i, j].numpy(), -1, taps, taps, dst=out[i, j].numpy(), borderType=border)
+    return out
 
 
 def sobel_kernels(*, device=None, dtype=torch.float32) -> torch.Tensor:
