@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,51 @@ def test_teacher_run_ctrl_c_and_exact_resume(tmp_path, monkeypatch):
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     ea, eb = load_checkpoint(run / "last.pth")["params_ema"], load_checkpoint(res.run_dir / "last.pth")["params_ema"]
     assert all(torch.allclose(ea[k], eb[k], atol=1e-6, rtol=0) for k in ea)
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the live child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the loader workers")
+def test_sigterm_to_the_run_and_its_loader_workers_stops_cleanly(tmp_path):
+    """``pkill -f``, or a service manager stopping the group, sends SIGTERM to the training process
+    AND its loader workers: the run still saves last.pth and exports the last and the best
+    validated weights (a worker killed by it failed the run, mid-step or while exporting)."""
+    cfg = tiny_config(tmp_path, name="group", data={"workers": 1, "length": 100000}, val={"every": 2},
+                      schedule={"iters": 100000, "warmup": 2})
+    run = Path(cfg["out_dir"]) / "group"
+    proc = subprocess.Popen([sys.executable, "-m", "kdsharp", "train", "teacher", "--config",
+                             str(tmp_path / "group.yaml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # two validations: best.pth is behind
+            log = run / "val_log.csv"
+            if log.is_file() and len(log.read_text().splitlines()) >= 3 and _children(proc.pid):
+                break
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert proc.poll() is None and workers, proc.stderr.read() if proc.poll() is not None else "no worker"
+        for pid in [*workers, proc.pid]:
+            os.kill(pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "killed by signal" not in err and "FAILED" not in err, err[-2000:]
+    step = load_checkpoint(run / "last.pth")["step"]
+    assert step >= 4 and (run / "group.safetensors").is_file()
+    if load_checkpoint(run / "best.pth")["step"] != step:  # the best step is exported beside the last one
+        assert (run / "group_best.safetensors").is_file()
 
 
 def test_bad_checkpoints_raise_clear_errors(tmp_path):

@@ -127,8 +127,11 @@ class CachedTriples(Dataset):
 
 
 def _worker_init(_worker_id: int) -> None:
-    # Ctrl-C goes to the main process only: it saves a checkpoint and stops the workers itself.
+    # Ctrl-C and SIGTERM (``kill``, ``pkill -f``, a service manager stopping the whole group) are the
+    # main process's: it saves a checkpoint and stops the workers itself (they exit on their own if
+    # it dies). A worker killed by them made the stop fail as it exported the weights.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)  # many workers x OpenCV's own thread pool would oversubscribe the cores
 
@@ -149,6 +152,15 @@ def start_workers(loader: DataLoader):
         return iter(loader)
     finally:
         cv2.setNumThreads(threads)
+
+
+def stop_workers(it) -> None:
+    """Shut the worker processes of a loader iterator (:func:`start_workers`) down now, joined, so that
+    their exit can no longer raise in this process (torch's SIGCHLD check) while it saves and exports;
+    a no-op without workers or when already done."""
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool) -> DataLoader:

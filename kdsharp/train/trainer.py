@@ -50,6 +50,7 @@ from kdsharp.train.loaders import (
     make_loader,
     seed_everything,
     start_workers,
+    stop_workers,
     teacher_stamp,
 )
 from kdsharp.train.optim import ModelEMA, timed_cosine, warmup_cosine
@@ -439,6 +440,7 @@ class Trainer:
         window: list[dict] = []
         metrics: dict = {}
         self._t0 = last_publish = time.monotonic()  # the time budget counts from the first step
+        it = None
         try:
             with progress("it") as bar:
                 task = bar.add_task(self._desc(None), total=self.iters, completed=self.step)
@@ -468,6 +470,7 @@ class Trainer:
                     if any_rank(self._stop, self.dist):
                         self._stop = True
                         break
+            stop_workers(it)  # before saving: a worker's exit must not interrupt the export
             if self._stop:  # no further validation: stop quickly, with what the run has
                 self.save()
                 if self.main:
@@ -480,6 +483,7 @@ class Trainer:
             self.save()
             return self._exported(metrics, baselines)
         finally:
+            stop_workers(it)
             for sig, h in handlers.items():
                 signal.signal(sig, h)
             self.logger.close()
