@@ -27,6 +27,7 @@ from kdsharp.infer.tiling import forward_any_size
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
+from kdsharp.ops.layout import frame_hwc
 
 
 class Sharpener:
@@ -121,7 +122,7 @@ class Sharpener:
         y = y.contiguous(memory_format=torch.channels_last)  # (N,H,W,3) memory; a no-op for most models
         out = np.empty(u.shape, np.uint8)
         for n in range(u.shape[0]):
-            hwc = np.maximum(y[n].permute(1, 2, 0).numpy(), np.float32(0.0))  # a copy: y may be x itself
+            hwc = np.maximum(frame_hwc(y, n), np.float32(0.0))  # a copy: y may be x itself
             cv2.convertScaleAbs(hwc, dst=out[n], alpha=255.0)  # x255, round half to even, saturate at 255
         return torch.from_numpy(out)
 

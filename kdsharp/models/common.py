@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
-from kdsharp.ops.layout import is_channels_last, is_plain_cpu_inference
+from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -126,9 +126,8 @@ class LumaDetail(nn.Module):
         self.conv_out = zero_init(nn.Conv2d(channels, 1, 3, padding=1, bias=bias))
 
     def forward(self, y_in: torch.Tensor, y_coarse: torch.Tensor) -> torch.Tensor:
-        if is_plain_cpu_inference(
-            y_in, in_compile=True
-        ):  # (not under a dispatch mode: the FLOP counter must see the convs)
+        # CPU inference: OpenCV (not under a dispatch mode: the FLOP counter must see the convs)
+        if is_plain_cpu_inference(y_in, in_compile=True):
             return self._forward_planes(y_in, y_coarse)
         return self.conv_out(F.relu(self.conv_in(torch.cat([y_in, y_coarse], 1))))
 
@@ -198,7 +197,7 @@ def _add_luma_opencv(rgb: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(rgb)  # channels-last too
     for n in range(rgb.shape[0]):
         d = dy[n, 0].numpy()
-        cv2.add(rgb[n].permute(1, 2, 0).numpy(), cv2.merge([d, d, d]), dst=out[n].permute(1, 2, 0).numpy())
+        cv2.add(frame_hwc(rgb, n), cv2.merge([d, d, d]), dst=frame_hwc(out, n))
     return out
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdsharp.ops.layout import is_channels_last, is_plain_cpu_inference
+from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
 
 # Rows give Y, Cb, Cr from R, G, B (all in [0, 1]); Cb and Cr are offset by 0.5.
 _RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -54,7 +54,7 @@ def _rgb_to_y_opencv(x: torch.Tensor) -> torch.Tensor:
     m = _RGB2YCC[:1].numpy()  # (1, 3): Y from R, G, B
     out = torch.empty((x.shape[0], 1, x.shape[2], x.shape[3]), dtype=torch.float32)
     for n in range(x.shape[0]):
-        cv2.transform(x[n].permute(1, 2, 0).numpy(), m, dst=out[n, 0].numpy())
+        cv2.transform(frame_hwc(x, n), m, dst=out[n, 0].numpy())
     return out
 
 

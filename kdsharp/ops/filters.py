@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdsharp.ops.layout import is_channels_last, is_plain_cpu_inference
+from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
 
 
 def gaussian_kernel1d(size: int, sigma: float, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -81,7 +81,7 @@ def _sep_filter_opencv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     if is_channels_last(x) and c <= 4:
         out = torch.empty_like(x)
         for i in range(n):
-            src, dst = x[i].permute(1, 2, 0).numpy(), out[i].permute(1, 2, 0).numpy()
+            src, dst = frame_hwc(x, i), frame_hwc(out, i)
             if c == 1:
                 src, dst = src[..., 0], dst[..., 0]
             cv2.sepFilter2D(src, -1, taps, taps, dst=dst, borderType=border)

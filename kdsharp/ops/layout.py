@@ -11,6 +11,12 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def frame_hwc(x: torch.Tensor, n: int):
+    """Frame ``n`` of a channels-last CPU tensor (N,C,H,W) as a numpy (H,W,C) view of its memory
+    (no copy: writing to it writes to ``x``), the layout OpenCV takes."""
+    return x[n].permute(1, 2, 0).numpy()
+
+
 def is_plain_cpu_inference(x: torch.Tensor, in_compile: bool = False) -> bool:
     """True when ``x`` is a float32 CPU tensor in eager inference (autograd off; not traced, exported,
     compiled, or seen by a dispatch mode such as the FLOP counter): then an op may run on its memory
