@@ -273,3 +273,25 @@ def test_val_scores_per_preset_of_the_bundle_pairs(bundle):
         assert abs(s[f"psnr_{g}"] - score(lambda x: x, own, torch.device("cpu"))["psnr"]) < 1e-4
     cfg["val"]["sources"] = [{"type": "synthetic", "count": 2, "size": 64, "seed": 0}]
     assert val_groups(cfg, 2) is None  # crops degraded on the fly carry no preset
+
+
+def test_validation_crops_are_taken_as_the_photos_come():
+    """Training crops prefer texture and random scales; validation crops (``min_texture=0``,
+    ``min_scale=1``) are unscaled windows of the photo, flat ones as likely as textured ones -- as
+    `kdsharp eval` sees whole photos, so that the best validated step is not biased to sharpening."""
+    from kdsharp.data.pack import sample_crops
+
+    yy, xx = np.mgrid[0:200, 0:200]
+    coords = np.dstack([yy, xx, np.zeros_like(yy)]).astype(np.uint8)  # each pixel holds its (y, x)
+    coords[..., 2] = (np.random.default_rng(0).random((200, 200)) * 255).astype(np.uint8)  # textured
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    val = sample_crops([coords, flat], [1.0, 1.0], 60, 64, np.random.default_rng(1), min_texture=0.0, min_scale=1.0)
+    train = sample_crops([coords, flat], [1.0, 1.0], 60, 64, np.random.default_rng(1))
+    flat_share = lambda crops: np.mean([idx == 1 for idx, _ in crops])  # noqa: E731
+    assert len(val) == 60 and 0.35 < flat_share(val) < 0.65
+    assert flat_share(train) < 0.3
+    for idx, c in val:
+        if idx == 0:  # an exact window: (y, x) steps by one pixel per row / column
+            y0, x0 = int(c[0, 0, 0]), int(c[0, 0, 1])
+            assert np.array_equal(c[..., 0], (yy[:64, :64] + y0).astype(np.uint8))
+            assert np.array_equal(c[..., 1], (xx[:64, :64] + x0).astype(np.uint8))

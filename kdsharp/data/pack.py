@@ -55,10 +55,12 @@ def sample_crops(
     rng: np.random.Generator,
     min_texture: float = 2.0,
     flat_keep: float = 0.2,
+    min_scale: float = 0.5,
 ):
     """``count`` (image index, crop) tuples drawn with ``weights``; flat crops (texture below
-    ``min_texture``) are kept with probability ``flat_keep`` only. Crops are ``crop`` px squares,
-    taken at a random scale (0.5-1x of the image when it is large enough)."""
+    ``min_texture``; 0: none) are kept with probability ``flat_keep`` only. Crops are ``crop`` px
+    squares, taken at a random scale (``min_scale``-1x of the image when it is large enough; 1: the
+    image's own scale)."""
     p = np.asarray(weights, np.float64)
     p = p / p.sum()
     out: list[tuple[int, np.ndarray]] = []
@@ -70,7 +72,7 @@ def sample_crops(
         h, w = img.shape[:2]
         if min(h, w) < crop:
             continue
-        size = int(crop / rng.uniform(max(0.5, crop / min(h, w)), 1.0))
+        size = int(crop / rng.uniform(max(min_scale, crop / min(h, w)), 1.0))
         size = min(size, h, w)
         y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
         c = img[y : y + size, x : x + size]
@@ -136,6 +138,7 @@ def pack_bundle(
         "pair_degradation": degrader.config,
         "val_presets": list(val_presets),
         "val_size": val_size,
+        "val_crops": "uniform: no texture preference, native scale",
         "pairs": {},
         "val": {},
     }
@@ -148,7 +151,11 @@ def pack_bundle(
 
         if val_sources and val:
             v_images, v_weights, _ = _flatten(load_sources(val_sources))
-            v_crops = sample_crops(v_images, v_weights, val, val_size, np.random.default_rng([seed, 1]))
+            # as the photos come (no preference for texture, their own scale), like `kdsharp eval`'s
+            # whole photos: textured, downscaled crops favoured sharpening over deblocking in selection
+            v_crops = sample_crops(
+                v_images, v_weights, val, val_size, np.random.default_rng([seed, 1]), min_texture=0.0, min_scale=1.0
+            )
             val_degraders = {p: Degrader(p) for p in val_presets}  # built once, not per crop
             for i, (_, gt) in enumerate(v_crops):
                 preset = val_presets[i % len(val_presets)]
