@@ -27,7 +27,6 @@ from kdsharp.infer.tiling import forward_any_size
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
-from kdsharp.ops.layout import frame_hwc
 
 
 class Sharpener:
@@ -112,19 +111,15 @@ class Sharpener:
         return y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu()
 
     def _frames_cpu(self, batch: torch.Tensor) -> torch.Tensor:
-        """:meth:`frames` on the CPU, the same bytes: uint8 -> float and the clamp/scale/round back
-        to uint8 as single numpy/OpenCV passes (1080p: ~3 instead of ~15 ms of element-wise torch
-        work per frame), the frames' channels-last memory kept."""
+        """:meth:`frames` on the CPU, the same bytes: uint8 -> float in one numpy pass and back with
+        :func:`~kdsharp.io.images.from_tensor` (which clamps), the frames' channels-last memory kept."""
         u = np.ascontiguousarray(batch.numpy())
         x = torch.from_numpy(np.divide(u, np.float32(255.0), dtype=np.float32)).permute(0, 3, 1, 2)
         fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)
         y, self.tile = forward_any_size(fn, x, self.tile, self.tile_overlap)
         y = y.contiguous(memory_format=torch.channels_last)  # (N,H,W,3) memory; a no-op for most models
-        out = np.empty(u.shape, np.uint8)
-        for n in range(u.shape[0]):
-            hwc = np.maximum(frame_hwc(y, n), np.float32(0.0))  # a copy: y may be x itself
-            cv2.convertScaleAbs(hwc, dst=out[n], alpha=255.0)  # x255, round half to even, saturate at 255
-        return torch.from_numpy(out)
+        frames = [from_tensor(y[n]) for n in range(len(y))]
+        return torch.from_numpy(frames[0][None] if len(frames) == 1 else np.stack(frames))  # (one frame: no copy)
 
     # -- arrays -----------------------------------------------------------------------------
     def image(self, img: np.ndarray) -> np.ndarray:

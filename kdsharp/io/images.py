@@ -178,6 +178,12 @@ def from_tensor(t: torch.Tensor, dtype=np.uint8, bgr: bool = False) -> np.ndarra
     """(1,3,H,W) or (3,H,W) float RGB in [0,1] -> HxWx3 uint8/uint16 (RGB, or BGR with ``bgr=True``)."""
     if t.dim() == 4:
         t = t[0]
+    if dtype == np.uint8 and t.device.type == "cpu" and t.dtype == torch.float32:
+        # the same bytes in two OpenCV/numpy passes (1080p: ~3 instead of ~10 ms of torch element-wise
+        # work; video frames come through here): clamp below, x255 rounding half to even, saturate at 255
+        hwc = np.maximum(t.detach().permute(1, 2, 0).numpy(), np.float32(0.0), order="C")
+        a = cv2.convertScaleAbs(hwc, alpha=255.0)
+        return np.ascontiguousarray(a[:, :, ::-1]) if bgr else a
     scale = 65535.0 if dtype == np.uint16 else 255.0
     a = t.detach().float().clamp(0, 1).mul(scale).round().permute(1, 2, 0).cpu().numpy().astype(dtype)
     if bgr:

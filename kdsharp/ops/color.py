@@ -36,7 +36,7 @@ def cbcr_delta_to_rgb(d: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """(N,3,H,W) RGB in [0,1] -> (N,1,H,W) luma Y in [0,1]."""
-    if x.dim() == 4 and x.shape[1] == 3 and is_channels_last(x) and is_plain_cpu_inference(x):
+    if x.shape[1] == 3 and is_channels_last(x) and is_plain_cpu_inference(x):
         return _rgb_to_y_opencv(x)
     w = _RGB2YCC[0].to(x.device, x.dtype).view(1, 3, 1, 1)
     if is_channels_last(x):

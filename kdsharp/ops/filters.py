@@ -62,7 +62,7 @@ def gaussian_blur2d(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.Te
     classic filter anyone would run), so the unsharp-mask baseline is timed at its real speed."""
     k = gaussian_kernel1d(kernel_size, sigma, device=x.device, dtype=x.dtype)
     half = kernel_size // 2
-    if x.dim() == 4 and half < min(x.shape[-2:]) and is_plain_cpu_inference(x):
+    if half < min(x.shape[-2:]) and is_plain_cpu_inference(x):
         return _sep_filter_opencv(x, k)
     x = filter2d(x, k.view(1, -1))
     return filter2d(x, k.view(-1, 1))
@@ -75,16 +75,13 @@ def _sep_filter_opencv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     ``BORDER_REFLECT_101`` is ``F.pad``'s 'reflect'."""
     import cv2
 
-    taps = k.numpy().astype("float32")
+    taps = k.numpy()  # float32, as x
     border = cv2.BORDER_REFLECT_101
     n, c = x.shape[:2]
-    if is_channels_last(x) and c <= 4:
+    if is_channels_last(x) and c <= 4:  # (2-4 channels: a 1-channel tensor counts as plain contiguous)
         out = torch.empty_like(x)
         for i in range(n):
-            src, dst = frame_hwc(x, i), frame_hwc(out, i)
-            if c == 1:
-                src, dst = src[..., 0], dst[..., 0]
-            cv2.sepFilter2D(src, -1, taps, taps, dst=dst, borderType=border)
+            cv2.sepFilter2D(frame_hwc(x, i), -1, taps, taps, dst=frame_hwc(out, i), borderType=border)
         return out
     xc = x.contiguous()
     out = torch.empty_like(xc)
