@@ -420,3 +420,46 @@ def test_best_validated_weights_are_exported_beside_the_final_ones(tmp_path, mon
     scores = iter([30.0, 31.0, 32.0, 33.0])  # the final weights are the best: no second file
     res = train(tiny_config(tmp_path, name="rising", val={"every": 2}))
     assert res.best_export is None and not (res.run_dir / "rising_best.safetensors").exists()
+
+
+def test_selection_score_rules():
+    from kdsharp.train.selection import selection_score
+
+    ref = {"psnr": 30.0, "ssim": 0.8, "psnr_lowbw": 26.0, "psnr_h264": 31.0}
+    ours = {"psnr": 30.3, "ssim": 0.8, "psnr_lowbw": 26.8, "psnr_h264": 30.9}
+    assert selection_score(ours, ref, "psnr") == 30.3
+    assert selection_score(ours, ref, "worst_group") == pytest.approx(-0.1)  # h264 lost: the mean hides it
+    assert selection_score({"psnr": 30.5, "ssim": 0.8}, {"psnr": 30.0}, "worst_group") == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="reference"):
+        selection_score(ours, None, "worst_group")
+    with pytest.raises(ValueError, match="worst_group"):
+        selection_score(ours, ref, "mean")
+
+
+def test_worst_group_selection_keeps_the_step_that_lost_no_preset(tmp_path, monkeypatch, capsys):
+    """val.select=worst_group against the starting weights (model.init): the mean-PSNR rule would keep
+    step 2 (+0.2 dB mean, -0.1 dB on h264); this rule keeps step 4 (+0.05 dB on its worst preset).
+    The starting weights' validation survives a resume; an unknown rule is a config error."""
+    from kdsharp.train import Trainer, train
+
+    start = {"lowbw": 30.0, "h264": 30.0}
+    groups = iter([start, {"lowbw": 30.5, "h264": 29.9}, {"lowbw": 30.1, "h264": 30.05}, {"lowbw": 30.6, "h264": 29.8}])
+
+    def fake_validate(self):
+        g = next(groups)
+        return {"psnr": sum(g.values()) / 2, "ssim": 0.5, **{f"psnr_{k}": v for k, v in g.items()}}
+
+    init = {**TEACHER, "init": str(_teacher_checkpoint(tmp_path))}
+    monkeypatch.setattr(Trainer, "validate", fake_validate)
+    res = train(tiny_config(tmp_path, name="wg", model=init, val={"every": 2, "select": "worst_group"}))
+    assert res.best["step"] == 4 and res.best["score"] == pytest.approx(0.05)
+    assert res.baselines["start"]["psnr_h264"] == 30.0
+    assert load_checkpoint(res.run_dir / "last.pth")["start_val"]["psnr_lowbw"] == 30.0
+    assert "worst-group change +0.050 dB" in capsys.readouterr().err
+
+    groups = iter([start, {"lowbw": 30.5, "h264": 29.9}, {"lowbw": 30.6, "h264": 29.8}, {"lowbw": 30.6, "h264": 29.7}])
+    res = train(tiny_config(tmp_path, name="wg_loses", model=init, val={"every": 2, "select": "worst_group"}))
+    assert res.best["step"] == 2 and "no validated step gained on every val group" in capsys.readouterr().err
+
+    with pytest.raises(ConfigError, match="val.select"):
+        tiny_config(tmp_path, name="bad_rule", val={"select": "mean"})

@@ -66,12 +66,18 @@ def _split_resume(resume: str | None, overrides: list[str] | None) -> tuple[str 
     return resume, overrides
 
 
+def _worst_group(best: dict) -> str:
+    """', worst-group change +x dB' when the best step was chosen by val.select=worst_group."""
+    score = best.get("score")
+    return "" if score is None or score == best.get("psnr") else f", worst-group change {score:+.3f} dB"
+
+
 def _report(result) -> None:
     val, best = result.val, result.best
     if val:
         info(
             f"final val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f}"
-            + (f" (best {best['psnr']:.2f} dB at step {best['step']})" if best else "")
+            + (f" (best {best['psnr']:.2f} dB at step {best['step']}{_worst_group(best)})" if best else "")
         )
     for k, v in (result.baselines or {}).items():
         info(f"  {k}: {v['psnr']:.2f} dB, SSIM {v['ssim']:.4f}")
@@ -256,7 +262,10 @@ def pipeline_command(
                 f"(input {inp:.2f} dB) -> {r.weights}"
             )
             if r.best_weights:
-                info(f"{r.name}: best val {r.best['psnr']:.2f} dB at step {r.best['step']} -> {r.best_weights}")
+                info(
+                    f"{r.name}: best val {r.best['psnr']:.2f} dB at step {r.best['step']}{_worst_group(r.best)}"
+                    f" -> {r.best_weights}"
+                )
     if any(r.error for r in results):
         raise typer.Exit(1)
 

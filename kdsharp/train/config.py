@@ -23,6 +23,7 @@ import yaml
 
 from kdsharp.errors import ConfigError
 from kdsharp.io.config import check_known_keys, config_source, read_yaml_mapping, yaml_load
+from kdsharp.train.selection import SELECT_RULES
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name (folder under out_dir); default: the config file's stem
@@ -57,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
         "seed": 10_000,  # held out: different from the training seed
         "every": 100,
         "max_images": 16,
+        # which validated step is kept as best.pth / <name>_best.safetensors: 'psnr' (highest mean
+        # PSNR) or 'worst_group' (largest smallest per-group change against the weights the run
+        # started from -- model.init -- else the input: no preset may lose; see selection_score)
+        "select": "psnr",
     },
     "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}},
     "optim": {"lr": 2e-4, "betas": [0.9, 0.99], "weight_decay": 1e-4, "eps": 1e-8},
@@ -190,6 +195,7 @@ def validate_config(cfg: dict) -> None:
     need(cfg["amp"] in ("bf16", "fp16", "off", False, None), "amp must be bf16, fp16 or off")
     need(isinstance(cfg["ema"], (int, float)) and 0 <= cfg["ema"] < 1, "ema must be in [0, 1)")
     need(isinstance(val["every"], int) and val["every"] >= 0, "val.every must be an integer >= 0 (0 = only at the end)")
+    need(val["select"] in SELECT_RULES, f"val.select must be one of {', '.join(SELECT_RULES)}")
     need(isinstance(cfg["log_every"], int) and cfg["log_every"] > 0, "log_every must be a positive integer")
     need(isinstance(cfg["save_every"], int) and cfg["save_every"] >= 0, "save_every must be an integer >= 0")
     need(isinstance(cfg["model"].get("name"), str), "model.name must be a registered model name")

@@ -54,6 +54,7 @@ from kdsharp.train.loaders import (
     teacher_stamp,
 )
 from kdsharp.train.optim import ModelEMA, timed_cosine, warmup_cosine
+from kdsharp.train.selection import selection_score
 
 
 @dataclass
@@ -63,8 +64,8 @@ class TrainResult:
     run_dir: Path
     step: int
     val: dict = field(default_factory=dict)  # final model (EMA if on)
-    best: dict = field(default_factory=dict)  # best val seen, with its 'step'
-    baselines: dict = field(default_factory=dict)  # 'input' (and 'teacher') on the same val set
+    best: dict = field(default_factory=dict)  # best val seen (val.select), with its 'step' and 'score'
+    baselines: dict = field(default_factory=dict)  # 'input', 'start' (and 'teacher') on the same val set
     export: Path | None = None  # the final (EMA) weights
     best_export: Path | None = None  # the best validated (EMA) weights, when not the final ones
     main: bool = True  # False on DDP ranks > 0 (which neither validate nor save)
@@ -136,6 +137,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.step = 0
         self.best: dict[str, float] = {}
+        self.start_val: dict[str, float] = {}  # the val of the weights the run started from (step 0)
         self.train_ds = self._build_train_data()
         self.val_items = build_val_items(cfg) if self.main else []
         self.val_groups = val_groups(cfg, len(self.val_items)) if self.main else None  # presets of bundle pairs
@@ -303,6 +305,7 @@ class Trainer:
             "adapters": self.adapters.state_dict() if self.adapters is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "best": dict(self.best),
+            "start_val": dict(self.start_val),
         }
 
     def save(self, name: str = "last.pth") -> Path | None:
@@ -335,6 +338,7 @@ class Trainer:
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best = int(ckpt["step"]), dict(ckpt.get("best") or {})
+        self.start_val = dict(ckpt.get("start_val") or {})
         set_rng_state(ckpt["rng"])
         if self.main:
             info(f"resumed {path} at step {self.step}")
@@ -397,16 +401,26 @@ class Trainer:
         finally:
             model.train(was_training)
 
-    def _validate_and_keep_best(self) -> dict:
+    def _selection_score(self, metrics: dict, baselines: dict) -> float:
+        """``metrics`` scored by ``val.select`` (:func:`kdsharp.train.selection.selection_score`),
+        against the starting weights' validation when the run continued trained weights, else the input's."""
+        reference = self.start_val or baselines.get("input")
+        return selection_score(metrics, reference, self.cfg["val"]["select"])
+
+    def _validate_and_keep_best(self, baselines: dict) -> dict:
         metrics = self.validate()
         self.logger.val(self.step, metrics)
-        if not self.best or metrics["psnr"] > self.best.get("psnr", -1e9):
-            self.best = {**metrics, "step": self.step}
+        score = self._selection_score(metrics, baselines)
+        best_score = self.best.get("score", self.best.get("psnr"))  # checkpoints before val.select: psnr
+        if not self.best or best_score is None or score > best_score:
+            self.best = {**metrics, "score": score, "step": self.step}
             self.save("best.pth")
-        info(
-            f"step {self.step}: val PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
-            f" (best {self.best['psnr']:.2f} dB @ {self.best['step']})"
-        )
+        line = f"step {self.step}: val PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
+        if self.cfg["val"]["select"] == "psnr":
+            info(f"{line} (best {self.best['psnr']:.2f} dB @ {self.best['step']})")
+        else:
+            best = f"best {self.best['score']:+.3f} dB @ {self.best['step']}"
+            info(f"{line}, worst-group change {score:+.3f} dB ({best})")
         return metrics
 
     def _on_signal(self, signum, frame):
@@ -461,7 +475,7 @@ class Trainer:
                         bar.update(task, description=self._desc(mean))
                         window = []
                     if self.main and val_every and self.step % val_every == 0 and self.step < self.iters:
-                        metrics = self._validate_and_keep_best()
+                        metrics = self._validate_and_keep_best(baselines)
                     if save_every and self.step % save_every == 0 and self.step < self.iters:
                         self.save()
                     if publish_every and time.monotonic() - last_publish >= publish_every:
@@ -479,7 +493,7 @@ class Trainer:
             if self.main:
                 if self.step < self.iters:
                     info(f"time budget of {self.budget_s / 60:g} min used up at step {self.step}")
-                metrics = self._validate_and_keep_best()
+                metrics = self._validate_and_keep_best(baselines)
             self.save()
             return self._exported(metrics, baselines)
         finally:
@@ -493,6 +507,12 @@ class Trainer:
         """Export the last EMA weights and the best validated ones (when configured; rank 0) and
         return the run's :class:`TrainResult` (all ranks wait for the export)."""
         export = best_export = None
+        if self.main and self.cfg["val"]["select"] == "worst_group" and self.best.get("score", 0.0) < 0:
+            ref = "starting weights" if self.start_val else "input"
+            warn(
+                f"no validated step gained on every val group over the {ref}: the best (step {self.best['step']})"
+                f" lost {-self.best['score']:.3f} dB on its worst group"
+            )
         if self.main and (self.cfg["export"] or self.cfg["publish"]["dir"]):
             export, best_export = self.publish(metrics), self.export_best()
         barrier(self.dist)
@@ -510,6 +530,10 @@ class Trainer:
 
         groups = self.val_groups
         out = {"input": score(lambda x: x, self.val_items, self.device, self._autocast, groups)}
+        if self.step == 0 and self.cfg["model"]["init"]:  # continued weights: the reference of val.select
+            self.start_val = self.validate()
+        if self.start_val:
+            out["start"] = dict(self.start_val)
         if self.teacher is not None:
             out["teacher"] = score(self.teacher, self.val_items, self.device, self._autocast, groups)
         msg = ", ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.4f}" for k, v in out.items())
@@ -533,7 +557,8 @@ class Trainer:
         path = self.run_dir / f"{self.cfg['name'] or 'model'}_best.safetensors"
         params = strip_module_prefix(ckpt.get("params_ema") or ckpt["params"])
         step = int(ckpt["step"])
-        meta = {"selected": "best.pth: the run's best validation step (EMA weights)"}
+        rule = self.cfg["val"]["select"]
+        meta = {"selected": f"best.pth: the run's best validation step by val.select={rule} (EMA weights)"}
         return self._save_weights(path, params, step, dict(ckpt.get("best") or {}), step / max(1, self.step), meta)
 
     def _save_weights(
