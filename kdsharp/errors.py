@@ -58,3 +58,8 @@ class UnknownModelError(KdsharpError):
 
 class ConfigError(KdsharpError):
     """A configuration file or override that cannot be used."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a service manager) raised in the main thread like Ctrl-C, so the
+    same clean-up runs: no half-written output, and ``kdsharp live`` finishes its recording."""

@@ -38,7 +38,9 @@ ROLES = ("teacher", "student", "fast", "arch")
 
 
 def list_models(role: str | None = None) -> list[str]:
-    """Registered model names (registration order), optionally only those with ``role``."""
+    """Registered model names (registration order), optionally only those with ``role`` (one of :data:`ROLES`)."""
+    if role is not None and role not in ROLES:
+        raise KdsharpError(f"unknown role={role} (use one of: {', '.join(ROLES)})", params=["role"])
     return [n for n, e in model_entries().items() if role is None or e.role == role]
 
 
@@ -262,13 +264,15 @@ def load_model(
             path = weights_path(name)
             if path is None:
                 raise KdsharpError(
-                    f"'{name}' is an architecture without shipped weights: pass a checkpoint path "
-                    f"(e.g. an official Restormer .pth) or weights=False for an untrained model"
+                    f"'{name}' is an architecture without shipped weights: use a trained model name (see "
+                    f"`kdsharp models`) or a checkpoint file of it as the model (e.g. an official Restormer "
+                    f".pth; in Python, weights=False builds it untrained)"
                 )
             if not path.is_file():
                 raise KdsharpError(
                     f"no trained weights ship for '{name}' yet ({path} is missing): train them with "
-                    f"`kdsharp train`, pass a checkpoint path, or use weights=False"
+                    f"`kdsharp train` or pass a checkpoint file as the model "
+                    f"(in Python, weights=False builds it untrained)"
                 )
             sd, _ = load_state_dict_file(path, ema=ema)
             _load_into(model, sd, strict, path)

@@ -245,6 +245,24 @@ def test_cli_degrade_writes_pairs_and_refuses_non_empty(tmp_path, capsys):
     assert all(n in listed for n in ("mixed", "lowbw", "defocus", "h264", "light"))
 
 
+def test_cli_degrade_warns_once_for_unsupported_files_and_refuses_every_below_1(tmp_path, capsys):
+    src = tmp_path / "clean"
+    write(src / "a.png", make_test_image(32, 48))
+    (src / "notes.txt").write_text("not an image")
+    (src / "anim.gif").write_bytes(b"GIF89a")
+    assert main(["degrade", str(src), "-o", str(tmp_path / "out"), "--preset", "light"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "skipped 2 unsupported files" in warnings[0]
+    assert "anim.gif" in warnings[0] and "notes.txt" in warnings[0]
+    video = make_video(tmp_path / "v.mp4", n=3)
+    for every in ("0", "-1"):
+        assert main(["degrade", str(video), "-o", str(tmp_path / f"v{every}"), "--every", every]) == 2
+        assert "--every" in capsys.readouterr().err
+        assert not (tmp_path / f"v{every}").exists()
+    with pytest.raises(KdsharpError, match="every=0"):
+        make_paired_set(video, tmp_path / "v_api", every=0)
+
+
 def test_loader_workers_start_after_opencv_used_its_threads(tmp_path):
     """Loading large photos resizes them with OpenCV's thread pool in the parent; a worker forked
     then used to block forever in its ``cv2.setNumThreads(1)`` (the photo corpus hung training)."""

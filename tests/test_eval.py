@@ -258,3 +258,21 @@ def test_clean_frames_report_the_level_shift(tmp_path):
     assert rep["clean"]["bright"]["level_shift"] == pytest.approx(2.0, abs=0.01)
     assert rep["clean"]["same"]["level_shift"] == 0.0 and rep["clean"]["same"]["n_images"] == 2
     assert "## Clean frames" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_pairs_too_small_for_ssim_are_skipped_with_a_warning(paired_dir, tmp_path, capsys):
+    tiny = make_test_image(8, 20, seed=5)
+    write_image(paired_dir / "target" / "tiny.png", tiny)
+    write_image(paired_dir / "input" / "tiny.png", tiny)
+    out = tmp_path / "rep"
+    assert main(["eval", "--data", str(paired_dir), "--models", "", "-o", str(out), "--no-fps"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "tiny.png" in warnings[0] and "20x8" in warnings[0]
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["n_images"] == 2 and "tiny" not in next(iter(report["presets"].values()))["images"]
+    only_tiny = tmp_path / "only_tiny"
+    write_image(only_tiny / "target" / "tiny.png", tiny)
+    write_image(only_tiny / "input" / "tiny.png", tiny)
+    assert main(["eval", "--data", str(only_tiny), "--models", "", "-o", str(tmp_path / "o2"), "--no-fps"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no usable image pair" in errors[0]

@@ -131,3 +131,28 @@ def test_export_cli(tmp_path, capsys):
     assert main(["export", "--model", "no_such_model", "-o", str(tmp_path / "n.onnx")]) == 2
     assert "unknown model 'no_such_model'" in capsys.readouterr().err
     assert not (tmp_path / "n.onnx").exists()
+
+
+def test_models_cli_unknown_role_lists_the_roles(capsys):
+    assert main(["models", "--role", "bogus"]) == 2
+    cap = capsys.readouterr()
+    lines = [line for line in cap.err.splitlines() if line.strip()]
+    assert cap.out == "" and len(lines) == 1 and "bogus" in lines[0]
+    assert all(role in lines[0] for role in ("teacher", "student", "fast", "arch"))
+
+
+def test_static_onnx_on_another_size_says_the_fixed_size_and_the_fix(tmp_path, capsys):
+    import cv2
+
+    from conftest import make_test_image
+
+    model = tmp_path / "st.onnx"
+    assert main(["export", "--model", "fast", "-o", str(model), "--static", "--size", "64x48"]) == 0
+    img = tmp_path / "a.png"
+    img.write_bytes(cv2.imencode(".png", make_test_image(40, 50))[1].tobytes())
+    capsys.readouterr()
+    code = main(["sharpen", str(img), "-o", str(tmp_path / "o.png"), "--model", str(model), "--backend", "onnx",
+                 "--threads", "1"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1, errors
+    assert "st.onnx" in errors[0] and "64x48" in errors[0] and "50x40" in errors[0] and "dynamic sizes" in errors[0]

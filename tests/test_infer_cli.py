@@ -213,3 +213,67 @@ def test_python_api_paths_and_file(tmp_path):
     assert s.file(a, tmp_path / "b.webp") == tmp_path / "b.webp" and (tmp_path / "b.webp").is_file()
     with pytest.raises(OutputError, match="already exists"):
         s.file(a, tmp_path / "b.webp")
+
+
+def test_folder_into_itself_refused_then_in_place_with_overwrite_and_into_its_parent(tmp_path, capsys):
+    raw = tmp_path / "t" / "raw"
+    write(raw / "a.png", make_test_image(16, 16))
+    write(raw / "sub" / "b.jpg", make_test_image(16, 16))
+    before = tree_hashes(raw)
+    code, err = run(capsys, raw, "-o", raw, "--model", "tiny")
+    lines = error_lines(err)
+    assert code == 2 and len(lines) == 1 and "is the input folder itself" in lines[0] and "--overwrite" in lines[0]
+    assert tree_hashes(raw) == before
+    code, err = run(capsys, raw, "-o", tmp_path / "t", "--model", "tiny")  # into its parent: t/a.png, t/sub/b.jpg
+    assert code == 0 and "2 done" in err, err
+    assert (tmp_path / "t" / "a.png").is_file() and (tmp_path / "t" / "sub" / "b.jpg").is_file()
+    assert tree_hashes(raw) == before
+    code, err = run(capsys, raw, "-o", raw, "--model", "tiny", "--overwrite")
+    assert code == 0 and "2 done" in err, err
+    assert sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file()) == ["a.png", "sub/b.jpg"]
+    assert tree_hashes(raw) != before
+
+
+def test_an_output_over_another_input_is_refused_even_with_overwrite(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    write(raw / "a.png", make_test_image(16, 16))
+    write(raw / "raw" / "a.png", make_test_image(16, 16, seed=1))  # -o tmp_path: raw/raw/a.png -> raw/a.png, an input
+    before = tree_hashes(raw)
+    code, err = run(capsys, raw, "-o", tmp_path, "--model", "tiny", "--overwrite")
+    assert code == 2 and "is an input" in err, err
+    assert tree_hashes(raw) == before
+
+
+@pytest.mark.parametrize("what", ["empty_output", "dev_null", "fifo"])
+def test_empty_output_and_special_files_are_one_line_errors(tmp_path, capsys, monkeypatch, what):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    img = write(tmp_path / "a.png", make_test_image(16, 16))
+    if what == "empty_output":
+        args, says = [img, "-o", ""], "output is empty"
+    elif what == "dev_null":
+        args, says = ["/dev/null", "-o", tmp_path / "x.png"], "/dev/null: is not a regular file"
+    else:
+        os.mkfifo(tmp_path / "f.png")
+        args, says = [tmp_path / "f.png", "-o", tmp_path / "x.png"], "f.png: is not a regular file"
+    code, err = run(capsys, *args, "--model", "tiny")
+    lines = error_lines(err)
+    assert code == 2 and len(lines) == 1 and says in lines[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"] + (["f.png"] if what == "fifo" else [])
+
+
+def test_grey_alpha_bmp_alpha_and_tiff_orientation_kept_by_sharpen(tmp_path, capsys):
+    pil = pytest.importorskip("PIL.Image")
+    rgb = make_test_image(24, 40)
+    pil.fromarray(rgb).convert("LA").save(tmp_path / "la.png")
+    pil.fromarray(rgb).save(tmp_path / "o6.tif", tiffinfo={0x0112: 6})
+    write(tmp_path / "bgra.bmp", np.dstack([rgb, np.full((24, 40), 100, np.uint8)]))
+    code, err = run(capsys, tmp_path / "la.png", tmp_path / "o6.tif", tmp_path / "bgra.bmp", "-o", tmp_path / "out",
+                    "--model", "tiny")
+    assert code == 0, err
+    with pil.open(tmp_path / "out" / "la.png") as im:
+        assert im.mode == "LA" and im.size == (40, 24)
+    with pil.open(tmp_path / "out" / "o6.tif") as im:
+        assert im.size == (24, 40)  # upright: turned once
+    assert np.all(cv2.imread(str(tmp_path / "out" / "bgra.bmp"), cv2.IMREAD_UNCHANGED)[:, :, 3] == 100)

@@ -421,6 +421,51 @@ def test_live_ctrl_c_finishes_the_file_and_prints_the_summary(tmp_path):
     assert facts["audio_codecs"] == ["aac"] and facts["audio"]
 
 
+def _run_and_signal(tmp_path, args: list[str], sig: int, model: str = "t.luma_net()") -> tuple[subprocess.Popen, str, float]:
+    """Run the console script's entry (``kdsharp.cli.run``) with a test model in a new process; send
+    ``sig`` once its temporary output file exists; returns the process, its stderr and the seconds
+    it took to end after the signal."""
+    code = ("import sys, time, kdsharp.infer.backends as b, test_infer_frames as t, test_infer_helpers as h; "
+            f"b.resolve_model = lambda m, device='cpu': {model}; from kdsharp.cli import run; "
+            f"sys.argv = ['kdsharp', *{args!r}]; run()")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+           "KDSHARP_QUIET": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.*")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # the temporary output appears with the first frames
+    time.sleep(0.5)
+    t0 = time.time()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc, err, time.time() - t0
+
+
+@pytest.mark.parametrize("sig,code,says", [(signal.SIGINT, 130, "error: interrupted"),
+                                           (signal.SIGTERM, 143, "error: terminated (SIGTERM)")])
+def test_sharpen_stops_at_once_on_ctrl_c_or_sigterm_and_leaves_no_file(tmp_path, sig, code, says):
+    """Ctrl-C used to let every stage run to the end of the video (the stages only looked at the stop
+    flag while waiting) and then delete the output silently; SIGTERM (kill, timeout) left the
+    temporary file behind. Both now stop within a moment, say so in one line and leave nothing."""
+    src = make_video(tmp_path / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
+    proc, err, took = _run_and_signal(tmp_path, ["sharpen", "call.mp4", "-o", "out.mp4", "--model", "x"], sig,
+                                      model="h.SlowNet(0.03)")  # 300 frames: ~9 s without the signal
+    assert proc.returncode == code, err
+    assert says in err and "Traceback" not in err and "terminate called" not in err
+    assert took < 4 and sorted(p.name for p in tmp_path.iterdir()) == ["call.mp4"]
+
+
+def test_live_sigterm_finishes_the_recording_like_ctrl_c(tmp_path):
+    make_video(tmp_path / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
+    proc, err, _ = _run_and_signal(tmp_path, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"],
+                                   signal.SIGTERM)
+    assert proc.returncode == 0, err
+    assert "stopped (SIGTERM)" in err and "Traceback" not in err
+    processed = int(err.split("stopped (SIGTERM): ")[1].split()[0])
+    assert 0 < video_facts(tmp_path / "out.mp4")["frames"] == processed < 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["call.mp4", "out.mp4"]
+
+
 # -- bench --video --------------------------------------------------------------------------------
 def test_bench_video_json(tmp_path, capsys, monkeypatch):
     import json

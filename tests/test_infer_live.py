@@ -106,3 +106,37 @@ def test_demo_cli_uses_the_shipped_student(tmp_path, capsys, monkeypatch):
     assert asked == ["student"]
     assert "PSNR" in err and str(tmp_path / "d") in err
     assert all((tmp_path / "d" / n).is_file() for n in DEMO_FILES)
+
+
+# -- a file source as a user has it (found by trying them) -------------------------------------------
+def test_live_keeps_the_source_rotation_and_copies_all_its_audio(tmp_path):
+    src = make_video(tmp_path / "phone.mp4", frames=12, fps=30, audio=True, rotation=90)
+    run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"))
+    a, b = video_facts(src), video_facts(tmp_path / "out.mp4")
+    assert b["rotation"] == a["rotation"] == 90  # a portrait phone video stays upright
+    assert b["audio"] == a["audio"]  # played to its end: every audio packet, not cut at the last frame
+
+
+def test_live_fps_below_the_source_takes_frames_at_their_own_time(tmp_path):
+    """--fps 15 on a 30 fps file keeps every other frame at its media time: the file is neither slowed
+    down nor sped up, so its audio stays in sync (it used to be re-timed to 15 fps: twice as long)."""
+    src = make_video(tmp_path / "call.mp4", frames=30, fps=30, audio=True)
+    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"), fps=15)
+    b = video_facts(tmp_path / "out.mp4")
+    assert stats.processed + stats.dropped == 15 and b["frames"] == stats.processed
+    assert b["times"][-1] - b["times"][0] == pytest.approx(28 / 30, abs=0.04) and b["rate"] == 15
+
+
+def test_live_on_a_file_that_turns_corrupt_keeps_the_frames_before(tmp_path, capsys, monkeypatch):
+    from test_infer_frames import _streamable
+
+    good = _streamable(tmp_path / "good.mp4").read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2: len(bad) // 2 + 2000] = b"\xff" * 2000
+    (tmp_path / "bad.mp4").write_bytes(bytes(bad))
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": tiny_model())
+    code = main(["live", "--source", str(tmp_path / "bad.mp4"), "--sink", str(tmp_path / "out.mp4"), "--model", "x"])
+    err = capsys.readouterr().err
+    assert code == 1 and "bad.mp4: video is corrupt or truncated at frame" in err and "Traceback" not in err
+    frames = video_facts(tmp_path / "out.mp4")["frames"]  # a valid file of the frames before the damage
+    assert 0 < frames < 30 and f"kept the {frames} frames decoded before it" in err

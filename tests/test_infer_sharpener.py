@@ -39,7 +39,7 @@ def test_grey_stays_grey(sharpener):
     grey = make_test_image(20, 24)[:, :, 1]
     out = sharpener.image(grey)
     assert out.shape == grey.shape and out.dtype == np.uint8
-    assert sharpener.image(grey[:, :, None]).shape == grey.shape
+    assert np.array_equal(sharpener.image(grey[:, :, None]), out[:, :, None])  # HxWx1 stays HxWx1
 
 
 def test_alpha_passed_through_untouched(sharpener):

@@ -124,3 +124,132 @@ def test_writer_with_tone_and_default_timestamps(tmp_path):
     facts = video_facts(tmp_path / "t.mp4")
     assert facts["frames"] == 6 and np.allclose(np.diff(facts["times"]), 1 / 12, atol=1e-3)
     assert facts["audio_codecs"] == ["aac"] and len(facts["audio"]) > 10
+
+
+# -- sources and containers a demanding user has (found by trying them) -----------------------------
+def _rgb_video(path, size=(48, 32), frames=6):
+    """A lossless RGB (libx264rgb, gbrp) video, as screen recorders write: colour matrix 'RGB'."""
+    import av
+
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264rgb", rate=15)
+    vs.width, vs.height, vs.pix_fmt = size[0], size[1], "rgb24"
+    rng = np.random.default_rng(3)
+    base = rng.integers(40, 220, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    for i in range(frames):
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(base, i, axis=1)), format="rgb24")
+        f.pts = i
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode():
+        out.mux(p)
+    out.close()
+    return path
+
+
+@pytest.mark.parametrize("size", [(48, 32), (47, 33)])
+def test_rgb_source_keeps_its_colours(tmp_path, size):
+    """An RGB source's 'RGB' colour tag must not be written onto the YUV output (players then show
+    YUV as GBR: wildly wrong colours); the output is tagged with the matrix it was converted with."""
+    src = _rgb_video(tmp_path / "screen.mkv", size)
+    Sharpener(torch.nn.Identity(), device="cpu").video(src, tmp_path / "out.mkv")
+    info = probe_video(tmp_path / "out.mkv")
+    assert info.colorspace not in (0, 2)
+    orig = np.stack([f for f, _ in read_frames(src)]).astype(float)
+    out = np.stack([f for f, _ in read_frames(tmp_path / "out.mkv")]).astype(float)
+    assert np.abs(orig.mean((0, 1, 2)) - out.mean((0, 1, 2))).max() < 3  # was ~50 levels off
+    assert 10 * np.log10(255**2 / ((orig - out) ** 2).mean()) > 20  # was ~13 dB (4:2:0 chroma keeps it < 30)
+
+
+def test_avi_output_keeps_rate_order_and_says_it_loses_rotation(tmp_path, sharpener, capsys):
+    src = make_video(tmp_path / "in.mp4", frames=12, fps=15, audio=False)
+    sharpener.video(src, tmp_path / "out.avi")
+    a, b = video_facts(src), video_facts(tmp_path / "out.avi")
+    assert b["frames"] == 12 and b["rate"] == 15  # was 600 fps with 20x the frames in its header
+    assert b["times"] == sorted(b["times"]) and np.allclose(np.diff(b["times"]), 1 / 15, atol=1e-6)
+    assert probe_video(tmp_path / "out.avi").frames == 12
+    assert "warning" not in capsys.readouterr().err
+    rot = make_video(tmp_path / "rot.mp4", frames=3, audio=False, rotation=90)
+    sharpener.video(rot, tmp_path / "rot.avi")
+    err = capsys.readouterr().err
+    assert "rot.avi: AVI cannot store the source's rotation (90 degrees)" in err
+
+
+def _avi_with_gap(path, frames=12, missing=5):
+    """An MPEG-4 AVI whose index lists an empty chunk where a capture dropped a frame."""
+    import av
+
+    out = av.open(str(path), "w")
+    vs = out.add_stream("mpeg4", rate=15)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+    for i in [k for k in range(frames) if k != missing]:
+        f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="rgb24")
+        f.pts = i
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode():
+        out.mux(p)
+    out.close()
+    return path
+
+
+def test_complete_avi_with_a_dropped_frame_chunk_is_not_called_truncated(tmp_path, sharpener, capsys):
+    src = _avi_with_gap(tmp_path / "gap.avi")
+    assert probe_video(src).frames == 12  # the index counts the empty chunk
+    stats = sharpener.video(src, tmp_path / "out.mp4")
+    assert stats.frames == 11 and stats.partial is None and "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".webm"])
+def test_truncated_matroska_is_reported_not_silently_shortened(tmp_path, sharpener, capsys, ext):
+    """Matroska/WebM have no frame count: a cut file is told by its header's duration."""
+    full = tmp_path / f"full{ext}"
+    make_video(tmp_path / "in.mp4", frames=45, fps=15, audio=False)
+    sharpener.video(tmp_path / "in.mp4", full)
+    assert sharpener.video(full, tmp_path / f"copy{ext}").partial is None
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    stats = sharpener.video(cut, tmp_path / f"out{ext}")
+    err = capsys.readouterr().err
+    assert 0 < stats.frames < 45 and stats.partial and "its header gives (truncated?)" in stats.partial
+    assert "cut" in err and video_facts(tmp_path / f"out{ext}")["frames"] == stats.frames
+
+
+def test_audio_longer_than_video_in_matroska_is_complete(tmp_path, sharpener, capsys):
+    """A stream's own DURATION tag, not the file's (audio) duration, says where the video ends."""
+    import av
+
+    src = make_video(tmp_path / "in.mp4", frames=15, fps=15, audio=True)
+    with av.open(str(src)) as c, av.open(str(tmp_path / "long_audio.mkv"), "w") as out:
+        v = out.add_stream_from_template(c.streams.video[0])
+        a = out.add_stream_from_template(c.streams.audio[0])
+        for p in c.demux():
+            if p.dts is None:
+                continue
+            if p.stream.type == "video" and float(p.pts * p.time_base) >= 0.4:
+                continue  # the video stops at 0.4 s, the audio goes on to 1 s
+            p.stream = v if p.stream.type == "video" else a
+            out.mux(p)
+    stats = sharpener.video(tmp_path / "long_audio.mkv", tmp_path / "out.mkv")
+    assert stats.partial is None and "warning" not in capsys.readouterr().err
+
+
+def test_streams_that_are_not_copied_are_named_once(tmp_path, sharpener, capsys):
+    import av
+
+    with av.open(str(tmp_path / "talk.mkv"), "w") as out:
+        vs = out.add_stream("libx264", rate=15)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        out.add_stream("ass")  # a subtitle track (empty)
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    sharpener.video(tmp_path / "talk.mkv", tmp_path / "out.mkv")
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and "talk.mkv: its 1 subtitle stream(s) are not copied" in warnings[0]
+    assert video_facts(tmp_path / "out.mkv")["frames"] == 4

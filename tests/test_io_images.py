@@ -11,7 +11,7 @@ import torch
 from conftest import make_test_image
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
-from kdsharp.io.images import from_tensor, list_images, read_image, read_rgb, to_tensor, write_image
+from kdsharp.io.images import from_tensor, list_images, read_image, read_image_meta, read_rgb, to_tensor, write_image
 
 
 def exif_jpeg(img_bgr: np.ndarray, orientation: int) -> bytes:
@@ -140,3 +140,106 @@ def test_output_folder_that_refuses_files_is_a_clear_error(tmp_path):
 
     with pytest.raises(OutputError, match="cannot be written"):
         write_image("/proc/kdsharp-test.png", np.zeros((8, 8, 3), np.uint8))
+
+
+# -- orientation, grey/alpha, pages and frames, lossless WebP, damaged and special files -------
+def _pil_reference(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """``arr`` turned upright by Pillow's ``ImageOps.exif_transpose`` for an EXIF ``orientation``."""
+    pil = pytest.importorskip("PIL.Image")
+    ops = pytest.importorskip("PIL.ImageOps")
+    im = pil.fromarray(arr)
+    im.getexif()[0x0112] = orientation
+    return np.asarray(ops.exif_transpose(im))
+
+
+@pytest.mark.parametrize("kind", ["rgb8", "grey8", "grey16"])
+@pytest.mark.parametrize("orientation", [2, 3, 6, 8])
+def test_tiff_orientation_applied_once(tmp_path, kind, orientation):
+    pil = pytest.importorskip("PIL.Image")
+    rgb = make_test_image(24, 40)
+    arr = {"rgb8": rgb, "grey8": rgb[:, :, 1], "grey16": rgb[:, :, 1].astype(np.uint16) * 257}[kind]
+    p = tmp_path / "o.tif"
+    pil.fromarray(arr).save(p, tiffinfo={0x0112: orientation})
+    got = read_image(p)
+    want = _pil_reference(arr, orientation)
+    if kind == "rgb8":
+        got = got[:, :, ::-1]  # BGR
+    assert got.dtype == arr.dtype and got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_grey_with_alpha_stays_grey_with_alpha(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    grey = make_test_image(20, 30)[:, :, 0]
+    alpha = np.arange(600, dtype=np.uint8).reshape(20, 30)
+    pil.fromarray(np.dstack([grey, alpha]), "LA").save(tmp_path / "la.png")
+    keyed = np.maximum(grey, 8)
+    keyed[:5] = 7
+    pil.fromarray(keyed).save(tmp_path / "trns.png", transparency=7)
+    img, meta = read_image_meta(tmp_path / "la.png")
+    assert img.shape == (20, 30, 4) and meta.grey_alpha
+    write_image(tmp_path / "la_out.png", img, meta=meta)
+    with pil.open(tmp_path / "la_out.png") as im:
+        assert im.mode == "LA" and np.array_equal(np.asarray(im), np.dstack([grey, alpha]))
+    img, meta = read_image_meta(tmp_path / "trns.png")
+    assert img.shape == (20, 30, 4) and (img[:5, :, 3] == 0).all() and (img[5:, :, 3] == 255).all()
+    write_image(tmp_path / "trns_out.png", img, meta=meta)
+    with pil.open(tmp_path / "trns_out.png") as im:
+        assert im.mode == "LA" and (np.asarray(im)[:5, :, 1] == 0).all()
+    write_image(tmp_path / "la_out.jpg", read_image_meta(tmp_path / "la.png")[0], meta=meta)
+    assert read_image(tmp_path / "la_out.jpg").ndim == 2  # no alpha in JPEG: still grey
+
+
+def test_bmp_keeps_alpha(tmp_path):
+    bgra = np.dstack([make_test_image(16, 20), np.full((16, 20), 100, np.uint8)])
+    assert np.array_equal(read_image(write_image(tmp_path / "a.bmp", bgra)), bgra)
+
+
+@pytest.mark.parametrize("name,says", [("multi.tif", "2 pages"), ("anim.webp", "animation of 2 frames")])
+def test_pages_and_animations_are_refused_like_gif(tmp_path, name, says):
+    pil = pytest.importorskip("PIL.Image")
+    frames = [pil.fromarray(make_test_image(16, 16, seed=s)) for s in range(2)]
+    frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(InputError, match=says) as e:
+        read_image(tmp_path / name)
+    assert name in str(e.value) and "MP4" in str(e.value)
+
+
+def test_lossless_webp_stays_lossless(tmp_path):
+    img = make_test_image(24, 24)
+    lossless = write_image(tmp_path / "in.webp", img, quality=101)  # OpenCV: above 100 is lossless
+    got, meta = read_image_meta(lossless)
+    assert meta.lossless and np.array_equal(got, img)
+    out = write_image(tmp_path / "out.webp", got, meta=meta)
+    assert out.read_bytes()[12:16] == b"VP8L" and np.array_equal(read_image(out), img)
+    assert write_image(tmp_path / "lossy.webp", img).read_bytes()[12:16] == b"VP8 "  # no meta: lossy as before
+
+
+def test_truncated_png_one_line_and_a_fix_for_a_damaged_file(tmp_path, capfd):
+    ok, buf = cv2.imencode(".png", make_test_image(64, 64))
+    data = buf.tobytes()
+    (tmp_path / "cut.png").write_bytes(data[:-12])  # IEND missing: libpng would print to stderr itself
+    flipped = bytearray(data)
+    flipped[100] ^= 0xFF
+    (tmp_path / "crc.png").write_bytes(bytes(flipped))
+    for name in ("cut.png", "crc.png"):
+        with pytest.raises(InputError) as e:
+            read_image(tmp_path / name)
+        assert name in str(e.value) and "re-export or remove it" in str(e.value) and "use one of" not in str(e.value)
+    assert capfd.readouterr().err == ""  # nothing but kdsharp's own line
+
+
+def test_float_tiff_is_read_16_bit_with_a_warning(tmp_path, capsys):
+    f = np.linspace(0, 1, 16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3)
+    p = tmp_path / "f.tif"
+    p.write_bytes(cv2.imencode(".tif", f)[1].tobytes())
+    img = read_image(p)
+    assert img.dtype == np.uint16
+    assert "f.tif" in capsys.readouterr().err
+
+
+def test_special_files_are_not_images(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "f.png")
+    with pytest.raises(InputError, match="not a regular file"):
+        read_image(tmp_path / "f.png")

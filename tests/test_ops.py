@@ -41,6 +41,13 @@ def test_metric_edge_cases():
         ssim(a[:5, :5], a[:5, :5])
 
 
+def test_metrics_refuse_mixed_dtypes():
+    a = np.full((20, 20, 3), 100, np.uint8)
+    for metric in (psnr, ssim):
+        with pytest.raises(ValueError, match="dtype: uint8 vs float32"):
+            metric(a, a.astype(np.float32) / 255)
+
+
 def test_torch_metrics_match_numpy():
     r = np.random.default_rng(3)
     a = r.integers(0, 256, (2, 40, 40, 3), dtype=np.uint8)

@@ -57,8 +57,9 @@ def test_missing_shipped_weights_are_a_clear_error_then_load_once_saved(tmp_path
     with pytest.raises(KdsharpError, match="no trained weights ship for 'student' yet"):
         load_model("student")
     assert not model_info("student")["weights_shipped"]
-    with pytest.raises(KdsharpError, match="without shipped weights"):
+    with pytest.raises(KdsharpError, match="without shipped weights") as e:
         load_model("restormer_tiny")
+    assert "checkpoint file" in str(e.value) and "in Python, weights=False" in str(e.value)  # CLI users can act on it
     untrained = load_model("student", weights=False)
     assert not untrained.training
     trained = _randomize(create_model("student"))

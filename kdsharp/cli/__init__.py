@@ -8,9 +8,13 @@ on the command line) shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import os
+import signal
 import sys
+import threading
 import traceback
 
 import typer
@@ -19,7 +23,7 @@ from typer.core import TyperCommand, TyperGroup
 from kdsharp import __version__
 from kdsharp.cli import state
 from kdsharp.console import error
-from kdsharp.errors import KdsharpError
+from kdsharp.errors import KdsharpError, Terminated
 
 
 class _FlagsWithoutMetavar:
@@ -104,6 +108,49 @@ def main(argv: list[str] | None = None) -> int:
 
     passive_waiting()  # before torch is imported: OpenMP threads must not spin on shared cores
     keep_freed_memory()  # no page faults on every layer's fresh tensor
+    with _signals_as_interrupts() as caught:
+        rc = _main(args)
+    state.SIGNALLED = bool(caught)
+    # typer turns a KeyboardInterrupt inside a command into a silent exit code 130
+    return _interrupted(caught[-1]) if rc == 130 and caught else rc
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """While a command runs, Ctrl-C (SIGINT) raises KeyboardInterrupt and SIGTERM (``kill``, ``timeout``)
+    raises :class:`Terminated`, in the main thread, so both get the same clean-up (no temporary file
+    left, ``live`` finishes its recording); yields the list of signals caught. A SIGINT that the
+    shell set to be ignored (a background job) stays ignored."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, frame):
+        caught.append(signum)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    wanted = [signal.SIGTERM] + (
+        [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
+    )
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        yield caught
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def _interrupted(e: BaseException | int | None) -> int:
+    """Ctrl-C: 'interrupted', exit 130; SIGTERM: 'terminated', exit 143 (128 + the signal number)."""
+    if isinstance(e, Terminated) or e == signal.SIGTERM:
+        error("terminated (SIGTERM)")
+        return 128 + signal.SIGTERM
+    error("interrupted")
+    return 130
+
+
+def _main(args: list[str]) -> int:
     try:
         rc = app(args=args, prog_name="kdsharp", standalone_mode=False)
         return rc if isinstance(rc, int) else 0
@@ -112,18 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         error(state.error_text(e))
         return e.exit_code
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except SystemExit as e:  # typer.Exit / sys.exit inside a command
         return int(e.code or 0) if not isinstance(e.code, str) else 1
     except Exception as e:  # noqa: BLE001 - click usage errors and anything unexpected: reported, not lost
         exits, aborts, usage = _click_exception_types()
         if isinstance(e, exits):
             return int(getattr(e, "exit_code", 0) or 0)
-        if isinstance(e, aborts):
-            error("aborted")
-            return 130
+        if isinstance(e, aborts):  # click turns a KeyboardInterrupt into Abort (the interrupt as its cause)
+            return _interrupted(e.__cause__)
         if isinstance(e, usage):  # bad option, missing argument, no arguments (help shown)
             e.show()
             return int(getattr(e, "exit_code", 2))
@@ -146,5 +191,16 @@ def _click_exception_types() -> tuple[tuple, tuple, tuple]:
 
 
 def run() -> None:
-    """``sys.exit(main())`` for the console script."""
-    sys.exit(main())
+    """``sys.exit(main())`` for the console script.
+
+    After Ctrl-C or SIGTERM the process ends at once with the exit code, once the command's own
+    clean-up is done (temporary files removed, a live recording finished): a signal that arrives
+    while torch's or FFmpeg's worker threads are busy can make the interpreter's teardown abort
+    ("terminate called without an active exception", exit code 134 instead of 130).
+    """
+    rc = main()
+    if state.SIGNALLED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)

@@ -53,7 +53,7 @@ def sharpen(
     inputs: list[Path] = typer.Argument(
         ..., help="Images, videos or folders (trees are mirrored).", show_default=False
     ),
-    output: Path = typer.Option(
+    output: str = typer.Option(  # a str: an empty -o "" must not become Path("") == the current folder
         ..., "-o", "--output", help="Output file, or a folder (needed for several inputs or a folder)."
     ),
     model: str = typer.Option(
@@ -143,7 +143,7 @@ def sharpen(
     )
     for stats in result.videos:
         info(stats.summary())
-    where = result.where(output)
+    where = result.where(Path(output))
     info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
     if result.failed or result.partial:
         # SystemExit, not typer.Exit: kdsharp.cli.main runs click with standalone_mode=False, which
@@ -168,7 +168,11 @@ def live(
     ),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
     fps: float | None = typer.Option(
-        None, "--fps", min=1, help="Frame rate of the source pacing and the sink (default: the source's)."
+        None,
+        "--fps",
+        min=1,
+        help="Frames per second to take (a camera: to ask for; a file: at most its own rate, "
+        "frames kept at their own time) and to write (default: the source's).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     threads: int | None = typer.Option(
@@ -204,6 +208,11 @@ def live(
         reuse=reuse,
     )
     info(stats.summary())
+    if stats.partial:
+        from kdsharp.console import warn
+
+        warn(stats.partial)
+        raise SystemExit(1)  # as `sharpen` does for a video that turned corrupt part way
 
 
 def demo(

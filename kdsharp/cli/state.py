@@ -9,6 +9,7 @@ from typing import Any
 
 DEBUG = False
 ARGS: list[str] = []
+SIGNALLED = False  # the last command was stopped (or stopped itself) on Ctrl-C or SIGTERM
 #: returns the root click command of the ``kdsharp`` app (set by :func:`kdsharp.cli.main`)
 ROOT_COMMAND: Callable[[], Any] | None = None
 

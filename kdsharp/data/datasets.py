@@ -28,6 +28,7 @@ from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.atomic import ensure_writable_dir
 from kdsharp.io.formats import VIDEO_INPUT_EXTS, is_video_path, parse_size
 from kdsharp.io.images import IMAGE_EXTS, list_images, read_rgb, write_image
+from kdsharp.io.inputs import NOT_REGULAR, warn_skipped
 from kdsharp.ops.geometry import flip_rotate
 
 
@@ -254,10 +255,14 @@ def make_paired_set(
     src, out = Path(src).expanduser(), Path(out).expanduser()
     if not src.exists():
         raise InputError(src, "no such file or folder", "pass a folder of clean images or a video file")
+    if not (src.is_file() or src.is_dir()):
+        raise InputError(src, NOT_REGULAR, "pass a folder of clean images or a video file")
     size_wh = None if size is None or size == "" else parse_size(size)
     degrader = preset if isinstance(preset, Degrader) else Degrader(preset)
     if max_images is not None and max_images < 1:
         raise KdsharpError(f"max_images={max_images}: must be at least 1", params=["max_images"])
+    if every < 1:
+        raise KdsharpError(f"every={every}: must be at least 1", params=["every"])
     _check_out(src, out, overwrite)
     ensure_writable_dir(out / "input")
     ensure_writable_dir(out / "target")
@@ -286,9 +291,11 @@ def make_paired_set(
             if clip:
                 flush()
         else:
-            paths = [src] if src.is_file() else list_images(src)
+            others: list[Path] = []
+            paths = [src] if src.is_file() else list_images(src, skipped=others)
             if not paths:
                 raise InputError(src, "no image in this folder", f"add {', '.join(IMAGE_EXTS)} files")
+            warn_skipped(src, others, "only images are degraded (pass a video on its own)")
             task = bar.add_task(f"degrade {src.name}", total=min(len(paths), max_images or len(paths)))
             used: set[str] = set()
             for i, path in enumerate(paths):

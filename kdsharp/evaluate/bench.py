@@ -282,9 +282,11 @@ def benchmark_video(
     """
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.io.inputs import existing_file
+    from kdsharp.io.video import check_preset
 
     video = Path(video)
     existing_file(video, "video")
+    check_preset(preset, video)  # named after the input: the output is a temporary file
     sharpener = Sharpener(
         model, device=device, backend=backend, half=half, batch=batch, threads=threads, compile=compile
     )

@@ -16,6 +16,7 @@ import numpy as np
 from kdsharp.console import warn
 from kdsharp.errors import InputError, KdsharpError
 from kdsharp.io.images import from_tensor, list_images, read_rgb
+from kdsharp.ops.metrics import SSIM_MIN_SIDE
 
 MAX_SIDE = 720  # clean images are shrunk so the long side is at most this (keeps eval quick)
 
@@ -139,17 +140,32 @@ def build_preset_set(images: Sequence[tuple[str, np.ndarray]], preset: str, seed
 
 
 def load_paired_set(root: str | Path, max_images: int | None = None) -> list[tuple]:
-    """A paired folder (``input/``, ``target/``) as ``[(name, lq, gt)]`` uint8 RGB."""
+    """A paired folder (``input/``, ``target/``) as ``[(name, lq, gt)]`` uint8 RGB (at most ``max_images``).
+
+    A pair that cannot be read, or is smaller than SSIM's window, is skipped with a one-line
+    warning naming the file; an :class:`InputError` if no pair is usable.
+    """
     from kdsharp.data.datasets import PairedFolderDataset
 
     ds = PairedFolderDataset(root)
-    n = len(ds) if max_images is None else min(len(ds), max_images)
-    if n == 0:
-        raise InputError(root, "no image pairs found", "put matching images in input/ and target/")
     items: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for i in range(n):
-        it = ds[i]
+    for i, (_, lq_path, _) in enumerate(ds.pairs):
+        if max_images is not None and len(items) >= max_images:
+            break
+        try:
+            it = ds[i]
+        except KdsharpError as e:
+            warn(f"skipping the pair: {e}")
+            continue
+        h, w = it["lq"].shape[-2:]
+        if min(h, w) < SSIM_MIN_SIDE:
+            side = SSIM_MIN_SIDE
+            warn(f"{lq_path}: skipping the pair: {w}x{h} is smaller than the {side}x{side} px that SSIM needs")
+            continue
         items.append((_unique(str(it["name"]), {n for n, _, _ in items}), from_tensor(it["lq"]), from_tensor(it["gt"])))
+    if not items:
+        fix = f"fix the pairs named above (each side {SSIM_MIN_SIDE} px or more)"
+        raise InputError(root, "no usable image pair", fix)
     return items
 
 

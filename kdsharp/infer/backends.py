@@ -159,12 +159,37 @@ class OnnxBackend:
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        # a graph exported with a fixed size takes only that shape (free axes are names, not ints)
+        self.fixed_shape = tuple(d if isinstance(d, int) else None for d in self.session.get_inputs()[0].shape)
 
     def describe(self) -> str:
         return f"onnxruntime {self.session.get_providers()[0]}"
 
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """A one-line error, before ONNX Runtime's own, for a batch a fixed-size graph cannot take."""
+        fixed = self.fixed_shape
+        if len(fixed) != 4 or len(shape) != 4 or all(f is None or f == s for f, s in zip(fixed, shape, strict=True)):
+            return
+        n, _, h, w = fixed
+        if (h, w) not in ((None, None), tuple(shape[2:])):
+            square = h is not None and h == w
+            raise InputError(
+                self.path,
+                f"the model takes only {w}x{h} inputs (exported with a fixed size), not {shape[3]}x{shape[2]}",
+                "export it again with dynamic sizes, the export's default"
+                + (f", or pass tile={h} for images at least that large" if square else ""),
+                params=["tile"],
+            )
+        raise InputError(
+            self.path,
+            f"the model takes only batches of {n} (exported with a fixed size), not {shape[0]}",
+            f"pass batch={n}, or export it again with dynamic sizes, the export's default",
+            params=["batch"],
+        )
+
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
+        self._check_shape(tuple(batch.shape))
         if isinstance(batch, np.ndarray):
             return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
         arr = batch.detach().to("cpu", torch.float32).numpy()

@@ -20,6 +20,7 @@ from kdsharp.console import progress as make_progress
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, is_image_file
+from kdsharp.io.inputs import NOT_REGULAR, warn_skipped
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
 MEDIA_HINT = f"use an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})"
@@ -65,7 +66,8 @@ def unsupported_reason(path: Path) -> str:
 
 
 def _tree(folder: Path, exclude: Path | None, skipped: list[Path] | None = None) -> list[Path]:
-    """Media files under ``folder`` (sorted; hidden files/folders and ``exclude``'s tree skipped).
+    """Media files under ``folder`` (sorted; hidden files/folders and ``exclude``'s tree skipped:
+    an output folder inside ``folder`` whose earlier outputs are not inputs).
 
     Other (unsupported) files are appended to ``skipped``.
     """
@@ -82,25 +84,6 @@ def _tree(folder: Path, exclude: Path | None, skipped: list[Path] | None = None)
             continue
         found.append(p)
     return sorted(found)
-
-
-def _warn_skipped(folder: Path, skipped: list[Path]) -> None:
-    """One warning for the unsupported files of a folder: how many of each type, and examples."""
-    if not skipped:
-        return
-    from collections import Counter
-
-    from kdsharp.console import warn
-
-    kinds = Counter(p.suffix.lower() or "(no extension)" for p in skipped)
-    what = ", ".join(f"{n} {ext}" for ext, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    examples = ", ".join(str(p.relative_to(folder)) for p in sorted(skipped)[:3])
-    more = ", ..." if len(skipped) > 3 else ""
-    fix = "; convert GIFs to PNG or MP4 (e.g. ffmpeg -i in.gif in.mp4)" if ".gif" in kinds else ""
-    warn(
-        f"{folder}: skipped {len(skipped)} unsupported file{'s' * (len(skipped) != 1)} ({what}: "
-        f"{examples}{more}): only images and videos are sharpened{fix}"
-    )
 
 
 def _single_file_target(src: Path, output: Path) -> Path:
@@ -145,6 +128,8 @@ def plan_outputs(
     .txt) raises too, unless ``rejected`` is a list: then ``(file, message)`` is appended to it and
     planning goes on. Unsupported files inside folders are left out with one warning per folder.
     """
+    if not str(output).strip():  # Path("") would be the current folder
+        raise KdsharpError("the output is empty (pass an output file or folder as output=PATH)", params=["output"])
     inputs = [Path(p) for p in inputs]
     output = Path(output)
     if not inputs:
@@ -152,6 +137,8 @@ def plan_outputs(
     for p in inputs:
         if not p.exists():
             raise InputError(p, "no such file or folder", "check the path")
+        if not (p.is_file() or p.is_dir()):
+            raise InputError(p, NOT_REGULAR, "pass image or video files or folders")
     media = []
     for p in inputs:
         if p.is_file() and not is_media_file(p):
@@ -174,11 +161,19 @@ def plan_outputs(
                 plan.append((p, output / p.name))
                 continue
             base = output if len(inputs) == 1 else output / p.resolve().name
+            if base.resolve() == p.resolve() and not overwrite:
+                raise OutputError(
+                    base,
+                    "is the input folder itself, and its files would be overwritten",
+                    "choose another output folder, or pass overwrite=True to sharpen them in place",
+                    params=["overwrite"],
+                )
+            inside = p.resolve() in out_resolved.parents  # not read back: its files are earlier outputs
             skipped: list[Path] = []
-            files = _tree(p, exclude=out_resolved, skipped=skipped)
+            files = _tree(p, exclude=out_resolved if inside else None, skipped=skipped)
             if not files:
                 raise InputError(p, "contains no images or videos", MEDIA_HINT)
-            _warn_skipped(p, skipped)
+            warn_skipped(p, skipped, "only images and videos are sharpened")
             plan += [(f, base / f.relative_to(p)) for f in files]
     _check_plan(plan, overwrite)
     return plan
@@ -188,10 +183,13 @@ def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
     """Each output once, none over an input or an existing file (unless ``overwrite``), every
     output folder writable: all checked once, before any work."""
     seen: dict[Path, Path] = {}
+    inputs = {src.resolve(): src for src, _ in plan}
     for src, dst in plan:
         key = dst.resolve()
         if key in seen:
             raise OutputError(dst, f"both {seen[key]} and {src} would be written here", "sharpen them separately")
+        if key in inputs and key != src.resolve():  # even with overwrite: it would be read already sharpened
+            raise OutputError(dst, f"is an input, and {src} would be written over it", "choose another output folder")
         seen[key] = src
     existing = [] if overwrite else [dst for src, dst in plan if dst.exists() and dst.resolve() != src.resolve()]
     if len(existing) > 1:  # one line for all of them, not one run per file

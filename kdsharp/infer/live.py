@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import torch
 
-from kdsharp.errors import InputError
+from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
-from kdsharp.io.video import frame_to_rgb, open_video_stream, probe_video
+from kdsharp.io.video import frame_to_rgb, open_video_stream, probe_video, why
 
 
 @dataclass
@@ -37,9 +37,10 @@ class LiveStats:
     latency_s: float = 0.0  # sum over processed frames
     wall_s: float = 0.0
     sink: str = ""
-    interrupted: bool = False  # stopped by Ctrl-C (the output was still finished)
+    interrupted: str | None = None  # 'Ctrl-C' or 'SIGTERM' when stopped so (the output was still finished)
     path: str = "rgb"  # 'yuv' or 'rgb' (see kdsharp.infer.frames)
     reused: float | None = None  # fraction of tiles temporal reuse did not recompute
+    partial: str | None = None  # the warning when a file source turned corrupt part way (frames before it kept)
 
     @property
     def dropped_pct(self) -> float:
@@ -57,7 +58,7 @@ class LiveStats:
     def summary(self) -> str:
         reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
         return (
-            ("stopped (Ctrl-C): " if self.interrupted else "")
+            (f"stopped ({self.interrupted}): " if self.interrupted else "")
             + f"{self.processed} frames processed, {self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
             f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms ({self.path} path{reuse}) "
             f"-> {self.sink}"
@@ -100,12 +101,15 @@ class Source:
 
     A frame is an ``av.VideoFrame`` (files, streams) or a uint8 HxWx3 RGB array (cameras). With
     ``pace`` the frames are released at their media time (real-time emulation of a file).
-    ``audio_from``: a file whose audio a file sink copies.
+    ``audio_from``: a file whose audio a file sink copies; ``info``: a file's
+    :class:`~kdsharp.io.video.VideoInfo` (size, rotation and colour tags for the sink).
+    ``partial`` is set by a file's frames when it turned corrupt part way (the frames before are kept).
     """
 
-    def __init__(self, name: str, frames, fps: float, pace: bool, release=None, audio_from=None, size=None):
-        self.name, self.fps, self.pace, self.audio_from = name, fps, pace, audio_from
-        self.size = size  # (width, height) when known before the first frame (files)
+    def __init__(self, name: str, frames, fps: float, pace: bool, release=None, audio_from=None, info=None):
+        self.name, self.fps, self.pace, self.audio_from, self.info = name, fps, pace, audio_from, info
+        self.size = (info.width, info.height) if info is not None else None  # known before the first frame
+        self.partial: str | None = None
         self.slot = LatestFrame()
         self._frames, self._release = frames, release
         self._stop = threading.Event()
@@ -148,25 +152,36 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
     if "://" in text:
         return _url(text, fps)
     info = probe_video(text)
-    rate = float(fps or info.fps)
+    rate = min(float(fps), float(info.fps)) if fps else float(info.fps)
     tb = info.time_base
 
     def frames():
-        pts0 = None
+        """Frames at their media time (so a sink's audio stays in sync); with ``fps`` below the file's
+        rate, frames are taken every 1/fps s and the others skipped (a file is never sped up or slowed)."""
+        pts0, taken, decoded = None, 0, 0
         with open_video_stream(text, threads=1) as (container, stream):
             try:
                 for i, f in enumerate(container.decode(stream)):
-                    if fps or f.pts is None:
-                        yield f, i / rate
+                    decoded = i + 1
+                    if f.pts is None:
+                        t = i / float(info.fps)
+                    else:
+                        pts0 = f.pts if pts0 is None else pts0
+                        t = float((f.pts - pts0) * tb)
+                    if fps and t < taken / rate - 1e-6:
                         continue
-                    pts0 = f.pts if pts0 is None else pts0
-                    yield f, float((f.pts - pts0) * tb)
+                    taken += 1
+                    yield f, t
             except av.error.FFmpegError as e:
-                raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e
+                if not taken:
+                    raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e
+                opened.partial = (
+                    f"{text}: video is corrupt or truncated at frame {decoded + 1} ({why(e)}); "
+                    f"kept the {decoded} frames decoded before it"
+                )
 
-    return Source(
-        text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None, size=(info.width, info.height)
-    )
+    opened = Source(text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None, info=info)
+    return opened
 
 
 def _camera(index: int, fps: float | None) -> Source:
@@ -252,7 +267,7 @@ def run_live(
     keep_freed_memory()
     src = open_source(source, fps)
     try:
-        out = open_sink(sink, fps or src.fps, overwrite, audio_from=src.audio_from)
+        out = open_sink(sink, src.fps, overwrite, audio_from=src.audio_from, info=src.info)
         if sharpener is None:
             from kdsharp.infer.sharpener import Sharpener
 
@@ -274,15 +289,20 @@ def run_live(
     try:
         with src, torch_threads(threads), _live_progress(progress, src) as (bar, task):
             try:
-                _loop(src, out, sharpener, side_by_side, max_frames, stats, True if reuse is None else reuse, bar, task)
-            except KeyboardInterrupt:  # Ctrl-C: the only way to stop a camera; keep what was recorded
-                stats.interrupted = True
+                ended = _loop(
+                    src, out, sharpener, side_by_side, max_frames, stats, True if reuse is None else reuse, bar, task
+                )
+                if ended and src.partial is None:  # the whole source went through: all of its audio too
+                    out.cut_audio = False
+            except KeyboardInterrupt as e:  # Ctrl-C: the only way to stop a camera; keep what was recorded
+                stats.interrupted = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
     except BaseException as e:
         failure = e
         raise
     finally:
         stats.dropped = src.slot.dropped
         stats.wall_s = time.perf_counter() - start
+        stats.partial = src.partial
         _close_sink(out, failure)
     return stats
 
@@ -347,7 +367,8 @@ def _loop(
     reuse: bool = True,
     bar=None,
     task=None,
-) -> LiveStats:
+) -> bool:
+    """Process frames until the source ends (returns True), ``max_frames``, or the sink quits (False)."""
     from kdsharp.infer.frames import make_processor
 
     rate = 0.0  # smoothed model frames/s for the overlay
@@ -361,7 +382,7 @@ def _loop(
             if item is None:
                 if src.slot.error is not None:
                     raise src.slot.error
-                break
+                return True
             frame, t_media, t_capture = item
             t0 = time.perf_counter()
             if isinstance(frame, np.ndarray):  # camera: RGB already
@@ -393,4 +414,4 @@ def _loop(
         reuse_state = getattr(proc, "reuse", None)
         if reuse_state is not None:
             stats.reused = reuse_state.stats.skipped_fraction
-    return stats
+    return False

@@ -126,13 +126,13 @@ class Sharpener:
         """Sharpen an OpenCV-layout image: uint8/uint16, HxW grey, HxWx3 BGR or HxWx4 BGRA.
 
         Returns the same dtype and layout: grey stays grey (processed as 3 equal channels, written
-        back as BT.601 luma), 16-bit is processed in float and returned 16-bit, alpha is passed
-        through untouched.
+        back as BT.601 luma; HxWx1 stays HxWx1), 16-bit is processed in float and returned 16-bit,
+        alpha is passed through untouched.
         """
         if not isinstance(img, np.ndarray) or img.dtype not in (np.uint8, np.uint16):
             raise KdsharpError(f"expected a uint8 or uint16 image array, got {getattr(img, 'dtype', type(img))}")
         if img.ndim == 3 and img.shape[2] == 1:
-            img = img[:, :, 0]
+            return self.image(img[:, :, 0])[:, :, None]
         if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
             raise KdsharpError(f"expected HxW, HxWx3 or HxWx4 image, got shape {img.shape}")
         grey = img.ndim == 2
@@ -292,10 +292,13 @@ def sharpen_paths(
     plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
     if not plan:  # nothing to sharpen: do not load the model
         return _reject(BatchResult(), rejected)
-    if preset is not None:  # before loading the model
-        from kdsharp.io.video import check_preset
+    if preset is not None or codec is not None:  # before loading the model: a bad option starts nothing
+        from kdsharp.io.video import check_preset, is_video_file, pick_codec
 
         check_preset(preset, plan[0][1])
+        videos = [dst for _, dst in plan if is_video_file(dst)]
+        if codec is not None and videos:
+            pick_codec(videos[0], codec)
     sharpener = Sharpener(
         model,
         device=device,

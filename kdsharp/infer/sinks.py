@@ -20,7 +20,7 @@ import numpy as np
 
 from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
-from kdsharp.io.video import VIDEO_EXTS, VideoWriter, is_video_file
+from kdsharp.io.video import VIDEO_EXTS, VideoInfo, VideoWriter, is_video_file
 
 
 class FileSink:
@@ -28,7 +28,9 @@ class FileSink:
 
     Encoding runs in its own thread behind a small queue, so it overlaps the model. ``close``
     finishes the file with every frame written so far (audio from ``audio_from`` copied up to the
-    last frame), or discards it when given an exception.
+    last frame, or all of it when ``cut_audio`` is False: the source was played to its end), or
+    discards it when given an exception. ``info``: the source file's
+    :class:`~kdsharp.io.video.VideoInfo`, whose rotation and colour tags the file keeps.
     """
 
     overlay = False
@@ -36,8 +38,16 @@ class FileSink:
     QUEUE = 8
     TIME_BASE = Fraction(1, 90000)  # MPEG clock: whole ticks for 24, 25, 30, 60 and 30000/1001 fps
 
-    def __init__(self, path: str | Path, fps: float, overwrite: bool = False, audio_from: str | Path | None = None):
-        self.path, self.fps, self.audio_from = Path(path), fps, audio_from
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        overwrite: bool = False,
+        audio_from: str | Path | None = None,
+        info: VideoInfo | None = None,
+    ):
+        self.path, self.fps, self.audio_from, self.info = Path(path), fps, audio_from, info
+        self.cut_audio = True
         if not is_video_file(self.path):
             raise OutputError(
                 self.path,
@@ -58,7 +68,14 @@ class FileSink:
         if self._writer is None:
             h, w = frame.shape[:2] if isinstance(frame, np.ndarray) else (frame.height, frame.width)
             self._writer = VideoWriter(
-                self.path, w, h, Fraction(self.fps).limit_denominator(1000), self.TIME_BASE, audio_from=self.audio_from
+                self.path,
+                w,
+                h,
+                Fraction(self.fps).limit_denominator(1000),
+                self.TIME_BASE,
+                audio_from=self.audio_from,
+                display_matrix=self.info.display_matrix if self.info else None,
+                color=self.info,
             ).__enter__()
             self._t0 = t  # the file starts at its first frame (a camera's clock starts earlier)
             self._thread = threading.Thread(target=self._encode, name="kdsharp-live-encode", daemon=True)
@@ -89,7 +106,7 @@ class FileSink:
             self._queue.put(None)
             self._thread.join()
         exc = exc or self._error
-        if exc is None:
+        if exc is None and self.cut_audio:
             self._writer.audio_end = self._writer.last_time  # the audio stops with the last frame
         self._writer.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
         if self._error is not None and exc is self._error:
@@ -164,11 +181,13 @@ class VirtualCamSink:
             self._cam.close()
 
 
-def open_sink(sink: str, fps: float, overwrite: bool = False, audio_from: str | Path | None = None):
+def open_sink(
+    sink: str, fps: float, overwrite: bool = False, audio_from: str | Path | None = None, info: VideoInfo | None = None
+):
     """``'window'``, ``'virtualcam'`` or a video file path (refused if it exists, unless ``overwrite``;
-    audio copied from ``audio_from`` when given)."""
+    audio copied from ``audio_from`` when given; rotation and colour tags from a source file's ``info``)."""
     if sink == "window":
         return WindowSink()
     if sink == "virtualcam":
         return VirtualCamSink(fps)
-    return FileSink(sink, fps, overwrite, audio_from=audio_from)
+    return FileSink(sink, fps, overwrite, audio_from=audio_from, info=info)

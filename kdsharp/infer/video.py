@@ -39,6 +39,7 @@ from kdsharp.io.video import (
     VIDEO_EXTS,
     VideoWriter,
     encoder_settings,
+    ended_early,
     is_video_file,
     open_video_stream,
     probe_video,
@@ -174,22 +175,25 @@ class _Stopped(Exception):
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
-    while True:
+    """``q.put(item)``, raising :class:`_Stopped` as soon as ``stop`` is set (checked before every try:
+    stages that never wait must notice a Ctrl-C too)."""
+    while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return
         except queue.Full:
-            if stop.is_set():
-                raise _Stopped from None
+            pass
+    raise _Stopped
 
 
 def _get(q: queue.Queue, stop: threading.Event):
-    while True:
+    """``q.get()``, raising :class:`_Stopped` as soon as ``stop`` is set."""
+    while not stop.is_set():
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
-            if stop.is_set():
-                raise _Stopped from None
+            pass
+    raise _Stopped
 
 
 def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]:
@@ -251,6 +255,9 @@ def sharpen_video(
             f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
             "encodes video at 8 bits per channel (colour tags are kept)"
         )
+    if info.other_streams:
+        kinds = ", ".join(sorted(set(info.other_streams)))
+        warn(f"{src}: its {len(info.other_streams)} {kinds} stream(s) are not copied (kdsharp copies video and audio)")
     if path == "yuv" and not _luma_ok(sharpener, info):
         raise KdsharpError(
             f"{src}: path=yuv needs a luma model (fast) on the torch backend without tiles "
@@ -279,13 +286,15 @@ def sharpen_video(
     errors: list[BaseException] = []
     processors: list = []
     decoded = [0]
+    end_s = [0.0]  # where the last decoded frame ends, s after the first
     lock = threading.Lock()
 
     def decode() -> None:
         c0 = time.thread_time()
         try:
             with open_video_stream(src, threads=_decoder_threads()) as (container, stream):
-                frames, seq = [], 0
+                frames, seq, start = [], 0, None
+                frame_s = 1 / float(info.fps or 25)
                 it = container.decode(stream)
                 while True:
                     t0 = time.perf_counter()
@@ -300,6 +309,9 @@ def sharpen_video(
                     if f is not None:
                         frames.append(f)
                         decoded[0] += 1
+                        if f.pts is not None:
+                            start = f.pts if start is None else min(start, f.pts)
+                            end_s[0] = max(end_s[0], float((f.pts - start) * stream.time_base) + frame_s)
                     stats.decode_s += time.perf_counter() - t0
                     if frames and (f is None or len(frames) == batch):
                         _put(q_in, (seq, frames), stop)
@@ -313,11 +325,9 @@ def sharpen_video(
                     + (f" ({stats.partial.split('(')[1]}" if stats.partial else ""),
                     "re-encode or remove it",
                 )
-            if stats.partial is None and max_frames is None and info.frames_exact and decoded[0] < info.frames:
-                stats.partial = (
-                    f"{src}: video ends at frame {decoded[0]} of the {info.frames} its header lists "
-                    "(truncated?); kept those frames"
-                )
+            short = ended_early(info, decoded[0], end_s[0]) if stats.partial is None and max_frames is None else None
+            if short:
+                stats.partial = f"{src}: {short}; kept the {decoded[0]} frames decoded"
             stats.decode_cpu_s += time.thread_time() - c0
             for _ in range(workers):
                 _put(q_in, None, stop)

@@ -7,16 +7,21 @@ Tensors inside kdsharp are (N,3,H,W) float RGB in [0,1]. Conversion happens here
 
 from __future__ import annotations
 
+import contextlib
+import struct
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from kdsharp.console import warn
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
 from kdsharp.io.inputs import existing_file
-from kdsharp.io.meta import ImageMeta, read_meta, tiff_params, with_meta
+from kdsharp.io.meta import ImageMeta, png_chunk, png_problem, read_meta, tiff_params, with_meta
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 16384 * 16384  # refuse images larger than this (about 268 Mpx)
@@ -27,11 +32,15 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Sorted image files under ``folder`` (hidden files and our own temp files skipped)."""
+def list_images(folder: str | Path, recursive: bool = True, skipped: list[Path] | None = None) -> list[Path]:
+    """Sorted image files under ``folder`` (hidden files and our own temp files skipped); the other
+    files are appended to ``skipped`` (for :func:`kdsharp.io.inputs.warn_skipped`)."""
     folder = Path(folder)
     it = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(p for p in it if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+    files = [p for p in it if p.is_file() and not p.name.startswith(".")]
+    if skipped is not None:
+        skipped += sorted(p for p in files if not is_image_file(p))
+    return sorted(p for p in files if is_image_file(p))
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -45,32 +54,60 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def read_image_meta(path: str | Path) -> tuple[np.ndarray, ImageMeta]:
     """:func:`read_image` and the file's EXIF and dpi (:class:`kdsharp.io.meta.ImageMeta`), which
-    :func:`write_image` can carry into the output."""
+    :func:`write_image` can carry into the output.
+
+    Grey with alpha (PNG grey + alpha, or grey with a transparent level) is read as BGRA with equal
+    colours and ``meta.grey_alpha`` set. A multi-page TIFF or an animated WebP is refused (like a GIF:
+    only single images are sharpened); 32-bit float samples are read as 16-bit, with a warning.
+    """
     path = existing_file(path, "image")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror or e})", "check its permissions") from e
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
+    buf = data.tobytes()
+    meta = read_meta(buf)
+    if meta.format == "png" and (problem := png_problem(buf)):
+        raise InputError(path, f"not a readable image: PNG {problem}", "re-export or remove it")
+    if meta.frames > 1:
+        what = f"{meta.frames} pages" if meta.format == "tiff" else f"an animation of {meta.frames} frames"
         raise InputError(
             path,
-            "not a readable image (corrupt, truncated or unsupported format)",
-            f"use one of {', '.join(IMAGE_EXTS)}",
+            f"has {what}, and kdsharp sharpens single images",
+            "convert an animation to MP4 (a video), or save the page or frame you want as PNG",
         )
+    with _opencv_quiet():  # our one-line error says it better than OpenCV's log lines
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        fix = "re-export or remove it" if is_image_file(path) else f"use one of {', '.join(IMAGE_EXTS)}"
+        raise InputError(path, "not a readable image (corrupt, truncated or unsupported format)", fix)
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         raise InputError(path, f"image is too large ({img.shape[1]}x{img.shape[0]})", "split it or downscale it first")
     if img.dtype not in (np.uint8, np.uint16):
-        if img.dtype == np.float32:
-            img = (np.clip(img, 0, 1) * 65535 + 0.5).astype(np.uint16)
-        else:
+        if img.dtype != np.float32:
             raise InputError(path, f"unsupported sample type {img.dtype}", "convert it to 8- or 16-bit")
+        warn(f"{path}: 32-bit float samples are read as 16-bit (values clipped to 0..1); the output is 16-bit")
+        img = (np.clip(img, 0, 1) * 65535 + 0.5).astype(np.uint16)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    buf = data.tobytes()
-    meta = read_meta(buf)
+    if meta.grey_key is not None and img.ndim == 2:  # grey + tRNS: a real alpha channel
+        alpha = np.where(img == meta.grey_key, 0, 65535 if img.dtype == np.uint16 else 255).astype(img.dtype)
+        img = np.dstack([img, img, img, alpha])
+    if meta.format == "tiff":  # OpenCV's TIFF decoder turns the pixels upright itself, whatever the flags
+        return img, meta
     orientation = meta.orientation if meta.orientation != 1 else _exif_orientation(buf)
     return _apply_orientation(img, orientation), meta
+
+
+@contextlib.contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """OpenCV's log messages off for the ``with`` block."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -144,25 +181,44 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: Imag
         raise OutputError(path, f"unknown image extension '{path.suffix}'", f"use one of {', '.join(IMAGE_EXTS)}")
     if ext in (".jpg", ".jpeg", ".webp", ".bmp") and img.dtype == np.uint16:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    if ext in (".jpg", ".jpeg", ".bmp") and img.ndim == 3 and img.shape[2] == 4:
+    if ext in (".jpg", ".jpeg") and img.ndim == 3 and img.shape[2] == 4:
         img = img[:, :, :3]
+    if meta is not None and meta.grey_alpha and img.ndim == 3:  # a grey input stays grey
+        grey = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
+        img = grey if img.shape[2] == 3 else np.dstack([grey, grey, grey, img[:, :, 3]])
     params: list[int] = []
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    elif ext == ".webp":
-        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    elif ext == ".webp":  # above 100: lossless, for a lossless input
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101 if meta is not None and meta.lossless else int(quality)]
     elif ext in (".tif", ".tiff"):
         params = tiff_params(meta)
-    ok, buf = cv2.imencode(ext, img, params)
-    if not ok:
-        raise OutputError(path, "the image could not be encoded", "try another format")
-    data = with_meta(buf.tobytes(), ext, meta)
+    if ext == ".png" and meta is not None and meta.grey_alpha and img.ndim == 3:
+        encoded = _png_grey_alpha(img[:, :, 0], img[:, :, 3])  # OpenCV writes no 2-channel PNG
+    else:
+        ok, buf = cv2.imencode(ext, img, params)
+        if not ok:
+            raise OutputError(path, "the image could not be encoded", "try another format")
+        encoded = buf.tobytes()
+    data = with_meta(encoded, ext, meta)
     with atomic_path(path) as tmp:
         try:
             tmp.write_bytes(data)
         except OSError as e:
             raise OutputError(path, f"cannot be written ({e.strerror or e})", "check free space and permissions") from e
     return path
+
+
+def _png_grey_alpha(grey: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A grey + alpha PNG (colour type 4, 8 or 16 bits) of two HxW planes, rows 'Up'-filtered."""
+    h, w = grey.shape
+    depth = 16 if grey.dtype == np.uint16 else 8
+    rows = np.dstack([grey, alpha]).astype(">u2" if depth == 16 else np.uint8).reshape(h, -1).view(np.uint8)
+    up = rows - np.vstack([np.zeros_like(rows[:1]), rows[:-1]])  # uint8 wraps: the PNG 'Up' filter
+    raw = np.hstack([np.full((h, 1), 2, np.uint8), up]).tobytes()
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, 4, 0, 0, 0)
+    chunks = png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw, 6)) + png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
 def to_tensor(img: np.ndarray, bgr: bool = False) -> torch.Tensor:

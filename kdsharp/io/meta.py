@@ -14,6 +14,10 @@ WebP       EXIF chunk                             not written (OpenCV writes sim
 
 Pixels are written upright (EXIF orientation applied on reading), so the copied EXIF has its
 Orientation tag set to 1: viewers must not rotate the output a second time.
+
+Reading also notes what the pixels alone do not say: grey with alpha (PNG grey + alpha, or grey
+with a transparent level), a lossless WebP, the number of pages or frames; and
+:func:`png_problem` finds a truncated or damaged PNG before libpng does (which prints to stderr).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-_ORIENTATION, _XRES, _YRES, _RESUNIT = 0x0112, 0x011A, 0x011B, 0x0128
+_ORIENTATION, _XRES, _YRES, _RESUNIT, _SUBFILE = 0x0112, 0x011A, 0x011B, 0x0128, 0x00FE
 _MAX_APP1 = 65533 - 6  # a JPEG segment holds at most 65533 bytes after its length
 
 
@@ -33,8 +37,14 @@ class ImageMeta:
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
     orientation: int = 1  # the input's EXIF/TIFF orientation (1..8), applied to the pixels on reading
+    format: str = ""  # 'jpeg', 'png', 'webp', 'tiff' ('' for others)
+    grey_alpha: bool = False  # grey with alpha (read as BGRA with equal colours; written grey again)
+    grey_key: int | None = None  # PNG grey + tRNS: the (8/16-bit) grey level that is transparent
+    lossless: bool = False  # a lossless (VP8L) WebP
+    frames: int = 1  # pages of a TIFF (reduced-resolution ones not counted), frames of an animated WebP
 
     def __bool__(self) -> bool:
+        """True if there is EXIF or dpi to write into an output."""
         return self.exif is not None or self.dpi is not None
 
 
@@ -139,6 +149,24 @@ def _read_jpeg(data: bytes) -> ImageMeta:
     return meta
 
 
+def tiff_pages(tiff: bytes) -> int:
+    """Full-resolution pages of a TIFF: its IFD chain, less reduced-resolution images (thumbnails)."""
+    e, ifd, _ = _ifd0(tiff)
+    pages, seen = 0, set[int]()
+    while ifd and ifd not in seen and ifd + 2 <= len(tiff) and len(seen) < 10000:
+        seen.add(ifd)
+        (count,) = struct.unpack(e + "H", tiff[ifd : ifd + 2])
+        subfile = 0
+        for i in range(count):
+            at = ifd + 2 + 12 * i
+            tag, typ = struct.unpack(e + "HH", tiff[at : at + 4])
+            if tag == _SUBFILE:
+                subfile = int(_value(tiff, e, typ, at) or 0)
+        pages += not subfile & 1
+        (ifd,) = struct.unpack(e + "I", tiff[ifd + 2 + 12 * count : ifd + 6 + 12 * count])
+    return max(pages, 1)
+
+
 def _png_chunks(data: bytes):
     """Yield (type, payload start, payload end, chunk end) of a PNG's chunks."""
     i = 8
@@ -151,10 +179,30 @@ def _png_chunks(data: bytes):
         i += 12 + length
 
 
+def png_problem(data: bytes) -> str | None:
+    """What is wrong with a PNG's chunk structure (truncated, a CRC error), or None if it is whole."""
+    for kind, a, b, end in _png_chunks(data):
+        if end > len(data):
+            return f"truncated in its {kind.decode('latin-1')} chunk"
+        if struct.unpack(">I", data[b:end])[0] != zlib.crc32(data[a - 4 : b]):
+            return f"damaged (CRC error in its {kind.decode('latin-1')} chunk)"
+        if kind == b"IEND":
+            return None
+    return "truncated (no IEND chunk)"
+
+
 def _read_png(data: bytes) -> ImageMeta:
-    meta = ImageMeta()
+    meta = ImageMeta(format="png")
+    depth, colour = 8, -1
     for kind, a, b, _ in _png_chunks(data):
-        if kind == b"eXIf":
+        if kind == b"IHDR" and b - a == 13:
+            depth, colour = data[a + 8], data[a + 9]
+            meta.grey_alpha = colour == 4
+        elif kind == b"tRNS" and b - a == 2 and colour == 0:  # grey + a transparent level
+            (key,) = struct.unpack(">H", data[a:b])
+            meta.grey_key = key * (255 // (2**depth - 1)) if depth < 8 else key  # OpenCV expands 1/2/4 bits to 8
+            meta.grey_alpha = True
+        elif kind == b"eXIf":
             meta.exif = data[a:b]
         elif kind == b"pHYs" and b - a == 9:
             x, y, unit = struct.unpack(">IIB", data[a:b])
@@ -166,15 +214,21 @@ def _read_png(data: bytes) -> ImageMeta:
 
 
 def _read_webp(data: bytes) -> ImageMeta:
-    meta = ImageMeta()
-    i = 12
+    meta = ImageMeta(format="webp")
+    i, frames = 12, 0
     while i + 8 <= len(data):
         kind = data[i : i + 4]
         (length,) = struct.unpack("<I", data[i + 4 : i + 8])
         if kind == b"EXIF":
             exif = data[i + 8 : i + 8 + length]
             meta.exif = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+        elif kind == b"VP8L":
+            meta.lossless = True
+        elif kind == b"ANMF":  # an animation frame: its image chunks are inside it
+            frames += 1
+            meta.lossless = meta.lossless or data[i + 24 : i + 28] == b"VP8L"
         i += 8 + length + (length & 1)
+    meta.frames = max(frames, 1)
     return meta
 
 
@@ -183,12 +237,13 @@ def read_meta(data: bytes) -> ImageMeta:
     try:
         if data[:2] == b"\xff\xd8":
             meta = _read_jpeg(data)
+            meta.format = "jpeg"
         elif data[:8] == b"\x89PNG\r\n\x1a\n":
             meta = _read_png(data)
         elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             meta = _read_webp(data)
         elif data[:4] in (b"II*\x00", b"MM\x00*"):  # TIFF: its own tags, no separate EXIF block
-            return ImageMeta(None, tiff_dpi(data), tiff_orientation(data))
+            return ImageMeta(None, tiff_dpi(data), tiff_orientation(data), "tiff", frames=tiff_pages(data))
         else:
             return ImageMeta()
     except (struct.error, IndexError, ValueError, OverflowError):  # metadata is best effort
@@ -224,7 +279,7 @@ def _dpi_ints(dpi: tuple[float, float]) -> tuple[int, int]:
     return tuple(min(65535, max(1, int(round(v)))) for v in dpi)  # type: ignore[return-value]
 
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
@@ -237,9 +292,9 @@ def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
         if kind == b"IHDR":
             if meta.dpi:
                 ppm = [min(2**31 - 1, max(1, int(round(v / 0.0254)))) for v in meta.dpi]
-                out += _png_chunk(b"pHYs", struct.pack(">IIB", *ppm, 1))
+                out += png_chunk(b"pHYs", struct.pack(">IIB", *ppm, 1))
             if meta.exif:
-                out += _png_chunk(b"eXIf", upright_exif(meta.exif))
+                out += png_chunk(b"eXIf", upright_exif(meta.exif))
     return bytes(out)
 
 
@@ -265,4 +320,15 @@ def tiff_params(meta: ImageMeta | None) -> list[int]:
     return [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, x, cv2.IMWRITE_TIFF_YDPI, y]
 
 
-__all__ = ["ImageMeta", "read_meta", "tiff_dpi", "tiff_orientation", "tiff_params", "upright_exif", "with_meta"]
+__all__ = [
+    "ImageMeta",
+    "png_chunk",
+    "png_problem",
+    "read_meta",
+    "tiff_pages",
+    "tiff_dpi",
+    "tiff_orientation",
+    "tiff_params",
+    "upright_exif",
+    "with_meta",
+]

@@ -69,7 +69,9 @@ class VideoInfo:
     color_trc: int = 2
     pix_fmt: str = ""  # the decoded pixel format, e.g. yuv420p, yuv420p10le
     bit_depth: int = 8  # bits per sample of the source (10 for yuv420p10le)
-    frames_exact: bool = False  # ``frames`` is the container's own count (not estimated from the duration)
+    frames_exact: bool = False  # ``frames`` is an MP4/MOV sample count (exact), not an index or an estimate
+    video_end_s: float = 0.0  # where the video stream ends by its header, s from its first frame (0: unknown)
+    other_streams: tuple[str, ...] = ()  # kinds of the streams kdsharp does not copy (subtitle, data, ...)
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -77,7 +79,12 @@ def _open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise InputError(path, f"not a readable video ({_why(e)})", f"use one of {', '.join(VIDEO_EXTS)}") from e
+        fix = (
+            "the file is damaged or not a video: re-export or remove it"
+            if is_video_file(path)
+            else f"use one of {', '.join(VIDEO_EXTS)}"
+        )
+        raise InputError(path, f"not a readable video ({_why(e)})", fix) from e
 
 
 def why(e: Exception) -> str:
@@ -109,8 +116,10 @@ def probe_video(path: str | Path) -> VideoInfo:
                 matrix = tuple(int(v) for v in np.frombuffer(bytes(sd), "<i4"))
         fps = s.average_rate or s.guessed_rate or Fraction(25)
         tb = s.time_base or Fraction(1, 90000)
-        dur = float(s.duration * tb) if s.duration else (c.duration or 0) / 1e6
+        dur = _video_duration(c, s, tb)
         frames = int(s.frames or 0) or int(round(dur * fps))
+        # an MP4/MOV sample table counts the frames exactly; an AVI index also counts empty (dropped) chunks
+        exact = bool(s.frames) and "mp4" in (c.format.name or "")
         return VideoInfo(
             path,
             first.width,
@@ -129,8 +138,36 @@ def probe_video(path: str | Path) -> VideoInfo:
             int(first.color_trc),
             first.format.name,
             _bit_depth(first.format),
-            bool(s.frames),
+            exact,
+            dur,
+            tuple(st.type for st in c.streams if st.type not in ("video", "audio")),
         )
+
+
+def _video_duration(c: av.container.InputContainer, s: Any, tb: Fraction) -> float:
+    """The video stream's duration by the header, s: its own, a Matroska DURATION tag, else the file's."""
+    if s.duration:
+        return float(s.duration * tb)
+    tag = next((v for k, v in (s.metadata or {}).items() if k.upper() == "DURATION"), None)
+    if tag:
+        with contextlib.suppress(ValueError):
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+    return (c.duration or 0) / 1e6
+
+
+def ended_early(info: VideoInfo, frames: int, end_s: float) -> str | None:
+    """Why a video that decoded ``frames`` frames, the last ending at ``end_s`` s after the first frame's
+    start, looks cut short against its header (None if it does not): fewer frames than an exact MP4
+    count, or (other containers) an end more than 0.5 s or 3 frames before the header's duration."""
+    if info.frames_exact:
+        if frames < info.frames:
+            return f"video ends at frame {frames} of the {info.frames} its header lists (truncated?)"
+        return None
+    slack = max(0.5, 3 / float(info.fps or 25))
+    if info.video_end_s > 0 and end_s < info.video_end_s - slack:
+        return f"video ends at {end_s:.2f} s of the {info.video_end_s:.2f} s its header gives (truncated?)"
+    return None
 
 
 def _bit_depth(fmt: av.VideoFormat) -> int:
@@ -268,7 +305,10 @@ class VideoWriter:
         self.path = Path(path)
         self.size = (int(width), int(height))
         self.fps = Fraction(fps).limit_denominator(100000)
-        self.time_base = Fraction(time_base) if time_base else 1 / self.fps
+        self.time_base = Fraction(time_base) if time_base else 1 / self.fps  # the unit of the pts given to write
+        # AVI has no timestamps, only a frame period: its stream counts frames (pts converted)
+        self._avi = self.path.suffix.lower() == ".avi"
+        self._stream_tb = 1 / self.fps if self._avi else self.time_base
         enc = encoder_settings(int(width), int(height), codec, preset, crf, self.path)
         self.codec = enc.codec
         self.crf = enc.crf
@@ -322,12 +362,14 @@ class VideoWriter:
             s.pix_fmt = "yuv444p" if odd else "yuv420p"
         else:
             s.pix_fmt = "yuv420p"
-        s.codec_context.time_base = self.time_base
-        s.time_base = self.time_base
+        s.codec_context.time_base = self._stream_tb
+        s.time_base = self._stream_tb
         crf = self.crf
         opts: dict[str, Any] = {}
         if self.codec in ("libx264", "libx265"):
             opts = {"crf": str(crf), "preset": self.preset}
+            if self._avi:
+                opts["bf"] = "0"  # AVI stores frames in decoding order only: no B-frame reordering
             if self.codec == "libx265":
                 opts["x265-params"] = "log-level=error"
         elif self.codec == "libvpx-vp9":
@@ -336,14 +378,29 @@ class VideoWriter:
             s.bit_rate = int(w * h * float(self.fps) * 0.25)
         s.options = opts
         s.thread_type = "AUTO"
+        cs = self.color.colorspace if self.color and self.color.colorspace in _SWS_COLORSPACES else None
         if self.color is not None:
-            for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
+            tags = {
+                # the matrix the frames are converted with: the source's, or swscale's BT.601 (6) for
+                # sources without a YUV matrix (RGB video), never the source's 'RGB' tag on YUV data
+                "colorspace": cs if cs is not None or self.color.colorspace == 2 else 6,
+                "color_range": self.color.color_range,
+                "color_primaries": self.color.color_primaries,
+                "color_trc": self.color.color_trc,
+            }
+            for attr, value in tags.items():
                 with contextlib.suppress(Exception):
-                    setattr(s.codec_context, attr, getattr(self.color, attr))
+                    setattr(s.codec_context, attr, value)
         if self.display_matrix is not None:
+            if self._avi and _rotation(self.display_matrix):
+                from kdsharp.console import warn
+
+                warn(
+                    f"{self.path}: AVI cannot store the source's rotation ({_rotation(self.display_matrix)} degrees): "
+                    "players will show it sideways (write .mp4, .mkv or .mov to keep it)"
+                )
             s.set_display_matrix(list(self.display_matrix))
         self._video = s
-        cs = self.color.colorspace if self.color and self.color.colorspace in _SWS_COLORSPACES else None
         rng = self.color.color_range if self.color and self.color.color_range in (1, 2) else None
         self._reformat: dict[str, Any] = dict(
             format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng, interpolation=TO_YUV_FLAGS
@@ -417,16 +474,17 @@ class VideoWriter:
                 f"frame {frame.width}x{frame.height} does not match the video size {self.size[0]}x{self.size[1]}",
                 "report this as a bug",
             )
-        if pts is None:
-            pts = frame.pts if frame.pts is not None else self._next_pts
+        given = pts if pts is not None else frame.pts
+        # in the stream's unit (the same as time_base except for AVI)
+        pts = self._next_pts if given is None else round(int(given) * self.time_base / self._stream_tb)
         pts = max(int(pts), self._last_pts + 1)  # encoders need strictly increasing timestamps
-        step = max(1, round(1 / (self.fps * self.time_base)))
+        step = max(1, round(1 / (self.fps * self._stream_tb)))
         self._last_pts = pts
         self._next_pts = pts + step
         frame = self.prepare(frame)
         frame.pts = int(pts)
-        frame.time_base = self.time_base
-        self.last_time = float((pts + step) * self.time_base)
+        frame.time_base = self._stream_tb
+        self.last_time = float((pts + step) * self._stream_tb)
         self._mux_video(self._video.encode(frame))
         self.frames += 1
 
@@ -470,6 +528,12 @@ class VideoWriter:
             from kdsharp.console import warn
 
             warn(self.audio_warning)
+
+
+def _rotation(matrix: tuple[int, ...]) -> int:
+    """Counter-clockwise degrees (0, 90, 180, 270) of an FFmpeg display matrix (9 int32, 16.16 fixed point)."""
+    a, b = matrix[0], matrix[1]
+    return int(round(-np.degrees(np.arctan2(b, a)))) % 360
 
 
 def _format_for(path: Path) -> str | None:

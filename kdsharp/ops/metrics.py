@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from kdsharp.ops.filters import gaussian_kernel1d
 
 _WIN, _SIGMA, _K1, _K2 = 11, 1.5, 0.01, 0.03
+SSIM_MIN_SIDE = _WIN  #: px: SSIM needs images at least this wide and high
 
 #: dB. Identical images have infinite PSNR; means over images count them as this many dB.
 PSNR_CAP = 100.0
@@ -42,6 +43,8 @@ def _data_range(a: np.ndarray) -> float:
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    if a.dtype != b.dtype:  # uint8 (0..255) against float (0..1) would compare different scales
+        raise ValueError(f"images differ in dtype: {a.dtype} vs {b.dtype} (convert both to the same type and range)")
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
