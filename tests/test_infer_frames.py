@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_test_image
-from test_infer_helpers import make_video, tiny_model, video_facts
+from test_infer_helpers import encode_rgb_frames, make_video, tiny_model, video_facts
 
 import kdsharp.infer.backends as backends
 from kdsharp.cli import main
@@ -268,18 +268,9 @@ def test_max_frames_and_bad_path_option(tmp_path):
 
 def _streamable(path: Path, frames: int = 30) -> Path:
     """An H.264 MP4 with its index first (faststart), so a cut copy still opens and lists every frame."""
-    out = av.open(str(path), "w", options={"movflags": "faststart"})
-    vs = out.add_stream("libx264", rate=15)
-    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-    rng = np.random.default_rng(7)
-    for i in range(frames):  # noise: every frame costs about as many bytes, so a cut lands part way
-        f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
-        f.pts, f.time_base = i, Fraction(1, 15)
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode():
-        out.mux(p)
-    out.close()
+    rng = np.random.default_rng(7)  # noise: every frame costs about as many bytes, so a cut lands part way
+    encode_rgb_frames(av.open(str(path), "w", options={"movflags": "faststart"}), "libx264",
+                      [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(frames)])
     return path
 
 

@@ -59,6 +59,29 @@ def tree_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
+def encode_rgb_frames(out, codec: str, frames, rate: int = 15, pix_fmt: str = "yuv420p",
+                      skip: tuple[int, ...] = (), extra=None) -> None:
+    """Encode RGB uint8 frames (HxWx3) into a new ``codec`` stream of the open container ``out`` (frame i
+    at pts i in 1/rate; indices in ``skip`` are left out, as a capture drops frames), flush and close it.
+    ``extra(out)`` is called after the video stream is added (to add, say, a subtitle stream)."""
+    frames = list(frames)
+    vs = out.add_stream(codec, rate=rate)
+    vs.height, vs.width = frames[0].shape[:2]
+    vs.pix_fmt = pix_fmt
+    if extra is not None:
+        extra(out)
+    for i, img in enumerate(frames):
+        if i in skip:
+            continue
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        f.pts, f.time_base = i, Fraction(1, rate)
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode():
+        out.mux(p)
+    out.close()
+
+
 def make_video(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), fps: int = 15, audio: bool = True,
                rotation: int | None = None, codec: str = "libx264", video: bool = True) -> Path:
     """A small test video made with PyAV directly (not with kdsharp), optionally with an AAC tone."""

@@ -9,7 +9,7 @@ from kdsharp.errors import InputError, OutputError
 from kdsharp.infer.sharpener import Sharpener
 from kdsharp.infer.video import VideoStats
 from kdsharp.io.video import VideoWriter, probe_video, read_frames
-from test_infer_helpers import make_video, sha, tiny_model, video_facts
+from test_infer_helpers import encode_rgb_frames, make_video, sha, tiny_model, video_facts
 
 
 @pytest.fixture(scope="module")
@@ -131,19 +131,11 @@ def _rgb_video(path, size=(48, 32), frames=6):
     """A lossless RGB (libx264rgb, gbrp) video, as screen recorders write: colour matrix 'RGB'."""
     import av
 
-    out = av.open(str(path), "w")
-    vs = out.add_stream("libx264rgb", rate=15)
-    vs.width, vs.height, vs.pix_fmt = size[0], size[1], "rgb24"
     rng = np.random.default_rng(3)
     base = rng.integers(40, 220, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
-    for i in range(frames):
-        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(base, i, axis=1)), format="rgb24")
-        f.pts = i
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode():
-        out.mux(p)
-    out.close()
+    base = np.pad(base, ((0, size[1] - base.shape[0]), (0, size[0] - base.shape[1]), (0, 0)), mode="edge")
+    encode_rgb_frames(av.open(str(path), "w"), "libx264rgb", [np.roll(base, i, axis=1) for i in range(frames)],
+                      pix_fmt="rgb24")
     return path
 
 
@@ -179,17 +171,8 @@ def _avi_with_gap(path, frames=12, missing=5):
     """An MPEG-4 AVI whose index lists an empty chunk where a capture dropped a frame."""
     import av
 
-    out = av.open(str(path), "w")
-    vs = out.add_stream("mpeg4", rate=15)
-    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-    for i in [k for k in range(frames) if k != missing]:
-        f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="rgb24")
-        f.pts = i
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode():
-        out.mux(p)
-    out.close()
+    encode_rgb_frames(av.open(str(path), "w"), "mpeg4", [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(frames)],
+                      skip=(missing,))
     return path
 
 
@@ -238,17 +221,9 @@ def test_audio_longer_than_video_in_matroska_is_complete(tmp_path, sharpener, ca
 def test_streams_that_are_not_copied_are_named_once(tmp_path, sharpener, capsys):
     import av
 
-    with av.open(str(tmp_path / "talk.mkv"), "w") as out:
-        vs = out.add_stream("libx264", rate=15)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        out.add_stream("ass")  # a subtitle track (empty)
-        for i in range(4):
-            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    encode_rgb_frames(av.open(str(tmp_path / "talk.mkv"), "w"), "libx264",
+                      [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(4)],
+                      extra=lambda out: out.add_stream("ass"))  # a subtitle track (empty)
     sharpener.video(tmp_path / "talk.mkv", tmp_path / "out.mkv")
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "talk.mkv: its 1 subtitle stream(s) are not copied" in warnings[0]
