@@ -5,6 +5,7 @@
     load_model("fast")                    # shipped weights, inference mode, re-parameterized
     load_model("runs/x/last.pth")         # a trainer checkpoint: its EMA weights (ema=False: raw)
     load_model("motion_deblurring.pth")   # an official Restormer checkpoint
+    load_model("student@x8")              # with a test-time self-ensemble (8 symmetries averaged)
     model_info("student")                 # params, GMACs at 1080p, weights shipped?
 
 :func:`load_model` is THE model loader: the CLI, inference, export, evaluation and training
@@ -30,7 +31,16 @@ from torch import nn
 
 from kdsharp.errors import InputError, KdsharpError, UnknownModelError
 from kdsharp.io.weights import WEIGHT_EXTS, load_state_dict_file, save_weights
-from kdsharp.models import ARCHITECTURES, LocalWindows, Restormer, get_entry, model_entries, unwrap
+from kdsharp.models import (
+    ARCHITECTURES,
+    ENSEMBLE_SIZES,
+    LocalWindows,
+    Restormer,
+    SelfEnsemble,
+    get_entry,
+    model_entries,
+    unwrap,
+)
 from kdsharp.models.common import reparameterize, set_memory_format
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -227,6 +237,24 @@ def _looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or Path(name).suffix.lower() in WEIGHT_EXTS
 
 
+ENSEMBLE_SUFFIX = re.compile(r"^(?P<base>.+)@x(?P<n>\d+)$")
+
+
+def split_ensemble(spec: str | Path) -> tuple[str, int]:
+    """``'student@x8'`` -> ``('student', 8)``: a model spec with a self-ensemble suffix ``@xN``
+    (N in :data:`~kdsharp.models.ENSEMBLE_SIZES`); any other spec, or an existing file whose name
+    happens to end so, -> ``(spec, 1)``."""
+    spec = str(spec)
+    m = ENSEMBLE_SUFFIX.match(spec)
+    if m is None or Path(spec).is_file():
+        return spec, 1
+    n = int(m["n"])
+    if n not in ENSEMBLE_SIZES:
+        sizes = ", ".join(f"@x{k}" for k in ENSEMBLE_SIZES if k > 1)
+        raise KdsharpError(f"'{spec}': a self-ensemble averages 2, 4 or 8 symmetries: use {sizes}")
+    return m["base"], n
+
+
 def load_model(
     name_or_path: str | Path,
     device: str | torch.device = "cpu",
@@ -245,7 +273,9 @@ def load_model(
         name_or_path: a registered name (``list_models()``; with its test-time wrapper, e.g. the
             teacher's local windows) or a checkpoint file: a kdsharp ``.safetensors`` / trainer
             ``.pth`` (``arch`` + ``arch_kwargs`` recorded) or an official Restormer checkpoint
-            (``{'params': ...}``, ``{'params_ema': ...}`` or bare).
+            (``{'params': ...}``, ``{'params_ema': ...}`` or bare); either with a self-ensemble
+            suffix ``@x2``/``@x4``/``@x8`` (``student@x8``: :func:`split_ensemble`,
+            :class:`~kdsharp.models.SelfEnsemble`).
         device: where to put it. weights: for a name, load its shipped weights (False: untrained).
         strict: require the checkpoint to match the architecture exactly.
         deploy: re-parameterize models that support it (``fast``) into their single-conv form,
@@ -257,7 +287,10 @@ def load_model(
         KdsharpError: a name whose trained weights do not ship (yet).
         InputError: a missing, corrupt or mismatching checkpoint file.
     """
-    name = str(name_or_path)
+    name, ensemble = split_ensemble(name_or_path)
+    if ensemble > 1:
+        inner = load_model(name, device, weights=weights, strict=strict, deploy=deploy, ema=ema)
+        return SelfEnsemble(inner, ensemble).eval().requires_grad_(False)
     if get_entry(name) is not None:
         model = create_model(name)
         if weights:

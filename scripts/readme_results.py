@@ -26,6 +26,8 @@ from kdsharp.evaluate.tables import ROW_TITLES, method_table
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 RT_BEGIN, RT_END = "<!-- realtime:begin -->", "<!-- realtime:end -->"
 DEMO_BEGIN, DEMO_END = "<!-- demo:begin -->", "<!-- demo:end -->"
+ENS_BEGIN, ENS_END = "<!-- ensemble:begin -->", "<!-- ensemble:end -->"
+ENSEMBLE_REPORT = Path("docs/eval/ensemble/report.json")
 RT_TARGETS = {"1080p_pan/fast": 24.0, "720p_pan/fast": 40.0, "720p_talking/fast": 40.0, "1080p_pan/student": 8.0,
               "1080p_pan/student/compile": 8.0}
 TARGETS = {"teacher": 1.8, "student": 1.0, "fast": 0.6}
@@ -344,6 +346,28 @@ def demo(d: dict) -> list[str]:
             f"{d['ssim_out']:.3f}."]
 
 
+def ensemble(report: dict) -> list[str]:
+    """The self-ensemble table from its own `kdsharp eval` report (rows NAME and NAME@xN)."""
+    d, presets = report["data"], list(report["presets"])
+    out = [f"`kdsharp eval --models {','.join(report['rows'][2:])} --no-fps` ([`docs/eval/ensemble/report.md`]"
+           f"(docs/eval/ensemble/report.md)): the {d['n_images']} test-split photos, presets "
+           f"{', '.join(f'`{p}`' for p in presets)} (seed {d['seed']}) as above; ΔPSNR (dB) over the input:", "",
+           "| Method | GMACs@1080p | mean ΔPSNR | mean ΔSSIM | " + " | ".join(f"{p} ΔPSNR" for p in presets)
+           + " | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |",
+           "|---|---:|---:|---:|" + "---:|" * len(presets) + "---|---|"]
+    for row in report["rows"][1:]:
+        o = report["overall"][row]
+        per = [report["presets"][p]["rows"] for p in presets]
+        g = report["methods"][row].get("gmacs_1080p")
+        every = all(r[row]["delta_psnr"] >= 0.2 for r in per)
+        above = row == "unsharp" or all(r[row]["delta_psnr"] > r["unsharp"]["delta_psnr"] for r in per)
+        out.append(f"| {ROW_TITLES.get(row, row)} | {'–' if g is None else f'{g:.1f}'} | {_d(o['delta_psnr'])} | "
+                   f"{o.get('delta_ssim', o['ssim'] - report['overall']['input']['ssim']):+.4f} | "
+                   + " | ".join(_d(r[row]["delta_psnr"]) for r in per)
+                   + f" | {'yes' if every else 'no'} | {'–' if row == 'unsharp' else ('yes' if above else 'no')} |")
+    return out
+
+
 def render(report: dict, train_dir: Path, bench_dir: Path = Path("docs/bench")) -> str:
     return "\n".join([BEGIN, *quality(report), *training(train_dir), *lineage_curves(train_dir, report),
                       *detail_ablation(train_dir), *ablation(train_dir, report), *race(train_dir),
@@ -372,6 +396,9 @@ def main() -> int:
     if DEMO_BEGIN in new and DEMO_END in new and demo_file.exists():
         d_block = "\n".join([DEMO_BEGIN, *demo(json.loads(demo_file.read_text())), DEMO_END])
         new = new[: new.index(DEMO_BEGIN)] + d_block + new[new.index(DEMO_END) + len(DEMO_END):]
+    if ENS_BEGIN in new and ENS_END in new and ENSEMBLE_REPORT.exists():
+        e_block = "\n".join([ENS_BEGIN, *ensemble(json.loads(ENSEMBLE_REPORT.read_text())), ENS_END])
+        new = new[: new.index(ENS_BEGIN)] + e_block + new[new.index(ENS_END) + len(ENS_END):]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

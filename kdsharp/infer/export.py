@@ -44,15 +44,24 @@ def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
     """The bare architecture to trace, fp32 on the CPU, re-parameterized where it can be: a
     test-time wrapper (the teacher's local windows) is dropped, since a traced graph would bake
     one frame size's windows. Names and paths load with ``load_model`` (EMA weights)."""
-    from kdsharp.models import unwrap
+    from kdsharp.models import SelfEnsemble, TestTimeWrapper, unwrap
     from kdsharp.models.common import reparameterize, set_memory_format
 
     if isinstance(model_or_name, nn.Module):
-        model = copy.deepcopy(unwrap(model_or_name))
+        wrapped = model_or_name
     else:
         from kdsharp.registry import load_model
 
-        model = unwrap(load_model(model_or_name, deploy=False))
+        wrapped = load_model(model_or_name, deploy=False)
+    layer = wrapped
+    while isinstance(layer, TestTimeWrapper):
+        if isinstance(layer, SelfEnsemble) and layer.n > 1:  # dropping it would silently change the output
+            raise KdsharpError(
+                f"{model_or_name if not isinstance(model_or_name, nn.Module) else 'the model'}: a self-ensemble "
+                "(@xN) runs with the torch backend only: drop the @xN suffix to export or use ONNX"
+            )
+        layer = layer.model
+    model = copy.deepcopy(unwrap(wrapped)) if isinstance(model_or_name, nn.Module) else unwrap(wrapped)
     model = set_memory_format(model.float().cpu().eval(), torch.contiguous_format)
     reparameterize(model)
     return model

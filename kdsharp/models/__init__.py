@@ -30,7 +30,7 @@ and fast s4 <-> teacher s4.
 All features are decoder-side (what the network is about to reconstruct from), so the same
 name means the same role in both models.
 
-Test-time strategies (the teacher's local windows) are wrappers around an architecture
+Test-time strategies (the teacher's local windows, the self-ensemble) are wrappers around an architecture
 (:mod:`kdsharp.models.wrappers`): a registered name may build a wrapped model (``teacher`` is
 ``LocalWindows(restormer_tiny(), 192)``); ``unwrap(model)`` gives the architecture, which owns the
 weights, the features and the contract above.
@@ -44,7 +44,7 @@ from kdsharp.models.fast import FastNet, RepConv
 from kdsharp.models.restormer import Restormer
 from kdsharp.models.resunet import ResUNet
 from kdsharp.models.unet import ResUNetLite, UNet
-from kdsharp.models.wrappers import LocalWindows, TestTimeWrapper, unwrap
+from kdsharp.models.wrappers import ENSEMBLE_SIZES, LocalWindows, SelfEnsemble, TestTimeWrapper, unwrap
 
 ARCHITECTURES = {cls.__name__: cls for cls in (Restormer, ResUNet, ResUNetLite, UNet, FastNet)}
 """Class name -> class, used to rebuild a model from a checkpoint's ``arch`` + ``arch_kwargs``."""
@@ -52,12 +52,14 @@ ARCHITECTURES = {cls.__name__: cls for cls in (Restormer, ResUNet, ResUNetLite, 
 __all__ = [
     "ARCHITECTURES",
     "FastNet",
+    "ENSEMBLE_SIZES",
     "LocalWindows",
     "ModelEntry",
     "RepConv",
     "ResUNet",
     "ResUNetLite",
     "Restormer",
+    "SelfEnsemble",
     "TestTimeWrapper",
     "UNet",
     "get_entry",

@@ -2,6 +2,7 @@
 frame is fed to it at test time (local windows, tiles) lives here, as NAFNet's ``Local`` wrappers do.
 
     teacher = LocalWindows(restormer_tiny(), window=192)   # what the registered 'teacher' is
+    SelfEnsemble(load_model("student"), 8)                 # 'student@x8': the mean over 8 symmetries
     unwrap(teacher)                                        # the bare Restormer: weights, features
 
 A wrapper holds the architecture as ``.model`` and owns no weights: checkpoints hold the bare
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kdsharp.ops.geometry import dihedral, dihedral_inverse
 from kdsharp.ops.tiling import tiled_forward
 
 MIN_WINDOW = 32  # px; smaller windows leave a model too little context to restore
@@ -60,6 +62,39 @@ class LocalWindows(TestTimeWrapper):
         return f"window={self.window}, overlap={self.overlap}"
 
 
+ENSEMBLE_SIZES = (1, 2, 4, 8)  # symmetries averaged by SelfEnsemble: identity, + left-right, + up-down, + transposes
+
+
+class SelfEnsemble(TestTimeWrapper):
+    """The mean of an eval-mode ``model``'s outputs on ``n`` flipped / transposed copies of the input.
+
+    Geometric self-ensemble (Lim et al., EDSR, CVPR-W 2017; "x8" in the super-resolution
+    literature): each copy is run through the model and turned back (:func:`kdsharp.ops.geometry.
+    dihedral_inverse`), and the copies are averaged. It costs ``n`` forward passes; in return the
+    errors the model makes differently in each orientation partly cancel. ``n``: 1 (the model
+    alone), 2 (+ left-right flip), 4 (+ up-down flips) or 8 (+ the transposes). Training mode runs
+    the model once. (N,3,H,W) float RGB [0,1] -> same.
+    """
+
+    def __init__(self, model: nn.Module, n: int = 8):
+        super().__init__(model)
+        if int(n) not in ENSEMBLE_SIZES:
+            raise ValueError(f"a self-ensemble averages 1, 2, 4 or 8 symmetries, got {n}")
+        self.n = int(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) -> (N,3,H,W): the mean over the first ``n`` symmetries (one pass when training)."""
+        if self.training or self.n == 1:
+            return self.model(x)
+        total = self.model(x)
+        for code in range(1, self.n):
+            total = total + dihedral_inverse(self.model(dihedral(x, code)), code)
+        return total / self.n
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}"
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare architecture inside any test-time wrappers (``model`` itself if not wrapped)."""
     while isinstance(model, TestTimeWrapper):
@@ -67,4 +102,4 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-__all__ = ["MIN_WINDOW", "LocalWindows", "TestTimeWrapper", "unwrap"]
+__all__ = ["ENSEMBLE_SIZES", "MIN_WINDOW", "LocalWindows", "SelfEnsemble", "TestTimeWrapper", "unwrap"]
