@@ -506,3 +506,38 @@ def test_the_page_builds_with_gradio(tmp_path, models):
         ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"image-input", "image-slider", "image-download", "video-run", "video-cancel", "degrade-run",
             "webcam-input", "compare-a", "compare-b", "vote-a", "vote-same", "vote-b", "compare-banner"} <= ids
+
+
+def test_model_speeds_shown_match_the_measured_ones():
+    """The picker's figures agree (within 25%) with the frames/s of the shipped eval report."""
+    import re
+
+    from kdsharp.app.processing import SPEED
+
+    report = json.loads((Path(__file__).parents[1] / "docs" / "eval" / "report.json").read_text())
+    for name, text in SPEED.items():
+        fps = report["methods"][name]["fps_cpu_1080p"]
+        per_second = re.search(r"about (\d+(?:\.\d+)?) frames/s", text)
+        shown = float(per_second.group(1)) if per_second else 1 / float(re.search(r"about (\d+) s per", text).group(1))
+        assert 0.8 <= shown / fps <= 1.25, (name, text, fps)
+
+
+def test_app_refuses_a_vote_database_path_that_can_never_be_written(tmp_path, capsys):
+    pytest.importorskip("gradio")
+    from kdsharp.cli import main
+
+    (tmp_path / "votes").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    for votes, says in ((tmp_path / "votes", "is a folder"), (tmp_path / "file.txt" / "v.db", "cannot be created")):
+        assert main(["app", "--port", "7999", "--votes", str(votes)]) == 2
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and str(votes) in lines[0] and says in lines[0] and "--votes" in lines[0], lines
+
+
+def test_app_bad_compare_list_names_the_option(capsys):
+    pytest.importorskip("gradio")
+    from kdsharp.cli import main
+
+    assert main(["app", "--port", "7999", "--compare", "fast,magic"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --compare fast,magic:") and "student" in lines[0], lines

@@ -101,3 +101,20 @@ def test_cli_bench_errors_are_one_line(capsys, argv, needle):
     assert code != 0 and "Traceback" not in err
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], err
+
+
+def test_cli_bench_video_of_a_non_video_file_names_it(tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    code = main(["bench", "--video", str(photo), "--model", "fast"])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"error: {photo}: is not a video") and ".mp4" in lines[0]  # the input, not a temp file
+
+
+def test_cli_bench_half_with_int8_names_both_options(capsys):
+    code = main(["bench", "--model", "fast", "--size", "32x32", "--backend", "onnx-int8", "--half"])
+    lines = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert "--half" in lines[0] and "--backend onnx-int8" in lines[0] and "int8=True" not in lines[0]

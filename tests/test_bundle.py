@@ -15,7 +15,7 @@ from kdsharp.data.pack import pack_bundle
 from kdsharp.data.codecs import IMAGE_CODECS, has_encoder, image_roundtrip, video_roundtrip
 from kdsharp.data.degrade import Degrader
 from kdsharp.data.sources import load_source
-from kdsharp.errors import ConfigError, InputError
+from kdsharp.errors import ConfigError, InputError, OutputError
 from kdsharp.ops.metrics import psnr
 from tests.conftest import make_test_image
 
@@ -119,8 +119,27 @@ def test_bundle_errors(tmp_path, bundle):
         load_bundle(bundle, "test")
     with pytest.raises(ConfigError):
         pack_bundle(SOURCES, tmp_path / "b.tar")
+    (tmp_path / "dir.zip").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        pack_bundle(SOURCES, tmp_path / "dir.zip", crop=48, clean=2, pairs=1)
     with pytest.raises(ConfigError, match="content"):
         load_source({"type": "bundle", "path": str(bundle), "content": "everything"})
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"crop": 500}, "crop 500 px is larger than every training image"),
+    ({"val_sources": VAL, "val": 2, "val_size": 500}, "val_size 500 px is larger than every validation image"),
+    ({"clean": "abc"}, "clean: 'abc'"), ({"crop": 0}, "crop: 0"), ({"seed": -1}, "seed: -1"),
+    ({"max_mb": 0}, "max_mb: 0"), ({"clean": 0, "pairs": 0}, "no training crop"),
+])
+def test_pack_settings_out_of_range_are_config_errors(tmp_path, settings, match):
+    """Bad bundle settings are one-line errors naming the setting (not a ValueError from zip(),
+    nor a bundle without training crops or validation pairs), and no zip is left behind."""
+    out = tmp_path / "b.zip"
+    kwargs = {"crop": 48, "clean": 2, "pairs": 1, "val": 0, **settings}
+    with pytest.raises(ConfigError, match=match):
+        pack_bundle(SOURCES, out, **kwargs)
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_bundle_source_feeds_training_crops(bundle):
@@ -135,14 +154,18 @@ def test_bundle_source_feeds_training_crops(bundle):
 
 
 # ----------------------------------------------------------------------------- time budget + pipeline
-def test_time_budget_stops_and_publishes(tmp_path):
+def test_time_budget_stops_and_publishes(tmp_path, monkeypatch, capfd):
     from kdsharp.train.trainer import train
     from tests.test_train import tiny_config
 
+    monkeypatch.setenv("KDSHARP_QUIET", "0")
+    monkeypatch.setenv("KDSHARP_PROGRESS_INTERVAL", "0")  # a progress line per step
     cfg = tiny_config(tmp_path, schedule={"iters": 100000, "warmup": 1, "max_minutes": 0.02},
                       publish={"dir": str(tmp_path / "pub"), "every_s": 0.2})
     result = train(cfg)
     assert 0 < result.step < 100000
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("tiny")]
+    assert lines and not any("ETA" in ln or "/100000" in ln for ln in lines)  # no ETA of the unused iters
     assert result.export == tmp_path / "pub" / "tiny.safetensors" and result.export.is_file()
     from kdsharp.io.weights import load_state_dict_file
 
@@ -150,7 +173,18 @@ def test_time_budget_stops_and_publishes(tmp_path):
     assert meta["iters"] == str(result.step) and meta["device"].startswith("cpu")
 
 
-def test_pipeline_runs_stages_and_survives_a_failing_one(bundle, tmp_path):
+def test_publish_dir_that_cannot_be_written_fails_before_training(tmp_path, monkeypatch):
+    from kdsharp.train.trainer import Trainer, train
+    from tests.test_train import tiny_config
+
+    (tmp_path / "afile").write_text("x")
+    cfg = tiny_config(tmp_path, publish={"dir": str(tmp_path / "afile"), "every_s": 1})
+    monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("trained before checking publish.dir"))
+    with pytest.raises(OutputError, match="afile"):
+        train(cfg)
+
+
+def test_pipeline_runs_stages_and_survives_a_failing_one(bundle, tmp_path, capfd):
     from kdsharp.train.pipeline import run_pipeline
 
     small = ["data.batch=2", "data.crop=32", "data.workers=0", "val.count=2", "val.max_images=2", "val.size=48",
@@ -159,6 +193,7 @@ def test_pipeline_runs_stages_and_survives_a_failing_one(bundle, tmp_path):
                        publish_every_s=0, overrides={"student": small + ["model.kwargs.bogus=1"], "fast": small})
     assert [r.name for r in res] == ["student", "fast"]
     assert res[0].error and "bogus" in res[0].error and res[0].weights is None
+    assert "Traceback" not in capfd.readouterr().err  # a bad setting is one line, not a traceback
     assert res[1].error is None and res[1].step > 0 and Path(res[1].weights).is_file()
     assert res[1].baselines["teacher"]["psnr"] > 0  # distilled from the shipped teacher
     presets = read_meta(bundle)["val"]
@@ -179,6 +214,33 @@ def test_pipeline_rejects_unknown_stages(bundle, tmp_path):
         run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "tutor"))
     with pytest.raises(ConfigError, match="time shares"):
         run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "student"), shares={"student": 0.0})
+
+
+def test_pipeline_checks_its_inputs_before_the_first_stage(bundle, tmp_path, monkeypatch):
+    """A bad budget, a typo in any stage's overrides, a stage name that does not exist, a file that is
+    not a bundle or a run folder already used are errors before any stage spends the lease."""
+    import kdsharp.train.trainer as trainer
+    from kdsharp.train.pipeline import run_pipeline
+
+    monkeypatch.setattr(trainer, "train", lambda cfg: pytest.fail("a stage ran"))
+    stages = ("teacher", "student")
+    for minutes in (0, -1, float("nan")):
+        with pytest.raises(ConfigError, match="minutes"):
+            run_pipeline(bundle, minutes, tmp_path, stages=stages)
+    with pytest.raises(ConfigError, match="studnet"):
+        run_pipeline(bundle, 1, tmp_path, stages=stages, overrides={"studnet": ["optim.lr=1e-4"]})
+    with pytest.raises(ConfigError, match="pipeline stage student: unknown config key 'optim.lrr'"):
+        run_pipeline(bundle, 1, tmp_path, stages=stages, overrides={"student": ["optim.lrr=1"]})
+    not_a_bundle = tmp_path / "x.zip"
+    not_a_bundle.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a kdsharp training bundle"):
+        run_pipeline(not_a_bundle, 1, tmp_path, stages=stages)
+    with pytest.raises(OutputError, match="x.zip"):  # --publish is a file
+        run_pipeline(bundle, 1, tmp_path, not_a_bundle, stages=stages)
+    (tmp_path / "runs" / "student").mkdir(parents=True)
+    (tmp_path / "runs" / "student" / "last.pth").write_bytes(b"")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_pipeline(bundle, 1, tmp_path / "runs", stages=stages)
 
 
 def test_pipeline_time_shares_split_the_budget(bundle, tmp_path, monkeypatch):

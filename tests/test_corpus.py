@@ -185,6 +185,28 @@ def test_build_refuses_a_foreign_folder_and_unknown_source(tmp_path, fake_roots)
         C.build_corpus(tmp_path / "x", roots={}, sources=["nope"])
 
 
+def test_bad_sizes_and_failed_builds_leave_the_previous_corpus(tmp_path, fake_roots, monkeypatch):
+    """--max-side 0 / --screens -1 are refused before any download (max_side 0 was a ZeroDivisionError
+    after them); a build that fails, or collects nothing, leaves no .partial folder and keeps the old corpus."""
+    out = tmp_path / "c"
+    before = _build(out, fake_roots)
+    with pytest.raises(ConfigError, match="max_side=0"):
+        _build(out, fake_roots, max_side=0)
+    with pytest.raises(ConfigError, match="screens=-1"):
+        C.build_corpus(out, roots=fake_roots, sources=list(fake_roots), screens=-1)
+    with pytest.raises(ConfigError, match="no image collected"):
+        C.build_corpus(out, roots={}, sources=["screens"], screens=0)
+
+    def broken(*args, **kw):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(C._Writer, "add", broken)
+    with pytest.raises(RuntimeError):
+        _build(out, fake_roots)
+    assert not (tmp_path / ".c.partial").exists()
+    assert json.loads((out / "manifest.json").read_text()) == before
+
+
 def test_reserved_package_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="reserved"):
         C.fetch_package("deb", "plasma-workspace-wallpapers", tmp_path)

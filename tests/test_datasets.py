@@ -92,6 +92,21 @@ def test_source_spec_errors():
         load_sources([])
 
 
+@pytest.mark.parametrize("spec, key", [
+    ({"type": "samples", "max_side": 4}, "max_side"), ({"type": "samples", "max_side": "big"}, "max_side"),
+    ({"type": "samples", "repeat": "abc"}, "repeat"), ({"type": "video", "path": "v.mp4", "every": 0}, "every"),
+    ({"type": "video", "path": "v.mp4", "max_frames": -1}, "max_frames"),
+    ({"type": "synthetic", "count": "abc"}, "count"), ({"type": "skimage", "names": "astronaut"}, "names"),
+    ({"type": "corpus", "tags": ["text"]}, "tags"),
+])
+def test_source_settings_out_of_range_are_config_errors(spec, key):
+    """max_side 4 trained on 4-px images blown up to the crop, every: 0 read every frame, a text
+    repeat or count was a ValueError, names: astronaut read the pictures 'a', 's', ...: each is a
+    ConfigError naming the setting, before anything is read."""
+    with pytest.raises(ConfigError, match=f"{key} must be"):
+        load_source(spec)
+
+
 def test_video_source(tmp_path):
     video = make_video(tmp_path / "clip.mp4", n=10)
     src = load_source({"type": "video", "path": str(video), "every": 2, "max_frames": 3})
@@ -261,6 +276,24 @@ def test_cli_degrade_warns_once_for_unsupported_files_and_refuses_every_below_1(
         assert not (tmp_path / f"v{every}").exists()
     with pytest.raises(KdsharpError, match="every=0"):
         make_paired_set(video, tmp_path / "v_api", every=0)
+
+
+def test_cli_degrade_failure_leaves_no_folders_and_refuses_a_negative_seed(tmp_path, capsys):
+    """A run that wrote no pair leaves no empty input/ + target/ behind (a rerun into the same OUT
+    after fixing the source was refused as 'not empty'); --seed -1 is a one-line error."""
+    src, empty, out = tmp_path / "clean", tmp_path / "empty", tmp_path / "out"
+    write(src / "a.png", make_test_image(32, 48))
+    empty.mkdir()
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert main(["degrade", str(empty), "-o", str(out)]) == 2
+    assert main(["degrade", str(tmp_path / "notes.txt"), "-o", str(out)]) == 2
+    assert not out.exists()
+    capsys.readouterr()
+    assert main(["degrade", str(src), "-o", str(out), "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed -1" in err and "Traceback" not in err and not out.exists()
+    assert main(["degrade", str(src), "-o", str(out), "--preset", "light"]) == 0
+    assert [p.name for p in (out / "input").iterdir()] == ["a.png"]
 
 
 def test_loader_workers_start_after_opencv_used_its_threads(tmp_path):

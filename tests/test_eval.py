@@ -243,6 +243,7 @@ def test_heavy_models_run_on_an_even_subset_compared_on_the_same_images(tmp_path
     full = evaluate(presets=["defocus"], source=src, models={"wide": wide}, out_dir=tmp_path / "f",
                     measure_fps=False, heavy_images=0)
     assert full["presets"]["defocus"]["rows"]["wide"]["n_images"] == 5 and "heavy" in full["data"]
+    assert "evenly spaced" not in (tmp_path / "f" / "report.md").read_text()  # no subset to explain
 
 
 def test_clean_frames_report_the_level_shift(tmp_path):
@@ -276,3 +277,61 @@ def test_pairs_too_small_for_ssim_are_skipped_with_a_warning(paired_dir, tmp_pat
     assert main(["eval", "--data", str(only_tiny), "--models", "", "-o", str(tmp_path / "o2"), "--no-fps"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no usable image pair" in errors[0]
+
+
+def test_report_says_which_images_the_presets_were_built_from(tmp_path):
+    src = tmp_path / "clean"
+    write_image(src / "c0.png", make_test_image(64, 96, seed=3))
+    rep = evaluate(presets=["defocus"], source=src, models={}, out_dir=tmp_path / "r", measure_fps=False)
+    line = next(ln for ln in (tmp_path / "r" / "report.md").read_text().splitlines() if ln.startswith("Data:"))
+    assert f"in folder `{src}`" in line and "held-out" not in line  # the user's images, not the held-out split
+    from kdsharp.evaluate.tables import render_markdown
+
+    for split, held_out in (("val", False), ("test", True)):
+        rep["data"]["source"] = f"corpus {split} split (/somewhere/corpus)"
+        line = render_markdown(rep).splitlines()[2]
+        assert f"of the corpus {split} split (/somewhere/corpus)" in line and ("held-out" in line) == held_out
+
+
+def test_checkpoints_with_one_file_name_get_a_row_each(tmp_path):
+    from kdsharp.evaluate.report import resolve_models
+    from kdsharp.registry import create_model, save_model
+
+    paths = []
+    for i, run in enumerate(("run_a", "run_b")):
+        net = create_model("fast")
+        with torch.no_grad():
+            for p in net.parameters():
+                p.fill_(0.01 * (i + 1))
+        paths.append(save_model(net, tmp_path / run / "fast.safetensors"))
+    rows, _ = resolve_models(["fast", str(paths[0]), str(paths[1]), str(paths[1])])
+    assert [r for r, _, _ in rows] == ["fast", str(paths[0]), str(paths[1])]  # none dropped, none twice
+    rows, _ = resolve_models([str(paths[0]), str(paths[1])])
+    assert [r for r, _, _ in rows] == ["fast", str(paths[1])]
+    x = torch.rand(1, 3, 32, 32)
+    assert not torch.equal(rows[0][1](x), rows[1][1](x))
+
+
+def test_report_folder_inside_the_input_is_refused(tmp_path, paired_dir, capsys):
+    src = tmp_path / "clean"
+    write_image(src / "c0.png", make_test_image(64, 96, seed=3))
+    line = _one_line_error(capsys, ["eval", "--preset", "defocus", "--source", str(src), "--models", "",
+                                    "--no-fps", "-o", str(src / "report")])
+    assert "inside the input folder" in line and "--out" in line
+    line = _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--models", "", "--no-fps",
+                                    "-o", str(paired_dir)])
+    assert "inside the input folder" in line
+    assert sorted(p.name for p in src.iterdir()) == ["c0.png"]
+    assert sorted(p.name for p in paired_dir.iterdir()) == ["input", "target"]
+
+
+def test_eval_votes_with_a_damaged_eval_report_names_it(tmp_path, capsys):
+    from kdsharp.app.store import VoteRecord, VoteStore
+
+    VoteStore(tmp_path / "votes.db").add(VoteRecord(a="fast", b="input", choice="A"))
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.json").write_text("{not json")
+    line = _one_line_error(capsys, ["eval", "--votes", str(tmp_path / "votes.db"), "-o", str(out)])
+    assert "report.json: is not a readable `kdsharp eval` report" in line and "--out" in line
+    assert not (out / "votes.md").exists()

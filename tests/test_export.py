@@ -156,3 +156,12 @@ def test_static_onnx_on_another_size_says_the_fixed_size_and_the_fix(tmp_path, c
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1, errors
     assert "st.onnx" in errors[0] and "64x48" in errors[0] and "50x40" in errors[0] and "dynamic sizes" in errors[0]
+
+
+def test_export_onto_a_folder_is_a_one_line_error(tmp_path, capsys):
+    folder = tmp_path / "models.onnx"
+    folder.mkdir()
+    assert main(["export", "--model", "fast", "-o", str(folder)]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"{folder}: is a folder" in lines[0] and "model.onnx" in lines[0], lines
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["models.onnx"]

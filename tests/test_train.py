@@ -86,6 +86,24 @@ def test_config_unknown_keys_and_overrides(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize("override, key", [
+    ("optim.betas=0.9", "optim.betas"), ("optim.betas=[0.9, 1.5]", "optim.betas"),
+    ("optim.weight_decay=abc", "optim.weight_decay"), ("optim.eps=0", "optim.eps"),
+    ("grad_clip=-1", "grad_clip"), ("threads=-2", "threads"), ("seed=abc", "seed"), ("seed=-1", "seed"),
+    ("schedule.min_lr_ratio=abc", "schedule.min_lr_ratio"), ("schedule.max_minutes=abc", "schedule.max_minutes"),
+    ("val.count=0", "val.count"), ("val.size=4", "val.size"), ("val.max_images=abc", "val.max_images"),
+    ("data.length=abc", "data.length"), ("publish.every_s=abc", "publish.every_s"),
+    ("deterministic=maybe", "deterministic"), ("data.batch=true", "data.batch"),
+    ("name=..", "name"),  # runs/.. is the working folder itself
+])
+def test_bad_values_are_config_errors_naming_the_key(tmp_path, override, key):
+    """A wrong type or range is caught when the config loads (not a TypeError mid-run, nor a silent
+    negative grad_clip that flips the gradients)."""
+    tiny_config(tmp_path)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(tmp_path / "tiny.yaml", [override])
+
+
 def test_batch_sampler_is_a_function_of_step():
     a = StepBatchSampler(10, 4, seed=1, start=0, total=8)
     b = StepBatchSampler(10, 4, seed=1, start=5, total=8)
@@ -178,6 +196,7 @@ def test_sigterm_to_the_run_and_its_loader_workers_stops_cleanly(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert "killed by signal" not in err and "FAILED" not in err, err[-2000:]
+    assert proc.returncode == 128 + signal.SIGTERM and "terminated (SIGTERM)" in err, (proc.returncode, err[-2000:])
     step = load_checkpoint(run / "last.pth")["step"]
     assert step >= 4 and (run / "group.safetensors").is_file()
     if load_checkpoint(run / "best.pth")["step"] != step:  # the best step is exported beside the last one
@@ -259,6 +278,19 @@ def test_student_with_teacher_cache(tmp_path):
         train(apply_overrides(cfg, ["name=cached3", "loss.distill_feature={weight: 0.1}"]))
 
 
+def test_a_bad_val_source_fails_before_the_teacher_labels_the_cache(tmp_path, monkeypatch):
+    """The val set is read before the teacher cache is built (minutes to hours of labelling)."""
+    import kdsharp.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "build_teacher_cache", lambda *a, **k: pytest.fail("labelled crops first"))
+    cfg = tiny_config(tmp_path, name="badval", model=STUDENT, teacher="teacher",
+                      teacher_cache={"enabled": True, "size": 4, "path": str(tmp_path / "bank.safetensors")},
+                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}},
+                      val={"sources": [{"type": "folder", "path": str(tmp_path / "missing")}]})
+    with pytest.raises(InputError, match="missing"):
+        trainer.train(cfg)
+
+
 def test_extra_banks_are_appended_and_checked(tmp_path):
     """Extra teacher banks join the run's own; another teacher's bank or another crop size is refused."""
     from safetensors.torch import save_file
@@ -281,6 +313,23 @@ def test_extra_banks_are_appended_and_checked(tmp_path):
         load_extra_banks([small], own, "T:1")
     with pytest.raises(InputError, match="not found"):
         load_extra_banks([tmp_path / "missing.safetensors"], own, "T:1")
+    # model weights or a checkpoint given as a bank: a short line, not every tensor's shape
+    weights = tmp_path / "weights.safetensors"
+    save_file({f"layer{i}.weight": torch.zeros(4, 3, 3, 3) for i in range(50)}, str(weights))
+    with pytest.raises(InputError, match="not a teacher bank") as bad:
+        load_extra_banks([weights], own, "T:1")
+    assert len(str(bad.value)) < 300
+    pth = tmp_path / "last.pth"
+    torch.save({"params": {}}, pth)
+    with pytest.raises(InputError, match="not a teacher bank"):
+        load_extra_banks([pth], own, "T:1")
+
+
+def test_teacher_cache_path_that_is_a_folder_is_refused_before_labelling(tmp_path):
+    from kdsharp.train.loaders import load_teacher_cache
+
+    with pytest.raises(InputError, match="teacher_cache.path is a folder"):
+        load_teacher_cache(tmp_path, "key")
 
 
 def test_teacher_stamp_follows_the_weights_not_the_file(tmp_path):
@@ -329,7 +378,24 @@ def test_cli_train_teacher_and_errors(tmp_path):
     # without --config the checkpoint's config is used
     assert main(["train", "teacher", "--resume", str(last), "schedule.iters=4", "export=false"]) == 0
     assert load_checkpoint(last)["step"] == 4
+    # a bare --resume last, or before another option, also means auto
+    assert main(["train", "teacher", "--config", str(cfg_path), "schedule.iters=5", "export=false", "--resume"]) == 0
+    assert load_checkpoint(last)["step"] == 5
+    assert main(["train", "teacher", "--resume", "--config", str(cfg_path), "schedule.iters=6", "export=false"]) == 0
+    assert load_checkpoint(last)["step"] == 6
     assert main(["train", "student", "--config", str(cfg_path), "name=s"]) == 2  # no teacher
+
+
+def test_cli_student_without_teacher_names_the_flag(tmp_path, capsys):
+    """The config check's error keeps its setting names through the file prefix: --teacher, not teacher=."""
+    from kdsharp.cli import main
+
+    tiny_config(tmp_path, name="nt", model=STUDENT)
+    path = tmp_path / "nt.yaml"
+    path.write_text(path.read_text() + "teacher_cache: {enabled: true}\n")
+    assert main(["train", "student", "--config", str(tmp_path / "nt.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "nt.yaml" in err and "--teacher NAME|PATH" in err and "teacher=" not in err
 
 
 def test_ablation_writes_table(tmp_path):
@@ -346,6 +412,16 @@ def test_ablation_writes_table(tmp_path):
         assert (tmp_path / "runs" / run / "last.pth").is_file()
     nokd = load_checkpoint(tmp_path / "runs" / "abl_nokd" / "last.pth")["config"]
     assert nokd["loss"]["distill_output"]["weight"] == 0
+    # one checkpoint path would resume both runs from it (the no-KD run from the KD weights, in its folder)
+    kd_last = tmp_path / "runs" / "abl_kd" / "last.pth"
+    before = kd_last.read_bytes()
+    with pytest.raises(ConfigError, match="resume=auto"):
+        run_ablation(apply_overrides(cfg, ["schedule.iters=3"]), resume=str(kd_last))
+    assert kd_last.read_bytes() == before
+    out = run_ablation(apply_overrides(cfg, ["schedule.iters=3"]), resume="auto")
+    for run in ("abl_kd", "abl_nokd"):
+        ckpt = load_checkpoint(tmp_path / "runs" / run / "last.pth")
+        assert ckpt["step"] == 3 and ckpt["config"]["name"] == run
 
 
 def test_ddp_two_processes_gloo(tmp_path):
@@ -378,8 +454,9 @@ def test_model_init_fine_tunes_from_trained_weights(tmp_path):
             assert tr.step == 0  # a new run, not a resume
         finally:
             tr.close()
-    with pytest.raises(ConfigError, match="t.safetensors"):
+    with pytest.raises(ConfigError, match="t.safetensors") as bad:
         Trainer(tiny_config(tmp_path, name="ft_bad", model={**STUDENT, "init": str(weights)}))
+    assert "resume" not in str(bad.value) and "same architecture" in str(bad.value)  # no advice for resuming
 
 
 def test_model_init_grows_an_identity_start_branch():

@@ -29,8 +29,8 @@ MODELS = ("fast", "student", "teacher")
 #: Speed of each model, as measured for the README (``kdsharp bench`` / ``kdsharp eval``, 2 CPU threads).
 SPEED = {
     "fast": "real time: about 35 frames/s at 1080p on 2 CPU cores",
-    "student": "about 11 frames/s at 1080p on 2 CPU cores",
-    "teacher": "best quality, slow: about 30 s per 1080p image on 2 CPU cores",
+    "student": "about 9 frames/s at 1080p on 2 CPU cores",
+    "teacher": "best quality, slow: about 25 s per 1080p image on 2 CPU cores",
 }
 PREVIEW_SIDE = 2048  # long side of the images shown on the page (downloads stay full size)
 

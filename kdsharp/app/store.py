@@ -375,8 +375,6 @@ def vote_report(
     from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 
     if not Path(db).is_file():
-        from kdsharp.errors import InputError
-
         raise InputError(db, "no such vote database", "pass the votes=FILE that `kdsharp app` wrote", params=["votes"])
     store = VoteStore(db)
     ranking = rank_votes(store.votes(), bootstrap=bootstrap, seed=seed)
@@ -390,7 +388,19 @@ def vote_report(
     if out_dir is not None:
         report = Path(out_dir) / "report.json"
         if report.is_file():
-            quality = json.loads(report.read_text(encoding="utf-8")).get("overall")
+            try:
+                loaded = json.loads(report.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                loaded = e
+            if not isinstance(loaded, dict):
+                raise InputError(
+                    report,
+                    "is not a readable `kdsharp eval` report"
+                    + (f" ({loaded})" if isinstance(loaded, Exception) else ""),
+                    "run `kdsharp eval` again into out_dir=DIR, or pass another out_dir=DIR",
+                    params=["out_dir"],
+                )
+            quality = loaded.get("overall")
     md = f"Blind comparison: {Path(db).name}\n\n" + ranking_markdown(ranking, quality)
     if out_dir is not None:
         out = ensure_writable_dir(out_dir)

@@ -42,7 +42,7 @@ from kdsharp.app.processing import (
 )
 from kdsharp.app.store import VoteStore
 from kdsharp.console import error, info, warn
-from kdsharp.errors import KdsharpError
+from kdsharp.errors import KdsharpError, OutputError
 
 CSS = """
 #compare-a img, #compare-b img { image-rendering: pixelated; }
@@ -466,6 +466,7 @@ def serve(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     limits = limits or Limits()
     methods = cmp.check_methods(methods)
+    _check_votes_path(Path(votes))
     workspace = Workspace()
     os.environ["GRADIO_TEMP_DIR"] = str(workspace.path / "uploads")  # gradio's copies of uploads and results
     # Ctrl-C and SIGTERM stop the server the same way (also when started in the background, which ignores SIGINT)
@@ -501,6 +502,33 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         workspace.close()
+
+
+def _check_votes_path(votes: Path) -> None:
+    """Refuse a vote database path that can never be written (a folder, or in a folder that cannot be
+    created or written): its votes could not even wait in the side file. A locked or damaged database
+    is not refused here: the page reports it and the votes wait (see :class:`VoteStore`)."""
+    if votes.is_dir():
+        raise OutputError(
+            votes,
+            "is a folder, not a vote database",
+            "pass votes=FILE.db, a file it creates if missing",
+            params=["votes"],
+        )
+    folder = votes.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            votes,
+            f"its folder cannot be created ({e.strerror or e})",
+            "pass votes=FILE.db in a writable folder",
+            params=["votes"],
+        ) from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            votes, "its folder is not writable", "pass votes=FILE.db in a writable folder", params=["votes"]
+        )
 
 
 def _interrupt(signum, frame):

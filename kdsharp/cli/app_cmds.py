@@ -51,15 +51,20 @@ def app_command(
         raise KdsharpError(
             '`kdsharp app` needs gradio: pip install "kdsharp[app]" (in a checkout: pip install ".[app]")'
         ) from e
+    from kdsharp.app.compare import check_methods
     from kdsharp.app.processing import Limits
     from kdsharp.app.ui import serve
 
+    try:
+        methods = check_methods(compare.split(","))
+    except KdsharpError as e:
+        raise KdsharpError(f"--compare {compare}: {e}") from None
     limits = Limits(max_upload_mb=max_upload_mb, max_pixels=int(max_mpx * 1e6))
     serve(
         host=host,
         port=port,
         votes=votes,
-        methods=tuple(compare.split(",")),
+        methods=methods,
         device=device,
         limits=limits,
         open_browser=open_browser,

@@ -5,9 +5,13 @@ Multi-GPU/CPU: ``torchrun --nproc_per_node N -m kdsharp train teacher --config .
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
 from kdsharp.console import info
 
@@ -29,8 +33,6 @@ _OVERRIDES = typer.Argument(
 _RESUME = typer.Option(
     None,
     "--resume",
-    flag_value="auto",
-    is_flag=False,
     metavar="[PATH|auto]",
     help="Continue a run: a last.pth/best.pth path, or 'auto' (the run folder's last.pth). Bare --resume means auto.",
 )
@@ -58,12 +60,41 @@ def _train_options(
     """Train the teacher, then students by knowledge distillation."""
 
 
-def _split_resume(resume: str | None, overrides: list[str] | None) -> tuple[str | None, list[str]]:
-    """A bare ``--resume`` followed by ``key=value`` swallows it: give it back to the overrides."""
-    overrides = list(overrides or [])
-    if resume and "=" in resume and not Path(resume).exists():
-        return "auto", [resume, *overrides]
-    return resume, overrides
+class _BareResumeCommand(TyperCommand):
+    """A command whose bare ``--resume`` (last, or followed by another option or by a ``key=value``
+    override) means ``--resume auto``: the word is added before parsing, as typer >= 0.20 has no
+    options with an optional value (click's ``flag_value``). Help shows ``--help`` bare, as every
+    kdsharp command does."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_bool_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            out.append(arg)
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if arg == "--resume" and (nxt is None or nxt.startswith("-") or ("=" in nxt and not Path(nxt).exists())):
+                out.append("auto")
+        return super().parse_args(ctx, out)
+
+
+@contextlib.contextmanager
+def _signal_passed_on() -> Iterator[None]:
+    """The trainer catches Ctrl-C / SIGTERM to save ``last.pth`` first and then raises
+    ``TrainingStopped`` with the signal's number: hand the signal on to the CLI's handler, which
+    reports it and exits 130 (Ctrl-C) or 143 (SIGTERM), as every command does."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", None)
+        if signum is not None and callable(signal.getsignal(signum)):
+            signal.raise_signal(signum)
+        raise
 
 
 def _worst_group(best: dict) -> str:
@@ -91,8 +122,8 @@ def _run(kind: str, config, overrides, resume, out, teacher=None) -> None:
     from kdsharp.train.entry import run_training
 
     config = resolve_config_path(config) if config is not None else None
-    resume, overrides = _split_resume(resume, overrides)
-    result = run_training(kind, config, overrides, teacher=teacher, out_dir=out, resume=resume)
+    with _signal_passed_on():
+        result = run_training(kind, config, overrides or [], teacher=teacher, out_dir=out, resume=resume)
     if kind == "ablation":
         if result["markdown"]:
             typer.echo(result["markdown"])
@@ -100,7 +131,7 @@ def _run(kind: str, config, overrides, resume, out, teacher=None) -> None:
         _report(result)
 
 
-@train_app.command("teacher")
+@train_app.command("teacher", cls=_BareResumeCommand)
 def teacher_command(
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
@@ -114,7 +145,7 @@ def teacher_command(
     _run("teacher", config, overrides, resume, out)
 
 
-@train_app.command("student")
+@train_app.command("student", cls=_BareResumeCommand)
 def student_command(
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
@@ -135,12 +166,17 @@ def student_command(
     _run("student", config, overrides, resume, out, teacher)
 
 
-@train_app.command("ablation")
+@train_app.command("ablation", cls=_BareResumeCommand)
 def ablation_command(
     config: Path | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     teacher: str | None = typer.Option(None, "--teacher", "-t", help="Frozen teacher (name or path)."),
-    resume: str | None = _RESUME,
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        metavar="[auto]",
+        help="Continue both runs, each from its run folder's last.pth. Bare --resume means auto.",
+    ),
     out: Path | None = _OUT,
 ):
     """Train the same student twice, with and without distillation; writes ablation.md/.json.
@@ -242,16 +278,17 @@ def pipeline_command(
             shares[stage.strip()] = float(weight)
         except ValueError:
             raise ConfigError(f"--share {item!r}: use STAGE=WEIGHT, e.g. student=0.5") from None
-    results = run_pipeline(
-        bundle,
-        minutes,
-        out,
-        publish,
-        tuple(s.strip() for s in stages.split(",") if s.strip()),
-        publish_every,
-        overrides,
-        shares,
-    )
+    with _signal_passed_on():
+        results = run_pipeline(
+            bundle,
+            minutes,
+            out,
+            publish,
+            tuple(s.strip() for s in stages.split(",") if s.strip()),
+            publish_every,
+            overrides,
+            shares,
+        )
     for r in results:
         if r.error:
             info(f"{r.name}: FAILED ({r.error})")

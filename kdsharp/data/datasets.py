@@ -13,6 +13,7 @@ they were started with, so leave that off (the default) or rebuild the loader.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,58 +264,66 @@ def make_paired_set(
         raise KdsharpError(f"max_images={max_images}: must be at least 1", params=["max_images"])
     if every < 1:
         raise KdsharpError(f"every={every}: must be at least 1", params=["every"])
-    _check_out(src, out, overwrite)
-    ensure_writable_dir(out / "input")
-    ensure_writable_dir(out / "target")
+    if not isinstance(seed, int) or seed < 0:
+        raise KdsharpError(f"seed={seed}: must be an integer >= 0", params=["seed"])
     is_video = src.is_file() and is_video_path(src)
     if src.is_file() and not is_video and src.suffix.lower() not in IMAGE_EXTS:
         raise InputError(src, "is neither an image nor a video", f"use {', '.join(IMAGE_EXTS + VIDEO_INPUT_EXTS)}")
+    _check_out(src, out, overwrite)
+    created = [d for d in (out, out / "input", out / "target") if not d.exists()]
+    ensure_writable_dir(out / "input")
+    ensure_writable_dir(out / "target")
     written = skipped = 0
-    with progress("images") as bar:
-        if is_video:
-            task = bar.add_task(f"degrade {src.name}", total=max_images)
-            clip: list[np.ndarray] = []
+    try:
+        with progress("images") as bar:
+            if is_video:
+                task = bar.add_task(f"degrade {src.name}", total=max_images)
+                clip: list[np.ndarray] = []
 
-            def flush() -> None:
-                nonlocal written
-                lqs = degrader.clip(clip, np.random.default_rng([seed, written]))
-                for lq, gt in zip(lqs, clip, strict=True):
-                    _write_pair(out, f"frame_{written:06d}", lq, gt)
+                def flush() -> None:
+                    nonlocal written
+                    lqs = degrader.clip(clip, np.random.default_rng([seed, written]))
+                    for lq, gt in zip(lqs, clip, strict=True):
+                        _write_pair(out, f"frame_{written:06d}", lq, gt)
+                        written += 1
+                        bar.advance(task)
+                    clip.clear()
+
+                for frame in iter_video_frames(src, every, max_images):
+                    clip.append(fit_size(frame, size_wh))
+                    if len(clip) >= max(1, clip_len):
+                        flush()
+                if clip:
+                    flush()
+            else:
+                others: list[Path] = []
+                paths = [src] if src.is_file() else list_images(src, skipped=others)
+                if not paths:
+                    raise InputError(src, "no image in this folder", f"add {', '.join(IMAGE_EXTS)} files")
+                warn_skipped(src, others, "only images are degraded (pass a video on its own)")
+                task = bar.add_task(f"degrade {src.name}", total=min(len(paths), max_images or len(paths)))
+                used: set[str] = set()
+                for i, path in enumerate(paths):
+                    if max_images and written >= max_images:
+                        break
+                    try:
+                        gt = fit_size(read_rgb(path), size_wh)
+                    except KdsharpError as e:
+                        warn(f"skipping {e}")
+                        skipped += 1
+                        continue
+                    name = path.name if src.is_file() else path.relative_to(src).as_posix()
+                    name = name.rsplit(".", 1)[0].replace("/", "__")
+                    if name in used:  # a.png and a.jpg side by side
+                        name = f"{name}_{path.suffix.lstrip('.').lower()}"
+                    used.add(name)
+                    _write_pair(out, name, degrader(gt, np.random.default_rng([seed, i])), gt)
                     written += 1
                     bar.advance(task)
-                clip.clear()
-
-            for frame in iter_video_frames(src, every, max_images):
-                clip.append(fit_size(frame, size_wh))
-                if len(clip) >= max(1, clip_len):
-                    flush()
-            if clip:
-                flush()
-        else:
-            others: list[Path] = []
-            paths = [src] if src.is_file() else list_images(src, skipped=others)
-            if not paths:
-                raise InputError(src, "no image in this folder", f"add {', '.join(IMAGE_EXTS)} files")
-            warn_skipped(src, others, "only images are degraded (pass a video on its own)")
-            task = bar.add_task(f"degrade {src.name}", total=min(len(paths), max_images or len(paths)))
-            used: set[str] = set()
-            for i, path in enumerate(paths):
-                if max_images and written >= max_images:
-                    break
-                try:
-                    gt = fit_size(read_rgb(path), size_wh)
-                except KdsharpError as e:
-                    warn(f"skipping {e}")
-                    skipped += 1
-                    continue
-                name = path.name if src.is_file() else path.relative_to(src).as_posix()
-                name = name.rsplit(".", 1)[0].replace("/", "__")
-                if name in used:  # a.png and a.jpg side by side
-                    name = f"{name}_{path.suffix.lstrip('.').lower()}"
-                used.add(name)
-                _write_pair(out, name, degrader(gt, np.random.default_rng([seed, i])), gt)
-                written += 1
-                bar.advance(task)
-    if not written:
-        raise InputError(src, "no usable image", "fix or replace the files listed above")
+        if not written:
+            raise InputError(src, "no usable image", "fix or replace the files listed above")
+    finally:  # a run that wrote nothing leaves no empty folders (they would make OUT "not empty")
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return PairedSetResult(out=out, written=written, skipped=skipped)

@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kdsharp.console import info, progress
+from kdsharp.console import info, progress, warn
 from kdsharp.data.bundle import FORMAT, encode_lossless
 from kdsharp.data.degrade import Degrader
 from kdsharp.data.sources import load_sources
-from kdsharp.errors import ConfigError
+from kdsharp.errors import ConfigError, OutputError
 from kdsharp.io.atomic import atomic_path
 
 PAIR_DEGRADATION = {
@@ -84,6 +84,17 @@ def sample_crops(
     return out
 
 
+def _check_sizes(max_mb: float, **counts) -> None:
+    """ConfigError naming the first bundle setting of ``counts`` that is not an integer in range
+    (crop, val_size: >= 8 px; clean, pairs, val, seed: >= 0), or a ``max_mb`` that is not > 0."""
+    for key, value in counts.items():
+        least = 8 if key in ("crop", "val_size") else 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"bundle setting {key}: {value!r} is not an integer >= {least}")
+    if not isinstance(max_mb, (int, float)) or isinstance(max_mb, bool) or not max_mb > 0:
+        raise ConfigError(f"bundle setting max_mb: {max_mb!r} is not a number of MB > 0")
+
+
 def _flatten(sources) -> tuple[list[np.ndarray], list[float], list[str]]:
     images, weights, names = [], [], []
     for src in sources:
@@ -123,8 +134,13 @@ def pack_bundle(
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise ConfigError(f"a bundle is a .zip file, got {out}")
+    if out.is_dir():  # found now, not when the finished zip is moved there
+        raise OutputError(out, "is a folder", "give the bundle's file path, e.g. bundle.zip")
+    _check_sizes(crop=crop, val_size=val_size, clean=clean, pairs=pairs, val=val, seed=seed, max_mb=max_mb)
     rng = np.random.default_rng(seed)
     images, weights, names = _flatten(load_sources(sources))
+    if max(min(img.shape[:2]) for img in images) < crop:
+        raise ConfigError(f"crop {crop} px is larger than every training image: lower crop or add larger images")
     degrader = Degrader(pair_degradation or PAIR_DEGRADATION)
     limit = int(max_mb * 1024 * 1024)
     bundle = BundleInfo(path=out)
@@ -156,6 +172,11 @@ def pack_bundle(
             v_crops = sample_crops(
                 v_images, v_weights, val, val_size, np.random.default_rng([seed, 1]), min_texture=0.0, min_scale=1.0
             )
+            if not v_crops:
+                raise ConfigError(
+                    f"val_size {val_size} px is larger than every validation image: lower val_size "
+                    "(the val photos are used at their own scale)"
+                )
             val_degraders = {p: Degrader(p) for p in val_presets}  # built once, not per crop
             for i, (_, gt) in enumerate(v_crops):
                 preset = val_presets[i % len(val_presets)]
@@ -169,9 +190,11 @@ def pack_bundle(
         kinds = np.array([0] * clean + [1] * pairs)
         rng.shuffle(kinds)
         crops = sample_crops(images, weights, total, crop, rng)
+        if len(crops) < total:
+            warn(f"only {len(crops)} of {total} training crops found: most images are smaller than crop {crop} px")
         with progress("crops") as bar:
             task = bar.add_task(f"bundle {out.name}", total=len(crops))
-            for kind, (idx, gt) in zip(kinds, crops, strict=True):
+            for kind, (idx, gt) in zip(kinds, crops, strict=False):  # fewer crops: most images too small
                 if bundle.bytes >= limit:
                     info(
                         f"bundle reached its {max_mb:g} MB limit: stopping at {bundle.clean} clean crops "
@@ -192,6 +215,11 @@ def pack_bundle(
                     meta["pairs"][key] = _describe(plan)
                     bundle.pairs += 1
                 bar.advance(task)
+        if not bundle.clean + bundle.pairs:
+            raise ConfigError(
+                f"the bundle holds no training crop (clean {clean}, pairs {pairs}, max_mb {max_mb:g} with "
+                f"{bundle.bytes / 2**20:.2f} MB of val pairs): raise clean/pairs or max_mb"
+            )
         meta.update(
             counts={"clean": bundle.clean, "pairs": bundle.pairs, "val": bundle.val},
             counts_by_source=bundle.counts_by_source,

@@ -314,10 +314,22 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
             f"data source '{kind}': unknown key(s) {', '.join(sorted(unknown))} "
             f"(known: {', '.join(sorted(_KEYS[kind] | _COMMON))})"
         )
-    repeat = float(spec.get("repeat", 1))
-    if repeat <= 0:
+    repeat = spec.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, float)) or not repeat > 0:
         raise ConfigError(f"data source '{kind}': repeat must be > 0, got {spec.get('repeat')!r}")
+    repeat = float(repeat)
     max_side = spec.get("max_side")
+    counts = {"max_side": 8, "every": 1, "max_frames": 1, "count": 1, "seed": 0}  # integer settings: least value
+    for key, least in counts.items():
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ConfigError(f"data source '{kind}': {key} must be an integer >= {least}, got {value!r}")
+    shapes = {"names": (list, "[astronaut, chelsea]"), "exclude": (list, "[a.jpg]"), "tags": (dict, "{text: 2}")}
+    for key, (type_, example) in shapes.items():
+        value = spec.get(key)
+        if value is not None and not isinstance(value, type_):
+            what = "list" if type_ is list else "mapping"
+            raise ConfigError(f"data source '{kind}': {key} must be a {what}, e.g. {key}: {example}; got {value!r}")
     path = str(spec.get("path") or "")
     if kind in ("folder", "video", "paired") and not path:
         raise ConfigError(f"data source '{kind}' needs a path: {{type: {kind}, path: ...}}")

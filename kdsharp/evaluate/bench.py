@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdsharp.errors import KdsharpError
+from kdsharp.errors import InputError, KdsharpError
 from kdsharp.infer.threads import torch_threads
 from kdsharp.io import formats
 
@@ -201,6 +201,8 @@ def benchmark(
             "half=True with the torch backend needs device=cuda (or use backend=onnx)",
             params=["half", "device", "backend"],
         )
+    if half and backend == "onnx-int8":
+        raise KdsharpError("half=True and backend=onnx-int8 do not go together: choose one", params=["half", "backend"])
     w, h = int(size[0]), int(size[1])
     net, name = _resolve_model(model, "cpu" if backend != "torch" else device)
     params = sum(p.numel() for p in net.parameters()) if isinstance(net, nn.Module) else None
@@ -282,10 +284,12 @@ def benchmark_video(
     """
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.io.inputs import existing_file
-    from kdsharp.io.video import check_preset
+    from kdsharp.io.video import VIDEO_EXTS, check_preset, is_video_file
 
     video = Path(video)
     existing_file(video, "video")
+    if video.suffix and not is_video_file(video):  # refused here, not by the temporary output named after it
+        raise InputError(video, "is not a video kdsharp reads", f"use one of {', '.join(VIDEO_EXTS)}")
     check_preset(preset, video)  # named after the input: the output is a temporary file
     sharpener = Sharpener(
         model, device=device, backend=backend, half=half, batch=batch, threads=threads, compile=compile

@@ -22,7 +22,7 @@ from torch import nn
 from kdsharp import __version__
 from kdsharp.console import progress, warn
 from kdsharp.devices import resolve_device
-from kdsharp.errors import KdsharpError
+from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
 from kdsharp.evaluate.bench import benchmark, cpu_name
 from kdsharp.evaluate.compare import write_comparison
@@ -94,7 +94,12 @@ def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "
     if isinstance(models, Mapping):
         specs = dict(models)
     else:
-        specs = {(Path(str(m)).stem if Path(str(m)).suffix else str(m)): m for m in models}
+        specs = {}
+        for m in models:
+            row = Path(str(m)).stem if Path(str(m)).suffix else str(m)
+            if (row in specs and str(specs[row]) != str(m)) or (row != str(m) and row in map(str, models)):
+                row = str(m)  # two files of one name, or a file named like a model in the list: its path tells
+            specs.setdefault(row, m)
     rows, skipped = [], {}
     for row, spec in specs.items():
         if isinstance(spec, nn.Module):
@@ -247,6 +252,12 @@ def _summarise(report: dict, row_names: Sequence[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- the report
+def _inside(path: str | Path, folder: str | Path) -> bool:
+    """True if ``path`` is ``folder`` or lies under it (symbolic links resolved)."""
+    p, f = Path(path).resolve(), Path(folder).resolve()
+    return p == f or f in p.parents
+
+
 def _corpus_name(corpus: str | Path | None) -> str:
     from kdsharp.data.corpus import corpus_dir
 
@@ -292,6 +303,14 @@ def evaluate(
         )
     started = time.perf_counter()
     device = str(resolve_device(device))
+    for folder in (data, source):  # the report must not land among the images it is about
+        if folder is not None and Path(folder).is_dir() and _inside(out_dir, folder):
+            raise OutputError(
+                out_dir,
+                f"is inside the input folder {folder}: the report would be mixed with the images it is about",
+                "choose another out_dir=DIR",
+                params=["out_dir"],
+            )
     out_dir = ensure_writable_dir(out_dir)
     if data is not None:  # read the data first: a wrong path fails before models load
         sets = {Path(data).resolve().name or "data": load_paired_set(data, max_images)}

@@ -90,12 +90,15 @@ def render_markdown(report: dict) -> str:
     if d["kind"] == "folder":
         out.append(f"Data: paired folder `{d['folder']}` ({d['n_images']} image pairs).")
     else:
+        source = d.get("source", "")  # which images: the corpus test split (held out), its val split, or a folder
+        held_out = "" if source and not source.startswith("corpus test split") else "held-out "
+        where = f" of the {source}" if source.startswith("corpus") else f" in folder `{source}`" if source else ""
         out.append(
             f"Data: presets {', '.join(f'`{p}`' for p in d['presets'])}, each built with seed {d['seed']} "
-            f"from {d['n_images']} held-out clean images ({', '.join(d['sources'])})."
+            f"from {d['n_images']} {held_out}clean images{where} ({', '.join(d['sources'])})."
         )
     heavy = d.get("heavy")
-    if heavy:
+    if heavy and any(n < heavy["of"][s] for s, n in heavy["images_per_set"].items()):  # not when they ran on all
         counts = sorted({f"{n} of {heavy['of'][s]}" for s, n in heavy["images_per_set"].items()})
         out.append(
             f"Heavy models ({', '.join(f'`{r}`' for r in heavy['rows'])}: {heavy['rule']}) ran on "
@@ -155,7 +158,7 @@ def render_markdown(report: dict) -> str:
     clean = report.get("clean") or {}
     if clean:
         out += [
-            "## Clean frames (undegraded test images: a model should leave them alone)",
+            "## Clean frames (the clean images undegraded: a model should leave them alone)",
             "",
             "| Method | mean level shift (8-bit) | largest shift of one image | PSNR against the input (dB) | images |",
             "|---|---:|---:|---:|---:|",

@@ -142,7 +142,7 @@ class OnnxBackend:
                 if split_ensemble(model)[1] > 1:
                     raise KdsharpError(
                         f"{model}: a self-ensemble (@xN) runs with the torch backend only: "
-                        "use --backend torch, or drop the @xN suffix",
+                        "use backend=torch, or drop the @xN suffix",
                         params=["backend"],
                     )
             path = cached_onnx(resolve_model(model, "cpu"))

@@ -114,8 +114,8 @@ def run_demo(
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.metrics import psnr, ssim
 
+    sharpener = Sharpener(model, device=device, threads=threads)  # a bad model or device: no folder made
     folder = _fresh_folder(Path(out_dir), overwrite)
-    sharpener = Sharpener(model, device=device, threads=threads)
     samples = sample_paths()
     portrait = next((p for p in samples if "astronaut" in p.name), samples[0])
     clean = pan_zoom_clip(read_rgb(portrait), max(2, int(round(seconds * fps))), size)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdsharp.errors import KdsharpError
+from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import atomic_path
 
 MIN_OPSET, MAX_OPSET = 11, 20
@@ -175,6 +175,10 @@ def export_onnx(
         raise KdsharpError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default 17)")
     if path.suffix.lower() != ".onnx":
         raise KdsharpError(f"{path}: the output must end in .onnx (e.g. -o model.onnx)")
+    if path.is_dir():
+        raise OutputError(
+            path, "is a folder", f"write the model into it as {path / 'model.onnx'}, or choose a file name"
+        )
     model = _prepare(model_or_name)
     if half:
         model = _HalfInside(model)

@@ -78,7 +78,7 @@ def config_source(source: str | Path | None) -> Iterator[None]:
         text = str(e)
         if source is None or text.startswith(f"{source}:"):
             raise
-        raise ConfigError(f"{source}: {text}") from e
+        raise ConfigError(f"{source}: {text}", params=e.params) from e
 
 
 def check_known_keys(mapping: dict, known: Iterable[str], where: str = "", what: str = "config") -> None:

@@ -44,9 +44,14 @@ def ablation_table(rows: list[dict]) -> str:
 
 def run_ablation(cfg: dict, resume: str | None = None) -> dict:
     """Train ``cfg`` twice (``<name>_kd`` with distillation, ``<name>_nokd`` without); returns
-    ``{'rows': [...], 'markdown': str, 'paths': {...}}`` and writes the table files."""
+    ``{'rows': [...], 'markdown': str, 'paths': {...}}`` and writes the table files. ``resume``:
+    None or 'auto' (each run continues from its own folder's last.pth)."""
     if not cfg.get("teacher"):
         raise ConfigError("ablation needs a teacher: pass teacher=NAME|PATH", params=["teacher"])
+    if resume not in (None, "auto"):  # one checkpoint path would continue both runs from the first one's
+        raise ConfigError(
+            f"resume={resume}: the ablation trains two runs; continue both with resume=auto", params=["resume"]
+        )
     loss = cfg.get("loss") or {}
     if not any((loss.get(t) or {}).get("weight") for t in DISTILL_TERMS):
         raise ConfigError("ablation needs a distillation term: set loss.distill_output.weight (or distill_feature)")

@@ -66,16 +66,14 @@ def init_weights(model: nn.Module, spec: str) -> None:
     sd = grow_kernels(sd, model.state_dict())
     own = model.state_dict()
     added = [k for k in own if k not in sd and k.startswith(tuple(getattr(model, "identity_branches", ())))]
-    if added:  # a branch the source lacks that starts as the identity (e.g. FastNet's chroma branch)
-        sd.update({k: own[k] for k in added})
-        info(f"model.init: {len(added)} tensors of new identity-start branches keep their initial values")
+    sd.update({k: own[k] for k in added})  # a branch the source lacks that starts as the identity (FastNet's chroma)
+    fix = f"model.init must be weights of the same architecture as model '{type(model).__name__}' with these kwargs"
     try:
-        check_state_dict(spec, model, sd, "model.init")
-    except KdsharpError as e:
-        raise ConfigError(
-            f"model.init {spec} does not fit model '{type(model).__name__}' with these kwargs "
-            f"({e}): start from weights of the same architecture"
-        ) from e
+        check_state_dict(spec, model, sd, "model.init", fix)
+    except KdsharpError as e:  # model.init is a config setting: a ConfigError, as for the other keys
+        raise ConfigError(str(e)) from e
+    if added:
+        info(f"model.init: {len(added)} tensors of new identity-start branches keep their initial values")
     model.load_state_dict(sd)
 
 

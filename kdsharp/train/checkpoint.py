@@ -78,15 +78,23 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling/zip failure means a bad file (re-raised)
-        raise InputError(path, f"corrupt or unreadable checkpoint ({type(e).__name__})", fix) from e
+        raise InputError(path, f"corrupt or unreadable checkpoint ({type(e).__name__})", fix, params=["resume"]) from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-        raise InputError(path, f"not a kdsharp training checkpoint (missing {', '.join(missing)})", fix)
+        raise InputError(
+            path, f"not a kdsharp training checkpoint (missing {', '.join(missing)})", fix, params=["resume"]
+        )
     return ckpt
 
 
-def check_state_dict(path: str | Path, model: nn.Module, state_dict: dict, what: str = "model") -> None:
-    """InputError naming ``path`` if ``state_dict`` does not fit ``model`` (keys or shapes)."""
+def check_state_dict(
+    path: str | Path,
+    model: nn.Module,
+    state_dict: dict,
+    what: str = "model",
+    fix: str = "resume with the same model name and kwargs it was trained with",
+) -> None:
+    """InputError naming ``path`` if ``state_dict`` does not fit ``model`` (keys or shapes), with ``fix``."""
     own = model.state_dict()
     sd = strip_module_prefix(state_dict)
     missing = [k for k in own if k not in sd]
@@ -101,8 +109,4 @@ def check_state_dict(path: str | Path, model: nn.Module, state_dict: dict, what:
             detail.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
         if extra:
             detail.append(f"{len(extra)} unexpected keys (e.g. {extra[0]})")
-        raise InputError(
-            path,
-            f"checkpoint does not match the {what}: " + "; ".join(detail),
-            "resume with the same model name and kwargs it was trained with",
-        )
+        raise InputError(path, f"checkpoint does not match the {what}: " + "; ".join(detail), fix)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -180,14 +181,44 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
 def validate_config(cfg: dict) -> None:
     """Check value types/ranges that would otherwise fail late; raises ConfigError."""
 
-    def need(cond: bool, msg: str):
+    def need(cond: bool, msg: str, params: tuple[str, ...] = ()):
         if not cond:
-            raise ConfigError(msg)
+            raise ConfigError(msg, params=params)
 
-    sched, data, val = cfg["schedule"], cfg["data"], cfg["val"]
+    def number(x: Any, least: float = -math.inf, most: float = math.inf, off: bool = False) -> bool:
+        """A finite real number (not a bool) in [least, most]; ``off``: None is allowed too."""
+        if x is None:
+            return off
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and least <= x <= most and math.isfinite(x)
+
+    def integer(x: Any, least: int = 0, off: bool = False) -> bool:
+        """An int (not a bool) >= ``least``; ``off``: None is allowed too."""
+        return off if x is None else isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+    sched, data, val, optim = cfg["schedule"], cfg["data"], cfg["val"], cfg["optim"]
+    need(integer(cfg["seed"]), "seed must be an integer >= 0")
+    need(integer(cfg["threads"]), "threads must be an integer >= 0 (0 = torch's default)")
+    for key in ("deterministic", "channels_last", "export"):
+        need(isinstance(cfg[key], bool), f"{key} must be true or false")
+    need(number(cfg["grad_clip"], 0, off=True), "grad_clip must be a number >= 0 (0 = off)")
+    betas = optim["betas"]
+    need(
+        isinstance(betas, (list, tuple)) and len(betas) == 2 and all(number(b, 0, 1) and b < 1 for b in betas),
+        "optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.99]",
+    )
+    need(number(optim["weight_decay"], 0), "optim.weight_decay must be a number >= 0")
+    need(number(optim["eps"], 0) and optim["eps"] > 0, "optim.eps must be a number > 0")
+    need(number(sched["min_lr_ratio"], 0, 1), "schedule.min_lr_ratio must be a number in [0, 1]")
+    need(number(sched["max_minutes"], 0, off=True), "schedule.max_minutes must be a number >= 0 (0 = no time budget)")
+    need(number(cfg["publish"]["every_s"], 0, off=True), "publish.every_s must be a number of seconds >= 0 (0 = off)")
+    need(integer(data["length"], 1, off=True), "data.length must be a positive integer (or null: the default)")
+    need(integer(val["count"], 1), "val.count must be a positive integer")
+    need(integer(val["size"], 8), "val.size must be an integer >= 8 (px)")
+    need(integer(val["max_images"], 1), "val.max_images must be a positive integer")
+    need(integer(val["seed"]), "val.seed must be an integer >= 0")
     need(isinstance(sched["iters"], int) and sched["iters"] > 0, "schedule.iters must be a positive integer")
     need(isinstance(sched["warmup"], int) and sched["warmup"] >= 0, "schedule.warmup must be an integer >= 0")
-    need(isinstance(data["batch"], int) and data["batch"] > 0, "data.batch must be a positive integer")
+    need(integer(data["batch"], 1), "data.batch must be a positive integer")
     need(isinstance(data["crop"], int) and data["crop"] >= 8, "data.crop must be an integer >= 8")
     need(isinstance(data["workers"], int) and data["workers"] >= 0, "data.workers must be an integer >= 0")
     need(isinstance(data["sources"], list) and bool(data["sources"]), "data.sources must be a non-empty list")
@@ -202,14 +233,18 @@ def validate_config(cfg: dict) -> None:
     need(isinstance(cfg["model"].get("kwargs") or {}, dict), "model.kwargs must be a mapping")
     need(isinstance(cfg["model"].get("freeze") or [], list), "model.freeze must be a list of parameter-name prefixes")
     tc = cfg["teacher_cache"]
+    need(isinstance(tc["enabled"], bool), "teacher_cache.enabled must be true or false")
+    need(not tc["enabled"] or integer(tc["size"], 1), "teacher_cache.size must be a positive integer")
+    need(not tc["enabled"] or integer(tc["batch"], 1), "teacher_cache.batch must be a positive integer")
     need(
-        not tc["enabled"] or (isinstance(tc["size"], int) and tc["size"] > 0),
-        "teacher_cache.size must be a positive integer",
+        not tc["enabled"] or cfg["teacher"],
+        "teacher_cache.enabled needs a teacher (set teacher=NAME|PATH)",
+        ("teacher",),
     )
-    need(not tc["enabled"] or cfg["teacher"], "teacher_cache.enabled needs a teacher (set teacher=NAME|PATH)")
     need(isinstance(tc.get("extra") or [], list), "teacher_cache.extra must be a list of bank files")
     need(
-        cfg["name"] is None or (isinstance(cfg["name"], str) and "/" not in cfg["name"]),
+        cfg["name"] is None
+        or (isinstance(cfg["name"], str) and "/" not in cfg["name"] and cfg["name"].strip(".") != ""),
         "name must be a plain folder name",
     )
 

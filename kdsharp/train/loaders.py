@@ -266,6 +266,8 @@ def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    if path.is_dir():  # checked before the teacher labels the crops, not when saving them
+        raise InputError(path, "teacher_cache.path is a folder", "give it a file path, e.g. bank.safetensors")
     if not path.is_file():
         return None
     try:
@@ -296,8 +298,13 @@ def load_extra_banks(paths: list, like: dict[str, torch.Tensor], teacher_id: str
     for p in map(Path, paths):
         if not p.is_file():
             raise InputError(p, "extra teacher bank not found", "give the path of another run's teacher cache")
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception as e:  # any unreadable file: reported as not a bank
+            raise InputError(
+                p, f"is not a teacher bank ({type(e).__name__})", "give another run's teacher cache"
+            ) from e
         if meta.get("teacher") and teacher_id and meta["teacher"] != teacher_id:
             raise InputError(
                 p,
@@ -305,9 +312,15 @@ def load_extra_banks(paths: list, like: dict[str, torch.Tensor], teacher_id: str
                 "use banks made with this run's teacher, or rebuild them",
             )
         bank = load_file(str(p))
-        if not set(like) <= set(bank) or any(bank[k].shape[1:] != like[k].shape[1:] for k in like):
-            shapes = {k: tuple(v.shape[1:]) for k, v in bank.items()}
-            raise InputError(p, f"holds {shapes}, not the run's crops", "use banks of the same crop size")
+        if not set(like) <= set(bank):
+            raise InputError(
+                p,
+                f"is not a teacher bank (no {', '.join(sorted(set(like) - set(bank)))} tensors)",
+                "give another run's teacher cache (<out_dir>/cache/teacher_*.safetensors)",
+            )
+        if any(bank[k].shape[1:] != like[k].shape[1:] for k in like):
+            got, want = tuple(bank["gt"].shape[1:]), tuple(like["gt"].shape[1:])
+            raise InputError(p, f"holds crops of {got}, not the run's {want}", "use banks of the same crop size")
         parts.append({k: bank[k] for k in like})
     if len(parts) == 1:
         return like

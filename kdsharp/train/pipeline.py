@@ -9,19 +9,24 @@ the teacher stage did not run or failed); ``student_nokd`` is the distillation a
 student's recipe without the distillation terms). Each stage gets a share of the time left, reads its
 training crops and validation pairs from the bundle, exports fp16 EMA weights every
 ``publish_every_s`` seconds and at its end, and copies them into ``publish`` — so a lease cut off
-at any moment still leaves usable weights. A failing stage is reported and the next one runs.
+at any moment still leaves usable weights. A failing stage is reported and the next one runs; what
+can be checked without training (the bundle, every stage's config and overrides, run folders left by
+an earlier pipeline in ``out_dir``) is checked before the first stage starts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdsharp.console import error, info
-from kdsharp.errors import ConfigError
+from kdsharp.data.bundle import read_meta
+from kdsharp.errors import ConfigError, KdsharpError
+from kdsharp.io.config import config_source
 from kdsharp.train.config import load_config
 
 STAGES = ("teacher", "student", "student_nokd", "fast")
@@ -109,8 +114,39 @@ def run_pipeline(
     bad = {k: v for k, v in (shares or {}).items() if k not in STAGES or not v > 0}
     if bad:
         raise ConfigError(f"time shares {bad}: give a positive share to a stage of {', '.join(STAGES)}")
+    if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"minutes={minutes}: the time budget must be a number of minutes > 0", params=["minutes"])
+    unknown = [s for s in overrides or {} if s not in STAGES]
+    if unknown:
+        raise ConfigError(
+            f"overrides for unknown stage(s) {', '.join(unknown)}: use STAGE:KEY=VALUE with a stage of "
+            f"{', '.join(STAGES)}"
+        )
     bundle, out_dir = Path(bundle), Path(out_dir)
     publish = Path(publish) if publish else None
+    read_meta(bundle)  # before the first stage spends the budget: not a bundle, config typos, a used run folder
+    if publish is not None:
+        from kdsharp.io.atomic import ensure_writable_dir
+
+        ensure_writable_dir(publish)
+    for stage in stages:
+        with config_source(f"pipeline stage {stage}"):
+            cfg = stage_config(
+                stage,
+                bundle,
+                1.0,
+                out_dir,
+                publish,
+                publish_every_s,
+                None if stage == "teacher" else "teacher",
+                list((overrides or {}).get(stage, [])),
+            )
+        run = Path(cfg["out_dir"]) / cfg["name"]
+        if (run / "last.pth").exists():
+            raise ConfigError(
+                f"{run} already holds a run (last.pth): the pipeline starts new runs, choose another out_dir=DIR",
+                params=["out_dir"],
+            )
     deadline = time.monotonic() + minutes * 60.0
     results: list[StageResult] = []
     teacher_weights: str | None = None
@@ -147,7 +183,8 @@ def run_pipeline(
         except Exception as e:  # noqa: BLE001 - the next stage still runs
             res.error = f"{type(e).__name__}: {e}"
             error(f"pipeline stage {stage} failed: {res.error}")
-            traceback.print_exc()
+            if not isinstance(e, KdsharpError):  # a bad input says all in one line; a bug needs its traceback
+                traceback.print_exc()
         res.seconds = round(time.monotonic() - t0, 1)
         results.append(res)
         _write_summary(results, out_dir, publish)

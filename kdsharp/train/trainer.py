@@ -74,11 +74,13 @@ class TrainResult:
 class TrainingStopped(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) stopped a run after a step: ``last.pth`` is saved and the weights are
     exported (the last EMA weights and the best validated ones, as at the end of a run, without a
-    last validation); ``result`` says what the run had reached (its ``val``: the last validation)."""
+    last validation); ``result`` says what the run had reached (its ``val``: the last validation),
+    ``signum`` which signal stopped it (``signal.SIGINT`` or ``signal.SIGTERM``)."""
 
-    def __init__(self, result: TrainResult):
+    def __init__(self, result: TrainResult, signum: int = signal.SIGINT):
         super().__init__(f"stopped at step {result.step}")
         self.result = result
+        self.signum = signum
 
 
 class Trainer:
@@ -138,9 +140,10 @@ class Trainer:
         self.step = 0
         self.best: dict[str, float] = {}
         self.start_val: dict[str, float] = {}  # the val of the weights the run started from (step 0)
-        self.train_ds = self._build_train_data()
+        # the val set first: a bad val source fails before the teacher labels the cache's crops
         self.val_items = build_val_items(cfg) if self.main else []
         self.val_groups = val_groups(cfg, len(self.val_items)) if self.main else None  # presets of bundle pairs
+        self.train_ds = self._build_train_data()
         self.logger = logs.RunLogger(self.run_dir, enabled=self.main)
         if ckpt_path is not None:
             self._load(ckpt_path)
@@ -150,6 +153,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._stop = False
+        self._signum = signal.SIGINT  # the signal that stopped the run (another rank's: SIGINT)
 
     def progress(self) -> float:
         """How far the run is, in [0, 1]: steps done / iters, or elapsed / time budget if further."""
@@ -216,6 +220,8 @@ class Trainer:
             from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 
             ensure_writable_dir(run_dir)
+            if cfg["publish"]["dir"]:  # checked now, not when the first export is copied there
+                ensure_writable_dir(Path(cfg["publish"]["dir"]))
             with atomic_path(run_dir / "config.yaml") as tmp:
                 tmp.write_text(dump_config(cfg), encoding="utf-8")
         return run_dir, ckpt
@@ -426,7 +432,7 @@ class Trainer:
     def _on_signal(self, signum, frame):
         if self._stop:
             raise KeyboardInterrupt
-        self._stop = True
+        self._stop, self._signum = True, signum
         if self.main:
             warn("stopping after this step and saving last.pth (press Ctrl-C again to abort without saving)")
 
@@ -457,7 +463,8 @@ class Trainer:
         it = None
         try:
             with progress("it") as bar:
-                task = bar.add_task(self._desc(None), total=self.iters, completed=self.step)
+                total = None if self.budget_s else self.iters  # a time budget ends it first: no step ETA
+                task = bar.add_task(self._desc(None), total=total, completed=self.step)
                 it = start_workers(loader)
                 while self.step < self.iters and not any_rank(self._out_of_time(), self.dist):
                     try:
@@ -489,7 +496,7 @@ class Trainer:
                 self.save()
                 if self.main:
                     info(f"saved {self.run_dir / 'last.pth'} at step {self.step}: resuming continues from it")
-                raise TrainingStopped(self._exported(metrics, baselines))
+                raise TrainingStopped(self._exported(metrics, baselines), self._signum)
             if self.main:
                 if self.step < self.iters:
                     info(f"time budget of {self.budget_s / 60:g} min used up at step {self.step}")
