@@ -1,0 +1,113 @@
+"""Test-time options around the shipped students, measured on the corpus's VALIDATION photos.
+
+    python scripts/test_time_options.py -o docs/eval/test_time_val.json     # ~5 min on 2 cores
+
+For `fast` and `student`, on the eval's presets (`lowbw`, `defocus`, `h264`) built from the 16
+validation photos under two preset seeds (2024, the eval's, and 7), ΔPSNR (dB) over the input of:
+
+* the model alone, and its geometric self-ensemble over 2, 4 and 8 symmetries (``NAME@xN``);
+* the model's change gated by the input's local contrast (``s^2 / (s^2 + k^2)``, ``s`` the luma
+  standard deviation in a ``win`` px box): less change in flat areas, where sharpening shows blocks;
+* the model's output plus a gentle wide unsharp mask of the input (``amount * (x - G_sigma(x))``):
+  the classic filter that wins the `h264` preset, added on top.
+
+Choosing between such options is what the validation split is for; the test split reports the
+chosen one (`kdsharp eval`). Prints a markdown table and writes the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clean_images
+from kdsharp.io.images import from_tensor, to_tensor
+from kdsharp.metrics import psnr
+from kdsharp.registry import load_model
+
+PRESETS = ("lowbw", "defocus", "h264")
+SEEDS = (2024, 7)
+GATES = ((5, 4.0), (5, 8.0), (9, 8.0))  # (win px, k levels)
+ADDED_UNSHARP = ((0.1, 2.0), (0.1, 3.0), (0.2, 3.0))  # (amount, sigma px)
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    return (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]).astype(np.float32)
+
+
+def contrast_gate(lq: np.ndarray, win: int, k: float) -> np.ndarray:
+    """(H,W,1) weights in [0,1): ``s^2/(s^2+k^2)``, ``s`` the local luma std (levels) in a ``win`` box."""
+    y = _luma(lq.astype(np.float32))
+    m, m2 = cv2.blur(y, (win, win)), cv2.blur(y * y, (win, win))
+    s2 = np.maximum(m2 - m * m, 0)
+    return (s2 / (s2 + k * k))[..., None]
+
+
+def _to8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def variants(model_name: str, lq: np.ndarray, models: dict) -> dict[str, np.ndarray]:
+    """Every option's uint8 output for one degraded image."""
+    outs = {}
+    for n in (1, 2, 4, 8):
+        spec = model_name if n == 1 else f"{model_name}@x{n}"
+        with torch.inference_mode():
+            outs[spec] = from_tensor(models[spec](to_tensor(lq)).float())
+    x, y = lq.astype(np.float32), outs[model_name].astype(np.float32)
+    for win, k in GATES:
+        outs[f"{model_name} gated (win {win}, k {k:g})"] = _to8(x + contrast_gate(lq, win, k) * (y - x))
+    for amount, sigma in ADDED_UNSHARP:
+        detail = x - cv2.GaussianBlur(x, (0, 0), sigma)
+        outs[f"{model_name} + unsharp (amount {amount:g}, sigma {sigma:g})"] = _to8(y + amount * detail)
+    return outs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--out", type=Path, default=Path("docs/eval/test_time_val.json"))
+    ap.add_argument("--models", default="fast,student")
+    ap.add_argument(
+        "--corpus", default=None, help="corpus folder (default: $KDSHARP_CORPUS or ~/.cache/kdsharp/corpus)"
+    )
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    clean = load_clean_images(None, held_out=[str(p) for p in corpus_test_paths(a.corpus, split="val")])
+    names = a.models.split(",")
+    models = {
+        (m if n == 1 else f"{m}@x{n}"): load_model(m if n == 1 else f"{m}@x{n}") for m in names for n in (1, 2, 4, 8)
+    }
+    gains: dict[str, dict[str, list[float]]] = {}
+    for seed in SEEDS:
+        for preset in PRESETS:
+            for _, lq, gt in build_preset_set(clean, preset, seed=seed):
+                base = psnr(lq, gt)
+                for m in names:
+                    for option, out in variants(m, lq, models).items():
+                        gains.setdefault(option, {}).setdefault(f"{preset}/{seed}", []).append(psnr(out, gt) - base)
+    table = {opt: {k: float(np.mean(v)) for k, v in per.items()} for opt, per in gains.items()}
+    cols = [f"{p}/{s}" for p in PRESETS for s in SEEDS]
+    print(f"| option ({len(clean)} validation photos) | " + " | ".join(cols) + " | mean |")
+    print("|---|" + "---:|" * (len(cols) + 1))
+    for opt, per in table.items():
+        print(
+            f"| {opt} | " + " | ".join(f"{per[c]:+.3f}" for c in cols) + f" | {np.mean([per[c] for c in cols]):+.3f} |"
+        )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(
+        json.dumps(
+            {"split": "val", "n_images": len(clean), "presets": PRESETS, "seeds": SEEDS, "delta_psnr": table}, indent=1
+        )
+    )
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
