@@ -82,20 +82,39 @@ class LineProgress:
         for task in list(self._tasks):
             self.remove_task(task)
 
-    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+    def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
+        """A new task; ``completed``: where it starts (a resumed run), not counted in its rate."""
         now = self._clock()
         self._tasks[self._next] = dict(
-            description=description, total=total, completed=0, start=now, last=now, unit=fields.get("unit") or self.unit
+            description=description,
+            total=total,
+            completed=completed,
+            base=completed,
+            start=now,
+            last=now,
+            unit=fields.get("unit") or self.unit,
         )
         self._next += 1
         return self._next - 1
 
-    def update(self, task: int, total: float | None = None, advance: float = 0, **fields) -> None:
+    def update(
+        self,
+        task: int,
+        total: float | None = None,
+        advance: float = 0,
+        completed: float | None = None,
+        description: str | None = None,
+        **fields,
+    ) -> None:
         t = self._tasks.get(task)
         if t is None:
             return
         if total is not None:
             t["total"] = total
+        if description is not None:
+            t["description"] = description
+        if completed is not None:
+            t["completed"] = completed
         self.advance(task, advance)
 
     def advance(self, task: int, advance: float = 1) -> None:
@@ -112,7 +131,7 @@ class LineProgress:
         t = self._tasks.pop(task, None)
         if (
             t is not None
-            and t["completed"]
+            and t["completed"] != t["base"]
             and t["completed"] != t.get("printed")
             and self._clock() - t["start"] >= self.interval
         ):
@@ -121,7 +140,7 @@ class LineProgress:
     def _line(self, t: dict, now: float, done: bool = False) -> None:
         n, total, unit = t["completed"], t["total"], t["unit"]
         t["printed"] = n
-        rate = n / max(now - t["start"], 1e-9)
+        rate = (n - t["base"]) / max(now - t["start"], 1e-9)  # this process's pace: a resumed run's steps excluded
         count = f"{n:.0f}/{total:.0f} {unit} ({100 * n / total:.0f}%)" if total else f"{n:.0f} {unit}"
         eta = f", ETA {(total - n) / rate:.0f} s" if total and rate > 0 and not done and n < total else ""
         console.print(escape(f"{t['description']}: {count}, {rate:.1f} {unit}/s{eta}"), soft_wrap=True)

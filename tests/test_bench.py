@@ -118,3 +118,11 @@ def test_cli_bench_half_with_int8_names_both_options(capsys):
     lines = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1, lines
     assert "--half" in lines[0] and "--backend onnx-int8" in lines[0] and "int8=True" not in lines[0]
+
+
+def test_cli_bench_names_video_options_it_ignores_without_a_video(capsys):
+    code = main(["bench", "--model", "fast", "--size", "48x32", "--iters", "2", "--warmup", "1", "--frames", "5",
+                 "--crf", "20", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["model"] == "fast"  # stdout stays one JSON object
+    assert "--frames, --crf time the video pipeline: ignored without --video FILE" in captured.err

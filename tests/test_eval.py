@@ -335,3 +335,12 @@ def test_eval_votes_with_a_damaged_eval_report_names_it(tmp_path, capsys):
     line = _one_line_error(capsys, ["eval", "--votes", str(tmp_path / "votes.db"), "-o", str(out)])
     assert "report.json: is not a readable `kdsharp eval` report" in line and "--out" in line
     assert not (out / "votes.md").exists()
+
+
+def test_corpus_options_given_with_own_images_are_named_as_ignored(tmp_path, paired_dir, capsys):
+    assert main(["eval", "--data", str(paired_dir), "--split", "val", "--models", "", "--no-fps",
+                 "-o", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "--split choose corpus photos: ignored with --data" in err
+    assert main(["eval", "--data", str(paired_dir), "--models", "", "--no-fps", "-o", str(tmp_path / "r2")]) == 0
+    assert "ignored" not in capsys.readouterr().err

@@ -114,3 +114,23 @@ def test_the_two_model_builders_say_what_they_build():
     trained, arch = builders.model_from_config({"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}},
                                                torch.device("cpu"))
     assert type(model) is type(trained) and arch == {"name": "UNet", "kwargs": model.arch_kwargs}
+
+
+def test_line_progress_follows_a_resumed_task_and_its_description(capsys):
+    """The plain progress lines of a piped run: a task that starts part way (a resumed training run,
+    ``completed=``) counts from there, its rate counts only this process's steps, and description
+    updates (the training loss terms) show."""
+    from kdsharp import console as con
+
+    clock = iter(float(t) for t in range(100))
+    bar = con.LineProgress("steps", interval=0)
+    bar._clock = lambda: next(clock)
+    task = bar.add_task("train", total=60, completed=35)
+    bar.update(task, description="train loss 0.0123")
+    bar.advance(task, 5)
+    bar.update(task, completed=45)
+    bar.remove_task(task)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("train")]
+    assert lines[0].startswith("train loss 0.0123: 35/60 steps (58%)")  # was 0/60 and no loss
+    assert lines[1].startswith("train loss 0.0123: 40/60 steps (67%), 2.5 steps/s, ETA 8 s")  # 5 steps in 2 s
+    assert lines[2].startswith("train loss 0.0123: 45/60 steps (75%)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from kdsharp.console import console, info
+from kdsharp.console import console, info, warn
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -46,8 +46,8 @@ def eval_command(
     models: str = typer.Option(
         "teacher,student,fast,student_nokd",
         "--models",
-        help="Models (registered names or checkpoint paths), comma separated; "
-        "one without trained weights is skipped with a warning.",
+        help="Models (registered names or checkpoint paths, each optionally with a self-ensemble suffix "
+        "@x2/@x4/@x8), comma separated; one without trained weights is skipped with a warning.",
     ),
     out: Path = typer.Option(
         Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, comparison.png)."
@@ -85,6 +85,11 @@ def eval_command(
         return
     from kdsharp.evaluate import evaluate
     from kdsharp.infer.threads import default_threads, set_threads
+
+    given = [f for f, v in (("--source", source), ("--data", data)) if v is not None]
+    ignored = [f for f, unused in (("--corpus", corpus is not None), ("--split", split != "test")) if unused]
+    if given and ignored:
+        warn(f"{' and '.join(ignored)} choose corpus photos: ignored with {' and '.join(given)}")
 
     set_threads(threads or default_threads())
     report = evaluate(
@@ -193,6 +198,20 @@ def bench_command(
             compile,
         )
         return
+    video_only = [
+        flag
+        for flag, given in (
+            ("--frames", frames is not None),
+            ("--encoder-preset", encoder_preset is not None),
+            ("--crf", crf is not None),
+            ("--reuse", reuse),
+            ("--video-path", video_path != "auto"),
+            ("--compile", compile),
+        )
+        if given
+    ]
+    if video_only:
+        warn(f"{', '.join(video_only)} time the video pipeline: ignored without --video FILE")
     result = benchmark(
         model,
         size=parse_size(size),
