@@ -25,11 +25,13 @@ from kdsharp.io.images import IMAGE_EXTS, is_image_file, read_image_meta, to_rgb
 from kdsharp.io.meta import ImageMeta
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
-MODELS = ("fast", "student", "teacher")
-#: Speed of each model, as measured for the README (``kdsharp bench`` / ``kdsharp eval``, 2 CPU threads).
+MODELS = ("fast", "student", "student@x8", "teacher")
+#: Speed of each model, as measured for the README (``kdsharp bench`` / ``kdsharp eval``, 2 CPU threads;
+#: a self-ensemble ``NAME@xN`` runs its model N times).
 SPEED = {
     "fast": "real time: about 35 frames/s at 1080p on 2 CPU cores",
     "student": "about 9 frames/s at 1080p on 2 CPU cores",
+    "student@x8": "the student averaged over 8 flips/turns, for photos: about 1 frame/s at 1080p on 2 CPU cores",
     "teacher": "best quality, slow: about 25 s per 1080p image on 2 CPU cores",
 }
 PREVIEW_SIDE = 2048  # long side of the images shown on the page (downloads stay full size)
