@@ -29,6 +29,10 @@ import torch
 from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clean_images
 from kdsharp.io.images import from_tensor, to_tensor
 from kdsharp.metrics import psnr
+from kdsharp.models import ENSEMBLE_SIZES
+from kdsharp.ops.color import rgb_to_y
+from kdsharp.ops.filters import add_detail, unsharp_detail
+from kdsharp.ops.geometry import dihedral, dihedral_inverse
 from kdsharp.registry import load_model
 
 PRESETS = ("lowbw", "defocus", "h264")
@@ -37,35 +41,33 @@ GATES = ((5, 4.0), (5, 8.0), (9, 8.0))  # (win px, k levels)
 ADDED_UNSHARP = ((0.1, 2.0), (0.1, 3.0), (0.2, 3.0))  # (amount, sigma px)
 
 
-def _luma(x: np.ndarray) -> np.ndarray:
-    return (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]).astype(np.float32)
-
-
-def contrast_gate(lq: np.ndarray, win: int, k: float) -> np.ndarray:
-    """(H,W,1) weights in [0,1): ``s^2/(s^2+k^2)``, ``s`` the local luma std (levels) in a ``win`` box."""
-    y = _luma(lq.astype(np.float32))
+def contrast_gate(x: torch.Tensor, win: int, k: float) -> torch.Tensor:
+    """(1,1,H,W) weights in [0,1) for a (1,3,H,W) RGB [0,1] input: ``s^2/(s^2+k^2)``, ``s`` the local luma
+    standard deviation (8-bit levels) in a ``win`` px box."""
+    y = rgb_to_y(x)[0, 0].numpy() * 255
     m, m2 = cv2.blur(y, (win, win)), cv2.blur(y * y, (win, win))
     s2 = np.maximum(m2 - m * m, 0)
-    return (s2 / (s2 + k * k))[..., None]
+    return torch.from_numpy(s2 / (s2 + k * k))[None, None]
 
 
-def _to8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
-
-
-def variants(model_name: str, lq: np.ndarray, models: dict) -> dict[str, np.ndarray]:
-    """Every option's uint8 output for one degraded image."""
-    outs = {}
-    for n in (1, 2, 4, 8):
-        spec = model_name if n == 1 else f"{model_name}@x{n}"
-        with torch.inference_mode():
-            outs[spec] = from_tensor(models[spec](to_tensor(lq)).float())
-    x, y = lq.astype(np.float32), outs[model_name].astype(np.float32)
+@torch.inference_mode()
+def variants(name: str, lq: np.ndarray, model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Every option's uint8 output for one degraded image. The self-ensembles share their passes: the
+    running sum over the symmetries in :class:`kdsharp.models.SelfEnsemble`'s order, read after 1, 2,
+    4 and 8 of them (what ``NAME@xN`` computes)."""
+    x = to_tensor(lq)
+    outs, total = {}, torch.zeros_like(x)
+    for code in range(8):
+        total = total + dihedral_inverse(model(dihedral(x, code)).float(), code)
+        if code + 1 in ENSEMBLE_SIZES:
+            outs[name if code == 0 else f"{name}@x{code + 1}"] = from_tensor(total / (code + 1))
+    y = to_tensor(outs[name])
     for win, k in GATES:
-        outs[f"{model_name} gated (win {win}, k {k:g})"] = _to8(x + contrast_gate(lq, win, k) * (y - x))
+        outs[f"{name} gated (win {win}, k {k:g})"] = from_tensor(x + contrast_gate(x, win, k) * (y - x))
     for amount, sigma in ADDED_UNSHARP:
-        detail = x - cv2.GaussianBlur(x, (0, 0), sigma)
-        outs[f"{model_name} + unsharp (amount {amount:g}, sigma {sigma:g})"] = _to8(y + amount * detail)
+        outs[f"{name} + unsharp (amount {amount:g}, sigma {sigma:g})"] = from_tensor(
+            add_detail(y, unsharp_detail(x, sigma), amount)
+        )
     return outs
 
 
@@ -80,16 +82,14 @@ def main() -> int:
     torch.set_num_threads(1)
     clean = load_clean_images(None, held_out=[str(p) for p in corpus_test_paths(a.corpus, split="val")])
     names = a.models.split(",")
-    models = {
-        (m if n == 1 else f"{m}@x{n}"): load_model(m if n == 1 else f"{m}@x{n}") for m in names for n in (1, 2, 4, 8)
-    }
+    models = {m: load_model(m) for m in names}
     gains: dict[str, dict[str, list[float]]] = {}
     for seed in SEEDS:
         for preset in PRESETS:
             for _, lq, gt in build_preset_set(clean, preset, seed=seed):
                 base = psnr(lq, gt)
                 for m in names:
-                    for option, out in variants(m, lq, models).items():
+                    for option, out in variants(m, lq, models[m]).items():
                         gains.setdefault(option, {}).setdefault(f"{preset}/{seed}", []).append(psnr(out, gt) - base)
     table = {opt: {k: float(np.mean(v)) for k, v in per.items()} for opt, per in gains.items()}
     cols = [f"{p}/{s}" for p in PRESETS for s in SEEDS]

@@ -136,15 +136,6 @@ class OnnxBackend:
             if not path.is_file():
                 raise InputError(path, "no such ONNX file", "check the path")
         else:
-            if isinstance(model, (str, Path)):
-                from kdsharp.registry import split_ensemble
-
-                if split_ensemble(model)[1] > 1:
-                    raise KdsharpError(
-                        f"{model}: a self-ensemble (@xN) runs with the torch backend only: "
-                        "use backend=torch, or drop the @xN suffix",
-                        params=["backend"],
-                    )
             path = cached_onnx(resolve_model(model, "cpu"))
         providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
         if self.device.type == "cuda":

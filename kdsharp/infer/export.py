@@ -44,24 +44,21 @@ def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
     """The bare architecture to trace, fp32 on the CPU, re-parameterized where it can be: a
     test-time wrapper (the teacher's local windows) is dropped, since a traced graph would bake
     one frame size's windows. Names and paths load with ``load_model`` (EMA weights)."""
-    from kdsharp.models import SelfEnsemble, TestTimeWrapper, unwrap
+    from kdsharp.models import SelfEnsemble, unwrap
     from kdsharp.models.common import reparameterize, set_memory_format
 
     if isinstance(model_or_name, nn.Module):
-        wrapped = model_or_name
+        wrapped, named = model_or_name, ""
     else:
         from kdsharp.registry import load_model
 
-        wrapped = load_model(model_or_name, deploy=False)
-    layer = wrapped
-    while isinstance(layer, TestTimeWrapper):
-        if isinstance(layer, SelfEnsemble) and layer.n > 1:  # dropping it would silently change the output
-            raise KdsharpError(
-                f"{model_or_name if not isinstance(model_or_name, nn.Module) else 'the model'}: a self-ensemble "
-                "(@xN) runs with the torch backend only: drop the @xN suffix to export or use ONNX"
-            )
-        layer = layer.model
-    model = copy.deepcopy(unwrap(wrapped)) if isinstance(model_or_name, nn.Module) else unwrap(wrapped)
+        wrapped, named = load_model(model_or_name, deploy=False), f"{model_or_name}: "
+    if any(isinstance(m, SelfEnsemble) and m.n > 1 for m in wrapped.modules()):  # dropping it changes the output
+        raise KdsharpError(
+            f"{named}a self-ensemble (@xN) runs with the torch backend only: "
+            "run it there, or drop the @xN suffix to export the model alone"
+        )
+    model = copy.deepcopy(unwrap(wrapped)) if wrapped is model_or_name else unwrap(wrapped)
     model = set_memory_format(model.float().cpu().eval(), torch.contiguous_format)
     reparameterize(model)
     return model
