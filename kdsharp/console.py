@@ -23,6 +23,12 @@ from rich.progress import (
 console = Console(stderr=True, highlight=False)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, 'image')`` -> ``'1 image'``, ``plural(3, 'image')`` -> ``'3 images'`` (``many``: an
+    irregular plural)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def quiet() -> bool:
     """True when progress bars should be hidden (``KDSHARP_QUIET=1``)."""
     return os.environ.get("KDSHARP_QUIET", "") not in ("", "0")

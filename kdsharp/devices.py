@@ -33,13 +33,17 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
         return dev
     if not torch.cuda.is_available():
         raise KdsharpError(
-            f"device '{device}': no CUDA GPU is available to PyTorch (run on the CPU: device 'cpu' or 'auto')"
+            f"device={device}: no CUDA GPU is available to PyTorch (run on the CPU: use device=cpu or device=auto)",
+            params=["device"],
         )
     count = torch.cuda.device_count()
     if dev.index is None and local_rank is not None:
         return torch.device("cuda", local_rank % max(1, count))
     if dev.index is not None and dev.index >= count:
-        raise KdsharpError(f"device '{device}': this machine has {count} CUDA GPU(s), numbered from 0")
+        raise KdsharpError(
+            f"device={device}: this machine has {count} CUDA GPU(s), numbered from 0 (use device=cuda:0)",
+            params=["device"],
+        )
     return dev
 
 

@@ -50,9 +50,13 @@ class UnknownModelError(KdsharpError):
     """A model name that is neither registered nor an existing checkpoint path."""
 
     def __init__(self, name: str, known: list[str]):
+        import difflib
+
+        close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
         super().__init__(
             f"unknown model '{name}': not a registered name nor an existing file "
-            f"(known models: {', '.join(sorted(known))}; or pass a checkpoint path)"
+            f"({hint}known models: {', '.join(sorted(known))}; or pass a checkpoint path)"
         )
 
 

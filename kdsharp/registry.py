@@ -252,6 +252,8 @@ def split_ensemble(spec: str | Path) -> tuple[str, int]:
     if n not in ENSEMBLE_SIZES:
         sizes = ", ".join(f"@x{k}" for k in ENSEMBLE_SIZES if k > 1)
         raise KdsharpError(f"'{spec}': a self-ensemble averages 2, 4 or 8 symmetries: use {sizes}")
+    if ENSEMBLE_SUFFIX.match(m["base"]) and not Path(m["base"]).is_file():  # student@x8@x2: 16 passes, 8 alike
+        raise KdsharpError(f"'{spec}': give one self-ensemble suffix (e.g. '{m['base']}')")
     return m["base"], n
 
 

@@ -47,7 +47,9 @@ def quality(report: dict) -> list[str]:
     out += method_table(report, report["overall"])
     if report.get("cpu"):
         out += ["", f"FPS: the bare model on 1920x1080 frames, measured by the same eval run on {report['cpu']} "
-                "(2 cores; other CPUs of this machine kind differ, see \"Real-time video\")."]
+                "(2 cores; other CPUs of this machine kind differ, see \"Real-time video\"). GMACs: per 1080p frame "
+                "as the model runs (the teacher's overlapping local windows included; `kdsharp models` gives the "
+                "architecture on a whole frame)."]
     presets = list(report["presets"])
     out += ["", "ΔPSNR (dB) and ΔSSIM over the input, per preset:", "",
             "| Method | " + " | ".join(f"{p} ΔPSNR | {p} ΔSSIM" for p in presets) + " |",

@@ -544,3 +544,18 @@ def test_app_bad_compare_list_names_the_option(capsys):
     assert main(["app", "--port", "7999", "--compare", "fast,magic"]) == 2
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: --compare fast,magic:") and "student" in lines[0], lines
+
+
+def test_a_reference_of_another_size_is_refused_before_the_model_runs(tmp_path, models, workspace, monkeypatch):
+    import kdsharp.app.processing as processing
+
+    cv2.imwrite(str(tmp_path / "lq.png"), make_test_image(40, 56))
+    cv2.imwrite(str(tmp_path / "small.png"), make_test_image(20, 56))
+
+    def no_model(*a, **k):
+        raise AssertionError("the model ran before the reference was checked")
+
+    monkeypatch.setattr(processing, "sharpen_array", no_model)
+    with pytest.raises(InputError, match="clean.png: is 56x20 but the image is 56x40"):
+        sharpen_image_file(tmp_path / "lq.png", "lq.png", "teacher", models, workspace, Limits(),
+                           reference=tmp_path / "small.png", reference_name="clean.png")

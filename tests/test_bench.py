@@ -126,3 +126,16 @@ def test_cli_bench_names_video_options_it_ignores_without_a_video(capsys):
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["model"] == "fast"  # stdout stays one JSON object
     assert "--frames, --crf time the video pipeline: ignored without --video FILE" in captured.err
+
+
+def test_cli_bench_cuda_without_a_gpu_names_the_device_and_the_fix(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "--model", "fast", "--device", "cuda", "--size", "64x64", "--iters", "1"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--device cuda: no CUDA GPU" in lines[0] and "--device cpu" in lines[0], lines
+
+
+def test_benchmark_takes_auto_as_the_other_commands_do(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = benchmark(nn.Conv2d(3, 3, 3, padding=1), size=(32, 32), device="auto", iters=1, warmup=0)
+    assert r["device"] == "cpu"

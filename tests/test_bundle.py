@@ -101,11 +101,16 @@ def test_pack_is_reproducible(bundle, tmp_path):
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(a[1], b[1]))
 
 
-def test_pack_stops_at_the_size_limit(tmp_path):
+@pytest.mark.parametrize("max_mb, pairs", [(0.05, 0), (0.08, 40), (0.13, 40)])
+def test_pack_stops_at_the_size_limit(tmp_path, max_mb, pairs):
+    """max_mb is a hard limit: the zip (headers and meta.json counted) never passes it (it went one
+    crop past it), and it stops only when the next crop would not fit."""
     out = tmp_path / "small.zip"
-    res = pack_bundle(SOURCES, out, crop=48, clean=200, pairs=0, max_mb=0.05, seed=0)
-    assert 0 < res.clean < 200
-    assert out.stat().st_size < 0.05 * 1024 * 1024 + 40_000  # one crop past the limit at most
+    res = pack_bundle(SOURCES, out, val_sources=VAL, val=2, val_size=48, crop=48, clean=200, pairs=pairs,
+                      max_mb=max_mb, seed=0)
+    assert 0 < res.clean < 200 and (res.pairs > 0) == (pairs > 0)
+    assert res.bytes == out.stat().st_size <= max_mb * 1024 * 1024
+    assert out.stat().st_size > max_mb * 1024 * 1024 - 2 * 40_000  # not stopped far from it
 
 
 def test_bundle_errors(tmp_path, bundle):
@@ -214,6 +219,10 @@ def test_pipeline_rejects_unknown_stages(bundle, tmp_path):
         run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "tutor"))
     with pytest.raises(ConfigError, match="time shares"):
         run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "student"), shares={"student": 0.0})
+    # a stage given twice: its second run failed on the first one's folder, after the budget was spent
+    with pytest.raises(ConfigError, match="teacher given twice"):
+        run_pipeline(bundle, 0.1, tmp_path, stages=("teacher", "student", "teacher"))
+    assert not list(tmp_path.iterdir())
 
 
 def test_pipeline_checks_its_inputs_before_the_first_stage(bundle, tmp_path, monkeypatch):
@@ -357,3 +366,35 @@ def test_validation_crops_are_taken_as_the_photos_come():
             y0, x0 = int(c[0, 0, 0]), int(c[0, 0, 1])
             assert np.array_equal(c[..., 0], (yy[:64, :64] + y0).astype(np.uint8))
             assert np.array_equal(c[..., 1], (xx[:64, :64] + x0).astype(np.uint8))
+
+
+@pytest.mark.parametrize("key", ["sources", "val_sources"])
+def test_pack_refuses_to_write_over_its_own_input_bundle(bundle, tmp_path, key):
+    """Inputs are never modified: a bundle packed from (or validated on) the bundle at -o replaced it."""
+    out = tmp_path / "in.zip"
+    out.write_bytes(bundle.read_bytes())
+    before = out.read_bytes()
+    src = [{"type": "bundle", "path": str(tmp_path / "." / "in.zip")}]
+    kwargs = {"sources": src} if key == "sources" else {"sources": SOURCES, "val_sources": src, "val": 1}
+    with pytest.raises(OutputError, match=rf"is an input of the bundle \({key}\[0\]\)"):
+        pack_bundle(out=out, crop=32, clean=2, pairs=1, val_size=32, **kwargs)
+    assert out.read_bytes() == before
+
+
+def test_pack_cli_errors_name_the_bundle_yaml_or_the_option(tmp_path, capsys):
+    """A bad bundle setting or source named neither the bundle YAML nor anything else ('no data
+    sources given'); a wrong -o names --out, not the YAML."""
+    from kdsharp.cli import main
+
+    cases = {"nosrc.yaml": ("crop: 32\n", "no data sources given"),
+             "badtype.yaml": ("sources: [{type: foo}]\n", "unknown data source type 'foo'"),
+             "badcrop.yaml": ("sources: [{type: synthetic}]\ncrop: abc\n", "crop: 'abc'")}
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["train", "pack", "-c", str(tmp_path / name), "-o", str(tmp_path / "b.zip")]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / name}: " in err and words in err and len(err.strip().splitlines()) == 1, err
+    assert main(["train", "pack", "-c", str(tmp_path / "nosrc.yaml"), "-o", str(tmp_path / "b.tar")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and ".zip" in err and "nosrc.yaml" not in err, err
+    assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.tar"))

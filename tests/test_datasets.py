@@ -229,6 +229,20 @@ def test_make_paired_set_from_folder_and_refusals(mixed_folder, tmp_path, monkey
     assert (out / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("sub", ["target", "input"])
+def test_make_paired_set_never_writes_over_its_source_images(tmp_path, sub):
+    """`kdsharp degrade pairs/target -o pairs --overwrite` wrote the new pairs over the source images
+    (same names in target/): inputs are never modified, so it is refused, naming the folder."""
+    gt = make_test_image(40, 40, 3)
+    write(tmp_path / "pairs" / sub / "a.png", gt)
+    before = (tmp_path / "pairs" / sub / "a.png").read_bytes()
+    for src in (tmp_path / "pairs" / sub, tmp_path / "pairs" / sub / "a.png"):
+        with pytest.raises(OutputError, match=f"its {sub}/ folder holds the source"):
+            make_paired_set(src, tmp_path / "pairs", preset="lowbw", size="32x32", overwrite=True)
+    assert (tmp_path / "pairs" / sub / "a.png").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == [sub]
+
+
 def test_make_paired_set_from_video(tmp_path):
     video = make_video(tmp_path / "v.mp4", n=7)
     res = make_paired_set(video, tmp_path / "vp", preset="h264", seed=0, max_images=5)

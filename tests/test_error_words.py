@@ -118,9 +118,9 @@ def test_each_target_is_checked_once(tmp_path, monkeypatch):
         checks.append(Path(dst))
         return real_check(dst, *a, **k)
 
-    def counting_ensure(folder):
+    def counting_ensure(folder, **k):
         folders.append(Path(folder))
-        return real_ensure(folder)
+        return real_ensure(folder, **k)
 
     import kdsharp.infer.batch as batch
     import kdsharp.infer.sharpener as sharpener

@@ -344,3 +344,54 @@ def test_corpus_options_given_with_own_images_are_named_as_ignored(tmp_path, pai
     assert "--split choose corpus photos: ignored with --data" in err
     assert main(["eval", "--data", str(paired_dir), "--models", "", "--no-fps", "-o", str(tmp_path / "r2")]) == 0
     assert "ignored" not in capsys.readouterr().err
+
+
+def test_a_missing_data_folder_names_the_option_and_leaves_no_report_folder(tmp_path, capsys):
+    out = tmp_path / "report"
+    line = _one_line_error(capsys, ["eval", "--data", str(tmp_path / "nowhere"), "-o", str(out), "--no-fps"])
+    assert "nowhere: no such folder" in line and "--data DIR" in line and "input/ and target/" in line
+    line = _one_line_error(capsys, ["eval", "--data", str(tmp_path), "-o", str(out), "--no-fps"])  # no pairs
+    assert str(tmp_path) in line
+    assert not out.exists()  # a run that could not start makes no folder
+
+
+def test_cuda_without_a_gpu_names_the_requested_device_and_the_fix(tmp_path, paired_dir, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--device", "cuda", "--models", "",
+                                    "--no-fps", "-o", str(tmp_path / "r")])
+    assert "--device cuda: no CUDA GPU" in line and "--device cpu" in line and "device 'cpu'" not in line
+
+
+def test_a_preset_named_twice_is_one_set(tmp_path):
+    src = tmp_path / "clean"
+    write_image(src / "c0.png", make_test_image(64, 96, seed=3))
+    report = evaluate(presets=["defocus", "defocus"], source=src, models=[], out_dir=tmp_path / "r", measure_fps=False)
+    assert report["data"]["presets"] == ["defocus"] and list(report["presets"]) == ["defocus"]
+    assert "`defocus`, `defocus`" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_eval_options_given_with_votes_are_named_as_ignored(tmp_path, capsys):
+    from kdsharp.app.store import VoteRecord, VoteStore
+
+    VoteStore(tmp_path / "votes.db").add(VoteRecord(a="fast", b="input", choice="A"))
+    assert main(["eval", "--votes", str(tmp_path / "votes.db"), "--models", "fast", "--no-fps",
+                 "-o", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "--models, --no-fps choose what is measured: ignored with --votes" in err
+    assert main(["eval", "--votes", str(tmp_path / "votes.db"), "-o", str(tmp_path / "r")]) == 0
+    assert "ignored" not in capsys.readouterr().err
+
+
+def test_each_row_counts_its_cost_as_the_model_runs():
+    """GMACs of an eval row are those of the module that ran: the teacher's overlapping local windows
+    and a self-ensemble's passes included; params are the registered model's, with or without @xN."""
+    from kdsharp.evaluate.report import resolve_models
+    from kdsharp.registry import model_info
+
+    rows, skipped = resolve_models(["teacher", "fast", "fast@x2"])
+    assert not skipped
+    meta = {row: m for row, _, m in rows}
+    whole_frame = model_info("teacher")["gmacs_1080p"]
+    assert meta["teacher"]["gmacs_1080p"] > 1.5 * whole_frame  # windows overlap at 1080p
+    assert meta["fast@x2"]["gmacs_1080p"] == pytest.approx(2 * meta["fast"]["gmacs_1080p"])
+    assert meta["fast@x2"]["params"] == meta["fast"]["params"] == model_info("fast")["params"]

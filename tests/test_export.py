@@ -165,3 +165,32 @@ def test_export_onto_a_folder_is_a_one_line_error(tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"{folder}: is a folder" in lines[0] and "model.onnx" in lines[0], lines
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["models.onnx"]
+
+
+def test_export_keeps_an_existing_file_unless_overwrite_and_writes_atomically(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "fast.onnx"
+    out.write_bytes(b"earlier model")
+    assert main(["export", "--model", "fast", "-o", str(out)]) == 2  # as `sharpen` treats an existing output
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and f"{out}: already exists" in lines[0] and "--overwrite" in lines[0], lines
+    assert out.read_bytes() == b"earlier model"
+
+    import kdsharp.infer.export as export
+
+    def crash(*a, **k):
+        raise RuntimeError("tracing failed")
+
+    monkeypatch.setattr(export, "_torch_export", crash)
+    assert main(["export", "--model", "fast", "-o", str(out), "--overwrite"]) == 1
+    assert out.read_bytes() == b"earlier model" and sorted(p.name for p in tmp_path.iterdir()) == ["fast.onnx"]
+    monkeypatch.undo()
+    assert main(["export", "--model", "fast", "-o", str(out), "--overwrite"]) == 0
+    onnx.checker.check_model(str(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.onnx"]
+
+
+def test_export_into_a_folder_that_takes_no_files_exits_2_naming_the_output(capsys):
+    # /proc accepts no new files even for root (permission bits do not stop root)
+    assert main(["export", "--model", "fast", "-o", "/proc/kdsharp-test.onnx"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "/proc/kdsharp-test.onnx: cannot be written" in lines[0] and "writable" in lines[0]

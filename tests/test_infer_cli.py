@@ -277,3 +277,15 @@ def test_grey_alpha_bmp_alpha_and_tiff_orientation_kept_by_sharpen(tmp_path, cap
     with pil.open(tmp_path / "out" / "o6.tif") as im:
         assert im.size == (24, 40)  # upright: turned once
     assert np.all(cv2.imread(str(tmp_path / "out" / "bgra.bmp"), cv2.IMREAD_UNCHANGED)[:, :, 3] == 100)
+
+
+@pytest.mark.parametrize("output", ["/proc/kdsharp-test.png", "/proc/sys"])
+def test_an_output_folder_that_takes_no_files_exits_2_before_any_work(tmp_path, capsys, output):
+    # /proc accepts no new files even for root, whom permission bits do not stop
+    img = write(tmp_path / "a.png", make_test_image(16, 16))
+    inputs = [img] if output.endswith(".png") else [img, write(tmp_path / "b.png", make_test_image(16, 16))]
+    code, err = run(capsys, *inputs, "-o", output, "--model", "tiny")
+    lines = error_lines(err)
+    assert code == 2 and len(lines) == 1, err  # an unusable output: nothing was started (README's exit codes)
+    assert "cannot be written" in lines[0] and "writable" in lines[0] and "sharpening" not in err
+    assert lines[0].startswith(f"error: {output}")

@@ -472,3 +472,48 @@ def test_bench_video_json(tmp_path, capsys, monkeypatch):
     assert "bottleneck" in err and "frames/s" in err and "CPU ms/frame" in err
     assert main(["bench", "--video", str(tmp_path / "missing.mp4")]) == 2
     assert "missing.mp4" in capsys.readouterr().err
+
+
+# -- chroma format of the output --------------------------------------------------------------------
+def _chroma_video(path: Path, pix_fmt: str, frames: int = 4, size: tuple[int, int] = (64, 48)) -> Path:
+    """A video with colour detail finer than 4:2:0 keeps: 1-pixel red/blue rows on grey."""
+    w, h = size
+    img = np.full((h, w, 3), 128, np.uint8)
+    img[::2, :, 0], img[1::2, :, 2] = 200, 200
+    img[:, ::8] = 60  # something that moves
+    encode_rgb_frames(av.open(str(path), "w"), "libx264", [np.roll(img, i, axis=1) for i in range(frames)],
+                      pix_fmt=pix_fmt)
+    return path
+
+
+def _pix_fmt(path: Path) -> str:
+    with av.open(str(path)) as c:
+        return next(iter(c.decode(video=0))).format.name
+
+
+@pytest.mark.parametrize("model", ["luma", "rgb"])
+@pytest.mark.parametrize("src_fmt", ["yuv444p", "yuv422p"])
+def test_source_chroma_format_is_kept(tmp_path, fast_sharpener, capsys, model, src_fmt):
+    """A 4:4:4 or 4:2:2 source keeps its chroma (was silently written 4:2:0, halving colour detail),
+    on both the Y-plane and the RGB path; 4:2:0 stays 4:2:0 (the real-time path)."""
+    src = _chroma_video(tmp_path / "in.mkv", src_fmt)
+    sharpener = fast_sharpener if model == "luma" else Sharpener(torch.nn.Identity(), device="cpu")
+    stats = sharpener.video(src, tmp_path / "out.mp4")
+    assert stats.path == ("yuv" if model == "luma" else "rgb")
+    assert _pix_fmt(tmp_path / "out.mp4") == src_fmt
+    orig = np.stack([f for f, _ in read_frames(src)]).astype(float)
+    out = np.stack([f for f, _ in read_frames(tmp_path / "out.mp4")]).astype(float)
+    assert np.abs(orig[..., 0] - orig[..., 2]).mean() > 50  # the rows alternate red/blue ...
+    assert np.abs(out[..., 0] - out[..., 2]).mean() > 40  # ... and still do (4:2:0 greys them: ~10)
+    assert "warning" not in capsys.readouterr().err
+    plain = make_video(tmp_path / "plain.mp4", frames=3, audio=False)
+    sharpener.video(plain, tmp_path / "plain_out.mp4")
+    assert _pix_fmt(tmp_path / "plain_out.mp4") == "yuv420p"
+
+
+def test_chroma_an_encoder_cannot_keep_is_warned_once(tmp_path, fast_sharpener, capsys):
+    src = _chroma_video(tmp_path / "in.mkv", "yuv444p")
+    fast_sharpener.video(src, tmp_path / "out.mkv", codec="mpeg4")
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and "out.mkv: mpeg4 cannot store the source's yuv444p chroma" in warnings[0]
+    assert _pix_fmt(tmp_path / "out.mkv") == "yuv420p"

@@ -56,6 +56,8 @@ def test_live_max_frames_and_cli(tmp_path, capsys, monkeypatch):
     ("call.mp4", "o.gif", "unsupported sink"),
     ("call.mp4", "virtualcam", "pyvirtualcam"),
     ("call.mp4", "window", "window"),
+    ("call.mp4", "call.mp4", "is the input itself"),
+    ("call.txt", "o.mp4", "is not a video kdsharp reads"),
 ])
 def test_live_bad_sources_and_sinks(tmp_path, monkeypatch, source, sink, match):
     if sink == "virtualcam" and importlib.util.find_spec("pyvirtualcam") is not None:
@@ -63,10 +65,12 @@ def test_live_bad_sources_and_sinks(tmp_path, monkeypatch, source, sink, match):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     make_video(tmp_path / "call.mp4", frames=2, audio=False)
+    (tmp_path / "call.txt").write_bytes((tmp_path / "call.mp4").read_bytes())  # a video misnamed: as sharpen does
+    before = sha(tmp_path / "call.mp4")
     sink_arg = sink if sink in ("window", "virtualcam") else str(tmp_path / sink)
     with pytest.raises(KdsharpError, match=match):
         run_live(str(tmp_path / source), sink_arg, sharpener=Sharpener(tiny_model(), device="cpu"))
-    assert not (tmp_path / "o.mp4").exists()
+    assert not (tmp_path / "o.mp4").exists() and sha(tmp_path / "call.mp4") == before
 
 
 def test_pan_zoom_clip_moves():
@@ -140,3 +144,41 @@ def test_live_on_a_file_that_turns_corrupt_keeps_the_frames_before(tmp_path, cap
     assert code == 1 and "bad.mp4: video is corrupt or truncated at frame" in err and "Traceback" not in err
     frames = video_facts(tmp_path / "out.mp4")["frames"]  # a valid file of the frames before the damage
     assert 0 < frames < 30 and f"kept the {frames} frames decoded before it" in err
+
+
+def test_live_file_sink_warns_like_sharpen_about_what_it_does_not_keep(tmp_path, capsys):
+    """A 10-bit source with a subtitle track: sharpen warned (8-bit output, stream not copied), live
+    wrote the same file silently."""
+    import av
+
+    from test_infer_helpers import encode_rgb_frames
+
+    src = tmp_path / "hdr.mkv"
+    encode_rgb_frames(av.open(str(src), "w"), "libx264", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(4)],
+                      pix_fmt="yuv420p10le", extra=lambda out: out.add_stream("ass"))
+    stats = run_live(str(src), str(tmp_path / "out.mkv"), sharpener=Sharpener(tiny_model(), device="cpu"),
+                     progress=False)
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warnings) == 2 and stats.processed > 0
+    assert "hdr.mkv: 10-bit video (yuv420p10le) is written as 8-bit" in warnings[0]
+    assert "hdr.mkv: its 1 subtitle stream(s) are not copied" in warnings[1]
+
+
+def test_live_file_sink_keeps_an_ntsc_rate_exactly(tmp_path):
+    """29.97 fps is 30000/1001: the sink wrote 19001/634 (the float rate cut to denominators up to 1000)."""
+    from fractions import Fraction
+
+    import av
+
+    src = tmp_path / "ntsc.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=Fraction(30000, 1001))
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(6):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1001, 30000)
+            out.mux(v.encode(f))
+        out.mux(v.encode())
+    run_live(str(src), str(tmp_path / "out.avi"), sharpener=Sharpener(tiny_model(), device="cpu"), progress=False)
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001)

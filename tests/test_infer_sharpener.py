@@ -253,3 +253,14 @@ def test_video_frames_on_the_cpu_are_the_tensor_path_in_bytes(model):
     assert torch.equal(frames, before)  # the input is not touched
     if model == "identity":
         assert torch.equal(out, frames)
+
+
+def test_onnx_backend_refuses_a_self_ensemble_naming_the_torch_backend(capsys):
+    from kdsharp.cli import main
+
+    with pytest.raises(KdsharpError, match="fast@x2: a self-ensemble .* use backend=torch") as e:
+        OnnxBackend("fast@x2", device="cpu")
+    assert e.value.params == ("backend",) and "export" not in str(e.value)
+    assert main(["bench", "--model", "fast@x2", "--backend", "onnx", "--size", "32x32", "--iters", "1"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "use --backend torch" in lines[0], lines

@@ -228,3 +228,94 @@ def test_streams_that_are_not_copied_are_named_once(tmp_path, sharpener, capsys)
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "talk.mkv: its 1 subtitle stream(s) are not copied" in warnings[0]
     assert video_facts(tmp_path / "out.mkv")["frames"] == 4
+
+
+def _avi_slots(path):
+    """The frame slots (dts) of an AVI's video chunks as stored, without PyAV's generated pts."""
+    import av
+
+    with av.open(str(path)) as c:
+        c.flags &= ~av.container.Flags.gen_pts.value
+        return [(p.dts, p.size > 0) for p in c.demux(c.streams.video[0]) if p.dts is not None]
+
+
+def test_avi_output_starts_with_the_input_and_reads_back_at_the_same_times(tmp_path, sharpener):
+    """H.264 in AVI: the first frame is slot 0 with no empty slot after it (the AAC source's negative
+    start made the muxer shift the video), and an AVI input is read at its slots, not one late."""
+    src = make_video(tmp_path / "in.mp4", frames=12, fps=15, audio=True)
+    sharpener.video(src, tmp_path / "out.avi")
+    assert _avi_slots(tmp_path / "out.avi") == [(i, True) for i in range(12)]  # was 0, 2, 3, ... 12
+    times = [pts for _, pts in read_frames(tmp_path / "out.avi")]
+    assert times == list(range(12))  # was 1..12 (2..13 with the empty slot)
+    sharpener.video(tmp_path / "out.avi", tmp_path / "back.mp4")
+    a, b = video_facts(src), video_facts(tmp_path / "back.mp4")
+    assert np.allclose(b["times"], a["times"], atol=1e-3)  # was one frame late
+    import av
+
+    late = tmp_path / "late.mkv"  # its first frame is at 0.2 s (a cut recording)
+    encode_rgb_frames(av.open(str(late), "w"), "libx264", [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(9)],
+                      skip=(0, 1, 2))
+    sharpener.video(late, tmp_path / "late.avi")
+    assert _avi_slots(tmp_path / "late.avi") == [(i, True) for i in range(6)]  # was 0, then 4..8
+
+
+def test_avi_input_with_b_frames_keeps_its_frame_times(tmp_path, sharpener):
+    """An H.264 AVI with B-frames (older recorders): no timestamps, frames decoded out of order; PyAV's
+    generated pts were shuffled (1, 4, 3, 5, 2, ...), so the output's timing was wrong."""
+    import av
+
+    src = tmp_path / "old.avi"
+    encode_rgb_frames(av.open(str(src), "w"), "libx264", [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(10)])
+    assert [pts for _, pts in read_frames(src)] == list(range(10))
+    sharpener.video(src, tmp_path / "out.mp4")
+    facts = video_facts(tmp_path / "out.mp4")
+    assert facts["frames"] == 10 and np.allclose(facts["times"], np.arange(10) / 15, atol=1e-3)
+
+
+def test_audio_a_container_refuses_at_start_is_named(tmp_path, sharpener):
+    """Opus into .mov: the muxer refuses it only when writing starts; the error names the audio, not
+    just 'Invalid argument' with 'check the extension and the codec'."""
+    import av
+
+    src = tmp_path / "talk.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=15)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("libopus", rate=48000)
+        a.layout = "mono"
+        for i in range(6):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+            f.pts = i
+            out.mux(v.encode(f))
+        out.mux(v.encode())
+        for i in range(0, 19200, 960):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.float32), format="flt", layout="mono")
+            af.sample_rate, af.pts = 48000, i
+            out.mux(a.encode(af))
+        out.mux(a.encode())
+    with pytest.raises(OutputError, match=r"out.mov: cannot start writing .*its opus audio may not fit a \.mov file"):
+        sharpener.video(src, tmp_path / "out.mov")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.mkv"]
+    assert video_facts(sharpener.video(src, tmp_path / "out.mkv").dst)["audio_codecs"] == ["opus"]
+
+
+def test_a_second_video_stream_is_named_as_not_copied(tmp_path, sharpener, capsys):
+    """Two video streams (a camera + a screen track): only the first is sharpened; the second was dropped
+    without a word."""
+    import av
+
+    with av.open(str(tmp_path / "two.mkv"), "w") as out:
+        streams = [out.add_stream("libx264", rate=15) for _ in range(2)]
+        for v in streams:
+            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(4):
+            for v in streams:
+                f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+                f.pts = i
+                out.mux(v.encode(f))
+        for v in streams:
+            out.mux(v.encode())
+    sharpener.video(tmp_path / "two.mkv", tmp_path / "out.mkv")
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and "two.mkv: its 1 video stream(s) are not copied" in warnings[0]
+    assert "sharpens the first video stream" in warnings[0]

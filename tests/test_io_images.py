@@ -243,3 +243,79 @@ def test_special_files_are_not_images(tmp_path):
     os.mkfifo(tmp_path / "f.png")
     with pytest.raises(InputError, match="not a regular file"):
         read_image(tmp_path / "f.png")
+
+
+def test_transparency_dropped_by_jpeg_is_said_once(tmp_path, capsys):
+    bgra = np.dstack([make_test_image(16, 16), np.full((16, 16), 255, np.uint8)])
+    write_image(tmp_path / "opaque.jpg", bgra)
+    assert "transparency" not in capsys.readouterr().err  # nothing was hidden: nothing to say
+    bgra[:4, :, 3] = 0
+    write_image(tmp_path / "a.jpg", bgra)
+    err = capsys.readouterr().err
+    assert err.count("a.jpg: JPEG stores no transparency") == 1 and ".png" in err
+    assert read_image(tmp_path / "a.jpg").shape == (16, 16, 3)  # dropped, as before
+
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("src_ext,out_ext", [(".jpg", ".png"), (".png", ".jpg"), (".jpg", ".jpg"), (".webp", ".png")])
+def test_icc_colour_profile_is_kept(tmp_path, src_ext, out_ext):
+    """A photo tagged with a colour profile (Display P3, Adobe RGB, ...) keeps it: the model works on
+    the encoded values, so the output is in the input's colour space. Checked with Pillow's reader."""
+    from PIL import Image
+
+    icc = _srgb_profile()
+    src = tmp_path / f"in{src_ext}"
+    Image.fromarray(blocks()).save(src, icc_profile=icc, **({"lossless": True} if src_ext == ".webp" else {}))
+    img, meta = read_image_meta(src)
+    assert meta.icc == icc
+    out = write_image(tmp_path / f"out{out_ext}", img, meta=meta)
+    with Image.open(out) as im:
+        assert im.info.get("icc_profile") == icc
+    assert read_image_meta(out)[1].icc == icc
+
+
+def test_a_large_icc_profile_spans_several_jpeg_segments(tmp_path):
+    icc = bytearray(np.random.default_rng(0).integers(0, 256, 150_000, dtype=np.uint8).tobytes())
+    icc[16:20] = b"RGB "
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), blocks())
+    _, meta = read_image_meta(src)
+    meta.icc = bytes(icc)
+    out = write_image(tmp_path / "out.jpg", blocks(), meta=meta)
+    assert read_image_meta(out)[1].icc == bytes(icc)  # three APP2 chunks, put back in order
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.info.get("icc_profile") == bytes(icc)
+
+
+def test_an_rgb_profile_is_not_put_on_a_grey_output(tmp_path):
+    """A profile must match the written channels (libpng and viewers reject an RGB profile on grey)."""
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(blocks()).save(src, icc_profile=_srgb_profile())
+    _, meta = read_image_meta(src)
+    out = write_image(tmp_path / "grey.png", np.full((8, 8), 128, np.uint8), meta=meta)
+    assert read_image_meta(out)[1].icc is None
+    with Image.open(out) as im:
+        assert "icc_profile" not in im.info
+
+
+def test_a_cmyk_tiff_is_read_as_rgb_without_an_alpha_channel(tmp_path):
+    """OpenCV converts CMYK to BGRA with an opaque fourth channel; the output must not grow an alpha."""
+    from PIL import Image
+
+    rgb = blocks()
+    src = tmp_path / "cmyk.tif"
+    Image.fromarray(rgb).convert("CMYK").save(src)
+    img, meta = read_image_meta(src)
+    assert meta.cmyk and img.shape == (*rgb.shape[:2], 3)
+    assert np.abs(img[:, :, ::-1].astype(int) - rgb).max() <= 2  # BGR of the same colours
+    out = write_image(tmp_path / "out.tif", img, meta=meta)
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape[2] == 3

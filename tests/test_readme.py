@@ -34,13 +34,10 @@ def usage_lines() -> list[list[str]]:
                 if "kdsharp" not in words:
                     continue
                 args = words[words.index("kdsharp") + 1:]
-                opt = next((w for w in args if re.fullmatch(r"\[(--[\w-]+\|?)+\]", w)), None)
-                if opt is None:
-                    found.append(args)
-                    continue
-                base = [w for w in args if w != opt]
+                opts = [w for w in args if re.fullmatch(r"\[(--[\w-]+\|?)+\]", w)]
+                base = [w for w in args if w not in opts]
                 found.append(base)
-                found += [[*base, choice] for choice in opt.strip("[]").split("|")]
+                found += [[*base, choice] for opt in opts for choice in opt.strip("[]").split("|")]
     return found
 
 

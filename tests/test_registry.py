@@ -52,6 +52,18 @@ def test_unknown_names_raise_unknown_model_error():
         load_model("missing/checkpoint.pth")
 
 
+@pytest.mark.parametrize("typo,meant", [("studnet", "student"), ("Fast", "fast"), ("teacher_", "teacher")])
+def test_a_mistyped_model_name_gets_the_closest_name(typo, meant):
+    with pytest.raises(UnknownModelError, match=f"did you mean '{meant}'"):
+        load_model(typo)
+
+
+def test_a_name_like_none_gets_no_suggestion():
+    with pytest.raises(UnknownModelError) as e:
+        load_model("xyzzy_qqq")
+    assert "did you mean" not in str(e.value)
+
+
 def test_missing_shipped_weights_are_a_clear_error_then_load_once_saved(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(KdsharpError, match="no trained weights ship for 'student' yet"):
@@ -209,3 +221,9 @@ def test_model_info_counts_params_and_macs():
     base = model_info("restormer")
     assert base["params"] == 26_126_644 and 4000 < base["gmacs_1080p"] < 6000
     assert model_info("student")["gmacs_1080p"] < model_info("teacher")["gmacs_1080p"] / 20
+
+
+def test_a_second_self_ensemble_suffix_is_refused():
+    with pytest.raises(KdsharpError, match=r"'fast@x8@x2': give one self-ensemble suffix \(e.g. 'fast@x8'\)"):
+        load_model("fast@x8@x2")  # was SelfEnsemble(SelfEnsemble(fast, 8), 2): 16 passes, each symmetry twice
+    assert registry.split_ensemble("fast@x8") == ("fast", 8)

@@ -134,3 +134,12 @@ def test_line_progress_follows_a_resumed_task_and_its_description(capsys):
     assert lines[0].startswith("train loss 0.0123: 35/60 steps (58%)")  # was 0/60 and no loss
     assert lines[1].startswith("train loss 0.0123: 40/60 steps (67%), 2.5 steps/s, ETA 8 s")  # 5 steps in 2 s
     assert lines[2].startswith("train loss 0.0123: 45/60 steps (75%)")
+
+
+def test_counts_read_as_english():
+    from kdsharp.console import plural
+    from kdsharp.evaluate.tables import subset_note
+
+    assert plural(1, "thread") == "1 thread" and plural(2, "thread") == "2 threads" and plural(0, "image") == "0 images"
+    assert plural(3, "index", "indices") == "3 indices"
+    assert subset_note({"n_images": 1}, 1) == "" and subset_note({"n_images": 1}, 2) == " (1 of 2 images)"

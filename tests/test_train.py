@@ -540,3 +540,120 @@ def test_worst_group_selection_keeps_the_step_that_lost_no_preset(tmp_path, monk
 
     with pytest.raises(ConfigError, match="val.select"):
         tiny_config(tmp_path, name="bad_rule", val={"select": "mean"})
+
+
+@pytest.mark.parametrize("when", ["step", "save"])
+def test_second_ctrl_c_while_stopping_says_so_and_exits_130(tmp_path, monkeypatch, capsys, when):
+    """A second Ctrl-C while the run is stopping (finishing its step, or saving last.pth) ends it at
+    once with a warning that says what is on disk and 'interrupted' (it ended silently, exit 130)."""
+    from kdsharp.cli import main
+    from kdsharp.train import Trainer
+
+    tiny_config(tmp_path, name="twice", schedule={"iters": 50, "warmup": 2})
+    original_step, original_save = Trainer._train_step, Trainer.save
+
+    def step(self, batch):
+        terms = original_step(self, batch)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            if when == "step":
+                os.kill(os.getpid(), signal.SIGINT)
+        return terms
+
+    def save(self, name="last.pth"):
+        if when == "save" and self._stop:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original_save(self, name)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    monkeypatch.setattr(Trainer, "save", save)
+    assert main(["train", "teacher", "--config", str(tmp_path / "twice.yaml")]) == 130
+    err = capsys.readouterr().err
+    assert "second Ctrl-C: aborting" in err and "no last.pth was saved" in err and "interrupted" in err, err
+    run = tmp_path / "runs" / "twice"
+    assert not (run / "last.pth").exists() and not list(run.glob(".*part*"))
+
+
+def test_out_with_an_explicit_resume_path_is_refused_not_ignored(tmp_path, capsys):
+    """--out DIR beside --resume PATH was silently ignored (the run went on in PATH's folder): now a
+    one-line error naming both options; an --out that is the checkpoint's own runs folder is fine."""
+    from kdsharp.cli import main
+
+    tiny_config(tmp_path, name="res")
+    cfg_path, last = tmp_path / "res.yaml", tmp_path / "runs" / "res" / "last.pth"
+    assert main(["train", "teacher", "--config", str(cfg_path), "schedule.iters=2", "export=false"]) == 0
+    capsys.readouterr()
+    for args in (["--out", str(tmp_path / "other")], [f"out_dir={tmp_path / 'other'}"]):
+        assert main(["train", "teacher", "--resume", str(last), *args, "schedule.iters=3"]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and "--resume" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "other").exists() and load_checkpoint(last)["step"] == 2
+    ok = ["--resume", str(last), "--out", str(tmp_path / "runs"), "schedule.iters=3", "export=false"]
+    assert main(["train", "teacher", *ok]) == 0 and load_checkpoint(last)["step"] == 3
+
+
+def _mini_corpus(root: Path) -> Path:
+    """A corpus folder with two synthetic photos in each split."""
+    import json
+
+    import cv2
+
+    from kdsharp.data.synthetic import synthetic_images
+
+    records = []
+    for i, img in enumerate(synthetic_images(6, 64, 1)):
+        split = ("train", "val", "test")[i % 3]
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "images" / f"p{i}.png"), img[:, :, ::-1])
+        records.append({"file": f"images/p{i}.png", "tag": "object", "group": f"p{i}", "split": split})
+    (root / "manifest.json").write_text(json.dumps({"version": 1, "images": records}))
+    return root
+
+
+def test_training_on_the_corpus_test_split_warns(tmp_path, capsys):
+    """The corpus test split is reserved for `kdsharp eval`: a run (or a bundle) reading it, for
+    training or for validation, says so in one warning line per source; train/val splits say nothing."""
+    from kdsharp.data.pack import pack_bundle
+    from kdsharp.train import train
+
+    corpus = str(_mini_corpus(tmp_path / "corpus"))
+    warning = "corpus split 'test' is reserved for evaluation"
+    cfg = tiny_config(tmp_path, name="ok", data={"sources": [{"type": "corpus", "path": corpus, "split": "train"}]},
+                      val={"sources": [{"type": "corpus", "path": corpus, "split": "val"}]}, schedule={"iters": 1})
+    train(cfg)
+    assert warning not in capsys.readouterr().err
+    cfg = tiny_config(tmp_path, name="leak", data={"sources": [{"type": "corpus", "path": corpus, "split": "test"}]},
+                      val={"sources": [{"type": "corpus", "path": corpus, "split": "test"}]}, schedule={"iters": 1})
+    train(cfg)
+    err = capsys.readouterr().err
+    assert err.count(warning) == 2 and "data.sources[0]" in err and "val.sources[0]" in err, err
+    pack_bundle([{"type": "corpus", "path": corpus, "split": "test"}], tmp_path / "b.zip", crop=32, clean=2, pairs=0)
+    err = capsys.readouterr().err
+    assert err.count(warning) == 1 and "sources[0]" in err
+
+
+def test_a_run_that_fails_while_being_built_leaves_no_run_folder(tmp_path):
+    """A bad setting found while the run is built (model.init, a data source) left a run folder
+    holding only config.yaml; an existing run's folder is kept as it is."""
+    from kdsharp.train import train
+
+    cfg = tiny_config(tmp_path, name="bad", model={"init": str(tmp_path / "missing.pth")})
+    with pytest.raises(InputError):
+        train(cfg)
+    assert not (tmp_path / "runs" / "bad").exists()
+    cfg = tiny_config(tmp_path, name="bad", data={"sources": [{"type": "folder", "path": str(tmp_path / "no")}]})
+    (tmp_path / "runs" / "bad").mkdir(parents=True)
+    with pytest.raises(InputError):
+        train(cfg)
+    assert (tmp_path / "runs" / "bad").is_dir()
+
+
+def test_loader_workers_are_capped_at_the_usable_cores(monkeypatch, capsys):
+    """A GPU config's data.workers on a small machine: capped, said once; fewer are kept as asked."""
+    import kdsharp.train.loaders as loaders
+
+    monkeypatch.setattr(loaders, "usable_cores", lambda: 2)
+    assert loaders.loader_workers(12) == 2
+    assert "data.workers=12 is more than the 2 cores" in capsys.readouterr().err
+    assert loaders.loader_workers(1) == 1 and loaders.loader_workers(0) == 0
+    assert capsys.readouterr().err == ""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from kdsharp.console import console, info, warn
+from kdsharp.console import console, info, plural, warn
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -81,6 +81,26 @@ def eval_command(
     Example: kdsharp eval --preset mixed --models student,fast --max-images 3 -o eval_report
     """
     if votes is not None:
+        unused = [
+            flag
+            for flag, given in (
+                ("--data", data is not None),
+                ("--preset", preset is not None),
+                ("--source", source is not None),
+                ("--corpus", corpus is not None),
+                ("--split", split != "test"),
+                ("--models", models != "teacher,student,fast,student_nokd"),
+                ("--max-images", max_images is not None),
+                ("--heavy-images", heavy_images != 10),
+                ("--device", device != "cpu"),
+                ("--no-fps", not fps),
+                ("--seed", seed != 2024),
+                ("--threads", threads is not None),
+            )
+            if given
+        ]
+        if unused:
+            warn(f"{', '.join(unused)} choose what is measured: ignored with --votes, which ranks the votes only")
         _print_votes(votes, out)
         return
     from kdsharp.evaluate import evaluate
@@ -145,7 +165,7 @@ def _print_votes(db: Path, out: Path) -> None:
 def bench_command(
     model: str = typer.Option("fast", "--model", help="Registered model name or checkpoint path."),
     size: str = typer.Option("1920x1080", "--size", help="Input size WIDTHxHEIGHT."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA if available)."),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx or onnx-int8 (ONNX Runtime)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
     half: bool = typer.Option(False, "--half", help="float16 weights and input."),
@@ -228,7 +248,7 @@ def bench_command(
         return
     console.print(
         f"[bold]{result['model']}[/bold] {result['size']} batch {result['batch']} on {result['device']} "
-        f"({result['backend']}{', fp16' if result['half'] else ''}, {result['threads']} threads)\n"
+        f"({result['backend']}{', fp16' if result['half'] else ''}, {plural(result['threads'], 'thread')})\n"
         f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"
         f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after "
@@ -260,7 +280,8 @@ def _bench_video(
         print(json.dumps(r))
         return
     cpu = r["cpu_ms"]
-    work = f"{r['workers']} workers x {r['threads']} threads" if r["workers"] > 1 else f"{r['threads']} threads"
+    threads = plural(r["threads"], "thread")
+    work = f"{r['workers']} workers x {threads}" if r["workers"] > 1 else threads
     ceiling = f"{r['cores']} cores: at most {1000 * r['cores'] / cpu['total']:.1f} frames/s" if cpu["total"] else ""
     reused = f", {100 * r['reused']:.0f}% tiles reused" if r.get("reused") is not None else ""
     console.print(

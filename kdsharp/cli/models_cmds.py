@@ -100,8 +100,11 @@ def export_cmd(
     size: str = typer.Option(
         "256x256", "--size", help="Tracing (and with --static, the fixed) input size WIDTHxHEIGHT."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (atomically)."),
 ):
     """Export a model to ONNX: input 'input' and output 'output', (N,3,H,W) float RGB in [0,1].
+
+    An existing output is kept unless --overwrite is given; the file is written atomically.
 
     Example: kdsharp export --model fast -o fast.onnx --int8
     """
@@ -109,7 +112,9 @@ def export_cmd(
     from kdsharp.io.formats import parse_size
 
     w, h = parse_size(size)
-    path = export_onnx(model, output, opset=opset, dynamic=not static, half=fp16, int8=int8, example_size=(h, w))
+    path = export_onnx(
+        model, output, opset=opset, dynamic=not static, half=fp16, int8=int8, example_size=(h, w), overwrite=overwrite
+    )
     kind = "int8" if int8 else "fp16" if fp16 else "fp32"
     info(f"wrote {path} ({kind}, opset {opset}, {path.stat().st_size / 1e6:.2f} MB)")
 

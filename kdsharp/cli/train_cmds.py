@@ -25,7 +25,11 @@ train_app = typer.Typer(
 )
 
 _CONFIG = typer.Option(
-    None, "--config", "-c", help="YAML config: a path or a shipped name (teacher_quick; see --list-configs)."
+    None,
+    "--config",
+    "-c",
+    help="YAML config: a path or a shipped name (teacher_quick; see --list-configs). A corpus source on "
+    "split: test (reserved for `kdsharp eval`) is used with a warning.",
 )
 _OVERRIDES = typer.Argument(
     None, metavar="[KEY=VALUE]...", help="Config overrides, typed as YAML: optim.lr=1e-4 amp=off data.batch=4."
@@ -193,7 +197,8 @@ def pack_command(
         "--config",
         "-c",
         help="Bundle YAML, a path or a shipped name (bundle): sources, "
-        "val_sources, crop, clean, pairs, val, max_mb, seed.",
+        "val_sources, crop, clean, pairs, val, max_mb (a hard limit), seed. A corpus source on "
+        "split: test (reserved for `kdsharp eval`) is used with a warning.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle to write (.zip)."),
 ):
@@ -203,9 +208,14 @@ def pack_command(
     """
     from kdsharp.configs import resolve_config_path
     from kdsharp.data.pack import bundle_summary, pack_bundle
+    from kdsharp.errors import ConfigError
+    from kdsharp.io.config import config_source
     from kdsharp.train.config import read_yaml_mapping
 
-    spec = read_yaml_mapping(resolve_config_path(config))
+    if out.suffix.lower() != ".zip":  # the output's error, not the config file's
+        raise ConfigError(f"out={out}: a bundle is a .zip file (e.g. out=bundle.zip)", params=["out"])
+    path = resolve_config_path(config)
+    spec = read_yaml_mapping(path)
     known = {
         "sources",
         "val_sources",
@@ -221,11 +231,10 @@ def pack_command(
     }
     unknown = set(spec) - known
     if unknown:
-        from kdsharp.errors import ConfigError
-
         raise ConfigError(f"{config}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     sources = spec.pop("sources", None) or []
-    result = pack_bundle(sources, out, **spec)
+    with config_source(path):  # a bad setting or source names the bundle YAML
+        result = pack_bundle(sources, out, **spec)
     s = bundle_summary(result)
     info(f"wrote {out}: {s['clean']} clean crops, {s['pairs']} codec pairs, {s['val']} val pairs, {s['mb']} MB")
 

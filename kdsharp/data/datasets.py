@@ -216,6 +216,10 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     src_r, out_r = src.resolve(), out.resolve()
     if src.is_dir() and (out_r == src_r or src_r in out_r.parents):
         raise OutputError(out, "is inside the source folder", "write the pairs outside the source folder")
+    for sub in ("input", "target"):  # same-named pairs would be written over the source images
+        d = (out / sub).resolve()
+        if src_r == d or d in src_r.parents:
+            raise OutputError(out, f"its {sub}/ folder holds the source {src}", "write the pairs to another folder")
     if out.exists() and not out.is_dir():
         raise OutputError(out, "exists and is not a folder", "choose another output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:

@@ -19,9 +19,13 @@ import numpy as np
 from kdsharp.console import info, progress, warn
 from kdsharp.data.bundle import FORMAT, encode_lossless
 from kdsharp.data.degrade import Degrader
-from kdsharp.data.sources import load_sources
+from kdsharp.data.sources import load_sources, warn_test_split
 from kdsharp.errors import ConfigError, OutputError
 from kdsharp.io.atomic import atomic_path
+
+# a stored zip entry's local header (30 bytes) and central-directory record (46), each with its name;
+# the end records (22, zip64: +76)
+ZIP_ENTRY_BYTES, ZIP_END_BYTES = 30 + 46, 22 + 76
 
 PAIR_DEGRADATION = {
     "preset": "wide",
@@ -128,7 +132,8 @@ def pack_bundle(
         sources / val_sources: training-source dicts (:mod:`kdsharp.data.sources`); ``repeat``
             weights the crops drawn from each. Validation pairs come from ``val_sources`` only.
         crop: clean/pair crop size in px; clean, pairs, val: how many of each.
-        max_mb: the zip's size limit: packing stops adding training crops when it is reached.
+        max_mb: the zip's size limit (a hard one: packing stops before the training crop that would
+            pass it, headers and ``meta.json`` counted).
         pair_degradation: the degradation of the codec pairs (default :data:`PAIR_DEGRADATION`).
     """
     out = Path(out)
@@ -136,7 +141,13 @@ def pack_bundle(
         raise ConfigError(f"a bundle is a .zip file, got {out}")
     if out.is_dir():  # found now, not when the finished zip is moved there
         raise OutputError(out, "is a folder", "give the bundle's file path, e.g. bundle.zip")
+    for key, specs in (("sources", sources), ("val_sources", val_sources)):
+        for i, spec in enumerate([specs] if isinstance(specs, dict) else specs or []):
+            if isinstance(spec, dict) and spec.get("path") and Path(spec["path"]).resolve() == out.resolve():
+                raise OutputError(out, f"is an input of the bundle ({key}[{i}])", "write the bundle to another file")
     _check_sizes(crop=crop, val_size=val_size, clean=clean, pairs=pairs, val=val, seed=seed, max_mb=max_mb)
+    warn_test_split(sources, "sources")
+    warn_test_split(val_sources, "val_sources")
     rng = np.random.default_rng(seed)
     images, weights, names = _flatten(load_sources(sources))
     if max(min(img.shape[:2]) for img in images) < crop:
@@ -158,12 +169,19 @@ def pack_bundle(
         "pairs": {},
         "val": {},
     }
+    used = ZIP_END_BYTES  # the zip's size so far, once closed (meta.json aside)
+
+    def cost(name: str, data: bytes) -> int:
+        return len(data) + ZIP_ENTRY_BYTES + 2 * len(name.encode())
+
     with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
 
-        def add(name: str, img: np.ndarray) -> None:
-            data = encode_lossless(img)
+        def add(name: str, img: np.ndarray | bytes) -> None:
+            nonlocal used
+            data = img if isinstance(img, bytes) else encode_lossless(img)
             zf.writestr(name, data)
             bundle.bytes += len(data)
+            used += cost(name, data)
 
         if val_sources and val:
             v_images, v_weights, _ = _flatten(load_sources(val_sources))
@@ -192,28 +210,41 @@ def pack_bundle(
         crops = sample_crops(images, weights, total, crop, rng)
         if len(crops) < total:
             warn(f"only {len(crops)} of {total} training crops found: most images are smaller than crop {crop} px")
+        # meta.json at its largest: every source counted, counts of 10 digits (the pairs are added below)
+        sources_seen = {n.rsplit(":", 1)[0]: 10**9 for n in names}
+        counts = {"clean": 10**9, "pairs": 10**9, "val": 10**9}
+        meta_bytes = cost("meta.json", _meta_json({**meta, "counts": counts, "counts_by_source": sources_seen}))
         with progress("crops") as bar:
             task = bar.add_task(f"bundle {out.name}", total=len(crops))
             for kind, (idx, gt) in zip(kinds, crops, strict=False):  # fewer crops: most images too small
-                if bundle.bytes >= limit:
+                if kind == 0:
+                    entries = [(f"train/clean/{bundle.clean:06d}.webp", encode_lossless(gt))]
+                    described = None
+                else:
+                    plan = degrader.sample(rng)
+                    lq = degrader.apply([gt], plan)[0]
+                    key = f"{bundle.pairs:06d}"
+                    entries = [
+                        (f"train/pairs/{key}_{s}.webp", encode_lossless(im)) for s, im in (("gt", gt), ("lq", lq))
+                    ]
+                    described = _describe(plan)
+                    entry = _meta_json({key: described})  # its lines get one more space of indent in meta.json
+                    meta_bytes += len(entry) + 2 * entry.count(b"\n") + 2
+                if used + meta_bytes + sum(cost(n, d) for n, d in entries) > limit:
                     info(
                         f"bundle reached its {max_mb:g} MB limit: stopping at {bundle.clean} clean crops "
                         f"and {bundle.pairs} pairs"
                     )
                     break
-                src = names[idx].rsplit(":", 1)[0]
-                bundle.counts_by_source[src] = bundle.counts_by_source.get(src, 0) + 1
-                if kind == 0:
-                    add(f"train/clean/{bundle.clean:06d}.webp", gt)
+                for name, data in entries:
+                    add(name, data)
+                if described is None:
                     bundle.clean += 1
                 else:
-                    plan = degrader.sample(rng)
-                    lq = degrader.apply([gt], plan)[0]
-                    key = f"{bundle.pairs:06d}"
-                    add(f"train/pairs/{key}_gt.webp", gt)
-                    add(f"train/pairs/{key}_lq.webp", lq)
-                    meta["pairs"][key] = _describe(plan)
+                    meta["pairs"][f"{bundle.pairs:06d}"] = described
                     bundle.pairs += 1
+                src = names[idx].rsplit(":", 1)[0]
+                bundle.counts_by_source[src] = bundle.counts_by_source.get(src, 0) + 1
                 bar.advance(task)
         if not bundle.clean + bundle.pairs:
             raise ConfigError(
@@ -224,9 +255,14 @@ def pack_bundle(
             counts={"clean": bundle.clean, "pairs": bundle.pairs, "val": bundle.val},
             counts_by_source=bundle.counts_by_source,
         )
-        zf.writestr("meta.json", json.dumps(meta, indent=1, default=str))
+        zf.writestr("meta.json", _meta_json(meta))
     bundle.bytes = out.stat().st_size
     return bundle
+
+
+def _meta_json(meta: dict) -> bytes:
+    """``meta.json``'s bytes (ASCII JSON)."""
+    return json.dumps(meta, indent=1, default=str).encode()
 
 
 def _manifest_hashes(specs: list[dict]) -> dict[str, str]:

@@ -377,6 +377,18 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
     return out
 
 
+def warn_test_split(specs, key: str) -> None:
+    """One warning per corpus source of ``specs`` (the setting ``key``) that reads the corpus's test split:
+    it is reserved for evaluation (``kdsharp eval`` reports on it), so training or selecting on it
+    makes those numbers meaningless. A warning, not an error: the split stays usable on purpose."""
+    for i, spec in enumerate([specs] if isinstance(specs, dict) else specs or []):
+        if isinstance(spec, dict) and spec.get("type") == "corpus" and spec.get("split") == "test":
+            warn(
+                f"{key}[{i}]: corpus split 'test' is reserved for evaluation (`kdsharp eval` reports on it): "
+                "train on split: train and validate on split: val"
+            )
+
+
 def load_sources(specs: list[dict]) -> list[LoadedSource]:
     """:func:`load_source` for each entry; raises :class:`ConfigError` for an empty list."""
     if isinstance(specs, dict):

@@ -115,10 +115,13 @@ def _runner(net, backend: str, device: str, half: bool, threads: int | None, fol
         return backends.OnnxBackend(net, device=device, threads=threads)
     if backend == "torch":
         return backends.TorchBackend(net, device, half=half)
-    from kdsharp.infer.export import export_onnx
+    from kdsharp.infer.export import SelfEnsembleError, export_onnx
 
     path = folder / "model.onnx"  # exported here (not the shared cache): half/int8 variants differ
-    export_onnx(net.cpu().eval(), path, half=half, int8=backend == "onnx-int8")
+    try:
+        export_onnx(net.cpu().eval(), path, half=half, int8=backend == "onnx-int8", overwrite=True)
+    except SelfEnsembleError as e:
+        raise backends.self_ensemble_on_onnx() from e
     return backends.OnnxBackend(path, device=device, threads=threads)
 
 
@@ -172,7 +175,7 @@ def benchmark(
     Args:
         model: a registered name (``'fast'``), a checkpoint path, or an ``nn.Module`` mapping
             (N,3,H,W) float RGB [0,1] -> same.
-        size: (width, height) in pixels. device: 'cpu' or 'cuda'. backend: 'torch', 'onnx' or
+        size: (width, height) in pixels. device: 'auto', 'cpu' or 'cuda'. backend: 'torch', 'onnx' or
             'onnx-int8' (ONNX Runtime, exported on the fly). half: float16 weights and input.
         iters/warmup: timed and untimed calls; timing stops after ``max_seconds`` (>= 3 calls).
         threads: CPU threads for torch intra-op and ONNX Runtime; None = torch's current count.
@@ -184,13 +187,13 @@ def benchmark(
     """
     if backend not in BACKENDS:
         raise KdsharpError(f"unknown backend '{backend}' (use one of {', '.join(BACKENDS)})")
+    if str(device) == "auto":  # as `sharpen` and `eval` take it
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise KdsharpError(f"unknown device '{device}' (use cpu or cuda)")
+        raise KdsharpError(f"unknown device '{device}' (use auto, cpu or cuda)")
     is_cuda = str(device).startswith("cuda")
     if is_cuda and not torch.cuda.is_available():
-        raise KdsharpError(
-            f"device '{device}' requested but no CUDA GPU is available (use device=cpu)", params=["device"]
-        )
+        raise KdsharpError(f"device={device}: no CUDA GPU is available to PyTorch (use device=cpu)", params=["device"])
     if batch < 1 or iters < 1 or warmup < 0:
         raise KdsharpError(
             f"batch={batch} and iters={iters} must be at least 1 and warmup={warmup} at least 0",

@@ -53,8 +53,9 @@ EVAL_SEED = 2024
 FPS_SIZE = (1920, 1080)
 #: A model this costly (multiply-adds per 1080p frame) is "heavy": by default it runs on
 #: :data:`HEAVY_IMAGES` evenly spaced images of each set, and its ΔPSNR/ΔSSIM compare with the
-#: input on those same images. The teacher (435 GMACs: ~6 s per 0.3 Mpx test photo on 2 cores) would
-#: otherwise take ~13 of the default eval's minutes; the students (1.6-6.3 GMACs) take seconds.
+#: input on those same images. The teacher (929 GMACs as it runs, in overlapping local windows: ~6 s
+#: per 0.3 Mpx test photo on 2 cores) would otherwise take ~13 of the default eval's minutes; the
+#: students (1.6-6.7 GMACs) take seconds.
 HEAVY_GMACS = 100.0
 HEAVY_IMAGES = 10
 COMPARISON_COLUMNS = ("input", "unsharp", "fast", "student_nokd", "student", "teacher", "gt")
@@ -71,8 +72,11 @@ def _unsharp_gmacs(params: dict, size=FPS_SIZE) -> float:
     return 3 * (2 * k + 1) * size[0] * size[1] / 1e9
 
 
-def _module_meta(model: nn.Module, label: str) -> dict:
-    """Params and GMACs@1080p of a module (GMACs counted on a meta-device copy: no compute)."""
+def _module_meta(model: nn.Module, label: str, params: int | None = None) -> dict:
+    """Params and GMACs@1080p of a module as it runs: test-time wrappers (the teacher's local
+    windows with their overlap, a self-ensemble's passes) included. GMACs are counted on a
+    meta-device copy (no compute); ``params`` overrides the count of the module's own (a registered
+    model's training-form parameters, as ``kdsharp models`` and its model card give them)."""
     gmacs = None
     if any(True for _ in model.parameters()):
         from kdsharp.registry import count_macs
@@ -81,7 +85,7 @@ def _module_meta(model: nn.Module, label: str) -> dict:
             gmacs = count_macs(copy.deepcopy(model).to("meta"), FPS_SIZE[1], FPS_SIZE[0]) / 1e9
         except Exception:  # noqa: BLE001 - an op without a meta kernel: leave the column empty rather than fail
             gmacs = None
-    return {"model": label, "params": _count_params(model), "gmacs_1080p": gmacs}
+    return {"model": label, "params": _count_params(model) if params is None else params, "gmacs_1080p": gmacs}
 
 
 def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "cpu") -> tuple[list, dict]:
@@ -108,11 +112,12 @@ def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "
         from kdsharp import registry
 
         name = str(spec)
-        if get_entry(name) is None:  # a checkpoint path: any problem with it is the user's to fix
+        base = registry.split_ensemble(name)[0]
+        if get_entry(base) is None:  # a checkpoint path: any problem with it is the user's to fix
             model = registry.load_model(name, device=device)
             rows.append((row, model, _module_meta(model, name)))
             continue
-        info = registry.model_info(name)
+        info = registry.model_info(base)
         if not info["weights_shipped"]:
             skipped[row] = (
                 f"no trained weights for '{name}' in kdsharp/weights yet "
@@ -121,7 +126,7 @@ def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "
             warn(f"skipping row '{row}': {skipped[row]}")
             continue
         model = registry.load_model(name, device=device)
-        rows.append((row, model, {"model": name, "params": info["params"], "gmacs_1080p": info["gmacs_1080p"]}))
+        rows.append((row, model, _module_meta(model, name, params=info["params"])))
     return rows, skipped
 
 
@@ -311,17 +316,19 @@ def evaluate(
                 "choose another out_dir=DIR",
                 params=["out_dir"],
             )
-    out_dir = ensure_writable_dir(out_dir)
-    if data is not None:  # read the data first: a wrong path fails before models load
+    # read the data first: a wrong path fails before models load, and before the report folder is made
+    if data is not None:
         sets = {Path(data).resolve().name or "data": load_paired_set(data, max_images)}
         data_info = {"kind": "folder", "folder": str(data), "n_images": len(next(iter(sets.values())))}
+        out_dir = ensure_writable_dir(out_dir)
         rows_models, skipped = resolve_models(models, device)
     else:
-        presets = list(presets or DEFAULT_PRESETS)
+        presets = list(dict.fromkeys(presets or DEFAULT_PRESETS))  # a preset named twice is one set
         held_out = [] if source is not None else [str(p) for p in corpus_test_paths(corpus, split)]
         clean = load_clean_images(source, held_out, max_images=max_images)
         rows_models, skipped = resolve_models(models, device)
         sets = {p: build_preset_set(clean, p, seed) for p in presets}
+        out_dir = ensure_writable_dir(out_dir)
         data_info = {
             "kind": "presets",
             "presets": presets,

@@ -147,6 +147,13 @@ def load_paired_set(root: str | Path, max_images: int | None = None) -> list[tup
     """
     from kdsharp.data.datasets import PairedFolderDataset
 
+    if not Path(root).is_dir():
+        raise InputError(
+            root,
+            "no such folder" if not Path(root).exists() else "is not a folder",
+            "pass data=DIR: a folder with input/ and target/ images of the same names, e.g. made by `kdsharp degrade`",
+            params=["data"],
+        )
     ds = PairedFolderDataset(root)
     items: list[tuple[str, np.ndarray, np.ndarray]] = []
     for i, (_, lq_path, _) in enumerate(ds.pairs):

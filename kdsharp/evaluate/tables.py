@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+from kdsharp.console import plural
 from kdsharp.evaluate.baselines import UNSHARP_GRID, unsharp_label
 from kdsharp.io.atomic import atomic_path
 
@@ -50,7 +51,7 @@ def subset_note(stats: dict, n_all: int | None) -> str:
     if not n_all:
         return ""
     n = stats.get("n_images", n_all)
-    return f" ({n} of {n_all} images)" if n < n_all else ""
+    return f" ({n} of {plural(n_all, 'image')})" if n < n_all else ""
 
 
 def method_table(report: dict, rows_stats: dict) -> list[str]:
@@ -88,14 +89,14 @@ def render_markdown(report: dict) -> str:
     d = report["data"]
     out = ["# kdsharp evaluation report", ""]
     if d["kind"] == "folder":
-        out.append(f"Data: paired folder `{d['folder']}` ({d['n_images']} image pairs).")
+        out.append(f"Data: paired folder `{d['folder']}` ({plural(d['n_images'], 'image pair')}).")
     else:
         source = d.get("source", "")  # which images: the corpus test split (held out), its val split, or a folder
         held_out = "" if source and not source.startswith("corpus test split") else "held-out "
         where = f" of the {source}" if source.startswith("corpus") else f" in folder `{source}`" if source else ""
         out.append(
             f"Data: presets {', '.join(f'`{p}`' for p in d['presets'])}, each built with seed {d['seed']} "
-            f"from {d['n_images']} {held_out}clean images{where} ({', '.join(d['sources'])})."
+            f"from {plural(d['n_images'], held_out + 'clean image')}{where} ({', '.join(d['sources'])})."
         )
     heavy = d.get("heavy")
     if heavy and any(n < heavy["of"][s] for s, n in heavy["images_per_set"].items()):  # not when they ran on all
@@ -109,14 +110,16 @@ def render_markdown(report: dict) -> str:
         out.append(f"**Partial report** ({report['partial']}): the run was stopped or is still running.")
     out.append(
         f"PSNR/SSIM on 8-bit RGB outputs against the ground truth (mean over images); "
-        f"ΔPSNR is relative to the unprocessed input. Models ran on `{report['device']}`."
+        f"ΔPSNR is relative to the unprocessed input. Models ran on `{report['device']}`. "
+        "GMACs@1080p: multiply-adds per 1920x1080 frame as the model runs (test-time local windows "
+        "and self-ensemble passes included)."
     )
     fps = report.get("fps")
     if fps:
         gpu = f"; GPU: {fps['gpu']}" if fps.get("gpu") else ""
         out.append(
             f"FPS: model only, {fps['size']} input, batch 1, median of a few runs; CPU: {fps['cpu']} "
-            f"({fps['threads']} threads){gpu}."
+            f"({plural(fps['threads'], 'thread')}){gpu}."
         )
     else:
         out.append("FPS: not measured.")
@@ -135,7 +138,7 @@ def render_markdown(report: dict) -> str:
     if len(sets) > 1:
         out += ["## Overall (mean over presets)", "", *method_table(report, report["overall"]), ""]
     for name, st in sets.items():
-        out += [f"## {'Preset' if d['kind'] == 'presets' else 'Set'} `{name}` ({st['n_images']} images)", ""]
+        out += [f"## {'Preset' if d['kind'] == 'presets' else 'Set'} `{name}` ({plural(st['n_images'], 'image')})", ""]
         out += method_table(report, st["rows"])
         if name in report["unsharp"]:
             out += ["", f"Unsharp mask chosen: {unsharp_label(report['unsharp'][name])}."]
@@ -145,7 +148,7 @@ def render_markdown(report: dict) -> str:
         out += [
             "## Content subsets (ΔPSNR in dB, pooled over the presets)",
             "",
-            "| Method | " + " | ".join(f"{t} ({s['n_images']} images)" for t, s in subsets.items()) + " |",
+            "| Method | " + " | ".join(f"{t} ({plural(s['n_images'], 'image')})" for t, s in subsets.items()) + " |",
             "|---|" + "---:|" * len(subsets),
         ]
         for row in report["rows"]:

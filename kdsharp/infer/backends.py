@@ -27,18 +27,22 @@ BACKENDS = ("torch", "onnx")
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``'auto'`` -> CUDA if available else CPU; checks that a requested CUDA device exists."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise KdsharpError(f"unknown device '{device}' (use auto, cpu or cuda)") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KdsharpError(
-            f"device={device}: no CUDA GPU is available to PyTorch (use device=cpu or device=auto)", params=["device"]
-        )
-    return dev
+    """``'auto'`` -> CUDA if available else CPU; checks that a requested CUDA device exists
+    (:func:`kdsharp.devices.resolve_device`)."""
+    from kdsharp import devices
+
+    return devices.resolve_device(device)
+
+
+def self_ensemble_on_onnx(model: object = None) -> KdsharpError:
+    """The error for a self-ensemble (``NAME@xN``) given to an ONNX backend, in a backend's words
+    (:func:`kdsharp.infer.export.export_onnx` refuses it in an exporter's)."""
+    named = f"{model}: " if isinstance(model, (str, Path)) else ""
+    return KdsharpError(
+        f"{named}a self-ensemble (@xN) runs with the torch backend only: use backend=torch, "
+        "or drop the @xN suffix to run the model alone with ONNX",
+        params=["backend"],
+    )
 
 
 def resolve_model(model: nn.Module | str | Path, device: torch.device | str = "cpu") -> nn.Module:
@@ -136,7 +140,12 @@ class OnnxBackend:
             if not path.is_file():
                 raise InputError(path, "no such ONNX file", "check the path")
         else:
-            path = cached_onnx(resolve_model(model, "cpu"))
+            from kdsharp.infer.export import SelfEnsembleError
+
+            try:
+                path = cached_onnx(resolve_model(model, "cpu"))
+            except SelfEnsembleError as e:
+                raise self_ensemble_on_onnx(model) from e
         providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
         if self.device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -214,7 +223,7 @@ def cached_onnx(model: nn.Module) -> Path:
     cache = ensure_writable_dir(os.environ.get("KDSHARP_CACHE") or Path(tempfile.gettempdir()) / "kdsharp-onnx")
     path = cache / f"{type(model).__name__.lower()}-{_weights_digest(model)}.onnx"
     if not path.is_file():
-        export_onnx(copy.deepcopy(model).cpu().float().eval(), path)
+        export_onnx(copy.deepcopy(model).cpu().float().eval(), path, overwrite=True)  # another process's is as good
     return path
 
 

@@ -24,9 +24,13 @@ import torch
 from torch import nn
 
 from kdsharp.errors import KdsharpError, OutputError
-from kdsharp.io.atomic import atomic_path
+from kdsharp.io.atomic import atomic_path, check_target
 
 MIN_OPSET, MAX_OPSET = 11, 20
+
+
+class SelfEnsembleError(KdsharpError):
+    """A self-ensemble (``NAME@xN``) was to be exported: ONNX would drop the averaging."""
 
 
 class _HalfInside(nn.Module):
@@ -54,7 +58,7 @@ def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
 
         wrapped, named = load_model(model_or_name, deploy=False), f"{model_or_name}: "
     if any(isinstance(m, SelfEnsemble) and m.n > 1 for m in wrapped.modules()):  # dropping it changes the output
-        raise KdsharpError(
+        raise SelfEnsembleError(
             f"{named}a self-ensemble (@xN) runs with the torch backend only: "
             "run it there, or drop the @xN suffix to export the model alone"
         )
@@ -153,6 +157,7 @@ def export_onnx(
     half: bool = False,
     int8: bool = False,
     example_size: tuple[int, int] = (256, 256),
+    overwrite: bool = False,
 ) -> Path:
     """Write ``model_or_name`` (a module, registered name or checkpoint path) to ONNX at ``path``.
 
@@ -160,6 +165,7 @@ def export_onnx(
         opset: ONNX opset (11-20). dynamic: free batch/height/width (else fixed to the example).
         half: float16 inside, float32 I/O. int8: static QDQ int8 quantization (CPU-friendly).
         example_size: (H, W) of the tracing (and, when not dynamic, the fixed) input.
+        overwrite: replace an existing file at ``path`` (else that is an error, before any work).
     A test-time wrapper such as the teacher's local windows is not part of the graph (the
     exported network runs whole inputs): feed the ONNX model tiles of the window size instead.
     Returns:
@@ -176,7 +182,10 @@ def export_onnx(
         raise OutputError(
             path, "is a folder", f"write the model into it as {path / 'model.onnx'}, or choose a file name"
         )
+    if path.exists() and not overwrite:  # before loading the model: a refusal costs nothing
+        check_target(path, overwrite)
     model = _prepare(model_or_name)
+    check_target(path, overwrite)  # the folder can be made and written (made once the model loaded)
     if half:
         model = _HalfInside(model)
     with atomic_path(path) as tmp:

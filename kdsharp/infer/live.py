@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import cv2
@@ -25,7 +26,7 @@ import torch
 
 from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
-from kdsharp.io.video import frame_to_rgb, open_video_stream, probe_video, why
+from kdsharp.io.video import VIDEO_EXTS, decode_video, frame_to_rgb, is_video_file, open_video_stream, probe_video, why
 
 
 @dataclass
@@ -151,6 +152,8 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
         return _camera(int(text), fps)
     if "://" in text:
         return _url(text, fps)
+    if Path(text).suffix and not is_video_file(text):
+        raise InputError(text, "is not a video kdsharp reads", f"use one of {', '.join(VIDEO_EXTS)}")
     info = probe_video(text)
     rate = min(float(fps), float(info.fps)) if fps else float(info.fps)
     tb = info.time_base
@@ -161,7 +164,7 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
         pts0, taken, decoded = None, 0, 0
         with open_video_stream(text, threads=1) as (container, stream):
             try:
-                for i, f in enumerate(container.decode(stream)):
+                for i, f in enumerate(decode_video(container, stream)):
                     decoded = i + 1
                     if f.pts is None:
                         t = i / float(info.fps)
@@ -267,7 +270,10 @@ def run_live(
     keep_freed_memory()
     src = open_source(source, fps)
     try:
-        out = open_sink(sink, src.fps, overwrite, audio_from=src.audio_from, info=src.info)
+        from_file = src.info is not None and Path(src.name).is_file()
+        out = open_sink(
+            sink, src.fps, overwrite, audio_from=src.audio_from, info=src.info, source=src.name if from_file else None
+        )
         if sharpener is None:
             from kdsharp.infer.sharpener import Sharpener
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
-from kdsharp.io.video import VIDEO_EXTS, VideoInfo, VideoWriter, is_video_file
+from kdsharp.io.video import VIDEO_EXTS, VideoInfo, VideoWriter, is_video_file, not_kept
 
 
 class FileSink:
@@ -45,6 +45,7 @@ class FileSink:
         overwrite: bool = False,
         audio_from: str | Path | None = None,
         info: VideoInfo | None = None,
+        source: str | Path | None = None,
     ):
         self.path, self.fps, self.audio_from, self.info = Path(path), fps, audio_from, info
         self.cut_audio = True
@@ -54,7 +55,12 @@ class FileSink:
                 f"unsupported sink '{path}'",
                 "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")",
             )
-        check_target(self.path, overwrite)
+        check_target(self.path, overwrite, src=source)
+        if info is not None:
+            from kdsharp.console import warn
+
+            for message in not_kept(info):
+                warn(message)
         self._writer: VideoWriter | None = None
         self._t0 = 0.0
         self._last = -1
@@ -71,7 +77,7 @@ class FileSink:
                 self.path,
                 w,
                 h,
-                Fraction(self.fps).limit_denominator(1000),
+                self._rate(),
                 self.TIME_BASE,
                 audio_from=self.audio_from,
                 display_matrix=self.info.display_matrix if self.info else None,
@@ -84,6 +90,13 @@ class FileSink:
         self._last = pts
         self._queue.put((frame, pts))
         return None
+
+    def _rate(self) -> Fraction:
+        """The frame rate to write: the source file's exact one (30000/1001, not 19001/634) when it is
+        the rate taken, else ``fps`` as a fraction."""
+        if self.info is not None and abs(float(self.info.fps) - float(self.fps)) < 1e-6:
+            return Fraction(self.info.fps)
+        return Fraction(self.fps).limit_denominator(1001)
 
     def _encode(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -182,12 +195,18 @@ class VirtualCamSink:
 
 
 def open_sink(
-    sink: str, fps: float, overwrite: bool = False, audio_from: str | Path | None = None, info: VideoInfo | None = None
+    sink: str,
+    fps: float,
+    overwrite: bool = False,
+    audio_from: str | Path | None = None,
+    info: VideoInfo | None = None,
+    source: str | Path | None = None,
 ):
-    """``'window'``, ``'virtualcam'`` or a video file path (refused if it exists, unless ``overwrite``;
-    audio copied from ``audio_from`` when given; rotation and colour tags from a source file's ``info``)."""
+    """``'window'``, ``'virtualcam'`` or a video file path (refused if it exists, unless ``overwrite``,
+    and named as the input itself when it is the ``source`` file; audio copied from ``audio_from``
+    when given; rotation and colour tags from a source file's ``info``)."""
     if sink == "window":
         return WindowSink()
     if sink == "virtualcam":
         return VirtualCamSink(fps)
-    return FileSink(sink, fps, overwrite, audio_from=audio_from, info=info)
+    return FileSink(sink, fps, overwrite, audio_from=audio_from, info=info, source=source)

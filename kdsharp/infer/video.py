@@ -31,16 +31,18 @@ from pathlib import Path
 import av
 import torch
 
+from kdsharp.console import plural, warn
 from kdsharp.console import progress as make_progress
-from kdsharp.console import warn
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
 from kdsharp.io.video import (
     VIDEO_EXTS,
     VideoWriter,
+    decode_video,
     encoder_settings,
     ended_early,
     is_video_file,
+    not_kept,
     open_video_stream,
     probe_video,
     why,
@@ -160,7 +162,8 @@ class VideoStats:
     def summary(self) -> str:
         """One line: frames, size, wall time, frames/s, each stage's ms per frame, the bottleneck."""
         ms = self.stage_ms
-        work = f"{self.workers} workers x {self.threads} threads" if self.workers > 1 else f"{self.threads} threads"
+        threads = plural(self.threads, "thread")
+        work = f"{self.workers} workers x {threads}" if self.workers > 1 else threads
         reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
         return (
             f"{self.dst.name}: {self.frames} frames {self.width}x{self.height} in {self.wall_s:.1f} s "
@@ -250,14 +253,8 @@ def sharpen_video(
     if not is_video_file(dst):
         raise OutputError(dst, f"unsupported video extension '{dst.suffix}'", "use one of " + ", ".join(VIDEO_EXTS))
     info = probe_video(src)
-    if info.bit_depth > 8:
-        warn(
-            f"{src}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
-            "encodes video at 8 bits per channel (colour tags are kept)"
-        )
-    if info.other_streams:
-        kinds = ", ".join(sorted(set(info.other_streams)))
-        warn(f"{src}: its {len(info.other_streams)} {kinds} stream(s) are not copied (kdsharp copies video and audio)")
+    for message in not_kept(info):
+        warn(message)
     if path == "yuv" and not _luma_ok(sharpener, info):
         raise KdsharpError(
             f"{src}: path=yuv needs a luma model (fast) on the torch backend without tiles "
@@ -295,7 +292,7 @@ def sharpen_video(
             with open_video_stream(src, threads=_decoder_threads()) as (container, stream):
                 frames, seq, start = [], 0, None
                 frame_s = 1 / float(info.fps or 25)
-                it = container.decode(stream)
+                it = decode_video(container, stream)
                 while True:
                     t0 = time.perf_counter()
                     try:

@@ -14,8 +14,25 @@ from pathlib import Path
 from kdsharp.errors import InputError, OutputError
 
 
-def ensure_writable_dir(folder: str | Path) -> Path:
-    """Create ``folder`` (and parents) if needed and check it can be written; returns it."""
+def _write_problem(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (None if one can): permissions, a read-only file
+    system, a virtual one such as /proc. Tried with a nameless temporary file, which leaves nothing
+    behind (the permission bits alone do not tell: root passes them everywhere)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return f"is not writable ({e.strerror or e})"
+    return None
+
+
+def ensure_writable_dir(folder: str | Path, target: str | Path | None = None) -> Path:
+    """Create ``folder`` (and parents) if needed and check it can be written; returns it.
+
+    ``target``: the file to be written there, named in the error instead of the folder.
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -23,8 +40,12 @@ def ensure_writable_dir(folder: str | Path) -> Path:
         raise OutputError(folder, f"cannot create folder ({e.strerror or e})", "choose a writable output path") from e
     if not folder.is_dir():
         raise OutputError(folder, "exists and is not a folder", "choose another output path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(folder, "folder is not writable", "choose a writable output path or fix its permissions")
+    problem = _write_problem(folder)
+    if problem is not None:
+        fix = "choose a writable output path or fix its permissions"
+        if target is not None:
+            raise OutputError(target, f"cannot be written: its folder {folder} {problem}", fix)
+        raise OutputError(folder, f"folder {problem}", fix)
     return folder
 
 
@@ -52,7 +73,7 @@ def check_target(
             dst, "already exists", "pass overwrite=True to replace it, or choose another output", params=["overwrite"]
         )
     if not folder_checked:
-        ensure_writable_dir(dst.parent if str(dst.parent) else Path("."))
+        ensure_writable_dir(dst.parent if str(dst.parent) else Path("."), target=dst)
 
 
 def _make_folder(folder: Path) -> None:

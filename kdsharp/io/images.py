@@ -8,6 +8,7 @@ Tensors inside kdsharp are (N,3,H,W) float RGB in [0,1]. Conversion happens here
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import struct
 import zlib
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from kdsharp.console import warn
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
 from kdsharp.io.inputs import existing_file
-from kdsharp.io.meta import ImageMeta, png_chunk, png_problem, read_meta, tiff_params, with_meta
+from kdsharp.io.meta import ImageMeta, icc_fits, png_chunk, png_problem, read_meta, tiff_params, with_meta
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 16384 * 16384  # refuse images larger than this (about 268 Mpx)
@@ -90,6 +91,8 @@ def read_image_meta(path: str | Path) -> tuple[np.ndarray, ImageMeta]:
         img = (np.clip(img, 0, 1) * 65535 + 0.5).astype(np.uint16)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
+    if meta.cmyk and img.ndim == 3 and img.shape[2] == 4:  # converted to BGR + an opaque channel: no alpha
+        img = np.ascontiguousarray(img[:, :, :3])
     if meta.grey_key is not None and img.ndim == 2:  # grey + tRNS: a real alpha channel
         alpha = np.where(img == meta.grey_key, 0, 65535 if img.dtype == np.uint16 else 255).astype(img.dtype)
         img = np.dstack([img, img, img, alpha])
@@ -182,6 +185,8 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: Imag
     if ext in (".jpg", ".jpeg", ".webp", ".bmp") and img.dtype == np.uint16:
         img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     if ext in (".jpg", ".jpeg") and img.ndim == 3 and img.shape[2] == 4:
+        if (img[:, :, 3] < np.iinfo(img.dtype).max).any():  # said once here: the pixels it hid become visible
+            warn(f"{path}: JPEG stores no transparency: alpha dropped (write .png, .webp or .tif to keep it)")
         img = img[:, :, :3]
     if meta is not None and meta.grey_alpha and img.ndim == 3:  # a grey input stays grey
         grey = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
@@ -200,6 +205,10 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: Imag
         if not ok:
             raise OutputError(path, "the image could not be encoded", "try another format")
         encoded = buf.tobytes()
+    png_grey = ext == ".png" and encoded[25:26] in (b"\x00", b"\x04")  # IHDR colour type: grey (+ alpha)
+    written_grey = img.ndim == 2 or img.shape[2] in (1, 2) or png_grey
+    if meta is not None and meta.icc is not None and not icc_fits(meta.icc, grey=written_grey):
+        meta = dataclasses.replace(meta, icc=None)  # a profile of other channels would mis-tag the output
     data = with_meta(encoded, ext, meta)
     with atomic_path(path) as tmp:
         try:

@@ -1,16 +1,21 @@
-"""Image metadata carried from an input file to its output: EXIF and resolution (dpi).
+"""Image metadata carried from an input file to its output: EXIF, resolution (dpi) and the ICC
+colour profile.
 
-OpenCV drops both, so they are read from and spliced into the encoded bytes here, in plain
+OpenCV drops all three, so they are read from and spliced into the encoded bytes here, in plain
 Python (no extra dependency):
 
-=========  =====================================  ========================================
-format     read                                   written
-=========  =====================================  ========================================
-JPEG       APP1 Exif, JFIF density (or EXIF's)    APP1 Exif, JFIF density
-PNG        eXIf, pHYs                             eXIf, pHYs
-TIFF       X/YResolution (and its Orientation)    X/YResolution (via OpenCV's TIFF options)
-WebP       EXIF chunk                             not written (OpenCV writes simple WebP)
-=========  =====================================  ========================================
+=========  ==================================================  ===================================
+format     read                                                written
+=========  ==================================================  ===================================
+JPEG       APP1 Exif, JFIF density (or EXIF's), APP2 ICC       APP1 Exif, JFIF density, APP2 ICC
+PNG        eXIf, pHYs, iCCP                                    eXIf, pHYs, iCCP
+TIFF       X/YResolution (and its Orientation), ICC tag        X/YResolution (OpenCV's options)
+WebP       EXIF and ICCP chunks                                not written (simple WebP)
+=========  ==================================================  ===================================
+
+The model works on the encoded values, so an output is in its input's colour space: a photo
+tagged Display P3 or Adobe RGB must keep its profile, or viewers that honour profiles show its
+colours shifted.
 
 Pixels are written upright (EXIF orientation applied on reading), so the copied EXIF has its
 Orientation tag set to 1: viewers must not rotate the output a second time.
@@ -26,26 +31,31 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-_ORIENTATION, _XRES, _YRES, _RESUNIT, _SUBFILE = 0x0112, 0x011A, 0x011B, 0x0128, 0x00FE
+_ORIENTATION, _XRES, _YRES, _RESUNIT, _SUBFILE, _ICC = 0x0112, 0x011A, 0x011B, 0x0128, 0x00FE, 0x8773
 _MAX_APP1 = 65533 - 6  # a JPEG segment holds at most 65533 bytes after its length
+_ICC_TAG = b"ICC_PROFILE\x00"  # APP2 payload: this, sequence number (1..), count, then a profile chunk
+_MAX_ICC_CHUNK = 65533 - len(_ICC_TAG) - 2
 
 
 @dataclass
 class ImageMeta:
-    """What an output inherits: ``exif`` (TIFF-structured bytes, ``II*``/``MM*``) and ``dpi`` (x, y)."""
+    """What an output inherits: ``exif`` (TIFF-structured bytes, ``II*``/``MM*``), ``dpi`` (x, y)
+    and ``icc`` (the ICC colour profile, uncompressed)."""
 
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
+    icc: bytes | None = None
     orientation: int = 1  # the input's EXIF/TIFF orientation (1..8), applied to the pixels on reading
     format: str = ""  # 'jpeg', 'png', 'webp', 'tiff' ('' for others)
     grey_alpha: bool = False  # grey with alpha (read as BGRA with equal colours; written grey again)
     grey_key: int | None = None  # PNG grey + tRNS: the (8/16-bit) grey level that is transparent
     lossless: bool = False  # a lossless (VP8L) WebP
     frames: int = 1  # pages of a TIFF (reduced-resolution ones not counted), frames of an animated WebP
+    cmyk: bool = False  # a CMYK ('separated') TIFF: OpenCV reads it as BGRA with an opaque fourth channel
 
     def __bool__(self) -> bool:
-        """True if there is EXIF or dpi to write into an output."""
-        return self.exif is not None or self.dpi is not None
+        """True if there is EXIF, dpi or a colour profile to write into an output."""
+        return self.exif is not None or self.dpi is not None or self.icc is not None
 
 
 # -- TIFF structures (EXIF is one) -----------------------------------------------------------
@@ -133,17 +143,55 @@ def _jpeg_segments(data: bytes):
         i += 2 + length
 
 
+def tiff_cmyk(tiff: bytes | None) -> bool:
+    """Whether a TIFF's first image is CMYK (PhotometricInterpretation 5, 'separated')."""
+    try:
+        e, _, entries = _ifd0(tiff or b"")
+        return any(tag == 0x0106 and _value(tiff or b"", e, typ, at) == 5 for tag, typ, _, at in entries)
+    except (ValueError, struct.error):
+        return False
+
+
+def tiff_icc(tiff: bytes | None) -> bytes | None:
+    """The ICC profile (tag 34675, UNDEFINED bytes) of a TIFF structure; None if absent."""
+    try:
+        e, _, entries = _ifd0(tiff or b"")
+        for tag, typ, n, at in entries:
+            if tag == _ICC and typ in (1, 7) and n > 4:
+                (off,) = struct.unpack(e + "I", (tiff or b"")[at + 8 : at + 12])
+                icc = (tiff or b"")[off : off + n]
+                return icc if len(icc) == n else None
+    except (ValueError, struct.error):
+        pass
+    return None
+
+
+def icc_fits(icc: bytes | None, grey: bool) -> bool:
+    """Whether an ICC profile can tag an image of ``grey`` (one colour channel) or RGB pixels: its
+    data colour space (header bytes 16-20) is ``GRAY`` or ``RGB ``; a profile of another space
+    (CMYK, Lab) fits neither: the pixels were converted to RGB on reading."""
+    space = (icc or b"")[16:20]
+    return space == (b"GRAY" if grey else b"RGB ")
+
+
 def _read_jpeg(data: bytes) -> ImageMeta:
     meta = ImageMeta()
+    icc_chunks: dict[int, bytes] = {}
     for marker, a, b in _jpeg_segments(data):
         seg = data[a:b]
         if marker == 0xE1 and seg.startswith(b"Exif\x00\x00") and meta.exif is None:
             meta.exif = seg[6:]
+        elif marker == 0xE2 and seg.startswith(_ICC_TAG) and len(seg) > len(_ICC_TAG) + 2:
+            icc_chunks.setdefault(seg[len(_ICC_TAG)], seg[len(_ICC_TAG) + 2 :])
         elif marker == 0xE0 and seg.startswith(b"JFIF\x00") and len(seg) >= 12:
             units, x, y = struct.unpack(">BHH", seg[7:12])
             if units in (1, 2) and x and y:
                 scale = 2.54 if units == 2 else 1.0
                 meta.dpi = (x * scale, y * scale)
+    if icc_chunks:  # chunks numbered 1..count; a gap means a damaged profile: none rather than a wrong one
+        order = sorted(icc_chunks)
+        if order == list(range(1, len(order) + 1)):
+            meta.icc = b"".join(icc_chunks[k] for k in order)
     if meta.dpi is None:
         meta.dpi = tiff_dpi(meta.exif)
     return meta
@@ -204,6 +252,10 @@ def _read_png(data: bytes) -> ImageMeta:
             meta.grey_alpha = True
         elif kind == b"eXIf":
             meta.exif = data[a:b]
+        elif kind == b"iCCP":  # profile name (1-79 bytes), NUL, compression method 0, zlib data
+            name_end = data.index(b"\x00", a, b)
+            if data[name_end + 1] == 0:
+                meta.icc = zlib.decompress(data[name_end + 2 : b])
         elif kind == b"pHYs" and b - a == 9:
             x, y, unit = struct.unpack(">IIB", data[a:b])
             if unit == 1 and x and y:  # pixels per metre
@@ -222,6 +274,8 @@ def _read_webp(data: bytes) -> ImageMeta:
         if kind == b"EXIF":
             exif = data[i + 8 : i + 8 + length]
             meta.exif = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+        elif kind == b"ICCP":
+            meta.icc = data[i + 8 : i + 8 + length]
         elif kind == b"VP8L":
             meta.lossless = True
         elif kind == b"ANMF":  # an animation frame: its image chunks are inside it
@@ -243,10 +297,13 @@ def read_meta(data: bytes) -> ImageMeta:
         elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             meta = _read_webp(data)
         elif data[:4] in (b"II*\x00", b"MM\x00*"):  # TIFF: its own tags, no separate EXIF block
-            return ImageMeta(None, tiff_dpi(data), tiff_orientation(data), "tiff", frames=tiff_pages(data))
+            meta = ImageMeta(None, tiff_dpi(data), format="tiff", frames=tiff_pages(data), icc=tiff_icc(data))
+            meta.cmyk = tiff_cmyk(data)
+            meta.orientation = tiff_orientation(data)
+            return meta
         else:
             return ImageMeta()
-    except (struct.error, IndexError, ValueError, OverflowError):  # metadata is best effort
+    except (struct.error, IndexError, ValueError, OverflowError, zlib.error):  # metadata is best effort
         return ImageMeta()
     meta.orientation = tiff_orientation(meta.exif)
     return meta
@@ -262,7 +319,9 @@ def _jpeg_with(buf: bytes, meta: ImageMeta) -> bytes:
         seg = buf[a:b]
         if marker == 0xE0 and seg.startswith(b"JFIF\x00") and len(seg) >= 14:
             jfif = seg
-        elif not (marker == 0xE1 and seg.startswith(b"Exif\x00\x00")):
+        elif not (marker == 0xE1 and seg.startswith(b"Exif\x00\x00")) and not (
+            marker == 0xE2 and seg.startswith(_ICC_TAG) and meta.icc
+        ):
             others.append((marker, seg))
         pos = b
     if meta.dpi:
@@ -271,6 +330,10 @@ def _jpeg_with(buf: bytes, meta: ImageMeta) -> bytes:
     segs = [(0xE0, jfif)] if jfif is not None else []
     if meta.exif and len(meta.exif) <= _MAX_APP1:
         segs.append((0xE1, b"Exif\x00\x00" + upright_exif(meta.exif)))
+    if meta.icc:
+        chunks = [meta.icc[i : i + _MAX_ICC_CHUNK] for i in range(0, len(meta.icc), _MAX_ICC_CHUNK)]
+        if len(chunks) <= 255:
+            segs += [(0xE2, _ICC_TAG + bytes([k + 1, len(chunks)]) + c) for k, c in enumerate(chunks)]
     segs += others
     return b"\xff\xd8" + b"".join(b"\xff" + bytes([m]) + struct.pack(">H", len(p) + 2) + p for m, p in segs) + buf[pos:]
 
@@ -286,8 +349,10 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
 def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
     out = bytearray(buf[:8])
     for kind, a, _, end in _png_chunks(buf):
-        if kind in (b"eXIf", b"pHYs") and ((kind == b"eXIf" and meta.exif) or (kind == b"pHYs" and meta.dpi)):
+        if (kind == b"eXIf" and meta.exif) or (kind == b"pHYs" and meta.dpi):
             continue  # replaced below
+        if meta.icc and kind in (b"iCCP", b"sRGB", b"gAMA", b"cHRM"):
+            continue  # the profile says it all (an iCCP and an sRGB chunk must not both be there)
         out += buf[a - 8 : end]
         if kind == b"IHDR":
             if meta.dpi:
@@ -295,11 +360,14 @@ def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
                 out += png_chunk(b"pHYs", struct.pack(">IIB", *ppm, 1))
             if meta.exif:
                 out += png_chunk(b"eXIf", upright_exif(meta.exif))
+            if meta.icc:
+                out += png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(meta.icc, 9))
     return bytes(out)
 
 
 def with_meta(buf: bytes, ext: str, meta: ImageMeta | None) -> bytes:
-    """Encoded image ``buf`` (format ``ext``) with ``meta``'s EXIF and dpi spliced in (JPEG, PNG)."""
+    """Encoded image ``buf`` (format ``ext``) with ``meta``'s EXIF, dpi and ICC profile spliced in
+    (JPEG, PNG)."""
     if not meta:
         return buf
     ext = ext.lower()
@@ -322,11 +390,13 @@ def tiff_params(meta: ImageMeta | None) -> list[int]:
 
 __all__ = [
     "ImageMeta",
+    "icc_fits",
     "png_chunk",
     "png_problem",
     "read_meta",
     "tiff_pages",
     "tiff_dpi",
+    "tiff_icc",
     "tiff_orientation",
     "tiff_params",
     "upright_exif",

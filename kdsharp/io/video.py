@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -77,7 +77,12 @@ class VideoInfo:
 def _open_input(path: Path) -> av.container.InputContainer:
     existing_file(path, "video")
     try:
-        return av.open(str(path))
+        c = av.open(str(path))
+        if "avi" in (c.format.name or "").split(","):
+            # AVI stores no timestamps, only frame slots: PyAV's generated pts puts each H.264 frame
+            # one slot late (it takes the next packet's dts); frames get their slot (dts) instead
+            c.flags &= ~cast(int, av.container.Flags.gen_pts.value)
+        return c
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
         fix = (
             "the file is damaged or not a video: re-export or remove it"
@@ -140,7 +145,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             _bit_depth(first.format),
             exact,
             dur,
-            tuple(st.type for st in c.streams if st.type not in ("video", "audio")),
+            tuple(st.type for st in c.streams if st.type != "audio" and st is not s),  # a 2nd video too
         )
 
 
@@ -170,12 +175,46 @@ def ended_early(info: VideoInfo, frames: int, end_s: float) -> str | None:
     return None
 
 
+def not_kept(info: VideoInfo) -> list[str]:
+    """Warnings for what an output of ``info``'s video does not keep: more than 8 bits, streams other
+    than its first video stream and its audio."""
+    out = []
+    if info.bit_depth > 8:
+        out.append(
+            f"{info.path}: {info.bit_depth}-bit video ({info.pix_fmt}) is written as 8-bit: kdsharp processes and "
+            "encodes video at 8 bits per channel (colour tags are kept)"
+        )
+    if info.other_streams:
+        kinds = ", ".join(sorted(set(info.other_streams)))
+        out.append(
+            f"{info.path}: its {len(info.other_streams)} {kinds} stream(s) are not copied "
+            "(kdsharp sharpens the first video stream and copies the audio)"
+        )
+    return out
+
+
 def _bit_depth(fmt: av.VideoFormat) -> int:
     """Bits per sample of a pixel format (8 for yuv420p, 10 for yuv420p10le)."""
     try:
         return max(int(c.bits) for c in fmt.components) or 8
     except (AttributeError, ValueError):
         return 8
+
+
+def decode_video(container: av.container.InputContainer, stream: Any) -> Iterator[av.VideoFrame]:
+    """``container.decode(stream)``; a frame without a pts (AVI stores only frame slots) gets its slot: its
+    dts counted from the first frame's (a decoder with B-frames hands frames out a few packets late),
+    and the frames flushed at the end the slots after the last."""
+    first = last = None
+    for f in container.decode(stream):
+        if f.pts is None:
+            if f.dts is not None:
+                first = f.dts if first is None else first
+                f.pts = max(f.dts - first, -1 if last is None else last + 1)
+            elif last is not None:
+                f.pts = last + 1
+        last = f.pts if f.pts is not None else last
+        yield f
 
 
 def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
@@ -190,7 +229,7 @@ def read_frames(path: str | Path) -> Iterator[tuple[np.ndarray, int | None]]:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
         try:
-            for f in c.decode(s):
+            for f in decode_video(c, s):
                 yield frame_to_rgb(f), f.pts
         except av.error.FFmpegError as e:
             raise InputError(path, f"video is corrupt or truncated ({_why(e)})", "re-encode or remove it") from e
@@ -324,12 +363,17 @@ class VideoWriter:
         self._stack = contextlib.ExitStack()
         self._next_pts = 0
         self._last_pts = -(2**62)
+        self._origin: int | None = None  # AVI: the first frame's pts (slots count from it)
+        self._audio_codecs: list[str] = []  # of the audio streams copied
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> VideoWriter:
         try:
             tmp = self._stack.enter_context(atomic_path(self.path))
-            self._out = av.open(str(tmp), "w", format=_format_for(self.path))
+            # AVI: no shift of every stream when the audio starts before 0 (AAC priming): the muxer would
+            # move the video one slot late and leave an empty slot after its first frame
+            opts = {"avoid_negative_ts": "disabled"} if self._avi else None
+            self._out = av.open(str(tmp), "w", format=_format_for(self.path), options=opts)
             self._stack.callback(self._out.close)
             self._add_video_stream()
             self._add_audio_streams()
@@ -337,6 +381,13 @@ class VideoWriter:
         except BaseException as e:
             self._stack.__exit__(type(e), e, e.__traceback__)
             if isinstance(e, av.error.FFmpegError):
+                if self._audio_codecs:  # the muxer refused a copied audio stream (opus in .mov, ...)
+                    raise OutputError(
+                        self.path,
+                        f"cannot start writing ({_why(e)}): its {', '.join(self._audio_codecs)} audio may not fit "
+                        f"a {self.path.suffix} file",
+                        "use .mkv or the input's extension",
+                    ) from e
                 raise OutputError(
                     self.path, f"cannot start writing ({_why(e)})", "check the extension and the codec"
                 ) from e
@@ -357,11 +408,7 @@ class VideoWriter:
         w, h = self.size
         s: Any = self._out.add_stream(self.codec, rate=self.fps)  # a VideoStream (the stubs return a union)
         s.width, s.height = w, h
-        odd = w % 2 or h % 2
-        if self.codec == "libvpx-vp9" or (odd and self.codec in ("libx264", "libx265")):
-            s.pix_fmt = "yuv444p" if odd else "yuv420p"
-        else:
-            s.pix_fmt = "yuv420p"
+        s.pix_fmt = self._pick_pix_fmt()
         s.codec_context.time_base = self._stream_tb
         s.time_base = self._stream_tb
         crf = self.crf
@@ -406,6 +453,30 @@ class VideoWriter:
             format=s.pix_fmt, dst_colorspace=cs, dst_color_range=rng, interpolation=TO_YUV_FLAGS
         )
 
+    def _pick_pix_fmt(self) -> str:
+        """yuv420p, or the source's finer chroma (4:4:4, 4:2:2; odd sizes 4:4:4) where the encoder
+        stores it; a source's chroma the encoder cannot keep is named in one warning."""
+        w, h = self.size
+        src = self.color.pix_fmt if self.color is not None else ""
+        chroma = _chroma_format(src) if src and src not in ("yuv420p", "yuvj420p") else "yuv420p"
+        want = "yuv444p" if w % 2 or h % 2 else chroma
+        if want == "yuv420p":
+            return want
+        try:
+            formats = {f.name for f in av.codec.Codec(self.codec, "w").video_formats or ()}
+        except Exception:  # noqa: BLE001 - an encoder PyAV cannot describe: its default
+            formats = set()
+        if want in formats:
+            return want
+        if chroma != "yuv420p":
+            from kdsharp.console import warn
+
+            warn(
+                f"{self.path}: {self.codec} cannot store the source's {src} chroma: written as yuv420p "
+                "(half the colour resolution; codec=libx264 keeps it)"
+            )
+        return "yuv420p"
+
     def _add_audio_streams(self) -> None:
         sources = []
         if self.audio_tone is not None:
@@ -420,6 +491,7 @@ class VideoWriter:
                 for a in src.streams.audio:
                     try:
                         mapping[a.index] = self._out.add_stream_from_template(a)
+                        self._audio_codecs.append(a.codec_context.name)
                     except ValueError as e:
                         raise OutputError(
                             self.path,
@@ -477,6 +549,9 @@ class VideoWriter:
         given = pts if pts is not None else frame.pts
         # in the stream's unit (the same as time_base except for AVI)
         pts = self._next_pts if given is None else round(int(given) * self.time_base / self._stream_tb)
+        if self._avi and given is not None:  # AVI counts frame slots from its first frame: slot 0
+            self._origin = pts if self._origin is None else self._origin
+            pts -= self._origin
         pts = max(int(pts), self._last_pts + 1)  # encoders need strictly increasing timestamps
         step = max(1, round(1 / (self.fps * self._stream_tb)))
         self._last_pts = pts
@@ -528,6 +603,19 @@ class VideoWriter:
             from kdsharp.console import warn
 
             warn(self.audio_warning)
+
+
+def _chroma_format(pix_fmt: str) -> str:
+    """The 8-bit planar YUV format that keeps ``pix_fmt``'s chroma resolution: yuv444p (RGB, 4:4:4,
+    4:4:0), yuv422p (4:2:2) or yuv420p (4:2:0 and coarser, grey, unknown formats)."""
+    try:
+        comps = av.VideoFormat(pix_fmt, 64, 64).components
+    except (ValueError, TypeError):
+        return "yuv420p"
+    if len(comps) < 3:
+        return "yuv420p"
+    full_w, full_h = comps[1].width == 64, comps[1].height == 64
+    return "yuv444p" if full_w else "yuv422p" if full_h else "yuv420p"
 
 
 def _rotation(matrix: tuple[int, ...]) -> int:

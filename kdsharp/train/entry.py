@@ -53,6 +53,8 @@ def run_training(
     """``kdsharp train teacher|student|ablation``: returns a TrainResult (ablation: its summary dict)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown training kind '{kind}' (choose {', '.join(KINDS)})")
+    overrides = list(overrides)
+    _check_out_dir_with_resume(out_dir, overrides, resume)
     cfg = resolve_config(config, overrides, teacher=teacher, out_dir=out_dir, resume=resume)
     if kind in ("student", "ablation") and not cfg.get("teacher"):
         raise ConfigError(
@@ -67,3 +69,21 @@ def run_training(
     from kdsharp.train.trainer import train
 
     return train(cfg, resume=resume)
+
+
+def _check_out_dir_with_resume(out_dir: str | Path | None, overrides: list[str], resume: str | None) -> None:
+    """A run resumed from a checkpoint path continues in that checkpoint's folder: an ``out_dir``
+    given as well (an option or an override) that points elsewhere is refused, not ignored."""
+    if not resume or resume == "auto":
+        return
+    given = [str(out_dir)] if out_dir is not None else []
+    given += [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "out_dir"]
+    path = Path(resume)
+    run_dir = path if path.is_dir() else path.parent
+    for out in given:
+        if Path(out).resolve() != run_dir.resolve().parent:
+            raise ConfigError(
+                f"out_dir={out} and resume={resume} disagree: a run resumed from a checkpoint continues in "
+                f"its folder ({run_dir}); give one of the two (resume=auto continues the run in out_dir={out})",
+                params=["out_dir", "resume"],
+            )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import signal
 from pathlib import Path
@@ -161,6 +162,24 @@ def stop_workers(it) -> None:
     shutdown = getattr(it, "_shutdown_workers", None)
     if shutdown is not None:
         shutdown()
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def loader_workers(asked: int) -> int:
+    """``data.workers``, at most the usable cores (a GPU config's 12 workers on a 2-core machine would
+    only contend; items are keyed by index, so the batches are the same), said once when capped."""
+    cores = usable_cores()
+    if asked > cores:
+        info(f"data.workers={asked} is more than the {cores} cores this process may use: {cores} loader workers")
+        return cores
+    return asked
 
 
 def make_loader(ds: Dataset, sampler: StepBatchSampler, workers: int, pin: bool) -> DataLoader:

@@ -110,6 +110,9 @@ def run_pipeline(
         raise ConfigError(
             f"unknown pipeline stage(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(STAGES)})"
         )
+    twice = sorted({s for s in stages if stages.count(s) > 1})
+    if twice:  # the second run of a stage would find the first one's folder, after the budget was spent on it
+        raise ConfigError(f"pipeline stage(s) {', '.join(twice)} given twice: list each stage once", params=["stages"])
     weights = {**SHARES, **(shares or {})}
     bad = {k: v for k, v in (shares or {}).items() if k not in STAGES or not v > 0}
     if bad:
@@ -173,9 +176,10 @@ def run_pipeline(
             if stage == "teacher" and res.weights:  # the students learn from the best validated teacher
                 teacher_weights = res.best_weights or res.weights
         except KeyboardInterrupt as stop:  # the trainer saved last.pth; say so in the summary, then stop
-            res.error = "interrupted (the run's last.pth resumes it)"
             reached = getattr(stop, "result", None)  # TrainingStopped: what the run had reached
+            res.error = "interrupted"  # before its first step, or a second Ctrl-C: nothing saved
             if reached is not None:
+                res.error = "interrupted (the run's last.pth resumes it)"
                 res.record(reached)
             res.seconds = round(time.monotonic() - t0, 1)
             _write_summary([*results, res], out_dir, publish)

@@ -47,6 +47,7 @@ from kdsharp.train.loaders import (
     cache_key,
     load_extra_banks,
     load_teacher_cache,
+    loader_workers,
     make_loader,
     seed_everything,
     start_workers,
@@ -80,6 +81,15 @@ class TrainingStopped(KeyboardInterrupt):
     def __init__(self, result: TrainResult, signum: int = signal.SIGINT):
         super().__init__(f"stopped at step {result.step}")
         self.result = result
+        self.signum = signum
+
+
+class TrainingAborted(KeyboardInterrupt):
+    """A second Ctrl-C (or SIGTERM) while a run was already stopping: it ends at once, without saving
+    ``last.pth`` (a ``last.pth`` saved before is kept whole); ``signum``: the signal."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
         self.signum = signum
 
 
@@ -140,6 +150,12 @@ class Trainer:
         self.step = 0
         self.best: dict[str, float] = {}
         self.start_val: dict[str, float] = {}  # the val of the weights the run started from (step 0)
+        if self.main:
+            from kdsharp.data.sources import warn_test_split
+
+            warn_test_split(cfg["data"]["sources"], "data.sources")
+            if not cfg["val"]["path"]:
+                warn_test_split(cfg["val"]["sources"], "val.sources")
         # the val set first: a bad val source fails before the teacher labels the cache's crops
         self.val_items = build_val_items(cfg) if self.main else []
         self.val_groups = val_groups(cfg, len(self.val_items)) if self.main else None  # presets of bundle pairs
@@ -154,6 +170,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._stop = False
         self._signum = signal.SIGINT  # the signal that stopped the run (another rank's: SIGINT)
+        self._saved_step: int | None = None  # the step of the last.pth this run saved
 
     def progress(self) -> float:
         """How far the run is, in [0, 1]: steps done / iters, or elapsed / time budget if further."""
@@ -319,7 +336,10 @@ class Trainer:
         if not self.main:
             return None
         self.logger.flush()
-        return save_checkpoint(self.run_dir / name, self.state_dict())
+        path = save_checkpoint(self.run_dir / name, self.state_dict())
+        if name == "last.pth":
+            self._saved_step = self.step
+        return path
 
     def _load(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
@@ -430,8 +450,17 @@ class Trainer:
         return metrics
 
     def _on_signal(self, signum, frame):
-        if self._stop:
-            raise KeyboardInterrupt
+        if self._stop:  # pressed again while stopping: end now, and say what is on disk
+            last = self.run_dir / "last.pth"
+            if self._saved_step is not None:
+                kept = f"{last} holds step {self._saved_step}"
+            else:
+                kept = f"{last} is left as it was" if last.is_file() else "no last.pth was saved"
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            msg = f"second {name}: aborting at step {self.step} without saving ({kept})"
+            if self.main:
+                warn(msg)
+            raise TrainingAborted(msg, signum)
         self._stop, self._signum = True, signum
         if self.main:
             warn("stopping after this step and saving last.pth (press Ctrl-C again to abort without saving)")
@@ -448,12 +477,13 @@ class Trainer:
         sampler = StepBatchSampler(
             len(self.train_ds), d["batch"], cfg["seed"], self.step, self.iters, self.dist.rank, self.dist.world
         )
-        workers = 0 if isinstance(self.train_ds, CachedTriples) else int(d["workers"])
+        workers = 0 if isinstance(self.train_ds, CachedTriples) else loader_workers(int(d["workers"]))
         loader = make_loader(self.train_ds, sampler, workers, pin=self.device.type == "cuda")
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, self._on_signal)
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # an ignored Ctrl-C (background job) stays so
+                    handlers[sig] = signal.signal(sig, self._on_signal)
         self.model.train()
         val_every, log_every, save_every = cfg["val"]["every"], cfg["log_every"], cfg["save_every"]
         publish_every = float(cfg["publish"]["every_s"] or 0)
@@ -606,8 +636,15 @@ def train(cfg: dict, resume: str | Path | None = None, teardown: bool = True) ->
     """Build a :class:`Trainer` for ``cfg`` and run it; tears down DDP afterwards (``teardown``)."""
     prev_det = torch.are_deterministic_algorithms_enabled()
     trainer = None
+    run_dir = Path(cfg["out_dir"]) / (cfg["name"] or "run")
+    new_run = not run_dir.exists()
     try:
-        trainer = Trainer(cfg, resume)
+        try:
+            trainer = Trainer(cfg, resume)
+        except BaseException:  # a bad setting found while building the run: leave no empty run folder
+            if new_run and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"config.yaml"}:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         return trainer.fit()
     finally:
         torch.use_deterministic_algorithms(prev_det)
