@@ -3,7 +3,7 @@
 Public API::
 
     import kdsharp
-    model = kdsharp.load_model("student")          # inference mode; (N,3,H,W) RGB [0,1] -> same
+    model = kdsharp.load_model("student")          # inference mode; (N,3,H,W) RGB [0,1] -> same, not clamped
     out = kdsharp.Sharpener("fast").image(bgr_uint8) # HxWx3 uint8 BGR -> same
     kdsharp.psnr(a, b), kdsharp.ssim(a, b)           # uint8 HxWx3 arrays
 

@@ -265,7 +265,10 @@ def load_model(
     deploy: bool = True,
     ema: bool = True,
 ) -> nn.Module:
-    """A ready-to-run model in inference mode: (N,3,H,W) float RGB [0,1] -> same.
+    """A ready-to-run model in inference mode: (N,3,H,W) float RGB in [0,1] -> (N,3,H,W) float RGB.
+
+    The output is not clamped: it can stray a little outside [0,1] (clamp it, or use
+    :meth:`kdsharp.Sharpener.tensor`, which does).
 
     Inference mode means ``eval()`` and ``requires_grad_(False)``: calling it builds no autograd
     graph. To fine-tune the result, call ``model.train().requires_grad_(True)`` (or start a run
@@ -278,7 +281,9 @@ def load_model(
             (``{'params': ...}``, ``{'params_ema': ...}`` or bare); either with a self-ensemble
             suffix ``@x2``/``@x4``/``@x8`` (``student@x8``: :func:`split_ensemble`,
             :class:`~kdsharp.models.SelfEnsemble`).
-        device: where to put it. weights: for a name, load its shipped weights (False: untrained).
+        device: where to put it (``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``'auto'``: CUDA if
+            available); a CUDA device PyTorch does not see is a :class:`KdsharpError`.
+        weights: for a name, load its shipped weights (False: untrained).
         strict: require the checkpoint to match the architecture exactly.
         deploy: re-parameterize models that support it (``fast``) into their single-conv form,
             and use channels-last memory on CPU for conv nets (faster with oneDNN).
@@ -289,6 +294,9 @@ def load_model(
         KdsharpError: a name whose trained weights do not ship (yet).
         InputError: a missing, corrupt or mismatching checkpoint file.
     """
+    from kdsharp.devices import resolve_device
+
+    device = resolve_device(device)  # checked up front: no CUDA is a one-line error, not an AssertionError
     name, ensemble = split_ensemble(name_or_path)
     if ensemble > 1:
         inner = load_model(name, device, weights=weights, strict=strict, deploy=deploy, ema=ema)
@@ -318,6 +326,8 @@ def load_model(
         sd, meta = load_state_dict_file(path, ema=ema)
         model = _model_for_checkpoint(path, sd, meta)
         _load_into(model, sd, strict, path)
+    elif Path(name).is_dir():
+        raise InputError(name, "is a folder, not a checkpoint file", "pass the checkpoint file itself")
     elif _looks_like_path(name):
         raise InputError(name, "file not found", "check the checkpoint path")
     else:
@@ -358,7 +368,7 @@ def _static_info(name: str) -> tuple[str, int, int, float]:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """``dict(name, role, arch, params, gmacs_1080p, weights_shipped, weights, description)``.
+    """``dict(name, role, arch, params, params_deployed, gmacs_1080p, weights_shipped, weights, description)``.
 
     ``params`` counts the training-form parameters, ``params_deployed`` those of the form that runs
     (equal unless the model re-parameterizes, as ``fast`` does); GMACs are for the deployed form

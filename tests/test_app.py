@@ -70,6 +70,9 @@ def test_output_name_keeps_format_and_makes_a_safe_name():
     assert output_name("photo.tif") == "photo_sharp.tif"
     assert output_name("call frame.JPG") == "call_frame_sharp.jpg"
     assert output_name("blob") == "blob_sharp.png" and output_name("x.gif") == "x_sharp.png"
+    # a download must not be a hidden file (was ".png_sharp.png", "._sharp.jpg", ".hidden_sharp.jpg")
+    assert output_name(".png") == "png_sharp.png" and output_name("..jpg") == "image_sharp.jpg"
+    assert output_name(".hidden.jpg") == "hidden_sharp.jpg" and output_name("...") == "image_sharp.png"
 
 
 def test_model_choices_name_every_model_with_its_speed():
@@ -190,6 +193,16 @@ def test_quality_against_the_clean_image():
     assert "∞" in metrics_markdown(m)
 
 
+def test_the_gain_of_an_infinite_psnr_is_not_inf_or_nan():
+    m = {"psnr_before": float("inf"), "ssim_before": 1.0, "psnr_after": 51.27, "ssim_after": 0.9996}
+    gain = metrics_markdown(m).splitlines()[-1]
+    assert gain.startswith("| gain | −∞ |") and "inf" not in gain  # was "| gain | -inf |"
+    both = metrics_markdown({**m, "psnr_after": float("inf"), "ssim_after": 1.0}).splitlines()[-1]
+    assert both.startswith("| gain | +0.00 |")  # was "+nan"
+    up = metrics_markdown({**m, "psnr_before": 30.0, "psnr_after": float("inf")}).splitlines()[-1]
+    assert up.startswith("| gain | +∞ |")
+
+
 def test_unknown_model_is_a_one_line_error(models):
     with pytest.raises(KdsharpError, match="unknown model 'huge'"):
         models.get("huge")
@@ -219,10 +232,22 @@ def test_workspace_prunes_old_jobs_and_is_removed_on_close():
     old, new = ws.job(), ws.job()
     (old / "x.png").write_bytes(b"1")
     past = time.time() - 120
+    os.utime(old / "x.png", (past, past))  # an old job: its files and its folder
     os.utime(old, (past, past))
     assert ws.prune() == 1 and not old.exists() and new.exists()
     ws.close()
     assert not ws.path.exists()
+
+
+def test_workspace_keeps_a_long_job_that_is_still_writing():
+    with Workspace(max_age_s=60) as ws:
+        job = ws.job()
+        (job / "clip_sharp.mp4.tmp").write_bytes(b"frames so far")  # the output being written, just now
+        past = time.time() - 7200
+        os.utime(job, (past, past))  # the folder itself was made two hours ago
+        assert ws.prune() == 0 and job.is_dir()  # was removed under the running job
+        os.utime(job / "clip_sharp.mp4.tmp", (past, past))
+        assert ws.prune() == 1 and not job.exists()
 
 
 # ----------------------------------------------------------------------------- video
@@ -255,6 +280,28 @@ def test_video_cancel_stops_the_job_and_leaves_no_file(tmp_path, models, workspa
     with pytest.raises(Cancelled, match="cancelled"):
         sharpen_video_file(src, "in.mp4", "fast", models, workspace, Limits(), cancel=flag)
     assert not [p for p in (workspace.path / "jobs").rglob("*") if p.is_file()]
+
+
+def test_video_cancelled_during_the_preview_keeps_no_file(tmp_path, models, workspace):
+    src = _clip(tmp_path / "in.mp4", n=6)
+    flag = threading.Event()
+
+    def report(done, total, stage):  # the visitor cancels once the clip is sharpened, during the preview
+        if stage == "side-by-side preview":
+            flag.set()
+
+    with pytest.raises(Cancelled, match="nothing was kept"):
+        sharpen_video_file(src, "in.mp4", "fast", models, workspace, Limits(), report=report, cancel=flag)
+    assert not [p for p in (workspace.path / "jobs").rglob("*") if p.is_file()]  # was: in_sharp.mp4 left
+
+
+def test_a_clip_whose_audio_its_named_container_cannot_carry_is_sharpened_into_mkv(tmp_path, models, workspace):
+    from kdsharp.io.video import probe_video
+
+    src = _clip(tmp_path / "in.mp4", n=4)  # H.264 + AAC, uploaded under a .webm name (WebM takes no AAC)
+    res = sharpen_video_file(src, "call.webm", "fast", models, workspace, Limits())
+    # was OutputError "/tmp/kdsharp-app-.../jobs/.../call_sharp.webm: its aac audio cannot be copied ..."
+    assert res.path.name == "call_sharp.mkv" and probe_video(res.path).audio_streams == 1 and res.frames == 4
 
 
 def test_bad_videos_are_one_line_errors(tmp_path):
@@ -415,6 +462,48 @@ def test_concurrent_votes_from_threads_are_all_kept(tmp_path):
     assert len(store.records()) == 20
 
 
+def test_votes_are_read_back_from_a_path_with_uri_characters(tmp_path):
+    # the read-only connection is a file: URI; a '#' cut the path (0 votes, a stray file "my"), '%' broke it
+    for name in ("my#votes.db", "100%41.db", "what?.db"):
+        store = VoteStore(tmp_path / name)
+        assert store.add(_rec()).saved
+        assert len(store.records()) == 1 and len(VoteStore(tmp_path / name).votes()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["100%41.db", "my#votes.db", "what?.db"]
+
+
+def test_a_side_file_with_undecodable_bytes_is_kept_and_voting_goes_on(tmp_path):
+    store = VoteStore(tmp_path / "votes.db")
+    store.pending_path.write_bytes(b"\xff\xfe damaged line\n" + _rec(choice="B").to_json().encode() + b"\n")
+    assert store.check() is None  # was a UnicodeDecodeError traceback (at start-up and on every vote)
+    assert store.add(_rec()).saved
+    assert [r["choice"] for r in store.records()] == ["B", "A"]
+    assert store.pending_path.read_bytes() == b"\xff\xfe damaged line\n"  # the damaged line left as it was
+
+
+def test_a_vote_queued_by_another_server_while_the_side_file_is_flushed_is_not_lost(tmp_path):
+    """Two servers (processes) on one database: server B queues a vote while server A is moving the
+    side file into the database; A's flush used to delete the side file with B's vote in it."""
+    a, b = VoteStore(tmp_path / "votes.db"), VoteStore(tmp_path / "votes.db")
+    a.check()
+    a._queue(_rec(choice="A"))  # waiting from an earlier lock
+    write = a._write
+    queuer: list[threading.Thread] = []
+
+    def write_while_b_queues(records, doing):
+        t = threading.Thread(target=b._queue, args=(_rec(choice="B"),))
+        t.start()  # B's database write failed meanwhile: its vote goes to the side file
+        queuer.append(t)
+        time.sleep(0.3)
+        return write(records, doing)
+
+    a._write = write_while_b_queues
+    assert a.flush() == 1
+    queuer[0].join(5)
+    assert not queuer[0].is_alive()
+    a._write = write
+    assert sorted(v.choice for v in VoteStore(tmp_path / "votes.db").votes()) == ["A", "B"]
+
+
 # ----------------------------------------------------------------------------- the ranking
 def test_bradley_terry_recovers_the_order_and_is_finite_for_an_undefeated_method():
     w = tally([Vote("a", "b", "A")] * 8 + [Vote("b", "c", "A")] * 8 + [Vote("a", "c", "A")] * 8, ["a", "b", "c"])
@@ -559,3 +648,32 @@ def test_a_reference_of_another_size_is_refused_before_the_model_runs(tmp_path, 
     with pytest.raises(InputError, match="clean.png: is 56x20 but the image is 56x40"):
         sharpen_image_file(tmp_path / "lq.png", "lq.png", "teacher", models, workspace, Limits(),
                            reference=tmp_path / "small.png", reference_name="clean.png")
+
+
+def test_a_vote_before_any_pair_names_the_button_that_loads_one(tmp_path, models):
+    pytest.importorskip("gradio")
+    from kdsharp.app.ui import build
+
+    with Workspace() as ws:
+        demo = build(models, VoteStore(tmp_path / "v.db"), ws, Limits(), ("input", "fast"))
+        labels = {b.value for b in demo.blocks.values() if type(b).__name__ == "Button"}
+        vote = next(f.fn for f in demo.fns.values() if f.name == "vote")
+        with pytest.warns(UserWarning):
+            message = vote(None, "random", "random", None, None)[3]
+    button = message.split("'")[1]  # was 'New pair', a button the page does not have
+    assert button in labels and "Skip" in button
+
+
+def test_the_degrade_tab_shows_previews_and_downloads_full_size(tmp_path, models):
+    pytest.importorskip("gradio")
+    from kdsharp.app.processing import PREVIEW_SIDE
+    from kdsharp.app.ui import build
+
+    src = tmp_path / "wide.png"
+    cv2.imwrite(str(src), make_test_image(24, PREVIEW_SIDE + 200))
+    with Workspace() as ws:
+        demo = build(models, VoteStore(tmp_path / "v.db"), ws, Limits(), ("input", "fast"))
+        on_degrade = next(f.fn for f in demo.fns.values() if f.name == "on_degrade")
+        (degraded, sharpened), _, files = on_degrade({"path": str(src), "orig_name": "wide.png"}, "defocus", 1, "fast")
+        assert degraded.shape[1] == sharpened.shape[1] == PREVIEW_SIDE  # was the full 2248 px sent to the page
+        assert [cv2.imread(f).shape[1] for f in files] == [PREVIEW_SIDE + 200] * 2

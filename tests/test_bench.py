@@ -139,3 +139,14 @@ def test_benchmark_takes_auto_as_the_other_commands_do(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     r = benchmark(nn.Conv2d(3, 3, 3, padding=1), size=(32, 32), device="auto", iters=1, warmup=0)
     assert r["device"] == "cpu"
+
+
+def test_cli_bench_video_says_when_reuse_did_not_apply(tmp_path, capsys):
+    """--reuse works on the Y-plane path only: an RGB model's run says it had no effect; stdout stays JSON."""
+    from test_infer_helpers import make_video
+
+    src = make_video(tmp_path / "clip.mp4", frames=3, audio=False)
+    code = main(["bench", "--video", str(src), "--model", "student", "--reuse", "--threads", "1", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["path"] == "rgb"
+    assert "warning: --reuse had no effect on 1 video (clip.mp4)" in captured.err

@@ -178,6 +178,16 @@ def test_video_cli_prints_stage_timings(tmp_path, capsys):
     assert facts["frames"] == 6 and facts["audio"] == video_facts(src)["audio"]
 
 
+def test_reuse_that_cannot_apply_is_said(tmp_path, capsys):
+    """--reuse needs the Y-plane path (luma models): an RGB model runs without it, and says so."""
+    src = make_video(tmp_path / "in.mp4", frames=3, audio=False)
+    code, err = run(capsys, src, "-o", tmp_path / "out.mp4", "--model", "tiny", "--reuse")
+    assert code == 0, err
+    assert "warning: --reuse had no effect on 1 video (in.mp4)" in err
+    code, err = run(capsys, src, "-o", tmp_path / "out2.mp4", "--model", "tiny")
+    assert code == 0 and "--reuse" not in err
+
+
 def test_help_texts():
     for cmd in ("sharpen", "live", "demo"):
         assert main([cmd, "--help"]) == 0

@@ -182,3 +182,19 @@ def test_live_file_sink_keeps_an_ntsc_rate_exactly(tmp_path):
     run_live(str(src), str(tmp_path / "out.avi"), sharpener=Sharpener(tiny_model(), device="cpu"), progress=False)
     with av.open(str(tmp_path / "out.avi")) as c:
         assert c.streams.video[0].average_rate == Fraction(30000, 1001)
+
+
+def test_live_reports_a_file_that_ends_before_its_header_says(tmp_path, capsys, monkeypatch):
+    """As `sharpen` does: a Matroska file cut short decodes cleanly, but its header's duration tells."""
+    sharpener = Sharpener(tiny_model(), device="cpu")
+    make_video(tmp_path / "in.mp4", frames=45, fps=15, audio=False)
+    sharpener.video(tmp_path / "in.mp4", tmp_path / "full.mkv")
+    data = (tmp_path / "full.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 6 // 10])
+    full = run_live(str(tmp_path / "full.mkv"), str(tmp_path / "whole.mkv"), sharpener=sharpener)
+    assert full.partial is None
+    monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": tiny_model())
+    code = main(["live", "--source", str(tmp_path / "cut.mkv"), "--sink", str(tmp_path / "out.mkv"), "--model", "x"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cut.mkv: video ends at" in err and "its header gives (truncated?)" in err, err
+    assert 0 < video_facts(tmp_path / "out.mkv")["frames"] < 45

@@ -73,6 +73,24 @@ def test_tensor_shapes_and_range(sharpener):
         sharpener.image(np.zeros((4, 4, 3), np.float32))
 
 
+def test_an_empty_image_or_tensor_is_a_one_line_error(sharpener):
+    # was a RuntimeError from deep inside the model ("Kernel size can't be greater than actual input size")
+    for img in (np.zeros((0, 4, 3), np.uint8), np.zeros((4, 0), np.uint16), np.zeros((0, 0, 4), np.uint8)):
+        with pytest.raises(KdsharpError, match="at least 1x1 pixels"):
+            sharpener.image(img)
+    with pytest.raises(KdsharpError, match="at least 1x1 pixels"):
+        sharpener.tensor(torch.zeros(1, 3, 0, 5))
+    with pytest.raises(KdsharpError, match="at least 1x1 pixels"):
+        Sharpener("fast", device="cpu").image(np.zeros((0, 4, 3), np.uint8))
+
+
+def test_a_negative_tile_overlap_is_refused():
+    # tiles 5 px apart left uncovered pixels: black stripes (zeros) in the output, silently
+    with pytest.raises(KdsharpError, match="tile_overlap must be 0 or more"):
+        Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=-5)
+    assert Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=0).image(np.full((70, 90, 3), 128, np.uint8)).min() > 0
+
+
 def test_identity_model_does_not_touch_input_tensor():
     s = Sharpener(torch.nn.Identity(), device="cpu")
     x = torch.rand(1, 3, 8, 8) * 1.5
@@ -264,3 +282,30 @@ def test_onnx_backend_refuses_a_self_ensemble_naming_the_torch_backend(capsys):
     assert main(["bench", "--model", "fast@x2", "--backend", "onnx", "--size", "32x32", "--iters", "1"]) == 2
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "use --backend torch" in lines[0], lines
+
+
+@pytest.mark.parametrize("size,tile,overlap,align", [(1000, 512, 128, 16), (1100, 512, 32, 16), (97, 40, 8, 4), (600, 256, 32, 1)])
+def test_tile_starts_are_aligned_cover_the_image_and_keep_the_overlap(size, tile, overlap, align):
+    from kdsharp.ops.tiling import tile_starts
+
+    starts = tile_starts(size, tile, overlap, align)
+    assert all(s % align == 0 for s in starts) and starts[0] == 0
+    ends = [min(s + tile, size) for s in starts]
+    assert ends[-1] == size
+    assert all(e - s2 >= overlap for e, s2 in zip(ends[:-1], starts[1:]))
+
+
+def test_tiles_in_the_models_cell_phase_agree_with_the_whole_image():
+    """`student` works on 16 px cells: tiles at multiples of 16 with its default overlap (128 px) stay
+    close to the whole-image output, where 32 px unaligned tiles changed a third of the values."""
+    from conftest import make_test_image
+
+    img = make_test_image(520, 600)
+    whole = Sharpener("student", device="cpu").image(img).astype(int)
+    aligned = Sharpener("student", device="cpu", tile=256)
+    assert aligned.align == 16 and aligned.tile_overlap == 128
+    old = Sharpener("student", device="cpu", tile=256, tile_overlap=32)
+    old.align = 1
+    d_new = np.abs(aligned.image(img).astype(int) - whole)
+    d_old = np.abs(old.image(img).astype(int) - whole)
+    assert (d_new > 1).mean() < 0.5 * (d_old > 1).mean() and d_new.max() < d_old.max()

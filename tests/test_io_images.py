@@ -189,6 +189,18 @@ def test_grey_with_alpha_stays_grey_with_alpha(tmp_path):
     assert read_image(tmp_path / "la_out.jpg").ndim == 2  # no alpha in JPEG: still grey
 
 
+def test_a_grey_alpha_tiff_keeps_its_alpha(tmp_path):
+    """OpenCV reads a grey + alpha TIFF as grey alone; README: alpha is kept where the format stores it."""
+    pil = pytest.importorskip("PIL.Image")
+    grey = make_test_image(20, 30)[:, :, 0]
+    alpha = np.arange(600, dtype=np.uint8).reshape(20, 30)
+    pil.fromarray(np.dstack([grey, alpha]), "LA").save(tmp_path / "la.tif")
+    img, meta = read_image_meta(tmp_path / "la.tif")
+    assert meta.grey_alpha and np.array_equal(img, np.dstack([grey, grey, grey, alpha]))
+    out = read_image(write_image(tmp_path / "la_out.tif", img, meta=meta))
+    assert out.shape == (20, 30, 4) and np.array_equal(out[:, :, 3], alpha) and np.array_equal(out[:, :, 0], grey)
+
+
 def test_bmp_keeps_alpha(tmp_path):
     bgra = np.dstack([make_test_image(16, 20), np.full((16, 20), 100, np.uint8)])
     assert np.array_equal(read_image(write_image(tmp_path / "a.bmp", bgra)), bgra)

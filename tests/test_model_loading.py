@@ -139,3 +139,23 @@ def test_tiles_accumulate_on_the_device_of_the_model():
     x = torch.empty(1, 3, 100, 130, device="meta")  # no data: a copy to the CPU would fail
     out = tiled_forward(lambda t: t * 2, x, 48, 16)
     assert out.device.type == "meta" and out.shape == (1, 3, 100, 130)
+
+
+def test_load_model_checks_the_device_and_takes_auto(monkeypatch):
+    from kdsharp.errors import KdsharpError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(KdsharpError, match="no CUDA GPU is available"):  # was AssertionError "Torch not compiled..."
+        load_model("fast", device="cuda")
+    with pytest.raises(KdsharpError, match="no CUDA GPU is available"):
+        load_model("fast@x2", device="cuda")
+    assert next(load_model("fast", device="auto").parameters()).device.type == "cpu"  # was "unknown device"
+
+
+def test_load_model_of_a_folder_says_it_is_a_folder(tmp_path):
+    from kdsharp.errors import InputError
+
+    (tmp_path / "run.pth").mkdir()
+    for folder in (tmp_path / "run.pth", tmp_path):
+        with pytest.raises(InputError, match="is a folder, not a checkpoint file"):  # was "file not found"
+            load_model(folder)

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kdsharp.errors import InputError, KdsharpError
+from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.images import IMAGE_EXTS, is_image_file, read_image_meta, to_rgb8, write_image
 from kdsharp.io.meta import ImageMeta
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
@@ -77,6 +77,17 @@ class Models:
             return self._cache[key]
 
 
+def _newest_mtime(folder: Path) -> float:
+    """The latest modification time of ``folder`` and everything in it (0 when it is gone)."""
+    newest = 0.0
+    for p in (folder, *folder.rglob("*")):
+        try:
+            newest = max(newest, p.stat().st_mtime)
+        except OSError:  # removed meanwhile
+            pass
+    return newest
+
+
 class Workspace:
     """A private temporary folder for one server: a sub-folder per job, pruned after ``max_age_s``,
     everything removed by :meth:`close` (also the uploads when gradio keeps them here)."""
@@ -93,11 +104,12 @@ class Workspace:
         return d
 
     def prune(self, now: float | None = None) -> int:
-        """Remove job folders older than ``max_age_s``; returns how many."""
+        """Remove job folders untouched for ``max_age_s`` (their newest file counts: a long video job
+        still writing its output is kept); returns how many."""
         now = time.time() if now is None else now
         removed = 0
         for d in (self.path / "jobs").glob("*") if (self.path / "jobs").is_dir() else ():
-            if now - d.stat().st_mtime > self.max_age_s:
+            if now - _newest_mtime(d) > self.max_age_s:
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
         return removed
@@ -218,7 +230,7 @@ def output_name(name: str, suffix: str = "_sharp") -> str:
     """``photo.tif`` -> ``photo_sharp.tif``; a name without an image extension gets ``.png``."""
     p = Path(name)
     ext = p.suffix.lower() if is_image_file(p) else ".png"
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in p.stem) or "image"
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in p.stem).lstrip(".") or "image"  # no hidden file
     return f"{stem}{suffix}{ext}"
 
 
@@ -288,11 +300,18 @@ def metrics_markdown(m: dict[str, float]) -> str:
     def db(v: float) -> str:
         return "∞" if v == float("inf") else f"{v:.2f}"
 
+    def gain_db(after: float, before: float) -> str:  # an identical image scores ∞ dB: no inf - inf = nan
+        if after == before:
+            return "+0.00"
+        if float("inf") in (after, before):
+            return "+∞" if after == float("inf") else "−∞"
+        return f"{after - before:+.2f}"
+
     return (
         "| vs reference | PSNR (dB) | SSIM |\n|---|---:|---:|\n"
         f"| input | {db(m['psnr_before'])} | {m['ssim_before']:.4f} |\n"
         f"| sharpened | {db(m['psnr_after'])} | {m['ssim_after']:.4f} |\n"
-        f"| gain | {m['psnr_after'] - m['psnr_before']:+.2f} | {m['ssim_after'] - m['ssim_before']:+.4f} |\n"
+        f"| gain | {gain_db(m['psnr_after'], m['psnr_before'])} | {m['ssim_after'] - m['ssim_before']:+.4f} |\n"
     )
 
 
@@ -473,7 +492,6 @@ def side_by_side(
 ) -> Path:
     """An H.264 MP4 of ``left`` | ``right`` (same frame count), even-sized, at most ``max_width`` wide,
     for playback in the browser; audio of ``left`` when MP4 can carry it."""
-    from kdsharp.errors import OutputError
     from kdsharp.io.video import VideoWriter, probe_video, read_frames
 
     info = probe_video(left)
@@ -526,11 +544,26 @@ def sharpen_video_file(
     stem = Path(output_name(p.stem + ".png", "")).stem
     dst = job / f"{stem}_sharp{ext}"
     t0 = time.perf_counter()
+    sharpener = models.get(model)
     try:
-        stats = models.get(model).video(path, dst, progress=ProgressBridge(report, cancel))
-    except InputError as e:
-        raise _renamed(e, name) from None
-    sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
+        try:
+            try:
+                stats = sharpener.video(path, dst, progress=ProgressBridge(report, cancel))
+            except OutputError as e:  # e.g. an MP4's AAC named .webm: Matroska carries any audio
+                if "audio cannot be copied" not in str(e) or dst.suffix == ".mkv":
+                    raise
+                dst = dst.with_suffix(".mkv")
+                stats = sharpener.video(path, dst, progress=ProgressBridge(report, cancel))
+        except InputError as e:
+            raise _renamed(e, name) from None
+        except OutputError as e:  # the visitor's names, not the server's temporary folder
+            out = OutputError(dst.name, "x")
+            out.args = (str(e).replace(str(e.path), dst.name),)
+            raise out from None
+        sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
+    except BaseException:  # cancelled (also in the preview) or failed: nothing of this job is kept
+        shutil.rmtree(job, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - t0
     return VideoResult(
         dst,

@@ -126,6 +126,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _lock_file(f) -> None:
+    """An exclusive lock on open file ``f`` for as long as it stays open (no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one server per database
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+
+
 class VoteStore:
     """Votes in the SQLite file ``path`` (created with its folder on the first vote).
 
@@ -183,8 +192,9 @@ class VoteStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
             else:
+                # as_uri() percent-encodes the path: a '#', '?' or '%' in a name must not end or alter it
                 con = sqlite3.connect(
-                    f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=self.timeout, isolation_level=None
+                    self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=self.timeout, isolation_level=None
                 )
         except (sqlite3.Error, OSError) as e:
             raise self._error(e, doing) from e
@@ -259,9 +269,31 @@ class VoteStore:
         raise AssertionError("unreachable")
 
     # -- the side file -----------------------------------------------------------------------
+    def _open_pending(self, mode: str):
+        """The side file opened with ``mode`` ('a' creates it, 'r+' gives None when there is none) and
+        locked against other processes (another server on the same database) until closed."""
+        while True:
+            try:
+                f = open(self.pending_path, mode, encoding="utf-8", errors="surrogateescape")
+            except FileNotFoundError:
+                if mode == "a":
+                    raise
+                return None
+            try:
+                _lock_file(f)
+                st = os.fstat(f.fileno())
+                if os.stat(self.pending_path).st_ino == st.st_ino:  # not removed by a flush while we waited
+                    return f
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                f.close()
+                raise
+            f.close()
+
     def _queue(self, rec: VoteRecord) -> None:
         try:
-            with open(self.pending_path, "a", encoding="utf-8") as f:
+            with self._open_pending("a") as f:
                 f.write(rec.to_json() + "\n")
                 f.flush()
                 os.fsync(f.fileno())
@@ -273,32 +305,65 @@ class VoteStore:
                 params=["votes"],
             ) from e
 
-    def pending(self) -> tuple[list[VoteRecord], list[str]]:
-        """Votes waiting in the side file, and its lines that could not be parsed (kept as they are)."""
-        if not self.pending_path.is_file():
-            return [], []
+    def _unreadable(self, e: OSError) -> VoteStoreError:
+        return VoteStoreError(
+            self.pending_path,
+            f"the queued votes cannot be read ({e.strerror or e})",
+            "check its permissions, or move it aside",
+        )
+
+    @staticmethod
+    def _parse(text: str) -> tuple[list[VoteRecord], list[str]]:
         good, bad = [], []
-        for line in self.pending_path.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             if not line.strip():
                 continue
             try:
+                line.encode("utf-8")  # undecodable bytes: a damaged line (UnicodeEncodeError is a ValueError)
                 good.append(VoteRecord.from_json(line))
             except (ValueError, TypeError, KeyError):
                 bad.append(line)
         return good, bad
 
+    def pending(self) -> tuple[list[VoteRecord], list[str]]:
+        """Votes waiting in the side file, and its lines that could not be parsed (kept as they are)."""
+        if not self.pending_path.is_file():
+            return [], []
+        try:  # undecodable bytes stay as they are (surrogateescape) in the lines kept unparsed
+            text = self.pending_path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as e:
+            raise self._unreadable(e) from e
+        return self._parse(text)
+
     def flush(self) -> int:
-        """Move the queued votes into the database; returns how many (raises :class:`VoteStoreError`)."""
+        """Move the queued votes into the database; returns how many (raises :class:`VoteStoreError`).
+
+        The side file stays locked meanwhile, so that a vote another process queues is not lost."""
         with self._lock:
-            good, bad = self.pending()
-            if not good:
+            if not self.pending_path.is_file():
                 return 0
-            self._write(good, "adding the queued votes")
-            if bad:
-                self.pending_path.write_text("".join(line + "\n" for line in bad), encoding="utf-8")
-            else:
-                self.pending_path.unlink(missing_ok=True)
-            return len(good)
+            try:
+                f = self._open_pending("r+")
+            except OSError as e:
+                raise self._unreadable(e) from e
+            if f is None:
+                return 0
+            with f:
+                try:
+                    good, bad = self._parse(f.read())
+                except OSError as e:
+                    raise self._unreadable(e) from e
+                if not good:
+                    return 0
+                self._write(good, "adding the queued votes")
+                if bad:
+                    f.seek(0)
+                    f.truncate()
+                    f.write("".join(line + "\n" for line in bad))
+                    f.flush()
+                else:
+                    self.pending_path.unlink(missing_ok=True)  # before the lock is released
+                return len(good)
 
     # -- public ------------------------------------------------------------------------------
     def check(self) -> str | None:

@@ -32,6 +32,7 @@ from kdsharp.app.processing import (
     degrade_and_sharpen,
     metrics_markdown,
     model_choices,
+    preview,
     read_upload_image,
     sharpen_image_file,
     sharpen_video_file,
@@ -295,7 +296,8 @@ def build(
                     f"`{preset}` (seed {int(seed or 0)}) then **{model}** in {res.seconds:.2f} s; "
                     "quality against the clean image:\n\n" + metrics_markdown(res.metrics)
                 )
-                return (res.degraded, res.sharpened), text, [str(res.degraded_path), str(res.sharpened_path)]
+                shown = (preview(res.degraded), preview(res.sharpened))  # as on the Image tab; downloads full size
+                return shown, text, [str(res.degraded_path), str(res.sharpened_path)]
 
             degrade_run.click(
                 on_degrade,
@@ -418,7 +420,7 @@ def build(
                 choice: str, state: cmp.Comparison | None, source, preset, upload_payload, request: gr.Request | None
             ):
                 if state is None:
-                    raise KdsharpError("press 'New pair' first")
+                    raise KdsharpError("no pair is shown yet: press 'Skip: another pair' to load one")
                 result = store.add(state.record(choice, getattr(request, "session_hash", None)))
                 said = {"A": "A looked better", "B": "B looked better", "same": "about the same"}[choice]
                 if result.saved:

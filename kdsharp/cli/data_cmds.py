@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kdsharp.console import info
+from kdsharp.console import info, plural
 from kdsharp.errors import KdsharpError
 
 # The ``kdsharp data ...`` group; other data commands attach here with ``data_app.command(NAME)``.
@@ -67,7 +67,7 @@ def degrade_cmd(
     res = make_paired_set(
         src, out, preset=preset, seed=seed, max_images=max_images, size=size, overwrite=overwrite, every=every
     )
-    msg = f"wrote {res.written} pairs to {res.input_dir} and {res.target_dir}"
+    msg = f"wrote {plural(res.written, 'pair')} to {res.input_dir} and {res.target_dir}"
     info(msg + (f" ({res.skipped} unreadable file(s) skipped)" if res.skipped else ""))
 
 

@@ -276,6 +276,9 @@ def _bench_video(
         half=half,
         compile=compile,
     )
+    from kdsharp.cli.infer_cmds import warn_reuse_unused
+
+    warn_reuse_unused(reuse, [r["src"]] if r.get("reused") is None else [])
     if as_json:
         print(json.dumps(r))
         return

@@ -49,6 +49,18 @@ def check_stray_flag_values(inputs: list[Path]) -> None:
             )
 
 
+def warn_reuse_unused(reuse: bool, videos: list) -> None:
+    """--reuse was given but these videos ran without it (an RGB model, or a backend other than torch)."""
+    if reuse and videos:
+        from kdsharp.console import plural, warn
+
+        names = ", ".join(Path(v).name for v in videos)
+        warn(
+            f"--reuse had no effect on {plural(len(videos), 'video')} ({names}): they ran on the rgb path, and "
+            "temporal reuse works on the Y-plane path only (luma models such as fast, torch backend)"
+        )
+
+
 def sharpen(
     inputs: list[Path] = typer.Argument(
         ..., help="Images, videos or folders (trees are mirrored).", show_default=False
@@ -70,7 +82,14 @@ def sharpen(
         min=16,
         help="Process in N x N tiles (large images, little memory). Tiling also starts by itself on out-of-memory.",
     ),
-    tile_overlap: int = typer.Option(32, "--tile-overlap", min=0, help="Pixels shared by neighbouring tiles."),
+    tile_overlap: int | None = typer.Option(
+        None,
+        "--tile-overlap",
+        min=0,
+        help="Pixels shared by neighbouring tiles (default: 8 of the model's cells, at least 32: 32 for fast, "
+        "128 for student).",
+        show_default=False,
+    ),
     half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
     crf: int | None = typer.Option(
@@ -143,6 +162,7 @@ def sharpen(
     )
     for stats in result.videos:
         info(stats.summary())
+    warn_reuse_unused(reuse, [s.src for s in result.videos if s.reused is None])
     where = result.where(Path(output))
     info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
     if result.failed or result.partial:

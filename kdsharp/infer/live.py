@@ -26,7 +26,16 @@ import torch
 
 from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
-from kdsharp.io.video import VIDEO_EXTS, decode_video, frame_to_rgb, is_video_file, open_video_stream, probe_video, why
+from kdsharp.io.video import (
+    VIDEO_EXTS,
+    decode_video,
+    ended_early,
+    frame_to_rgb,
+    is_video_file,
+    open_video_stream,
+    probe_video,
+    why,
+)
 
 
 @dataclass
@@ -161,7 +170,7 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
     def frames():
         """Frames at their media time (so a sink's audio stays in sync); with ``fps`` below the file's
         rate, frames are taken every 1/fps s and the others skipped (a file is never sped up or slowed)."""
-        pts0, taken, decoded = None, 0, 0
+        pts0, taken, decoded, end_s = None, 0, 0, 0.0
         with open_video_stream(text, threads=1) as (container, stream):
             try:
                 for i, f in enumerate(decode_video(container, stream)):
@@ -171,10 +180,14 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
                     else:
                         pts0 = f.pts if pts0 is None else pts0
                         t = float((f.pts - pts0) * tb)
+                    end_s = max(end_s, t + 1 / float(info.fps))
                     if fps and t < taken / rate - 1e-6:
                         continue
                     taken += 1
                     yield f, t
+                short = ended_early(info, decoded, end_s)  # played to its end: as long as its header says?
+                if short:
+                    opened.partial = f"{text}: {short}; kept the {decoded} frames decoded"
             except av.error.FFmpegError as e:
                 if not taken:
                     raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e

@@ -29,6 +29,18 @@ from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
 
+def model_cell(model: object) -> int:
+    """The pixel cell a model works on: the ``pad_multiple`` of the first module that has one
+    (pixel-unshuffle, a U-Net's downsamplings; 16 for ``student``, 4 for ``fast``); 1 if none is
+    known (an ONNX file)."""
+    if isinstance(model, nn.Module):
+        for m in model.modules():
+            cell = getattr(m, "pad_multiple", None)
+            if isinstance(cell, int) and cell > 1:
+                return cell
+    return 1
+
+
 class Sharpener:
     """Sharpen with ``model`` (registry name, checkpoint path, ``.onnx`` path or ``nn.Module``).
 
@@ -37,7 +49,11 @@ class Sharpener:
         device: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
         backend: ``'torch'`` or ``'onnx'`` (ONNX Runtime).
         tile: process images in ``tile`` x ``tile`` tiles (None: whole, tiling on out-of-memory).
-        tile_overlap: pixels shared by neighbouring tiles, blended smoothly.
+        tile_overlap: pixels shared by neighbouring tiles, blended smoothly (None: 8 of the model's
+            cells, at least 32: 32 for ``fast``, 128 for ``student``, whose U-Net sees far). Tiles
+            start at multiples of the model's ``pad_multiple``, so each sees the frame in the same
+            cell phase as the whole: with both, a tiled ``student`` output is within 2 levels of
+            the whole-image one (32 px unaligned: up to 7).
         half: fp16 on CUDA.
         batch: video frames per forward pass.
         compile: ``torch.compile`` the model (torch backend).
@@ -51,12 +67,22 @@ class Sharpener:
         device: str = "auto",
         backend: str = "torch",
         tile: int | None = None,
-        tile_overlap: int = 32,
+        tile_overlap: int | None = None,
         half: bool = False,
         batch: int = 1,
         compile: bool = False,
         threads: int | None = None,
     ):
+        self.backend = make_backend(model, backend, device, half=half, compile=compile, threads=threads)
+        self.align = model_cell(getattr(self.backend, "model", None))
+        if tile_overlap is None:
+            tile_overlap = max(32, 8 * self.align)
+            if tile is not None and tile <= tile_overlap:
+                tile_overlap = max(0, tile // 4)
+        if tile_overlap < 0:  # tiles would leave gaps between them: black stripes in the output
+            raise KdsharpError(
+                f"tile_overlap must be 0 or more (got tile_overlap={tile_overlap})", params=["tile_overlap"]
+            )
         if tile is not None and tile <= tile_overlap:
             raise KdsharpError(
                 f"tile={tile} must be larger than tile_overlap={tile_overlap}", params=["tile", "tile_overlap"]
@@ -70,7 +96,6 @@ class Sharpener:
             from kdsharp.infer.threads import set_threads
 
             set_threads(threads)
-        self.backend = make_backend(model, backend, device, half=half, compile=compile, threads=threads)
         self.device = self.backend.device
         self.tile = tile
         self.tile_overlap = int(tile_overlap)
@@ -89,8 +114,10 @@ class Sharpener:
             x = x[None]
         if x.dim() != 4 or x.shape[1] != 3:
             raise KdsharpError(f"expected a (N,3,H,W) or (3,H,W) RGB tensor, got shape {tuple(x.shape)}")
+        if x.shape[2] == 0 or x.shape[3] == 0:
+            raise KdsharpError(f"expected a tensor of at least 1x1 pixels, got shape {tuple(x.shape)}")
         fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)  # a backend maps tensors to tensors
-        y, self.tile = forward_any_size(fn, x.float(), self.tile, self.tile_overlap)
+        y, self.tile = forward_any_size(fn, x.float(), self.tile, self.tile_overlap, align=self.align)
         y = y.clamp(0, 1)  # out of place: an identity model returns its input
         return y[0] if squeeze else y
 
@@ -116,7 +143,7 @@ class Sharpener:
         u = np.ascontiguousarray(batch.numpy())
         x = torch.from_numpy(np.divide(u, np.float32(255.0), dtype=np.float32)).permute(0, 3, 1, 2)
         fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)
-        y, self.tile = forward_any_size(fn, x, self.tile, self.tile_overlap)
+        y, self.tile = forward_any_size(fn, x, self.tile, self.tile_overlap, align=self.align)
         y = y.contiguous(memory_format=torch.channels_last)  # (N,H,W,3) memory; a no-op for most models
         frames = [from_tensor(y[n]) for n in range(len(y))]
         return torch.from_numpy(frames[0][None] if len(frames) == 1 else np.stack(frames))  # (one frame: no copy)
@@ -135,6 +162,8 @@ class Sharpener:
             return self.image(img[:, :, 0])[:, :, None]
         if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
             raise KdsharpError(f"expected HxW, HxWx3 or HxWx4 image, got shape {img.shape}")
+        if img.shape[0] == 0 or img.shape[1] == 0:
+            raise KdsharpError(f"expected an image of at least 1x1 pixels, got shape {img.shape}")
         grey = img.ndim == 2
         bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if grey else img[:, :, :3]
         out = from_tensor(self.tensor(to_tensor(bgr, bgr=True)), dtype=img.dtype, bgr=True)
@@ -271,7 +300,7 @@ def sharpen_paths(
     device: str = "auto",
     backend: str = "torch",
     tile: int | None = None,
-    tile_overlap: int = 32,
+    tile_overlap: int | None = None,
     half: bool = False,
     batch: int = 1,
     compile: bool = False,

@@ -13,19 +13,20 @@ __all__ = ["Fn", "edge_profile", "tile_starts", "tiled_forward", "forward_any_si
 
 
 def forward_any_size(
-    fn: Fn, x: torch.Tensor, tile: int | None = None, overlap: int = 32, min_tile: int = 32
+    fn: Fn, x: torch.Tensor, tile: int | None = None, overlap: int = 32, min_tile: int = 32, align: int = 1
 ) -> tuple[torch.Tensor, int | None]:
     """``fn(x)`` whole (``tile`` None) or tiled; on out-of-memory retry with tiles, halving each time.
 
     Returns ``(output, tile)`` where ``tile`` is the tile size that worked (None: whole image),
-    so callers can keep using it for the next frames.
+    so callers can keep using it for the next frames. Tiles start at multiples of ``align``
+    (:func:`~kdsharp.ops.tiling.tile_starts`).
     """
     h, w = x.shape[-2:]
     while True:
         try:
             if tile is None or (tile >= h and tile >= w):
                 return fn(x), tile
-            return tiled_forward(fn, x, tile, overlap), tile
+            return tiled_forward(fn, x, tile, overlap, align), tile
         except Exception as e:
             if not is_out_of_memory(e):
                 raise

@@ -97,9 +97,34 @@ def read_image_meta(path: str | Path) -> tuple[np.ndarray, ImageMeta]:
         alpha = np.where(img == meta.grey_key, 0, 65535 if img.dtype == np.uint16 else 255).astype(img.dtype)
         img = np.dstack([img, img, img, alpha])
     if meta.format == "tiff":  # OpenCV's TIFF decoder turns the pixels upright itself, whatever the flags
+        if meta.grey_alpha:  # but reads grey + alpha as 8-bit grey: FFmpeg's decoder keeps both
+            img = _grey_alpha_tiff(path, img, meta.orientation)
         return img, meta
     orientation = meta.orientation if meta.orientation != 1 else _exif_orientation(buf)
     return _apply_orientation(img, orientation), meta
+
+
+def _grey_alpha_tiff(path: Path, grey: np.ndarray, orientation: int) -> np.ndarray:
+    """A grey + alpha TIFF as BGRA with equal colours (8 or 16 bits), decoded by FFmpeg and turned
+    upright; OpenCV's ``grey`` (alpha dropped), with a warning, if FFmpeg cannot decode it."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration):
+        frame = None
+    name = frame.format.name if frame is not None else ""
+    if frame is None or name not in ("ya8", "ya16le", "ya16be"):
+        warn(f"{path}: grey + alpha TIFF read as grey: alpha dropped (convert it to a grey + alpha PNG)")
+        return grey
+    dtype = np.dtype(np.uint8) if name == "ya8" else np.dtype(">u2" if name.endswith("be") else "<u2")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+    ya = rows[:, : frame.width * 2 * dtype.itemsize].copy().view(dtype).reshape(frame.height, frame.width, 2)
+    ya = ya.astype(np.uint8 if dtype.itemsize == 1 else np.uint16)
+    y, a = ya[:, :, 0], ya[:, :, 1]
+    return _apply_orientation(np.dstack([y, y, y, a]), orientation)
 
 
 @contextlib.contextmanager

@@ -152,6 +152,17 @@ def tiff_cmyk(tiff: bytes | None) -> bool:
         return False
 
 
+def tiff_grey_alpha(tiff: bytes | None) -> bool:
+    """Whether a TIFF's first image is grey with alpha (PhotometricInterpretation 0/1, two samples)."""
+    try:
+        e, _, entries = _ifd0(tiff or b"")
+        wanted = (0x0106, 0x0115)  # PhotometricInterpretation, SamplesPerPixel
+        tags = {tag: _value(tiff or b"", e, typ, at) for tag, typ, n, at in entries if tag in wanted and n == 1}
+        return tags.get(0x0106) in (0, 1) and tags.get(0x0115) == 2
+    except (ValueError, struct.error):
+        return False
+
+
 def tiff_icc(tiff: bytes | None) -> bytes | None:
     """The ICC profile (tag 34675, UNDEFINED bytes) of a TIFF structure; None if absent."""
     try:
@@ -299,6 +310,7 @@ def read_meta(data: bytes) -> ImageMeta:
         elif data[:4] in (b"II*\x00", b"MM\x00*"):  # TIFF: its own tags, no separate EXIF block
             meta = ImageMeta(None, tiff_dpi(data), format="tiff", frames=tiff_pages(data), icc=tiff_icc(data))
             meta.cmyk = tiff_cmyk(data)
+            meta.grey_alpha = tiff_grey_alpha(data)
             meta.orientation = tiff_orientation(data)
             return meta
         else:

@@ -19,13 +19,20 @@ import torch
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of length ``tile`` covering ``size`` with at least ``overlap`` shared."""
+def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets of tiles of length ``tile`` covering ``size`` with at least ``overlap`` shared.
+
+    With ``align`` > 1 every start is a multiple of it (the last tile then ends at ``size``, up to
+    ``align`` - 1 px shorter): a model that works on ``align``-px cells (pixel-unshuffle, a U-Net's
+    downsamplings: its ``pad_multiple``) sees each tile in the same cell phase as the whole image,
+    so tiles agree with the whole-image output instead of differing everywhere.
+    """
     if size <= tile:
         return [0]
-    stride = tile - overlap
+    align = max(1, int(align))
+    stride = max(align, (tile - overlap) // align * align)
     starts = list(range(0, size - tile, stride))
-    return starts + [size - tile]
+    return starts + [-(-(size - tile) // align) * align]
 
 
 def edge_profile(
@@ -48,10 +55,11 @@ def edge_profile(
     return w
 
 
-def tiled_forward(fn: Fn, x: torch.Tensor, tile: int, overlap: int = 32) -> torch.Tensor:
+def tiled_forward(fn: Fn, x: torch.Tensor, tile: int, overlap: int = 32, align: int = 1) -> torch.Tensor:
     """Apply ``fn`` ((N,3,h,w) -> (N,C,h,w)) to ``x`` (N,3,H,W) tile by tile; returns (N,C,H,W) float32.
 
-    Tiles are ``tile`` x ``tile`` pixels (smaller for small images) overlapping by ``overlap``.
+    Tiles are ``tile`` x ``tile`` pixels (smaller for small images) overlapping by ``overlap``,
+    starting at multiples of ``align`` (:func:`tile_starts`; pass the model's ``pad_multiple``).
     The blend accumulates on the device ``fn`` returns its tiles on (a GPU model's tiles stay on
     the GPU: no copy or sync per tile), and the result is returned on ``x``'s device.
     """
@@ -64,16 +72,18 @@ def tiled_forward(fn: Fn, x: torch.Tensor, tile: int, overlap: int = 32) -> torc
     th, tw = min(tile, h), min(tile, w)
     out: torch.Tensor | None = None
     weight: torch.Tensor | None = None
-    for y0 in tile_starts(h, th, overlap):
-        for x0 in tile_starts(w, tw, overlap):
-            y = fn(x[:, :, y0 : y0 + th, x0 : x0 + tw]).float()
+    for y0 in tile_starts(h, th, overlap, align):
+        ty = min(th, h - y0)
+        for x0 in tile_starts(w, tw, overlap, align):
+            tx = min(tw, w - x0)
+            y = fn(x[:, :, y0 : y0 + ty, x0 : x0 + tx]).float()
             if out is None or weight is None:
                 out = torch.zeros(n, y.shape[1], h, w, device=y.device)
                 weight = torch.zeros(1, 1, h, w, device=y.device)
-            wy = edge_profile(th, overlap, lead=y0 > 0, trail=y0 + th < h, device=y.device)
-            wx = edge_profile(tw, overlap, lead=x0 > 0, trail=x0 + tw < w, device=y.device)
+            wy = edge_profile(ty, overlap, lead=y0 > 0, trail=y0 + ty < h, device=y.device)
+            wx = edge_profile(tx, overlap, lead=x0 > 0, trail=x0 + tx < w, device=y.device)
             wt = wy[:, None] * wx[None, :]
-            out[:, :, y0 : y0 + th, x0 : x0 + tw] += y * wt
-            weight[:, :, y0 : y0 + th, x0 : x0 + tw] += wt
+            out[:, :, y0 : y0 + ty, x0 : x0 + tx] += y * wt
+            weight[:, :, y0 : y0 + ty, x0 : x0 + tx] += wt
     assert out is not None and weight is not None  # tile_starts always yields a tile
     return (out / weight.clamp_min(1e-8)).to(x.device)
