@@ -150,3 +150,9 @@ def test_cli_bench_video_says_when_reuse_did_not_apply(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["path"] == "rgb"
     assert "warning: --reuse had no effect on 1 video (clip.mp4)" in captured.err
+
+
+def test_benchmark_threads_follow_kdsharp_threads_as_sharpen_does(monkeypatch):
+    monkeypatch.setenv("KDSHARP_THREADS", "1")
+    r = benchmark(nn.Conv2d(3, 3, 3, padding=1), size=(40, 24), iters=2, warmup=0)
+    assert r["threads"] == 1

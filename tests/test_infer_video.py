@@ -319,3 +319,13 @@ def test_a_second_video_stream_is_named_as_not_copied(tmp_path, sharpener, capsy
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "two.mkv: its 1 video stream(s) are not copied" in warnings[0]
     assert "sharpens the first video stream" in warnings[0]
+
+
+def test_reuse_on_the_rgb_path_keeps_the_frame_workers(tmp_path):
+    """--reuse cannot apply to an RGB model: it must not cost that model its parallel frame workers."""
+    from kdsharp.infer.video import sharpen_video
+
+    src = make_video(tmp_path / "in.mp4", frames=4, audio=False)
+    sharpener = Sharpener(tiny_model(), device="cpu")
+    stats = sharpen_video(sharpener, src, tmp_path / "out.mp4", threads=2, reuse=True)
+    assert stats.workers == 2 and stats.reused is None

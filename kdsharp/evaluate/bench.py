@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from kdsharp.errors import InputError, KdsharpError
-from kdsharp.infer.threads import torch_threads
+from kdsharp.infer.threads import default_threads, torch_threads
 from kdsharp.io import formats
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -178,7 +178,8 @@ def benchmark(
         size: (width, height) in pixels. device: 'auto', 'cpu' or 'cuda'. backend: 'torch', 'onnx' or
             'onnx-int8' (ONNX Runtime, exported on the fly). half: float16 weights and input.
         iters/warmup: timed and untimed calls; timing stops after ``max_seconds`` (>= 3 calls).
-        threads: CPU threads for torch intra-op and ONNX Runtime; None = torch's current count.
+        threads: CPU threads for torch intra-op and ONNX Runtime; None = ``KDSHARP_THREADS`` if set,
+            else the cores this process may use (:func:`kdsharp.infer.threads.default_threads`).
     Returns:
         dict with ``fps`` (frames/s from the median latency), ``p50_ms``/``p95_ms`` per batch,
         ``p50_ms_per_frame``/``p95_ms_per_frame``, ``peak_mem_mb`` (memory added while running:
@@ -214,8 +215,8 @@ def benchmark(
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, h, w, generator=gen)
     sync = torch.cuda.synchronize if is_cuda else (lambda: None)
+    threads = threads or default_threads()  # KDSHARP_THREADS, else the usable cores, as `sharpen` runs
     with torch_threads(threads), tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
-        threads = threads or torch.get_num_threads()  # ONNX Runtime gets the same count as torch
         run = _runner(net, backend, device, half, threads, Path(tmp))
         xin: torch.Tensor | np.ndarray = x.to(device) if backend == "torch" else x.numpy()  # no host<->device copies
         if is_cuda:

@@ -261,8 +261,9 @@ def sharpen_video(
             f"and 8-bit planar YUV video (this one is {info.pix_fmt}); use path=auto",
             params=["path"],
         )
-    workers, intra = plan_workers(sharpener, threads, reuse)
-    if path == "rgb" or not _luma_ok(sharpener, info):  # (the Y-plane path runs uncompiled)
+    y_plane = path != "rgb" and _luma_ok(sharpener, info)
+    workers, intra = plan_workers(sharpener, threads, reuse and y_plane)  # reuse works on the Y plane only
+    if not y_plane:  # (the Y-plane path runs uncompiled)
         with torch_threads(intra):
             sharpener.warm_up(info.height, info.width)  # a compiled model compiles before the clock starts
     stats = VideoStats(
