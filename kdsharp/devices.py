@@ -6,9 +6,13 @@ missing GPU is the same clear error everywhere.
 
 from __future__ import annotations
 
-import torch
+import os
+from typing import TYPE_CHECKING
 
 from kdsharp.errors import KdsharpError
+
+if TYPE_CHECKING:  # torch loads on the first device resolved: the thread policy reads cores before it
+    import torch
 
 DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
 
@@ -23,6 +27,8 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
         KdsharpError: an unknown name, CUDA asked for where PyTorch sees no GPU, or a GPU index
             beyond those present.
     """
+    import torch
+
     if device is None or str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -47,4 +53,12 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
     return dev
 
 
-__all__ = ["DEVICE_NAMES", "resolve_device"]
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+__all__ = ["DEVICE_NAMES", "available_cores", "resolve_device"]

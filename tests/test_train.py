@@ -652,7 +652,7 @@ def test_loader_workers_are_capped_at_the_usable_cores(monkeypatch, capsys):
     """A GPU config's data.workers on a small machine: capped, said once; fewer are kept as asked."""
     import kdsharp.train.loaders as loaders
 
-    monkeypatch.setattr(loaders, "usable_cores", lambda: 2)
+    monkeypatch.setattr(loaders, "available_cores", lambda: 2)
     assert loaders.loader_workers(12) == 2
     assert "data.workers=12 is more than the 2 cores" in capsys.readouterr().err
     assert loaders.loader_workers(1) == 1 and loaders.loader_workers(0) == 0

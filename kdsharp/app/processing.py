@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,7 +24,10 @@ import numpy as np
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.images import IMAGE_EXTS, is_image_file, read_image_meta, to_rgb8, write_image
 from kdsharp.io.meta import ImageMeta
-from kdsharp.io.video import VIDEO_EXTS, is_video_file
+from kdsharp.io.video import VIDEO_EXTS, AudioNotCopiedError, is_video_file
+
+if TYPE_CHECKING:  # the heavy inference modules load with the first model
+    from kdsharp.infer.video import VideoStats
 
 MODELS = ("fast", "student", "student@x8", "teacher")
 #: Speed of each model, as measured for the README (``kdsharp bench`` / ``kdsharp eval``, 2 CPU threads;
@@ -149,11 +153,23 @@ def upload_name(payload, default: str = "upload") -> str:
     return path.name if path is not None else default
 
 
-def _renamed(e: InputError, name: str) -> InputError:
-    """``e`` with the stored temporary path replaced by the visitor's file name."""
-    out = InputError(name, "x")
+def _renamed(e: InputError | OutputError, name: str) -> InputError | OutputError:
+    """``e`` (same type) with the server's temporary path replaced by the visitor's file name."""
+    out = type(e)(name, "x")
     out.args = (str(e).replace(str(e.path), name),)
     return out
+
+
+def _video_into(sharpener, src: Path, dst: Path, progress) -> tuple[Path, VideoStats]:
+    """``(dst, stats)`` of ``sharpener.video``; a clip whose audio ``dst``'s container cannot carry
+    (an MP4's AAC uploaded as .webm) goes into Matroska, which carries any, as ``dst`` .mkv."""
+    try:
+        return dst, sharpener.video(src, dst, progress=progress)
+    except AudioNotCopiedError:
+        if dst.suffix == ".mkv":
+            raise
+    dst = dst.with_suffix(".mkv")
+    return dst, sharpener.video(src, dst, progress=progress)
 
 
 def check_upload(path: Path, name: str, limits: Limits, what: str) -> None:
@@ -547,19 +563,9 @@ def sharpen_video_file(
     sharpener = models.get(model)
     try:
         try:
-            try:
-                stats = sharpener.video(path, dst, progress=ProgressBridge(report, cancel))
-            except OutputError as e:  # e.g. an MP4's AAC named .webm: Matroska carries any audio
-                if "audio cannot be copied" not in str(e) or dst.suffix == ".mkv":
-                    raise
-                dst = dst.with_suffix(".mkv")
-                stats = sharpener.video(path, dst, progress=ProgressBridge(report, cancel))
-        except InputError as e:
-            raise _renamed(e, name) from None
-        except OutputError as e:  # the visitor's names, not the server's temporary folder
-            out = OutputError(dst.name, "x")
-            out.args = (str(e).replace(str(e.path), dst.name),)
-            raise out from None
+            dst, stats = _video_into(sharpener, path, dst, ProgressBridge(report, cancel))
+        except (InputError, OutputError) as e:  # the visitor's names, not the server's temporary folder
+            raise _renamed(e, name if isinstance(e, InputError) else e.path.name) from None
         sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
     except BaseException:  # cancelled (also in the preview) or failed: nothing of this job is kept
         shutil.rmtree(job, ignore_errors=True)

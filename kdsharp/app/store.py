@@ -340,8 +340,6 @@ class VoteStore:
 
         The side file stays locked meanwhile, so that a vote another process queues is not lost."""
         with self._lock:
-            if not self.pending_path.is_file():
-                return 0
             try:
                 f = self._open_pending("r+")
             except OSError as e:

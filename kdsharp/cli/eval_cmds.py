@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import typer
@@ -10,11 +11,24 @@ import typer
 from kdsharp.console import console, info, plural, warn
 
 
+def _given_flags(ctx: typer.Context, names: Collection[str | None]) -> list[str]:
+    """The options among ``names`` (parameter names) that the command line set, as typed there
+    (``--no-fps`` for a ``--fps/--no-fps`` flag turned off), in the command's order."""
+    flags = []
+    for p in ctx.command.params:
+        source = ctx.get_parameter_source(p.name) if p.name in names else None
+        if source is not None and source.name == "COMMANDLINE":
+            off = getattr(p, "secondary_opts", None) and ctx.params.get(p.name) is False
+            flags.append(p.secondary_opts[0] if off else max(p.opts, key=len))
+    return flags
+
+
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 def eval_command(
+    ctx: typer.Context,
     data: Path | None = typer.Option(None, "--data", help="Paired folder with input/ and target/ images."),
     preset: str | None = typer.Option(
         None,
@@ -81,24 +95,7 @@ def eval_command(
     Example: kdsharp eval --preset mixed --models student,fast --max-images 3 -o eval_report
     """
     if votes is not None:
-        unused = [
-            flag
-            for flag, given in (
-                ("--data", data is not None),
-                ("--preset", preset is not None),
-                ("--source", source is not None),
-                ("--corpus", corpus is not None),
-                ("--split", split != "test"),
-                ("--models", models != "teacher,student,fast,student_nokd"),
-                ("--max-images", max_images is not None),
-                ("--heavy-images", heavy_images != 10),
-                ("--device", device != "cpu"),
-                ("--no-fps", not fps),
-                ("--seed", seed != 2024),
-                ("--threads", threads is not None),
-            )
-            if given
-        ]
+        unused = _given_flags(ctx, {p.name for p in ctx.command.params} - {"votes", "out"})  # all measure
         if unused:
             warn(f"{', '.join(unused)} choose what is measured: ignored with --votes, which ranks the votes only")
         _print_votes(votes, out)
@@ -163,6 +160,7 @@ def _print_votes(db: Path, out: Path) -> None:
 
 
 def bench_command(
+    ctx: typer.Context,
     model: str = typer.Option("fast", "--model", help="Registered model name or checkpoint path."),
     size: str = typer.Option("1920x1080", "--size", help="Input size WIDTHxHEIGHT."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA if available)."),
@@ -218,18 +216,7 @@ def bench_command(
             compile,
         )
         return
-    video_only = [
-        flag
-        for flag, given in (
-            ("--frames", frames is not None),
-            ("--encoder-preset", encoder_preset is not None),
-            ("--crf", crf is not None),
-            ("--reuse", reuse),
-            ("--video-path", video_path != "auto"),
-            ("--compile", compile),
-        )
-        if given
-    ]
+    video_only = _given_flags(ctx, ("frames", "encoder_preset", "crf", "reuse", "video_path", "compile"))
     if video_only:
         warn(f"{', '.join(video_only)} time the video pipeline: ignored without --video FILE")
     result = benchmark(

@@ -19,7 +19,7 @@ import numpy as np
 from kdsharp.console import info, progress, warn
 from kdsharp.data.bundle import FORMAT, encode_lossless
 from kdsharp.data.degrade import Degrader
-from kdsharp.data.sources import load_sources, warn_test_split
+from kdsharp.data.sources import load_sources, source_list, warn_test_split
 from kdsharp.errors import ConfigError, OutputError
 from kdsharp.io.atomic import atomic_path
 
@@ -142,7 +142,7 @@ def pack_bundle(
     if out.is_dir():  # found now, not when the finished zip is moved there
         raise OutputError(out, "is a folder", "give the bundle's file path, e.g. bundle.zip")
     for key, specs in (("sources", sources), ("val_sources", val_sources)):
-        for i, spec in enumerate([specs] if isinstance(specs, dict) else specs or []):
+        for i, spec in enumerate(source_list(specs)):
             if isinstance(spec, dict) and spec.get("path") and Path(spec["path"]).resolve() == out.resolve():
                 raise OutputError(out, f"is an input of the bundle ({key}[{i}])", "write the bundle to another file")
     _check_sizes(crop=crop, val_size=val_size, clean=clean, pairs=pairs, val=val, seed=seed, max_mb=max_mb)
@@ -241,7 +241,7 @@ def pack_bundle(
                 if described is None:
                     bundle.clean += 1
                 else:
-                    meta["pairs"][f"{bundle.pairs:06d}"] = described
+                    meta["pairs"][key] = described
                     bundle.pairs += 1
                 src = names[idx].rsplit(":", 1)[0]
                 bundle.counts_by_source[src] = bundle.counts_by_source.get(src, 0) + 1

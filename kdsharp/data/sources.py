@@ -377,11 +377,16 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
     return out
 
 
+def source_list(specs: dict | list[dict] | None) -> list[dict]:
+    """A ``sources`` setting as a list: one source dict, a list of them, or none."""
+    return [specs] if isinstance(specs, dict) else list(specs or [])
+
+
 def warn_test_split(specs, key: str) -> None:
     """One warning per corpus source of ``specs`` (the setting ``key``) that reads the corpus's test split:
     it is reserved for evaluation (``kdsharp eval`` reports on it), so training or selecting on it
     makes those numbers meaningless. A warning, not an error: the split stays usable on purpose."""
-    for i, spec in enumerate([specs] if isinstance(specs, dict) else specs or []):
+    for i, spec in enumerate(source_list(specs)):
         if isinstance(spec, dict) and spec.get("type") == "corpus" and spec.get("split") == "test":
             warn(
                 f"{key}[{i}]: corpus split 'test' is reserved for evaluation (`kdsharp eval` reports on it): "
@@ -391,8 +396,7 @@ def warn_test_split(specs, key: str) -> None:
 
 def load_sources(specs: list[dict]) -> list[LoadedSource]:
     """:func:`load_source` for each entry; raises :class:`ConfigError` for an empty list."""
-    if isinstance(specs, dict):
-        specs = [specs]
+    specs = source_list(specs)
     if not specs:
         raise ConfigError("no data sources given: list at least one, e.g. [{type: samples}]")
     out: list[LoadedSource] = []

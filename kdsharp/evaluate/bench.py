@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdsharp.errors import InputError, KdsharpError
+from kdsharp.devices import resolve_device
+from kdsharp.errors import KdsharpError
 from kdsharp.infer.threads import default_threads, torch_threads
 from kdsharp.io import formats
 
@@ -188,13 +189,8 @@ def benchmark(
     """
     if backend not in BACKENDS:
         raise KdsharpError(f"unknown backend '{backend}' (use one of {', '.join(BACKENDS)})")
-    if str(device) == "auto":  # as `sharpen` and `eval` take it
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise KdsharpError(f"unknown device '{device}' (use auto, cpu or cuda)")
-    is_cuda = str(device).startswith("cuda")
-    if is_cuda and not torch.cuda.is_available():
-        raise KdsharpError(f"device={device}: no CUDA GPU is available to PyTorch (use device=cpu)", params=["device"])
+    device = str(resolve_device(device))  # 'auto' as `sharpen` and `eval` take it; no CUDA: one line
+    is_cuda = device.startswith("cuda")
     if batch < 1 or iters < 1 or warmup < 0:
         raise KdsharpError(
             f"batch={batch} and iters={iters} must be at least 1 and warmup={warmup} at least 0",
@@ -288,12 +284,11 @@ def benchmark_video(
     """
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.io.inputs import existing_file
-    from kdsharp.io.video import VIDEO_EXTS, check_preset, is_video_file
+    from kdsharp.io.video import check_preset, check_video_name
 
     video = Path(video)
     existing_file(video, "video")
-    if video.suffix and not is_video_file(video):  # refused here, not by the temporary output named after it
-        raise InputError(video, "is not a video kdsharp reads", f"use one of {', '.join(VIDEO_EXTS)}")
+    check_video_name(video)  # refused here, not by the temporary output named after it
     check_preset(preset, video)  # named after the input: the output is a temporary file
     sharpener = Sharpener(
         model, device=device, backend=backend, half=half, batch=batch, threads=threads, compile=compile
@@ -323,7 +318,7 @@ def benchmark_video(
 
 
 def _cores() -> int:
-    from kdsharp.infer.threads import available_cores
+    from kdsharp.devices import available_cores
 
     return available_cores()
 

@@ -320,7 +320,6 @@ def evaluate(
     if data is not None:
         sets = {Path(data).resolve().name or "data": load_paired_set(data, max_images)}
         data_info = {"kind": "folder", "folder": str(data), "n_images": len(next(iter(sets.values())))}
-        out_dir = ensure_writable_dir(out_dir)
         rows_models, skipped = resolve_models(models, device)
     else:
         presets = list(dict.fromkeys(presets or DEFAULT_PRESETS))  # a preset named twice is one set
@@ -328,7 +327,6 @@ def evaluate(
         clean = load_clean_images(source, held_out, max_images=max_images)
         rows_models, skipped = resolve_models(models, device)
         sets = {p: build_preset_set(clean, p, seed) for p in presets}
-        out_dir = ensure_writable_dir(out_dir)
         data_info = {
             "kind": "presets",
             "presets": presets,
@@ -337,6 +335,7 @@ def evaluate(
             "source": str(source) if source is not None else f"corpus {split} split ({_corpus_name(corpus)})",
             "n_images": len(clean),
         }
+    out_dir = ensure_writable_dir(out_dir)
 
     comp_set = "mixed" if "mixed" in sets else next(iter(sets))
     row_names = ["input", "unsharp", *[r for r, _, _ in rows_models]]

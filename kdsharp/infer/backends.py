@@ -20,18 +20,11 @@ import torch
 from torch import nn
 
 from kdsharp.console import warn
+from kdsharp.devices import resolve_device
 from kdsharp.errors import InputError, KdsharpError
 
 Batch = torch.Tensor | np.ndarray
 BACKENDS = ("torch", "onnx")
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``'auto'`` -> CUDA if available else CPU; checks that a requested CUDA device exists
-    (:func:`kdsharp.devices.resolve_device`)."""
-    from kdsharp import devices
-
-    return devices.resolve_device(device)
 
 
 def self_ensemble_on_onnx(model: object = None) -> KdsharpError:

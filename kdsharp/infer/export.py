@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from kdsharp.errors import KdsharpError, OutputError
-from kdsharp.io.atomic import atomic_path, check_target
+from kdsharp.io.atomic import atomic_path, check_target, ensure_writable_dir
 
 MIN_OPSET, MAX_OPSET = 11, 20
 
@@ -182,10 +182,9 @@ def export_onnx(
         raise OutputError(
             path, "is a folder", f"write the model into it as {path / 'model.onnx'}, or choose a file name"
         )
-    if path.exists() and not overwrite:  # before loading the model: a refusal costs nothing
-        check_target(path, overwrite)
+    check_target(path, overwrite, folder_checked=True)  # before loading the model: a refusal costs nothing
     model = _prepare(model_or_name)
-    check_target(path, overwrite)  # the folder can be made and written (made once the model loaded)
+    ensure_writable_dir(path.parent, target=path)  # made only once the model loaded
     if half:
         model = _HalfInside(model)
     with atomic_path(path) as tmp:

@@ -27,11 +27,10 @@ import torch
 from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
 from kdsharp.io.video import (
-    VIDEO_EXTS,
+    check_video_name,
     decode_video,
     ended_early,
     frame_to_rgb,
-    is_video_file,
     open_video_stream,
     probe_video,
     why,
@@ -161,8 +160,7 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
         return _camera(int(text), fps)
     if "://" in text:
         return _url(text, fps)
-    if Path(text).suffix and not is_video_file(text):
-        raise InputError(text, "is not a video kdsharp reads", f"use one of {', '.join(VIDEO_EXTS)}")
+    check_video_name(text)
     info = probe_video(text)
     rate = min(float(fps), float(info.fps)) if fps else float(info.fps)
     tb = info.time_base

@@ -25,6 +25,8 @@ import contextlib
 import os
 import sys
 
+from kdsharp.devices import available_cores  # torch-free, like this module
+
 WAIT_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
@@ -64,14 +66,6 @@ def keep_freed_memory() -> bool:
         return False
     _MALLOC_TUNED = bool(ok)
     return _MALLOC_TUNED
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def default_threads() -> int:

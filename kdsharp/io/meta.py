@@ -32,6 +32,7 @@ import zlib
 from dataclasses import dataclass
 
 _ORIENTATION, _XRES, _YRES, _RESUNIT, _SUBFILE, _ICC = 0x0112, 0x011A, 0x011B, 0x0128, 0x00FE, 0x8773
+_PHOTOMETRIC, _SAMPLES = 0x0106, 0x0115  # PhotometricInterpretation, SamplesPerPixel
 _MAX_APP1 = 65533 - 6  # a JPEG segment holds at most 65533 bytes after its length
 _ICC_TAG = b"ICC_PROFILE\x00"  # APP2 payload: this, sequence number (1..), count, then a profile chunk
 _MAX_ICC_CHUNK = 65533 - len(_ICC_TAG) - 2
@@ -87,26 +88,25 @@ def _value(tiff: bytes, e: str, typ: int, at: int) -> float | None:
     return None
 
 
-def tiff_orientation(tiff: bytes | None) -> int:
-    """The Orientation tag (1..8) of a TIFF structure or EXIF block; 1 if absent or unreadable."""
+def _tag_values(tiff: bytes | None, tags: tuple[int, ...]) -> dict[int, float | None]:
+    """The first value of each of ``tags`` present in IFD0 of a TIFF structure or EXIF block (SHORT,
+    LONG, RATIONAL; None for other types); ``{}`` if it is unreadable."""
     try:
         e, _, entries = _ifd0(tiff or b"")
-        for tag, typ, _, at in entries:
-            if tag == _ORIENTATION:
-                v = int(_value(tiff or b"", e, typ, at) or 1)
-                return v if 1 <= v <= 8 else 1
+        return {tag: _value(tiff or b"", e, typ, at) for tag, typ, _, at in entries if tag in tags}
     except (ValueError, struct.error):
-        pass
-    return 1
+        return {}
+
+
+def tiff_orientation(tiff: bytes | None) -> int:
+    """The Orientation tag (1..8) of a TIFF structure or EXIF block; 1 if absent or unreadable."""
+    v = int(_tag_values(tiff, (_ORIENTATION,)).get(_ORIENTATION) or 1)
+    return v if 1 <= v <= 8 else 1
 
 
 def tiff_dpi(tiff: bytes | None) -> tuple[float, float] | None:
     """(x, y) dots per inch from X/YResolution and ResolutionUnit (2 inch, 3 cm); None if absent."""
-    try:
-        e, _, entries = _ifd0(tiff or b"")
-        vals = {tag: _value(tiff or b"", e, typ, at) for tag, typ, _, at in entries if tag in (_XRES, _YRES, _RESUNIT)}
-    except (ValueError, struct.error):
-        return None
+    vals = _tag_values(tiff, (_XRES, _YRES, _RESUNIT))
     x, y, unit = vals.get(_XRES), vals.get(_YRES), vals.get(_RESUNIT, 2)
     if not x or not y or unit not in (2, 3):
         return None
@@ -145,22 +145,13 @@ def _jpeg_segments(data: bytes):
 
 def tiff_cmyk(tiff: bytes | None) -> bool:
     """Whether a TIFF's first image is CMYK (PhotometricInterpretation 5, 'separated')."""
-    try:
-        e, _, entries = _ifd0(tiff or b"")
-        return any(tag == 0x0106 and _value(tiff or b"", e, typ, at) == 5 for tag, typ, _, at in entries)
-    except (ValueError, struct.error):
-        return False
+    return _tag_values(tiff, (_PHOTOMETRIC,)).get(_PHOTOMETRIC) == 5
 
 
 def tiff_grey_alpha(tiff: bytes | None) -> bool:
     """Whether a TIFF's first image is grey with alpha (PhotometricInterpretation 0/1, two samples)."""
-    try:
-        e, _, entries = _ifd0(tiff or b"")
-        wanted = (0x0106, 0x0115)  # PhotometricInterpretation, SamplesPerPixel
-        tags = {tag: _value(tiff or b"", e, typ, at) for tag, typ, n, at in entries if tag in wanted and n == 1}
-        return tags.get(0x0106) in (0, 1) and tags.get(0x0115) == 2
-    except (ValueError, struct.error):
-        return False
+    tags = _tag_values(tiff, (_PHOTOMETRIC, _SAMPLES))
+    return tags.get(_PHOTOMETRIC) in (0, 1) and tags.get(_SAMPLES) == 2
 
 
 def tiff_icc(tiff: bytes | None) -> bytes | None:

@@ -48,6 +48,16 @@ def is_video_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTS
 
 
+def check_video_name(path: str | Path) -> None:
+    """An :class:`InputError` for a source whose extension is not a video's (no extension: probed)."""
+    if Path(path).suffix and not is_video_file(path):
+        raise InputError(path, "is not a video kdsharp reads", f"use one of {', '.join(VIDEO_EXTS)}")
+
+
+class AudioNotCopiedError(OutputError):
+    """The output's container cannot carry the source's audio (AAC in .webm, Opus in .mov): Matroska can."""
+
+
 @dataclass
 class VideoInfo:
     """What :func:`probe_video` learns about a file. ``frames`` is 0 when the file does not say."""
@@ -493,7 +503,7 @@ class VideoWriter:
                         mapping[a.index] = self._out.add_stream_from_template(a)
                         self._audio_codecs.append(a.codec_context.name)
                     except ValueError as e:
-                        raise OutputError(
+                        raise AudioNotCopiedError(
                             self.path,
                             f"its {a.codec_context.name} audio cannot be copied into a {self.path.suffix} file",
                             "use .mkv or the input's extension",

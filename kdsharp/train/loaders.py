@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import signal
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kdsharp.console import info, progress
+from kdsharp.devices import available_cores
 from kdsharp.errors import InputError
 from kdsharp.io.atomic import atomic_path
 from kdsharp.ops.geometry import dihedral
@@ -164,18 +164,10 @@ def stop_workers(it) -> None:
         shutdown()
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. a container's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
-
-
 def loader_workers(asked: int) -> int:
     """``data.workers``, at most the usable cores (a GPU config's 12 workers on a 2-core machine would
     only contend; items are keyed by index, so the batches are the same), said once when capped."""
-    cores = usable_cores()
+    cores = available_cores()
     if asked > cores:
         info(f"data.workers={asked} is more than the {cores} cores this process may use: {cores} loader workers")
         return cores

@@ -84,6 +84,11 @@ class TrainingStopped(KeyboardInterrupt):
         self.signum = signum
 
 
+def run_folder(cfg: dict) -> Path:
+    """``out_dir/name``: where a new run (or ``resume=auto``) keeps its files."""
+    return Path(cfg["out_dir"]) / (cfg["name"] or "run")
+
+
 class TrainingAborted(KeyboardInterrupt):
     """A second Ctrl-C (or SIGTERM) while a run was already stopping: it ends at once, without saving
     ``last.pth`` (a ``last.pth`` saved before is kept whole); ``signum``: the signal."""
@@ -211,7 +216,7 @@ class Trainer:
 
     def _resolve_run_dir(self, resume) -> tuple[Path, Path | None]:
         cfg = self.cfg
-        run_dir = Path(cfg["out_dir"]) / (cfg["name"] or "run")
+        run_dir = run_folder(cfg)
         ckpt = None
         if resume in ("auto", True):
             ckpt = run_dir / "last.pth"
@@ -636,7 +641,7 @@ def train(cfg: dict, resume: str | Path | None = None, teardown: bool = True) ->
     """Build a :class:`Trainer` for ``cfg`` and run it; tears down DDP afterwards (``teardown``)."""
     prev_det = torch.are_deterministic_algorithms_enabled()
     trainer = None
-    run_dir = Path(cfg["out_dir"]) / (cfg["name"] or "run")
+    run_dir = run_folder(cfg)
     new_run = not run_dir.exists()
     try:
         try:
