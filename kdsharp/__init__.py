@@ -12,7 +12,7 @@ Heavy submodules are imported on first use so that ``kdsharp --help`` starts fas
 
 from __future__ import annotations
 
-from kdsharp._lazy import lazy_getattr
+from kdsharp._lazy import lazy_dir, lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -29,3 +29,4 @@ __all__ = ["__version__", *_LAZY]
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
+__dir__ = lazy_dir(_LAZY, globals())

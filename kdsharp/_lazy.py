@@ -24,3 +24,13 @@ def lazy_getattr(
         return value
 
     return __getattr__
+
+
+def lazy_dir(table: Mapping[str, object], namespace: dict[str, Any]) -> Callable[[], list[str]]:
+    """A module ``__dir__`` that lists the lazy names of ``table`` before their first access too
+    (``dir()``, tab completion in a notebook)."""
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *table})
+
+    return __dir__

@@ -57,6 +57,12 @@ def list_models(role: str | None = None) -> list[str]:
 def _entry(name: str):
     entry = get_entry(name)
     if entry is None:
+        m = ENSEMBLE_SUFFIX.match(name)
+        if m is not None and get_entry(m["base"]) is not None:  # 'fast@x2' to create_model / model_info
+            raise KdsharpError(
+                f"'{name}' is a self-ensemble: this takes the model's name ('{m['base']}'); "
+                f"load_model('{name}') builds the ensemble"
+            )
         raise UnknownModelError(name, list_models())
     return entry
 
@@ -188,7 +194,8 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
     if "patch_embed.proj.weight" in sd and "output.weight" in sd:  # official Restormer layout
         return Restormer(**infer_restormer_kwargs(sd))
     deployed = any(".deployed." in k for k in sd)
-    for name in list_models("arch"):  # a bare state dict of one of our presets (checked on meta tensors)
+    presets = list_models("arch")  # architectures first, then the trained models (a fine-tuned student)
+    for name in [*presets, *(n for n in list_models() if n not in presets)]:  # checked on meta tensors
         with torch.device("meta"):
             probe = unwrap(create_model(name))
         if deployed:
@@ -241,16 +248,18 @@ ENSEMBLE_SUFFIX = re.compile(r"^(?P<base>.+)@x(?P<n>\d+)$")
 
 
 def split_ensemble(spec: str | Path) -> tuple[str, int]:
-    """``'student@x8'`` -> ``('student', 8)``: a model spec with a self-ensemble suffix ``@xN``
-    (N in :data:`~kdsharp.models.ENSEMBLE_SIZES`); any other spec, or an existing file whose name
-    happens to end so, -> ``(spec, 1)``."""
+    """``'student@x8'`` -> ``('student', 8)``: a model spec with a self-ensemble suffix ``@x2``,
+    ``@x4`` or ``@x8``; any other spec, or an existing file whose name happens to end so, ->
+    ``(spec, 1)``. ``@x1`` (the model alone) and other sizes are a :class:`KdsharpError`."""
     spec = str(spec)
     m = ENSEMBLE_SUFFIX.match(spec)
     if m is None or Path(spec).is_file():
         return spec, 1
     n = int(m["n"])
+    sizes = ", ".join(f"@x{k}" for k in ENSEMBLE_SIZES if k > 1)
+    if n == 1:  # SelfEnsemble(model, 1) is the model alone: a suffix that does nothing is likely a typo
+        raise KdsharpError(f"'{spec}': @x1 is the model alone: drop the suffix ('{m['base']}') or use {sizes}")
     if n not in ENSEMBLE_SIZES:
-        sizes = ", ".join(f"@x{k}" for k in ENSEMBLE_SIZES if k > 1)
         raise KdsharpError(f"'{spec}': a self-ensemble averages 2, 4 or 8 symmetries: use {sizes}")
     if ENSEMBLE_SUFFIX.match(m["base"]) and not Path(m["base"]).is_file():  # student@x8@x2: 16 passes, 8 alike
         raise KdsharpError(f"'{spec}': give one self-ensemble suffix (e.g. '{m['base']}')")

@@ -273,6 +273,18 @@ def test_sharpen_video_file_writes_the_clip_and_a_side_by_side_preview(tmp_path,
     assert seen[-1] == (6, 6, "side-by-side preview")
 
 
+def test_a_long_video_job_outlives_gradio_deleting_its_upload(tmp_path, models, workspace):
+    (workspace.path / "uploads").mkdir()
+    src = _clip(workspace.path / "uploads" / "in.mp4", n=6)  # where gradio keeps uploads (GRADIO_TEMP_DIR)
+
+    def report(done, total, stage):  # gradio's cache cleaning (delete_cache) removes the upload mid-job
+        src.unlink(missing_ok=True)
+
+    res = sharpen_video_file(src, "in.mp4", "fast", models, workspace, Limits(), report=report)
+    assert res.frames == 6 and res.side_by_side.is_file()  # was: the preview could not open the deleted upload
+    assert sorted(p.name for p in res.path.parent.iterdir()) == ["in_sharp.mp4", "in_side_by_side.mp4"]
+
+
 def test_video_cancel_stops_the_job_and_leaves_no_file(tmp_path, models, workspace):
     src = _clip(tmp_path / "in.mp4", n=12)
     flag = threading.Event()
@@ -595,6 +607,23 @@ def test_the_page_builds_with_gradio(tmp_path, models):
         ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"image-input", "image-slider", "image-download", "video-run", "video-cancel", "degrade-run",
             "webcam-input", "compare-a", "compare-b", "vote-a", "vote-same", "vote-b", "compare-banner"} <= ids
+
+
+def test_cancel_also_drops_a_clip_still_waiting_in_the_queue(tmp_path, models):
+    pytest.importorskip("gradio")
+    from kdsharp.app.ui import build
+
+    with Workspace() as ws:
+        demo = build(models, VoteStore(tmp_path / "v.db"), ws, Limits(), ("input", "fast"))
+    by_id = {getattr(b, "elem_id", None): i for i, b in demo.blocks.items()}
+    deps = demo.config["dependencies"]
+
+    def triggered_by(elem):
+        return [d for d in deps if [by_id[elem], "click"] in [list(t) for t in d["targets"]]]
+
+    (run,) = triggered_by("video-run")
+    cancels = [c for d in triggered_by("video-cancel") for c in d.get("cancels") or []]
+    assert run["id"] in cancels  # was: Cancel said "Nothing to cancel." and the queued clip ran anyway
 
 
 def test_model_speeds_shown_match_the_measured_ones():

@@ -37,7 +37,7 @@ def _check(r: dict, batch: int = 1):
 
 
 def test_benchmark_module_counts_calls_and_shapes():
-    m = Tiny()
+    m = Tiny().eval()  # an eval-mode module is timed as is (a training one is copied)
     r = benchmark(m, size=(40, 24), iters=4, warmup=2, threads=1)
     _check(r)
     assert m.calls == 6 and m.shapes == {(1, 3, 24, 40)}
@@ -46,7 +46,7 @@ def test_benchmark_module_counts_calls_and_shapes():
 
 
 def test_benchmark_batch_and_time_limit():
-    m = Tiny()
+    m = Tiny().eval()  # an eval-mode module is timed as is (a training one is copied)
     r = benchmark(m, size=(32, 32), batch=3, iters=50, warmup=0, max_seconds=0.0)
     _check(r, batch=3)
     assert m.shapes == {(3, 3, 32, 32)}

@@ -238,6 +238,8 @@ def test_pipeline_checks_its_inputs_before_the_first_stage(bundle, tmp_path, mon
             run_pipeline(bundle, minutes, tmp_path, stages=stages)
     with pytest.raises(ConfigError, match="studnet"):
         run_pipeline(bundle, 1, tmp_path, stages=stages, overrides={"studnet": ["optim.lr=1e-4"]})
+    with pytest.raises(ConfigError, match="overrides for stage.s. fast that do not run"):  # was silently unused
+        run_pipeline(bundle, 1, tmp_path, stages=stages, overrides={"fast": ["optim.lr=1e-4"]})
     with pytest.raises(ConfigError, match="pipeline stage student: unknown config key 'optim.lrr'"):
         run_pipeline(bundle, 1, tmp_path, stages=stages, overrides={"student": ["optim.lrr=1"]})
     not_a_bundle = tmp_path / "x.zip"
@@ -250,6 +252,33 @@ def test_pipeline_checks_its_inputs_before_the_first_stage(bundle, tmp_path, mon
     (tmp_path / "runs" / "student" / "last.pth").write_bytes(b"")
     with pytest.raises(ConfigError, match="already holds a run"):
         run_pipeline(bundle, 1, tmp_path / "runs", stages=stages)
+
+
+def test_a_bundle_without_val_pairs_is_said_when_packed_and_refused_by_the_pipeline(tmp_path, monkeypatch, capsys):
+    """A bundle packed without val_sources (val: 48 asked) packed without a word; on the GPU machine
+    every pipeline stage then failed ('holds no all crops in part val'): said when packing, and
+    refused before the first stage."""
+    import kdsharp.train.trainer as trainer
+    from kdsharp.train.pipeline import run_pipeline
+
+    out = tmp_path / "noval.zip"
+    pack_bundle(SOURCES, out, crop=48, clean=2, pairs=1, val=3)
+    assert "val: 3 but no val_sources" in capsys.readouterr().err
+    monkeypatch.setattr(trainer, "train", lambda cfg: pytest.fail("a stage ran"))
+    with pytest.raises(ConfigError, match="noval.zip: the bundle holds no validation pairs.*val_sources"):
+        run_pipeline(out, 1, tmp_path / "runs", stages=("student",))
+    with pytest.raises(InputError, match="holds no crops in part 'val'"):
+        load_source({"type": "bundle", "path": str(out), "part": "val"})
+
+
+def test_pack_says_which_images_are_too_small_to_be_cropped(tmp_path, capsys):
+    """Images smaller than crop (or val_size) were left out of the bundle without a word."""
+    small = [{"type": "synthetic", "count": 2, "size": 32, "seed": 3}]
+    pack_bundle(SOURCES + small, tmp_path / "b.zip", val_sources=VAL + small, crop=48, clean=2, pairs=0, val=1,
+                val_size=64)
+    err = capsys.readouterr().err
+    assert "crop=48: 2 of 6 images are smaller and are left out" in err and "lower crop to 32 or less" in err, err
+    assert "val_size=64: 2 of 4 images are smaller" in err, err
 
 
 def test_pipeline_time_shares_split_the_budget(bundle, tmp_path, monkeypatch):

@@ -83,6 +83,22 @@ def test_folder_without_usable_images_raises(tmp_path, warnings_seen):
         load_source({"type": "folder", "path": str(tmp_path / "missing")})
 
 
+def test_a_video_in_a_folder_source_is_not_ignored_silently(tmp_path, capsys):
+    """A clip dropped into a footage folder was skipped without a word; a folder given as a video
+    source said so without the fix."""
+    d = tmp_path / "footage"
+    write(d / "a.png", make_test_image(40, 56))
+    make_video(d / "talk.mp4", n=2)
+    (d / "notes.txt").write_text("x")
+    assert load_source({"type": "folder", "path": str(d)}).names == ["a.png"]
+    err = capsys.readouterr().err
+    assert "skipped 2 unsupported files" in err and "talk.mp4" in err and "{type: video, path: FILE}" in err
+    load_source({"type": "folder", "path": str(d), "exclude": ["*.mp4", "*.txt"]})
+    assert "unsupported" not in capsys.readouterr().err  # excluded on purpose: no warning
+    with pytest.raises(InputError, match=r"is a folder, not a video \(use \{type: folder\}"):
+        load_source({"type": "video", "path": str(d)})
+
+
 def test_source_spec_errors():
     with pytest.raises(ConfigError, match="unknown data source type"):
         load_source({"type": "ftp"})
@@ -198,6 +214,19 @@ def test_train_dataset_length_repeat_and_small_images():
     assert min(fit_min_side(img, 100).shape[:2]) >= 100  # upscaled
 
 
+def test_crop_larger_than_the_images_is_warned_about(warnings_seen):
+    """A crop larger than the images trained silently on padded/upscaled pixels: one warning names
+    the setting, how many images, the smallest one and the largest crop that fits."""
+    seen = warnings_seen
+    specs = [{"type": "synthetic", "count": 2, "size": 24, "seed": 0},
+             {"type": "synthetic", "count": 1, "size": 80, "seed": 1}]
+    build_train_dataset(specs, "defocus", crop=64, setting="data.crop")
+    assert len(seen) == 1 and seen[0].startswith("data.crop=64: 2 of 3 images are smaller")
+    assert "24x24" in seen[0] and "lower data.crop to 24 or less" in seen[0]
+    build_train_dataset(specs, "defocus", crop=24)
+    assert len(seen) == 1  # every image fits: no warning
+
+
 def test_train_dataset_uses_pairs_as_is_with_the_same_augmentation(tmp_path):
     gt = make_test_image(40, 40, 3)
     write(tmp_path / "p" / "input" / "a.png", 255 - gt), write(tmp_path / "p" / "target" / "a.png", gt)
@@ -271,7 +300,7 @@ def test_cli_degrade_writes_pairs_and_refuses_non_empty(tmp_path, capsys):
     capsys.readouterr()
     assert main(["degrade", "--list-presets"]) == 0
     listed = capsys.readouterr().out
-    assert all(n in listed for n in ("mixed", "lowbw", "defocus", "h264", "light"))
+    assert all(n in listed for n in ("mixed", "lowbw", "defocus", "h264", "light", "calls_soft"))  # shipped too
 
 
 def test_cli_degrade_warns_once_for_unsupported_files_and_refuses_every_below_1(tmp_path, capsys):

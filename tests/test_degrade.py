@@ -1,6 +1,8 @@
 """Degradations: kernels, noise, resize, JPEG/video codecs, configs, presets, seeding."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -234,3 +236,15 @@ def test_clip_rejects_mixed_sizes(img):
     with pytest.raises(ValueError):
         Degrader("light").clip([img, img[:-2]], 0)
     assert Degrader("light").clip([], 0) == []
+
+
+def test_shipped_degradation_configs_resolve_by_name_outside_the_clone(tmp_path, monkeypatch):
+    """`kdsharp train --list-configs` lists degrade/calls_soft etc. for --preset and data.degradation,
+    and the docs pass configs/degrade/calls_soft.yaml: by name or by that path they were 'unknown'
+    outside the repository's root."""
+    monkeypatch.chdir(tmp_path)
+    shipped = load_degrade_config(Path(__file__).resolve().parents[1] / "configs" / "degrade" / "calls_soft.yaml")
+    for name in ("calls_soft", "calls_soft.yaml", "degrade/calls_soft.yaml", "configs/degrade/calls_soft.yaml"):
+        assert load_degrade_config(name) == shipped
+    with pytest.raises(ConfigError, match="shipped configs: calls_balanced"):
+        load_degrade_config("elsewhere/calls_soft.yaml")

@@ -16,7 +16,7 @@ from kdsharp.infer.sharpener import Sharpener
 from kdsharp.io.images import read_rgb, write_image
 from kdsharp.models import SelfEnsemble, unwrap
 from kdsharp.ops.geometry import INVERSE_CODE, dihedral, dihedral_inverse
-from kdsharp.registry import load_model, save_model, split_ensemble
+from kdsharp.registry import create_model, load_model, model_info, save_model, split_ensemble
 
 
 @pytest.mark.parametrize("code", range(8))
@@ -76,6 +76,11 @@ def test_model_spec_suffix_builds_the_ensemble_and_names_the_fix(tmp_path):
     assert m(x).shape == x.shape
     with pytest.raises(KdsharpError, match="@x2, @x4, @x8"):
         load_model("fast@x3")
+    with pytest.raises(KdsharpError, match=r"'fast@x1': @x1 is the model alone: drop the suffix \('fast'\)"):
+        load_model("fast@x1")  # was the model alone, silently, while the docs list @x2, @x4, @x8
+    for takes_a_name in (create_model, model_info):  # was "unknown model 'fast@x2' (did you mean 'fast'?)"
+        with pytest.raises(KdsharpError, match=r"'fast@x2' is a self-ensemble: .* \('fast'\); load_model"):
+            takes_a_name("fast@x2")
     # a file whose name ends in '@x8' is that file, not an ensemble of it; a checkpoint path takes the suffix
     odd = tmp_path / "w@x8"
     odd.write_bytes(b"")

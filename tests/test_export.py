@@ -194,3 +194,19 @@ def test_export_into_a_folder_that_takes_no_files_exits_2_naming_the_output(caps
     assert main(["export", "--model", "fast", "-o", "/proc/kdsharp-test.onnx"]) == 2
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "/proc/kdsharp-test.onnx: cannot be written" in lines[0] and "writable" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["fast", "student"])
+def test_onnx_runs_images_too_small_to_reflect_as_torch_does(tmp_path, name):
+    """1x1 or 3x5 frames: the graph's reflect padding to the model's cell failed in ONNX Runtime
+    ("Pad reflect requires axis length >= 2"); the file records the cell and the backend replicates
+    the edges first, as the torch model does, so the outputs agree."""
+    from kdsharp.infer.sharpener import Sharpener
+
+    model = _randomize(create_model(name), scale=0.01)
+    path = export_onnx(model, tmp_path / "m.onnx", example_size=(32, 32))
+    onnx_s, torch_s = Sharpener(path, backend="onnx", device="cpu"), Sharpener(model, device="cpu")
+    assert onnx_s.align == torch_s.align == {"fast": 4, "student": 16}[name]  # tiles aligned for ONNX too
+    for h, w in [(1, 1), (3, 5), (2, 17), (9, 4)]:
+        x = torch.rand(1, 3, h, w)
+        assert (onnx_s.tensor(x) - torch_s.tensor(x)).abs().max() < 1e-4

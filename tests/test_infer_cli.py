@@ -1,6 +1,8 @@
 """`kdsharp sharpen` in-process: every input kind, and a clear one-line answer to every bad input."""
 from __future__ import annotations
 
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -254,7 +256,7 @@ def test_an_output_over_another_input_is_refused_even_with_overwrite(tmp_path, c
     assert tree_hashes(raw) == before
 
 
-@pytest.mark.parametrize("what", ["empty_output", "dev_null", "fifo"])
+@pytest.mark.parametrize("what", ["empty_output", "dev_null", "fifo", "output_a_device"])
 def test_empty_output_and_special_files_are_one_line_errors(tmp_path, capsys, monkeypatch, what):
     import os
 
@@ -264,6 +266,8 @@ def test_empty_output_and_special_files_are_one_line_errors(tmp_path, capsys, mo
         args, says = [img, "-o", ""], "output is empty"
     elif what == "dev_null":
         args, says = ["/dev/null", "-o", tmp_path / "x.png"], "/dev/null: is not a regular file"
+    elif what == "output_a_device":  # no extension: taken as a folder, and mkdir said only 'File exists'
+        args, says = [img, "-o", "/dev/full"], "/dev/full: exists and is not a folder (choose another output path)"
     else:
         os.mkfifo(tmp_path / "f.png")
         args, says = [tmp_path / "f.png", "-o", tmp_path / "x.png"], "f.png: is not a regular file"
@@ -299,3 +303,51 @@ def test_an_output_folder_that_takes_no_files_exits_2_before_any_work(tmp_path, 
     assert code == 2 and len(lines) == 1, err  # an unusable output: nothing was started (README's exit codes)
     assert "cannot be written" in lines[0] and "writable" in lines[0] and "sharpening" not in err
     assert lines[0].startswith(f"error: {output}")
+
+
+@pytest.mark.parametrize("command", ["sharpen", "live"])
+def test_audio_the_output_container_cannot_carry_exits_2_before_any_work(tmp_path, capsys, monkeypatch, command):
+    """AAC into .webm: `sharpen` found out only when writing began, after loading the model (exit 1), while
+    `live` exited 2; both now refuse it in one line before any work, as other unusable outputs."""
+    src = make_video(tmp_path / "call.mp4", frames=3, audio=True)
+    out = tmp_path / "out.webm"
+    monkeypatch.setattr(backends, "resolve_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    argv = ["-o", str(out)] if command == "sharpen" else ["--sink", str(out)]
+    code = main([command, str(src) if command == "sharpen" else f"--source={src}", *argv, "--model", "tiny"])
+    err = capsys.readouterr().err
+    assert code == 2 and error_lines(err) == [
+        f"error: {out}: its aac audio (from {src}) cannot be copied into a .webm file (use .mkv or the input's "
+        "extension)"
+    ], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["call.mp4"]
+
+
+_FULL_DISK = """import resource, signal, sys
+from kdsharp.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))"""
+
+
+@pytest.mark.parametrize("command", ["sharpen", "live"])
+def test_a_video_whose_output_cannot_be_written_part_way_is_one_line_naming_the_output(tmp_path, command):
+    """A full disk while encoding: `sharpen` printed 'in.mp4: failed (OSError: [Errno 28] ... .v.x1y2.part.mp4)
+    (run with --debug ...)', naming the input and the temporary file; now one line names the output, exit 1."""
+    src = make_video(tmp_path / "in.mp4", frames=30, size=(256, 192), audio=False)
+    out = tmp_path / "out.mp4"
+    argv = [str(src), "-o", str(out), "--crf", "0"] if command == "sharpen" else [f"--source={src}", "--sink", str(out)]
+    r = subprocess.run([sys.executable, "-c", _FULL_DISK, command, *argv, "--model", "fast"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and error_lines(r.stderr) == [
+        f"error: {out}: cannot be written (File too large) (check free space)"
+    ], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_crf_out_of_range_for_a_video_output_exits_2_before_any_work(tmp_path, capsys, monkeypatch):
+    src = make_video(tmp_path / "in.mp4", frames=2, audio=False)
+    monkeypatch.setattr(backends, "resolve_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    code, err = run(capsys, src, "-o", tmp_path / "out.mp4", "--crf", "60", "--model", "tiny")
+    assert code == 2 and error_lines(err) == [
+        f"error: {tmp_path / 'out.mp4'}: --crf 60 is out of range for libx264 (use 0 to 51, lower is better)"
+    ], err

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_test_image
-from test_infer_helpers import encode_rgb_frames, make_video, tiny_model, video_facts
+from test_infer_helpers import encode_rgb_frames, make_video, timed_video, tiny_model, video_facts
 
 import kdsharp.infer.backends as backends
 from kdsharp.cli import main
@@ -517,3 +517,24 @@ def test_chroma_an_encoder_cannot_keep_is_warned_once(tmp_path, fast_sharpener, 
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "out.mkv: mpeg4 cannot store the source's yuv444p chroma" in warnings[0]
     assert _pix_fmt(tmp_path / "out.mkv") == "yuv420p"
+
+
+@pytest.mark.parametrize("how", ["rgb", "yuv", "live"])
+def test_variable_frame_rate_keeps_frame_times_duration_and_average_rate(tmp_path, fast_sharpener, how):
+    """The frame times were kept, but an MP4 output's duration came from x264's decoding times, which trail
+    the frames by the B-frame delay: a 14.1 frames/s source became 1.07 s -> 0.90 s at 16.6 frames/s."""
+    from kdsharp.infer.live import run_live
+
+    times_ms = [0, 33, 66, 150, 183, 300, 333, 366, 500, 533, 700, 733, 766, 800, 1000]
+    src = timed_video(tmp_path / "vfr.mp4", times_ms, Fraction(1, 1000))
+    out = tmp_path / "out.mp4"
+    if how == "live":
+        run_live(str(src), str(out), sharpener=fast_sharpener)
+    else:
+        (fast_sharpener if how == "yuv" else Sharpener(tiny_model(), device="cpu")).video(src, out, path=how)
+    assert np.allclose(video_facts(out)["times"], np.array(times_ms) / 1000, atol=1e-3)
+    tol = 5e-3 if how == "live" else 1e-3  # live re-times its frames: the last lasts one average period
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        va, vb = a.streams.video[0], b.streams.video[0]
+        assert float(vb.duration * vb.time_base) == pytest.approx(float(va.duration * va.time_base), abs=tol)
+        assert float(vb.average_rate) == pytest.approx(float(va.average_rate), rel=tol)

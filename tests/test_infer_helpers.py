@@ -124,6 +124,23 @@ def make_video(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), f
     return path
 
 
+def timed_video(path: Path, ticks: list[int], time_base: Fraction, size: tuple[int, int] = (64, 48)) -> Path:
+    """An H.264 video whose frames come at ``ticks`` of ``time_base`` (a phone's variable frame rate, or its
+    1/90000 clock); no B-frames, so its own duration and average rate follow its frame times."""
+    w, h = size
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=15)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        v.codec_context.time_base = time_base
+        v.options = {"preset": "ultrafast"}
+        for i, t in enumerate(ticks):
+            f = av.VideoFrame.from_ndarray(np.roll(make_test_image(h, w, seed=1), 2 * i, axis=1), format="rgb24")
+            f.pts, f.time_base = t, time_base
+            out.mux(v.encode(f))
+        out.mux(v.encode())
+    return path
+
+
 def video_facts(path: Path) -> dict:
     """Frame count, size, frame times (s), rotation, and the audio packets' bytes of ``path``."""
     with av.open(str(path)) as c:

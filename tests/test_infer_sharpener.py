@@ -1,6 +1,8 @@
 """Sharpener on arrays and tensors: layouts, bit depth, odd sizes, tiling, OOM fallback, ONNX backend."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -69,6 +71,11 @@ def test_tensor_shapes_and_range(sharpener):
     assert sharpener.tensor(x[0]).shape == (3, 11, 13)
     with pytest.raises(KdsharpError):
         sharpener.tensor(torch.rand(1, 4, 8, 8))
+    for raw in ((x * 255).to(torch.uint8), x.numpy()):  # was all white (uint8), an AttributeError (numpy)
+        with pytest.raises(KdsharpError, match="expected a float tensor in"):
+            sharpener.tensor(raw)
+    assert torch.allclose(sharpener.tensor(x.half()), y, atol=2e-3)  # fp16 in, float32 out
+    assert torch.equal(sharpener.tensor(x.contiguous(memory_format=torch.channels_last)), y)
     with pytest.raises(KdsharpError):
         sharpener.image(np.zeros((4, 4, 3), np.float32))
 
@@ -295,6 +302,26 @@ def test_tile_starts_are_aligned_cover_the_image_and_keep_the_overlap(size, tile
     assert all(e - s2 >= overlap for e, s2 in zip(ends[:-1], starts[1:]))
 
 
+class _Cells16(torch.nn.Module):
+    """The identity, declaring 16 px cells (as ``student`` does)."""
+
+    pad_multiple = 16
+
+    def forward(self, x):
+        return x
+
+
+def test_tiles_shorter_than_the_overlap_plus_a_cell_leave_no_gaps():
+    """``tile=16`` for a 16 px-cell model: aligned tiles only touched, and the pixels at their seams,
+    weighted zero by both, came out black; such tiles are not aligned but overlap."""
+    from kdsharp.ops.tiling import tile_starts
+
+    starts = tile_starts(50, 16, 4, align=16)
+    assert starts[-1] + 16 == 50 and all(b - a <= 16 - 4 for a, b in zip(starts, starts[1:], strict=False))
+    img = make_test_image(50, 70)
+    assert np.array_equal(Sharpener(_Cells16(), device="cpu", tile=16).image(img), img)
+
+
 def test_tiles_in_the_models_cell_phase_agree_with_the_whole_image():
     """`student` works on 16 px cells: tiles at multiples of 16 with its default overlap (128 px) stay
     close to the whole-image output, where 32 px unaligned tiles changed a third of the values."""
@@ -309,3 +336,25 @@ def test_tiles_in_the_models_cell_phase_agree_with_the_whole_image():
     d_new = np.abs(aligned.image(img).astype(int) - whole)
     d_old = np.abs(old.image(img).astype(int) - whole)
     assert (d_new > 1).mean() < 0.5 * (d_old > 1).mean() and d_new.max() < d_old.max()
+
+
+def test_the_callers_module_is_left_as_it_was():
+    """``Sharpener(module)`` runs an eval-mode copy of a training model (it switched the caller's
+    model to eval mode, and moved/cast it in place), and shares a module already in place."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.BatchNorm2d(3)).double().train()
+    net[1].running_mean.fill_(0.3)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(1, 3, 9, 11)
+    y = Sharpener(net, device="cpu").tensor(x)
+    assert net.training and net[1].training and next(net.parameters()).dtype == torch.float64
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # BN statistics untouched
+    with torch.no_grad():
+        want = copy.deepcopy(net).eval().float()(x).clamp(0, 1)
+    assert torch.allclose(y, want, atol=1e-6)  # the eval-mode model ran (running statistics)
+    TorchBackend(net.eval(), device="cpu", channels_last=True)
+    assert next(net.parameters()).is_contiguous() and not next(net.parameters()).is_contiguous(
+        memory_format=torch.channels_last
+    )
+    placed = tiny_model()
+    assert Sharpener(placed, device="cpu").backend.model is placed  # no copy when nothing changes

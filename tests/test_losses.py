@@ -231,6 +231,8 @@ def test_build_loss_config_errors():
     with pytest.raises(ConfigError, match="weight 0"):
         build_loss({"pixel": {"weight": 0}})
     assert list(build_loss(None).terms) == ["pixel"]
+    with pytest.raises(ConfigError, match="no term compares the output with the ground truth"):
+        build_loss({"pixel": {"weight": 0}, "distill_output": {"weight": 0.5}})  # the README: the GT always in
 
 
 def test_losses_go_down_overfitting_one_batch():
@@ -255,3 +257,13 @@ def test_losses_go_down_overfitting_one_batch():
     for name in ("pixel", "distill_output", "distill_feature"):
         assert history[-1][name] < history[0][name], name
     assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("term, weight", [("edge", -1), ("pixel", "abc"), ("distill_output", float("nan")),
+                                          ("pixel", True)])
+def test_a_loss_weight_that_is_not_a_number_ge_0_names_the_key(term, weight):
+    """weight: -1 trained to increase that error without a word; weight: abc said only 'could not
+    convert string to float'."""
+    cfg = {"pixel": {"type": "l1", "weight": 1.0}, term: {"weight": weight}}
+    with pytest.raises(ConfigError, match=rf"loss\.{term}\.weight must be a number >= 0"):
+        build_loss(cfg)

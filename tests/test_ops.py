@@ -39,6 +39,9 @@ def test_metric_edge_cases():
         psnr(a, a[:10])
     with pytest.raises(ValueError):
         ssim(a[:5, :5], a[:5, :5])
+    t = torch.rand(1, 3, 5, 20)
+    with pytest.raises(ValueError, match="at least 11x11"):  # was a conv2d RuntimeError about kernel sizes
+        ssim_torch(t, t)
 
 
 def test_metrics_refuse_mixed_dtypes():
@@ -46,6 +49,28 @@ def test_metrics_refuse_mixed_dtypes():
     for metric in (psnr, ssim):
         with pytest.raises(ValueError, match="dtype: uint8 vs float32"):
             metric(a, a.astype(np.float32) / 255)
+
+
+@pytest.mark.parametrize("shape", [(23, 31), (23, 31, 1), (23, 31, 3), (11, 11, 4)])
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float01", "float255"])
+def test_metrics_match_skimage_for_each_dtype_and_layout(shape, kind):
+    """Grey and colour, uint8/uint16/float, default and explicit data_range: skimage's values; floats
+    outside [0,1] without data_range are refused (they scored on the wrong scale: -14 dB)."""
+    r = np.random.default_rng(4)
+    top = {"uint8": 255, "uint16": 65535, "float01": 1.0, "float255": 255.0}[kind]
+    a = r.uniform(0, top, shape)
+    b = np.clip(a + r.normal(0, top / 20, shape), 0, top)
+    if kind.startswith("uint"):
+        a, b = a.round().astype(kind), b.round().astype(kind)
+    kw = dict(data_range=top) if kind == "float255" else {}
+    want_ssim = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                      data_range=top, channel_axis=2 if len(shape) == 3 else None)
+    assert psnr(a, b, **kw) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=top), abs=1e-9)
+    assert ssim(a, b, **kw) == pytest.approx(want_ssim, abs=1e-9)
+    if kind == "float255":
+        for metric in (psnr, ssim):
+            with pytest.raises(ValueError, match="pass data_range"):
+                metric(a, b)
 
 
 def test_torch_metrics_match_numpy():

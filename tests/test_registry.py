@@ -2,6 +2,7 @@
 shipped-weights handling, corrupt files, model_info."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,6 +99,16 @@ def test_pth_layouts_round_trip(tmp_path, layout):
     assert type(loaded).__name__ == "UNet" and _same_output(loaded, model)
 
 
+@pytest.mark.parametrize("deploy", [False, True])
+def test_a_saved_state_dict_of_a_shipped_model_loads_back(tmp_path, deploy):
+    """``torch.save({'params': model.state_dict()})`` of a fine-tuned ``student`` (not one of the
+    architecture presets: its full-resolution stage) was an "unrecognised checkpoint"."""
+    model = load_model("student", deploy=deploy)
+    torch.save({"params": unwrap(model).state_dict()}, tmp_path / "mine.pth")
+    loaded = load_model(tmp_path / "mine.pth")
+    assert isinstance(loaded, ResUNetLite) and _same_output(loaded, model)
+
+
 def test_raw_weights_on_request(tmp_path):
     model = _randomize(create_model("unet"))
     raw = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
@@ -190,13 +201,25 @@ class _Evil:
         return (print, ("this must never run",))
 
 
-@pytest.mark.parametrize("kind", ["empty", "garbage", "truncated_safetensors", "pickle_object", "folder", "list"])
-def test_corrupt_files_raise_input_error(tmp_path, kind, capsys):
+@pytest.mark.parametrize("kind, says", [
+    ("empty", "empty"), ("garbage", "not a PyTorch checkpoint"), ("random_bytes", "not a PyTorch checkpoint"),
+    ("text", "not a PyTorch checkpoint"), ("truncated_pth", "not a PyTorch checkpoint"),
+    ("truncated_safetensors", "not a readable safetensors file"), ("pickle_object", "holds Python objects"),
+    ("folder", "folder"), ("list", "not a state dict")])
+def test_corrupt_files_raise_input_error(tmp_path, kind, says, capsys):
+    """Each names the file and what is wrong with it (random bytes were "holds Python objects")."""
     path = tmp_path / ("w.safetensors" if "safetensors" in kind else "w.pth")
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "garbage":
         path.write_bytes(b"\x00not a checkpoint" * 10)
+    elif kind == "random_bytes":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    elif kind == "text":
+        path.write_text("hello world\n")
+    elif kind == "truncated_pth":
+        torch.save({"params": {"a": torch.rand(64, 64)}}, path)
+        path.write_bytes(path.read_bytes()[:300])
     elif kind == "truncated_safetensors":
         save_weights(path, {"a": torch.rand(64, 64)}, half=False)
         path.write_bytes(path.read_bytes()[:200])
@@ -208,7 +231,7 @@ def test_corrupt_files_raise_input_error(tmp_path, kind, capsys):
         torch.save([torch.zeros(2)], path)
     with pytest.raises(InputError) as info:
         load_model(path)
-    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{path}: ") and says in str(info.value) and "\n" not in str(info.value)
     assert "must never run" not in capsys.readouterr().out
 
 

@@ -143,3 +143,14 @@ def test_counts_read_as_english():
     assert plural(1, "thread") == "1 thread" and plural(2, "thread") == "2 threads" and plural(0, "image") == "0 images"
     assert plural(3, "index", "indices") == "3 indices"
     assert subset_note({"n_images": 1}, 1) == "" and subset_note({"n_images": 1}, 2) == " (1 of 2 images)"
+
+
+def test_dir_of_the_package_lists_its_lazy_api():
+    """``dir(kdsharp)`` (a notebook's tab completion) lists ``Sharpener``, ``load_model``, ... before
+    their first use; it listed none of them. A fresh interpreter: this session has touched them."""
+    import subprocess
+    import sys
+
+    code = "import kdsharp; print(sorted(set(kdsharp.__all__) - set(dir(kdsharp))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

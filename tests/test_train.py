@@ -332,6 +332,23 @@ def test_teacher_cache_path_that_is_a_folder_is_refused_before_labelling(tmp_pat
         load_teacher_cache(tmp_path, "key")
 
 
+def test_a_bank_made_with_other_settings_is_refused_not_replaced(tmp_path):
+    """teacher_cache.path holding a bank of other settings (a changed crop, teacher, data...) was
+    silently relabelled and overwritten: hours of labelling lost, other runs' extra banks changed."""
+    from safetensors.torch import save_file
+
+    from kdsharp.train.loaders import load_teacher_cache
+
+    bank = tmp_path / "bank.safetensors"
+    save_file({"lq": torch.zeros(2, 3, 8, 8)}, str(bank), metadata={"key": "old"})
+    before = bank.read_bytes()
+    assert load_teacher_cache(bank, "old")["lq"].shape == (2, 3, 8, 8)
+    with pytest.raises(InputError, match="made with other settings.*set teacher_cache.path to a new file"):
+        load_teacher_cache(bank, "new")
+    assert bank.read_bytes() == before
+    assert load_teacher_cache(tmp_path / "none.safetensors", "new") is None  # no bank yet: built
+
+
 def test_teacher_stamp_follows_the_weights_not_the_file(tmp_path):
     """A bank's teacher identity is its weights' content: a copy or a touched file is the same teacher."""
     import os
@@ -592,6 +609,25 @@ def test_out_with_an_explicit_resume_path_is_refused_not_ignored(tmp_path, capsy
     assert main(["train", "teacher", *ok]) == 0 and load_checkpoint(last)["step"] == 3
 
 
+def test_resume_path_with_a_config_of_another_name_keeps_the_run_s_name(tmp_path, capsys):
+    """--resume runs/res/last.pth --config other.yaml exported other.safetensors beside the run's own
+    (stale) res.safetensors; the run keeps its name, and a name= that disagrees is refused."""
+    from kdsharp.cli import main
+
+    tiny_config(tmp_path, name="res")
+    last = tmp_path / "runs" / "res" / "last.pth"
+    assert main(["train", "teacher", "--config", str(tmp_path / "res.yaml"), "schedule.iters=2"]) == 0
+    other = tmp_path / "other.yaml"
+    other.write_text((tmp_path / "res.yaml").read_text().replace("name: res\n", "name: other\n"))
+    assert main(["train", "teacher", "--config", str(other), "--resume", str(last), "schedule.iters=3"]) == 0
+    assert load_checkpoint(last)["step"] == 3 and load_checkpoint(last)["config"]["name"] == "res"
+    assert sorted(p.name for p in last.parent.glob("*.safetensors")) == ["res.safetensors"]
+    capsys.readouterr()
+    assert main(["train", "teacher", "--config", str(other), "--resume", str(last), "name=x", "schedule.iters=4"]) == 2
+    err = capsys.readouterr().err
+    assert "name=x and --resume" in err and len(err.strip().splitlines()) == 1 and load_checkpoint(last)["step"] == 3
+
+
 def _mini_corpus(root: Path) -> Path:
     """A corpus folder with two synthetic photos in each split."""
     import json
@@ -657,3 +693,28 @@ def test_loader_workers_are_capped_at_the_usable_cores(monkeypatch, capsys):
     assert "data.workers=12 is more than the 2 cores" in capsys.readouterr().err
     assert loaders.loader_workers(1) == 1 and loaders.loader_workers(0) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_crop_larger_than_the_images_is_warned_about_naming_the_setting(tmp_path, capsys):
+    """data.crop (or val.size) larger than every image trained silently on padded/upscaled pixels:
+    one warning line each names the setting and the fix."""
+    from kdsharp.train import train
+
+    train(tiny_config(tmp_path, name="fits", schedule={"iters": 1}))
+    assert "images are smaller" not in capsys.readouterr().err
+    train(tiny_config(tmp_path, name="big", data={"crop": 64}, val={"size": 64}, schedule={"iters": 1}))
+    err = capsys.readouterr().err
+    assert "data.crop=64: 4 of 4 images are smaller" in err and "lower data.crop to 48 or less" in err, err
+    assert "val.size=64: 2 of 2 images are smaller" in err and "lower val.size to 40 or less" in err, err
+
+
+def test_a_leading_tilde_in_path_settings_is_the_home_folder(tmp_path, monkeypatch):
+    """out_dir: ~/runs in a config made a folder named '~' in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "t.yaml"
+    path.write_text("out_dir: ~/runs\nteacher_cache: {path: ~/bank.safetensors, extra: [~/a.safetensors, b]}\n")
+    cfg = load_config(path, ["val.path=~/pairs", "teacher=teacher"])
+    home = tmp_path / "home"
+    assert cfg["out_dir"] == str(home / "runs") and cfg["val"]["path"] == str(home / "pairs")
+    assert cfg["teacher_cache"]["path"] == str(home / "bank.safetensors") and cfg["teacher"] == "teacher"
+    assert cfg["teacher_cache"]["extra"] == [str(home / "a.safetensors"), "b"]

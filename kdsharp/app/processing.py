@@ -6,6 +6,7 @@ raises :class:`kdsharp.errors.KdsharpError` subclasses with a one-line message t
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -542,6 +543,18 @@ def side_by_side(
     return dst
 
 
+def _held_upload(path: Path, job: Path) -> Path:
+    """A hard link to the upload ``path`` inside ``job`` (its reads outlive gradio's cache cleaning,
+    which deletes uploads after an hour while a long clip may still be sharpening or previewing);
+    ``path`` itself where no link can be made (another file system)."""
+    link = job / f"source{path.suffix.lower()}"
+    try:
+        os.link(path, link)
+    except OSError:
+        return path
+    return link
+
+
 def sharpen_video_file(
     path: Path,
     name: str,
@@ -561,15 +574,19 @@ def sharpen_video_file(
     dst = job / f"{stem}_sharp{ext}"
     t0 = time.perf_counter()
     sharpener = models.get(model)
+    src = _held_upload(path, job)
     try:
         try:
-            dst, stats = _video_into(sharpener, path, dst, ProgressBridge(report, cancel))
+            dst, stats = _video_into(sharpener, src, dst, ProgressBridge(report, cancel))
         except (InputError, OutputError) as e:  # the visitor's names, not the server's temporary folder
             raise _renamed(e, name if isinstance(e, InputError) else e.path.name) from None
-        sbs = side_by_side(path, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
+        sbs = side_by_side(src, dst, job / f"{stem}_side_by_side.mp4", cancel=cancel, report=report)
     except BaseException:  # cancelled (also in the preview) or failed: nothing of this job is kept
         shutil.rmtree(job, ignore_errors=True)
         raise
+    finally:
+        if src != path:
+            src.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     return VideoResult(
         dst,

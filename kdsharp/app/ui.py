@@ -233,12 +233,16 @@ def build(
 
             def on_cancel(request: gr.Request):
                 key = getattr(request, "session_hash", None) or "local"
-                return "Cancelling…" if flags.cancel(key) else "Nothing to cancel."
+                if flags.cancel(key):
+                    return "Cancelling…"
+                return "No clip of yours is being sharpened; one still waiting in the queue is cancelled."
 
-            video_run.click(
+            video_job = video_run.click(
                 on_video, [video_in, video_model], [video_out, video_info, video_file], preprocess=False, **heavy
             )
-            video_cancel.click(on_cancel, None, video_info, queue=False)
+            # a running job stops at its next frame (the flag); ``cancels`` drops one still queued behind
+            # other visitors' jobs, which the flag cannot reach (it is set up when the job starts)
+            video_cancel.click(on_cancel, None, video_info, queue=False, cancels=[video_job])
 
         # ------------------------------------------------------------------ Degrade
         with gr.Tab("Degrade", id="degrade"):

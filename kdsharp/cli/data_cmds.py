@@ -30,7 +30,10 @@ def degrade_cmd(
         show_default=False,
     ),
     preset: str = typer.Option(
-        "mixed", "--preset", "-p", help="Degradation preset (see --list-presets) or a YAML config file."
+        "mixed",
+        "--preset",
+        "-p",
+        help="Degradation preset or shipped degradation config (see --list-presets), or a YAML config file.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same pairs."),
     max_images: int | None = typer.Option(
@@ -55,10 +58,14 @@ def degrade_cmd(
     Example: kdsharp degrade photos/ -o pairs/ --preset lowbw --seed 1 --max-images 20
     """
     if list_presets:
+        from kdsharp.configs import describe_config, list_configs
         from kdsharp.data.config import preset_summaries
 
-        for name, line in preset_summaries().items():
-            print(f"{name:8s} {line}")
+        lines = dict(preset_summaries())
+        lines.update({name: f"{describe_config(path)} ({path})" for name, path in list_configs("degrade").items()})
+        width = max(map(len, lines))
+        for name, line in lines.items():
+            print(f"{name:{width}s} {line}")
         return
     if src is None or out is None:
         raise KdsharpError("kdsharp degrade needs SRC and -o OUT (see kdsharp degrade --help)")

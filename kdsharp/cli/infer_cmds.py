@@ -139,8 +139,11 @@ def sharpen(
     `fast` works on the Y plane directly (no RGB round trip).
     """
     from kdsharp.infer.sharpener import sharpen_paths
+    from kdsharp.io.video import encoder_settings, is_video_file
 
     check_stray_flag_values(inputs)
+    if crf is not None and is_video_file(output):  # a CRF out of the encoder's range: refused before any work
+        encoder_settings(64, 64, codec, None, crf, output)
     result = sharpen_paths(
         inputs,
         output,

@@ -291,6 +291,22 @@ def _read_yaml(path: Path) -> dict:
     return data.get("degradation", data) if isinstance(data.get("degradation"), dict) else data
 
 
+def _degrade_file(text: str) -> Path | None:
+    """The degradation YAML ``text`` names: the file itself, else a shipped config by name or by its
+    path in the repository (``calls_soft``, ``configs/degrade/calls_soft.yaml``), as training configs
+    resolve outside a clone; None if there is none."""
+    from kdsharp.configs import list_configs
+
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    parts = parts[1:] if parts[:1] == ("degrade",) else parts
+    if path.is_absolute() or len(parts) != 1 or path.suffix not in ("", ".yaml", ".yml"):
+        return None
+    return list_configs("degrade").get(Path(parts[0]).stem)
+
+
 def load_degrade_config(spec: str | Path | dict | None = "mixed") -> dict:
     """A full, validated degradation config from a preset name, a YAML file or a dict.
 
@@ -305,10 +321,13 @@ def load_degrade_config(spec: str | Path | dict | None = "mixed") -> dict:
         text = str(spec)
         if text in PRESETS:
             return validate(merge(DEFAULT_CONFIG, PRESETS[text]))
-        source = Path(text)
-        if not source.is_file():
+        source = _degrade_file(text)
+        if source is None:
+            from kdsharp.configs import list_configs
+
             raise ConfigError(
-                f"unknown degradation preset or file '{text}' (presets: {', '.join(PRESETS)}; or pass a YAML file path)"
+                f"unknown degradation preset or file '{text}' (presets: {', '.join(PRESETS)}; shipped configs: "
+                f"{', '.join(list_configs('degrade')) or 'none'}; or pass a YAML file path)"
             )
         spec = _read_yaml(source)
     if not isinstance(spec, dict):

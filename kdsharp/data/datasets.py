@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from kdsharp.console import progress, warn
 from kdsharp.data.degrade import Degrader
-from kdsharp.data.sources import LoadedSource, find_pairs, iter_video_frames, load_sources
+from kdsharp.data.sources import LoadedSource, find_pairs, iter_video_frames, load_sources, warn_small_images
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.atomic import ensure_writable_dir
 from kdsharp.io.formats import VIDEO_INPUT_EXTS, is_video_path, parse_size
@@ -68,6 +68,7 @@ class TrainDataset(Dataset):
         scale_aug: randomly downscale clean images (0.5-1x) before cropping, for scale variety.
         length: samples per epoch; items are then drawn at random weighted by ``repeat``. Default:
             every image once per epoch, ``repeat`` times (rounded, at least once).
+        setting: the config option that set ``crop``, named in the warning about smaller images.
     """
 
     def __init__(
@@ -78,9 +79,11 @@ class TrainDataset(Dataset):
         seed: int = 0,
         scale_aug: bool = True,
         length: int | None = None,
+        setting: str = "crop",
     ):
         if crop < 8:
             raise ValueError(f"crop must be >= 8, got {crop}")
+        warn_small_images(sources, crop, setting)
         self.degrader = degradation if isinstance(degradation, Degrader) else Degrader(degradation)
         self.crop, self.seed, self.scale_aug, self.epoch = int(crop), int(seed), bool(scale_aug), 0
         self.items: list[tuple[np.ndarray, np.ndarray | None]] = []  # (gt, lq or None)
@@ -142,12 +145,13 @@ def build_train_dataset(
     seed: int = 0,
     scale_aug: bool = True,
     length: int | None = None,
+    setting: str = "crop",
 ) -> TrainDataset:
     """Load ``sources`` (list of source dicts, see :mod:`kdsharp.data.sources`) into a :class:`TrainDataset`.
 
     Decoded images are kept in memory (decoded once, here, before DataLoader workers fork).
     """
-    return TrainDataset(load_sources(sources), degradation, crop, seed, scale_aug, length)
+    return TrainDataset(load_sources(sources), degradation, crop, seed, scale_aug, length, setting)
 
 
 class PairedFolderDataset(Dataset):

@@ -19,7 +19,7 @@ import numpy as np
 from kdsharp.console import info, progress, warn
 from kdsharp.data.bundle import FORMAT, encode_lossless
 from kdsharp.data.degrade import Degrader
-from kdsharp.data.sources import load_sources, source_list, warn_test_split
+from kdsharp.data.sources import load_sources, source_list, warn_small_images, warn_test_split
 from kdsharp.errors import ConfigError, OutputError
 from kdsharp.io.atomic import atomic_path
 
@@ -149,9 +149,13 @@ def pack_bundle(
     warn_test_split(sources, "sources")
     warn_test_split(val_sources, "val_sources")
     rng = np.random.default_rng(seed)
-    images, weights, names = _flatten(load_sources(sources))
+    loaded = load_sources(sources)
+    images, weights, names = _flatten(loaded)
     if max(min(img.shape[:2]) for img in images) < crop:
         raise ConfigError(f"crop {crop} px is larger than every training image: lower crop or add larger images")
+    warn_small_images(loaded, crop, "crop", "are left out")
+    if val and not val_sources:
+        warn(f"val: {val} but no val_sources: the bundle gets no validation pairs (the pipeline needs them)")
     degrader = Degrader(pair_degradation or PAIR_DEGRADATION)
     limit = int(max_mb * 1024 * 1024)
     bundle = BundleInfo(path=out)
@@ -184,7 +188,9 @@ def pack_bundle(
             used += cost(name, data)
 
         if val_sources and val:
-            v_images, v_weights, _ = _flatten(load_sources(val_sources))
+            v_loaded = load_sources(val_sources)
+            v_images, v_weights, _ = _flatten(v_loaded)
+            warn_small_images(v_loaded, val_size, "val_size", "are left out")
             # as the photos come (no preference for texture, their own scale), like `kdsharp eval`'s
             # whole photos: textured, downscaled crops favoured sharpening over deblocking in selection
             v_crops = sample_crops(

@@ -28,6 +28,7 @@ from kdsharp.console import warn
 from kdsharp.data.synthetic import synthetic_images
 from kdsharp.errors import ConfigError, InputError, KdsharpError
 from kdsharp.io.images import list_images, read_rgb
+from kdsharp.io.inputs import warn_skipped
 
 SOURCE_TYPES = ("folder", "video", "paired", "skimage", "samples", "synthetic", "bundle", "corpus")
 _KEYS = {
@@ -105,16 +106,19 @@ def read_folder(folder: str | Path, exclude: list[str] | None = None, max_side: 
     folder = _existing(folder, "folder")
     if not folder.is_dir():
         raise InputError(folder, "is not a folder", "use {type: video} for a video or point to a folder")
-    images, names = [], []
-    for path in list_images(folder):
+    images, names, exclude = [], [], list(exclude or [])
+    others: list[Path] = []
+    for path in list_images(folder, skipped=others):
         rel = path.relative_to(folder).as_posix()
-        if _excluded(rel, list(exclude or [])):
+        if _excluded(rel, exclude):
             continue
         try:
             images.append(limit_side(read_rgb(path), max_side))
             names.append(rel)
         except KdsharpError as e:
             warn(f"skipping {e}")
+    others = [p for p in others if not _excluded(p.relative_to(folder).as_posix(), exclude)]
+    warn_skipped(folder, others, "a folder source reads images only (list a video as {type: video, path: FILE})")
     if not images:
         raise InputError(
             folder, "no usable image in this folder", "add .png/.jpg/.webp/.bmp/.tif files or fix the path"
@@ -133,6 +137,8 @@ def iter_video_frames(
     from kdsharp.io.video import read_frames
 
     path = _existing(path, "video")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a video", "use {type: folder} for a folder of images")
     every, count = max(1, int(every)), 0
     frames = read_frames(path)  # colour-accurate RGB; closes the file when closed itself
     try:
@@ -264,6 +270,26 @@ def to_rgb_uint8(img: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def warn_small_images(
+    sources: list[LoadedSource], crop: int, setting: str = "crop", fate: str = "are padded or upscaled to fit"
+) -> None:
+    """One warning when images of ``sources`` are smaller than ``crop`` (training pads or upscales them,
+    so the model learns from made-up pixels; ``fate`` says what happens), naming ``setting`` and its
+    largest fitting value."""
+    sizes = []
+    for src in sources:
+        names = src.names if len(src.names) == len(src) else [""] * len(src)
+        for img, name in zip(src.images + [gt for _, gt in src.pairs], names, strict=True):
+            sizes.append((min(img.shape[:2]), img.shape, f"{src.name}: {name}" if name else src.name))
+    small = [x for x in sizes if x[0] < crop]
+    if small:
+        side, shape, name = min(small)
+        warn(
+            f"{setting}={crop}: {len(small)} of {len(sizes)} images are smaller and {fate} "
+            f"(smallest {shape[1]}x{shape[0]}: {name}); lower {setting} to {side} or less, or use larger images"
+        )
+
+
 def read_corpus(
     path, split: str = "train", tags: dict | None = None, repeat: float = 1.0, max_side: int | None = None
 ) -> list[LoadedSource]:
@@ -361,7 +387,7 @@ def load_source(spec: dict) -> LoadedSource | list[LoadedSource]:
         if not len(out):
             raise InputError(
                 Path(spec["path"]),
-                f"holds no {content} crops in part '{spec.get('part', 'train')}'",
+                f"holds no {'' if content == 'all' else content + ' '}crops in part '{spec.get('part', 'train')}'",
                 "re-pack it with `kdsharp train pack`",
             )
     elif kind == "samples":

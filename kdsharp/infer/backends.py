@@ -22,6 +22,8 @@ from torch import nn
 from kdsharp.console import warn
 from kdsharp.devices import resolve_device
 from kdsharp.errors import InputError, KdsharpError
+from kdsharp.infer.export import CELL_KEY
+from kdsharp.models.common import model_cell
 
 Batch = torch.Tensor | np.ndarray
 BACKENDS = ("torch", "onnx")
@@ -39,9 +41,10 @@ def self_ensemble_on_onnx(model: object = None) -> KdsharpError:
 
 
 def resolve_model(model: nn.Module | str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """An ``nn.Module`` as is, else ``kdsharp.registry.load_model(name_or_path)`` (eval mode)."""
+    """An eval-mode ``nn.Module``: the caller's as is, a copy of it in eval mode if it is training
+    (the caller's model is left as it was), else ``kdsharp.registry.load_model(name_or_path)``."""
     if isinstance(model, nn.Module):
-        return model.eval()
+        return copy.deepcopy(model).eval() if any(m.training for m in model.modules()) else model
     if str(model).lower().endswith(".onnx"):
         raise KdsharpError(
             f"{model}: an ONNX file runs only with the ONNX backend (use backend=onnx)", params=["backend"]
@@ -49,6 +52,19 @@ def resolve_model(model: nn.Module | str | Path, device: torch.device | str = "c
     from kdsharp import registry  # imported late: heavy, and optional for callers passing a module
 
     return registry.load_model(str(model), device=str(device)).eval()
+
+
+def is_placed(module: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool = False) -> bool:
+    """True when ``module``'s tensors are on ``device``, its floating ones in ``dtype`` and (with
+    ``channels_last``) its 4-D ones channels-last: moving it there would change nothing."""
+    for t in (*module.parameters(), *module.buffers()):
+        if t.device.type != device.type or (device.index is not None and t.device.index != device.index):
+            return False
+        if (t.is_floating_point() and t.dtype != dtype) or (
+            channels_last and t.dim() == 4 and not t.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return False
+    return True
 
 
 class TorchBackend:
@@ -70,10 +86,14 @@ class TorchBackend:
             half = False
         self.dtype = torch.float16 if half else torch.float32
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
-        module = resolve_model(model, self.device).to(self.device, self.dtype)
+        module = resolve_model(model, self.device)
+        if module is model and not is_placed(module, self.device, self.dtype, self.channels_last):
+            module = copy.deepcopy(module)  # the caller's model keeps its device, dtype and layout
+        module = module.to(self.device, self.dtype)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks it
         self.model = module
+        self.cell = model_cell(module)  # the model's pad_multiple: tiles start at multiples of it
         self._forward: Callable[[torch.Tensor], torch.Tensor] = module
         self._compiled = False
         if compile:  # static shapes first (a video's frames); a new size recompiles with dynamic shapes
@@ -159,6 +179,8 @@ class OnnxBackend:
                 path, f"not a usable ONNX model ({str(e).splitlines()[0][:160]})", "re-export it with `kdsharp export`"
             ) from e
         self.path = path
+        # the model's pad_multiple, recorded by export_onnx (1 for files without it)
+        self.cell = int(self.session.get_modelmeta().custom_metadata_map.get(CELL_KEY, 1))
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         # a graph exported with a fixed size takes only that shape (free axes are names, not ints)
@@ -192,6 +214,10 @@ class OnnxBackend:
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
         self._check_shape(tuple(batch.shape))
+        h, w = batch.shape[-2:]
+        ph, pw = -h % self.cell, -w % self.cell
+        if ph >= h or pw >= w:  # too small for the graph's reflect padding: replicate, as the torch model does
+            return self(pad_edges(batch, ph, pw))[..., :h, :w]
         if isinstance(batch, np.ndarray):
             return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
         arr = batch.detach().to("cpu", torch.float32).numpy()
@@ -199,8 +225,15 @@ class OnnxBackend:
         return torch.from_numpy(out).to(batch.device)
 
 
+def pad_edges(batch: Batch, ph: int, pw: int) -> Batch:
+    """(N,C,H,W) -> (N,C,H+ph,W+pw), the last row and column repeated (tensor or ndarray)."""
+    if isinstance(batch, np.ndarray):
+        return np.pad(batch, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge")
+    return torch.nn.functional.pad(batch, (0, pw, 0, ph), mode="replicate")
+
+
 def _weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256(type(model).__qualname__.encode())
+    h = hashlib.sha256(f"{type(model).__qualname__} {CELL_KEY}".encode())  # cached files without the cell: stale
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(str(tuple(v.shape)).encode())

@@ -21,7 +21,7 @@ from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, is_image_file
 from kdsharp.io.inputs import NOT_REGULAR, warn_skipped
-from kdsharp.io.video import VIDEO_EXTS, is_video_file
+from kdsharp.io.video import VIDEO_EXTS, check_audio_fits, is_video_file
 
 MEDIA_HINT = f"use an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})"
 GIF_HINT = "GIF is not supported: convert it to PNG (a still) or MP4 (an animation), e.g. ffmpeg -i in.gif in.mp4"
@@ -203,6 +203,8 @@ def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
     for src, dst in plan:
         check_target(dst, overwrite, src=src, folder_checked=dst.parent in checked)
         checked.add(dst.parent)
+        if is_video_file(src) and src.suffix.lower() != dst.suffix.lower():
+            check_audio_fits(src, dst)
 
 
 def _reject(result: BatchResult, rejected: Sequence[tuple[Path, str]]) -> BatchResult:

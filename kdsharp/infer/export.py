@@ -25,8 +25,10 @@ from torch import nn
 
 from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import atomic_path, check_target, ensure_writable_dir
+from kdsharp.models.common import model_cell
 
 MIN_OPSET, MAX_OPSET = 11, 20
+CELL_KEY = "kdsharp.pad_multiple"  #: ONNX metadata: the exported model's ``pad_multiple`` (pixel cell)
 
 
 class SelfEnsembleError(KdsharpError):
@@ -185,6 +187,7 @@ def export_onnx(
     check_target(path, overwrite, folder_checked=True)  # before loading the model: a refusal costs nothing
     model = _prepare(model_or_name)
     ensure_writable_dir(path.parent, target=path)  # made only once the model loaded
+    cell = model_cell(model)
     if half:
         model = _HalfInside(model)
     with atomic_path(path) as tmp:
@@ -197,5 +200,8 @@ def export_onnx(
             _torch_export(model, tmp, opset, dynamic, example_size)
         import onnx
 
+        graph = onnx.load(str(tmp))  # the cell lets a runtime replicate-pad inputs too small to reflect
+        graph.metadata_props.add(key=CELL_KEY, value=str(cell))
+        onnx.save(graph, str(tmp))
         onnx.checker.check_model(str(tmp))
     return path

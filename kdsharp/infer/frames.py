@@ -386,8 +386,8 @@ class RgbFrames:
 
 
 def copy_frame_props(src: av.VideoFrame, dst: av.VideoFrame, colour: bool = True) -> None:
-    """Timestamp, time base and (``colour``) colour tags of ``src`` onto ``dst``."""
-    dst.pts = src.pts
+    """Timestamp, duration, time base and (``colour``) colour tags of ``src`` onto ``dst``."""
+    dst.pts, dst.duration = src.pts, src.duration
     if src.time_base is not None:
         dst.time_base = src.time_base
     if colour:

@@ -29,23 +29,13 @@ from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
 
 
-def model_cell(model: object) -> int:
-    """The pixel cell a model works on: the ``pad_multiple`` of the first module that has one
-    (pixel-unshuffle, a U-Net's downsamplings; 16 for ``student``, 4 for ``fast``); 1 if none is
-    known (an ONNX file)."""
-    if isinstance(model, nn.Module):
-        for m in model.modules():
-            cell = getattr(m, "pad_multiple", None)
-            if isinstance(cell, int) and cell > 1:
-                return cell
-    return 1
-
-
 class Sharpener:
     """Sharpen with ``model`` (registry name, checkpoint path, ``.onnx`` path or ``nn.Module``).
 
     Args:
-        model: what to run; names are resolved by ``kdsharp.registry.load_model``.
+        model: what to run; names are resolved by ``kdsharp.registry.load_model``. A module is
+            left as it was: one in training mode, or that needs another device, dtype or memory
+            layout, runs as an eval-mode copy (an eval-mode module already in place is shared).
         device: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
         backend: ``'torch'`` or ``'onnx'`` (ONNX Runtime).
         tile: process images in ``tile`` x ``tile`` tiles (None: whole, tiling on out-of-memory).
@@ -74,7 +64,7 @@ class Sharpener:
         threads: int | None = None,
     ):
         self.backend = make_backend(model, backend, device, half=half, compile=compile, threads=threads)
-        self.align = model_cell(getattr(self.backend, "model", None))
+        self.align = self.backend.cell
         if tile_overlap is None:
             tile_overlap = max(32, 8 * self.align)
             if tile is not None and tile <= tile_overlap:
@@ -109,6 +99,12 @@ class Sharpener:
     # -- tensors ----------------------------------------------------------------------------
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) or (3,H,W) float RGB in [0,1] -> same shape, float32 in [0,1], same device."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():  # uint8 0..255 would come out all white
+            kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            raise KdsharpError(
+                f"expected a float tensor in [0,1], got {kind} (use x.float() / 255 for 8-bit values; "
+                "image() takes uint8/uint16 arrays)"
+            )
         squeeze = x.dim() == 3
         if squeeze:
             x = x[None]

@@ -20,7 +20,7 @@ import numpy as np
 
 from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
-from kdsharp.io.video import VIDEO_EXTS, VideoInfo, VideoWriter, is_video_file, not_kept
+from kdsharp.io.video import VIDEO_EXTS, VideoInfo, VideoWriter, check_audio_fits, is_video_file, not_kept
 
 
 class FileSink:
@@ -56,6 +56,8 @@ class FileSink:
                 "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")",
             )
         check_target(self.path, overwrite, src=source)
+        if audio_from is not None:
+            check_audio_fits(audio_from, self.path)
         if info is not None:
             from kdsharp.console import warn
 

@@ -34,12 +34,12 @@ def ensure_writable_dir(folder: str | Path, target: str | Path | None = None) ->
     ``target``: the file to be written there, named in the error instead of the folder.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():  # mkdir would say only 'File exists'
+        raise OutputError(folder, "exists and is not a folder", "choose another output path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(folder, f"cannot create folder ({e.strerror or e})", "choose a writable output path") from e
-    if not folder.is_dir():
-        raise OutputError(folder, "exists and is not a folder", "choose another output path")
     problem = _write_problem(folder)
     if problem is not None:
         fix = "choose a writable output path or fix its permissions"

@@ -8,6 +8,7 @@ the output the same way). Timestamps are integers in the source stream's ``time_
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +29,7 @@ DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossl
 # the model's time per frame on 2 cores (1080p: superfast ~20 ms/frame vs fast ~65 ms); CRF 18 is
 # about visually lossless at these presets. See the README ("Real-time video") for the size cost.
 ENCODER_DEFAULTS = ((1280 * 720, "veryfast", 18), (1920 * 1088, "superfast", 18), (float("inf"), "ultrafast", 18))
+CRF_MAX = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _SWS_COLORSPACES = (1, 4, 5, 6, 7, 9)  # AVColorSpace values swscale can convert (709, 601, 240M, 2020)
 # swscale's default fast path shifts colours by about -1 level per RGB<->YUV 4:2:0 round trip;
@@ -56,6 +58,43 @@ def check_video_name(path: str | Path) -> None:
 
 class AudioNotCopiedError(OutputError):
     """The output's container cannot carry the source's audio (AAC in .webm, Opus in .mov): Matroska can."""
+
+
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+
+
+def check_audio_fits(src: str | Path, dst: str | Path) -> None:
+    """Refuse, before any work, an output ``dst`` whose container cannot carry ``src``'s audio (AAC in
+    .webm, Opus in .mov or .avi) with :class:`AudioNotCopiedError`; a source that cannot be opened is left
+    to the run, which reports it."""
+    muxer = _MUXERS.get(Path(dst).suffix.lower())
+    if muxer is None:
+        return
+    try:
+        c = av.open(str(src))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return
+    with contextlib.closing(c), contextlib.closing(av.open(io.BytesIO(), "w", format=muxer)) as out:
+        codecs = [a.codec_context.name for a in c.streams.audio]
+        try:
+            for a in c.streams.audio:
+                out.add_stream_from_template(a)
+            if codecs:
+                out.start_encoding()
+        except (ValueError, av.error.FFmpegError) as e:
+            raise AudioNotCopiedError(
+                dst,
+                f"its {', '.join(sorted(set(codecs)))} audio (from {src}) cannot be copied into a "
+                f"{Path(dst).suffix} file",
+                "use .mkv or the input's extension",
+            ) from e
+
+
+class WriteFailedError(OutputError):
+    """Writing the output failed part way (disk full, I/O error): the run had started, so exit 1 (as a
+    file that turns corrupt part way)."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -300,10 +339,16 @@ def encoder_settings(
 
     H.264/H.265 default by frame size (:data:`ENCODER_DEFAULTS`): veryfast up to 720p, superfast
     up to 1080p, ultrafast above, CRF 18. VP9 keeps its own speed settings (CRF 24); other
-    encoders get a bit rate. A preset other than x264's names is refused in one line.
+    encoders get a bit rate. A preset other than x264's names, or a CRF above the encoder's
+    range (:data:`CRF_MAX`), is refused in one line.
     """
     check_preset(preset, path)
     name = pick_codec(Path(path), codec)
+    top = CRF_MAX.get(name)
+    if crf is not None and top is not None and crf > top:
+        raise OutputError(
+            Path(path), f"crf={crf} is out of range for {name}", f"use 0 to {top}, lower is better", params=["crf"]
+        )
     x26x = name in ("libx264", "libx265")
     if x26x:
         size_preset, size_crf = next((p, c) for limit, p, c in ENCODER_DEFAULTS if width * height <= limit)
@@ -359,6 +404,8 @@ class VideoWriter:
         self._avi = self.path.suffix.lower() == ".avi"
         self._stream_tb = 1 / self.fps if self._avi else self.time_base
         enc = encoder_settings(int(width), int(height), codec, preset, crf, self.path)
+        if enc.codec == "mpeg4":
+            self._stream_tb = _short_time_base(self._stream_tb)
         self.codec = enc.codec
         self.crf = enc.crf
         self.preset = enc.preset
@@ -374,6 +421,7 @@ class VideoWriter:
         self._next_pts = 0
         self._last_pts = -(2**62)
         self._origin: int | None = None  # AVI: the first frame's pts (slots count from it)
+        self._span: list[int] = []  # the first frame's pts and the last one's end; the first packet's dts
         self._audio_codecs: list[str] = []  # of the audio streams copied
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -391,13 +439,8 @@ class VideoWriter:
         except BaseException as e:
             self._stack.__exit__(type(e), e, e.__traceback__)
             if isinstance(e, av.error.FFmpegError):
-                if self._audio_codecs:  # the muxer refused a copied audio stream (opus in .mov, ...)
-                    raise OutputError(
-                        self.path,
-                        f"cannot start writing ({_why(e)}): its {', '.join(self._audio_codecs)} audio may not fit "
-                        f"a {self.path.suffix} file",
-                        "use .mkv or the input's extension",
-                    ) from e
+                if self._audio_codecs and self.audio_from is not None:  # the muxer refused the audio (opus in .mov)?
+                    check_audio_fits(self.audio_from, self.path)
                 raise OutputError(
                     self.path, f"cannot start writing ({_why(e)})", "check the extension and the codec"
                 ) from e
@@ -407,11 +450,27 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             try:
-                self._flush()
+                with self._writing():
+                    self._flush()
+                    return bool(self._stack.__exit__(None, None, None))  # the trailer, then the rename
             except BaseException as e:
-                self._stack.__exit__(type(e), e, e.__traceback__)  # closes and deletes the temp file
+                self._discard(e)
                 raise
-        return bool(self._stack.__exit__(exc_type, exc, tb))
+        self._discard(exc)
+        return False
+
+    def _discard(self, e: BaseException) -> None:
+        """Close and delete the temp file after ``e``; an error in closing (the disk still full) does not hide ``e``."""
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(type(e), e, e.__traceback__)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """An OSError while writing the file (disk full, I/O error) as one line naming the output."""
+        try:
+            yield
+        except OSError as e:
+            raise WriteFailedError(self.path, f"cannot be written ({e.strerror or e})", "check free space") from e
 
     # -- streams ---------------------------------------------------------------------------
     def _add_video_stream(self) -> None:
@@ -556,6 +615,7 @@ class VideoWriter:
                 f"frame {frame.width}x{frame.height} does not match the video size {self.size[0]}x{self.size[1]}",
                 "report this as a bug",
             )
+        own = pts is None  # a frame re-timed by the caller (live) lasts one period, not its source duration
         given = pts if pts is not None else frame.pts
         # in the stream's unit (the same as time_base except for AVI)
         pts = self._next_pts if given is None else round(int(given) * self.time_base / self._stream_tb)
@@ -567,17 +627,25 @@ class VideoWriter:
         self._last_pts = pts
         self._next_pts = pts + step
         frame = self.prepare(frame)
+        tb = frame.time_base
+        end = pts + (round(frame.duration * tb / self._stream_tb) if own and frame.duration and tb else step)
         frame.pts = int(pts)
         frame.time_base = self._stream_tb
-        self.last_time = float((pts + step) * self._stream_tb)
+        self.last_time = float(end * self._stream_tb)
+        self._span[:2] = [self._span[0] if self._span else pts, end]
         self._mux_video(self._video.encode(frame))
         self.frames += 1
 
     def _mux_video(self, packets) -> None:
-        for p in packets:
-            self._out.mux(p)
-            if p.pts is not None:
-                self._mux_audio_until(float(p.pts * p.time_base))
+        with self._writing():
+            for p in packets:
+                if p.dts is not None and p.pts is not None and not p.pts - (1 << 31) < p.dts <= p.pts:
+                    p.dts = p.pts  # libx265 leaves the decoding time of a 1- or 2-frame video unset (garbage)
+                if len(self._span) == 2 and p.dts is not None:
+                    self._span.append(int(p.dts))
+                self._out.mux(p)
+                if p.pts is not None:
+                    self._mux_audio_until(float(p.pts * p.time_base))
 
     def _mux_audio_until(self, t: float | None) -> None:
         """Mux audio packets up to time ``t`` seconds (all that remain, or up to ``audio_end``, when None).
@@ -607,7 +675,15 @@ class VideoWriter:
                 self._out.mux(p)
 
     def _flush(self) -> None:
-        self._mux_video(self._video.encode(None))
+        packets = list(self._video.encode(None))
+        if packets and packets[-1].dts is not None and self._out.format.name in ("mp4", "mov"):
+            # MP4/MOV time a track by its decoding times: with B-frames the last dts trails the last frame by
+            # the reorder delay, which on a variable frame rate is not one average period per frame; the last
+            # packet lasts to the video's end so that duration and average rate stay the source's
+            first_dts = self._span[2] if len(self._span) > 2 else int(packets[0].dts)
+            end = self._span[1] - self._span[0] - (int(packets[-1].dts) - first_dts)
+            packets[-1].duration = max(int(packets[-1].duration or 0), end)
+        self._mux_video(packets)
         self._mux_audio_until(None)
         if self.audio_warning:
             from kdsharp.console import warn
@@ -626,6 +702,15 @@ def _chroma_format(pix_fmt: str) -> str:
         return "yuv420p"
     full_w, full_h = comps[1].width == 64, comps[1].height == 64
     return "yuv444p" if full_w else "yuv422p" if full_h else "yuv420p"
+
+
+def _short_time_base(tb: Fraction) -> Fraction:
+    """``tb``, or where MPEG-4 Part 2 cannot store it (a denominator over 16 bits, such as a phone's
+    1/90000) the finest 1/n whose n divides that denominator (1/45000): the timestamps stay exact."""
+    d = tb.denominator
+    if d <= 65535:
+        return tb
+    return Fraction(1, next(d // k for k in range(-(-d // 65535), d + 1) if d % k == 0))
 
 
 def _rotation(matrix: tuple[int, ...]) -> int:

@@ -65,23 +65,30 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return sd, meta
 
 
+def _not_a_checkpoint(path: Path, e: Exception) -> InputError:
+    """The error for a ``.pth`` that ``torch.load`` cannot read at all (corrupt, truncated, not one)."""
+    return InputError(
+        path,
+        f"not a PyTorch checkpoint, or a corrupt or truncated one (torch.load failed: {type(e).__name__})",
+        "check the path and that the file is complete (re-download it), or pass a .safetensors / .pth weights file",
+    )
+
+
 def _load_torch(path: Path, ema: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     import pickle
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # garbage bytes fail on an unknown opcode, not on a class
+            raise _not_a_checkpoint(path, e) from e
         raise InputError(
             path,
             "holds Python objects besides tensors; refusing to unpickle it",
             "re-save it as torch.save({'params': model.state_dict()}, path)",
         ) from e
-    except Exception as e:  # truncated zip, not a pickle, ...
-        raise InputError(
-            path,
-            f"not a readable PyTorch checkpoint ({type(e).__name__})",
-            "check the file is complete; re-download it",
-        ) from e
+    except Exception as e:  # truncated zip, text, random bytes, ...
+        raise _not_a_checkpoint(path, e) from e
     if not isinstance(obj, dict):
         raise InputError(path, f"holds a {type(obj).__name__}, not a state dict", "save model.state_dict()")
     meta: dict[str, Any] = {}

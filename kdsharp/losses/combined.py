@@ -15,6 +15,7 @@ Config (every term optional; a missing term or ``weight: 0`` is off)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -39,6 +40,15 @@ DEFAULT_LAYERS = {
     "vgg16": ["relu1_2", "relu2_2", "relu3_3", "relu4_3"],
     "vgg19": ["relu1_2", "relu2_2", "relu3_4", "relu4_4"],
 }
+
+
+def _weight(name: str, c: dict, default: float = 0.0) -> float:
+    """``c['weight']`` (else ``default``): a finite number >= 0, or a ConfigError naming ``loss.NAME.weight``
+    (a negative weight would train to increase that error)."""
+    w = c.get("weight", default)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w >= 0):
+        raise ConfigError(f"loss.{name}.weight must be a number >= 0 (0: off), got {w!r}")
+    return float(w)
 
 
 def _check_keys(name: str, cfg, allowed: set[str]) -> dict:
@@ -133,11 +143,11 @@ def build_loss(
     try:
         if "pixel" in cfg:
             c = _check_keys("pixel", cfg["pixel"], TERM_KEYS["pixel"])
-            if c.get("weight", 1.0):
-                loss.add("pixel", PixelLoss(c.get("type", "charbonnier"), c.get("eps", 1e-3)), c.get("weight", 1.0))
+            if w := _weight("pixel", c, 1.0):
+                loss.add("pixel", PixelLoss(c.get("type", "charbonnier"), c.get("eps", 1e-3)), w)
         if "perceptual" in cfg:
             c = _check_keys("perceptual", cfg["perceptual"], TERM_KEYS["perceptual"])
-            if c.get("weight", 0.0):
+            if w := _weight("perceptual", c):
                 net_name = c.get("network", "teacher")
                 layers = c.get("layers") or DEFAULT_LAYERS.get(net_name, [])
                 if net_name == "teacher":
@@ -156,26 +166,24 @@ def build_loss(
                     net, teacher_style = VGGFeatures(net_name, list(layers), c["weights_path"]), False
                 else:
                     raise ConfigError(f"loss.perceptual.network: unknown '{net_name}' (teacher, vgg16 or vgg19)")
-                loss.add(
-                    "perceptual", PerceptualLoss(net, layers, c.get("criterion", "l1"), teacher_style), c["weight"]
-                )
+                loss.add("perceptual", PerceptualLoss(net, layers, c.get("criterion", "l1"), teacher_style), w)
         if "edge" in cfg:
             edges = cfg["edge"] if isinstance(cfg["edge"], list) else [cfg["edge"]]
             for c in edges:
                 c = _check_keys("edge", c, TERM_KEYS["edge"])
-                if not c.get("weight", 0.0):
+                if not (w := _weight("edge", c)):
                     continue
                 kind = c.get("type", "sobel")
                 kw = {k: c[k] for k in ("levels", "eps", "mode") if k in c}
                 name = "edge" if len(edges) == 1 else f"edge_{kind}"
-                loss.add(name, build_edge_loss(kind, **kw), c["weight"])
+                loss.add(name, build_edge_loss(kind, **kw), w)
         if "distill_output" in cfg:
             c = _check_keys("distill_output", cfg["distill_output"], TERM_KEYS["distill_output"])
-            if c.get("weight", 0.0):
-                loss.add("distill_output", OutputDistillLoss(c.get("type", "l1")), c["weight"], kind="teacher")
+            if w := _weight("distill_output", c):
+                loss.add("distill_output", OutputDistillLoss(c.get("type", "l1")), w, kind="teacher")
         if "distill_feature" in cfg:
             c = _check_keys("distill_feature", cfg["distill_feature"], TERM_KEYS["distill_feature"])
-            if c.get("weight", 0.0):
+            if w := _weight("distill_feature", c):
                 if not student_channels or not teacher_channels:
                     raise ConfigError(
                         "loss.distill_feature needs a teacher and a student that expose "
@@ -184,11 +192,16 @@ def build_loss(
                 loss.add(
                     "distill_feature",
                     FeatureDistillLoss(student_channels, teacher_channels, c.get("scales"), c.get("type", "l1")),
-                    c["weight"],
+                    w,
                     kind="feature",
                 )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"loss: {e}") from e
     if not loss.terms:
         raise ConfigError("loss: every term has weight 0 (set e.g. loss.pixel.weight=1.0)")
+    if "gt" not in loss.kinds.values():  # distillation alone would copy the teacher's errors too
+        raise ConfigError(
+            "loss: no term compares the output with the ground truth (pixel, perceptual or edge): add one, "
+            "e.g. loss.pixel={type: charbonnier, weight: 1.0}"
+        )
     return loss

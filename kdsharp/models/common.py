@@ -13,6 +13,18 @@ from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
 from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
 
 
+def model_cell(model: object) -> int:
+    """The pixel cell a model works on: the ``pad_multiple`` of the first module that has one
+    (pixel-unshuffle, a U-Net's downsamplings; 16 for ``student``, 4 for ``fast``); 1 if none is
+    known (not a module)."""
+    if isinstance(model, nn.Module):
+        for m in model.modules():
+            cell = getattr(m, "pad_multiple", None)
+            if isinstance(cell, int) and cell > 1:
+                return cell
+    return 1
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     """Pad (N,C,H,W) on the bottom/right so H and W are multiples of ``multiple``.
 

@@ -32,12 +32,20 @@ def capped(psnr_db: float) -> float:
     return min(float(psnr_db), PSNR_CAP)
 
 
-def _data_range(a: np.ndarray) -> float:
+def _data_range(a: np.ndarray, b: np.ndarray) -> float:
+    """255 for uint8, 65535 for uint16, 1 for float images in [0,1]; ValueError for any other
+    (e.g. floats in 0..255, which would score on the wrong scale: pass ``data_range``)."""
     if a.dtype == np.uint8:
         return 255.0
     if a.dtype == np.uint16:
         return 65535.0
-    return 1.0
+    if np.issubdtype(a.dtype, np.floating) and all(x.size == 0 or (x.min() >= 0 and x.max() <= 1) for x in (a, b)):
+        return 1.0
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    raise ValueError(
+        f"cannot tell the data range of {a.dtype} images with values in [{lo:g}, {hi:g}] (uint8: 255, uint16: "
+        "65535, float: [0,1]): pass data_range (e.g. data_range=255 for 0..255 values)"
+    )
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
@@ -48,16 +56,22 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float:
-    """PSNR in dB between two images of the same shape (uint8 -> range 255, float -> range 1).
+    """PSNR in dB between two images of the same shape and dtype (uint8 -> range 255, uint16 ->
+    65535, float in [0,1] -> 1; other values need ``data_range``).
 
     Identical images give ``inf``.
     """
     _check_pair(a, b)
-    r = _data_range(a) if data_range is None else float(data_range)
+    r = _data_range(a, b) if data_range is None else float(data_range)
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     if mse == 0:
         return float("inf")
     return float(10.0 * np.log10(r * r / mse))
+
+
+def _check_ssim_size(h: int, w: int) -> None:
+    if min(h, w) < _WIN:
+        raise ValueError(f"SSIM needs images of at least {_WIN}x{_WIN}, got {(h, w)}")
 
 
 def _ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -92,9 +106,8 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None) -> float
     in scikit-image, so the padding mode does not matter.
     """
     _check_pair(a, b)
-    if min(a.shape[0], a.shape[1]) < _WIN:
-        raise ValueError(f"SSIM needs images of at least {_WIN}x{_WIN}, got {a.shape[:2]}")
-    r = _data_range(a) if data_range is None else float(data_range)
+    _check_ssim_size(a.shape[0], a.shape[1])
+    r = _data_range(a, b) if data_range is None else float(data_range)
     g = gaussian_kernel1d(_WIN, _SIGMA, dtype=torch.float64).numpy()
     x, y = a.astype(np.float64), b.astype(np.float64)
     if x.ndim == 2:
@@ -125,6 +138,7 @@ def psnr_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, quanti
 
 
 def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image mean SSIM of (N,C,H,W) float tensors in [0,1] -> (N,)."""
+    """Per-image mean SSIM of (N,C,H,W) float tensors in [0,1] (H, W at least 11) -> (N,)."""
+    _check_ssim_size(x.shape[-2], x.shape[-1])
     m = _ssim_map(x.double(), y.double(), data_range)
     return m.mean(dim=(2, 3)).mean(dim=1).float()

@@ -25,11 +25,14 @@ def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]
     With ``align`` > 1 every start is a multiple of it (the last tile then ends at ``size``, up to
     ``align`` - 1 px shorter): a model that works on ``align``-px cells (pixel-unshuffle, a U-Net's
     downsamplings: its ``pad_multiple``) sees each tile in the same cell phase as the whole image,
-    so tiles agree with the whole-image output instead of differing everywhere.
+    so tiles agree with the whole-image output instead of differing everywhere. A tile too short
+    for that (``tile - overlap < align``) is not aligned: aligned starts could not keep the overlap.
     """
     if size <= tile:
         return [0]
     align = max(1, int(align))
+    if tile - overlap < align:  # e.g. 16 px tiles of a 16 px-cell model: aligned tiles would just touch
+        align = 1
     stride = max(align, (tile - overlap) // align * align)
     starts = list(range(0, size - tile, stride))
     return starts + [-(-(size - tile) // align) * align]

@@ -132,6 +132,7 @@ def make_train_dataset(cfg: dict, length: int | None = None):
         crop=int(d["crop"]),
         seed=int(cfg["seed"]),
         length=length if length is not None else d["length"],
+        setting="data.crop",
     )
 
 
@@ -155,6 +156,7 @@ def build_val_items(cfg: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
         crop=int(v["size"]),
         seed=int(v["seed"]),
         length=None if pairs_only else count,
+        setting="val.size",
     )
     return collect_val_items(ds, count)
 

@@ -172,9 +172,33 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
         if cfg.get("name") is None:
             cfg["name"] = path.stem
     cfg = merge_config(cfg, {k: v for k, v in direct.items() if v is not None})
-    cfg = apply_overrides(cfg, overrides)
+    cfg = expand_user_paths(apply_overrides(cfg, overrides))
     with config_source(None if path is None else f"{path} with overrides" if overrides else path):
         validate_config(cfg)
+    return cfg
+
+
+# settings that hold file or folder paths (data sources expand their own)
+PATH_KEYS = ("out_dir", "teacher", "model.init", "val.path", "teacher_cache.path", "teacher_cache.extra", "publish.dir")
+
+
+def expand_user_paths(cfg: dict) -> dict:
+    """``cfg`` with a leading ``~`` expanded in the path settings (:data:`PATH_KEYS`), as the shell
+    would: ``out_dir: ~/runs`` made a folder named ``~`` in the working directory."""
+
+    def expand(v: Any) -> Any:
+        if isinstance(v, list):
+            return [expand(x) for x in v]
+        return str(Path(v).expanduser()) if isinstance(v, str) and v.startswith("~") else v
+
+    cfg = copy.deepcopy(cfg)
+    for key in PATH_KEYS:
+        *parents, last = key.split(".")
+        node: Any = cfg
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = expand(node[last])
     return cfg
 
 

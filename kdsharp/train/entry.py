@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kdsharp.errors import ConfigError
-from kdsharp.train.config import apply_overrides, load_config, validate_config
+from kdsharp.train.config import apply_overrides, expand_user_paths, load_config, validate_config
 
 KINDS = ("teacher", "student", "ablation")
 
@@ -31,14 +31,17 @@ def resolve_config(
             path = Path(resume)
             ckpt = load_checkpoint(path / "last.pth" if path.is_dir() else path)
             cfg = apply_overrides(ckpt["config"], [f"{k}={v}" for k, v in direct.items() if v is not None])
-            cfg = apply_overrides(cfg, overrides)
+            cfg = expand_user_paths(apply_overrides(cfg, overrides))
             validate_config(cfg)
             return cfg
         raise ConfigError(
             "give a config: config=NAME|FILE (e.g. config=teacher_quick), or resume=PATH/last.pth",
             params=["config", "resume"],
         )
-    return load_config(config, overrides, **direct)
+    cfg = load_config(config, overrides, **direct)
+    if resume and resume != "auto":  # the run continues in the checkpoint's folder, under its name
+        cfg["name"] = _resumed_run_dir(resume).name
+    return cfg
 
 
 def run_training(
@@ -72,18 +75,30 @@ def run_training(
 
 
 def _check_out_dir_with_resume(out_dir: str | Path | None, overrides: list[str], resume: str | None) -> None:
-    """A run resumed from a checkpoint path continues in that checkpoint's folder: an ``out_dir``
-    given as well (an option or an override) that points elsewhere is refused, not ignored."""
+    """A run resumed from a checkpoint path continues in that checkpoint's folder: an ``out_dir`` or a
+    ``name`` given as well (an option or an override) that points elsewhere is refused, not ignored."""
     if not resume or resume == "auto":
         return
     given = [str(out_dir)] if out_dir is not None else []
     given += [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "out_dir"]
-    path = Path(resume)
-    run_dir = path if path.is_dir() else path.parent
+    run_dir = _resumed_run_dir(resume)
+    for name in [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "name"]:
+        if name != run_dir.name:
+            raise ConfigError(
+                f"name={name} and resume={resume} disagree: a run resumed from a checkpoint continues in its "
+                f"folder ({run_dir}) under its name; give one of the two",
+                params=["resume"],
+            )
     for out in given:
-        if Path(out).resolve() != run_dir.resolve().parent:
+        if Path(out).expanduser().resolve() != run_dir.resolve().parent:
             raise ConfigError(
                 f"out_dir={out} and resume={resume} disagree: a run resumed from a checkpoint continues in "
                 f"its folder ({run_dir}); give one of the two (resume=auto continues the run in out_dir={out})",
                 params=["out_dir", "resume"],
             )
+
+
+def _resumed_run_dir(resume: str) -> Path:
+    """The run folder of the checkpoint ``resume`` (a ``last.pth``/``best.pth`` path or its folder)."""
+    path = Path(resume)
+    return path if path.is_dir() else path.parent

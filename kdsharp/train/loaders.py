@@ -273,7 +273,11 @@ def build_teacher_cache(
 
 
 def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
-    """The cached tensors at ``path`` if present and made with the same ``key``, else None."""
+    """The cached tensors at ``path`` if made with the same ``key``; None if there is no file yet.
+
+    A bank made with other settings is refused, not replaced: it may have taken hours to label, and
+    other runs may list it in ``teacher_cache.extra``.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -284,15 +288,20 @@ def load_teacher_cache(path: Path, key: str) -> dict[str, torch.Tensor] | None:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        if meta.get("key") != key:
-            return None
-        return load_file(str(path))
+        tensors = load_file(str(path)) if meta.get("key") == key else None
     except Exception as e:  # a corrupt cache is reported (re-raised) and rebuilt
         raise InputError(
             path,
             f"teacher cache is unreadable ({type(e).__name__})",
             "delete it to rebuild, or set teacher_cache.path elsewhere",
         ) from e
+    if tensors is None:
+        raise InputError(
+            path,
+            "holds a teacher bank made with other settings (teacher, data.sources/degradation/crop, size or seed)",
+            "set teacher_cache.path to a new file (null: one file per settings), or delete it to rebuild it",
+        )
+    return tensors
 
 
 def load_extra_banks(paths: list, like: dict[str, torch.Tensor], teacher_id: str) -> dict[str, torch.Tensor]:

@@ -125,9 +125,22 @@ def run_pipeline(
             f"overrides for unknown stage(s) {', '.join(unknown)}: use STAGE:KEY=VALUE with a stage of "
             f"{', '.join(STAGES)}"
         )
+    unused = [s for s in overrides or {} if s not in stages]
+    if unused:  # a typo'd --stages would train without the overrides meant for it
+        raise ConfigError(
+            f"overrides for stage(s) {', '.join(unused)} that do not run (stages='{','.join(stages)}'): "
+            "add the stage to the stages or drop its overrides",
+            params=["stages"],
+        )
     bundle, out_dir = Path(bundle), Path(out_dir)
     publish = Path(publish) if publish else None
-    read_meta(bundle)  # before the first stage spends the budget: not a bundle, config typos, a used run folder
+    # before the first stage spends the budget: not a bundle, no val pairs, config typos, a used run folder
+    if not (read_meta(bundle).get("counts") or {}).get("val"):
+        raise ConfigError(
+            f"{bundle}: the bundle holds no validation pairs, which every stage validates on: re-pack it "
+            "with val_sources (and val > 0) in its config",
+            params=["bundle"],
+        )
     if publish is not None:
         from kdsharp.io.atomic import ensure_writable_dir
 
