@@ -64,6 +64,11 @@ class ConfigError(KdsharpError):
     """A configuration file or override that cannot be used."""
 
 
+class ModelKwargsError(KdsharpError, TypeError):
+    """A keyword a model's constructor does not take (also a ``TypeError``, what Python raises
+    for one, so callers that catch that keep working)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a service manager) raised in the main thread like Ctrl-C, so the
     same clean-up runs: no half-written output, and ``kdsharp live`` finishes its recording."""

@@ -22,6 +22,7 @@ a registered name may add a test-time wrapper (the teacher's local windows) arou
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kdsharp.errors import InputError, KdsharpError, UnknownModelError
+from kdsharp.errors import InputError, KdsharpError, ModelKwargsError, UnknownModelError
 from kdsharp.io.weights import WEIGHT_EXTS, load_state_dict_file, save_weights
 from kdsharp.models import (
     ARCHITECTURES,
@@ -69,9 +70,41 @@ def _entry(name: str):
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build the registered model ``name`` with random weights (``kwargs`` override the preset);
-    with its test-time wrapper if it has one (``unwrap`` gives the architecture)."""
+    with its test-time wrapper if it has one (``unwrap`` gives the architecture).
+
+    Raises:
+        UnknownModelError: ``name`` is not registered. ModelKwargsError: a keyword the
+        architecture does not take (a :class:`KdsharpError` and a ``TypeError``).
+    """
     entry = _entry(name)
-    return entry.builder(**{**entry.default_kwargs, **kwargs})
+    try:
+        return entry.builder(**{**entry.default_kwargs, **kwargs})
+    except TypeError as e:
+        accepted = _accepted_kwargs(name)
+        unknown = [k for k in kwargs if k not in accepted]
+        if not unknown:
+            raise  # a value of the wrong type, not an unknown keyword
+        raise ModelKwargsError(
+            f"model '{name}' takes no keyword {', '.join(f'{k}={kwargs[k]!r}' for k in unknown)} "
+            f"(its keywords: {', '.join(accepted)})"
+        ) from e
+
+
+def _accepted_kwargs(name: str) -> list[str]:
+    """The keywords ``create_model(name, ...)`` accepts: those of its architecture's constructor
+    (through the base classes a ``**kwargs`` forwards to)."""
+    entry = _entry(name)
+    with torch.device("meta"):  # no memory, no compute
+        cls = type(unwrap(entry.builder(**entry.default_kwargs)))
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]  # without self
+        names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def weights_path(name: str) -> Path | None:
@@ -191,8 +224,16 @@ def _model_for_checkpoint(path: Path, sd: dict[str, torch.Tensor], meta: dict[st
                 f"metadata 'arch_kwargs' does not fit {meta['arch']} ({e})",
                 "re-export the checkpoint with this kdsharp version",
             ) from e
-    if "patch_embed.proj.weight" in sd and "output.weight" in sd:  # official Restormer layout
+    needed = ("patch_embed.proj.weight", "output.weight")  # what its configuration is read off
+    if all(k in sd for k in needed):  # official Restormer layout
         return Restormer(**infer_restormer_kwargs(sd))
+    if any(k in sd for k in needed) or any(k.startswith("encoder_level1.") for k in sd):  # Restormer names only
+        missing = ", ".join(k for k in needed if k not in sd)
+        raise InputError(
+            path,
+            f"a Restormer checkpoint without {missing} (truncated, or a part of another model)",
+            "pass the complete official Restormer .pth",
+        )
     deployed = any(".deployed." in k for k in sd)
     presets = list_models("arch")  # architectures first, then the trained models (a fine-tuned student)
     for name in [*presets, *(n for n in list_models() if n not in presets)]:  # checked on meta tensors

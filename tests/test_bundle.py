@@ -427,3 +427,21 @@ def test_pack_cli_errors_name_the_bundle_yaml_or_the_option(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--out" in err and ".zip" in err and "nosrc.yaml" not in err, err
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.tar"))
+
+
+def test_pack_keeps_an_existing_bundle_unless_overwrite(tmp_path, capsys):
+    """`kdsharp train pack -o EXISTING` replaced the bundle there without a word: it is refused, in
+    one line naming the file and --overwrite, before anything is read; --overwrite replaces it."""
+    from kdsharp.cli import main
+
+    out, spec = tmp_path / "b.zip", tmp_path / "bundle.yaml"
+    out.write_bytes(b"an earlier bundle")
+    spec.write_text("sources: [{type: synthetic, count: 4, size: 96, seed: 0}]\ncrop: 48\nclean: 2\npairs: 1\nval: 0\n")
+    with pytest.raises(OutputError, match=r"b\.zip: already exists \(pass overwrite=True"):
+        pack_bundle(SOURCES, out, crop=48, clean=2, pairs=1, val=0)
+    assert main(["train", "pack", "-c", str(spec), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out) in err and "already exists" in err and "--overwrite" in err, err
+    assert out.read_bytes() == b"an earlier bundle"
+    assert main(["train", "pack", "-c", str(spec), "-o", str(out), "--overwrite"]) == 0
+    assert read_meta(out)["counts"] == {"clean": 2, "pairs": 1, "val": 0}

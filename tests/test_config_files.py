@@ -31,13 +31,14 @@ def _error_of(load, path, text: str) -> str:
 
 @pytest.mark.parametrize("kind,text,says", [
     ("run", "data:\n  batchsize: 4\n", "unknown config key 'data.batchsize'"),
-    ("run", "schedule: {iters: 0}\n", "schedule.iters must be a positive integer"),
+    ("run", "schedule: {iters: 0}\n", "schedule.iters=0 must be a positive integer"),
     ("run", "optim: 3\n", "'optim' must be a mapping"),
     ("run", "- a\n- b\n", "must be a mapping of keys"),
     ("run", "data: [1, 2\n", "not valid YAML"),
     ("deg", "blurr: {prob: 0.5}\n", "unknown degradation config key 'blurr'"),
     ("deg", "blur: {sigmaa: [1, 2]}\n", "unknown degradation config key 'blur.sigmaa'"),
     ("deg", "noise: {prob: 2}\n", "noise.prob must be a probability"),
+    ("deg", "codec: {temporal_shift: 40}\n", "codec.temporal_shift=40 must be a number of pixels"),
     ("deg", "second_order: {prob: 0.5, noise: {sigmaa: [1, 2]}}\n", "'second_order.noise.sigmaa'"),
     ("deg", "preset: nope\n", "unknown preset 'nope'"),
     ("deg", "blur: [1, 2\n", "not valid YAML"),
@@ -55,7 +56,7 @@ def test_config_file_errors_name_the_file_and_key(tmp_path, kind, text, says):
 
 def test_override_errors_say_so(tmp_path):
     msg = _error_of(lambda p: load_config(p, ["schedule.iters=0"]), tmp_path / "run.yaml", "seed: 1\n")
-    assert msg.startswith(f"{tmp_path / 'run.yaml'} with overrides: schedule.iters"), msg
+    assert msg.startswith(f"{tmp_path / 'run.yaml'} with overrides: schedule.iters=0 "), msg
 
 
 def test_shared_helpers(tmp_path):

@@ -321,6 +321,28 @@ def test_cli_degrade_warns_once_for_unsupported_files_and_refuses_every_below_1(
         make_paired_set(video, tmp_path / "v_api", every=0)
 
 
+def test_cli_degrade_refuses_every_with_images_and_applies_it_to_a_video(tmp_path, capsys):
+    """--every 5 with a folder of images (or one image) was ignored without a word: every image was
+    degraded. It is refused in one line naming the input, --every and --max-images; a video keeps
+    every N-th frame."""
+    src = tmp_path / "clean"
+    for i in range(3):
+        write(src / f"im{i}.png", make_test_image(32, 48, i))
+    for given in (src, src / "im0.png"):
+        out = tmp_path / f"out_{given.name}"
+        assert main(["degrade", str(given), "-o", str(out), "--every", "5"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f"error: {given}: --every 5 keeps every N-th frame"), err
+        assert "--max-images N" in err and "Traceback" not in err and not out.exists()
+        with pytest.raises(InputError, match=r"every=5 .*max_images=N"):
+            make_paired_set(given, out, every=5)
+    assert main(["degrade", str(src), "-o", str(tmp_path / "ok"), "--every", "1", "--preset", "light"]) == 0
+    assert len(list((tmp_path / "ok" / "input").iterdir())) == 3
+    video = make_video(tmp_path / "v.mp4", n=10)
+    assert main(["degrade", str(video), "-o", str(tmp_path / "v"), "--every", "3", "--preset", "light"]) == 0
+    assert len(list((tmp_path / "v" / "target").iterdir())) == 4  # frames 0, 3, 6, 9
+
+
 def test_cli_degrade_failure_leaves_no_folders_and_refuses_a_negative_seed(tmp_path, capsys):
     """A run that wrote no pair leaves no empty input/ + target/ behind (a rerun into the same OUT
     after fixing the source was refused as 'not empty'); --seed -1 is a one-line error."""

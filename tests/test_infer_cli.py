@@ -351,3 +351,20 @@ def test_a_crf_out_of_range_for_a_video_output_exits_2_before_any_work(tmp_path,
     assert code == 2 and error_lines(err) == [
         f"error: {tmp_path / 'out.mp4'}: --crf 60 is out of range for libx264 (use 0 to 51, lower is better)"
     ], err
+
+
+def test_a_crf_out_of_range_for_a_folders_videos_exits_2_before_any_work(tmp_path, capsys, monkeypatch):
+    """A folder into an output folder checked --crf per video, after loading the model: each video failed
+    in turn (exit 1, the images written). Now checked once, up front, as for one video output (exit 2)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_video(folder / "clip.mp4", frames=2, audio=False)
+    write(folder / "photo.png", make_test_image(32, 32))
+    code, err = run(capsys, folder, "-o", tmp_path / "vp9", "--crf", "60", "--codec", "libvpx-vp9", "--model", "tiny")
+    assert code == 0 and not error_lines(err), err  # in VP9's range (0 to 63): checked by each output's encoder
+    monkeypatch.setattr(backends, "resolve_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    code, err = run(capsys, folder, "-o", tmp_path / "out", "--crf", "60", "--model", "tiny")
+    assert code == 2 and error_lines(err) == [
+        f"error: {tmp_path / 'out' / 'clip.mp4'}: --crf 60 is out of range for libx264 (use 0 to 51, lower is better)"
+    ], err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -389,47 +390,66 @@ def test_live_yuv_path_with_reuse_keeps_rate_and_audio(tmp_path):
         assert facts["rate"] == 30
 
 
-def test_live_ctrl_c_finishes_the_file_and_prints_the_summary(tmp_path):
-    src = make_video(tmp_path / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
-    out = tmp_path / "out.mp4"
-    code = ("import sys, kdsharp.infer.backends as b, test_infer_frames as t; "
-            "b.resolve_model = lambda m, device='cpu': t.luma_net(); from kdsharp.cli import main; "
-            f"sys.exit(main(['live', '--source', {str(src)!r}, '--sink', {str(out)!r}, '--model', 'x']))")
+def _frames_counted(counter: Path) -> int:
+    return counter.stat().st_size if counter.exists() else 0
+
+
+def _start(workdir: Path, args: list[str], model: str, counter: Path, entry: str = "run") -> subprocess.Popen:
+    """Run the CLI (``kdsharp.cli.run``, the console script's entry, or ``main``) in a new process in
+    ``workdir``, with ``model`` (an expression) for every model name; each frame it hands to its video
+    encoder adds a byte to ``counter`` (outside ``workdir``), which the test waits on instead of sleeping."""
+    code = textwrap.dedent(f"""
+        import sys, kdsharp.infer.backends as b, kdsharp.io.video as v, test_infer_frames as t, test_infer_helpers as h
+        b.resolve_model = lambda m, device='cpu': {model}
+        write_frame = v.VideoWriter.write_frame
+        def counted(self, *a, **k):
+            write_frame(self, *a, **k)
+            with open({str(counter)!r}, 'ab') as f:
+                f.write(b'.')
+        v.VideoWriter.write_frame = counted
+        from kdsharp.cli import main, run
+        sys.argv = ['kdsharp', *{args!r}]
+        sys.exit(main()) if {entry == 'main'!r} else run()
+    """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
            "KDSHARP_QUIET": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 60
-    while not list(tmp_path.glob(".out.*")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)  # the sink's temporary file appears with the first frame
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env, cwd=workdir)
+
+
+def _signal_after(proc: subprocess.Popen, counter: Path, frames: int, sig: int) -> tuple[str, float, int, int]:
+    """Send ``sig`` once ``proc`` has encoded ``frames`` frames (a deadline of minutes: a loaded machine is
+    slow, not wrong); returns its stderr, the seconds it took to end after the signal, and the frames
+    encoded when the signal was sent and in all."""
+    deadline = time.monotonic() + 180
+    try:
+        while (sent := _frames_counted(counter)) < frames:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{sent} frames encoded (exit code {proc.poll()}), waited for {frames}: "
+                            f"{proc.communicate(timeout=60)[1] if proc.poll() is not None else 'still running'}")
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=180)
+        return err, time.monotonic() - t0, sent, _frames_counted(counter)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_live_ctrl_c_finishes_the_file_and_prints_the_summary(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    make_video(work / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
+    proc = _start(work, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"], "t.luma_net()",
+                  tmp_path / "frames", entry="main")
+    err, _, sent, _ = _signal_after(proc, tmp_path / "frames", 10, signal.SIGINT)
     assert proc.returncode == 0, err
     assert "stopped (Ctrl-C)" in err and "frames processed" in err and "Traceback" not in err
-    facts = video_facts(out)
+    facts = video_facts(work / "out.mp4")
     processed = int(err.split("stopped (Ctrl-C): ")[1].split()[0])
-    assert 0 < facts["frames"] == processed < 300
+    assert sent <= facts["frames"] == processed < 300
     assert facts["audio_codecs"] == ["aac"] and facts["audio"]
-
-
-def _run_and_signal(tmp_path, args: list[str], sig: int, model: str = "t.luma_net()") -> tuple[subprocess.Popen, str, float]:
-    """Run the console script's entry (``kdsharp.cli.run``) with a test model in a new process; send
-    ``sig`` once its temporary output file exists; returns the process, its stderr and the seconds
-    it took to end after the signal."""
-    code = ("import sys, time, kdsharp.infer.backends as b, test_infer_frames as t, test_infer_helpers as h; "
-            f"b.resolve_model = lambda m, device='cpu': {model}; from kdsharp.cli import run; "
-            f"sys.argv = ['kdsharp', *{args!r}]; run()")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "KDSHARP_QUIET": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    deadline = time.time() + 60
-    while not list(tmp_path.glob(".out.*")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)  # the temporary output appears with the first frames
-    time.sleep(0.5)
-    t0 = time.time()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    return proc, err, time.time() - t0
 
 
 @pytest.mark.parametrize("sig,code,says", [(signal.SIGINT, 130, "error: interrupted"),
@@ -437,24 +457,36 @@ def _run_and_signal(tmp_path, args: list[str], sig: int, model: str = "t.luma_ne
 def test_sharpen_stops_at_once_on_ctrl_c_or_sigterm_and_leaves_no_file(tmp_path, sig, code, says):
     """Ctrl-C used to let every stage run to the end of the video (the stages only looked at the stop
     flag while waiting) and then delete the output silently; SIGTERM (kill, timeout) left the
-    temporary file behind. Both now stop within a moment, say so in one line and leave nothing."""
-    src = make_video(tmp_path / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
-    proc, err, took = _run_and_signal(tmp_path, ["sharpen", "call.mp4", "-o", "out.mp4", "--model", "x"], sig,
-                                      model="h.SlowNet(0.03)")  # 300 frames: ~9 s without the signal
+    temporary file behind. Both now stop within a moment, say so in one line and leave nothing.
+
+    Measured against the run's own rest (two workers, 0.1 s a frame: 300 frames take 15 s however
+    fast the machine): it ends in less than half of what remained, and encodes less than half of the
+    frames that remained; on a loaded machine the signal takes longer to act, not that much longer."""
+    work = tmp_path / "work"
+    work.mkdir()
+    make_video(work / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
+    proc = _start(work, ["sharpen", "call.mp4", "-o", "out.mp4", "--model", "x", "--threads", "2"],
+                  "h.SlowNet(0.1)", tmp_path / "frames")
+    err, took, sent, encoded = _signal_after(proc, tmp_path / "frames", 5, sig)
     assert proc.returncode == code, err
     assert says in err and "Traceback" not in err and "terminate called" not in err
-    assert took < 4 and sorted(p.name for p in tmp_path.iterdir()) == ["call.mp4"]
+    left = 300 - sent
+    assert took < left * 0.1 / 2 / 2 and encoded - sent < left / 2, (took, sent, encoded)
+    assert sorted(p.name for p in work.iterdir()) == ["call.mp4"]
 
 
 def test_live_sigterm_finishes_the_recording_like_ctrl_c(tmp_path):
-    make_video(tmp_path / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
-    proc, err, _ = _run_and_signal(tmp_path, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"],
-                                   signal.SIGTERM)
+    work = tmp_path / "work"
+    work.mkdir()
+    make_video(work / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
+    proc = _start(work, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"], "t.luma_net()",
+                  tmp_path / "frames")
+    err, _, sent, _ = _signal_after(proc, tmp_path / "frames", 10, signal.SIGTERM)
     assert proc.returncode == 0, err
     assert "stopped (SIGTERM)" in err and "Traceback" not in err
     processed = int(err.split("stopped (SIGTERM): ")[1].split()[0])
-    assert 0 < video_facts(tmp_path / "out.mp4")["frames"] == processed < 300
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["call.mp4", "out.mp4"]
+    assert sent <= video_facts(work / "out.mp4")["frames"] == processed < 300
+    assert sorted(p.name for p in work.iterdir()) == ["call.mp4", "out.mp4"]
 
 
 # -- bench --video --------------------------------------------------------------------------------
@@ -528,11 +560,17 @@ def test_variable_frame_rate_keeps_frame_times_duration_and_average_rate(tmp_pat
     times_ms = [0, 33, 66, 150, 183, 300, 333, 366, 500, 533, 700, 733, 766, 800, 1000]
     src = timed_video(tmp_path / "vfr.mp4", times_ms, Fraction(1, 1000))
     out = tmp_path / "out.mp4"
+    dropped = 0
     if how == "live":
-        run_live(str(src), str(out), sharpener=fast_sharpener)
+        dropped = run_live(str(src), str(out), sharpener=fast_sharpener).dropped
     else:
         (fast_sharpener if how == "yuv" else Sharpener(tiny_model(), device="cpu")).video(src, out, path=how)
-    assert np.allclose(video_facts(out)["times"], np.array(times_ms) / 1000, atol=1e-3)
+    times = np.array(video_facts(out)["times"])
+    if dropped:  # live keeps up by dropping frames on a busy machine: the kept ones keep their times
+        assert len(times) == len(times_ms) - dropped
+        assert all(np.abs(np.array(times_ms) / 1000 - t).min() < 1e-3 for t in times)
+        return
+    assert np.allclose(times, np.array(times_ms) / 1000, atol=1e-3)
     tol = 5e-3 if how == "live" else 1e-3  # live re-times its frames: the last lasts one average period
     with av.open(str(src)) as a, av.open(str(out)) as b:
         va, vb = a.streams.video[0], b.streams.video[0]

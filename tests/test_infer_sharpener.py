@@ -98,6 +98,56 @@ def test_a_negative_tile_overlap_is_refused():
     assert Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=0).image(np.full((70, 90, 3), 128, np.uint8)).min() > 0
 
 
+@pytest.mark.parametrize("tile", [-5, 1, 15])
+def test_a_tile_below_the_minimum_names_it_and_zero_is_off(tile):
+    """tile=-5 said "tile=-5 must be larger than tile_overlap=0"; tile=1 ran 1-px tiles (noise)."""
+    with pytest.raises(KdsharpError) as info:
+        Sharpener(tiny_model(), device="cpu", tile=tile)
+    assert str(info.value) == f"tile={tile}: use tile=0 (whole images) or tiles of at least 16 px (tile=16)"
+    assert info.value.params == ("tile",)
+
+    class Cells32(torch.nn.Module):
+        pad_multiple = 32
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(KdsharpError, match="at least 32 px"):  # a tile smaller than one cell of the model
+        Sharpener(Cells32(), device="cpu", tile=16)
+    img = make_test_image(40, 50)
+    off = Sharpener(tiny_model(), device="cpu", tile=0)
+    assert off.tile is None and np.array_equal(off.image(img), Sharpener(tiny_model(), device="cpu").image(img))
+
+
+class _CountsThreads(torch.nn.Module):
+    """The identity, noting torch's thread count at each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        self.seen.append(torch.get_num_threads())
+        return x
+
+
+def test_threads_apply_to_each_call_and_are_restored_after_it():
+    """Sharpener(threads=N) set torch's process-wide count for good, on construction."""
+    from kdsharp.infer.threads import torch_threads
+
+    before = torch.get_num_threads()
+    n = 2 if before != 2 else 1
+    model = _CountsThreads().eval()  # in eval mode: shared, not copied
+    s = Sharpener(model, device="cpu", threads=n)
+    assert torch.get_num_threads() == before
+    s.image(make_test_image(20, 30))
+    s.frames(torch.zeros(1, 8, 8, 3, dtype=torch.uint8))
+    assert model.seen == [n, n] and torch.get_num_threads() == before
+    with torch_threads(3 - n):  # a block that set a count (a video's workers) keeps it
+        s.tensor(torch.rand(1, 3, 8, 8))
+    assert model.seen[-1] == 3 - n and torch.get_num_threads() == before
+
+
 def test_identity_model_does_not_touch_input_tensor():
     s = Sharpener(torch.nn.Identity(), device="cpu")
     x = torch.rand(1, 3, 8, 8) * 1.5

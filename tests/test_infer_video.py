@@ -10,7 +10,7 @@ import torch
 from kdsharp.errors import InputError, OutputError
 from kdsharp.infer.sharpener import Sharpener
 from kdsharp.infer.video import VideoStats
-from kdsharp.io.video import VideoWriter, probe_video, read_frames
+from kdsharp.io.video import VideoWriter, encoder_settings, mpeg4_q, probe_video, read_frames
 from test_infer_helpers import encode_rgb_frames, make_video, sha, timed_video, tiny_model, video_facts
 
 
@@ -108,6 +108,20 @@ def test_bad_videos(tmp_path, sharpener):
     with pytest.raises(OutputError, match="is the input itself"):
         sharpener.video(src, src)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("o")]
+
+
+def test_read_frames_of_a_folder_says_what_to_pass(tmp_path):
+    """A folder given where one video is read said "is a folder, not a video" and no more: the
+    one line says to pass a video file, and which commands take a folder."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_video(folder / "in.mp4", frames=2, audio=False)
+    for read in (lambda p: next(read_frames(p)), probe_video):
+        with pytest.raises(InputError) as e:
+            read(folder)
+        msg = str(e.value)
+        assert msg.startswith(f"{folder}: is a folder, not a video (pass one video file;"), msg
+        assert "kdsharp sharpen" in msg and "\n" not in msg
 
 
 def test_audio_that_cannot_be_copied_is_a_clear_error(tmp_path, sharpener):
@@ -360,3 +374,44 @@ def test_a_one_frame_video_encodes_with_libx265_every_time(tmp_path):
         with VideoWriter(tmp_path / f"one{i}.mp4", 64, 48, 15, codec="libx265") as w:
             w.write(frame)
         assert video_facts(tmp_path / f"one{i}.mp4")["frames"] == 1
+
+
+def test_mpeg4_takes_the_crf_as_its_fixed_quantiser(tmp_path):
+    """codec=mpeg4 (--codec mpeg4, or the default where libx264 is missing) wrote every crf at the same bit
+    rate, silently: the crf now sets its fixed quantiser (MPEG4_Q, crf 18 -> q 2), so quality and size follow it."""
+    src = make_video(tmp_path / "in.mp4", frames=6, size=(96, 64), audio=False)
+    frames = [f for f, _ in read_frames(src)]
+    size, psnr = {}, {}
+    for crf in (0, 18, 51):
+        out = tmp_path / f"crf{crf}.avi"
+        with VideoWriter(out, 96, 64, 15, codec="mpeg4", crf=crf) as w:
+            for f in frames:
+                w.write(f)
+        back = np.stack([f for f, _ in read_frames(out)]).astype(np.float64)
+        size[crf] = out.stat().st_size
+        psnr[crf] = 10 * np.log10(255**2 / np.mean((back - np.stack(frames)) ** 2))
+    assert size[0] > size[18] > size[51] and psnr[0] > psnr[18] > psnr[51] + 5, (size, psnr)
+    assert [mpeg4_q(c) for c in (0, 18, 23, 30, 51)] == [1, 2, 3, 9, 31]
+    assert encoder_settings(96, 64, "mpeg4", crf=23).describe() == "mpeg4 q 3 (crf 23)"
+    assert encoder_settings(96, 64, "mpeg4").describe() == "mpeg4"  # no crf: a bit rate
+    with pytest.raises(OutputError, match=r"crf=52 is out of range for mpeg4 \(use 0 to 51"):
+        encoder_settings(96, 64, "mpeg4", crf=52)
+
+
+def test_a_preset_the_encoder_ignores_is_said_once_for_the_whole_run(tmp_path, sharpener, capsys):
+    """--encoder-preset with mpeg4 (or VP9) was dropped silently: one warning for the run names it."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_video(folder / name, frames=3, audio=False)
+    result = sharpener.paths([folder], tmp_path / "out", codec="mpeg4", preset="slow", crf=23)
+    assert result.ok and len(result.done) == 2
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert warnings == [
+        f"warning: {tmp_path / 'out' / 'a.mp4'} (and 1 more video): mpeg4 takes no preset=slow: ignored "
+        "(presets are libx264's and libx265's)"
+    ], warnings
+    sharpener.paths([folder], tmp_path / "out2", codec="libvpx-vp9", preset="slow")  # VP9 has no presets either
+    assert "libvpx-vp9 takes no preset=slow" in capsys.readouterr().err
+    sharpener.paths([folder], tmp_path / "out3", codec="libx264", preset="slow", crf=23)  # all of them apply
+    assert "warning" not in capsys.readouterr().err

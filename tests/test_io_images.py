@@ -291,6 +291,72 @@ def test_icc_colour_profile_is_kept(tmp_path, src_ext, out_ext):
     assert read_image_meta(out)[1].icc == icc
 
 
+@pytest.mark.parametrize("src_ext,out_ext,alpha", [(".png", ".webp", False), (".png", ".webp", True),
+                                                   (".webp", ".webp", True), (".jpg", ".tif", False),
+                                                   (".png", ".tiff", True), (".tif", ".tif", False)])
+def test_icc_colour_profile_is_kept_in_webp_and_tiff(tmp_path, src_ext, out_ext, alpha):
+    """WebP and TIFF outputs lost the input's colour profile (OpenCV writes none): a WebP becomes an
+    extended one with an ICCP chunk, a TIFF gets the ICC tag; pixels, alpha and dpi stay as written.
+    Checked with Pillow's reader."""
+    from PIL import Image
+
+    icc = _srgb_profile()
+    rgb = blocks()
+    pixels = np.dstack([rgb, np.linspace(0, 255, rgb.shape[1], dtype=np.uint8)[None].repeat(rgb.shape[0], 0)])
+    src = tmp_path / f"in{src_ext}"
+    Image.fromarray(pixels if alpha else rgb).save(src, icc_profile=icc, dpi=(300, 300),
+                                                   **({"lossless": True} if src_ext == ".webp" else {}))
+    img, meta = read_image_meta(src)
+    assert meta.icc == icc
+    out = write_image(tmp_path / f"out{out_ext}", img, meta=meta)
+    with Image.open(out) as im:
+        assert im.info.get("icc_profile") == icc
+        back = np.asarray(im.convert("RGBA" if alpha else "RGB"))
+        if out_ext != ".webp":
+            assert tuple(round(v) for v in im.info["dpi"]) == (300, 300)
+    assert read_image_meta(out)[1].icc == icc
+    again = read_image(out)  # OpenCV reads it as before, alpha included
+    assert again.shape == img.shape and back.shape == img.shape
+    if out_ext != ".webp" or src_ext == ".webp":  # lossless: the same pixels, by OpenCV and by Pillow
+        as_rgb = img[:, :, [2, 1, 0, 3] if alpha else [2, 1, 0]]
+        assert np.array_equal(again, img) and np.array_equal(back, as_rgb)
+    elif alpha:  # a lossy WebP keeps its alpha too
+        assert np.abs(back[:, :, 3].astype(int) - pixels[:, :, 3]).max() <= 2
+
+
+def test_a_grey_tiff_keeps_its_grey_profile_and_a_webp_drops_it(tmp_path):
+    """A grey profile tags a grey TIFF; WebP stores RGB, where a grey profile would mis-tag it."""
+    from PIL import Image, ImageCms
+
+    grey_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    grey_icc = grey_icc[:16] + b"GRAY" + grey_icc[20:]  # a profile whose header says grey (enough here)
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), blocks()[:, :, 0])
+    _, meta = read_image_meta(src)
+    meta.icc = grey_icc
+    img = read_image(src)
+    assert read_image_meta(write_image(tmp_path / "out.tif", img, meta=meta))[1].icc == grey_icc
+    assert read_image_meta(write_image(tmp_path / "out.webp", img, meta=meta))[1].icc is None
+
+
+def test_a_bmp_output_says_it_drops_the_colour_profile(tmp_path, capsys):
+    """BMP (as OpenCV writes it) stores no profile: one warning names the file and the formats that keep it."""
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(blocks()).save(src, icc_profile=_srgb_profile())
+    img, meta = read_image_meta(src)
+    write_image(tmp_path / "plain.bmp", img)  # no profile to drop: nothing to say
+    assert "warning" not in capsys.readouterr().err
+    out = write_image(tmp_path / "out.bmp", img, meta=meta)
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert warnings == [
+        f"warning: {out}: the input's ICC colour profile was dropped (BMP stores none): colour-managed viewers "
+        "may show its colours shifted (write .png, .jpg, .webp or .tif to keep it)"
+    ]
+    assert np.array_equal(read_image(out), img)
+
+
 def test_a_large_icc_profile_spans_several_jpeg_segments(tmp_path):
     icc = bytearray(np.random.default_rng(0).integers(0, 256, 150_000, dtype=np.uint8).tobytes())
     icc[16:20] = b"RGB "

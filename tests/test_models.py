@@ -168,7 +168,7 @@ def test_local_windows_wrap_any_model_at_test_time_only():
     with torch.no_grad():
         assert torch.equal(model(small), arch(small))  # fits one window: whole
         windowed = model(large)
-        assert torch.allclose(windowed, tiled_forward(arch, large, 32, 10), atol=1e-6)
+        assert torch.allclose(windowed, tiled_forward(arch, large, 32, 10, align=8), atol=1e-6)  # 8 px cells
         whole = arch(large)
         assert windowed.shape == whole.shape and not torch.allclose(windowed, whole, atol=1e-4)
         out, feats = arch(large, return_features=True)  # the architecture: one output, with or without features
@@ -177,11 +177,45 @@ def test_local_windows_wrap_any_model_at_test_time_only():
     assert torch.allclose(model(large), whole, atol=1e-5)  # training: always whole
     with torch.no_grad():  # any model, e.g. a student
         student = _perturb(create_model("unet")).eval()
-        assert torch.allclose(LocalWindows(student, 48, 24)(large), tiled_forward(student, large, 48, 24))
+        cell = LocalWindows(student, 48, 24).cell
+        assert torch.allclose(LocalWindows(student, 48, 24)(large), tiled_forward(student, large, 48, 24, align=cell))
     with pytest.raises(ValueError, match="32 px"):
         LocalWindows(arch, 8)
     with pytest.raises(TypeError, match="local_window"):
         Restormer(**SMALL_RESTORMER, local_window=32)  # no longer an architecture keyword
+
+
+class _Cells8(torch.nn.Module):
+    """A random model on 8x8 px cells (space-to-depth, a 3x3 conv over cells, back), padding to a
+    multiple of 8 as Restormer does: its output depends on where the cell grid starts."""
+
+    pad_multiple = 8
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3 * 64, 3 * 64, 3, padding=1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % 8, 0, -h % 8), mode="replicate")
+        return F.pixel_shuffle(self.conv(F.pixel_unshuffle(x, 8)), 8)[..., :h, :w]
+
+
+@pytest.mark.parametrize("size", [(250, 250), (201, 330)])
+def test_local_windows_start_on_the_models_cells_and_match_the_whole_image(size):
+    """The last window along each axis started at size - window (250 px: 58), off the 8 px cell grid,
+    so the pixels only it covers came out of a shifted grid; now every start is a multiple of 8."""
+    torch.manual_seed(0)
+    model = _Cells8().eval()
+    x = torch.rand(1, 3, *size)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-2:]))  # windows did run
+    with torch.no_grad():
+        whole = model(x)
+        windowed = LocalWindows(model, 192)(x)
+    assert len(seen) > 2 and (windowed - whole).abs().max() < 1e-5
+    teacher = create_model("teacher")
+    assert teacher.cell == 8  # the registered teacher's Restormer pads to multiples of 8
 
 
 def test_registered_teacher_runs_192_px_windows():

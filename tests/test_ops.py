@@ -157,3 +157,30 @@ def test_gaussian_blur_in_cpu_inference_is_the_torch_blur(shape, size, sigma, ch
         or fast.is_contiguous()
     )
     torch.testing.assert_close(wide, ops.gaussian_blur2d(x[..., :3, :3].clone().requires_grad_(True), 9, 2.0).detach())
+
+
+def test_importing_ops_and_models_leaves_torch_dynamo_unloaded():
+    """``@torch.compiler.disable`` imported torch._dynamo (~1-2 s) with kdsharp.ops and kdsharp.models."""
+    import subprocess
+    import sys
+
+    code = "import sys, kdsharp.ops, kdsharp.models; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_eager_only_runs_the_function_as_it_is_under_torch_compile():
+    """As torch.compiler.disable: compiled code calls it eagerly (a traced call would see is_compiling())."""
+    from kdsharp.ops.layout import eager_only
+
+    seen = []
+
+    @eager_only
+    def probe(x):
+        seen.append(torch.compiler.is_compiling())
+        return x + 1
+
+    x = torch.rand(3)
+    assert torch.equal(probe(x), x + 1) and seen == [False]
+    compiled = torch.compile(lambda t: probe(t * 2) - 1, backend="eager")
+    assert torch.allclose(compiled(x), x * 2) and seen == [False, False]

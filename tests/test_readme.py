@@ -147,3 +147,25 @@ def test_model_cards_are_generated_from_the_run_records():
     r = subprocess.run([sys.executable, "scripts/make_model_cards.py", "--check"], cwd=root, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr or r.stdout
+
+
+def test_fine_tune_example_keeps_its_own_bank_and_run_folder():
+    """The README's fine-tune on your own footage (configs/student_cpu.yaml) labelled the footage into
+    the config's named teacher bank and ran as student_cpu: a second fine-tune, or the shipped
+    student's own recipe, was then refused ('holds a teacher bank made with other settings', 'already
+    holds a run'). The example's bank is keyed by its settings, and its run has a name of its own."""
+    from kdsharp.train.config import load_config
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    (command,) = re.findall(r"`(kdsharp train student --config configs/student_cpu\.yaml [^`]*)`", text)
+    argv = shlex.split(command)
+    cmd, rest, name = _command(argv[1:])
+    assert cmd.make_context(name, rest).params is not None  # the command line itself parses
+    overrides = [w for w in argv[argv.index("--teacher") + 2:] if "=" in w]
+    config = README.parent / "configs" / "student_cpu.yaml"
+    recipe = load_config(config, teacher="teacher")
+    example = load_config(config, overrides, teacher="teacher")
+    assert example["teacher_cache"]["enabled"] and recipe["teacher_cache"]["path"]
+    assert example["teacher_cache"]["path"] is None  # runs/cache/teacher_<key>.safetensors
+    assert example["name"] != recipe["name"] and example["model"]["init"] == "student"
+    assert example["data"]["sources"][0]["path"] == "talk.mp4"

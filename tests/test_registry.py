@@ -250,3 +250,28 @@ def test_a_second_self_ensemble_suffix_is_refused():
     with pytest.raises(KdsharpError, match=r"'fast@x8@x2': give one self-ensemble suffix \(e.g. 'fast@x8'\)"):
         load_model("fast@x8@x2")  # was SelfEnsemble(SelfEnsemble(fast, 8), 2): 16 passes, each symmetry twice
     assert registry.split_ensemble("fast@x8") == ("fast", 8)
+
+
+@pytest.mark.parametrize("name, accepted", [("student", "channels"), ("teacher", "dim"), ("fast", "num_blocks")])
+def test_an_unknown_model_keyword_names_the_model_and_its_keywords(name, accepted):
+    """Was a raw TypeError from deep inside the constructor (ResUNet.__init__() got an unexpected ...)."""
+    with pytest.raises(KdsharpError) as info:
+        create_model(name, bogus_kwarg=1)
+    msg = str(info.value)
+    assert msg.startswith(f"model '{name}' takes no keyword bogus_kwarg=1 (its keywords: ") and "\n" not in msg
+    assert accepted in msg and isinstance(info.value, TypeError)  # callers that catch TypeError still do
+    with pytest.raises(ValueError, match="len"):  # a bad value is not an unknown keyword
+        create_model("student", channels=[8])
+
+
+@pytest.mark.parametrize("drop", ["output.weight", "patch_embed.proj.weight"])
+def test_an_official_restormer_checkpoint_without_a_tensor_names_it(tmp_path, drop):
+    """Was "unrecognised checkpoint (... not a Restormer or kdsharp layout)", not what is missing."""
+    sd = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1).state_dict()
+    sd.pop(drop)
+    path = tmp_path / "motion_deblurring.pth"
+    torch.save({"params": sd}, path)
+    with pytest.raises(InputError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: a Restormer checkpoint without {drop} ") and "\n" not in msg

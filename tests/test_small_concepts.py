@@ -105,6 +105,22 @@ def test_psnr_cap_in_every_mean():
     assert stats["input"]["psnr"] == PSNR_CAP
 
 
+def test_validation_psnr_counts_an_identical_pair_at_the_cap():
+    """psnr_torch gives inf on identical images (as psnr and scikit-image do; it gave ~200 dB),
+    and validation's mean counts that pair as PSNR_CAP, like the eval report."""
+    from kdsharp.metrics import PSNR_CAP, psnr, psnr_torch
+    from kdsharp.train.builders import score
+
+    g = torch.Generator().manual_seed(0)
+    gt = (torch.rand(1, 3, 16, 16, generator=g) * 255).round() / 255
+    lq = ((gt + 0.05 * torch.randn(gt.shape, generator=g)).clamp(0, 1) * 255).round() / 255
+    assert psnr_torch(gt, gt).item() == float("inf")
+    noisy = psnr(*(t[0].permute(1, 2, 0).mul(255).round().byte().numpy() for t in (lq, gt)))
+    s = score(lambda x: x, [(lq, gt), (gt, gt)], torch.device("cpu"), groups=["a", "a"])
+    assert s["psnr"] == pytest.approx((noisy + PSNR_CAP) / 2, abs=1e-3) == s["psnr_a"]
+    assert score(lambda x: x, [(lq, gt)], torch.device("cpu"))["psnr"] == pytest.approx(noisy, abs=1e-3)
+
+
 def test_the_two_model_builders_say_what_they_build():
     import kdsharp.registry as registry
     import kdsharp.train.builders as builders
@@ -152,5 +168,17 @@ def test_dir_of_the_package_lists_its_lazy_api():
     import sys
 
     code = "import kdsharp; print(sorted(set(kdsharp.__all__) - set(dir(kdsharp))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", ["kdsharp.train", "kdsharp.data"])
+def test_dir_of_the_lazy_subpackages_lists_their_lazy_api(package):
+    """As for ``kdsharp``: ``dir(kdsharp.train)`` left out ``train``, ``Trainer``, ... (and
+    ``dir(kdsharp.data)`` the datasets) until first used. A fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = f"import {package} as p; print(sorted(set(p.__all__) - set(dir(p))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -3,6 +3,7 @@ bad checkpoints, CLI, ablation and a 2-process DDP (gloo) run. Tiny models, crop
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import subprocess
@@ -98,9 +99,10 @@ def test_config_unknown_keys_and_overrides(tmp_path):
 ])
 def test_bad_values_are_config_errors_naming_the_key(tmp_path, override, key):
     """A wrong type or range is caught when the config loads (not a TypeError mid-run, nor a silent
-    negative grad_clip that flips the gradients)."""
+    negative grad_clip that flips the gradients); the message quotes the value given, as key=value."""
     tiny_config(tmp_path)
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    value = parse_override(override)[1]
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r} must be")):
         load_config(tmp_path / "tiny.yaml", [override])
 
 

@@ -45,7 +45,9 @@ def degrade_cmd(
         help="Resize every image to WIDTHxHEIGHT (cover + centre crop), e.g. 640x360.",
         show_default=False,
     ),
-    every: int = typer.Option(1, "--every", min=1, help="Videos: keep every N-th frame."),
+    every: int = typer.Option(
+        1, "--every", min=1, help="Videos: keep every N-th frame (images: refused; use --max-images)."
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",

@@ -97,7 +97,9 @@ def sharpen(
         "--crf",
         min=0,
         max=63,
-        help="Video quality (lower = better) (default: 18 for H.264/H.265, about visually lossless; VP9 24).",
+        help="Video quality (lower = better) (default: 18 for H.264/H.265, about visually lossless; VP9 24). "
+        "On x264's 0-51 scale for mpeg4, which has no CRF: its fixed quantiser of about the same quality "
+        "(crf 18 -> q 2, 23 -> 3, 30 -> 9, 51 -> 31; never lossless; default: a bit rate).",
         show_default=False,
     ),
     encoder_preset: str | None = typer.Option(
@@ -105,7 +107,7 @@ def sharpen(
         "--encoder-preset",
         help="x264/x265 speed preset, "
         "ultrafast ... veryslow (slower = smaller files; default: veryfast "
-        "up to 720p, superfast up to 1080p, ultrafast above).",
+        "up to 720p, superfast up to 1080p, ultrafast above). Other encoders (mpeg4, VP9) ignore it, with a warning.",
         show_default=False,
     ),
     codec: str | None = typer.Option(
@@ -139,11 +141,8 @@ def sharpen(
     `fast` works on the Y plane directly (no RGB round trip).
     """
     from kdsharp.infer.sharpener import sharpen_paths
-    from kdsharp.io.video import encoder_settings, is_video_file
 
     check_stray_flag_values(inputs)
-    if crf is not None and is_video_file(output):  # a CRF out of the encoder's range: refused before any work
-        encoder_settings(64, 64, codec, None, crf, output)
     result = sharpen_paths(
         inputs,
         output,

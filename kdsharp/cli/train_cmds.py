@@ -201,8 +201,11 @@ def pack_command(
         "split: test (reserved for `kdsharp eval`) is used with a warning.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="The bundle to write (.zip)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle (atomically)."),
 ):
     """Pack a training bundle: clean crops + real-codec pairs + val pairs, for a GPU machine without PyAV.
+
+    An existing bundle is kept unless --overwrite is given; the zip is written atomically.
 
     Example: kdsharp train pack -c configs/bundle.yaml -o bundle.zip
     """
@@ -234,7 +237,7 @@ def pack_command(
         raise ConfigError(f"{config}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
     sources = spec.pop("sources", None) or []
     with config_source(path):  # a bad setting or source names the bundle YAML
-        result = pack_bundle(sources, out, **spec)
+        result = pack_bundle(sources, out, overwrite=overwrite, **spec)
     s = bundle_summary(result)
     info(f"wrote {out}: {s['clean']} clean crops, {s['pairs']} codec pairs, {s['val']} val pairs, {s['mb']} MB")
 

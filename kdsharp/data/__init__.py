@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdsharp._lazy import lazy_getattr
+from kdsharp._lazy import lazy_dir, lazy_getattr
 from kdsharp.data.config import PRESETS, list_presets, load_degrade_config
 from kdsharp.data.degrade import Degrader  # (not the function `degrade`: it would hide the module)
 
@@ -56,3 +56,4 @@ def sample_images() -> list[np.ndarray]:
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
+__dir__ = lazy_dir(_LAZY, globals())

@@ -275,7 +275,7 @@ def validate(cfg: dict, where: str = "") -> dict:
             elif (section, key) in _CHOICES:
                 _check_choices(f"{name}.{key}", value, _CHOICES[(section, key)])
             elif key == "temporal_shift" and (not isinstance(value, (int, float)) or not 0 <= value <= 32):
-                raise ConfigError(f"degradation config: {name}.{key} must be a number of pixels in [0, 32]")
+                raise ConfigError(f"degradation config: {name}.{key}={value!r} must be a number of pixels in [0, 32]")
     if where:
         return cfg
     second = cfg.get("second_order", {})

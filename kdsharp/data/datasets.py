@@ -255,7 +255,8 @@ def make_paired_set(
 
     Args:
         src: a folder of clean images (recursive), one image, or a video file. Video frames
-            (every ``every``-th) are degraded in clips of ``clip_len`` so codec artefacts are temporal.
+            (every ``every``-th) are degraded in clips of ``clip_len`` so codec artefacts are temporal;
+            ``every`` > 1 with images is refused (it would be ignored).
         out: output folder; must be empty or new unless ``overwrite`` (same names replaced only).
         preset: degradation preset name, YAML path or dict; seed: item ``i`` uses ``[seed, i]``.
         max_images: stop after this many pairs; size: ``"WxH"``/(w, h) to cover-resize every image.
@@ -277,6 +278,13 @@ def make_paired_set(
     is_video = src.is_file() and is_video_path(src)
     if src.is_file() and not is_video and src.suffix.lower() not in IMAGE_EXTS:
         raise InputError(src, "is neither an image nor a video", f"use {', '.join(IMAGE_EXTS + VIDEO_INPUT_EXTS)}")
+    if every > 1 and not is_video:  # was ignored: every image of the folder was used
+        raise InputError(
+            src,
+            f"every={every} keeps every N-th frame of a video; this is {'a folder' if src.is_dir() else 'an image'}",
+            f"drop every={every}, or pass max_images=N to use fewer images",
+            params=["every", "max_images"],
+        )
     _check_out(src, out, overwrite)
     created = [d for d in (out, out / "input", out / "target") if not d.exists()]
     ensure_writable_dir(out / "input")

@@ -21,7 +21,7 @@ from kdsharp.data.bundle import FORMAT, encode_lossless
 from kdsharp.data.degrade import Degrader
 from kdsharp.data.sources import load_sources, source_list, warn_small_images, warn_test_split
 from kdsharp.errors import ConfigError, OutputError
-from kdsharp.io.atomic import atomic_path
+from kdsharp.io.atomic import atomic_path, check_target
 
 # a stored zip entry's local header (30 bytes) and central-directory record (46), each with its name;
 # the end records (22, zip64: +76)
@@ -125,6 +125,7 @@ def pack_bundle(
     max_mb: float = 40.0,
     pair_degradation: dict | str | None = None,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> BundleInfo:
     """Pack a training bundle (see the module docstring) at ``out`` (a .zip, written atomically).
 
@@ -135,6 +136,7 @@ def pack_bundle(
         max_mb: the zip's size limit (a hard one: packing stops before the training crop that would
             pass it, headers and ``meta.json`` counted).
         pair_degradation: the degradation of the codec pairs (default :data:`PAIR_DEGRADATION`).
+        overwrite: replace an existing file at ``out`` (else that is an error, before any work).
     """
     out = Path(out)
     if out.suffix.lower() != ".zip":
@@ -145,6 +147,7 @@ def pack_bundle(
         for i, spec in enumerate(source_list(specs)):
             if isinstance(spec, dict) and spec.get("path") and Path(spec["path"]).resolve() == out.resolve():
                 raise OutputError(out, f"is an input of the bundle ({key}[{i}])", "write the bundle to another file")
+    check_target(out, overwrite, folder_checked=True)  # an existing bundle is kept unless overwrite=True
     _check_sizes(crop=crop, val_size=val_size, clean=clean, pairs=pairs, val=val, seed=seed, max_mb=max_mb)
     warn_test_split(sources, "sources")
     warn_test_split(val_sources, "val_sources")

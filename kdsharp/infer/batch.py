@@ -21,7 +21,7 @@ from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, is_image_file
 from kdsharp.io.inputs import NOT_REGULAR, warn_skipped
-from kdsharp.io.video import VIDEO_EXTS, check_audio_fits, is_video_file
+from kdsharp.io.video import VIDEO_EXTS, check_audio_fits, check_encoder_options, is_video_file
 
 MEDIA_HINT = f"use an image ({', '.join(IMAGE_EXTS)}) or a video ({', '.join(VIDEO_EXTS)})"
 GIF_HINT = "GIF is not supported: convert it to PNG (a still) or MP4 (an animation), e.g. ffmpeg -i in.gif in.mp4"
@@ -205,6 +205,20 @@ def _check_plan(plan: list[tuple[Path, Path]], overwrite: bool) -> None:
         checked.add(dst.parent)
         if is_video_file(src) and src.suffix.lower() != dst.suffix.lower():
             check_audio_fits(src, dst)
+
+
+def check_video_options(
+    plan: list[tuple[Path, Path]], crf: int | None = None, codec: str | None = None, preset: str | None = None
+) -> None:
+    """The encoder options of a plan's video outputs, checked once before any work (a bad preset, an
+    unavailable codec, a crf out of an encoder's range: :class:`OutputError`, exit 2); options that the
+    encoders picked do not use (a preset with mpeg4) are named in one warning."""
+    videos = [dst for _, dst in plan if is_video_file(dst)]
+    if videos and (crf is not None or codec is not None or preset is not None):
+        from kdsharp.console import warn
+
+        if note := check_encoder_options(videos, codec, preset, crf):
+            warn(note)
 
 
 def _reject(result: BatchResult, rejected: Sequence[tuple[Path, str]]) -> BatchResult:

@@ -10,6 +10,7 @@ result = s.paths(["photos/", "clip.mov"], "out/")
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -22,11 +23,22 @@ from torch import nn
 from kdsharp.console import console
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.infer.backends import make_backend
-from kdsharp.infer.batch import BatchResult, ErrorHandler, _reject, plan_outputs, print_error, run_plan
+from kdsharp.infer.batch import (
+    BatchResult,
+    ErrorHandler,
+    _reject,
+    check_video_options,
+    plan_outputs,
+    print_error,
+    run_plan,
+)
+from kdsharp.infer.threads import threads_scoped, torch_threads
 from kdsharp.infer.tiling import forward_any_size
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
 from kdsharp.io.video import VIDEO_EXTS, is_video_file
+
+MIN_TILE = 16  #: px: the smallest ``tile`` (a larger model cell raises it to one cell)
 
 
 class Sharpener:
@@ -38,7 +50,8 @@ class Sharpener:
             layout, runs as an eval-mode copy (an eval-mode module already in place is shared).
         device: ``'auto'`` (CUDA if available), ``'cpu'`` or ``'cuda'``.
         backend: ``'torch'`` or ``'onnx'`` (ONNX Runtime).
-        tile: process images in ``tile`` x ``tile`` tiles (None: whole, tiling on out-of-memory).
+        tile: process images in ``tile`` x ``tile`` tiles, at least :data:`MIN_TILE` px and one of
+            the model's cells (None or 0: whole, tiling on out-of-memory).
         tile_overlap: pixels shared by neighbouring tiles, blended smoothly (None: 8 of the model's
             cells, at least 32: 32 for ``fast``, 128 for ``student``, whose U-Net sees far). Tiles
             start at multiples of the model's ``pad_multiple``, so each sees the frame in the same
@@ -48,7 +61,10 @@ class Sharpener:
         batch: video frames per forward pass.
         compile: ``torch.compile`` the model (torch backend).
         threads: CPU threads for the model (torch intra-op / ONNX Runtime; videos: frame workers,
-            see :mod:`kdsharp.infer.threads`). None: the available cores.
+            see :mod:`kdsharp.infer.threads`). None: the available cores. Torch's (and OpenCV's)
+            process-wide thread count is set for each call and restored after it (inside a
+            :func:`~kdsharp.infer.threads.torch_threads` block, e.g. a video's workers, the block's
+            count is kept).
     """
 
     def __init__(
@@ -65,6 +81,13 @@ class Sharpener:
     ):
         self.backend = make_backend(model, backend, device, half=half, compile=compile, threads=threads)
         self.align = self.backend.cell
+        min_tile = max(MIN_TILE, self.align)
+        if tile is not None and tile != 0 and tile < min_tile:  # 1-px tiles ran, and gave noise
+            raise KdsharpError(
+                f"tile={tile}: use tile=0 (whole images) or tiles of at least {min_tile} px (tile={min_tile})",
+                params=["tile"],
+            )
+        tile = tile or None  # 0: off
         if tile_overlap is None:
             tile_overlap = max(32, 8 * self.align)
             if tile is not None and tile <= tile_overlap:
@@ -82,10 +105,6 @@ class Sharpener:
         if threads is not None and threads < 1:
             raise KdsharpError(f"threads must be at least 1 (got threads={threads})", params=["threads"])
         self.threads = threads
-        if threads:
-            from kdsharp.infer.threads import set_threads
-
-            set_threads(threads)
         self.device = self.backend.device
         self.tile = tile
         self.tile_overlap = int(tile_overlap)
@@ -113,9 +132,16 @@ class Sharpener:
         if x.shape[2] == 0 or x.shape[3] == 0:
             raise KdsharpError(f"expected a tensor of at least 1x1 pixels, got shape {tuple(x.shape)}")
         fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)  # a backend maps tensors to tensors
-        y, self.tile = forward_any_size(fn, x.float(), self.tile, self.tile_overlap, align=self.align)
+        with self._threads():
+            y, self.tile = forward_any_size(fn, x.float(), self.tile, self.tile_overlap, align=self.align)
         y = y.clamp(0, 1)  # out of place: an identity model returns its input
         return y[0] if squeeze else y
+
+    def _threads(self) -> contextlib.AbstractContextManager:
+        """``threads`` for one call, restored after; nothing inside a block that set a count already."""
+        if not self.threads or threads_scoped():
+            return contextlib.nullcontext()
+        return torch_threads(self.threads)
 
     def warm_up(self, height: int, width: int) -> None:
         """Compile a ``torch.compile``-d model for ``height`` x ``width`` frames now (it compiles on
@@ -139,7 +165,8 @@ class Sharpener:
         u = np.ascontiguousarray(batch.numpy())
         x = torch.from_numpy(np.divide(u, np.float32(255.0), dtype=np.float32)).permute(0, 3, 1, 2)
         fn = cast(Callable[[torch.Tensor], torch.Tensor], self.backend)
-        y, self.tile = forward_any_size(fn, x, self.tile, self.tile_overlap, align=self.align)
+        with self._threads():
+            y, self.tile = forward_any_size(fn, x, self.tile, self.tile_overlap, align=self.align)
         y = y.contiguous(memory_format=torch.channels_last)  # (N,H,W,3) memory; a no-op for most models
         frames = [from_tensor(y[n]) for n in range(len(y))]
         return torch.from_numpy(frames[0][None] if len(frames) == 1 else np.stack(frames))  # (one frame: no copy)
@@ -285,6 +312,7 @@ class Sharpener:
         """
         rejected: list = []
         plan = plan_outputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], output, overwrite, rejected)
+        check_video_options(plan, crf, codec, video.get("preset"))
         return run_plan(self, plan, crf=crf, codec=codec, rejected=rejected, **video)
 
 
@@ -317,13 +345,7 @@ def sharpen_paths(
     plan = plan_outputs(inputs, output, overwrite, rejected)  # before loading the model: bad paths fail fast
     if not plan:  # nothing to sharpen: do not load the model
         return _reject(BatchResult(), rejected)
-    if preset is not None or codec is not None:  # before loading the model: a bad option starts nothing
-        from kdsharp.io.video import check_preset, is_video_file, pick_codec
-
-        check_preset(preset, plan[0][1])
-        videos = [dst for _, dst in plan if is_video_file(dst)]
-        if codec is not None and videos:
-            pick_codec(videos[0], codec)
+    check_video_options(plan, crf, codec, preset)  # before loading the model: a bad option starts nothing
     sharpener = Sharpener(
         model,
         device=device,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 from kdsharp.devices import available_cores  # torch-free, like this module
 
@@ -85,6 +86,16 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+_OPEN = [0]  # torch_threads blocks open now, in any thread (torch's thread count is process-wide)
+_OPEN_LOCK = threading.Lock()
+
+
+def threads_scoped() -> bool:
+    """True while a :func:`torch_threads` block that sets a count is open (in any thread): the
+    running work has its thread count set (e.g. a video pipeline's per-worker count), which a callee should keep."""
+    return _OPEN[0] > 0
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Within the block torch and OpenCV (the full-resolution stage of ``student`` runs on OpenCV's
@@ -96,8 +107,13 @@ def torch_threads(threads: int | None):
     if threads:
         torch.set_num_threads(int(threads))
         cv2.setNumThreads(int(threads))
+    step = 1 if threads else 0  # a block that sets nothing leaves callees free to set theirs
+    with _OPEN_LOCK:
+        _OPEN[0] += step
     try:
         yield
     finally:
+        with _OPEN_LOCK:
+            _OPEN[0] -= step
         torch.set_num_threads(old)
         cv2.setNumThreads(old_cv)

@@ -22,7 +22,16 @@ from kdsharp.console import warn
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
 from kdsharp.io.inputs import existing_file
-from kdsharp.io.meta import ImageMeta, icc_fits, png_chunk, png_problem, read_meta, tiff_params, with_meta
+from kdsharp.io.meta import (
+    ImageMeta,
+    icc_carried,
+    icc_fits,
+    png_chunk,
+    png_problem,
+    read_meta,
+    tiff_params,
+    with_meta,
+)
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 MAX_PIXELS = 16384 * 16384  # refuse images larger than this (about 268 Mpx)
@@ -201,7 +210,8 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: Imag
 
     The format follows the extension; JPEG/WebP use ``quality``. ``meta`` (from
     :func:`read_image_meta`) adds the input's EXIF (orientation set to 1: the pixels are upright)
-    and dpi to JPEG and PNG outputs, and its dpi to TIFF. Returns ``path``.
+    and dpi to JPEG and PNG outputs, its dpi to TIFF, and its ICC colour profile to all of them and
+    WebP (BMP stores none: a warning says it was dropped). Returns ``path``.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -231,10 +241,16 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: Imag
             raise OutputError(path, "the image could not be encoded", "try another format")
         encoded = buf.tobytes()
     png_grey = ext == ".png" and encoded[25:26] in (b"\x00", b"\x04")  # IHDR colour type: grey (+ alpha)
-    written_grey = img.ndim == 2 or img.shape[2] in (1, 2) or png_grey
+    written_grey = ext != ".webp" and (img.ndim == 2 or img.shape[2] in (1, 2) or png_grey)  # WebP is RGB(A)
     if meta is not None and meta.icc is not None and not icc_fits(meta.icc, grey=written_grey):
         meta = dataclasses.replace(meta, icc=None)  # a profile of other channels would mis-tag the output
     data = with_meta(encoded, ext, meta)
+    if meta is not None and meta.icc is not None and read_meta(data).icc != meta.icc:
+        why = "BMP stores none" if not icc_carried(ext) else f"this {ext} file could not take it"
+        warn(
+            f"{path}: the input's ICC colour profile was dropped ({why}): colour-managed viewers may show "
+            "its colours shifted (write .png, .jpg, .webp or .tif to keep it)"
+        )
     with atomic_path(path) as tmp:
         try:
             tmp.write_bytes(data)

@@ -9,8 +9,9 @@ format     read                                                written
 =========  ==================================================  ===================================
 JPEG       APP1 Exif, JFIF density (or EXIF's), APP2 ICC       APP1 Exif, JFIF density, APP2 ICC
 PNG        eXIf, pHYs, iCCP                                    eXIf, pHYs, iCCP
-TIFF       X/YResolution (and its Orientation), ICC tag        X/YResolution (OpenCV's options)
-WebP       EXIF and ICCP chunks                                not written (simple WebP)
+TIFF       X/YResolution (and its Orientation), ICC tag        X/YResolution (OpenCV's), ICC tag
+WebP       EXIF and ICCP chunks                                ICCP chunk (extended WebP)
+BMP        nothing                                             nothing (a profile: a warning)
 =========  ==================================================  ===================================
 
 The model works on the encoded values, so an output is in its input's colour space: a photo
@@ -368,9 +369,78 @@ def _png_with(buf: bytes, meta: ImageMeta) -> bytes:
     return bytes(out)
 
 
+def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of a WebP's chunks (RIFF: little-endian sizes, odd payloads padded)."""
+    chunks, i = [], 12
+    while i + 8 <= len(data):
+        kind = data[i : i + 4]
+        (length,) = struct.unpack("<I", data[i + 4 : i + 8])
+        if i + 8 + length > len(data):
+            raise ValueError("truncated WebP chunk")
+        chunks.append((kind, data[i + 8 : i + 8 + length]))
+        i += 8 + length + (length & 1)
+    return chunks
+
+
+def _webp_size_alpha(kind: bytes, payload: bytes) -> tuple[int, int, bool]:
+    """(width, height, has alpha) of a simple WebP's VP8 (lossy) or VP8L (lossless) bitstream."""
+    if kind == b"VP8 " and payload[3:6] == b"\x9d\x01\x2a":
+        w, h = struct.unpack("<HH", payload[6:10])
+        return w & 0x3FFF, h & 0x3FFF, False
+    if kind == b"VP8L" and payload[:1] == b"\x2f":
+        (bits,) = struct.unpack("<I", payload[1:5])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool(bits >> 28 & 1)
+    raise ValueError("not a VP8/VP8L bitstream")
+
+
+def _webp_with(buf: bytes, meta: ImageMeta) -> bytes:
+    """``buf`` as an extended WebP (VP8X) with ``meta.icc`` in its ICCP chunk (right after VP8X, as the
+    format asks); ``buf`` itself if it is not a WebP this understands."""
+    if not meta.icc:
+        return buf
+    chunks = [(k, v) for k, v in _riff_chunks(buf) if k != b"ICCP"]
+    if chunks and chunks[0][0] == b"VP8X":
+        head = chunks.pop(0)[1]
+    else:
+        w, h, alpha = _webp_size_alpha(*chunks[0])
+        head = bytes([0x10 if alpha else 0, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    head = bytes([head[0] | 0x20]) + head[1:]  # the ICC profile flag
+    body = b"".join(
+        k + struct.pack("<I", len(v)) + v + b"\x00" * (len(v) & 1)
+        for k, v in [(b"VP8X", head), (b"ICCP", meta.icc), *chunks]
+    )
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def _tiff_with(buf: bytes, meta: ImageMeta) -> bytes:
+    """``buf`` (a classic TIFF) with ``meta.icc`` as its first image's ICC tag: the profile and a
+    copy of IFD0 with the tag added are appended, and the header points to that copy (the pixels and
+    every other tag stay where they are)."""
+    if not meta.icc or buf[:4] not in (b"II*\x00", b"MM\x00*"):
+        return buf
+    e, ifd, entries = _ifd0(buf)
+    (next_ifd,) = struct.unpack(e + "I", buf[ifd + 2 + 12 * len(entries) : ifd + 6 + 12 * len(entries)])
+    out = bytearray(buf) + b"\x00" * (len(buf) & 1)  # offsets are even
+    at = len(out)
+    out += meta.icc + b"\x00" * (len(meta.icc) & 1)
+    kept = [(tag, buf[pos : pos + 12]) for tag, _, _, pos in entries if tag != _ICC]
+    table = sorted([*kept, (_ICC, struct.pack(e + "HHII", _ICC, 7, len(meta.icc), at))])  # tags ascending
+    new_ifd = len(out)
+    out += struct.pack(e + "H", len(table)) + b"".join(raw for _, raw in table) + struct.pack(e + "I", next_ifd)
+    if len(out) >= 2**32:
+        return buf
+    out[4:8] = struct.pack(e + "I", new_ifd)
+    return bytes(out)
+
+
+def icc_carried(ext: str) -> bool:
+    """Whether :func:`with_meta` writes an ICC profile into a ``ext`` file (all but BMP)."""
+    return ext.lower() in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+
+
 def with_meta(buf: bytes, ext: str, meta: ImageMeta | None) -> bytes:
     """Encoded image ``buf`` (format ``ext``) with ``meta``'s EXIF, dpi and ICC profile spliced in
-    (JPEG, PNG)."""
+    (JPEG, PNG; the ICC profile alone in WebP and TIFF, whose dpi OpenCV writes)."""
     if not meta:
         return buf
     ext = ext.lower()
@@ -378,6 +448,13 @@ def with_meta(buf: bytes, ext: str, meta: ImageMeta | None) -> bytes:
         return _jpeg_with(buf, meta)
     if ext == ".png" and buf[:8] == b"\x89PNG\r\n\x1a\n":
         return _png_with(buf, meta)
+    try:
+        if ext == ".webp" and buf[:4] == b"RIFF" and buf[8:12] == b"WEBP":
+            return _webp_with(buf, meta)
+        if ext in (".tif", ".tiff"):
+            return _tiff_with(buf, meta)
+    except (ValueError, struct.error, IndexError):  # a structure this does not know: the encoder's bytes as they are
+        pass
     return buf
 
 
@@ -393,6 +470,7 @@ def tiff_params(meta: ImageMeta | None) -> list[int]:
 
 __all__ = [
     "ImageMeta",
+    "icc_carried",
     "icc_fits",
     "png_chunk",
     "png_problem",

@@ -29,7 +29,12 @@ DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossl
 # the model's time per frame on 2 cores (1080p: superfast ~20 ms/frame vs fast ~65 ms); CRF 18 is
 # about visually lossless at these presets. See the README ("Real-time video") for the size cost.
 ENCODER_DEFAULTS = ((1280 * 720, "veryfast", 18), (1920 * 1088, "superfast", 18), (float("inf"), "ultrafast", 18))
-CRF_MAX = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63}
+CRF_MAX = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "mpeg4": 51}
+# MPEG-4 Part 2 has no CRF: a crf (on x264's 0-51 scale) becomes the fixed quantiser q (1 best - 31) that
+# gives about the same PSNR on natural images (the table of kdsharp.data.codecs, plus 0 -> q 1, its best):
+# (crf, q) points, interpolated and rounded. mpeg4 is never lossless.
+MPEG4_Q = ((0, 1), (18, 2), (23, 3), (30, 9), (38, 15), (45, 20), (51, 31))
+X26X = ("libx264", "libx265")  # the encoders that take a speed preset
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _SWS_COLORSPACES = (1, 4, 5, 6, 7, 9)  # AVColorSpace values swscale can convert (709, 601, 240M, 2020)
 # swscale's default fast path shifts colours by about -1 level per RGB<->YUV 4:2:0 round trip;
@@ -123,8 +128,12 @@ class VideoInfo:
     other_streams: tuple[str, ...] = ()  # kinds of the streams kdsharp does not copy (subtitle, data, ...)
 
 
+# the fix for a folder given where one video is read (read_frames, probe_video)
+VIDEO_FOLDER_FIX = "pass one video file; kdsharp sharpen takes a whole folder, kdsharp degrade a folder of images"
+
+
 def _open_input(path: Path) -> av.container.InputContainer:
-    existing_file(path, "video")
+    existing_file(path, "video", folder_fix=VIDEO_FOLDER_FIX)
     try:
         c = av.open(str(path))
         if "avi" in (c.format.name or "").split(","):
@@ -302,18 +311,60 @@ def open_video_stream(path: str | Path, threads: int = 0):
         yield c, s
 
 
+def mpeg4_q(crf: int) -> int:
+    """The mpeg4 quantiser (1-31) for x264-scale ``crf`` (0-51), by :data:`MPEG4_Q`."""
+    xs, ys = zip(*MPEG4_Q, strict=True)
+    return int(round(float(np.interp(crf, xs, ys))))
+
+
 @dataclass
 class EncoderSettings:
-    """The encoder, its preset (x264/x265) and CRF for one output."""
+    """The encoder, its preset (x264/x265) and CRF for one output (mpeg4: mapped to a quantiser)."""
 
     codec: str
     preset: str | None
     crf: int | None
 
     def describe(self) -> str:
-        return " ".join(
-            str(v) for v in (self.codec, self.preset, f"crf {self.crf}" if self.crf is not None else None) if v
-        )
+        quality = None
+        if self.crf is not None:
+            quality = f"q {mpeg4_q(self.crf)} (crf {self.crf})" if self.codec == "mpeg4" else f"crf {self.crf}"
+        return " ".join(str(v) for v in (self.codec, self.preset, quality) if v)
+
+
+def unused_settings(codec: str, preset: str | None, crf: int | None) -> list[str]:
+    """The given settings that encoder ``codec`` does not use, as ``name=value``: a preset (x264/x265
+    only), a crf (encoders other than x264, x265, VP9 and mpeg4, which get a bit rate)."""
+    unused = []
+    if preset is not None and codec not in X26X:
+        unused.append(f"preset={preset}")
+    if crf is not None and codec not in CRF_MAX:
+        unused.append(f"crf={crf}")
+    return unused
+
+
+def check_encoder_options(
+    outputs: list[Path], codec: str | None = None, preset: str | None = None, crf: int | None = None
+) -> str | None:
+    """Check the encoder options of a run that writes the videos ``outputs``, before any work: raises
+    :class:`OutputError` for a preset that is not x264's, a ``codec`` not available or a crf out of
+    the range of an output's encoder (checked once per encoder); returns one warning line naming the
+    options that the encoders picked do not use (a preset with mpeg4 or VP9), None if all apply."""
+    check_preset(preset, outputs[0] if outputs else "out.mp4")
+    groups: dict[str, list[Path]] = {}
+    for dst in outputs:
+        groups.setdefault(pick_codec(Path(dst), codec), []).append(Path(dst))
+    lines = []
+    for name, dsts in groups.items():
+        encoder_settings(64, 64, name, preset, crf, dsts[0])
+        if unused := unused_settings(name, preset, crf):
+            from kdsharp.console import plural
+
+            more = f" (and {plural(len(dsts) - 1, 'more video')})" if len(dsts) > 1 else ""
+            why = [] if preset is None or name in X26X else ["presets are libx264's and libx265's"]
+            why += [f"{name} is written at a bit rate"] if crf is not None and name not in CRF_MAX else []
+            lines.append(f"{dsts[0]}{more}: {name} takes no {' or '.join(unused)}: ignored ({'; '.join(why)})")
+    return "; ".join(lines) or None
 
 
 def check_preset(preset: str | None, path: str | Path = "out.mp4") -> None:
@@ -338,9 +389,11 @@ def encoder_settings(
     """Codec, preset and CRF for a ``width`` x ``height`` output: the given values, else the defaults.
 
     H.264/H.265 default by frame size (:data:`ENCODER_DEFAULTS`): veryfast up to 720p, superfast
-    up to 1080p, ultrafast above, CRF 18. VP9 keeps its own speed settings (CRF 24); other
-    encoders get a bit rate. A preset other than x264's names, or a CRF above the encoder's
-    range (:data:`CRF_MAX`), is refused in one line.
+    up to 1080p, ultrafast above, CRF 18. VP9 keeps its own speed settings (CRF 24); mpeg4 takes a
+    crf as its fixed quantiser (:data:`MPEG4_Q`), else a bit rate, as other encoders do. Only x264
+    and x265 take a preset (others: None here; :func:`check_encoder_options` says so). A preset
+    other than x264's names, or a CRF above the encoder's range (:data:`CRF_MAX`), is refused in
+    one line.
     """
     check_preset(preset, path)
     name = pick_codec(Path(path), codec)
@@ -349,10 +402,11 @@ def encoder_settings(
         raise OutputError(
             Path(path), f"crf={crf} is out of range for {name}", f"use 0 to {top}, lower is better", params=["crf"]
         )
-    x26x = name in ("libx264", "libx265")
-    if x26x:
+    if name in X26X:
         size_preset, size_crf = next((p, c) for limit, p, c in ENCODER_DEFAULTS if width * height <= limit)
         return EncoderSettings(name, preset or size_preset, size_crf if crf is None else int(crf))
+    if name not in CRF_MAX:  # written at a bit rate
+        return EncoderSettings(name, None, None)
     return EncoderSettings(name, None, DEFAULT_CRF.get(name) if crf is None else int(crf))
 
 
@@ -482,7 +536,7 @@ class VideoWriter:
         s.time_base = self._stream_tb
         crf = self.crf
         opts: dict[str, Any] = {}
-        if self.codec in ("libx264", "libx265"):
+        if self.codec in X26X:
             opts = {"crf": str(crf), "preset": self.preset}
             if self._avi:
                 opts["bf"] = "0"  # AVI stores frames in decoding order only: no B-frame reordering
@@ -490,6 +544,9 @@ class VideoWriter:
                 opts["x265-params"] = "log-level=error"
         elif self.codec == "libvpx-vp9":
             opts = {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+        elif self.codec == "mpeg4" and crf is not None:  # a fixed quantiser of about the crf's quality
+            q = str(mpeg4_q(crf))
+            opts = {"qmin": q, "qmax": q}
         else:  # mpeg4 and friends: generous bit rate (about 0.25 bit/pixel)
             s.bit_rate = int(w * h * float(self.fps) * 0.25)
         s.options = opts

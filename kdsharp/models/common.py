@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
-from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
+from kdsharp.ops.layout import eager_only, frame_hwc, is_channels_last, is_plain_cpu_inference
 
 
 def model_cell(model: object) -> int:
@@ -143,7 +143,7 @@ class LumaDetail(nn.Module):
             return self._forward_planes(y_in, y_coarse)
         return self.conv_out(F.relu(self.conv_in(torch.cat([y_in, y_coarse], 1))))
 
-    @torch.compiler.disable  # OpenCV and numpy: torch.compile runs it as it is, between two graphs
+    @eager_only  # OpenCV and numpy: torch.compile runs it as it is, between two graphs
     def _forward_planes(self, y_in: torch.Tensor, y_coarse: torch.Tensor, rows: int | None = None) -> torch.Tensor:
         """The same on the CPU without autograd, one hidden channel at a time with OpenCV's 3x3
         filters (convs with 1-8 channels at full resolution run ~5-10x faster than in torch), in
@@ -200,7 +200,7 @@ def add_detail(stage: LumaDetail, x: torch.Tensor, out: torch.Tensor) -> torch.T
     return out + dy
 
 
-@torch.compiler.disable
+@eager_only
 def _add_luma_opencv(rgb: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     """``rgb + dy`` for a channels-last CPU float32 ``rgb`` (N,3,H,W) and ``dy`` (N,1,H,W), with OpenCV
     on each frame's HxWx3 memory (a broadcast add over 3 interleaved channels is ~2x slower in torch)."""

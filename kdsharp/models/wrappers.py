@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kdsharp.models.common import model_cell
 from kdsharp.ops.geometry import dihedral, dihedral_inverse
 from kdsharp.ops.tiling import tiled_forward
 
@@ -39,7 +40,10 @@ class LocalWindows(TestTimeWrapper):
     (Restormer's MDTA: a channel covariance over all pixels) and that was trained on small crops
     sees different statistics on a full frame; in ``window`` x ``window`` windows, blended over
     ``overlap`` px (default ``window // 3``; :func:`kdsharp.ops.tiling.tiled_forward`), it sees
-    the statistics of its training crops. Inputs that fit one window, and training mode, run whole.
+    the statistics of its training crops. Windows start at multiples of the model's cell (its
+    ``pad_multiple``, 8 for Restormer) as inference tiles do, the last one too (it ends at the
+    frame's edge, up to a cell short), so each sees the frame in the same cell phase as the whole.
+    Inputs that fit one window, and training mode, run whole.
     (N,3,H,W) float RGB [0,1] -> same, on the input's device.
     """
 
@@ -51,12 +55,13 @@ class LocalWindows(TestTimeWrapper):
         self.overlap = self.window // 3 if overlap is None else int(overlap)
         if not 0 <= self.overlap < self.window:
             raise ValueError(f"the window overlap must be in [0, {self.window}) px, got {overlap}")
+        self.cell = model_cell(model)  # window starts are multiples of it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) -> (N,3,H,W): whole when training or when H, W <= ``window``, else windowed."""
         if self.training or max(x.shape[-2:]) <= self.window:
             return self.model(x)
-        return tiled_forward(self.model, x, self.window, self.overlap)
+        return tiled_forward(self.model, x, self.window, self.overlap, align=self.cell)
 
     def extra_repr(self) -> str:
         return f"window={self.window}, overlap={self.overlap}"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
+from kdsharp.ops.layout import eager_only, frame_hwc, is_channels_last, is_plain_cpu_inference
 
 # Rows give Y, Cb, Cr from R, G, B (all in [0, 1]); Cb and Cr are offset by 0.5.
 _RGB2YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -44,7 +44,7 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(dim=1, keepdim=True)  # NCHW: the weighted sum (a 1x1 conv can take a slow path)
 
 
-@torch.compiler.disable
+@eager_only
 def _rgb_to_y_opencv(x: torch.Tensor) -> torch.Tensor:
     """:func:`rgb_to_y` of a channels-last CPU float32 tensor with ``cv2.transform`` on each frame's
     HxWx3 memory: one SIMD pass (1080p on one core: ~1 ms instead of ~13-16 ms for the 1x1 conv,

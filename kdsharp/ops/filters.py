@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdsharp.ops.layout import frame_hwc, is_channels_last, is_plain_cpu_inference
+from kdsharp.ops.layout import eager_only, frame_hwc, is_channels_last, is_plain_cpu_inference
 
 
 def gaussian_kernel1d(size: int, sigma: float, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -68,7 +68,7 @@ def gaussian_blur2d(x: torch.Tensor, kernel_size: int, sigma: float) -> torch.Te
     return filter2d(x, k.view(-1, 1))
 
 
-@torch.compiler.disable
+@eager_only
 def _sep_filter_opencv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """:func:`gaussian_blur2d`'s separable correlation with ``k`` (odd, symmetric) on a CPU float32
     (N,C,H,W): per frame on channels-last memory (up to 4 channels), else per plane. OpenCV's

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
@@ -30,3 +34,22 @@ def is_plain_cpu_inference(x: torch.Tensor, in_compile: bool = False) -> bool:
     if torch.compiler.is_compiling() and not in_compile:
         return False
     return _get_current_dispatch_mode() is None
+
+
+_Fn = TypeVar("_Fn", bound=Callable)
+
+
+def eager_only(fn: _Fn) -> _Fn:
+    """``torch.compiler.disable(fn)`` (``torch.compile`` runs ``fn`` as it is, between two graphs)
+    without importing ``torch._dynamo`` (~1 s) when this module is imported: eager calls go
+    straight to ``fn``; under ``torch.compile`` the call goes through ``torch._disable_dynamo``,
+    torch's lazy form of the same decorator."""
+    disabled = torch._disable_dynamo(fn)  # imports torch._dynamo on its first call, i.e. when compiling
+
+    @functools.wraps(fn)
+    def eager(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            return disabled(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return eager  # type: ignore[return-value]

@@ -129,12 +129,13 @@ def psnr_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, quanti
     """Per-image PSNR (dB) of (N,C,H,W) float tensors in [0,1] -> (N,).
 
     ``quantize=True`` rounds both to 8-bit levels first, so values match :func:`psnr` on the
-    saved uint8 images.
+    saved uint8 images. Identical images give ``inf``, as :func:`psnr` (and scikit-image) does:
+    a mean over images should count them as :data:`PSNR_CAP` (``.clamp(max=PSNR_CAP)``).
     """
     if quantize:
         x, y = (x.clamp(0, 1) * 255).round() / 255, (y.clamp(0, 1) * 255).round() / 255
     mse = ((x.double() - y.double()) ** 2).flatten(1).mean(1)
-    return (10 * torch.log10(data_range**2 / mse.clamp_min(1e-20))).float()
+    return (10 * torch.log10(data_range**2 / mse)).float()  # mse 0 -> inf
 
 
 def ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

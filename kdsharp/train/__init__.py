@@ -7,7 +7,7 @@
 See :mod:`kdsharp.train.config` for the keys, :mod:`kdsharp.train.trainer` for the loop.
 """
 
-from kdsharp._lazy import lazy_getattr
+from kdsharp._lazy import lazy_dir, lazy_getattr
 from kdsharp.train.config import DEFAULTS, apply_overrides, config_hash, load_config, parse_override
 
 __all__ = [
@@ -35,3 +35,4 @@ _LAZY = {
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
+__dir__ = lazy_dir(_LAZY, globals())

@@ -17,7 +17,7 @@ from torch import nn
 
 from kdsharp.console import info
 from kdsharp.errors import ConfigError, KdsharpError
-from kdsharp.metrics import psnr_torch, ssim_torch
+from kdsharp.metrics import PSNR_CAP, psnr_torch, ssim_torch
 from kdsharp.models.common import set_memory_format
 from kdsharp.train.checkpoint import check_state_dict
 from kdsharp.train.loaders import collect_val_items
@@ -186,7 +186,10 @@ def score(
 ) -> dict:
     """Mean PSNR (dB) and SSIM of ``fn(lq)`` vs ``gt`` over ``items``, outputs clamped to [0,1] and
     quantized to 8 bits (as saved images would be). Returns ``{'psnr', 'ssim'}`` floats, plus
-    ``psnr_<group>`` (the mean over that group's items) for each name in ``groups`` (one per item)."""
+    ``psnr_<group>`` (the mean over that group's items) for each name in ``groups`` (one per item).
+
+    As in the eval report, an item whose output equals its ground truth (PSNR ``inf``) counts as
+    :data:`~kdsharp.metrics.PSNR_CAP` dB in the means."""
     if not items:
         return {"psnr": float("nan"), "ssim": float("nan")}
     psnrs, ssims = [], []
@@ -198,7 +201,7 @@ def score(
         gt = (gt.float().clamp(0, 1) * 255).round() / 255
         psnrs.append(psnr_torch(out, gt))
         ssims.append(ssim_torch(out, gt))
-    per_item = torch.cat(psnrs)
+    per_item = torch.cat(psnrs).clamp(max=PSNR_CAP)
     result = {"psnr": float(per_item.mean()), "ssim": float(torch.cat(ssims).mean())}
     if groups is not None and len(groups) == len(per_item):
         for g in sorted(set(groups)):

@@ -202,12 +202,22 @@ def expand_user_paths(cfg: dict) -> dict:
     return cfg
 
 
-def validate_config(cfg: dict) -> None:
-    """Check value types/ranges that would otherwise fail late; raises ConfigError."""
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a long list of data sources)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    def need(cond: bool, msg: str, params: tuple[str, ...] = ()):
+
+def validate_config(cfg: dict) -> None:
+    """Check value types/ranges that would otherwise fail late; raises ConfigError quoting the
+    setting as ``key=value`` (``schedule.iters=0 must be a positive integer``)."""
+
+    def need(cond: bool, key: str, rule: str, params: tuple[str, ...] = ()):
         if not cond:
-            raise ConfigError(msg, params=params)
+            node: Any = cfg
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            raise ConfigError(f"{key}={_shown(node)} {rule}", params=params)
 
     def number(x: Any, least: float = -math.inf, most: float = math.inf, off: bool = False) -> bool:
         """A finite real number (not a bool) in [least, most]; ``off``: None is allowed too."""
@@ -220,56 +230,75 @@ def validate_config(cfg: dict) -> None:
         return off if x is None else isinstance(x, int) and not isinstance(x, bool) and x >= least
 
     sched, data, val, optim = cfg["schedule"], cfg["data"], cfg["val"], cfg["optim"]
-    need(integer(cfg["seed"]), "seed must be an integer >= 0")
-    need(integer(cfg["threads"]), "threads must be an integer >= 0 (0 = torch's default)")
+    need(integer(cfg["seed"]), "seed", "must be an integer >= 0")
+    need(integer(cfg["threads"]), "threads", "must be an integer >= 0 (0 = torch's default)")
     for key in ("deterministic", "channels_last", "export"):
-        need(isinstance(cfg[key], bool), f"{key} must be true or false")
-    need(number(cfg["grad_clip"], 0, off=True), "grad_clip must be a number >= 0 (0 = off)")
+        need(isinstance(cfg[key], bool), key, "must be true or false")
+    need(number(cfg["grad_clip"], 0, off=True), "grad_clip", "must be a number >= 0 (0 = off)")
     betas = optim["betas"]
     need(
         isinstance(betas, (list, tuple)) and len(betas) == 2 and all(number(b, 0, 1) and b < 1 for b in betas),
-        "optim.betas must be two numbers in [0, 1), e.g. [0.9, 0.99]",
+        "optim.betas",
+        "must be two numbers in [0, 1), e.g. [0.9, 0.99]",
     )
-    need(number(optim["weight_decay"], 0), "optim.weight_decay must be a number >= 0")
-    need(number(optim["eps"], 0) and optim["eps"] > 0, "optim.eps must be a number > 0")
-    need(number(sched["min_lr_ratio"], 0, 1), "schedule.min_lr_ratio must be a number in [0, 1]")
-    need(number(sched["max_minutes"], 0, off=True), "schedule.max_minutes must be a number >= 0 (0 = no time budget)")
-    need(number(cfg["publish"]["every_s"], 0, off=True), "publish.every_s must be a number of seconds >= 0 (0 = off)")
-    need(integer(data["length"], 1, off=True), "data.length must be a positive integer (or null: the default)")
-    need(integer(val["count"], 1), "val.count must be a positive integer")
-    need(integer(val["size"], 8), "val.size must be an integer >= 8 (px)")
-    need(integer(val["max_images"], 1), "val.max_images must be a positive integer")
-    need(integer(val["seed"]), "val.seed must be an integer >= 0")
-    need(isinstance(sched["iters"], int) and sched["iters"] > 0, "schedule.iters must be a positive integer")
-    need(isinstance(sched["warmup"], int) and sched["warmup"] >= 0, "schedule.warmup must be an integer >= 0")
-    need(integer(data["batch"], 1), "data.batch must be a positive integer")
-    need(isinstance(data["crop"], int) and data["crop"] >= 8, "data.crop must be an integer >= 8")
-    need(isinstance(data["workers"], int) and data["workers"] >= 0, "data.workers must be an integer >= 0")
-    need(isinstance(data["sources"], list) and bool(data["sources"]), "data.sources must be a non-empty list")
-    need(isinstance(cfg["optim"]["lr"], (int, float)) and cfg["optim"]["lr"] > 0, "optim.lr must be > 0")
-    need(cfg["amp"] in ("bf16", "fp16", "off", False, None), "amp must be bf16, fp16 or off")
-    need(isinstance(cfg["ema"], (int, float)) and 0 <= cfg["ema"] < 1, "ema must be in [0, 1)")
-    need(isinstance(val["every"], int) and val["every"] >= 0, "val.every must be an integer >= 0 (0 = only at the end)")
-    need(val["select"] in SELECT_RULES, f"val.select must be one of {', '.join(SELECT_RULES)}")
-    need(isinstance(cfg["log_every"], int) and cfg["log_every"] > 0, "log_every must be a positive integer")
-    need(isinstance(cfg["save_every"], int) and cfg["save_every"] >= 0, "save_every must be an integer >= 0")
-    need(isinstance(cfg["model"].get("name"), str), "model.name must be a registered model name")
-    need(isinstance(cfg["model"].get("kwargs") or {}, dict), "model.kwargs must be a mapping")
-    need(isinstance(cfg["model"].get("freeze") or [], list), "model.freeze must be a list of parameter-name prefixes")
+    need(number(optim["weight_decay"], 0), "optim.weight_decay", "must be a number >= 0")
+    need(number(optim["eps"], 0) and optim["eps"] > 0, "optim.eps", "must be a number > 0")
+    need(number(sched["min_lr_ratio"], 0, 1), "schedule.min_lr_ratio", "must be a number in [0, 1]")
+    need(
+        number(sched["max_minutes"], 0, off=True),
+        "schedule.max_minutes",
+        "must be a number >= 0 (0 = no time budget)",
+    )
+    need(
+        number(cfg["publish"]["every_s"], 0, off=True),
+        "publish.every_s",
+        "must be a number of seconds >= 0 (0 = off)",
+    )
+    need(integer(data["length"], 1, off=True), "data.length", "must be a positive integer (or null: the default)")
+    need(integer(val["count"], 1), "val.count", "must be a positive integer")
+    need(integer(val["size"], 8), "val.size", "must be an integer >= 8 (px)")
+    need(integer(val["max_images"], 1), "val.max_images", "must be a positive integer")
+    need(integer(val["seed"]), "val.seed", "must be an integer >= 0")
+    need(isinstance(sched["iters"], int) and sched["iters"] > 0, "schedule.iters", "must be a positive integer")
+    need(isinstance(sched["warmup"], int) and sched["warmup"] >= 0, "schedule.warmup", "must be an integer >= 0")
+    need(integer(data["batch"], 1), "data.batch", "must be a positive integer")
+    need(isinstance(data["crop"], int) and data["crop"] >= 8, "data.crop", "must be an integer >= 8")
+    need(isinstance(data["workers"], int) and data["workers"] >= 0, "data.workers", "must be an integer >= 0")
+    need(isinstance(data["sources"], list) and bool(data["sources"]), "data.sources", "must be a non-empty list")
+    need(isinstance(optim["lr"], (int, float)) and optim["lr"] > 0, "optim.lr", "must be > 0")
+    need(cfg["amp"] in ("bf16", "fp16", "off", False, None), "amp", "must be bf16, fp16 or off")
+    need(isinstance(cfg["ema"], (int, float)) and 0 <= cfg["ema"] < 1, "ema", "must be in [0, 1)")
+    need(
+        isinstance(val["every"], int) and val["every"] >= 0,
+        "val.every",
+        "must be an integer >= 0 (0 = only at the end)",
+    )
+    need(val["select"] in SELECT_RULES, "val.select", f"must be one of {', '.join(SELECT_RULES)}")
+    need(isinstance(cfg["log_every"], int) and cfg["log_every"] > 0, "log_every", "must be a positive integer")
+    need(isinstance(cfg["save_every"], int) and cfg["save_every"] >= 0, "save_every", "must be an integer >= 0")
+    need(isinstance(cfg["model"].get("name"), str), "model.name", "must be a registered model name")
+    need(isinstance(cfg["model"].get("kwargs") or {}, dict), "model.kwargs", "must be a mapping")
+    need(
+        isinstance(cfg["model"].get("freeze") or [], list),
+        "model.freeze",
+        "must be a list of parameter-name prefixes",
+    )
     tc = cfg["teacher_cache"]
-    need(isinstance(tc["enabled"], bool), "teacher_cache.enabled must be true or false")
-    need(not tc["enabled"] or integer(tc["size"], 1), "teacher_cache.size must be a positive integer")
-    need(not tc["enabled"] or integer(tc["batch"], 1), "teacher_cache.batch must be a positive integer")
+    need(isinstance(tc["enabled"], bool), "teacher_cache.enabled", "must be true or false")
+    need(not tc["enabled"] or integer(tc["size"], 1), "teacher_cache.size", "must be a positive integer")
+    need(not tc["enabled"] or integer(tc["batch"], 1), "teacher_cache.batch", "must be a positive integer")
     need(
         not tc["enabled"] or cfg["teacher"],
-        "teacher_cache.enabled needs a teacher (set teacher=NAME|PATH)",
+        "teacher_cache.enabled",
+        "needs a teacher (set teacher=NAME|PATH)",
         ("teacher",),
     )
-    need(isinstance(tc.get("extra") or [], list), "teacher_cache.extra must be a list of bank files")
+    need(isinstance(tc.get("extra") or [], list), "teacher_cache.extra", "must be a list of bank files")
     need(
         cfg["name"] is None
         or (isinstance(cfg["name"], str) and "/" not in cfg["name"] and cfg["name"].strip(".") != ""),
-        "name must be a plain folder name",
+        "name",
+        "must be a plain folder name",
     )
 
 
