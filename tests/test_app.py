@@ -285,6 +285,23 @@ def test_a_long_video_job_outlives_gradio_deleting_its_upload(tmp_path, models, 
     assert sorted(p.name for p in res.path.parent.iterdir()) == ["in_sharp.mp4", "in_side_by_side.mp4"]
 
 
+def test_the_side_by_side_preview_of_a_rotated_clip_is_upright(tmp_path):
+    """A phone's portrait clip: the preview stacked the stored frames and kept the rotation tag, so the
+    page showed the sharpened clip above the input under a label saying 'input | sharpened'."""
+    from test_infer_helpers import make_video
+
+    from kdsharp.app.processing import side_by_side
+    from kdsharp.io.video import probe_video, read_frames
+
+    src = make_video(tmp_path / "phone.mp4", frames=3, size=(64, 48), audio=False, rotation=90)
+    dst = side_by_side(src, src, tmp_path / "sbs.mp4")
+    info = probe_video(dst)
+    assert (info.width, info.height, info.rotation) == (96, 64, 0)  # two upright 48x64 frames side by side
+    upright = np.rot90(next(read_frames(src))[0], 1).astype(int)
+    shown = next(read_frames(dst))[0].astype(int)
+    assert np.abs(shown[:, :48] - upright).mean() < 8 and np.abs(shown[:, 48:] - upright).mean() < 8
+
+
 def test_video_cancel_stops_the_job_and_leaves_no_file(tmp_path, models, workspace):
     src = _clip(tmp_path / "in.mp4", n=12)
     flag = threading.Event()

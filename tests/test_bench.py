@@ -156,3 +156,56 @@ def test_benchmark_threads_follow_kdsharp_threads_as_sharpen_does(monkeypatch):
     monkeypatch.setenv("KDSHARP_THREADS", "1")
     r = benchmark(nn.Conv2d(3, 3, 3, padding=1), size=(40, 24), iters=2, warmup=0)
     assert r["threads"] == 1
+
+
+def test_cli_bench_video_crf_out_of_range_names_the_video_not_a_temporary_file(tmp_path, capsys, monkeypatch):
+    from test_infer_helpers import make_video
+
+    import kdsharp.infer.sharpener as sharpener
+
+    src = make_video(tmp_path / "clip.mp4", frames=2, audio=False)
+    monkeypatch.setattr(sharpener, "Sharpener", None)  # refused before the model loads
+    assert main(["bench", "--video", str(src), "--crf", "60"]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {src}: --crf 60 is out of range"), lines
+
+
+def test_cli_bench_names_model_only_options_it_ignores_with_a_video(tmp_path, capsys):
+    from test_infer_helpers import make_video
+
+    src = make_video(tmp_path / "clip.mp4", frames=2, audio=False)
+    code = main(["bench", "--video", str(src), "--size", "7x5", "--iters", "3", "--threads", "1", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["frames"] == 2
+    assert "--size, --iters time the bare model: ignored with --video" in captured.err
+
+
+def test_cli_bench_onnx_folder_or_empty_file_is_named_so(tmp_path, capsys):
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    empty = tmp_path / "empty.onnx"
+    empty.touch()
+    for path, problem in ((folder, "is a folder, not an ONNX model"), (empty, "file is empty")):
+        assert main(["bench", "--model", str(path), "--backend", "onnx", "--size", "32x32"]) == 2
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and f"{path}: {problem}" in lines[0], lines
+
+
+def test_cli_bench_help_says_the_thread_default_and_size_unit(capsys):
+    assert main(["bench", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help's box, unwrapped
+    assert "library default" not in out and "$KDSHARP_THREADS, else the available cores" in out
+    assert "WIDTHxHEIGHT in pixels" in out
+
+
+def test_an_onnx_file_is_not_reported_as_run_in_half_precision(tmp_path, capsys):
+    """An ONNX file runs in the precision it was exported in: --half would only mislabel the figures."""
+    from kdsharp.infer.export import export_onnx
+
+    path = export_onnx(Tiny(), tmp_path / "tiny.onnx")
+    with pytest.raises(KdsharpError, match="half"):
+        benchmark(str(path), size=(32, 32), backend="onnx", half=True, iters=1, warmup=0)
+    assert main(["bench", "--model", str(path), "--backend", "onnx", "--half", "--size", "32x32", "--json"]) == 2
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.err.splitlines() if ln.strip()]
+    assert captured.out == "" and len(lines) == 1 and "drop --half" in lines[0], lines

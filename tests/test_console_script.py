@@ -50,3 +50,20 @@ def test_models_lists_the_shipped_models():
     text = r.stdout + r.stderr  # the table goes to the console (stderr)
     assert r.returncode == 0, text
     assert "student" in text and "fast" in text and "Traceback" not in text
+
+
+def test_help_paragraphs_reflow_in_a_narrow_terminal():
+    """typer 0.29 kept the docstring's line breaks: at 80 columns `sharpen --help` broke lines mid-sentence
+    ("10-bit video is written" / "8-bit, with a warning")."""
+    from kdsharp.cli import reflow_help
+
+    assert reflow_help("First.\n\nOne para\ngoes on.\n\n\b\nkept\nas is\n\n- a\n- b") == (
+        "First.\n\nOne para goes on.\n\n\b\nkept\nas is\n\n- a\n- b"
+    )
+    r = subprocess.run([SCRIPT, "sharpen", "--help"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       env={**os.environ, "KDSHARP_QUIET": "1", "COLUMNS": "80"}, timeout=120)
+    head = r.stdout.split("╭")[0].splitlines()  # usage and description, before the option boxes
+    paragraphs = [p.strip().splitlines() for p in "\n".join(ln.strip() for ln in head).split("\n\n")]
+    assert r.returncode == 0 and len(paragraphs) >= 3
+    short = [ln for par in paragraphs for ln in par[:-1] if len(ln) < 50]  # a line broken mid-paragraph
+    assert not short, short

@@ -395,3 +395,55 @@ def test_each_row_counts_its_cost_as_the_model_runs():
     assert meta["teacher"]["gmacs_1080p"] > 1.5 * whole_frame  # windows overlap at 1080p
     assert meta["fast@x2"]["gmacs_1080p"] == pytest.approx(2 * meta["fast"]["gmacs_1080p"])
     assert meta["fast@x2"]["params"] == meta["fast"]["params"] == model_info("fast")["params"]
+
+
+def test_eval_help_shows_where_the_corpus_is_by_default(capsys):
+    """The --corpus default was written in [brackets], which the help's rich markup swallowed."""
+    assert main(["eval", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help's box, unwrapped
+    assert "$KDSHARP_CORPUS or ~/.cache/kdsharp/corpus" in out and "kdsharp data corpus -o DIR" in out
+
+
+def test_a_negative_seed_is_a_one_line_error_before_any_work(tmp_path, capsys):
+    src = tmp_path / "clean"
+    write_image(src / "c0.png", make_test_image(64, 96, seed=3))
+    line = _one_line_error(capsys, ["eval", "--preset", "defocus", "--source", str(src), "--seed", "-1",
+                                    "--models", "", "--no-fps", "-o", str(tmp_path / "r")])
+    assert "--seed -1: must be an integer >= 0" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_where_the_report_writes_a_file_is_refused_before_any_work(tmp_path, paired_dir, capsys):
+    out = tmp_path / "r"
+    (out / "comparison.png").mkdir(parents=True)
+    line = _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--models", "", "--no-fps", "-o", str(out)])
+    assert f"{out / 'comparison.png'}: is a folder" in line and "--out DIR" in line
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.png"]  # nothing written beside it
+
+
+def test_max_images_counts_the_usable_images_only(tmp_path, capsys):
+    src = tmp_path / "clean"
+    src.mkdir()
+    (src / "a_broken.png").write_bytes(b"not a png")
+    for i in range(3):
+        write_image(src / f"c{i}.png", make_test_image(64, 96, seed=i))
+    clean = load_clean_images(src, max_images=2)
+    assert [n for n, _ in clean] == ["c0", "c1"]
+    assert "a_broken.png" in capsys.readouterr().err
+
+
+def test_eval_votes_that_are_a_folder_or_an_empty_file_are_named_so(tmp_path, capsys):
+    line = _one_line_error(capsys, ["eval", "--votes", str(tmp_path), "-o", str(tmp_path / "r")])
+    assert "is a folder, not a vote database" in line and "--votes FILE" in line
+    empty = tmp_path / "votes.db"
+    empty.touch()
+    line = _one_line_error(capsys, ["eval", "--votes", str(empty), "-o", str(tmp_path / "r")])
+    assert f"{empty}: file is empty" in line and "--votes FILE" in line
+    assert not (tmp_path / "r").exists() and empty.stat().st_size == 0
+
+
+def test_unpaired_files_of_a_data_folder_are_named(paired_dir, tmp_path, capsys):
+    (paired_dir / "input" / "img1.png").rename(paired_dir / "input" / "other.png")
+    assert main(["eval", "--data", str(paired_dir), "--models", "", "--no-fps", "-o", str(tmp_path / "r")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "2 file(s) without a partner of the same name were ignored (input/other.png, target/img1.png)" in err

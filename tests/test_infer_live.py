@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,7 +144,9 @@ def test_live_on_a_file_that_turns_corrupt_keeps_the_frames_before(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 1 and "bad.mp4: video is corrupt or truncated at frame" in err and "Traceback" not in err
     frames = video_facts(tmp_path / "out.mp4")["frames"]  # a valid file of the frames before the damage
-    assert 0 < frames < 30 and f"kept the {frames} frames decoded before it" in err
+    decoded = int(re.search(r"stopped after the (\d+) frames decoded before it", err)[1])
+    dropped = int(re.search(r"(\d+) dropped", err)[1])  # live drops frames on a busy machine
+    assert 0 < frames <= decoded < 30 and frames + dropped >= decoded
 
 
 def test_live_file_sink_warns_like_sharpen_about_what_it_does_not_keep(tmp_path, capsys):
@@ -198,3 +201,52 @@ def test_live_reports_a_file_that_ends_before_its_header_says(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert code == 1 and "cut.mkv: video ends at" in err and "its header gives (truncated?)" in err, err
     assert 0 < video_facts(tmp_path / "out.mkv")["frames"] < 45
+
+
+def test_live_side_by_side_of_a_rotated_source_is_upright_and_side_by_side(tmp_path):
+    """A phone's portrait video (stored turned, with a rotation tag): the pair was stacked on the stored
+    frames, so players showed input and output one above the other, labels sideways."""
+    from kdsharp.io.video import read_frames
+
+    src = make_video(tmp_path / "phone.mp4", frames=3, size=(160, 120), fps=15, audio=False, rotation=90)
+    run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"),
+             side_by_side=True, progress=False)
+    facts = video_facts(tmp_path / "out.mp4")
+    assert facts["rotation"] == 90 and facts["size"] == (160, 240)  # shown upright: 240 wide, 160 high
+    shown = np.rot90(next(read_frames(tmp_path / "out.mp4"))[0], 1).astype(int)  # as a player turns it
+    upright = np.rot90(next(read_frames(src))[0], 1).astype(int)
+    assert shown.shape == (160, 240, 3)
+    assert np.abs(shown[80:, :120] - upright[80:]).mean() < 8  # the input on the left, below its label
+    assert np.abs(shown[80:, :120] - np.rot90(upright, 2)[80:]).mean() > 20
+
+
+def test_live_never_replaces_its_source_even_with_overwrite(tmp_path):
+    """--overwrite let a live recording (frames dropped, cut at Ctrl-C) replace the file it played."""
+    src = make_video(tmp_path / "call.mp4", frames=4, audio=False)
+    before = sha(src)
+    for sink in (src, tmp_path / "." / "call.mp4"):
+        with pytest.raises(KdsharpError, match="call.mp4: is the input itself .*choose another sink"):
+            run_live(str(src), str(sink), overwrite=True, sharpener=Sharpener(tiny_model(), device="cpu"))
+    assert sha(src) == before and sorted(p.name for p in tmp_path.iterdir()) == ["call.mp4"]
+
+
+def test_live_reads_a_file_behind_a_url_at_its_frame_rate(tmp_path):
+    """A URL source was read as fast as it decoded: a file served over http or file:// lost all but a
+    frame or two to 'dropped to keep up'."""
+    src = make_video(tmp_path / "call.mp4", frames=15, fps=15, audio=False)
+    stats = run_live(src.resolve().as_uri(), str(tmp_path / "out.mp4"),
+                     sharpener=Sharpener(tiny_model(), device="cpu"), progress=False)
+    assert stats.processed + stats.dropped == 15 and stats.processed >= 12, stats.summary()
+    assert stats.wall_s > 0.8  # one second of video, in about one second
+
+
+def test_live_refuses_a_folder_as_sink_before_recording(tmp_path):
+    """`--sink rec.mp4 --overwrite` with rec.mp4 a folder recorded the whole source, then failed to
+    rename the file onto the folder ('check free space'): the recording was lost."""
+    src = make_video(tmp_path / "call.mp4", frames=4, audio=False)
+    (tmp_path / "rec.mp4").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(KdsharpError, match=r"rec.mp4: is a folder \(pass a video file name, such as .*live.mp4"):
+            run_live(str(src), str(tmp_path / "rec.mp4"), overwrite=overwrite,
+                     sharpener=Sharpener(tiny_model(), device="cpu"))
+    assert list((tmp_path / "rec.mp4").iterdir()) == []

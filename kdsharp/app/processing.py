@@ -508,14 +508,17 @@ def side_by_side(
     report: Report | None = None,
 ) -> Path:
     """An H.264 MP4 of ``left`` | ``right`` (same frame count), even-sized, at most ``max_width`` wide,
-    for playback in the browser; audio of ``left`` when MP4 can carry it."""
+    for playback in the browser; audio of ``left`` when MP4 can carry it. A rotated clip (a phone's
+    portrait video) is turned upright first, so the two sit side by side as the page says."""
     from kdsharp.io.video import VideoWriter, probe_video, read_frames
 
     info = probe_video(left)
     bridge = ProgressBridge(report, cancel, "side-by-side preview")
-    scale = min(1.0, max_width / (2 * info.width))
-    w = max(2, int(info.width * scale) // 2 * 2)
-    h = max(2, int(info.height * scale) // 2 * 2)
+    quarter = round(info.rotation / 90) % 4  # counter-clockwise quarter turns that show it upright
+    width, height = (info.height, info.width) if quarter % 2 else (info.width, info.height)
+    scale = min(1.0, max_width / (2 * width))
+    w = max(2, int(width * scale) // 2 * 2)
+    h = max(2, int(height * scale) // 2 * 2)
 
     def write(audio: Path | None) -> None:
         task = bridge.add_task(left.name, total=info.frames or None)
@@ -526,13 +529,14 @@ def side_by_side(
             info.fps,
             info.time_base,
             codec="libx264",
-            display_matrix=info.display_matrix,
+            display_matrix=None if quarter else info.display_matrix,  # turned upright already
             audio_from=audio,
         ) as out:
             for (a, pts), (b, _) in zip(read_frames(left), read_frames(right), strict=False):
                 bridge.advance(task)  # raises Cancelled once the visitor cancels
+                pair = [np.ascontiguousarray(np.rot90(x, quarter)) if quarter else x for x in (a, b)]
                 pair = [
-                    cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x for x in (a, b)
+                    cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x for x in pair
                 ]
                 out.write(np.hstack(pair), pts)
 

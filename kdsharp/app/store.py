@@ -436,9 +436,20 @@ def vote_report(
     import json
 
     from kdsharp.io.atomic import atomic_path, ensure_writable_dir
+    from kdsharp.io.inputs import NOT_REGULAR
 
-    if not Path(db).is_file():
-        raise InputError(db, "no such vote database", "pass the votes=FILE that `kdsharp app` wrote", params=["votes"])
+    path = Path(db)
+    problem = None
+    if not path.exists():
+        problem = "no such vote database"
+    elif path.is_dir():
+        problem = "is a folder, not a vote database"
+    elif not path.is_file():
+        problem = NOT_REGULAR
+    elif path.stat().st_size == 0 and not path.with_name(path.name + ".pending.jsonl").exists():
+        problem = "file is empty, not a vote database"  # SQLite would read it as one without votes
+    if problem is not None:
+        raise InputError(db, problem, "pass the votes=FILE that `kdsharp app` wrote", params=["votes"])
     store = VoteStore(db)
     ranking = rank_votes(store.votes(), bootstrap=bootstrap, seed=seed)
     queued = len(store.pending()[0])

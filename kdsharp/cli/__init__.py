@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -38,12 +39,36 @@ class _FlagsWithoutMetavar:
         return params
 
 
-class _Command(_FlagsWithoutMetavar, TyperCommand):
-    """Every kdsharp command: typer's, with bare boolean flags in --help."""
+def reflow_help(text: str | None) -> str | None:
+    """``text`` (a command's docstring) with the line breaks inside each paragraph joined: typer
+    >= 0.29 keeps them, so a docstring's lines broke mid-sentence in a narrow terminal. Paragraphs
+    that are laid out by hand (click's ``\\b`` marker, indented or ``-`` lines) are kept."""
+    if not text:
+        return text
+    head, sep, tail = inspect.cleandoc(text).partition("\f")
+
+    def joined(par: str) -> str:
+        lines = par.splitlines()
+        if par.startswith("\b") or any(ln[:1] in (" ", "-", "*") for ln in lines[1:]):
+            return par
+        return " ".join(ln.strip() for ln in lines)
+
+    return "\n\n".join(joined(par) for par in head.split("\n\n")) + sep + tail
 
 
-class _Group(_FlagsWithoutMetavar, TyperGroup):
-    """Every kdsharp command group: typer's, with bare boolean flags in --help."""
+class _ReflowedHelp:
+    """Help paragraphs reflow to the terminal's width (see :func:`reflow_help`)."""
+
+    def __init__(self, *args, help: str | None = None, **kwargs):
+        super().__init__(*args, help=reflow_help(help), **kwargs)  # type: ignore[call-arg]  # a mixin: typer's class is next
+
+
+class _Command(_ReflowedHelp, _FlagsWithoutMetavar, TyperCommand):
+    """Every kdsharp command: typer's, with bare boolean flags and reflowed paragraphs in --help."""
+
+
+class _Group(_ReflowedHelp, _FlagsWithoutMetavar, TyperGroup):
+    """Every kdsharp command group: typer's, with bare boolean flags and reflowed paragraphs in --help."""
 
 
 app = typer.Typer(

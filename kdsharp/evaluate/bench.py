@@ -81,8 +81,9 @@ class _CpuPeak:
 def _resolve_model(model, device: str) -> tuple[nn.Module | Callable | Path, str]:
     """A registered name, a checkpoint path or a module -> (module, display name)."""
     if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
-        if not Path(model).is_file():
-            raise KdsharpError(f"{model}: no such ONNX file (check the path)")
+        from kdsharp.io.inputs import existing_file
+
+        existing_file(model, "ONNX model", folder_fix="pass the .onnx file itself", empty_fix="re-export it")
         return Path(model), Path(model).stem  # timed as is by the ONNX backend
     if isinstance(model, (str, Path)):
         from kdsharp import registry
@@ -113,6 +114,12 @@ def _runner(net, backend: str, device: str, half: bool, threads: int | None, fol
     if isinstance(net, Path):
         if backend != "onnx":
             raise KdsharpError(f"{net}: an ONNX file is timed as is; use backend=onnx", params=["backend"])
+        if half:  # its precision was fixed at export: timing it "fp16" would report what did not run
+            raise KdsharpError(
+                f"{net}: an ONNX file is timed as is, in the precision it was exported in: drop half=True "
+                "(`kdsharp export --fp16` writes a float16 one)",
+                params=["half"],
+            )
         return backends.OnnxBackend(net, device=device, threads=threads)
     if backend == "torch":
         return backends.TorchBackend(net, device, half=half)
@@ -284,12 +291,13 @@ def benchmark_video(
     """
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.io.inputs import existing_file
-    from kdsharp.io.video import check_preset, check_video_name
+    from kdsharp.io.video import check_video_name, encoder_settings
 
     video = Path(video)
-    existing_file(video, "video")
+    existing_file(video, "video", folder_fix="pass one video file")
     check_video_name(video)  # refused here, not by the temporary output named after it
-    check_preset(preset, video)  # named after the input: the output is a temporary file
+    # preset and crf checked before the model loads, named after the input: the output is a temporary file
+    encoder_settings(64, 64, preset=preset, crf=crf, path=video)
     sharpener = Sharpener(
         model, device=device, backend=backend, half=half, batch=batch, threads=threads, compile=compile
     )

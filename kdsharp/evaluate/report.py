@@ -58,6 +58,7 @@ FPS_SIZE = (1920, 1080)
 #: students (1.6-6.7 GMACs) take seconds.
 HEAVY_GMACS = 100.0
 HEAVY_IMAGES = 10
+REPORT_FILES = ("report.md", "report.json", "comparison.png")  #: what evaluate writes into its out_dir
 COMPARISON_COLUMNS = ("input", "unsharp", "fast", "student_nokd", "student", "teacher", "gt")
 
 
@@ -306,6 +307,8 @@ def evaluate(
             f"give either data={data} (a paired folder) or degradation presets / a source folder, not both",
             params=["data"],
         )
+    if seed < 0:
+        raise KdsharpError(f"seed={seed}: must be an integer >= 0", params=["seed"])
     started = time.perf_counter()
     device = str(resolve_device(device))
     for folder in (data, source):  # the report must not land among the images it is about
@@ -314,6 +317,14 @@ def evaluate(
                 out_dir,
                 f"is inside the input folder {folder}: the report would be mixed with the images it is about",
                 "choose another out_dir=DIR",
+                params=["out_dir"],
+            )
+    for name in REPORT_FILES:  # a folder in the way would fail only at the end, after all the work
+        if (Path(out_dir) / name).is_dir():
+            raise OutputError(
+                Path(out_dir) / name,
+                "is a folder where the report writes a file",
+                "move it aside, or choose another out_dir=DIR",
                 params=["out_dir"],
             )
     # read the data first: a wrong path fails before models load, and before the report folder is made

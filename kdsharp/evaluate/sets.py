@@ -106,7 +106,9 @@ def load_clean_images(
             )
         paths = list_images(source)
     images: list[tuple[str, np.ndarray]] = []
-    for p in paths[: max_images or None]:
+    for p in paths:
+        if max_images and len(images) >= max_images:  # usable ones: a skipped file does not count
+            break
         try:
             rgb = read_rgb(p)
         except KdsharpError as e:

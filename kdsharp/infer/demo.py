@@ -8,6 +8,7 @@ gain in PSNR/SSIM over the clean frames is measured on the files as written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from kdsharp.errors import KdsharpError
 from kdsharp.io.atomic import atomic_path, ensure_writable_dir
 from kdsharp.io.images import read_rgb, write_image
 from kdsharp.io.video import read_frames, sine_tone, write_video
@@ -88,13 +90,14 @@ def _labelled(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def _fresh_folder(out_dir: Path, overwrite: bool) -> Path:
-    """``out_dir``, or ``out_dir/run-N`` (first free N) if it already holds demo files: nothing is lost."""
+    """``out_dir``, or ``out_dir/run-N`` (first free N) if it already holds demo files: nothing is lost.
+    Not created here."""
     if overwrite or not any((out_dir / f).exists() for f in DEMO_FILES):
-        return ensure_writable_dir(out_dir)
+        return out_dir
     n = 2
     while any((out_dir / f"run-{n}" / f).exists() for f in DEMO_FILES):
         n += 1
-    return ensure_writable_dir(out_dir / f"run-{n}")
+    return out_dir / f"run-{n}"
 
 
 def run_demo(
@@ -109,21 +112,56 @@ def run_demo(
     seed: int = 0,
     threads: int | None = None,
 ) -> DemoResult:
-    """Build the degraded clip, sharpen it with ``model``, write the four demo files, measure the gain."""
-    from kdsharp.data import Degrader, sample_paths
-    from kdsharp.infer.sharpener import Sharpener
-    from kdsharp.metrics import psnr, ssim
+    """Build the degraded clip, sharpen it with ``model``, write the demo files, measure the gain.
 
+    A run that fails or is interrupted (Ctrl-C) removes the files it wrote and the folders it made:
+    a folder never holds half a demo.
+    """
+    from kdsharp.infer.sharpener import Sharpener
+
+    if not str(out_dir).strip():  # Path("") would be the current folder
+        raise KdsharpError("the output folder is empty (pass a folder as out_dir=PATH)", params=["out_dir"])
     sharpener = Sharpener(model, device=device, threads=threads)  # a bad model or device: no folder made
     folder = _fresh_folder(Path(out_dir), overwrite)
+    made = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
+    ensure_writable_dir(folder)
+    paths = {name: folder / name for name in DEMO_FILES}
+    written: list[Path] = []
+    try:
+        return _write_demo(sharpener, model, paths, written, seconds, fps, size, preset, seed)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for d in made:
+            with contextlib.suppress(OSError):  # not empty: someone else's files
+                d.rmdir()
+        raise
+
+
+def _write_demo(
+    sharpener,
+    model,
+    paths: dict[str, Path],
+    written: list[Path],
+    seconds: float,
+    fps: int,
+    size: tuple[int, int],
+    preset: str,
+    seed: int,
+) -> DemoResult:
+    """The demo files into ``paths`` (each appended to ``written`` once it is there)."""
+    from kdsharp.data import Degrader, sample_paths
+    from kdsharp.metrics import psnr, ssim
+
     samples = sample_paths()
     portrait = next((p for p in samples if "astronaut" in p.name), samples[0])
     clean = pan_zoom_clip(read_rgb(portrait), max(2, int(round(seconds * fps))), size)
     degraded = Degrader(preset).clip(clean, np.random.default_rng(seed))
 
-    paths = {name: folder / name for name in DEMO_FILES}
     write_video(paths["degraded.mp4"], degraded, fps, crf=10, audio_tone=sine_tone(len(clean) / fps))
+    written.append(paths["degraded.mp4"])
     stats = sharpener.video(paths["degraded.mp4"], paths["sharpened.mp4"], overwrite=True)
+    written.append(paths["sharpened.mp4"])
 
     seen = [f for f, _ in read_frames(paths["degraded.mp4"])]  # measure what the files hold
     out = [f for f, _ in read_frames(paths["sharpened.mp4"])]
@@ -136,11 +174,13 @@ def run_demo(
         np.hstack([_labelled(a, "input (degraded)"), _labelled(b, "kdsharp")]) for a, b in zip(seen, out, strict=False)
     ]
     write_video(paths["side_by_side.mp4"], pairs, fps, crf=16, audio_from=paths["degraded.mp4"])
+    written.append(paths["side_by_side.mp4"])
     mid = len(clean) // 2
     still = np.hstack(
         [_labelled(seen[mid], "input"), _labelled(out[mid], "kdsharp"), _labelled(clean[mid], "ground truth")]
     )
     write_image(paths["before_after.png"], cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
+    written.append(paths["before_after.png"])
     report = {
         "model": model if isinstance(model, str) else type(model).__name__,
         "preset": preset,
@@ -155,8 +195,9 @@ def run_demo(
     }
     with atomic_path(paths["report.json"]) as tmp:  # what `kdsharp demo` measured, for the README
         tmp.write_text(json.dumps(report, indent=1) + "\n")
+    written.append(paths["report.json"])
     return DemoResult(
-        folder,
+        paths["report.json"].parent,
         paths["degraded.mp4"],
         paths["sharpened.mp4"],
         paths["side_by_side.mp4"],

@@ -191,7 +191,7 @@ def open_source(source: str | int, fps: float | None = None) -> Source:
                     raise InputError(text, f"video is corrupt or truncated ({e})", "re-encode or remove it") from e
                 opened.partial = (
                     f"{text}: video is corrupt or truncated at frame {decoded + 1} ({why(e)}); "
-                    f"kept the {decoded} frames decoded before it"
+                    f"stopped after the {decoded} frames decoded before it"  # less any dropped to keep up
                 )
 
     opened = Source(text, frames(), rate, pace=True, audio_from=text if info.audio_streams else None, info=info)
@@ -240,10 +240,16 @@ def _url(url: str, fps: float | None) -> Source:
     rate = float(fps or s.average_rate or 30)
 
     def frames():
+        t0 = None
         for f in container.decode(s):
-            yield f, float(f.time or 0.0)
+            t = float(f.time or 0.0)
+            t0 = t if t0 is None else t0
+            yield f, t - t0
 
-    return Source(url, frames(), rate, pace=False, release=container.close)
+    # a live stream arrives in real time by itself; a file behind a URL (http, file://: it has a
+    # duration) is read at its frame rate, as a local file is, or the model would miss most of it
+    pace = container.duration is not None
+    return Source(url, frames(), rate, pace=pace, release=container.close)
 
 
 def _label(img: np.ndarray, text: str, y: int = 22) -> np.ndarray:
@@ -374,6 +380,21 @@ def _as_rgb(frame) -> np.ndarray:
     return frame if isinstance(frame, np.ndarray) else frame_to_rgb(frame)
 
 
+def _turned(img: np.ndarray, quarter: int) -> np.ndarray:
+    """``img`` turned ``quarter`` quarter turns counter-clockwise (itself when 0)."""
+    return np.ascontiguousarray(np.rot90(img, quarter)) if quarter % 4 else img
+
+
+def _pair(frame: np.ndarray, result: np.ndarray, quarter: int, upright: bool) -> np.ndarray:
+    """Labelled input | output as a viewer sees them: a rotated source (a phone's portrait video,
+    ``quarter`` counter-clockwise quarter turns) is turned upright first, so the two sit side by side
+    and the labels read; turned back unless ``upright`` (a file sink writes the source's rotation)."""
+    pair = np.hstack(
+        [_label(_turned(frame, quarter).copy(), "input"), _label(_turned(result, quarter).copy(), "kdsharp")]
+    )
+    return pair if upright else _turned(pair, -quarter)
+
+
 def _loop(
     src: Source,
     out,
@@ -390,6 +411,7 @@ def _loop(
 
     rate = 0.0  # smoothed model frames/s for the overlay
     proc = None
+    quarter = round(src.info.rotation / 90) % 4 if src.info is not None else 0  # the source's display rotation
     try:
         while max_frames is None or stats.processed < max_frames:
             try:
@@ -414,7 +436,9 @@ def _loop(
             if side_by_side or out.overlay or out.wants_rgb:
                 result = _as_rgb(result)
                 if side_by_side:
-                    result = np.hstack([_label(_as_rgb(frame).copy(), "input"), _label(result.copy(), "kdsharp")])
+                    result = _pair(_as_rgb(frame), result, quarter, upright=not out.rotates)
+                elif not out.rotates:  # a window or virtual camera shows the picture as it is: upright it
+                    result = _turned(result, quarter)
                 if out.overlay:
                     lat = 1000 * (time.perf_counter() - t_capture)
                     _label(result, f"{rate:.1f} fps  {lat:.0f} ms  dropped {src.slot.dropped}", result.shape[0] - 12)

@@ -1,8 +1,9 @@
 """Where live frames go: a video file (atomic), a preview window, or a virtual camera.
 
 Every sink has ``write(frame, t) -> None | 'quit' | 'toggle'`` (a uint8 HxWx3 RGB array, or an
-``av.VideoFrame`` for sinks with ``wants_rgb`` False; its time in seconds), ``close(exc)`` and
-``overlay`` (whether an FPS/latency readout belongs on the picture).
+``av.VideoFrame`` for sinks with ``wants_rgb`` False; its time in seconds), ``close(exc)``,
+``overlay`` (whether an FPS/latency readout belongs on the picture) and ``rotates`` (whether it
+writes a source file's rotation, so that players turn the frames upright; else it gets them upright).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class FileSink:
 
     overlay = False
     wants_rgb = False
+    rotates = True
     QUEUE = 8
     TIME_BASE = Fraction(1, 90000)  # MPEG clock: whole ticks for 24, 25, 30, 60 and 30000/1001 fps
 
@@ -54,6 +56,14 @@ class FileSink:
                 self.path,
                 f"unsupported sink '{path}'",
                 "use window, virtualcam or a video file (" + ", ".join(VIDEO_EXTS) + ")",
+            )
+        if self.path.is_dir():  # found now, not when the recording is renamed onto it at the end
+            raise OutputError(self.path, "is a folder", f"pass a video file name, such as {self.path / 'live.mp4'}")
+        if source is not None and self.path.exists() and Path(source).exists() and os.path.samefile(self.path, source):
+            raise OutputError(  # not even with overwrite: its dropped frames and a Ctrl-C would be lost from it
+                self.path,
+                "is the input itself and cannot be replaced by its live recording",
+                "choose another sink file; kdsharp sharpen can sharpen a file in place",
             )
         check_target(self.path, overwrite, src=source)
         if audio_from is not None:
@@ -133,6 +143,7 @@ class WindowSink:
 
     overlay = True
     wants_rgb = True
+    rotates = False
     title = "kdsharp live (s: side by side, q: quit)"
 
     def __init__(self):
@@ -165,6 +176,7 @@ class VirtualCamSink:
 
     overlay = False
     wants_rgb = True
+    rotates = False
 
     def __init__(self, fps: float):
         try:

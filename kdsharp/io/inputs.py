@@ -25,9 +25,9 @@ def existing_file(
     if not path.exists():
         raise InputError(path, "no such file", "check the path")
     if path.is_dir():
-        raise InputError(path, f"is a folder, not {'an' if what[0] in 'aeiou' else 'a'} {what}", folder_fix)
+        raise InputError(path, f"is a folder, not {'an' if what[0].lower() in 'aeiou' else 'a'} {what}", folder_fix)
     if not path.is_file():
-        raise InputError(path, NOT_REGULAR, f"pass {'an' if what[0] in 'aeiou' else 'a'} {what} file")
+        raise InputError(path, NOT_REGULAR, f"pass {'an' if what[0].lower() in 'aeiou' else 'a'} {what} file")
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty", empty_fix)
     return path
