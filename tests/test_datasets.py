@@ -299,6 +299,9 @@ def test_cli_degrade_writes_pairs_and_refuses_non_empty(tmp_path, capsys):
     assert main(["degrade", str(tmp_path / "missing"), "-o", str(tmp_path / "o3")]) == 2
     capsys.readouterr()
     assert main(["degrade", "--list-presets"]) == 0
+    (src / "empty.png").write_bytes(b"")  # an unreadable file: the others are written, exit 1
+    assert main(["degrade", str(src), "-o", str(tmp_path / "o4"), "--preset", "light"]) == 1
+    assert len(list((tmp_path / "o4" / "input").iterdir())) == 3
     listed = capsys.readouterr().out
     assert all(n in listed for n in ("mixed", "lowbw", "defocus", "h264", "light", "calls_soft"))  # shipped too
 

@@ -118,7 +118,8 @@ def test_atomic_path_removes_temp_on_error_and_keeps_target(tmp_path):
 
 def test_list_images_sorted_skips_hidden(tmp_path):
     (tmp_path / "sub").mkdir()
-    for name in ["b.png", "a.jpg", ".hidden.png", "sub/c.tif", "notes.txt"]:
+    (tmp_path / ".git").mkdir()  # a hidden folder's images are skipped too
+    for name in ["b.png", "a.jpg", ".hidden.png", "sub/c.tif", "notes.txt", ".git/d.png"]:
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)] == ["a.jpg", "b.png", "sub/c.tif"]
 
@@ -206,7 +207,9 @@ def test_bmp_keeps_alpha(tmp_path):
     assert np.array_equal(read_image(write_image(tmp_path / "a.bmp", bgra)), bgra)
 
 
-@pytest.mark.parametrize("name,says", [("multi.tif", "2 pages"), ("anim.webp", "animation of 2 frames")])
+@pytest.mark.parametrize(
+    "name,says", [("multi.tif", "2 pages"), ("anim.webp", "animation of 2 frames"), ("anim.png", "animation of 2 frames")]
+)
 def test_pages_and_animations_are_refused_like_gif(tmp_path, name, says):
     pil = pytest.importorskip("PIL.Image")
     frames = [pil.fromarray(make_test_image(16, 16, seed=s)) for s in range(2)]

@@ -57,6 +57,8 @@ def degrade_cmd(
 ):
     """Degrade clean images or a video into an input/ + target/ pair folder (for evaluation or training).
 
+    Unreadable images are skipped with a warning each, the others written: exit code 1.
+
     Example: kdsharp degrade photos/ -o pairs/ --preset lowbw --seed 1 --max-images 20
     """
     if list_presets:
@@ -78,6 +80,8 @@ def degrade_cmd(
     )
     msg = f"wrote {plural(res.written, 'pair')} to {res.input_dir} and {res.target_dir}"
     info(msg + (f" ({res.skipped} unreadable file(s) skipped)" if res.skipped else ""))
+    if res.skipped:  # as `sharpen` does: exit 1 when some file could not be used, the others written
+        raise SystemExit(1)
 
 
 def corpus_cmd(

@@ -43,11 +43,11 @@ def is_image_file(path: str | Path) -> bool:
 
 
 def list_images(folder: str | Path, recursive: bool = True, skipped: list[Path] | None = None) -> list[Path]:
-    """Sorted image files under ``folder`` (hidden files and our own temp files skipped); the other
-    files are appended to ``skipped`` (for :func:`kdsharp.io.inputs.warn_skipped`)."""
+    """Sorted image files under ``folder`` (hidden files and folders and our own temp files skipped);
+    the other files are appended to ``skipped`` (for :func:`kdsharp.io.inputs.warn_skipped`)."""
     folder = Path(folder)
     it = folder.rglob("*") if recursive else folder.glob("*")
-    files = [p for p in it if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in it if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
     if skipped is not None:
         skipped += sorted(p for p in files if not is_image_file(p))
     return sorted(p for p in files if is_image_file(p))

@@ -52,7 +52,7 @@ class ImageMeta:
     grey_alpha: bool = False  # grey with alpha (read as BGRA with equal colours; written grey again)
     grey_key: int | None = None  # PNG grey + tRNS: the (8/16-bit) grey level that is transparent
     lossless: bool = False  # a lossless (VP8L) WebP
-    frames: int = 1  # pages of a TIFF (reduced-resolution ones not counted), frames of an animated WebP
+    frames: int = 1  # pages of a TIFF (reduced-resolution ones not counted), frames of an animated WebP or PNG
     cmyk: bool = False  # a CMYK ('separated') TIFF: OpenCV reads it as BGRA with an opaque fourth channel
 
     def __bool__(self) -> bool:
@@ -263,6 +263,8 @@ def _read_png(data: bytes) -> ImageMeta:
             x, y, unit = struct.unpack(">IIB", data[a:b])
             if unit == 1 and x and y:  # pixels per metre
                 meta.dpi = (round(x * 0.0254, 2), round(y * 0.0254, 2))
+        elif kind == b"acTL" and b - a == 8:  # an animated PNG (APNG): frames, plays
+            meta.frames = max(struct.unpack(">I", data[a : a + 4])[0], 1)
         elif kind == b"IDAT":
             break
     return meta
