@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -9,6 +10,11 @@ import torch
 
 os.environ.setdefault("KDSHARP_QUIET", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The Ctrl-C tests signal this process and its children as a terminal would. A test run started in
+# the background (``pytest &``, nohup) inherits an ignored SIGINT, which kdsharp rightly keeps
+# ignored: give the run the Ctrl-C of a foreground one (children then start with the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -70,6 +70,17 @@ def _shipped(relative: Path) -> Path | None:
     return None
 
 
+def shipped_config(name_or_path: str | Path, folder: str | None = None) -> Path | None:
+    """The shipped config that ``name_or_path`` names (``teacher_quick``, ``teacher_quick.yaml`` or
+    ``configs/teacher_quick.yaml``; with ``folder``, one of that sub-folder: ``calls_soft`` or
+    ``configs/degrade/calls_soft.yaml`` for ``folder='degrade'``); None if none does."""
+    path = Path(name_or_path)
+    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
+    if folder is not None:
+        parts = (folder, *(parts[1:] if parts[:1] == (folder,) else parts))
+    return _shipped(Path(*parts)) if parts and not path.is_absolute() else None
+
+
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """An existing config file: ``name_or_path`` itself if it is a file, else the shipped config of
     that name (``teacher_quick``, ``teacher_quick.yaml`` or ``configs/teacher_quick.yaml``, so the
@@ -77,8 +88,7 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
-    found = _shipped(Path(*parts)) if parts and not path.is_absolute() else None
+    found = shipped_config(path)
     if found is not None:
         return found
     if path.is_dir():

@@ -295,16 +295,10 @@ def _degrade_file(text: str) -> Path | None:
     """The degradation YAML ``text`` names: the file itself, else a shipped config by name or by its
     path in the repository (``calls_soft``, ``configs/degrade/calls_soft.yaml``), as training configs
     resolve outside a clone; None if there is none."""
-    from kdsharp.configs import list_configs
+    from kdsharp.configs import shipped_config
 
     path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    parts = path.parts[1:] if path.parts[:1] == ("configs",) else path.parts
-    parts = parts[1:] if parts[:1] == ("degrade",) else parts
-    if path.is_absolute() or len(parts) != 1 or path.suffix not in ("", ".yaml", ".yml"):
-        return None
-    return list_configs("degrade").get(Path(parts[0]).stem)
+    return path if path.is_file() else shipped_config(path, "degrade")
 
 
 def load_degrade_config(spec: str | Path | dict | None = "mixed") -> dict:

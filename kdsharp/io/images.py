@@ -245,7 +245,7 @@ def write_image(path: str | Path, img: np.ndarray, quality: int = 95, meta: Imag
     if meta is not None and meta.icc is not None and not icc_fits(meta.icc, grey=written_grey):
         meta = dataclasses.replace(meta, icc=None)  # a profile of other channels would mis-tag the output
     data = with_meta(encoded, ext, meta)
-    if meta is not None and meta.icc is not None and read_meta(data).icc != meta.icc:
+    if meta is not None and meta.icc is not None and (not icc_carried(ext) or read_meta(data).icc != meta.icc):
         why = "BMP stores none" if not icc_carried(ext) else f"this {ext} file could not take it"
         warn(
             f"{path}: the input's ICC colour profile was dropped ({why}): colour-managed viewers may show "

@@ -332,14 +332,14 @@ class EncoderSettings:
         return " ".join(str(v) for v in (self.codec, self.preset, quality) if v)
 
 
-def unused_settings(codec: str, preset: str | None, crf: int | None) -> list[str]:
-    """The given settings that encoder ``codec`` does not use, as ``name=value``: a preset (x264/x265
-    only), a crf (encoders other than x264, x265, VP9 and mpeg4, which get a bit rate)."""
+def unused_settings(codec: str, preset: str | None, crf: int | None) -> list[tuple[str, str]]:
+    """The given settings that encoder ``codec`` does not use, as (``name=value``, why): a preset
+    (x264/x265 only), a crf (encoders other than x264, x265, VP9 and mpeg4, which get a bit rate)."""
     unused = []
     if preset is not None and codec not in X26X:
-        unused.append(f"preset={preset}")
+        unused.append((f"preset={preset}", "presets are libx264's and libx265's"))
     if crf is not None and codec not in CRF_MAX:
-        unused.append(f"crf={crf}")
+        unused.append((f"crf={crf}", f"{codec} is written at a bit rate"))
     return unused
 
 
@@ -350,20 +350,18 @@ def check_encoder_options(
     :class:`OutputError` for a preset that is not x264's, a ``codec`` not available or a crf out of
     the range of an output's encoder (checked once per encoder); returns one warning line naming the
     options that the encoders picked do not use (a preset with mpeg4 or VP9), None if all apply."""
-    check_preset(preset, outputs[0] if outputs else "out.mp4")
     groups: dict[str, list[Path]] = {}
     for dst in outputs:
         groups.setdefault(pick_codec(Path(dst), codec), []).append(Path(dst))
     lines = []
     for name, dsts in groups.items():
-        encoder_settings(64, 64, name, preset, crf, dsts[0])
+        encoder_settings(64, 64, name, preset, crf, dsts[0])  # a bad preset, a crf out of range: raises
         if unused := unused_settings(name, preset, crf):
             from kdsharp.console import plural
 
             more = f" (and {plural(len(dsts) - 1, 'more video')})" if len(dsts) > 1 else ""
-            why = [] if preset is None or name in X26X else ["presets are libx264's and libx265's"]
-            why += [f"{name} is written at a bit rate"] if crf is not None and name not in CRF_MAX else []
-            lines.append(f"{dsts[0]}{more}: {name} takes no {' or '.join(unused)}: ignored ({'; '.join(why)})")
+            settings, why = zip(*unused, strict=True)
+            lines.append(f"{dsts[0]}{more}: {name} takes no {' or '.join(settings)}: ignored ({'; '.join(why)})")
     return "; ".join(lines) or None
 
 
@@ -475,7 +473,10 @@ class VideoWriter:
         self._next_pts = 0
         self._last_pts = -(2**62)
         self._origin: int | None = None  # AVI: the first frame's pts (slots count from it)
-        self._span: list[int] = []  # the first frame's pts and the last one's end; the first packet's dts
+        # in the stream's unit: the first frame's pts, the last one's end, the first packet's dts
+        self._first_pts: int | None = None
+        self._end_pts = 0
+        self._first_dts: int | None = None
         self._audio_codecs: list[str] = []  # of the audio streams copied
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -689,7 +690,8 @@ class VideoWriter:
         frame.pts = int(pts)
         frame.time_base = self._stream_tb
         self.last_time = float(end * self._stream_tb)
-        self._span[:2] = [self._span[0] if self._span else pts, end]
+        self._first_pts = pts if self._first_pts is None else self._first_pts
+        self._end_pts = end
         self._mux_video(self._video.encode(frame))
         self.frames += 1
 
@@ -698,8 +700,8 @@ class VideoWriter:
             for p in packets:
                 if p.dts is not None and p.pts is not None and not p.pts - (1 << 31) < p.dts <= p.pts:
                     p.dts = p.pts  # libx265 leaves the decoding time of a 1- or 2-frame video unset (garbage)
-                if len(self._span) == 2 and p.dts is not None:
-                    self._span.append(int(p.dts))
+                if self._first_dts is None and p.dts is not None:
+                    self._first_dts = int(p.dts)
                 self._out.mux(p)
                 if p.pts is not None:
                     self._mux_audio_until(float(p.pts * p.time_base))
@@ -737,8 +739,8 @@ class VideoWriter:
             # MP4/MOV time a track by its decoding times: with B-frames the last dts trails the last frame by
             # the reorder delay, which on a variable frame rate is not one average period per frame; the last
             # packet lasts to the video's end so that duration and average rate stay the source's
-            first_dts = self._span[2] if len(self._span) > 2 else int(packets[0].dts)
-            end = self._span[1] - self._span[0] - (int(packets[-1].dts) - first_dts)
+            first_dts = int(packets[0].dts) if self._first_dts is None else self._first_dts
+            end = self._end_pts - (self._first_pts or 0) - (int(packets[-1].dts) - first_dts)
             packets[-1].duration = max(int(packets[-1].duration or 0), end)
         self._mux_video(packets)
         self._mux_audio_until(None)

@@ -80,9 +80,9 @@ def _check_out_dir_with_resume(out_dir: str | Path | None, overrides: list[str],
     if not resume or resume == "auto":
         return
     given = [str(out_dir)] if out_dir is not None else []
-    given += [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].strip() == "out_dir"]
+    given += _override_values(overrides, "out_dir")
     run_dir = _resumed_run_dir(resume)
-    for name in [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "name"]:
+    for name in _override_values(overrides, "name"):
         if name != run_dir.name:
             raise ConfigError(
                 f"name={name} and resume={resume} disagree: a run resumed from a checkpoint continues in its "
@@ -96,6 +96,11 @@ def _check_out_dir_with_resume(out_dir: str | Path | None, overrides: list[str],
                 f"its folder ({run_dir}); give one of the two (resume=auto continues the run in out_dir={out})",
                 params=["out_dir", "resume"],
             )
+
+
+def _override_values(overrides: list[str], key: str) -> list[str]:
+    """The values given to ``key`` by ``key=value`` overrides, as written."""
+    return [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == key]
 
 
 def _resumed_run_dir(resume: str) -> Path:
