@@ -15,6 +15,7 @@ The earlier CPU training that each model was initialised from is summarised in H
         --bundle .bundle/bundle.zip --report docs/eval/report.json
 (gpu3/runs2: the unpacked runs.tgz of ``scripts/gpu_race.sh``, one folder per race run.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,28 +32,28 @@ from kdsharp.registry import model_info
 
 ARCH = {
     "teacher": "Restormer-tiny: the published Restormer (MDTA channel attention, GDFN, pixel-unshuffle/"
-               "shuffle, 4-level U-shape, refinement, global residual) with dim 24, blocks [1,2,2,3], 1 "
-               "refinement block, heads [1,2,4,8]; frames larger than 192 px run in overlapping 192 px local "
-               "windows at test time (the registered `teacher` entry)",
+    "shuffle, 4-level U-shape, refinement, global residual) with dim 24, blocks [1,2,2,3], 1 "
+    "refinement block, heads [1,2,4,8]; frames larger than 192 px run in overlapping 192 px local "
+    "windows at test time (the registered `teacher` entry)",
     "student": "ResUNet-lite: pixel-unshuffle by 4, 1x1 patch embedding, residual U-Net with 16/32/64 "
-               "channels, pixel-shuffle back, predicts a residual on the input; then a full-resolution luma stage "
-               "(`detail=8`: 3x3 conv on the input and output luma to 8 channels, ReLU, 3x3 conv to a luma "
-               "residual added to R, G and B), grown onto the trained U-Net in run cpu5",
+    "channels, pixel-shuffle back, predicts a residual on the input; then a full-resolution luma stage "
+    "(`detail=8`: 3x3 conv on the input and output luma to 8 channels, ReLU, 3x3 conv to a luma "
+    "residual added to R, G and B), grown onto the trained U-Net in run cpu5",
     "student_nokd": "ResUNet-lite (as `student` before its full-resolution stage), trained WITHOUT the "
-                    "distillation terms: the ablation",
+    "distillation terms: the ablation",
     "fast": "FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail "
-            "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
-            "single 3x3 convs for deployment; the luma residual is added to R, G and B",
+    "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
+    "single 3x3 convs for deployment; the luma residual is added to R, G and B",
 }
 HISTORY = {
     "teacher": "trained from scratch on the 2-core CPU in two stages (4000 steps at batch 8 x 64 px, then 5000 "
-               "at batch 4 x 96 px; about 2 h 15 min) on 24 photos (scikit-image, mate-backgrounds) and "
-               "generated images with the `mixed` degradations",
+    "at batch 4 x 96 px; about 2 h 15 min) on 24 photos (scikit-image, mate-backgrounds) and "
+    "generated images with the `mixed` degradations",
     "student": "distilled on the 2-core CPU (10 000 steps at batch 16 x 96 px, about 9 min) from the stage-1 "
-               "CPU teacher on the same 24 photos",
+    "CPU teacher on the same 24 photos",
     "student_nokd": "the same CPU student as `student`; then the same first GPU run as `student` (with "
-                    "distillation); only its last run drops the distillation terms (the ablation: same "
-                    "init, data, seed and steps as the student's last run)",
+    "distillation); only its last run drops the distillation terms (the ablation: same "
+    "init, data, seed and steps as the student's last run)",
     "fast": "distilled on the 2-core CPU (6000 steps, about 7 min) from the CPU teacher on the same 24 photos",
 }
 # the run folders whose weights each model continued, in order: (pipeline root index, run folder)
@@ -64,11 +65,20 @@ HISTORY = {
 #  root 10: the teacher continued on one H200 from a bundle packed anew on a new machine: gpu4)
 # Runs of earlier machines are gone: their card rows live on in docs/train/runs/<label>_<stage>.json, which
 # this script writes for every run it reads from a folder (pass a missing folder for their roots).
-LINEAGE = {"teacher": [(0, "teacher"), (3, "teacher/teacher"), (10, "teacher")],
-           "student": [(0, "student"), (1, "student"), (4, "student"), (5, "student"), (6, "student"), (8, "student"),
-                       (9, "student")],
-           "student_nokd": [(0, "student"), (1, "student_nokd")],
-           "fast": [(0, "fast"), (2, "fast"), (7, "fast")]}
+LINEAGE = {
+    "teacher": [(0, "teacher"), (3, "teacher/teacher"), (10, "teacher")],
+    "student": [
+        (0, "student"),
+        (1, "student"),
+        (4, "student"),
+        (5, "student"),
+        (6, "student"),
+        (8, "student"),
+        (9, "student"),
+    ],
+    "student_nokd": [(0, "student"), (1, "student_nokd")],
+    "fast": [(0, "fast"), (2, "fast"), (7, "fast")],
+}
 ROOT_LABELS = ["gpu1", "gpu2", "cpu3", "gpu3 race", "cpu5", "cpu6", "cpu9", "cpu9", "cpu11", "cpu11ft", "gpu4"]
 
 
@@ -96,8 +106,9 @@ def _teacher_note(cfg: dict) -> str:
     if not any(v.get("weight") for k, v in cfg["loss"].items() if k.startswith("distill")):
         return ""
     t = str(cfg.get("teacher") or "")
-    return ", teacher: " + ("the teacher of the same pipeline run" if t.endswith(".safetensors") and "/" in t
-                            else f"the shipped `{t}`")
+    return ", teacher: " + (
+        "the teacher of the same pipeline run" if t.endswith(".safetensors") and "/" in t else f"the shipped `{t}`"
+    )
 
 
 def _corpus_source(cfg: dict) -> dict | None:
@@ -121,11 +132,20 @@ def _bank_note(label: str, cfg: dict) -> str:
     if not tc.get("enabled"):
         return ""
     extra = [Path(p).name for p in tc.get("extra") or []]
-    more = (" plus " + ", ".join(f"`{n}` x{extra.count(n)}" for n in dict.fromkeys(extra))
-            + " (banks of other runs, same teacher: docs/train/cpu11_kd_bank16k.md)") if extra else ""
-    return (f"\nRun {label} trained on a bank of {tc['size']} crops of its data, degraded once and labelled once by "
-            f"the shipped teacher (`teacher_cache`, flipped/rotated on the fly){more}; loss: ground truth + the "
-            "teacher's output.")
+    more = (
+        (
+            " plus "
+            + ", ".join(f"`{n}` x{extra.count(n)}" for n in dict.fromkeys(extra))
+            + " (banks of other runs, same teacher: docs/train/cpu11_kd_bank16k.md)"
+        )
+        if extra
+        else ""
+    )
+    return (
+        f"\nRun {label} trained on a bank of {tc['size']} crops of its data, degraded once and labelled once by "
+        f"the shipped teacher (`teacher_cache`, flipped/rotated on the fly){more}; loss: ground truth + the "
+        "teacher's output."
+    )
 
 
 def _degradation_text(spec) -> str:
@@ -148,30 +168,45 @@ def run_record(label: str, run: Path, bundle_meta: dict, manifest_hash: str) -> 
     seconds = _run_seconds(run, cfg)
     loss = ", ".join(f"{k} ({v.get('type', '')} x{v['weight']})" for k, v in cfg["loss"].items() if v.get("weight"))
     on_cpu = cfg.get("amp") in ("off", False, None)
-    where = (f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock"
-             if on_cpu else "bf16, one GPU,")
-    row = (f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
-           f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min of training), init "
-           f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
-           f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}"
-           + _teacher_note(cfg) + ".\n"
-           f"  Validation (bundle val pairs): input {base['input']['psnr']:.2f} dB"
-           + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
-           + " -> " + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val) + ".")
+    where = (
+        f"fp32 on the 2-core CPU, {cfg.get('threads') or 'all'} thread(s), wall-clock" if on_cpu else "bf16, one GPU,"
+    )
+    row = (
+        f"- {'CPU' if on_cpu else 'GPU'} run {label} `{run.name}`: {steps} steps at batch {cfg['data']['batch']} x "
+        f"{cfg['data']['crop']} px crops ({where} {seconds / 60:.1f} min of training), init "
+        f"`{cfg['model'].get('init')}`, AdamW lr {cfg['optim']['lr']} (warm-up {cfg['schedule']['warmup']}, "
+        f"cosine over the time budget), EMA {cfg['ema']}, loss {loss}" + _teacher_note(cfg) + ".\n"
+        f"  Validation (bundle val pairs): input {base['input']['psnr']:.2f} dB"
+        + (f", teacher {base['teacher']['psnr']:.2f} dB" if "teacher" in base else "")
+        + " -> "
+        + ", ".join(f"step {r['step']}: {float(r['psnr']):.2f} dB" for r in val)
+        + "."
+    )
     src = _corpus_source(cfg)
     corpus = None
     if src:
-        corpus = (f"whole photos, random {cfg['data']['crop']} px crops, drawn more often: "
-                  f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
-                  f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}")
+        corpus = (
+            f"whole photos, random {cfg['data']['crop']} px crops, drawn more often: "
+            f"{', '.join(f'{k} x{v}' for k, v in (src.get('tags') or {}).items()) or 'none'}) plus the bundle's "
+            f"real-codec pairs, degraded on the fly with {_degradation_text(cfg['data']['degradation'])}"
+        )
     counts = bundle_meta.get("counts", {})
-    return {"label": label, "stage": run.name, "row": row, "steps": steps, "seconds": seconds,
-            "on_gpu": not on_cpu, "corpus": corpus, "bank_note": _bank_note(label, cfg).strip(),
-            "bundle": {k: counts.get(k) for k in ("clean", "pairs", "val")} | {"manifest": manifest_hash[:16]}}
+    return {
+        "label": label,
+        "stage": run.name,
+        "row": row,
+        "steps": steps,
+        "seconds": seconds,
+        "on_gpu": not on_cpu,
+        "corpus": corpus,
+        "bank_note": _bank_note(label, cfg).strip(),
+        "bundle": {k: counts.get(k) for k in ("clean", "pairs", "val")} | {"manifest": manifest_hash[:16]},
+    }
 
 
-def _records(runs: list[tuple[str, Path | None]], stage_names: list[str], bundle_meta: dict,
-             manifest_hash: str) -> list[dict]:
+def _records(
+    runs: list[tuple[str, Path | None]], stage_names: list[str], bundle_meta: dict, manifest_hash: str
+) -> list[dict]:
     """One record per lineage run: made from its folder (and saved to docs/train/runs) or the saved one."""
     out = []
     for (label, run), stage in zip(runs, stage_names, strict=True):
@@ -198,42 +233,54 @@ def _grouped(records: list[dict], key) -> list[tuple[object, list[str]]]:
     return list(groups.values())
 
 
-def card(name: str, runs: list[tuple[str, Path | None]], bundle_meta: dict, manifest_hash: str,
-         report: dict | None) -> str:
+def card(
+    name: str, runs: list[tuple[str, Path | None]], bundle_meta: dict, manifest_hash: str, report: dict | None
+) -> str:
     info = model_info(name)
     w = CARDS / f"{name}.safetensors"
     _, meta = load_state_dict_file(w)
     records = _records(runs, [run.split("/")[-1] for _, run in LINEAGE[name]], bundle_meta, manifest_hash)
     rows = [r["row"] for r in records]
     total_steps, total_s = sum(r["steps"] for r in records), sum(r["seconds"] for r in records)
-    gpus = ", ".join(dict.fromkeys(f"one NVIDIA {GPU_NAMES.get(r['label'].split()[0], 'GPU')}"
-                                   for r in records if r["on_gpu"]))
+    gpus = ", ".join(
+        dict.fromkeys(f"one NVIDIA {GPU_NAMES.get(r['label'].split()[0], 'GPU')}" for r in records if r["on_gpu"])
+    )
     by_bundle = _grouped(records, lambda r: r["bundle"])
     bundles = "; ".join(
         f"{'run(s) ' + ', '.join(labels) + ': ' if len(by_bundle) > 1 else ''}"
-        f"{b['clean']} clean 192 px crops and {b['pairs']} real-codec pairs (x264/VP8/VP9/MPEG-4), {b['val']} validation "
+        f"{b['clean']} clean 192 px crops and {b['pairs']} real-codec "
+        f"pairs (x264/VP8/VP9/MPEG-4), {b['val']} validation "
         f"pairs, corpus manifest sha256 `{b['manifest']}`"
-        for b, labels in by_bundle)
-    corpus_note = "".join(f"\nRun(s) {', '.join(labels)} drew their crops from the corpus's TRAIN split itself ({c}."
-                          for c, labels in _grouped(records, lambda r: r["corpus"]))
+        for b, labels in by_bundle
+    )
+    corpus_note = "".join(
+        f"\nRun(s) {', '.join(labels)} drew their crops from the corpus's TRAIN split itself ({c}."
+        for c, labels in _grouped(records, lambda r: r["corpus"])
+    )
     bank_notes = "".join(f"\n{r['bank_note']}" for r in records if r["bank_note"])
     held = ""
     if report and name in report.get("rows", []):
         per = ", ".join(f"{p} {d['rows'][name]['delta_psnr']:+.2f}" for p, d in report["presets"].items())
         data = report.get("data", {})
-        held = (f"\n## Held-out evaluation\n\n`kdsharp eval` ({data.get('n_images', '?')} images of the corpus test split, "
-                f"seed {data.get('seed')}): ΔPSNR over the input {report['overall'][name]['delta_psnr']:+.2f} dB "
-                f"overall ({per}); SSIM {report['overall'][name]['ssim']:.4f} vs input "
-                f"{report['overall']['input']['ssim']:.4f}. Full table: docs/eval/report.md.\n")
-    selected = (f"\n- Selected: {meta['selected']}, step {meta.get('iters')} of the last run (validation "
-                f"{meta.get('val_psnr')} dB), not its last step." if meta.get("selected") else "")
+        held = (
+            f"\n## Held-out evaluation\n\n`kdsharp eval` ({data.get('n_images', '?')} images of the corpus test split, "
+            f"seed {data.get('seed')}): ΔPSNR over the input {report['overall'][name]['delta_psnr']:+.2f} dB "
+            f"overall ({per}); SSIM {report['overall'][name]['ssim']:.4f} vs input "
+            f"{report['overall']['input']['ssim']:.4f}. Full table: docs/eval/report.md.\n"
+        )
+    selected = (
+        f"\n- Selected: {meta['selected']}, step {meta.get('iters')} of the last run (validation "
+        f"{meta.get('val_psnr')} dB), not its last step."
+        if meta.get("selected")
+        else ""
+    )
     return f"""# Model card: `{name}`
 
-- Role: {info['role']}; loads with `kdsharp.load_model("{name}")` or `--model {name}`.
+- Role: {info["role"]}; loads with `kdsharp.load_model("{name}")` or `--model {name}`.
 - Architecture: {ARCH[name]}.
-- Parameters: {info['params']:,}; {info['gmacs_1080p']:.1f} GMACs per 1920x1080 frame.
+- Parameters: {info["params"]:,}; {info["gmacs_1080p"]:.1f} GMACs per 1920x1080 frame.
 - Weights: `kdsharp/weights/{name}.safetensors`, fp16 EMA weights ({w.stat().st_size / 1e6:.2f} MB); metadata
-  `arch`, `arch_kwargs`, `iters` {meta.get('iters')}, `device` {meta.get('device')}.{selected}
+  `arch`, `arch_kwargs`, `iters` {meta.get("iters")}, `device` {meta.get("device")}.{selected}
 
 ## Training (accumulated: each stage starts from the previous stage's weights)
 
@@ -241,7 +288,7 @@ def card(name: str, runs: list[tuple[str, Path | None]], bundle_meta: dict, mani
 2. Then, with `kdsharp train pipeline` from the training bundle (GPU runs on {gpus} via `scripts/gpu_race.sh` or
    `scripts/gpu_pipeline.sh`; CPU runs on the project's 2-core CPU), {total_steps} more steps in
    {total_s / 60:.1f} min of training:
-{chr(10).join('   ' + r.replace(chr(10), chr(10) + '   ') for r in rows)}
+{chr(10).join("   " + r.replace(chr(10), chr(10) + "   ") for r in rows)}
 
 Data of stage 2: the training bundle `kdsharp train pack -c configs/bundle.yaml`, cut from the TRAIN split of
 the corpus `kdsharp data corpus` (validation pairs from its VAL split), weighted towards faces, rooms, text and
@@ -256,22 +303,32 @@ Short training (minutes of one GPU, or CPU hours); see the README's "What limits
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=Path, action="append", default=[],
-                    help="unpacked pipeline runs folder, one per LINEAGE root in order (earlier roots: a missing folder)")
+    ap.add_argument(
+        "--runs",
+        type=Path,
+        action="append",
+        default=[],
+        help="unpacked pipeline runs folder, one per LINEAGE root in order (earlier roots: a missing folder)",
+    )
     ap.add_argument("--bundle", type=Path, default=Path(".bundle/bundle.zip"))
     ap.add_argument("--corpus", type=Path, default=Path("~/.cache/kdsharp/corpus").expanduser())
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "eval" / "report.json")
     ap.add_argument("--names", default="teacher,student,student_nokd,fast")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 if a committed card differs from what the records give")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a committed card differs from what the records give",
+    )
     a = ap.parse_args()
     runs = {name: find_runs(a.runs, name) for name in a.names.split(",")}
     bundle_meta, manifest_hash = {}, ""
     if any(run for lineage in runs.values() for _, run in lineage):  # new records to make
         bundle_meta = read_meta(a.bundle)
         # the manifest the bundle was cut from (the bundle records it), else the corpus's own
-        manifest_hash = (next(iter((bundle_meta.get("corpus_manifests") or {}).values()), None)
-                         or hashlib.sha256((a.corpus.expanduser() / "manifest.json").read_bytes()).hexdigest())
+        manifest_hash = (
+            next(iter((bundle_meta.get("corpus_manifests") or {}).values()), None)
+            or hashlib.sha256((a.corpus.expanduser() / "manifest.json").read_bytes()).hexdigest()
+        )
     report = json.loads(a.report.read_text()) if a.report.is_file() else None
     stale = []
     for name, lineage in runs.items():

@@ -87,12 +87,25 @@ def reference_row(name: str, bundle: Path, fps: bool, luma_only: bool = False) -
     model = load_model(name)
     arch = unwrap(model)  # the teacher's local windows wrap the architecture
     gains = per_preset(LumaChangeOnly(model) if luma_only else model, bundle)
-    row = {"run": f"shipped {name}" + (", luma change only" if luma_only else ""), "stage": name, "model": name, "kwargs": {}, "init": "shipped",
-           "distillation": None, "crop": None, "batch": None,
-           "params": sum(p.numel() for p in unwrap(create_model(name)).parameters()),  # trained form
-           "gmacs_1080p": round(count_macs(arch) / 1e9, 2),
-           "steps": None, "seconds": None, "val_psnr": gains.pop("all"), "val_ssim": None,
-           "input_psnr": gains.pop("input"), "curve": [], "val_delta_by_preset": gains}
+    row = {
+        "run": f"shipped {name}" + (", luma change only" if luma_only else ""),
+        "stage": name,
+        "model": name,
+        "kwargs": {},
+        "init": "shipped",
+        "distillation": None,
+        "crop": None,
+        "batch": None,
+        "params": sum(p.numel() for p in unwrap(create_model(name)).parameters()),  # trained form
+        "gmacs_1080p": round(count_macs(arch) / 1e9, 2),
+        "steps": None,
+        "seconds": None,
+        "val_psnr": gains.pop("all"),
+        "val_ssim": None,
+        "input_psnr": gains.pop("input"),
+        "curve": [],
+        "val_delta_by_preset": gains,
+    }
     row["delta_psnr"] = round(row["val_psnr"] - row["input_psnr"], 3)
     if fps and name != "teacher" and not luma_only:
         row["fps_1080p"] = round(bare_fps(arch), 1)
@@ -142,9 +155,13 @@ def race_table(rows: list[dict], cpu: dict | None) -> list[str]:
     """The markdown table of a race's rows (best validation first, teachers last), with an fps column
     when ``cpu`` (:func:`cpu_info`) says they were timed; also what the README shows."""
     presets = list(next((r["val_delta_by_preset"] for r in rows if "val_delta_by_preset" in r), {}))
-    out = ["| run | model | init | distillation | params | GMACs@1080p | " + ("fps@1080p | " if cpu else "")
-           + "steps | minutes | val PSNR | Δ input |" + "".join(f" Δ {p} |" for p in presets),
-           "|---|---|---|---|---:|---:|" + ("---:|" if cpu else "") + "---:|---:|---:|---:|" + "---:|" * len(presets)]
+    out = [
+        "| run | model | init | distillation | params | GMACs@1080p | "
+        + ("fps@1080p | " if cpu else "")
+        + "steps | minutes | val PSNR | Δ input |"
+        + "".join(f" Δ {p} |" for p in presets),
+        "|---|---|---|---|---:|---:|" + ("---:|" if cpu else "") + "---:|---:|---:|---:|" + "---:|" * len(presets),
+    ]
     for r in sorted(rows, key=lambda r: ("teacher" in r["stage"], -r["val_psnr"])):
         kw = ", ".join(f"{a}={b}" for a, b in r["kwargs"].items())
         fps = (f"{r['fps_1080p']:.1f} | " if "fps_1080p" in r else "– | ") if cpu else ""
@@ -152,10 +169,12 @@ def race_table(rows: list[dict], cpu: dict | None) -> list[str]:
         steps = "–" if r["steps"] is None else str(r["steps"])
         minutes = "–" if r["seconds"] is None else f"{r['seconds'] / 60:.1f}"
         by = r.get("val_delta_by_preset", {})
-        out.append(f"| {r['run']} | `{r['model']}`{f' ({kw})' if kw else ''} | {r['init'] or 'scratch'} | "
-                   f"{kd} | {r['params'] / 1e3:.0f} k | {r['gmacs_1080p']:.1f} | {fps}"
-                   f"{steps} | {minutes} | {r['val_psnr']:.2f} | {r['delta_psnr']:+.2f} |"
-                   + "".join(f" {by[p]:+.2f} |" if p in by else " – |" for p in presets))
+        out.append(
+            f"| {r['run']} | `{r['model']}`{f' ({kw})' if kw else ''} | {r['init'] or 'scratch'} | "
+            f"{kd} | {r['params'] / 1e3:.0f} k | {r['gmacs_1080p']:.1f} | {fps}"
+            f"{steps} | {minutes} | {r['val_psnr']:.2f} | {r['delta_psnr']:+.2f} |"
+            + "".join(f" {by[p]:+.2f} |" if p in by else " – |" for p in presets)
+        )
     if cpu:
         out += ["", f"fps: bare model at 1920x1080, 2 threads, median of 6, on {cpu_label(cpu)}."]
     return out
@@ -199,8 +218,12 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, help="folder holding the runs' exported weights")
     ap.add_argument("--bundle", type=Path, default=Path(".bundle/bundle.zip"))
     ap.add_argument("--reference", default="", help="comma-separated shipped models to measure alongside")
-    ap.add_argument("--luma-only", default="", help="comma-separated shipped models to measure with only their "
-                    "luma change kept (how much of their gain is colour)")
+    ap.add_argument(
+        "--luma-only",
+        default="",
+        help="comma-separated shipped models to measure with only their "
+        "luma change kept (how much of their gain is colour)",
+    )
     ap.add_argument("--ship", default="", help="STAGE=RUN,... the runs whose weights ship")
     ap.add_argument("--train-dir", type=Path, default=Path("docs/train"))
     ap.add_argument("--tag", default="race")

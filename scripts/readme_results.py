@@ -9,6 +9,7 @@ the ``report.json`` of ``kdsharp demo``) between their own markers.
 
     python scripts/readme_results.py [--check]     # --check: exit 1 if the README is stale
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,13 @@ RT_BEGIN, RT_END = "<!-- realtime:begin -->", "<!-- realtime:end -->"
 DEMO_BEGIN, DEMO_END = "<!-- demo:begin -->", "<!-- demo:end -->"
 ENS_BEGIN, ENS_END = "<!-- ensemble:begin -->", "<!-- ensemble:end -->"
 ENSEMBLE_REPORT = Path("docs/eval/ensemble/report.json")
-RT_TARGETS = {"1080p_pan/fast": 24.0, "720p_pan/fast": 40.0, "720p_talking/fast": 40.0, "1080p_pan/student": 8.0,
-              "1080p_pan/student/compile": 8.0}
+RT_TARGETS = {
+    "1080p_pan/fast": 24.0,
+    "720p_pan/fast": 40.0,
+    "720p_talking/fast": 40.0,
+    "1080p_pan/student": 8.0,
+    "1080p_pan/student/compile": 8.0,
+}
 TARGETS = {"teacher": 1.8, "student": 1.0, "fast": 0.6}
 
 
@@ -39,21 +45,32 @@ def _d(v: float | None) -> str:
 
 def quality(report: dict) -> list[str]:
     d = report["data"]
-    out = ["### Quality on held-out photos (`kdsharp eval`, report: [`docs/eval/report.md`](docs/eval/report.md))", "",
-           f"Presets {', '.join(f'`{p}`' for p in d['presets'])} built (seed {d['seed']}) from the "
-           f"{d['n_images']} photos of the corpus's held-out **test** split (never trained, validated or tuned on; "
-           "long side ≤ 720 px). The unsharp mask is tuned on each preset's own images by grid search: the best "
-           "a classic sharpening filter could do. Mean over the presets:", ""]
+    out = [
+        "### Quality on held-out photos (`kdsharp eval`, report: [`docs/eval/report.md`](docs/eval/report.md))",
+        "",
+        f"Presets {', '.join(f'`{p}`' for p in d['presets'])} built (seed {d['seed']}) from the "
+        f"{d['n_images']} photos of the corpus's held-out **test** split (never trained, validated or tuned on; "
+        "long side ≤ 720 px). The unsharp mask is tuned on each preset's own images by grid search: the best "
+        "a classic sharpening filter could do. Mean over the presets:",
+        "",
+    ]
     out += method_table(report, report["overall"])
     if report.get("cpu"):
-        out += ["", f"FPS: the bare model on 1920x1080 frames, measured by the same eval run on {report['cpu']} "
-                "(2 cores; other CPUs of this machine kind differ, see \"Real-time video\"). GMACs: per 1080p frame "
-                "as the model runs (the teacher's overlapping local windows included; `kdsharp models` gives the "
-                "architecture on a whole frame)."]
+        out += [
+            "",
+            f"FPS: the bare model on 1920x1080 frames, measured by the same eval run on {report['cpu']} "
+            '(2 cores; other CPUs of this machine kind differ, see "Real-time video"). GMACs: per 1080p frame '
+            "as the model runs (the teacher's overlapping local windows included; `kdsharp models` gives the "
+            "architecture on a whole frame).",
+        ]
     presets = list(report["presets"])
-    out += ["", "ΔPSNR (dB) and ΔSSIM over the input, per preset:", "",
-            "| Method | " + " | ".join(f"{p} ΔPSNR | {p} ΔSSIM" for p in presets) + " |",
-            "|---|" + "---:|---:|" * len(presets)]
+    out += [
+        "",
+        "ΔPSNR (dB) and ΔSSIM over the input, per preset:",
+        "",
+        "| Method | " + " | ".join(f"{p} ΔPSNR | {p} ΔSSIM" for p in presets) + " |",
+        "|---|" + "---:|---:|" * len(presets),
+    ]
     for row in report["rows"][1:]:
         cells = []
         for p in presets:
@@ -63,17 +80,28 @@ def quality(report: dict) -> list[str]:
         out.append(f"| {ROW_TITLES.get(row, row)} | " + " | ".join(cells) + " |")
     subsets = report.get("subsets") or {}
     if subsets:
-        out += ["", "ΔPSNR (dB) on what calls show (test-split images by corpus tag, pooled over the presets):", "",
-                "| Method | " + " | ".join(f"{t} ({s['n_images']} photos)" for t, s in subsets.items()) + " |",
-                "|---|" + "---:|" * len(subsets)]
+        out += [
+            "",
+            "ΔPSNR (dB) on what calls show (test-split images by corpus tag, pooled over the presets):",
+            "",
+            "| Method | " + " | ".join(f"{t} ({s['n_images']} photos)" for t, s in subsets.items()) + " |",
+            "|---|" + "---:|" * len(subsets),
+        ]
         for row in report["rows"][1:]:
-            out.append(f"| {ROW_TITLES.get(row, row)} | "
-                       + " | ".join(_d((s["rows"].get(row) or {}).get("delta_psnr")) for s in subsets.values()) + " |")
+            out.append(
+                f"| {ROW_TITLES.get(row, row)} | "
+                + " | ".join(_d((s["rows"].get(row) or {}).get("delta_psnr")) for s in subsets.values())
+                + " |"
+            )
     clean = report.get("clean") or {}
-    out += ["", "Targets (issue 14) against these figures:", "",
-            "| model | target ΔPSNR | measured | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |"
-            + (" clean frames: mean level shift (< 0.25) |" if clean else ""),
-            "|---|---:|---:|---|---|" + ("---:|" if clean else "")]
+    out += [
+        "",
+        "Targets (issue 14) against these figures:",
+        "",
+        "| model | target ΔPSNR | measured | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |"
+        + (" clean frames: mean level shift (< 0.25) |" if clean else ""),
+        "|---|---:|---:|---|---|" + ("---:|" if clean else ""),
+    ]
     for name, target in TARGETS.items():
         if name not in report["overall"]:
             continue
@@ -85,12 +113,18 @@ def quality(report: dict) -> list[str]:
         if name in clean:
             c = clean[name]["level_shift"]
             shift = f" {c:+.2f} ({'met' if abs(c) < 0.25 else 'not met'}) |"
-        out.append(f"| {name} | +{target:.1f} | {_d(got)} {'(met)' if got >= target else '(not met)'} | "
-                   f"{'yes' if every else 'no'} | {'yes' if above else 'no'} |" + shift)
+        out.append(
+            f"| {name} | +{target:.1f} | {_d(got)} {'(met)' if got >= target else '(not met)'} | "
+            f"{'yes' if every else 'no'} | {'yes' if above else 'no'} |" + shift
+        )
     comp = report.get("comparison")
     if comp:
-        out += ["", f"Crops from `{comp['set']}` (most detailed windows; zoomed ×{comp['zoom']}):", "",
-                "![comparison](docs/eval/comparison.png)"]
+        out += [
+            "",
+            f"Crops from `{comp['set']}` (most detailed windows; zoomed ×{comp['zoom']}):",
+            "",
+            "![comparison](docs/eval/comparison.png)",
+        ]
     return out
 
 
@@ -99,13 +133,25 @@ def training(train_dir: Path) -> list[str]:
     if not summaries:
         return []
     gpu_only = all(p.name.startswith("gpu") for p in summaries)
-    out = ["", f"### Training {'on one GPU ' if gpu_only else 'runs '}(`kdsharp train pipeline`, summaries in "
-           "[`docs/train/`](docs/train/))", "",
-           "Validation PSNR (dB) on the bundle's 48 validation pairs (corpus val split, `lowbw`/`defocus`/`h264`) "
-           "against training time; each run continues the shipped weights of the same architecture"
-           + ("" if gpu_only else " (`gpu1`-`gpu3`: one NVIDIA H100, `gpu4`: one NVIDIA H200; `cpu*`: the 2-core CPU, one or two threads, often beside other "
-              "work: its minutes are wall-clock)") + ":", "",
-           "| run | steps | minutes | input | val PSNR every 500 steps → at the end |", "|---|---:|---:|---:|---|"]
+    out = [
+        "",
+        f"### Training {'on one GPU ' if gpu_only else 'runs '}(`kdsharp train pipeline`, summaries in "
+        "[`docs/train/`](docs/train/))",
+        "",
+        "Validation PSNR (dB) on the bundle's 48 validation pairs (corpus val split, `lowbw`/`defocus`/`h264`) "
+        "against training time; each run continues the shipped weights of the same architecture"
+        + (
+            ""
+            if gpu_only
+            else " (`gpu1`-`gpu3`: one NVIDIA H100, `gpu4`: one NVIDIA H200; `cpu*`: the "
+            "2-core CPU, one or two threads, often beside other "
+            "work: its minutes are wall-clock)"
+        )
+        + ":",
+        "",
+        "| run | steps | minutes | input | val PSNR every 500 steps → at the end |",
+        "|---|---:|---:|---:|---|",
+    ]
     for summary in summaries:
         tag = summary.name.replace("pipeline.json", "").rstrip("_") or "pipeline"
         for stage in json.loads(summary.read_text()):
@@ -115,7 +161,9 @@ def training(train_dir: Path) -> list[str]:
                 rows = list(csv.DictReader(open(log)))
                 curve = " → ".join(f"{float(r['psnr']):.2f}" for r in rows)
             inp = stage.get("baselines", {}).get("input", {}).get("psnr", float("nan"))
-            out.append(f"| {tag} {stage['name']} | {stage['step']} | {stage['seconds'] / 60:.1f} | {inp:.2f} | {curve} |")
+            out.append(
+                f"| {tag} {stage['name']} | {stage['step']} | {stage['seconds'] / 60:.1f} | {inp:.2f} | {curve} |"
+            )
     return out
 
 
@@ -143,22 +191,34 @@ def lineage_curves(train_dir: Path, report: dict) -> list[str]:
             best_step, best = max(vals, key=lambda v: v[1])
             inp = run.get("baselines", {}).get("input", {}).get("psnr", float("nan"))
             hardware = GPU_NAMES.get(tag, "GPU") if kind == "gpu" else "2-core CPU"
-            rows.append(f"| `{name}` | {tag} | {hardware} | {run['seconds'] / 60:.0f} | "
-                        f"{hours['gpu']:.2f} / {hours['cpu']:.2f} | {inp:.2f} | {vals[0][1]:.2f} | {best:.2f} (step {best_step}) | "
-                        f"{vals[-1][1]:.2f} (step {vals[-1][0]}) |")
+            rows.append(
+                f"| `{name}` | {tag} | {hardware} | {run['seconds'] / 60:.0f} | "
+                f"{hours['gpu']:.2f} / {hours['cpu']:.2f} | {inp:.2f} | "
+                f"{vals[0][1]:.2f} | {best:.2f} (step {best_step}) | "
+                f"{vals[-1][1]:.2f} (step {vals[-1][0]}) |"
+            )
         overall = report.get("overall", {}).get(name, {})
         if "delta_psnr" in overall:
-            rows.append(f"| `{name}` shipped | | | | | | | held-out test: {overall['delta_psnr']:+.2f} dB over the input | |")
+            rows.append(
+                f"| `{name}` shipped | | | | | | | held-out test: {overall['delta_psnr']:+.2f} dB over the input | |"
+            )
     if not rows:
         return []
-    return ["", "### Quality against training time (the runs behind each shipped model)", "",
-            "Each shipped model's runs in order, each continuing the previous run's best validated step; "
-            "validation PSNR (dB) on the bundle's 48 pairs, whose input PSNR is given: the bundle was packed anew on a new "
-            "machine before run gpu4 (same corpus, seed and recipe; other codec builds), so its pairs differ. Hours are cumulative "
-            "training time on the GPUs and on the CPU (wall-clock, one or two threads, often beside other work), "
-            "after the first CPU runs on 24 photos (model cards), which had no such validation:", "",
-            "| model | run | hardware | minutes | hours so far GPU / CPU | input | first val | best val | last val |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|", *rows]
+    return [
+        "",
+        "### Quality against training time (the runs behind each shipped model)",
+        "",
+        "Each shipped model's runs in order, each continuing the previous run's best validated step; "
+        "validation PSNR (dB) on the bundle's 48 pairs, whose input PSNR is given: the bundle was packed anew on a new "
+        "machine before run gpu4 (same corpus, seed and recipe; other codec "
+        "builds), so its pairs differ. Hours are cumulative "
+        "training time on the GPUs and on the CPU (wall-clock, one or two threads, often beside other work), "
+        "after the first CPU runs on 24 photos (model cards), which had no such validation:",
+        "",
+        "| model | run | hardware | minutes | hours so far GPU / CPU | input | first val | best val | last val |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
 
 
 def detail_ablation(train_dir: Path) -> list[str]:
@@ -170,14 +230,21 @@ def detail_ablation(train_dir: Path) -> list[str]:
     a = {int(r["step"]): float(r["psnr"]) for r in csv.DictReader(open(without))}
     b = {int(r["step"]): float(r["psnr"]) for r in csv.DictReader(open(with_))}
     steps = [s for s in sorted(set(a) & set(b)) if s % 500 == 0]
-    out = ["", "### Full-resolution stage (`ResUNet(detail=8)`, CPU runs `cpu5` side by side)", "",
-           "Both runs continue the `student` weights shipped before it (the U-Net alone) with the same data, seed, loss (ground truth only), "
-           "batch 16 x 128 px and one CPU thread each, at the same time; one adds the full-resolution luma stage "
-           "(its last conv starts at zero, so both start from the same output). Validation PSNR (dB) on the "
-           "bundle's 48 pairs (the run without it was stopped early):", "",
-           "| step | " + " | ".join(str(s) for s in steps) + " |", "|---|" + "---:|" * len(steps),
-           "| `student` | " + " | ".join(f"{a[s]:.2f}" for s in steps) + " |",
-           "| `student` + full-resolution stage | " + " | ".join(f"{b[s]:.2f}" for s in steps) + " |"]
+    out = [
+        "",
+        "### Full-resolution stage (`ResUNet(detail=8)`, CPU runs `cpu5` side by side)",
+        "",
+        "Both runs continue the `student` weights shipped before it (the U-Net "
+        "alone) with the same data, seed, loss (ground truth only), "
+        "batch 16 x 128 px and one CPU thread each, at the same time; one adds the full-resolution luma stage "
+        "(its last conv starts at zero, so both start from the same output). Validation PSNR (dB) on the "
+        "bundle's 48 pairs (the run without it was stopped early):",
+        "",
+        "| step | " + " | ".join(str(s) for s in steps) + " |",
+        "|---|" + "---:|" * len(steps),
+        "| `student` | " + " | ".join(f"{a[s]:.2f}" for s in steps) + " |",
+        "| `student` + full-resolution stage | " + " | ".join(f"{b[s]:.2f}" for s in steps) + " |",
+    ]
     return out
 
 
@@ -187,11 +254,17 @@ def race(train_dir: Path) -> list[str]:
     if not races:
         return []
     data = json.loads(races[-1].read_text())
-    return ["", f"### Student designs (GPU race, [`docs/train/{races[-1].stem}.md`](docs/train/{races[-1].stem}.md))", "",
-            "Runs trained side by side on one H100 from the same bundle (the first race 8 at once, the second 4 at "
-            "once, so more steps per minute), validated like the runs above (Δ per preset: output rounded to 8 bits; "
-            "`shipped …`: the package's weights measured the same way); parameters of the trained form, MACs of the "
-            "deployed form:", "", *race_table(data["runs"], data.get("cpu"))]
+    return [
+        "",
+        f"### Student designs (GPU race, [`docs/train/{races[-1].stem}.md`](docs/train/{races[-1].stem}.md))",
+        "",
+        "Runs trained side by side on one H100 from the same bundle (the first race 8 at once, the second 4 at "
+        "once, so more steps per minute), validated like the runs above (Δ per preset: output rounded to 8 bits; "
+        "`shipped …`: the package's weights measured the same way); parameters of the trained form, MACs of the "
+        "deployed form:",
+        "",
+        *race_table(data["runs"], data.get("cpu")),
+    ]
 
 
 def ablation(train_dir: Path, report: dict) -> list[str]:
@@ -201,15 +274,23 @@ def ablation(train_dir: Path, report: dict) -> list[str]:
     stages = {s["name"]: s for s in json.loads(path.read_text())}
     if not {"student", "student_nokd"} <= set(stages):
         return []
-    out = ["", "### Distillation ablation (`kdsharp train pipeline --stages student,student_nokd`)", "",
-           "Both runs start from the same weights, with the same data, seed and number of steps; they differ only "
-           "in the distillation terms (output + feature distillation from the teacher).", "",
-           "| run | distillation | steps | val PSNR (dB) | val SSIM | held-out ΔPSNR (dB) |", "|---|---|---:|---:|---:|---:|"]
+    out = [
+        "",
+        "### Distillation ablation (`kdsharp train pipeline --stages student,student_nokd`)",
+        "",
+        "Both runs start from the same weights, with the same data, seed and number of steps; they differ only "
+        "in the distillation terms (output + feature distillation from the teacher).",
+        "",
+        "| run | distillation | steps | val PSNR (dB) | val SSIM | held-out ΔPSNR (dB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for name in ("student_nokd", "student"):
         s = stages[name]
         held = report["overall"].get(name, {}).get("delta_psnr")
-        out.append(f"| `{name}` | {'yes' if name == 'student' else 'no'} | {s['step']} | {s['val']['psnr']:.2f} | "
-                   f"{s['val']['ssim']:.4f} | {_d(held) if held is not None else '–'} |")
+        out.append(
+            f"| `{name}` | {'yes' if name == 'student' else 'no'} | {s['step']} | {s['val']['psnr']:.2f} | "
+            f"{s['val']['ssim']:.4f} | {_d(held) if held is not None else '–'} |"
+        )
     return out
 
 
@@ -222,22 +303,34 @@ def race_ablation(train_dir: Path) -> list[str]:
     groups: dict[str, list[dict]] = {}
     for r in runs:
         groups.setdefault(r["model"] + json.dumps(r["kwargs"], sort_keys=True), []).append(r)
-    pairs = [sorted(rs, key=lambda r: r["distillation"]) for rs in groups.values()
-             if len(rs) == 2 and {r["distillation"] for r in rs} == {False, True}
-             and abs(rs[0]["seconds"] - rs[1]["seconds"]) < 0.1 * max(r["seconds"] for r in rs)]  # same race
+    pairs = [
+        sorted(rs, key=lambda r: r["distillation"])
+        for rs in groups.values()
+        if len(rs) == 2
+        and {r["distillation"] for r in rs} == {False, True}
+        and abs(rs[0]["seconds"] - rs[1]["seconds"]) < 0.1 * max(r["seconds"] for r in rs)
+    ]  # same race
     if not pairs:
         return []
     stem = races[-1].stem
-    out = ["", f"### Distillation at equal GPU time (race, [`docs/train/{stem}.md`](docs/train/{stem}.md))", "",
-           "Each architecture trained from scratch with and without the distillation terms (output + feature "
-           "distillation from the shipped teacher), same data, seed and time. The runs without distillation skip "
-           "the teacher's forward pass and so make more steps.", "",
-           "| architecture | distillation | steps | minutes | val PSNR (dB) | val SSIM |", "|---|---|---:|---:|---:|---:|"]
+    out = [
+        "",
+        f"### Distillation at equal GPU time (race, [`docs/train/{stem}.md`](docs/train/{stem}.md))",
+        "",
+        "Each architecture trained from scratch with and without the distillation terms (output + feature "
+        "distillation from the shipped teacher), same data, seed and time. The runs without distillation skip "
+        "the teacher's forward pass and so make more steps.",
+        "",
+        "| architecture | distillation | steps | minutes | val PSNR (dB) | val SSIM |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for rs in pairs:
         for r in rs:
             kw = ", ".join(f"{a}={b}" for a, b in r["kwargs"].items())
-            out.append(f"| `{r['model']}`{f' ({kw})' if kw else ''} | {'yes' if r['distillation'] else 'no'} | "
-                       f"{r['steps']} | {r['seconds'] / 60:.1f} | {r['val_psnr']:.2f} | {r['val_ssim']:.4f} |")
+            out.append(
+                f"| `{r['model']}`{f' ({kw})' if kw else ''} | {'yes' if r['distillation'] else 'no'} | "
+                f"{r['steps']} | {r['seconds'] / 60:.1f} | {r['val_psnr']:.2f} | {r['val_ssim']:.4f} |"
+            )
     return out
 
 
@@ -247,13 +340,21 @@ def speed(bench_dir: Path) -> list[str]:
     if not runs:
         return []
     cpus = sorted({r.get("cpu", "?") for r in runs})
-    out = ["", "### Speed of the bare models (`kdsharp bench --json`, files in [`docs/bench/`](docs/bench/))", "",
-           f"{runs[0]['size']}, batch 1, {runs[0]['threads']} CPU threads, {', '.join(cpus)}, median of "
-           f"{runs[0]['iters']} calls; the end-to-end video figures are under Usage, \"Real-time video\".", "",
-           "| model | backend | frames/s | p50 ms | p95 ms | peak MB |", "|---|---|---:|---:|---:|---:|"]
+    out = [
+        "",
+        "### Speed of the bare models (`kdsharp bench --json`, files in [`docs/bench/`](docs/bench/))",
+        "",
+        f"{runs[0]['size']}, batch 1, {runs[0]['threads']} CPU threads, {', '.join(cpus)}, median of "
+        f'{runs[0]["iters"]} calls; the end-to-end video figures are under Usage, "Real-time video".',
+        "",
+        "| model | backend | frames/s | p50 ms | p95 ms | peak MB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for r in sorted(runs, key=lambda r: (r["model"], r["backend"])):
-        out.append(f"| {r['model']} | {r['backend']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                   f"{r.get('peak_mem_mb', float('nan')):.0f} |")
+        out.append(
+            f"| {r['model']} | {r['backend']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+            f"{r.get('peak_mem_mb', float('nan')):.0f} |"
+        )
     return out
 
 
@@ -264,19 +365,26 @@ def _met(value: float, target: float) -> str:
 def realtime(rt: dict) -> list[str]:
     """The "Real-time video" figures from ``scripts/realtime_bench.py``'s report."""
     s = rt["sharpen"]
-    out = [f"Measured by `{rt['command']}` ([`docs/bench/realtime.json`](docs/bench/realtime.json), "
-           f"{rt['created'][:10]}) on {cpu_label(rt['cpu'])}, torch {rt['torch_version']}, each run in a new process, "
-           f"on {rt['clip_seconds']:g} s synthetic 30 fps H.264+AAC clips (`pan`: everything moves; `talking`: a "
-           "static room, a person in the centre). Frames/s exclude model loading; CPU ms per frame (all threads) "
-           "do not depend on the load and are the figures to compare across machines, though the same machine's "
-           "speed drifts between sessions (unchanged code, the x264 rows included): compare figures from one run.", "",
-           "| `kdsharp sharpen CLIP --model M` | frames/s end to end | target | CPU ms/frame: decode · model · "
-           "encode+rest = total | bottleneck | load avg before |", "|---|---:|---:|---|---|---:|"]
+    out = [
+        f"Measured by `{rt['command']}` ([`docs/bench/realtime.json`](docs/bench/realtime.json), "
+        f"{rt['created'][:10]}) on {cpu_label(rt['cpu'])}, torch {rt['torch_version']}, each run in a new process, "
+        f"on {rt['clip_seconds']:g} s synthetic 30 fps H.264+AAC clips (`pan`: everything moves; `talking`: a "
+        "static room, a person in the centre). Frames/s exclude model loading; CPU ms per frame (all threads) "
+        "do not depend on the load and are the figures to compare across machines, though the same machine's "
+        "speed drifts between sessions (unchanged code, the x264 rows included): compare figures from one run.",
+        "",
+        "| `kdsharp sharpen CLIP --model M` | frames/s end to end | target | CPU ms/frame: decode · model · "
+        "encode+rest = total | bottleneck | load avg before |",
+        "|---|---:|---:|---|---|---:|",
+    ]
     for key, r in s.items():
         clip, model, *rest = key.split("/")
         loaded = rest == ["loaded"]
-        label = f"{clip.replace('_', ' ')}, `{model}`" + (", one busy process per core" if loaded else "") + (
-            " `--compile`" if rest == ["compile"] else "")
+        label = (
+            f"{clip.replace('_', ' ')}, `{model}`"
+            + (", one busy process per core" if loaded else "")
+            + (" `--compile`" if rest == ["compile"] else "")
+        )
         cpu = r["cpu_ms"]
         target = RT_TARGETS.get(key)
         tgt = f"≥ {target:g}: {_met(r['e2e_fps'], target)}" if target else ""
@@ -285,33 +393,48 @@ def realtime(rt: dict) -> list[str]:
             if quiet:
                 fall = 1 - r["e2e_fps"] / quiet["e2e_fps"]
                 tgt = f"falls ≤ 50%: {fall:.0%} ({'met' if fall <= 0.5 else 'not met'})"
-        out.append(f"| {label} | **{r['e2e_fps']:.1f}** | {tgt} | {cpu['decode']:.1f} · {cpu['model']:.1f} · "
-                   f"{cpu['encode']:.1f} = {cpu['total']:.1f} | {r['bottleneck']} | {r['load_avg_before']:g} |")
+        out.append(
+            f"| {label} | **{r['e2e_fps']:.1f}** | {tgt} | {cpu['decode']:.1f} · {cpu['model']:.1f} · "
+            f"{cpu['encode']:.1f} = {cpu['total']:.1f} | {r['bottleneck']} | {r['load_avg_before']:g} |"
+        )
     live = rt.get("live") or {}
     if live:
-        out += ["", "| `kdsharp live --source CLIP --sink out.mp4 --model fast` (720p30 read at its frame rate) | "
-                "frames processed | dropped (target < 1%) | mean latency |", "|---|---:|---:|---:|"]
+        out += [
+            "",
+            "| `kdsharp live --source CLIP --sink out.mp4 --model fast` (720p30 read at its frame rate) | "
+            "frames processed | dropped (target < 1%) | mean latency |",
+            "|---|---:|---:|---:|",
+        ]
         for clip, r in live.items():
-            out.append(f"| {clip.replace('_', ' ')} | {r['processed']} | {r['dropped']} ({r['dropped_pct']:.1f}%) | "
-                       f"{r['latency_ms']} ms |")
+            out.append(
+                f"| {clip.replace('_', ' ')} | {r['processed']} | {r['dropped']} ({r['dropped_pct']:.1f}%) | "
+                f"{r['latency_ms']} ms |"
+            )
     reuse = rt.get("reuse")
     if reuse and f"{reuse['clip']}/fast" in s:
         on, off = reuse["on"], s[f"{reuse['clip']}/fast"]
-        out += ["", f"Temporal reuse on the {reuse['clip'].replace('_', ' ')} clip (`--reuse`, one model worker): "
-                f"{100 * on['reused']:.0f}% of the tiles skipped, model {on['cpu_ms']['model']:.1f} CPU ms per frame "
-                f"against {off['cpu_ms']['model']:.1f} without reuse, {on['e2e_fps']:.1f} frames/s end to end; the "
-                "output is bit-identical to the full computation (tested: `tests/test_infer_frames.py`)."]
+        out += [
+            "",
+            f"Temporal reuse on the {reuse['clip'].replace('_', ' ')} clip (`--reuse`, one model worker): "
+            f"{100 * on['reused']:.0f}% of the tiles skipped, model {on['cpu_ms']['model']:.1f} CPU ms per frame "
+            f"against {off['cpu_ms']['model']:.1f} without reuse, {on['e2e_fps']:.1f} frames/s end to end; the "
+            "output is bit-identical to the full computation (tested: `tests/test_infer_frames.py`).",
+        ]
     enc = rt.get("encoder")
     if enc:
         sizes = list(enc)
         presets = list(next(iter(enc.values()))["presets"])
         first = next(iter(enc.values()))
-        out += ["", f"x264 speed presets at CRF {first['crf']} on the first {first['frames']} frames of the pan clips "
-                "(CPU ms per frame of all encoder threads; PSNR of the re-encoded luma against the input), what "
-                "`--encoder-preset` trades (defaults: `veryfast` up to 720p, `superfast` up to 1080p, `ultrafast` "
-                "above):", "",
-                "| preset | " + " | ".join(f"{enc[k]['size']} CPU ms/frame | Mbit/s | PSNR" for k in sizes) + " |",
-                "|---|" + "---:|---:|---:|" * len(sizes)]
+        out += [
+            "",
+            f"x264 speed presets at CRF {first['crf']} on the first {first['frames']} frames of the pan clips "
+            "(CPU ms per frame of all encoder threads; PSNR of the re-encoded luma against the input), what "
+            "`--encoder-preset` trades (defaults: `veryfast` up to 720p, `superfast` up to 1080p, `ultrafast` "
+            "above):",
+            "",
+            "| preset | " + " | ".join(f"{enc[k]['size']} CPU ms/frame | Mbit/s | PSNR" for k in sizes) + " |",
+            "|---|" + "---:|---:|---:|" * len(sizes),
+        ]
         for p in presets:
             cells = []
             for k in sizes:
@@ -320,32 +443,44 @@ def realtime(rt: dict) -> list[str]:
             out.append(f"| {p} | " + " | ".join(cells) + " |")
     bare = rt.get("bare") or {}
     if bare:
-        out += ["", "Bare models in the same session (`kdsharp bench --model M --json`, 1920x1080, "
-                + ", ".join(f"`{m}` {r['fps']:.1f} frames/s" for m, r in bare.items()) + ")."]
+        out += [
+            "",
+            "Bare models in the same session (`kdsharp bench --model M --json`, 1920x1080, "
+            + ", ".join(f"`{m}` {r['fps']:.1f} frames/s" for m, r in bare.items())
+            + ").",
+        ]
     avx2 = rt.get("avx2_emulated")
     if avx2:
         ratio = avx2["bare_fast"]["fps"] / avx2["bare_fast_native"]["fps"]
-        out += ["", f"AVX2 code only ({', '.join(f'`{k}={v}`' for k, v in avx2['env'].items())}: the kernels an "
-                f"AVX2-only CPU runs, on these cores): bare `fast` {avx2['bare_fast']['fps']:.1f} frames/s against "
-                f"{avx2['bare_fast_native']['fps']:.1f} with AVX-512 in the same session ({ratio:.2f}×; target "
-                f"≥ 30: {_met(avx2['bare_fast']['fps'], 30)}), 1080p end to end "
-                f"{avx2['sharpen_1080p_pan_fast']['e2e_fps']:.1f} frames/s (≥ 24: "
-                f"{_met(avx2['sharpen_1080p_pan_fast']['e2e_fps'], 24)})"
-                + (f", `student` {avx2['sharpen_1080p_pan_student']['e2e_fps']:.1f} frames/s (≥ 8: "
-                   f"{_met(avx2['sharpen_1080p_pan_student']['e2e_fps'], 8)})"
-                   if "sharpen_1080p_pan_student" in avx2 else "")
-                + ". This emulates the instruction set, "
-                "not an AVX2-only machine (whose cores and clocks differ): none was available to measure."]
+        out += [
+            "",
+            f"AVX2 code only ({', '.join(f'`{k}={v}`' for k, v in avx2['env'].items())}: the kernels an "
+            f"AVX2-only CPU runs, on these cores): bare `fast` {avx2['bare_fast']['fps']:.1f} frames/s against "
+            f"{avx2['bare_fast_native']['fps']:.1f} with AVX-512 in the same session ({ratio:.2f}×; target "
+            f"≥ 30: {_met(avx2['bare_fast']['fps'], 30)}), 1080p end to end "
+            f"{avx2['sharpen_1080p_pan_fast']['e2e_fps']:.1f} frames/s (≥ 24: "
+            f"{_met(avx2['sharpen_1080p_pan_fast']['e2e_fps'], 24)})"
+            + (
+                f", `student` {avx2['sharpen_1080p_pan_student']['e2e_fps']:.1f} frames/s (≥ 8: "
+                f"{_met(avx2['sharpen_1080p_pan_student']['e2e_fps'], 8)})"
+                if "sharpen_1080p_pan_student" in avx2
+                else ""
+            )
+            + ". This emulates the instruction set, "
+            "not an AVX2-only machine (whose cores and clocks differ): none was available to measure.",
+        ]
     return out
 
 
 def demo(d: dict) -> list[str]:
     """The `kdsharp demo` line from its report.json (copied to docs/demo.json)."""
     w, h = d["size"]
-    return [f"`kdsharp demo` ([`docs/demo.json`](docs/demo.json): the {w}×{h} sample clip, `{d['preset']}`, "
-            f"{d['frames']} frames, re-encoded) with the shipped `{d['model']}`: PSNR {d['psnr_in']:.2f} → "
-            f"{d['psnr_out']:.2f} dB ({d['psnr_out'] - d['psnr_in']:+.2f} dB), SSIM {d['ssim_in']:.3f} → "
-            f"{d['ssim_out']:.3f}."]
+    return [
+        f"`kdsharp demo` ([`docs/demo.json`](docs/demo.json): the {w}×{h} sample clip, `{d['preset']}`, "
+        f"{d['frames']} frames, re-encoded) with the shipped `{d['model']}`: PSNR {d['psnr_in']:.2f} → "
+        f"{d['psnr_out']:.2f} dB ({d['psnr_out'] - d['psnr_in']:+.2f} dB), SSIM {d['ssim_in']:.3f} → "
+        f"{d['ssim_out']:.3f}."
+    ]
 
 
 def ensemble(report: dict) -> list[str]:
@@ -355,17 +490,23 @@ def ensemble(report: dict) -> list[str]:
     d, presets = report["data"], list(report["presets"])
     heavy = d.get("heavy") or {}
     sub = heavy.get("images_per_set") or {}
-    out = [f"`kdsharp eval --models {','.join(report['rows'][2:])} --no-fps` ([`docs/eval/ensemble/report.md`]"
-           f"(docs/eval/ensemble/report.md)): the {d['n_images']} test-split photos, presets "
-           f"{', '.join(f'`{p}`' for p in presets)} (seed {d['seed']}) as above"
-           + (f"; {', '.join(f'`{r}`' for r in heavy.get('rows', []))} on {min(sub.values())} evenly spaced photos "
-              "of each preset (the same ones for both)" if heavy.get("rows") and min(sub.values()) < d["n_images"]
-              else "")
-           + ". ΔPSNR (dB) over the input; forward passes per frame (the time it costs, in multiples of the model's):",
-           "",
-           "| Method | passes | mean ΔPSNR | mean ΔSSIM | " + " | ".join(f"{p} ΔPSNR" for p in presets)
-           + " | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |",
-           "|---|---:|---:|---:|" + "---:|" * len(presets) + "---|---|"]
+    out = [
+        f"`kdsharp eval --models {','.join(report['rows'][2:])} --no-fps` ([`docs/eval/ensemble/report.md`]"
+        f"(docs/eval/ensemble/report.md)): the {d['n_images']} test-split photos, presets "
+        f"{', '.join(f'`{p}`' for p in presets)} (seed {d['seed']}) as above"
+        + (
+            f"; {', '.join(f'`{r}`' for r in heavy.get('rows', []))} on {min(sub.values())} evenly spaced photos "
+            "of each preset (the same ones for both)"
+            if heavy.get("rows") and min(sub.values()) < d["n_images"]
+            else ""
+        )
+        + ". ΔPSNR (dB) over the input; forward passes per frame (the time it costs, in multiples of the model's):",
+        "",
+        "| Method | passes | mean ΔPSNR | mean ΔSSIM | "
+        + " | ".join(f"{p} ΔPSNR" for p in presets)
+        + " | every preset ≥ +0.2 dB | above the tuned unsharp mask on every preset |",
+        "|---|---:|---:|---:|" + "---:|" * len(presets) + "---|---|",
+    ]
     for row in report["rows"][1:]:
         o = report["overall"][row]
         per = [report["presets"][p]["rows"] for p in presets]
@@ -373,17 +514,29 @@ def ensemble(report: dict) -> list[str]:
         every = all(r[row]["delta_psnr"] >= 0.2 for r in per)
         above = all(r[row]["delta_psnr"] > r["unsharp"]["delta_psnr"] for r in per)
         dssim = o.get("delta_ssim", o["ssim"] - report["overall"]["input"]["ssim"])
-        out.append(f"| {ROW_TITLES.get(row, row)} | {passes} | {_d(o['delta_psnr'])} | {dssim:+.4f} | "
-                   + " | ".join(_d(r[row]["delta_psnr"]) for r in per)
-                   + f" | {'yes' if every else 'no'} | {'–' if row == 'unsharp' else ('yes' if above else 'no')} |")
+        out.append(
+            f"| {ROW_TITLES.get(row, row)} | {passes} | {_d(o['delta_psnr'])} | {dssim:+.4f} | "
+            + " | ".join(_d(r[row]["delta_psnr"]) for r in per)
+            + f" | {'yes' if every else 'no'} | {'–' if row == 'unsharp' else ('yes' if above else 'no')} |"
+        )
     return out
 
 
 def render(report: dict, train_dir: Path, bench_dir: Path = Path("docs/bench")) -> str:
-    return "\n".join([BEGIN, *quality(report), *training(train_dir), *lineage_curves(train_dir, report),
-                      *detail_ablation(train_dir), *ablation(train_dir, report), *race(train_dir),
-                      *race_ablation(train_dir), *speed(bench_dir),
-                      END])
+    return "\n".join(
+        [
+            BEGIN,
+            *quality(report),
+            *training(train_dir),
+            *lineage_curves(train_dir, report),
+            *detail_ablation(train_dir),
+            *ablation(train_dir, report),
+            *race(train_dir),
+            *race_ablation(train_dir),
+            *speed(bench_dir),
+            END,
+        ]
+    )
 
 
 def main() -> int:
@@ -398,18 +551,18 @@ def main() -> int:
         print(f"{a.readme}: add the markers {BEGIN} and {END} where the results go", file=sys.stderr)
         return 2
     block = render(json.loads(a.report.read_text()), a.train)
-    new = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    new = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     rt_file = Path("docs/bench/realtime.json")
     if RT_BEGIN in new and RT_END in new and rt_file.exists():
         rt_block = "\n".join([RT_BEGIN, *realtime(json.loads(rt_file.read_text())), RT_END])
-        new = new[: new.index(RT_BEGIN)] + rt_block + new[new.index(RT_END) + len(RT_END):]
+        new = new[: new.index(RT_BEGIN)] + rt_block + new[new.index(RT_END) + len(RT_END) :]
     demo_file = Path("docs/demo.json")
     if DEMO_BEGIN in new and DEMO_END in new and demo_file.exists():
         d_block = "\n".join([DEMO_BEGIN, *demo(json.loads(demo_file.read_text())), DEMO_END])
-        new = new[: new.index(DEMO_BEGIN)] + d_block + new[new.index(DEMO_END) + len(DEMO_END):]
+        new = new[: new.index(DEMO_BEGIN)] + d_block + new[new.index(DEMO_END) + len(DEMO_END) :]
     if ENS_BEGIN in new and ENS_END in new and ENSEMBLE_REPORT.exists():
         e_block = "\n".join([ENS_BEGIN, *ensemble(json.loads(ENSEMBLE_REPORT.read_text())), ENS_END])
-        new = new[: new.index(ENS_BEGIN)] + e_block + new[new.index(ENS_END) + len(ENS_END):]
+        new = new[: new.index(ENS_BEGIN)] + e_block + new[new.index(ENS_END) + len(ENS_END) :]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

@@ -65,8 +65,10 @@ def cpu_info() -> dict:
 
 def cpu_label(c: dict) -> str:
     """'AMD EPYC (family 25 model 17, 2 cores, AVX-512 yes)' from :func:`cpu_info`."""
-    return (f"{c['model_name']} (family {c['family']} model {c['model']}, {c['cpus']} cores, "
-            f"AVX-512 {'yes' if c['avx512'] else 'no'})")
+    return (
+        f"{c['model_name']} (family {c['family']} model {c['model']}, {c['cpus']} cores, "
+        f"AVX-512 {'yes' if c['avx512'] else 'no'})"
+    )
 
 
 def _busy() -> None:
@@ -117,7 +119,7 @@ def run_live(clip: Path, out: Path, load: int = 0) -> dict:
     args = ["live", "--source", str(clip), "--sink", str(out), "--model", "fast", "--overwrite"]
     res, before = run_kdsharp(args, {"KDSHARP_QUIET": "1"}, load)
     m = re.search(
-        r"(\d+) frames processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
+        r"(\d+) frames? processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
         res.stderr,
     )
     if res.returncode or not m:

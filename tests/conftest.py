@@ -1,4 +1,5 @@
 """Shared fixtures. Every fixture image is made by the test or read from the package samples."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def make_test_image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
     r = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     img = np.stack([xx / w * 255, yy / h * 255, ((xx // 8 + yy // 8) % 2) * 200 + 20], axis=2)
-    img[h // 4: h // 2, w // 4: w // 2] = r.uniform(0, 255, 3)
+    img[h // 4 : h // 2, w // 4 : w // 2] = r.uniform(0, 255, 3)
     img += r.normal(0, 8, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 

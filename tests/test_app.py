@@ -1,5 +1,6 @@
 """The functions behind `kdsharp app` (no gradio needed): uploads, sharpening, degradation, video,
 blind-comparison pairs, the SQLite vote store and the ranking of the votes."""
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,8 @@ from kdsharp.app.processing import (
     upload_path,
     webcam_frame,
 )
-from kdsharp.app.store import VoteRecord, VoteStore, VoteStoreError
+from kdsharp.app.store import VoteRecord, VoteStore, VoteStoreError, vote_report
 from kdsharp.errors import InputError, KdsharpError
-from kdsharp.app.store import vote_report
 from kdsharp.evaluate.votes import Vote, bradley_terry, rank_votes, ranking_markdown, scores, tally, wilson
 
 
@@ -81,8 +81,14 @@ def test_model_choices_name_every_model_with_its_speed():
     assert all("1080p" in label for label, _ in model_choices())
 
 
-@pytest.mark.parametrize("content, says", [(b"", "file is empty"), (b"hello, not an image", "not a readable image"),
-                                           (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "not a readable image")])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"", "file is empty"),
+        (b"hello, not an image", "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "not a readable image"),
+    ],
+)
 def test_bad_uploads_get_one_line_naming_the_visitors_file(tmp_path, content, says):
     p = tmp_path / "tmp123" / "upload.png"
     p.parent.mkdir()
@@ -112,8 +118,9 @@ def _png_header_only(path: Path, w: int, h: int) -> Path:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -144,8 +151,9 @@ def test_sharpen_with_a_reference_measures_psnr_ssim(tmp_path, models, workspace
     lq = cv2.GaussianBlur(clean, (5, 5), 1.5)
     cv2.imwrite(str(tmp_path / "lq.jpg"), lq, [cv2.IMWRITE_JPEG_QUALITY, 95])
     cv2.imwrite(str(tmp_path / "ref.png"), clean)
-    res = sharpen_image_file(tmp_path / "lq.jpg", "lq.jpg", "fast", models, workspace, Limits(),
-                             reference=tmp_path / "ref.png")
+    res = sharpen_image_file(
+        tmp_path / "lq.jpg", "lq.jpg", "fast", models, workspace, Limits(), reference=tmp_path / "ref.png"
+    )
     assert res.path.suffix == ".jpg"
     m = res.metrics
     assert set(m) == {"psnr_before", "ssim_before", "psnr_after", "ssim_after"} and 15 < m["psnr_before"] < 60
@@ -153,8 +161,9 @@ def test_sharpen_with_a_reference_measures_psnr_ssim(tmp_path, models, workspace
     assert "| input |" in table and "| sharpened |" in table and "gain" in table
     cv2.imwrite(str(tmp_path / "small.png"), clean[:20])
     with pytest.raises(InputError, match="reference: is 56x20 but the image is 56x40"):
-        sharpen_image_file(tmp_path / "lq.jpg", "lq.jpg", "fast", models, workspace, Limits(),
-                           reference=tmp_path / "small.png")
+        sharpen_image_file(
+            tmp_path / "lq.jpg", "lq.jpg", "fast", models, workspace, Limits(), reference=tmp_path / "small.png"
+        )
 
 
 def test_large_images_run_in_tiles(tmp_path, models, workspace):
@@ -170,10 +179,15 @@ def test_grey_and_alpha_images_keep_their_layout(tmp_path, models, workspace):
     cv2.imwrite(str(grey), cv2.cvtColor(make_test_image(32, 32), cv2.COLOR_BGR2GRAY))
     img = np.dstack([make_test_image(32, 32), np.full((32, 32), 128, np.uint8)])
     cv2.imwrite(str(bgra), img)
-    assert cv2.imread(str(sharpen_image_file(grey, "g.png", "fast", models, workspace, Limits()).path),
-                      cv2.IMREAD_UNCHANGED).ndim == 2
-    out = cv2.imread(str(sharpen_image_file(bgra, "a.png", "fast", models, workspace, Limits()).path),
-                     cv2.IMREAD_UNCHANGED)
+    assert (
+        cv2.imread(
+            str(sharpen_image_file(grey, "g.png", "fast", models, workspace, Limits()).path), cv2.IMREAD_UNCHANGED
+        ).ndim
+        == 2
+    )
+    out = cv2.imread(
+        str(sharpen_image_file(bgra, "a.png", "fast", models, workspace, Limits()).path), cv2.IMREAD_UNCHANGED
+    )
     assert out.shape == (32, 32, 4) and np.array_equal(out[:, :, 3], img[:, :, 3])
 
 
@@ -264,8 +278,9 @@ def test_sharpen_video_file_writes_the_clip_and_a_side_by_side_preview(tmp_path,
 
     src = _clip(tmp_path / "in.mp4")
     seen = []
-    res = sharpen_video_file(src, "My call.mp4", "fast", models, workspace, Limits(),
-                             report=lambda d, t, stage: seen.append((d, t, stage)))
+    res = sharpen_video_file(
+        src, "My call.mp4", "fast", models, workspace, Limits(), report=lambda d, t, stage: seen.append((d, t, stage))
+    )
     out, sbs = probe_video(res.path), probe_video(res.side_by_side)
     assert res.path.name == "My_call_sharp.mp4" and (out.width, out.height, out.audio_streams) == (64, 48, 1)
     assert res.frames == 6 and (sbs.width, sbs.height, sbs.codec) == (128, 48, "h264") and sbs.audio_streams == 1
@@ -399,7 +414,7 @@ def test_make_comparison_and_its_record(models):
     assert c.image_a.shape == c.image_b.shape == c.lq.shape == c.clean.shape == (64, 64, 3)
     assert np.array_equal(c.image_b, c.lq) and not np.array_equal(c.image_a, c.lq)
     x, y, w, h = c.box
-    assert np.array_equal(c.clean, clean[y:y + h, x:x + w])
+    assert np.array_equal(c.clean, clean[y : y + h, x : x + w])
     rec = c.record("B", session="s", now=c.shown_at + 2.5)
     assert (rec.a, rec.b, rec.winner, rec.seconds, rec.preset, rec.seed) == ("fast", "input", "input", 2.5, "lowbw", 5)
     assert rec.image_png[:8] == b"\x89PNG\r\n\x1a\n" and "A was **fast**" in c.reveal()
@@ -421,8 +436,10 @@ def test_votes_are_stored_with_image_pair_and_time_and_survive_a_restart(tmp_pat
     assert r1.saved and r2.saved and (r1.vote_id, r2.vote_id) == (1, 2) and "saved" in r1.message
     again = VoteStore(db)  # a new server process
     rows = again.records()
-    assert [(r["a"], r["b"], r["choice"], r["winner"]) for r in rows] == [("fast", "input", "A", "fast"),
-                                                                          ("teacher", "fast", "same", None)]
+    assert [(r["a"], r["b"], r["choice"], r["winner"]) for r in rows] == [
+        ("fast", "input", "A", "fast"),
+        ("teacher", "fast", "same", None),
+    ]
     assert rows[0]["time"].endswith("+00:00") and json.loads(rows[0]["box"]) == [1, 2, 3, 4]
     assert again.image(rows[0]["image"])[:8] == b"\x89PNG\r\n\x1a\n"
     assert rows[0]["image"] == rows[1]["image"]  # the same crop is stored once
@@ -552,8 +569,13 @@ def test_ties_count_half_and_equal_methods_score_three():
 
 
 def test_rank_votes_rows_intervals_and_markdown():
-    votes = ([Vote("teacher", "input", "A")] * 12 + [Vote("fast", "input", "A")] * 8 + [Vote("input", "fast", "A")] * 2
-             + [Vote("teacher", "fast", "same")] * 3 + [Vote("fast", "teacher", "B")] * 5)
+    votes = (
+        [Vote("teacher", "input", "A")] * 12
+        + [Vote("fast", "input", "A")] * 8
+        + [Vote("input", "fast", "A")] * 2
+        + [Vote("teacher", "fast", "same")] * 3
+        + [Vote("fast", "teacher", "B")] * 5
+    )
     r = rank_votes(votes, bootstrap=300, seed=1)
     assert [row.method for row in r.rows] == ["teacher", "fast", "input"] and r.votes == 30
     t = r.rows[0]
@@ -581,8 +603,9 @@ def test_eval_votes_cli_ranks_a_database_next_to_psnr_ssim(tmp_path, capsys):
         store.add(_rec("fast", "input", choice))
     out = tmp_path / "report"
     out.mkdir()
-    (out / "report.json").write_text(json.dumps({"overall": {"fast": {"psnr": 30.46, "ssim": 0.8314},
-                                                             "input": {"psnr": 30.18, "ssim": 0.829}}}))
+    (out / "report.json").write_text(
+        json.dumps({"overall": {"fast": {"psnr": 30.46, "ssim": 0.8314}, "input": {"psnr": 30.18, "ssim": 0.829}}})
+    )
     assert main(["eval", "--votes", str(tmp_path / "votes.db"), "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "fast" in err and "30.46" in err and "votes.md" in err
@@ -622,8 +645,21 @@ def test_the_page_builds_with_gradio(tmp_path, models):
     with Workspace() as ws:
         demo = build(models, VoteStore(tmp_path / "v.db"), ws, Limits(), ("input", "fast"), store_problem="x: locked")
         ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
-    assert {"image-input", "image-slider", "image-download", "video-run", "video-cancel", "degrade-run",
-            "webcam-input", "compare-a", "compare-b", "vote-a", "vote-same", "vote-b", "compare-banner"} <= ids
+    assert {
+        "image-input",
+        "image-slider",
+        "image-download",
+        "video-run",
+        "video-cancel",
+        "degrade-run",
+        "webcam-input",
+        "compare-a",
+        "compare-b",
+        "vote-a",
+        "vote-same",
+        "vote-b",
+        "compare-banner",
+    } <= ids
 
 
 def test_cancel_also_drops_a_clip_still_waiting_in_the_queue(tmp_path, models):
@@ -692,8 +728,16 @@ def test_a_reference_of_another_size_is_refused_before_the_model_runs(tmp_path, 
 
     monkeypatch.setattr(processing, "sharpen_array", no_model)
     with pytest.raises(InputError, match="clean.png: is 56x20 but the image is 56x40"):
-        sharpen_image_file(tmp_path / "lq.png", "lq.png", "teacher", models, workspace, Limits(),
-                           reference=tmp_path / "small.png", reference_name="clean.png")
+        sharpen_image_file(
+            tmp_path / "lq.png",
+            "lq.png",
+            "teacher",
+            models,
+            workspace,
+            Limits(),
+            reference=tmp_path / "small.png",
+            reference_name="clean.png",
+        )
 
 
 def test_a_vote_before_any_pair_names_the_button_that_loads_one(tmp_path, models):

@@ -6,6 +6,7 @@ blind-comparison vote and finds it in the SQLite file; a screenshot of the page 
 saved as docs/app.png (the README's) only when KDSHARP_UPDATE_DOCS=1, so a test run leaves the
 checkout as it was. `.ci/run` installs Chromium, chromedriver and the app extra, so this runs in CI.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,12 +29,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 CHROMEDRIVER = shutil.which("chromedriver")
-MISSING = [what for what, ok in (("gradio (pip install '.[app]')", importlib.util.find_spec("gradio")),
-                                  ("selenium (pip install '.[test]')", importlib.util.find_spec("selenium")),
-                                  ("Chromium (apt-get install chromium)", CHROMIUM),
-                                  ("chromedriver (apt-get install chromium-driver)", CHROMEDRIVER)) if not ok]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason="the browser test needs " + ", ".join(MISSING)
-                                + " (.ci/run installs them)")
+MISSING = [
+    what
+    for what, ok in (
+        ("gradio (pip install '.[app]')", importlib.util.find_spec("gradio")),
+        ("selenium (pip install '.[test]')", importlib.util.find_spec("selenium")),
+        ("Chromium (apt-get install chromium)", CHROMIUM),
+        ("chromedriver (apt-get install chromium-driver)", CHROMEDRIVER),
+    )
+    if not ok
+]
+pytestmark = pytest.mark.skipif(
+    bool(MISSING), reason="the browser test needs " + ", ".join(MISSING) + " (.ci/run installs them)"
+)
 
 WAIT = 240  # s: the models run on a shared CPU
 
@@ -51,9 +59,27 @@ def server(tmp_path_factory):
     port, votes, log = _free_port(), tmp / "votes.db", tmp / "server.log"
     env = {**os.environ, "KDSHARP_QUIET": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kdsharp", "app", "--port", str(port), "--votes", str(votes),
-                                 "--compare", "input,unsharp,fast", "--max-upload-mb", "2"], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=tmp)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kdsharp",
+                "app",
+                "--port",
+                str(port),
+                "--votes",
+                str(votes),
+                "--compare",
+                "input,unsharp,fast",
+                "--max-upload-mb",
+                "2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp,
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + WAIT
     while True:
@@ -92,12 +118,21 @@ def browser(server):
     downloads.mkdir()
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,900", "--force-device-scale-factor=1", "--lang=en-US",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):  # a test-pattern camera
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,900",
+        "--force-device-scale-factor=1",
+        "--lang=en-US",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+    ):  # a test-pattern camera
         opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     driver.downloads = downloads
     try:
@@ -111,8 +146,9 @@ def _wait(driver, condition, what: str, timeout: float = WAIT):
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:  # the page re-renders as results arrive: an element seen a moment ago may be gone
-        return WebDriverWait(driver, timeout, poll_frequency=0.25,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+        return WebDriverWait(
+            driver, timeout, poll_frequency=0.25, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition)
     except TimeoutException:
         driver.save_screenshot(str(ROOT / "tests" / "app-failure.png"))
         pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (screenshot: tests/app-failure.png)")
@@ -133,7 +169,9 @@ def _loaded_images(driver, selector: str) -> list[str]:
     """The ``src`` of every fully loaded picture under ``selector``."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll(arguments[0])).filter(i => i.complete && i.naturalWidth > 0)"
-        ".map(i => i.src)", selector + " img")
+        ".map(i => i.src)",
+        selector + " img",
+    )
 
 
 def _upload(driver, elem_id: str, path: Path) -> None:
@@ -228,8 +266,12 @@ def test_webcam_tab_streams_fast_previews_of_the_camera(server, browser):
     _wait(d, lambda d: _button(d, "#webcam-input", "Webcam"), "the camera button").click()
     _wait(d, lambda d: _button(d, "#webcam-input", "Record"), "the record button").click()
     first = _wait(d, lambda d: _loaded_images(d, "#webcam-output"), "a sharpened camera frame", timeout=120)[0]
-    _wait(d, lambda d: any(src != first for src in _loaded_images(d, "#webcam-output")),
-          "a second frame (a live stream, not one picture)", timeout=60)
+    _wait(
+        d,
+        lambda d: any(src != first for src in _loaded_images(d, "#webcam-output")),
+        "a second frame (a live stream, not one picture)",
+        timeout=60,
+    )
     stop = _button(d, "#webcam-input", "Stop")
     if stop is not None:
         stop.click()

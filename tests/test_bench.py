@@ -1,4 +1,5 @@
 """kdsharp bench: result keys and values, batches, ONNX backend, CLI JSON and one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,23 @@ from kdsharp.cli import main
 from kdsharp.errors import KdsharpError
 from kdsharp.evaluate import benchmark, parse_size
 
-KEYS = {"fps", "p50_ms", "p95_ms", "model", "device", "backend", "size", "batch", "peak_mem_mb", "threads",
-        "torch_version", "p50_ms_per_frame", "p95_ms_per_frame", "iters", "warmup"}
+KEYS = {
+    "fps",
+    "p50_ms",
+    "p95_ms",
+    "model",
+    "device",
+    "backend",
+    "size",
+    "batch",
+    "peak_mem_mb",
+    "threads",
+    "torch_version",
+    "p50_ms_per_frame",
+    "p95_ms_per_frame",
+    "iters",
+    "warmup",
+}
 
 
 class Tiny(nn.Module):
@@ -80,8 +96,24 @@ def test_benchmark_bad_arguments():
 
 
 def test_cli_bench_json(capsys):
-    code = main(["bench", "--model", "fast", "--size", "48x32", "--iters", "2", "--warmup", "1", "--batch", "2",
-                 "--threads", "1", "--json"])
+    code = main(
+        [
+            "bench",
+            "--model",
+            "fast",
+            "--size",
+            "48x32",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     r = json.loads(out)  # exactly one JSON object on stdout
@@ -89,12 +121,15 @@ def test_cli_bench_json(capsys):
     assert (r["model"], r["device"], r["backend"], r["size"], r["threads"]) == ("fast", "cpu", "torch", "48x32", 1)
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["bench", "--model", "no_such_model", "--size", "32x32"], "no_such_model"),
-    (["bench", "--model", "/nowhere/model.safetensors", "--size", "32x32"], "/nowhere/model.safetensors"),
-    (["bench", "--size", "wide"], "--size"),
-    (["bench", "--size", "32x32", "--backend", "tpu"], "tpu"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["bench", "--model", "no_such_model", "--size", "32x32"], "no_such_model"),
+        (["bench", "--model", "/nowhere/model.safetensors", "--size", "32x32"], "/nowhere/model.safetensors"),
+        (["bench", "--size", "wide"], "--size"),
+        (["bench", "--size", "32x32", "--backend", "tpu"], "tpu"),
+    ],
+)
 def test_cli_bench_errors_are_one_line(capsys, argv, needle):
     code = main(argv)
     err = capsys.readouterr().err
@@ -121,8 +156,24 @@ def test_cli_bench_half_with_int8_names_both_options(capsys):
 
 
 def test_cli_bench_names_video_options_it_ignores_without_a_video(capsys):
-    code = main(["bench", "--model", "fast", "--size", "48x32", "--iters", "2", "--warmup", "1", "--frames", "5",
-                 "--crf", "20", "--json"])
+    code = main(
+        [
+            "bench",
+            "--model",
+            "fast",
+            "--size",
+            "48x32",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--frames",
+            "5",
+            "--crf",
+            "20",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["model"] == "fast"  # stdout stays one JSON object
     assert "--frames, --crf time the video pipeline: ignored without --video FILE" in captured.err

@@ -1,5 +1,6 @@
 """Training bundles and the time-budgeted GPU pipeline, run on the CPU with tiny bundles; image codecs
 in the degradation pipeline; the colour-neutral video round trip."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ import pytest
 import torch
 
 from kdsharp.data.bundle import load_bundle, read_meta
-from kdsharp.data.pack import pack_bundle
 from kdsharp.data.codecs import IMAGE_CODECS, has_encoder, image_roundtrip, video_roundtrip
 from kdsharp.data.degrade import Degrader
+from kdsharp.data.pack import pack_bundle
 from kdsharp.data.sources import load_source
 from kdsharp.errors import ConfigError, InputError, OutputError
 from kdsharp.ops.metrics import psnr
@@ -72,8 +73,15 @@ def test_wide_preset_without_video_codecs(monkeypatch):
 
 
 def test_lanczos_resize_is_a_known_interpolation():
-    d = Degrader({"resize": {"prob": 1.0, "down": ["lanczos"], "up": ["lanczos"]}, "codec": {"prob": 0},
-                  "blur": {"prob": 0}, "noise": {"prob": 0}, "jpeg": {"prob": 0}})
+    d = Degrader(
+        {
+            "resize": {"prob": 1.0, "down": ["lanczos"], "up": ["lanczos"]},
+            "codec": {"prob": 0},
+            "blur": {"prob": 0},
+            "noise": {"prob": 0},
+            "jpeg": {"prob": 0},
+        }
+    )
     img = make_test_image(64, 64)
     assert d(img, 0).shape == img.shape
 
@@ -97,8 +105,8 @@ def test_pack_is_reproducible(bundle, tmp_path):
     again = tmp_path / "again.zip"
     pack_bundle(SOURCES, again, val_sources=VAL, crop=48, clean=6, pairs=4, val=3, val_size=64, seed=1)
     a, b = load_bundle(bundle), load_bundle(again)
-    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
-    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a[1], b[1]))
+    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0], strict=True))
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(a[1], b[1], strict=True))
 
 
 @pytest.mark.parametrize("max_mb, pairs", [(0.05, 0), (0.08, 40), (0.13, 40)])
@@ -106,8 +114,9 @@ def test_pack_stops_at_the_size_limit(tmp_path, max_mb, pairs):
     """max_mb is a hard limit: the zip (headers and meta.json counted) never passes it (it went one
     crop past it), and it stops only when the next crop would not fit."""
     out = tmp_path / "small.zip"
-    res = pack_bundle(SOURCES, out, val_sources=VAL, val=2, val_size=48, crop=48, clean=200, pairs=pairs,
-                      max_mb=max_mb, seed=0)
+    res = pack_bundle(
+        SOURCES, out, val_sources=VAL, val=2, val_size=48, crop=48, clean=200, pairs=pairs, max_mb=max_mb, seed=0
+    )
     assert 0 < res.clean < 200 and (res.pairs > 0) == (pairs > 0)
     assert res.bytes == out.stat().st_size <= max_mb * 1024 * 1024
     assert out.stat().st_size > max_mb * 1024 * 1024 - 2 * 40_000  # not stopped far from it
@@ -131,12 +140,18 @@ def test_bundle_errors(tmp_path, bundle):
         load_source({"type": "bundle", "path": str(bundle), "content": "everything"})
 
 
-@pytest.mark.parametrize("settings, match", [
-    ({"crop": 500}, "crop 500 px is larger than every training image"),
-    ({"val_sources": VAL, "val": 2, "val_size": 500}, "val_size 500 px is larger than every validation image"),
-    ({"clean": "abc"}, "clean: 'abc'"), ({"crop": 0}, "crop: 0"), ({"seed": -1}, "seed: -1"),
-    ({"max_mb": 0}, "max_mb: 0"), ({"clean": 0, "pairs": 0}, "no training crop"),
-])
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"crop": 500}, "crop 500 px is larger than every training image"),
+        ({"val_sources": VAL, "val": 2, "val_size": 500}, "val_size 500 px is larger than every validation image"),
+        ({"clean": "abc"}, "clean: 'abc'"),
+        ({"crop": 0}, "crop: 0"),
+        ({"seed": -1}, "seed: -1"),
+        ({"max_mb": 0}, "max_mb: 0"),
+        ({"clean": 0, "pairs": 0}, "no training crop"),
+    ],
+)
 def test_pack_settings_out_of_range_are_config_errors(tmp_path, settings, match):
     """Bad bundle settings are one-line errors naming the setting (not a ValueError from zip(),
     nor a bundle without training crops or validation pairs), and no zip is left behind."""
@@ -165,8 +180,11 @@ def test_time_budget_stops_and_publishes(tmp_path, monkeypatch, capfd):
 
     monkeypatch.setenv("KDSHARP_QUIET", "0")
     monkeypatch.setenv("KDSHARP_PROGRESS_INTERVAL", "0")  # a progress line per step
-    cfg = tiny_config(tmp_path, schedule={"iters": 100000, "warmup": 1, "max_minutes": 0.02},
-                      publish={"dir": str(tmp_path / "pub"), "every_s": 0.2})
+    cfg = tiny_config(
+        tmp_path,
+        schedule={"iters": 100000, "warmup": 1, "max_minutes": 0.02},
+        publish={"dir": str(tmp_path / "pub"), "every_s": 0.2},
+    )
     result = train(cfg)
     assert 0 < result.step < 100000
     lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("tiny")]
@@ -192,10 +210,25 @@ def test_publish_dir_that_cannot_be_written_fails_before_training(tmp_path, monk
 def test_pipeline_runs_stages_and_survives_a_failing_one(bundle, tmp_path, capfd):
     from kdsharp.train.pipeline import run_pipeline
 
-    small = ["data.batch=2", "data.crop=32", "data.workers=0", "val.count=2", "val.max_images=2", "val.size=48",
-             "val.every=0", "threads=1"]
-    res = run_pipeline(bundle, 0.6, tmp_path / "runs", tmp_path / "pub", stages=("student", "fast"),
-                       publish_every_s=0, overrides={"student": small + ["model.kwargs.bogus=1"], "fast": small})
+    small = [
+        "data.batch=2",
+        "data.crop=32",
+        "data.workers=0",
+        "val.count=2",
+        "val.max_images=2",
+        "val.size=48",
+        "val.every=0",
+        "threads=1",
+    ]
+    res = run_pipeline(
+        bundle,
+        0.6,
+        tmp_path / "runs",
+        tmp_path / "pub",
+        stages=("student", "fast"),
+        publish_every_s=0,
+        overrides={"student": small + ["model.kwargs.bogus=1"], "fast": small},
+    )
     assert [r.name for r in res] == ["student", "fast"]
     assert res[0].error and "bogus" in res[0].error and res[0].weights is None
     assert "Traceback" not in capfd.readouterr().err  # a bad setting is one line, not a traceback
@@ -274,8 +307,9 @@ def test_a_bundle_without_val_pairs_is_said_when_packed_and_refused_by_the_pipel
 def test_pack_says_which_images_are_too_small_to_be_cropped(tmp_path, capsys):
     """Images smaller than crop (or val_size) were left out of the bundle without a word."""
     small = [{"type": "synthetic", "count": 2, "size": 32, "seed": 3}]
-    pack_bundle(SOURCES + small, tmp_path / "b.zip", val_sources=VAL + small, crop=48, clean=2, pairs=0, val=1,
-                val_size=64)
+    pack_bundle(
+        SOURCES + small, tmp_path / "b.zip", val_sources=VAL + small, crop=48, clean=2, pairs=0, val=1, val_size=64
+    )
     err = capsys.readouterr().err
     assert "crop=48: 2 of 6 images are smaller and are left out" in err and "lower crop to 32 or less" in err, err
     assert "val_size=64: 2 of 4 images are smaller" in err, err
@@ -323,9 +357,13 @@ def test_eval_subsets_pool_presets_by_tag():
     def img(inp, model):
         return {"input": {"psnr": inp, "ssim": 0.5}, "m": {"psnr": model, "ssim": 0.6}}
 
-    report = {"rows": ["input", "m"], "presets": {
-        "a": {"images": {"face1": img(20, 22), "room": img(30, 30)}},
-        "b": {"images": {"face1": img(24, 25), "room": img(28, 29)}}}}
+    report = {
+        "rows": ["input", "m"],
+        "presets": {
+            "a": {"images": {"face1": img(20, 22), "room": img(30, 30)}},
+            "b": {"images": {"face1": img(24, 25), "room": img(28, 29)}},
+        },
+    }
     subsets = add_subsets(report, {"face1": "people-face", "room": "indoor"})["subsets"]
     assert subsets["people-face"]["n_images"] == 1 and subsets["people-face"]["n_items"] == 2
     assert subsets["people-face"]["rows"]["m"]["delta_psnr"] == pytest.approx(1.5)
@@ -415,9 +453,11 @@ def test_pack_cli_errors_name_the_bundle_yaml_or_the_option(tmp_path, capsys):
     sources given'); a wrong -o names --out, not the YAML."""
     from kdsharp.cli import main
 
-    cases = {"nosrc.yaml": ("crop: 32\n", "no data sources given"),
-             "badtype.yaml": ("sources: [{type: foo}]\n", "unknown data source type 'foo'"),
-             "badcrop.yaml": ("sources: [{type: synthetic}]\ncrop: abc\n", "crop: 'abc'")}
+    cases = {
+        "nosrc.yaml": ("crop: 32\n", "no data sources given"),
+        "badtype.yaml": ("sources: [{type: foo}]\n", "unknown data source type 'foo'"),
+        "badcrop.yaml": ("sources: [{type: synthetic}]\ncrop: abc\n", "crop: 'abc'"),
+    }
     for name, (text, words) in cases.items():
         (tmp_path / name).write_text(text)
         assert main(["train", "pack", "-c", str(tmp_path / name), "-o", str(tmp_path / "b.zip")]) == 2

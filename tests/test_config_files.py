@@ -1,5 +1,6 @@
 """One YAML loader and one key check for every config file (training runs, degradations): the
 same value types (``1e0`` is a float) and errors that name the file and the dotted key."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,20 +30,23 @@ def _error_of(load, path, text: str) -> str:
     return str(e.value)
 
 
-@pytest.mark.parametrize("kind,text,says", [
-    ("run", "data:\n  batchsize: 4\n", "unknown config key 'data.batchsize'"),
-    ("run", "schedule: {iters: 0}\n", "schedule.iters=0 must be a positive integer"),
-    ("run", "optim: 3\n", "'optim' must be a mapping"),
-    ("run", "- a\n- b\n", "must be a mapping of keys"),
-    ("run", "data: [1, 2\n", "not valid YAML"),
-    ("deg", "blurr: {prob: 0.5}\n", "unknown degradation config key 'blurr'"),
-    ("deg", "blur: {sigmaa: [1, 2]}\n", "unknown degradation config key 'blur.sigmaa'"),
-    ("deg", "noise: {prob: 2}\n", "noise.prob must be a probability"),
-    ("deg", "codec: {temporal_shift: 40}\n", "codec.temporal_shift=40 must be a number of pixels"),
-    ("deg", "second_order: {prob: 0.5, noise: {sigmaa: [1, 2]}}\n", "'second_order.noise.sigmaa'"),
-    ("deg", "preset: nope\n", "unknown preset 'nope'"),
-    ("deg", "blur: [1, 2\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "kind,text,says",
+    [
+        ("run", "data:\n  batchsize: 4\n", "unknown config key 'data.batchsize'"),
+        ("run", "schedule: {iters: 0}\n", "schedule.iters=0 must be a positive integer"),
+        ("run", "optim: 3\n", "'optim' must be a mapping"),
+        ("run", "- a\n- b\n", "must be a mapping of keys"),
+        ("run", "data: [1, 2\n", "not valid YAML"),
+        ("deg", "blurr: {prob: 0.5}\n", "unknown degradation config key 'blurr'"),
+        ("deg", "blur: {sigmaa: [1, 2]}\n", "unknown degradation config key 'blur.sigmaa'"),
+        ("deg", "noise: {prob: 2}\n", "noise.prob must be a probability"),
+        ("deg", "codec: {temporal_shift: 40}\n", "codec.temporal_shift=40 must be a number of pixels"),
+        ("deg", "second_order: {prob: 0.5, noise: {sigmaa: [1, 2]}}\n", "'second_order.noise.sigmaa'"),
+        ("deg", "preset: nope\n", "unknown preset 'nope'"),
+        ("deg", "blur: [1, 2\n", "not valid YAML"),
+    ],
+)
 def test_config_file_errors_name_the_file_and_key(tmp_path, kind, text, says):
     load = load_config if kind == "run" else load_degrade_config
     path = tmp_path / f"{kind}.yaml"

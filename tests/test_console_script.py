@@ -1,4 +1,5 @@
 """The installed ``kdsharp`` console script, run as a user runs it: help, usage errors, a command."""
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,17 @@ def _script() -> str | None:
 
 
 SCRIPT = _script()
-pytestmark = pytest.mark.skipif(SCRIPT is None, reason="the kdsharp console script is not installed "
-                                "(pip install . puts it next to the Python that runs the tests)")
+pytestmark = pytest.mark.skipif(
+    SCRIPT is None,
+    reason="the kdsharp console script is not installed (pip install . puts it next to the Python that runs the tests)",
+)
 
 
 def kdsharp(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "KDSHARP_QUIET": "1", "COLUMNS": "120"}
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [SCRIPT, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=timeout
+    )
 
 
 def test_help_exits_0():
@@ -36,8 +40,13 @@ def test_help_exits_0():
     assert "sharpen" in r.stdout and "models" in r.stdout and "Traceback" not in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("args, says", [(["sharpen", "x.png"], "Missing option"),
-                                        (["sharpen", "x.png", "-o", "y.png", "--bogus"], "No such option: --bogus")])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["sharpen", "x.png"], "Missing option"),
+        (["sharpen", "x.png", "-o", "y.png", "--bogus"], "No such option: --bogus"),
+    ],
+)
 def test_usage_error_shows_click_usage_and_exits_2(args, says):
     r = kdsharp(*args)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -60,8 +69,14 @@ def test_help_paragraphs_reflow_in_a_narrow_terminal():
     assert reflow_help("First.\n\nOne para\ngoes on.\n\n\b\nkept\nas is\n\n- a\n- b") == (
         "First.\n\nOne para goes on.\n\n\b\nkept\nas is\n\n- a\n- b"
     )
-    r = subprocess.run([SCRIPT, "sharpen", "--help"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                       env={**os.environ, "KDSHARP_QUIET": "1", "COLUMNS": "80"}, timeout=120)
+    r = subprocess.run(
+        [SCRIPT, "sharpen", "--help"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "KDSHARP_QUIET": "1", "COLUMNS": "80"},
+        timeout=120,
+    )
     head = r.stdout.split("╭")[0].splitlines()  # usage and description, before the option boxes
     paragraphs = [p.strip().splitlines() for p in "\n".join(ln.strip() for ln in head).split("\n\n")]
     assert r.returncode == 0 and len(paragraphs) >= 3

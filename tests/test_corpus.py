@@ -1,4 +1,5 @@
 """The photo corpus builder on fake package trees (nothing is downloaded), its source type and eval default."""
+
 from __future__ import annotations
 
 import hashlib
@@ -74,6 +75,7 @@ def fake_roots(tmp_path: Path) -> dict[str, Path]:
 
 # ----------------------------------------------------------------------------- scanners
 
+
 def test_jpeg_and_webp_streams_are_found_between_junk():
     jpgs = [_encode(_photo(64 * k, 96 * k, k), "JPEG", quality=90) for k in (1, 2)]
     blob = JUNK + jpgs[0] + JUNK + jpgs[1] + JUNK
@@ -126,6 +128,7 @@ def test_clean_scale_halves_lossy_sources_and_caps_long_side():
 
 # ----------------------------------------------------------------------------- extraction + build
 
+
 def test_extractors_on_fake_trees(fake_roots):
     g = list(ex.extract_gcompris(fake_roots["gcompris"]))
     assert [c.name for c in g] == ["erase_000", "erase_001"] and all(c.quality == 0 for c in g)
@@ -143,9 +146,13 @@ def test_build_filters_dedupes_and_writes_manifest(tmp_path, fake_roots):
     m = _build(out, fake_roots)
     assert m == json.loads((out / "manifest.json").read_text())
     files = {r["file"] for r in m["images"]}
-    assert files == {"images/enlightenment-data/Forest.png", "images/mate-backgrounds/A.png",
-                     "images/mate-backgrounds/B.png", "images/gcompris-qt-data/erase_000.png",
-                     "images/gcompris-qt-data/erase_001.png"}
+    assert files == {
+        "images/enlightenment-data/Forest.png",
+        "images/mate-backgrounds/A.png",
+        "images/mate-backgrounds/B.png",
+        "images/gcompris-qt-data/erase_000.png",
+        "images/gcompris-qt-data/erase_001.png",
+    }
     reasons = {d["name"]: d["reason"] for d in m["dropped"]}
     assert "flat" in reasons["Cartoon"]
     assert "near-duplicate of images/mate-backgrounds/A.png" in reasons["Z_near_copy_of_A"]
@@ -155,12 +162,22 @@ def test_build_filters_dedupes_and_writes_manifest(tmp_path, fake_roots):
         assert im.format == "PNG" and im.mode == "RGB"
         assert list(im.size) == r["stored_size"]
         assert r["split"] in C.SPLITS and r["tag"] in C.TAGS
-        assert set(r) >= {"file", "source", "package", "version", "licence", "original_size", "stored_size",
-                          "sha256", "tag", "split"}
+        assert set(r) >= {
+            "file",
+            "source",
+            "package",
+            "version",
+            "licence",
+            "original_size",
+            "stored_size",
+            "sha256",
+            "tag",
+            "split",
+        }
         assert hashlib.sha256(png.read_bytes()).hexdigest() == r["sha256"]
     by_name = {Path(r["file"]).stem: r for r in m["images"]}
-    assert by_name["Forest"]["stored_size"] == [1200, 800]     # near-lossless: kept at full size
-    assert by_name["erase_000"]["stored_size"] == [360, 240]   # lossy WEBP: halved
+    assert by_name["Forest"]["stored_size"] == [1200, 800]  # near-lossless: kept at full size
+    assert by_name["erase_000"]["stored_size"] == [360, 240]  # lossy WEBP: halved
     assert by_name["erase_000"]["original_size"] == [720, 480]
     assert m["counts"]["images"] == 5 and m["counts"]["by_tag"] == {"animal": 2, "nature": 3}
 
@@ -214,6 +231,7 @@ def test_reserved_package_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- splits
 
+
 def _recs(n: int, tag: str, source: str = "pkg") -> list[dict]:
     return [{"source": source, "group": f"{tag}{i}", "tag": tag} for i in range(n)]
 
@@ -238,6 +256,7 @@ def test_splits_are_by_group_fixed_and_force_test_tags():
 
 # ----------------------------------------------------------------------------- source type + eval
 
+
 def test_corpus_source_type_groups_by_tag_with_weights(tmp_path, fake_roots):
     out = tmp_path / "corpus"
     m = _build(out, fake_roots)
@@ -245,8 +264,9 @@ def test_corpus_source_type_groups_by_tag_with_weights(tmp_path, fake_roots):
     for r in mf["images"]:  # make every image train for this test
         r["split"] = "train"
     (out / "manifest.json").write_text(json.dumps(mf))
-    got = load_source({"type": "corpus", "path": str(out), "tags": {"animal": 3, "nature": 0.5}, "repeat": 2,
-                       "max_side": 400})
+    got = load_source(
+        {"type": "corpus", "path": str(out), "tags": {"animal": 3, "nature": 0.5}, "repeat": 2, "max_side": 400}
+    )
     assert isinstance(got, list)
     by_tag = {s.name.rsplit(":", 1)[-1]: s for s in got}
     assert by_tag["animal"].repeat == 6 and by_tag["nature"].repeat == 1
@@ -301,7 +321,7 @@ def test_screens_render_deterministically():
     a = render_screens(fonts, count=len(KINDS), seed=1)
     b = render_screens(fonts, count=len(KINDS), seed=1)
     assert [k for _, k, _ in a] == list(KINDS)
-    for (_, _, x), (_, _, y) in zip(a, b):
+    for (_, _, x), (_, _, y) in zip(a, b, strict=True):
         assert x.shape == (720, 1280, 3) and x.dtype == np.uint8 and np.array_equal(x, y)
         assert len(np.unique(x.reshape(-1, 3), axis=0)) > 20  # antialiased text, not a blank page
 

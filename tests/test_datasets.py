@@ -1,4 +1,5 @@
 """Data sources, training/eval datasets, built-in samples and `kdsharp degrade`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,14 @@ from conftest import make_test_image
 import kdsharp.data.sources as sources
 from kdsharp.cli import main
 from kdsharp.data import sample_images, sample_paths
-from kdsharp.data.datasets import (PairedFolderDataset, build_train_dataset, fit_min_side, fit_size,
-                                   make_paired_set, parse_size)
+from kdsharp.data.datasets import (
+    PairedFolderDataset,
+    build_train_dataset,
+    fit_min_side,
+    fit_size,
+    make_paired_set,
+    parse_size,
+)
 from kdsharp.data.sources import load_source, load_sources, read_video_frames
 from kdsharp.data.synthetic import synthetic_images
 from kdsharp.errors import ConfigError, InputError, KdsharpError, OutputError
@@ -108,13 +115,19 @@ def test_source_spec_errors():
         load_sources([])
 
 
-@pytest.mark.parametrize("spec, key", [
-    ({"type": "samples", "max_side": 4}, "max_side"), ({"type": "samples", "max_side": "big"}, "max_side"),
-    ({"type": "samples", "repeat": "abc"}, "repeat"), ({"type": "video", "path": "v.mp4", "every": 0}, "every"),
-    ({"type": "video", "path": "v.mp4", "max_frames": -1}, "max_frames"),
-    ({"type": "synthetic", "count": "abc"}, "count"), ({"type": "skimage", "names": "astronaut"}, "names"),
-    ({"type": "corpus", "tags": ["text"]}, "tags"),
-])
+@pytest.mark.parametrize(
+    "spec, key",
+    [
+        ({"type": "samples", "max_side": 4}, "max_side"),
+        ({"type": "samples", "max_side": "big"}, "max_side"),
+        ({"type": "samples", "repeat": "abc"}, "repeat"),
+        ({"type": "video", "path": "v.mp4", "every": 0}, "every"),
+        ({"type": "video", "path": "v.mp4", "max_frames": -1}, "max_frames"),
+        ({"type": "synthetic", "count": "abc"}, "count"),
+        ({"type": "skimage", "names": "astronaut"}, "names"),
+        ({"type": "corpus", "tags": ["text"]}, "tags"),
+    ],
+)
 def test_source_settings_out_of_range_are_config_errors(spec, key):
     """max_side 4 trained on 4-px images blown up to the crop, every: 0 read every frame, a text
     repeat or count was a ValueError, names: astronaut read the pictures 'a', 's', ...: each is a
@@ -165,7 +178,7 @@ def test_skimage_samples_and_synthetic_sources():
 
 def test_synthetic_images_are_reproducible_and_detailed():
     a, b, c = synthetic_images(3, 64, seed=1), synthetic_images(3, 64, seed=1), synthetic_images(3, 64, seed=2)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[0], a[1])
     for im in a:
         assert cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() > 20  # edges and text
@@ -202,8 +215,10 @@ def test_train_dataset_shapes_determinism_and_epochs():
 
 
 def test_train_dataset_length_repeat_and_small_images():
-    specs = [{"type": "synthetic", "count": 2, "size": 20, "seed": 0, "repeat": 2},
-             {"type": "synthetic", "count": 1, "size": [40, 70], "seed": 1}]
+    specs = [
+        {"type": "synthetic", "count": 2, "size": 20, "seed": 0, "repeat": 2},
+        {"type": "synthetic", "count": 1, "size": [40, 70], "seed": 1},
+    ]
     ds = build_train_dataset(specs, "defocus", crop=48)
     assert len(ds) == 5  # 2 images x repeat 2 + 1
     assert all(ds[i]["gt"].shape == (3, 48, 48) for i in range(len(ds)))
@@ -218,8 +233,10 @@ def test_crop_larger_than_the_images_is_warned_about(warnings_seen):
     """A crop larger than the images trained silently on padded/upscaled pixels: one warning names
     the setting, how many images, the smallest one and the largest crop that fits."""
     seen = warnings_seen
-    specs = [{"type": "synthetic", "count": 2, "size": 24, "seed": 0},
-             {"type": "synthetic", "count": 1, "size": 80, "seed": 1}]
+    specs = [
+        {"type": "synthetic", "count": 2, "size": 24, "seed": 0},
+        {"type": "synthetic", "count": 1, "size": 80, "seed": 1},
+    ]
     build_train_dataset(specs, "defocus", crop=64, setting="data.crop")
     assert len(seen) == 1 and seen[0].startswith("data.crop=64: 2 of 3 images are smaller")
     assert "24x24" in seen[0] and "lower data.crop to 24 or less" in seen[0]
@@ -386,7 +403,9 @@ def test_loader_workers_start_after_opencv_used_its_threads(tmp_path):
     old = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:
-        ds = build_train_dataset([{"type": "folder", "path": str(tmp_path), "max_side": 800}], degradation="light", crop=64)
+        ds = build_train_dataset(
+            [{"type": "folder", "path": str(tmp_path), "max_side": 800}], degradation="light", crop=64
+        )
         loader = make_loader(Zeros(len(ds)), StepBatchSampler(len(ds), 2, 0, 0, 4), workers=1, pin=False)
         loader.timeout = 30  # a hung worker fails the test instead of hanging it
         assert len(list(start_workers(loader))) == 4

@@ -1,4 +1,5 @@
 """Degradations: kernels, noise, resize, JPEG/video codecs, configs, presets, seeding."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,8 @@ from conftest import make_test_image
 
 import kdsharp.data.degrade as degrade_mod
 from kdsharp.data import Degrader, codecs, kernels, list_presets, load_degrade_config
-from kdsharp.data.degrade import degrade
 from kdsharp.data.config import DEFAULT_CONFIG, merge
+from kdsharp.data.degrade import degrade
 from kdsharp.errors import ConfigError
 from kdsharp.ops.metrics import psnr
 
@@ -33,14 +34,17 @@ def img() -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- kernels
-@pytest.mark.parametrize("make", [
-    lambda: kernels.gaussian_kernel(11, 2.0),
-    lambda: kernels.gaussian_kernel(11, 3.0, 0.7, 0.6),
-    lambda: kernels.generalized_gaussian_kernel(13, 2.0, 1.0, 0.3, 0.6),
-    lambda: kernels.plateau_kernel(13, 1.5, 2.5, 1.0, 1.5),
-    lambda: kernels.motion_kernel(15, 9, 0.4),
-    lambda: kernels.defocus_kernel(9, 3.0),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: kernels.gaussian_kernel(11, 2.0),
+        lambda: kernels.gaussian_kernel(11, 3.0, 0.7, 0.6),
+        lambda: kernels.generalized_gaussian_kernel(13, 2.0, 1.0, 0.3, 0.6),
+        lambda: kernels.plateau_kernel(13, 1.5, 2.5, 1.0, 1.5),
+        lambda: kernels.motion_kernel(15, 9, 0.4),
+        lambda: kernels.defocus_kernel(9, 3.0),
+    ],
+)
 def test_kernels_are_normalised_odd_and_spread(make):
     k = make()
     assert k.dtype == np.float32 and k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
@@ -125,7 +129,7 @@ def test_every_available_codec_roundtrips(codec, n, shape):
     frames = [make_test_image(*shape, seed=s) for s in range(n)]
     out = codecs.video_roundtrip(frames, codec, crf=34, preset="ultrafast", profile="main")
     assert len(out) == n
-    for o, f in zip(out, frames):
+    for o, f in zip(out, frames, strict=True):
         assert o.shape == f.shape and o.dtype == np.uint8
         assert not np.array_equal(o, f) and psnr(o, f) > 15
 
@@ -207,8 +211,15 @@ def test_yaml_config_and_errors(tmp_path, img):
     nested = tmp_path / "nested.yaml"
     nested.write_text("degradation:\n  noise: {prob: 1.0}\n")
     assert load_degrade_config(nested)["noise"]["prob"] == 1.0
-    bad = {"blurr": {}}, {"blur": {"sigmaa": [1, 2]}}, {"noise": {"prob": 2}}, {"blur": {"kinds": {"zigzag": 1}}}, \
-        {"jpeg": {"quality": [90, 10]}}, {"codec": {"codecs": {"h263x": 1}}}, {"preset": "nope"}
+    bad = (
+        {"blurr": {}},
+        {"blur": {"sigmaa": [1, 2]}},
+        {"noise": {"prob": 2}},
+        {"blur": {"kinds": {"zigzag": 1}}},
+        {"jpeg": {"quality": [90, 10]}},
+        {"codec": {"codecs": {"h263x": 1}}},
+        {"preset": "nope"},
+    )
     for b in bad:
         with pytest.raises(ConfigError):
             load_degrade_config(b)

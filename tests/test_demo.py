@@ -1,4 +1,5 @@
 """kdsharp demo: a bad request leaves nothing behind."""
+
 from __future__ import annotations
 
 import pytest

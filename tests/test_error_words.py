@@ -1,5 +1,6 @@
 """Library errors speak of parameters (``tile=16``); the CLI turns them into its flags (``--tile 16``).
 Per-file failures go to a handler (the CLI adds tracebacks under --debug); targets are checked once."""
+
 from __future__ import annotations
 
 import ast
@@ -89,8 +90,12 @@ def test_failed_files_go_to_the_handler_and_the_batch_goes_on(tmp_path, capsys):
     good = png(tmp_path / "in" / "good.png")
     (tmp_path / "in" / "bad.png").write_bytes(b"not a png")
     seen = []
-    result = sharpen_paths([tmp_path / "in"], tmp_path / "out", model="x",
-                           on_error=lambda src, exc, msg: seen.append((src.name, type(exc).__name__, msg)))
+    result = sharpen_paths(
+        [tmp_path / "in"],
+        tmp_path / "out",
+        model="x",
+        on_error=lambda src, exc, msg: seen.append((src.name, type(exc).__name__, msg)),
+    )
     assert [s[0] for s in seen] == ["bad.png"] and "bad.png" in seen[0][2]
     assert [d.name for _, d in result.done] == [good.name] and (tmp_path / "out" / "good.png").exists()
     assert "Traceback" not in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """kdsharp eval: unsharp grid search, report files and numbers, skipped rows, CLI errors."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,16 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import make_test_image
 from torch import nn
 
-from conftest import make_test_image
 from kdsharp.cli import main
 from kdsharp.evaluate import UNSHARP_GRID, evaluate, tune_unsharp
 from kdsharp.evaluate.baselines import unsharp_baseline
-from kdsharp.ops.filters import add_detail, unsharp_detail
 from kdsharp.evaluate.sets import build_preset_set, load_clean_images
 from kdsharp.io.images import from_tensor, read_rgb, to_tensor, write_image
 from kdsharp.metrics import psnr, ssim
-from kdsharp.ops.filters import unsharp_mask
+from kdsharp.ops.filters import add_detail, unsharp_detail, unsharp_mask
 
 
 class TinyNet(nn.Module):
@@ -65,7 +65,7 @@ def test_unsharp_grid_search_beats_identity_on_blurred_set():
     assert best["psnr"] > best["identity_psnr"] + 0.3
     # the reported score is what ops.unsharp_mask gives on the saved 8-bit images
     outs = [from_tensor(unsharp_mask(x, best["amount"], best["sigma"], best["threshold"])) for x in lq]
-    direct = np.mean([psnr(o, g) for o, g in zip(outs, gts)])
+    direct = np.mean([psnr(o, g) for o, g in zip(outs, gts, strict=True)])
     assert abs(direct - best["psnr"]) < 1e-3
     with pytest.raises(ValueError):
         tune_unsharp([], [])
@@ -80,7 +80,7 @@ def test_eval_paired_folder_report(paired_dir, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
     js = json.loads((out / "report.json").read_text())
     assert js["rows"] == ["input", "unsharp", "student", "fast"] == rep["rows"]
-    (set_name, st), = js["presets"].items()
+    ((set_name, st),) = js["presets"].items()
     assert st["n_images"] == 2 and len(st["images"]) == 2
     # numbers equal a direct computation with kdsharp.metrics on the files / the model's output
     for i in range(2):
@@ -99,8 +99,14 @@ def test_eval_paired_folder_report(paired_dir, tmp_path):
     assert m["student"]["params"] == sum(p.numel() for p in models["student"].parameters())
     assert m["student"]["fps_cpu_1080p"] > 0 and m["unsharp"]["fps_cpu_1080p"] > 0
     md = (out / "report.md").read_text()
-    for title in ("input (no processing)", "unsharp mask (best of grid)", "student (distilled)", "fast (real-time)",
-                  "Unsharp mask chosen: amount", "comparison.png"):
+    for title in (
+        "input (no processing)",
+        "unsharp mask (best of grid)",
+        "student (distilled)",
+        "fast (real-time)",
+        "Unsharp mask chosen: amount",
+        "comparison.png",
+    ):
         assert title in md
     pic = cv2.imread(str(out / "comparison.png"))
     ncols = 5  # input, unsharp, fast, student, ground truth
@@ -116,10 +122,11 @@ def test_preset_sets_are_deterministic_and_eval_runs_on_source(tmp_path):
     clean = load_clean_images(src)
     assert [n for n, _ in clean] == ["c0", "c1"] and all(im.shape == (64, 96, 3) for _, im in clean)
     a, b = build_preset_set(clean, "defocus", seed=3), build_preset_set(clean, "defocus", seed=3)
-    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0][1], a[0][2])  # actually degraded
-    rep = evaluate(presets=["defocus", "lowbw"], source=src, models={}, out_dir=tmp_path / "r",
-                   measure_fps=False, max_images=1)
+    rep = evaluate(
+        presets=["defocus", "lowbw"], source=src, models={}, out_dir=tmp_path / "r", measure_fps=False, max_images=1
+    )
     assert list(rep["presets"]) == ["defocus", "lowbw"] and rep["data"]["n_images"] == 1
     for row in ("input", "unsharp"):
         mean = np.mean([rep["presets"][p]["rows"][row]["psnr"] for p in rep["presets"]])
@@ -159,17 +166,32 @@ def _one_line_error(capsys, argv) -> str:
 def test_cli_bad_inputs_give_one_line_errors(tmp_path, paired_dir, capsys):
     missing = tmp_path / "nowhere"
     assert "nowhere" in _one_line_error(capsys, ["eval", "--data", str(missing), "-o", str(tmp_path / "o")])
-    assert "nowhere" in _one_line_error(capsys, ["eval", "--preset", "defocus", "--source", str(missing),
-                                                 "-o", str(tmp_path / "o")])
+    assert "nowhere" in _one_line_error(
+        capsys, ["eval", "--preset", "defocus", "--source", str(missing), "-o", str(tmp_path / "o")]
+    )
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    assert "file.txt" in _one_line_error(capsys, ["eval", "--data", str(paired_dir), "-o", str(blocker),
-                                                  "--models", "", "--no-fps"])
-    assert "no_such_model" in _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--models", "no_such_model",
-                                                       "-o", str(tmp_path / "o"), "--no-fps"])
-    assert "no_such_preset" in _one_line_error(capsys, ["eval", "--preset", "no_such_preset", "--source",
-                                                        str(paired_dir / "target"), "--models", "",
-                                                        "-o", str(tmp_path / "o"), "--no-fps"])
+    assert "file.txt" in _one_line_error(
+        capsys, ["eval", "--data", str(paired_dir), "-o", str(blocker), "--models", "", "--no-fps"]
+    )
+    assert "no_such_model" in _one_line_error(
+        capsys, ["eval", "--data", str(paired_dir), "--models", "no_such_model", "-o", str(tmp_path / "o"), "--no-fps"]
+    )
+    assert "no_such_preset" in _one_line_error(
+        capsys,
+        [
+            "eval",
+            "--preset",
+            "no_such_preset",
+            "--source",
+            str(paired_dir / "target"),
+            "--models",
+            "",
+            "-o",
+            str(tmp_path / "o"),
+            "--no-fps",
+        ],
+    )
 
 
 def test_cli_eval_runs(paired_dir, tmp_path, capsys):
@@ -228,8 +250,14 @@ def test_heavy_models_run_on_an_even_subset_compared_on_the_same_images(tmp_path
         calls["wide"] += args[0].device.type != "meta"  # not the multiply-add count on the meta device
 
     wide.register_forward_hook(count)
-    rep = evaluate(presets=["defocus"], source=src, models={"light": TinyNet(), "wide": wide},
-                   out_dir=tmp_path / "r", measure_fps=False, heavy_images=2)
+    rep = evaluate(
+        presets=["defocus"],
+        source=src,
+        models={"light": TinyNet(), "wide": wide},
+        out_dir=tmp_path / "r",
+        measure_fps=False,
+        heavy_images=2,
+    )
     rows = rep["presets"]["defocus"]["rows"]
     assert rep["data"]["heavy"]["rows"] == ["wide"] and calls["wide"] == 2 + 2  # the preset, the clean frames
     assert rows["wide"]["n_images"] == 2 and rows["light"]["n_images"] == rows["input"]["n_images"] == 5
@@ -240,8 +268,14 @@ def test_heavy_models_run_on_an_even_subset_compared_on_the_same_images(tmp_path
     assert rows["wide"]["delta_psnr"] == pytest.approx(gain)  # against the input on the same images
     md = (tmp_path / "r" / "report.md").read_text()
     assert "(2 of 5 images)" in md and "evenly spaced" in md
-    full = evaluate(presets=["defocus"], source=src, models={"wide": wide}, out_dir=tmp_path / "f",
-                    measure_fps=False, heavy_images=0)
+    full = evaluate(
+        presets=["defocus"],
+        source=src,
+        models={"wide": wide},
+        out_dir=tmp_path / "f",
+        measure_fps=False,
+        heavy_images=0,
+    )
     assert full["presets"]["defocus"]["rows"]["wide"]["n_images"] == 5 and "heavy" in full["data"]
     assert "evenly spaced" not in (tmp_path / "f" / "report.md").read_text()  # no subset to explain
 
@@ -254,8 +288,13 @@ def test_clean_frames_report_the_level_shift(tmp_path):
     src = tmp_path / "clean"
     for i in range(2):
         write_image(src / f"c{i}.png", make_test_image(48, 64, seed=30 + i)[:, :, ::-1] // 2 + 40)
-    rep = evaluate(presets=["defocus"], source=src, models={"bright": Brighten(), "same": nn.Identity()},
-                   out_dir=tmp_path / "r", measure_fps=False)
+    rep = evaluate(
+        presets=["defocus"],
+        source=src,
+        models={"bright": Brighten(), "same": nn.Identity()},
+        out_dir=tmp_path / "r",
+        measure_fps=False,
+    )
     assert rep["clean"]["bright"]["level_shift"] == pytest.approx(2.0, abs=0.01)
     assert rep["clean"]["same"]["level_shift"] == 0.0 and rep["clean"]["same"]["n_images"] == 2
     assert "## Clean frames" in (tmp_path / "r" / "report.md").read_text()
@@ -293,7 +332,7 @@ def test_report_says_which_images_the_presets_were_built_from(tmp_path):
         assert f"of the corpus {split} split (/somewhere/corpus)" in line and ("held-out" in line) == held_out
 
 
-def test_checkpoints_with_one_file_name_get_a_row_each(tmp_path):
+def test_checkpoints_with_one_file_name_get_a_row_each(tmp_path, capsys):
     from kdsharp.evaluate.report import resolve_models
     from kdsharp.registry import create_model, save_model
 
@@ -306,6 +345,7 @@ def test_checkpoints_with_one_file_name_get_a_row_each(tmp_path):
         paths.append(save_model(net, tmp_path / run / "fast.safetensors"))
     rows, _ = resolve_models(["fast", str(paths[0]), str(paths[1]), str(paths[1])])
     assert [r for r, _, _ in rows] == ["fast", str(paths[0]), str(paths[1])]  # none dropped, none twice
+    assert f"model '{paths[1]}' is listed more than once: it gets one row" in capsys.readouterr().err
     rows, _ = resolve_models([str(paths[0]), str(paths[1])])
     assert [r for r, _, _ in rows] == ["fast", str(paths[1])]
     x = torch.rand(1, 3, 32, 32)
@@ -315,11 +355,14 @@ def test_checkpoints_with_one_file_name_get_a_row_each(tmp_path):
 def test_report_folder_inside_the_input_is_refused(tmp_path, paired_dir, capsys):
     src = tmp_path / "clean"
     write_image(src / "c0.png", make_test_image(64, 96, seed=3))
-    line = _one_line_error(capsys, ["eval", "--preset", "defocus", "--source", str(src), "--models", "",
-                                    "--no-fps", "-o", str(src / "report")])
+    line = _one_line_error(
+        capsys,
+        ["eval", "--preset", "defocus", "--source", str(src), "--models", "", "--no-fps", "-o", str(src / "report")],
+    )
     assert "inside the input folder" in line and "--out" in line
-    line = _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--models", "", "--no-fps",
-                                    "-o", str(paired_dir)])
+    line = _one_line_error(
+        capsys, ["eval", "--data", str(paired_dir), "--models", "", "--no-fps", "-o", str(paired_dir)]
+    )
     assert "inside the input folder" in line
     assert sorted(p.name for p in src.iterdir()) == ["c0.png"]
     assert sorted(p.name for p in paired_dir.iterdir()) == ["input", "target"]
@@ -338,8 +381,12 @@ def test_eval_votes_with_a_damaged_eval_report_names_it(tmp_path, capsys):
 
 
 def test_corpus_options_given_with_own_images_are_named_as_ignored(tmp_path, paired_dir, capsys):
-    assert main(["eval", "--data", str(paired_dir), "--split", "val", "--models", "", "--no-fps",
-                 "-o", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            ["eval", "--data", str(paired_dir), "--split", "val", "--models", "", "--no-fps", "-o", str(tmp_path / "r")]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "--split choose corpus photos: ignored with --data" in err
     assert main(["eval", "--data", str(paired_dir), "--models", "", "--no-fps", "-o", str(tmp_path / "r2")]) == 0
@@ -357,8 +404,10 @@ def test_a_missing_data_folder_names_the_option_and_leaves_no_report_folder(tmp_
 
 def test_cuda_without_a_gpu_names_the_requested_device_and_the_fix(tmp_path, paired_dir, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    line = _one_line_error(capsys, ["eval", "--data", str(paired_dir), "--device", "cuda", "--models", "",
-                                    "--no-fps", "-o", str(tmp_path / "r")])
+    line = _one_line_error(
+        capsys,
+        ["eval", "--data", str(paired_dir), "--device", "cuda", "--models", "", "--no-fps", "-o", str(tmp_path / "r")],
+    )
     assert "--device cuda: no CUDA GPU" in line and "--device cpu" in line and "device 'cpu'" not in line
 
 
@@ -374,8 +423,10 @@ def test_eval_options_given_with_votes_are_named_as_ignored(tmp_path, capsys):
     from kdsharp.app.store import VoteRecord, VoteStore
 
     VoteStore(tmp_path / "votes.db").add(VoteRecord(a="fast", b="input", choice="A"))
-    assert main(["eval", "--votes", str(tmp_path / "votes.db"), "--models", "fast", "--no-fps",
-                 "-o", str(tmp_path / "r")]) == 0
+    assert (
+        main(["eval", "--votes", str(tmp_path / "votes.db"), "--models", "fast", "--no-fps", "-o", str(tmp_path / "r")])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "--models, --no-fps choose what is measured: ignored with --votes" in err
     assert main(["eval", "--votes", str(tmp_path / "votes.db"), "-o", str(tmp_path / "r")]) == 0
@@ -407,8 +458,23 @@ def test_eval_help_shows_where_the_corpus_is_by_default(capsys):
 def test_a_negative_seed_is_a_one_line_error_before_any_work(tmp_path, capsys):
     src = tmp_path / "clean"
     write_image(src / "c0.png", make_test_image(64, 96, seed=3))
-    line = _one_line_error(capsys, ["eval", "--preset", "defocus", "--source", str(src), "--seed", "-1",
-                                    "--models", "", "--no-fps", "-o", str(tmp_path / "r")])
+    line = _one_line_error(
+        capsys,
+        [
+            "eval",
+            "--preset",
+            "defocus",
+            "--source",
+            str(src),
+            "--seed",
+            "-1",
+            "--models",
+            "",
+            "--no-fps",
+            "-o",
+            str(tmp_path / "r"),
+        ],
+    )
     assert "--seed -1: must be an integer >= 0" in line
     assert not (tmp_path / "r").exists()
 

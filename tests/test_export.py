@@ -1,5 +1,6 @@
 """ONNX export: parity with torch at several sizes from one file, fp16 and int8 variants, atomic
 writes, and the ``kdsharp models`` / ``kdsharp export`` commands."""
+
 from __future__ import annotations
 
 import json
@@ -36,11 +37,15 @@ def _torch(model, x):
         return model(x).numpy()
 
 
-@pytest.mark.parametrize("make", [
-    lambda: create_model("resunet_lite"),
-    lambda: create_model("unet"),
-    lambda: Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1),
-], ids=["resunet_lite", "unet", "restormer_small_cfg"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: create_model("resunet_lite"),
+        lambda: create_model("unet"),
+        lambda: Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1),
+    ],
+    ids=["resunet_lite", "unet", "restormer_small_cfg"],
+)
 def test_onnx_matches_torch_at_two_sizes_from_one_file(tmp_path, make):
     model = _randomize(make())
     path = export_onnx(model, tmp_path / "m.onnx", example_size=(64, 64))
@@ -107,8 +112,10 @@ def test_bad_export_requests_leave_no_file(tmp_path):
         export_onnx(model, tmp_path / "x.onnx", half=True, int8=True)
     with pytest.raises(KdsharpError, match="opset"):
         export_onnx(model, tmp_path / "x.onnx", opset=7)
-    with pytest.raises(KdsharpError, match=".onnx"):
+    with pytest.raises(KdsharpError, match="must end in .onnx"):
         export_onnx(model, tmp_path / "x.txt")
+    with pytest.raises(KdsharpError, match="an extension but no name"):
+        export_onnx(model, tmp_path / ".onnx")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -143,7 +150,6 @@ def test_models_cli_unknown_role_lists_the_roles(capsys):
 
 def test_static_onnx_on_another_size_says_the_fixed_size_and_the_fix(tmp_path, capsys):
     import cv2
-
     from conftest import make_test_image
 
     model = tmp_path / "st.onnx"
@@ -151,8 +157,20 @@ def test_static_onnx_on_another_size_says_the_fixed_size_and_the_fix(tmp_path, c
     img = tmp_path / "a.png"
     img.write_bytes(cv2.imencode(".png", make_test_image(40, 50))[1].tobytes())
     capsys.readouterr()
-    code = main(["sharpen", str(img), "-o", str(tmp_path / "o.png"), "--model", str(model), "--backend", "onnx",
-                 "--threads", "1"])
+    code = main(
+        [
+            "sharpen",
+            str(img),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--model",
+            str(model),
+            "--backend",
+            "onnx",
+            "--threads",
+            "1",
+        ]
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1, errors
     assert "st.onnx" in errors[0] and "64x48" in errors[0] and "50x40" in errors[0] and "dynamic sizes" in errors[0]

@@ -1,4 +1,5 @@
 """Issue 13, a new user's first hour: each rough edge, as a user meets it."""
+
 from __future__ import annotations
 
 import struct
@@ -13,12 +14,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-import kdsharp.infer.backends as backends
 from conftest import make_test_image
-from kdsharp.cli import main
 from test_infer_helpers import tiny_model
 from test_io_images import exif_jpeg
+
+import kdsharp.infer.backends as backends
+from kdsharp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 _real_resolve = backends.resolve_model
@@ -27,8 +28,11 @@ _real_resolve = backends.resolve_model
 @pytest.fixture(autouse=True)
 def tiny(monkeypatch):
     """``--model tiny`` is a small untrained conv net; other names go to the real registry."""
-    monkeypatch.setattr(backends, "resolve_model",
-                        lambda m, device="cpu": tiny_model() if str(m) == "tiny" else _real_resolve(m, device))
+    monkeypatch.setattr(
+        backends,
+        "resolve_model",
+        lambda m, device="cpu": tiny_model() if str(m) == "tiny" else _real_resolve(m, device),
+    )
 
 
 def sharpen(capsys, *args) -> tuple[int, str]:
@@ -263,8 +267,23 @@ def test_wheel_carries_the_configs(tmp_path):
     ignore = __import__("shutil").ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for folder in ("kdsharp", "configs"):
         __import__("shutil").copytree(ROOT / folder, src / folder, ignore=ignore)
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                        "-q", "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     import zipfile
 
@@ -273,10 +292,18 @@ def test_wheel_carries_the_configs(tmp_path):
         names = z.namelist()
         assert "kdsharp/configs/teacher_quick.yaml" in names and "kdsharp/configs/degrade/full_schema.yaml" in names
         z.extractall(tmp_path / "site")
-    code = ("from kdsharp.configs import resolve_config_path as r; p = r('teacher_cpu'); "
-            "print(p); assert 'site' in str(p) and p.is_file()")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                       env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}, timeout=120)
+    code = (
+        "from kdsharp.configs import resolve_config_path as r; p = r('teacher_cpu'); "
+        "print(p); assert 'site' in str(p) and p.is_file()"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": ""},
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
 
 
@@ -311,14 +338,18 @@ def test_ten_bit_video_is_written_8_bit_with_one_warning(tmp_path, capsys):
 def _jfif_dpi(data: bytes, dpi: int) -> bytes:
     """``data`` (a JPEG from OpenCV) with its JFIF density set to ``dpi`` dots per inch."""
     i = data.index(b"JFIF\x00")
-    return data[:i + 7] + struct.pack(">BHH", 1, dpi, dpi) + data[i + 12:]
+    return data[: i + 7] + struct.pack(">BHH", 1, dpi, dpi) + data[i + 12 :]
 
 
 def _exif(orientation: int, make: bytes = b"Camera\x00") -> bytes:
     """A little-endian EXIF block: Orientation and Make."""
     off = 8 + 2 + 2 * 12 + 4
-    ifd = struct.pack("<H", 2) + struct.pack("<HHII", 0x010F, 2, len(make), off) + \
-        struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    ifd = (
+        struct.pack("<H", 2)
+        + struct.pack("<HHII", 0x010F, 2, len(make), off)
+        + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+        + struct.pack("<I", 0)
+    )
     return b"II*\x00" + struct.pack("<I", 8) + ifd + make
 
 
@@ -360,8 +391,9 @@ def test_png_keeps_exif_and_dpi(tmp_path, capsys):
 
     ppm = round(150 / 0.0254)
     src = tmp_path / "scan.png"
-    src.write_bytes(_png_with(make_test_image(20, 40), [(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)),
-                                                       (b"eXIf", _exif(8))]))
+    src.write_bytes(
+        _png_with(make_test_image(20, 40), [(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)), (b"eXIf", _exif(8))])
+    )
     assert read_image(src).shape[:2] == (40, 20)  # PNG eXIf orientation is applied like JPEG's
     code, err = sharpen(capsys, src, "-o", tmp_path / "out.png")
     assert code == 0, err
@@ -377,8 +409,19 @@ def test_write_image_without_meta_is_unchanged(tmp_path):
     for ext in (".jpg", ".png", ".tif", ".webp"):
         a = write_image(tmp_path / f"a{ext}", img).read_bytes()
         b = write_image(tmp_path / f"b{ext}", img, meta=ImageMeta()).read_bytes()
-        assert a == b == cv2.imencode(ext, img, [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == ".jpg" else
-                                      [cv2.IMWRITE_WEBP_QUALITY, 95] if ext == ".webp" else [])[1].tobytes()
+        assert (
+            a
+            == b
+            == cv2.imencode(
+                ext,
+                img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95]
+                if ext == ".jpg"
+                else [cv2.IMWRITE_WEBP_QUALITY, 95]
+                if ext == ".webp"
+                else [],
+            )[1].tobytes()
+        )
 
 
 def test_orientation_from_the_old_jpeg_fixture_still_applies(tmp_path):
@@ -399,7 +442,7 @@ def _sample(name: str, seed: int) -> dict:
     inp = gt.copy()
     inp[:, :96] = 120  # a large error on the flat half that the reference fixes
     ref = gt.copy()
-    ref[:, 96:] = (gt[:, 96:] // 2 + inp[:, 96:] // 2)
+    ref[:, 96:] = gt[:, 96:] // 2 + inp[:, 96:] // 2
     return {"name": name, "gt": gt, "images": {"input": inp, "teacher": ref}}
 
 

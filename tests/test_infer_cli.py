@@ -1,4 +1,5 @@
 """`kdsharp sharpen` in-process: every input kind, and a clear one-line answer to every bad input."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,13 +8,13 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
-import kdsharp.infer.backends as backends
 from conftest import make_test_image
-from kdsharp.cli import main
-from kdsharp.errors import OutputError
 from test_infer_helpers import make_video, sha, tiny_model, tree_hashes, video_facts
 from test_io_images import exif_jpeg
+
+import kdsharp.infer.backends as backends
+from kdsharp.cli import main
+from kdsharp.errors import OutputError
 
 _real_resolve = backends.resolve_model
 
@@ -21,8 +22,11 @@ _real_resolve = backends.resolve_model
 @pytest.fixture(autouse=True)
 def tiny(monkeypatch):
     """``--model tiny`` is a small untrained conv net; other names go to the real registry."""
-    monkeypatch.setattr(backends, "resolve_model",
-                        lambda m, device="cpu": tiny_model() if str(m) == "tiny" else _real_resolve(m, device))
+    monkeypatch.setattr(
+        backends,
+        "resolve_model",
+        lambda m, device="cpu": tiny_model() if str(m) == "tiny" else _real_resolve(m, device),
+    )
 
 
 def run(capsys, *args) -> tuple[int, str]:
@@ -61,7 +65,11 @@ def test_exif_orientation_written_upright(tmp_path, capsys):
     src.write_bytes(exif_jpeg(make_test_image(20, 40), 6))
     code, err = run(capsys, src, "-o", tmp_path / "up.jpg", "--model", "tiny")
     assert code == 0, err
-    assert cv2.imread(str(tmp_path / "up.jpg"), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION).shape == (40, 20, 3)
+    assert cv2.imread(str(tmp_path / "up.jpg"), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION).shape == (
+        40,
+        20,
+        3,
+    )
 
 
 def test_folder_tree_mirrored_with_videos(tmp_path, capsys):
@@ -112,8 +120,21 @@ def test_batch_with_bad_files_goes_on_and_exits_1(tmp_path, capsys):
     assert tree_hashes(src) == before
 
 
-@pytest.mark.parametrize("case", ["missing", "unsupported", "no_video_stream", "unknown_model", "unwritable",
-                                  "same_as_input", "exists", "bad_output_ext", "bad_device", "bad_backend"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "unsupported",
+        "no_video_stream",
+        "unknown_model",
+        "unwritable",
+        "same_as_input",
+        "exists",
+        "bad_output_ext",
+        "bad_device",
+        "bad_backend",
+    ],
+)
 def test_bad_input_one_clear_line(tmp_path, capsys, case):
     img = write(tmp_path / "a.png", make_test_image(16, 16))
     model = ["--model", "tiny"]
@@ -195,9 +216,14 @@ def test_help_texts():
         assert main([cmd, "--help"]) == 0
 
 
-@pytest.mark.parametrize("argv, says", [(["export", "-o", "x.onnx"], "Missing option '--model'"),
-                                         (["sharpen", "--bogus"], "No such option: --bogus"),
-                                         (["sharpen"], "Usage:")])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["export", "-o", "x.onnx"], "Missing option '--model'"),
+        (["sharpen", "--bogus"], "No such option: --bogus"),
+        (["sharpen"], "Usage:"),
+    ],
+)
 def test_usage_errors_are_click_messages_with_exit_2(argv, says, capsys):
     assert main(argv) == 2
     cap = capsys.readouterr()
@@ -283,8 +309,16 @@ def test_grey_alpha_bmp_alpha_and_tiff_orientation_kept_by_sharpen(tmp_path, cap
     pil.fromarray(rgb).convert("LA").save(tmp_path / "la.png")
     pil.fromarray(rgb).save(tmp_path / "o6.tif", tiffinfo={0x0112: 6})
     write(tmp_path / "bgra.bmp", np.dstack([rgb, np.full((24, 40), 100, np.uint8)]))
-    code, err = run(capsys, tmp_path / "la.png", tmp_path / "o6.tif", tmp_path / "bgra.bmp", "-o", tmp_path / "out",
-                    "--model", "tiny")
+    code, err = run(
+        capsys,
+        tmp_path / "la.png",
+        tmp_path / "o6.tif",
+        tmp_path / "bgra.bmp",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        "tiny",
+    )
     assert code == 0, err
     with pil.open(tmp_path / "out" / "la.png") as im:
         assert im.mode == "LA" and im.size == (40, 24)
@@ -336,8 +370,12 @@ def test_a_video_whose_output_cannot_be_written_part_way_is_one_line_naming_the_
     src = make_video(tmp_path / "in.mp4", frames=30, size=(256, 192), audio=False)
     out = tmp_path / "out.mp4"
     argv = [str(src), "-o", str(out), "--crf", "0"] if command == "sharpen" else [f"--source={src}", "--sink", str(out)]
-    r = subprocess.run([sys.executable, "-c", _FULL_DISK, command, *argv, "--model", "fast"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, command, *argv, "--model", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1 and error_lines(r.stderr) == [
         f"error: {out}: cannot be written (File too large) (check free space)"
     ], r.stderr

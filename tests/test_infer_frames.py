@@ -1,5 +1,6 @@
 """YUV-native luma path, temporal tile reuse, thread policy, encoder settings and the video/live pipeline's
 new behaviour (partial output on corrupt input, progress in frames, Ctrl-C in live, bench --video)."""
+
 from __future__ import annotations
 
 import os
@@ -65,9 +66,11 @@ def yuv_frame(rgb: np.ndarray, fmt: str = "yuv420p") -> av.VideoFrame:
 
 
 def rgb_path(sharpener, frame: av.VideoFrame) -> av.VideoFrame:
-    return RgbFrames(sharpener)([frame])[0].reformat(format=frame.format.name.replace("yuvj", "yuv"),
-                                                     interpolation=TO_YUV_FLAGS,
-                                                     dst_color_range=2 if "yuvj" in frame.format.name else None)
+    return RgbFrames(sharpener)([frame])[0].reformat(
+        format=frame.format.name.replace("yuvj", "yuv"),
+        interpolation=TO_YUV_FLAGS,
+        dst_color_range=2 if "yuvj" in frame.format.name else None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +197,7 @@ def test_reuse_gives_exactly_the_full_output_and_skips_unchanged_tiles(detail):
     frames = [base]
     for i in range(6):  # a small moving patch on a static background
         f = base.copy()
-        f[40 + i:60 + i, 50 + 2 * i:80 + 2 * i] = rng.integers(0, 255, (20, 30))
+        f[40 + i : 60 + i, 50 + 2 * i : 80 + 2 * i] = rng.integers(0, 255, (20, 30))
         frames.append(f)
     frames.append(frames[-1].copy())  # an identical frame: nothing to compute
     for f in frames:
@@ -270,8 +273,11 @@ def test_max_frames_and_bad_path_option(tmp_path):
 def _streamable(path: Path, frames: int = 30) -> Path:
     """An H.264 MP4 with its index first (faststart), so a cut copy still opens and lists every frame."""
     rng = np.random.default_rng(7)  # noise: every frame costs about as many bytes, so a cut lands part way
-    encode_rgb_frames(av.open(str(path), "w", options={"movflags": "faststart"}), "libx264",
-                      [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(frames)])
+    encode_rgb_frames(
+        av.open(str(path), "w", options={"movflags": "faststart"}),
+        "libx264",
+        [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(frames)],
+    )
     return path
 
 
@@ -282,7 +288,7 @@ def test_video_corrupt_part_way_keeps_frames_before_with_one_warning(tmp_path, c
         bad = good[: len(good) * 6 // 10]
     else:
         bad = bytearray(good)
-        bad[len(bad) // 2: len(bad) // 2 + 2000] = b"\xff" * 2000
+        bad[len(bad) // 2 : len(bad) // 2 + 2000] = b"\xff" * 2000
     src = tmp_path / "bad.mp4"
     src.write_bytes(bytes(bad))
     stats = Sharpener(luma_net(), device="cpu").video(src, tmp_path / "out.mp4")
@@ -320,14 +326,34 @@ def test_encoder_defaults_by_resolution_and_overrides(tmp_path):
 def test_cli_encoder_preset_and_threads(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": luma_net())
     src = make_video(tmp_path / "in.mp4", frames=4, audio=True)
-    code = main(["sharpen", str(src), "-o", str(tmp_path / "o.mp4"), "--model", "x", "--encoder-preset",
-                 "ultrafast", "--crf", "28", "--threads", "1", "--reuse"])
+    code = main(
+        [
+            "sharpen",
+            str(src),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--model",
+            "x",
+            "--encoder-preset",
+            "ultrafast",
+            "--crf",
+            "28",
+            "--threads",
+            "1",
+            "--reuse",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "ultrafast crf 28" in err and "yuv path" in err and "tiles reused" in err
     code = main(["sharpen", str(src), "-o", str(tmp_path / "o2.mp4"), "--encoder-preset", "warp"])
     err = capsys.readouterr().err
-    assert code == 2 and "--encoder-preset warp is not an x264 preset" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o2.mp4").exists()
+    assert (
+        code == 2
+        and "--encoder-preset warp is not an x264 preset" in err
+        and len(err.strip().splitlines()) == 1
+        and not (tmp_path / "o2.mp4").exists()
+    )
 
 
 # -- thread policy ---------------------------------------------------------------------------------
@@ -378,8 +404,7 @@ def test_live_yuv_path_with_reuse_keeps_rate_and_audio(tmp_path):
     from kdsharp.infer.live import run_live
 
     src = make_video(tmp_path / "call.mp4", frames=15, fps=30, audio=True)
-    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(luma_net(), device="cpu"),
-                     progress=False)
+    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(luma_net(), device="cpu"), progress=False)
     facts = video_facts(tmp_path / "out.mp4")
     assert stats.path == "yuv" and stats.reused is not None
     assert facts["frames"] == stats.processed and stats.processed + stats.dropped == 15
@@ -409,10 +434,13 @@ def _start(workdir: Path, args: list[str], model: str, counter: Path, entry: str
         v.VideoWriter.write_frame = counted
         from kdsharp.cli import main, run
         sys.argv = ['kdsharp', *{args!r}]
-        sys.exit(main()) if {entry == 'main'!r} else run()
+        sys.exit(main()) if {entry == "main"!r} else run()
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
-           "KDSHARP_QUIET": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+        "KDSHARP_QUIET": "1",
+    }
     return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env, cwd=workdir)
 
 
@@ -424,8 +452,10 @@ def _signal_after(proc: subprocess.Popen, counter: Path, frames: int, sig: int) 
     try:
         while (sent := _frames_counted(counter)) < frames:
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{sent} frames encoded (exit code {proc.poll()}), waited for {frames}: "
-                            f"{proc.communicate(timeout=60)[1] if proc.poll() is not None else 'still running'}")
+                pytest.fail(
+                    f"{sent} frames encoded (exit code {proc.poll()}), waited for {frames}: "
+                    f"{proc.communicate(timeout=60)[1] if proc.poll() is not None else 'still running'}"
+                )
             time.sleep(0.02)
         t0 = time.monotonic()
         proc.send_signal(sig)
@@ -441,8 +471,13 @@ def test_live_ctrl_c_finishes_the_file_and_prints_the_summary(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     make_video(work / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
-    proc = _start(work, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"], "t.luma_net()",
-                  tmp_path / "frames", entry="main")
+    proc = _start(
+        work,
+        ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"],
+        "t.luma_net()",
+        tmp_path / "frames",
+        entry="main",
+    )
     err, _, sent, _ = _signal_after(proc, tmp_path / "frames", 10, signal.SIGINT)
     assert proc.returncode == 0, err
     assert "stopped (Ctrl-C)" in err and "frames processed" in err and "Traceback" not in err
@@ -452,8 +487,9 @@ def test_live_ctrl_c_finishes_the_file_and_prints_the_summary(tmp_path):
     assert facts["audio_codecs"] == ["aac"] and facts["audio"]
 
 
-@pytest.mark.parametrize("sig,code,says", [(signal.SIGINT, 130, "error: interrupted"),
-                                           (signal.SIGTERM, 143, "error: terminated (SIGTERM)")])
+@pytest.mark.parametrize(
+    "sig,code,says", [(signal.SIGINT, 130, "error: interrupted"), (signal.SIGTERM, 143, "error: terminated (SIGTERM)")]
+)
 def test_sharpen_stops_at_once_on_ctrl_c_or_sigterm_and_leaves_no_file(tmp_path, sig, code, says):
     """Ctrl-C used to let every stage run to the end of the video (the stages only looked at the stop
     flag while waiting) and then delete the output silently; SIGTERM (kill, timeout) left the
@@ -465,8 +501,12 @@ def test_sharpen_stops_at_once_on_ctrl_c_or_sigterm_and_leaves_no_file(tmp_path,
     work = tmp_path / "work"
     work.mkdir()
     make_video(work / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
-    proc = _start(work, ["sharpen", "call.mp4", "-o", "out.mp4", "--model", "x", "--threads", "2"],
-                  "h.SlowNet(0.1)", tmp_path / "frames")
+    proc = _start(
+        work,
+        ["sharpen", "call.mp4", "-o", "out.mp4", "--model", "x", "--threads", "2"],
+        "h.SlowNet(0.1)",
+        tmp_path / "frames",
+    )
     err, took, sent, encoded = _signal_after(proc, tmp_path / "frames", 5, sig)
     assert proc.returncode == code, err
     assert says in err and "Traceback" not in err and "terminate called" not in err
@@ -479,8 +519,9 @@ def test_live_sigterm_finishes_the_recording_like_ctrl_c(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     make_video(work / "call.mp4", frames=300, fps=30, size=(64, 48), audio=True)
-    proc = _start(work, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"], "t.luma_net()",
-                  tmp_path / "frames")
+    proc = _start(
+        work, ["live", "--source", "call.mp4", "--sink", "out.mp4", "--model", "x"], "t.luma_net()", tmp_path / "frames"
+    )
     err, _, sent, _ = _signal_after(proc, tmp_path / "frames", 10, signal.SIGTERM)
     assert proc.returncode == 0, err
     assert "stopped (SIGTERM)" in err and "Traceback" not in err
@@ -513,8 +554,9 @@ def _chroma_video(path: Path, pix_fmt: str, frames: int = 4, size: tuple[int, in
     img = np.full((h, w, 3), 128, np.uint8)
     img[::2, :, 0], img[1::2, :, 2] = 200, 200
     img[:, ::8] = 60  # something that moves
-    encode_rgb_frames(av.open(str(path), "w"), "libx264", [np.roll(img, i, axis=1) for i in range(frames)],
-                      pix_fmt=pix_fmt)
+    encode_rgb_frames(
+        av.open(str(path), "w"), "libx264", [np.roll(img, i, axis=1) for i in range(frames)], pix_fmt=pix_fmt
+    )
     return path
 
 

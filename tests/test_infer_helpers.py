@@ -1,7 +1,9 @@
 """Helpers shared by the inference tests (tiny models, tiny videos) and unit tests of the small parts."""
+
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
 from fractions import Fraction
@@ -12,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import make_test_image
 from torch import nn
 
-from conftest import make_test_image
 from kdsharp.infer.live import LatestFrame
 from kdsharp.infer.tiling import edge_profile, tile_starts
 
@@ -59,8 +61,9 @@ def tree_hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
-def encode_rgb_frames(out, codec: str, frames, rate: int = 15, pix_fmt: str = "yuv420p",
-                      skip: tuple[int, ...] = (), extra=None) -> None:
+def encode_rgb_frames(
+    out, codec: str, frames, rate: int = 15, pix_fmt: str = "yuv420p", skip: tuple[int, ...] = (), extra=None
+) -> None:
     """Encode RGB uint8 frames (HxWx3) into a new ``codec`` stream of the open container ``out`` (frame i
     at pts i in 1/rate; indices in ``skip`` are left out, as a capture drops frames), flush and close it.
     ``extra(out)`` is called after the video stream is added (to add, say, a subtitle stream)."""
@@ -82,8 +85,16 @@ def encode_rgb_frames(out, codec: str, frames, rate: int = 15, pix_fmt: str = "y
     out.close()
 
 
-def make_video(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), fps: int = 15, audio: bool = True,
-               rotation: int | None = None, codec: str = "libx264", video: bool = True) -> Path:
+def make_video(
+    path: Path,
+    frames: int = 10,
+    size: tuple[int, int] = (64, 48),
+    fps: int = 15,
+    audio: bool = True,
+    rotation: int | None = None,
+    codec: str = "libx264",
+    video: bool = True,
+) -> Path:
     """A small test video made with PyAV directly (not with kdsharp), optionally with an AAC tone."""
     w, h = size
     out = av.open(str(path), "w")
@@ -114,7 +125,7 @@ def make_video(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), f
         n = int(44100 * frames / fps)
         tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)[None]
         for i in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, i:i + 1024]), format="flt", layout="mono")
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, i : i + 1024]), format="flt", layout="mono")
             af.sample_rate, af.pts, af.time_base = 44100, i, Fraction(1, 44100)
             for p in a.encode(af):
                 out.mux(p)
@@ -154,8 +165,15 @@ def video_facts(path: Path) -> dict:
     with av.open(str(path)) as c:
         audio = [bytes(p) for p in c.demux(*c.streams.audio) if p.size] if c.streams.audio else []
         codecs = [s.codec_context.name for s in c.streams.audio]
-    return {"frames": len(times), "times": times, "size": size, "rotation": rotation, "rate": rate,
-            "audio": audio, "audio_codecs": codecs}
+    return {
+        "frames": len(times),
+        "times": times,
+        "size": size,
+        "rotation": rotation,
+        "rate": rate,
+        "audio": audio,
+        "audio_codecs": codecs,
+    }
 
 
 # -- unit tests of the small parts --------------------------------------------------------------
@@ -164,7 +182,7 @@ def test_tile_starts_cover_with_overlap(size, tile, overlap):
     starts = tile_starts(size, min(tile, size), overlap)
     t = min(tile, size)
     assert starts[0] == 0 and starts[-1] + t == size
-    for a, b in zip(starts, starts[1:]):
+    for a, b in itertools.pairwise(starts):
         assert a + t - b >= overlap  # neighbours share at least `overlap` pixels
 
 
@@ -172,9 +190,9 @@ def test_edge_profile_ramps_sum_to_one():
     overlap = 16
     lead = edge_profile(48, overlap, lead=True, trail=False)
     trail = edge_profile(48, overlap, lead=False, trail=True)
-    assert torch.all(lead[:overlap // 4] == 0) and torch.all(lead[overlap:] == 1)
+    assert torch.all(lead[: overlap // 4] == 0) and torch.all(lead[overlap:] == 1)
     # trailing ramp of one tile + leading ramp of the next (exact overlap) sum to 1
-    total = trail[48 - overlap:] + lead[:overlap]
+    total = trail[48 - overlap :] + lead[:overlap]
     assert torch.allclose(total, torch.ones(overlap), atol=1e-6)
     assert torch.all(edge_profile(10, 0, True, True) == 1)
 

@@ -1,4 +1,5 @@
 """`kdsharp live` with a file source and a file sink (real-time emulation, drops), and `kdsharp demo`."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,24 +8,31 @@ import re
 
 import numpy as np
 import pytest
+from test_infer_helpers import SlowNet, make_video, sha, tiny_model, video_facts
 
 import kdsharp.infer.backends as backends
 from kdsharp.cli import main
 from kdsharp.errors import KdsharpError
 from kdsharp.infer.demo import DEMO_FILES, pan_zoom_clip, run_demo
-from kdsharp.infer.live import run_live
+from kdsharp.infer.live import LiveStats, run_live
 from kdsharp.infer.sharpener import Sharpener
-from test_infer_helpers import SlowNet, make_video, sha, tiny_model, video_facts
 
 
 def test_live_file_to_file_keeps_up(tmp_path):
     src = make_video(tmp_path / "call.mp4", frames=12, fps=15, audio=False)
-    stats = run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"),
-                     side_by_side=True)
+    stats = run_live(
+        str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"), side_by_side=True
+    )
     facts = video_facts(tmp_path / "out.mp4")
     assert stats.processed + stats.dropped == 12 and stats.processed == facts["frames"]
     assert facts["size"] == (128, 48)  # input | output
     assert stats.mean_latency_ms > 0 and "dropped" in stats.summary()
+
+
+def test_live_summary_counts_in_words():
+    one = LiveStats(processed=1, wall_s=1.0, sink="out.mp4").summary()
+    assert one.startswith("1 frame processed, 0 dropped") and "1 frames" not in one
+    assert LiveStats(processed=2, dropped=1, wall_s=1.0).summary().startswith("2 frames processed, 1 dropped")
 
 
 def test_live_drops_frames_when_model_is_slower_than_real_time(tmp_path):
@@ -42,24 +50,40 @@ def test_live_drops_frames_when_model_is_slower_than_real_time(tmp_path):
 def test_live_max_frames_and_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": tiny_model())
     src = make_video(tmp_path / "call.mp4", frames=10, fps=30, audio=False)
-    code = main(["live", "--source", str(src), "--sink", str(tmp_path / "o.mp4"), "--max-frames", "3",
-                 "--model", "tiny", "--fps", "60"])
+    code = main(
+        [
+            "live",
+            "--source",
+            str(src),
+            "--sink",
+            str(tmp_path / "o.mp4"),
+            "--max-frames",
+            "3",
+            "--model",
+            "tiny",
+            "--fps",
+            "60",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "frames processed" in err and video_facts(tmp_path / "o.mp4")["frames"] <= 3
+    assert re.search(r"\b[1-3] frames? processed", err) and video_facts(tmp_path / "o.mp4")["frames"] <= 3
     code = main(["live", "--source", str(src), "--sink", str(tmp_path / "o.mp4"), "--model", "tiny"])
     err = capsys.readouterr().err
     assert code != 0 and "already exists" in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("source,sink,match", [
-    ("missing.mp4", "o.mp4", "no such file"),
-    ("call.mp4", "o.gif", "unsupported sink"),
-    ("call.mp4", "virtualcam", "pyvirtualcam"),
-    ("call.mp4", "window", "window"),
-    ("call.mp4", "call.mp4", "is the input itself"),
-    ("call.txt", "o.mp4", "is not a video kdsharp reads"),
-])
+@pytest.mark.parametrize(
+    "source,sink,match",
+    [
+        ("missing.mp4", "o.mp4", "no such file"),
+        ("call.mp4", "o.gif", "unsupported sink"),
+        ("call.mp4", "virtualcam", "pyvirtualcam"),
+        ("call.mp4", "window", "window"),
+        ("call.mp4", "call.mp4", "is the input itself"),
+        ("call.txt", "o.mp4", "is not a video kdsharp reads"),
+    ],
+)
 def test_live_bad_sources_and_sinks(tmp_path, monkeypatch, source, sink, match):
     if sink == "virtualcam" and importlib.util.find_spec("pyvirtualcam") is not None:
         pytest.skip("pyvirtualcam is installed: the missing-extra message cannot be checked")
@@ -137,7 +161,7 @@ def test_live_on_a_file_that_turns_corrupt_keeps_the_frames_before(tmp_path, cap
 
     good = _streamable(tmp_path / "good.mp4").read_bytes()
     bad = bytearray(good)
-    bad[len(bad) // 2: len(bad) // 2 + 2000] = b"\xff" * 2000
+    bad[len(bad) // 2 : len(bad) // 2 + 2000] = b"\xff" * 2000
     (tmp_path / "bad.mp4").write_bytes(bytes(bad))
     monkeypatch.setattr(backends, "resolve_model", lambda m, device="cpu": tiny_model())
     code = main(["live", "--source", str(tmp_path / "bad.mp4"), "--sink", str(tmp_path / "out.mp4"), "--model", "x"])
@@ -153,14 +177,19 @@ def test_live_file_sink_warns_like_sharpen_about_what_it_does_not_keep(tmp_path,
     """A 10-bit source with a subtitle track: sharpen warned (8-bit output, stream not copied), live
     wrote the same file silently."""
     import av
-
     from test_infer_helpers import encode_rgb_frames
 
     src = tmp_path / "hdr.mkv"
-    encode_rgb_frames(av.open(str(src), "w"), "libx264", [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(4)],
-                      pix_fmt="yuv420p10le", extra=lambda out: out.add_stream("ass"))
-    stats = run_live(str(src), str(tmp_path / "out.mkv"), sharpener=Sharpener(tiny_model(), device="cpu"),
-                     progress=False)
+    encode_rgb_frames(
+        av.open(str(src), "w"),
+        "libx264",
+        [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(4)],
+        pix_fmt="yuv420p10le",
+        extra=lambda out: out.add_stream("ass"),
+    )
+    stats = run_live(
+        str(src), str(tmp_path / "out.mkv"), sharpener=Sharpener(tiny_model(), device="cpu"), progress=False
+    )
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warnings) == 2 and stats.processed > 0
     assert "hdr.mkv: 10-bit video (yuv420p10le) is written as 8-bit" in warnings[0]
@@ -209,8 +238,13 @@ def test_live_side_by_side_of_a_rotated_source_is_upright_and_side_by_side(tmp_p
     from kdsharp.io.video import read_frames
 
     src = make_video(tmp_path / "phone.mp4", frames=3, size=(160, 120), fps=15, audio=False, rotation=90)
-    run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"),
-             side_by_side=True, progress=False)
+    run_live(
+        str(src),
+        str(tmp_path / "out.mp4"),
+        sharpener=Sharpener(tiny_model(), device="cpu"),
+        side_by_side=True,
+        progress=False,
+    )
     facts = video_facts(tmp_path / "out.mp4")
     assert facts["rotation"] == 90 and facts["size"] == (160, 240)  # shown upright: 240 wide, 160 high
     shown = np.rot90(next(read_frames(tmp_path / "out.mp4"))[0], 1).astype(int)  # as a player turns it
@@ -234,8 +268,12 @@ def test_live_reads_a_file_behind_a_url_at_its_frame_rate(tmp_path):
     """A URL source was read as fast as it decoded: a file served over http or file:// lost all but a
     frame or two to 'dropped to keep up'."""
     src = make_video(tmp_path / "call.mp4", frames=15, fps=15, audio=False)
-    stats = run_live(src.resolve().as_uri(), str(tmp_path / "out.mp4"),
-                     sharpener=Sharpener(tiny_model(), device="cpu"), progress=False)
+    stats = run_live(
+        src.resolve().as_uri(),
+        str(tmp_path / "out.mp4"),
+        sharpener=Sharpener(tiny_model(), device="cpu"),
+        progress=False,
+    )
     assert stats.processed + stats.dropped == 15 and stats.processed >= 12, stats.summary()
     assert stats.wall_s > 0.8  # one second of video, in about one second
 
@@ -247,6 +285,10 @@ def test_live_refuses_a_folder_as_sink_before_recording(tmp_path):
     (tmp_path / "rec.mp4").mkdir()
     for overwrite in (False, True):
         with pytest.raises(KdsharpError, match=r"rec.mp4: is a folder \(pass a video file name, such as .*live.mp4"):
-            run_live(str(src), str(tmp_path / "rec.mp4"), overwrite=overwrite,
-                     sharpener=Sharpener(tiny_model(), device="cpu"))
+            run_live(
+                str(src),
+                str(tmp_path / "rec.mp4"),
+                overwrite=overwrite,
+                sharpener=Sharpener(tiny_model(), device="cpu"),
+            )
     assert list((tmp_path / "rec.mp4").iterdir()) == []

@@ -1,4 +1,5 @@
 """Sharpener on arrays and tensors: layouts, bit depth, odd sizes, tiling, OOM fallback, ONNX backend."""
+
 from __future__ import annotations
 
 import copy
@@ -6,13 +7,13 @@ import copy
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_test_image
+from test_infer_helpers import tiny_model
+
 from kdsharp.errors import KdsharpError
 from kdsharp.infer.backends import OnnxBackend, TorchBackend, is_out_of_memory, make_backend, resolve_device
 from kdsharp.infer.sharpener import Sharpener
 from kdsharp.infer.tiling import forward_any_size, tiled_forward
-from test_infer_helpers import tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,10 @@ def test_a_negative_tile_overlap_is_refused():
     # tiles 5 px apart left uncovered pixels: black stripes (zeros) in the output, silently
     with pytest.raises(KdsharpError, match="tile_overlap must be 0 or more"):
         Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=-5)
-    assert Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=0).image(np.full((70, 90, 3), 128, np.uint8)).min() > 0
+    assert (
+        Sharpener(tiny_model(), device="cpu", tile=32, tile_overlap=0).image(np.full((70, 90, 3), 128, np.uint8)).min()
+        > 0
+    )
 
 
 @pytest.mark.parametrize("tile", [-5, 1, 15])
@@ -248,9 +252,16 @@ def test_device_resolution():
 
 
 def _export(model, path):
-    torch.onnx.export(model, (torch.rand(1, 3, 16, 16),), str(path), input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        (torch.rand(1, 3, 16, 16),),
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}},
+        opset_version=17,
+        dynamo=False,
+    )
 
 
 def test_onnx_backend_matches_torch(tmp_path):
@@ -341,7 +352,9 @@ def test_onnx_backend_refuses_a_self_ensemble_naming_the_torch_backend(capsys):
     assert len(lines) == 1 and "use --backend torch" in lines[0], lines
 
 
-@pytest.mark.parametrize("size,tile,overlap,align", [(1000, 512, 128, 16), (1100, 512, 32, 16), (97, 40, 8, 4), (600, 256, 32, 1)])
+@pytest.mark.parametrize(
+    "size,tile,overlap,align", [(1000, 512, 128, 16), (1100, 512, 32, 16), (97, 40, 8, 4), (600, 256, 32, 1)]
+)
 def test_tile_starts_are_aligned_cover_the_image_and_keep_the_overlap(size, tile, overlap, align):
     from kdsharp.ops.tiling import tile_starts
 
@@ -349,7 +362,7 @@ def test_tile_starts_are_aligned_cover_the_image_and_keep_the_overlap(size, tile
     assert all(s % align == 0 for s in starts) and starts[0] == 0
     ends = [min(s + tile, size) for s in starts]
     assert ends[-1] == size
-    assert all(e - s2 >= overlap for e, s2 in zip(ends[:-1], starts[1:]))
+    assert all(e - s2 >= overlap for e, s2 in zip(ends[:-1], starts[1:], strict=True))
 
 
 class _Cells16(torch.nn.Module):

@@ -1,4 +1,5 @@
 """kdsharp.io.images / kdsharp.io.atomic: formats, bit depth, grey, alpha, EXIF, bad files, atomic writes."""
+
 from __future__ import annotations
 
 import struct
@@ -7,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_test_image
+
 from kdsharp.errors import InputError, OutputError
 from kdsharp.io.atomic import atomic_path
 from kdsharp.io.images import from_tensor, list_images, read_image, read_image_meta, read_rgb, to_tensor, write_image
@@ -29,16 +30,22 @@ def blocks(h=24, w=40):
     """Four flat quadrants of distinct colours: orientation is easy to check even after JPEG."""
     img = np.zeros((h, w, 3), np.uint8)
     img[: h // 2, : w // 2] = (255, 0, 0)
-    img[: h // 2, w // 2:] = (0, 255, 0)
-    img[h // 2:, : w // 2] = (0, 0, 255)
-    img[h // 2:, w // 2:] = (255, 255, 255)
+    img[: h // 2, w // 2 :] = (0, 255, 0)
+    img[h // 2 :, : w // 2] = (0, 0, 255)
+    img[h // 2 :, w // 2 :] = (255, 255, 255)
     return img
 
 
-@pytest.mark.parametrize("orientation,expect", [
-    (1, lambda a: a), (3, lambda a: np.rot90(a, 2)), (6, lambda a: np.rot90(a, -1)), (8, lambda a: np.rot90(a, 1)),
-    (2, lambda a: a[:, ::-1]),
-])
+@pytest.mark.parametrize(
+    "orientation,expect",
+    [
+        (1, lambda a: a),
+        (3, lambda a: np.rot90(a, 2)),
+        (6, lambda a: np.rot90(a, -1)),
+        (8, lambda a: np.rot90(a, 1)),
+        (2, lambda a: a[:, ::-1]),
+    ],
+)
 def test_exif_orientation_applied(tmp_path, orientation, expect):
     img = blocks()
     p = tmp_path / "o.jpg"
@@ -208,7 +215,8 @@ def test_bmp_keeps_alpha(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name,says", [("multi.tif", "2 pages"), ("anim.webp", "animation of 2 frames"), ("anim.png", "animation of 2 frames")]
+    "name,says",
+    [("multi.tif", "2 pages"), ("anim.webp", "animation of 2 frames"), ("anim.png", "animation of 2 frames")],
 )
 def test_pages_and_animations_are_refused_like_gif(tmp_path, name, says):
     pil = pytest.importorskip("PIL.Image")
@@ -294,9 +302,17 @@ def test_icc_colour_profile_is_kept(tmp_path, src_ext, out_ext):
     assert read_image_meta(out)[1].icc == icc
 
 
-@pytest.mark.parametrize("src_ext,out_ext,alpha", [(".png", ".webp", False), (".png", ".webp", True),
-                                                   (".webp", ".webp", True), (".jpg", ".tif", False),
-                                                   (".png", ".tiff", True), (".tif", ".tif", False)])
+@pytest.mark.parametrize(
+    "src_ext,out_ext,alpha",
+    [
+        (".png", ".webp", False),
+        (".png", ".webp", True),
+        (".webp", ".webp", True),
+        (".jpg", ".tif", False),
+        (".png", ".tiff", True),
+        (".tif", ".tif", False),
+    ],
+)
 def test_icc_colour_profile_is_kept_in_webp_and_tiff(tmp_path, src_ext, out_ext, alpha):
     """WebP and TIFF outputs lost the input's colour profile (OpenCV writes none): a WebP becomes an
     extended one with an ICCP chunk, a TIFF gets the ICC tag; pixels, alpha and dpi stay as written.
@@ -307,8 +323,9 @@ def test_icc_colour_profile_is_kept_in_webp_and_tiff(tmp_path, src_ext, out_ext,
     rgb = blocks()
     pixels = np.dstack([rgb, np.linspace(0, 255, rgb.shape[1], dtype=np.uint8)[None].repeat(rgb.shape[0], 0)])
     src = tmp_path / f"in{src_ext}"
-    Image.fromarray(pixels if alpha else rgb).save(src, icc_profile=icc, dpi=(300, 300),
-                                                   **({"lossless": True} if src_ext == ".webp" else {}))
+    Image.fromarray(pixels if alpha else rgb).save(
+        src, icc_profile=icc, dpi=(300, 300), **({"lossless": True} if src_ext == ".webp" else {})
+    )
     img, meta = read_image_meta(src)
     assert meta.icc == icc
     out = write_image(tmp_path / f"out{out_ext}", img, meta=meta)
@@ -329,7 +346,7 @@ def test_icc_colour_profile_is_kept_in_webp_and_tiff(tmp_path, src_ext, out_ext,
 
 def test_a_grey_tiff_keeps_its_grey_profile_and_a_webp_drops_it(tmp_path):
     """A grey profile tags a grey TIFF; WebP stores RGB, where a grey profile would mis-tag it."""
-    from PIL import Image, ImageCms
+    from PIL import ImageCms
 
     grey_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
     grey_icc = grey_icc[:16] + b"GRAY" + grey_icc[20:]  # a profile whose header says grey (enough here)

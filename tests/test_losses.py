@@ -1,4 +1,5 @@
 """Losses: zero for identical inputs, positive otherwise, module == function, gradients, VGG loading."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -55,10 +56,14 @@ class TinyFeatNet(nn.Module):
 
 
 PAIR_MODULES = [
-    (L1Loss(), l1_loss), (MSELoss(), mse_loss), (CharbonnierLoss(), charbonnier_loss),
-    (SobelLoss(), sobel_loss), (LaplacianPyramidLoss(levels=1), laplacian_pyramid_loss),
+    (L1Loss(), l1_loss),
+    (MSELoss(), mse_loss),
+    (CharbonnierLoss(), charbonnier_loss),
+    (SobelLoss(), sobel_loss),
+    (LaplacianPyramidLoss(levels=1), laplacian_pyramid_loss),
     (LaplacianPyramidLoss(levels=3), lambda a, b: laplacian_pyramid_loss(a, b, 3)),
-    (FFTLoss("complex"), fft_loss), (FFTLoss("amplitude"), lambda a, b: fft_loss(a, b, "amplitude")),
+    (FFTLoss("complex"), fft_loss),
+    (FFTLoss("amplitude"), lambda a, b: fft_loss(a, b, "amplitude")),
 ]
 
 
@@ -128,8 +133,9 @@ def test_vgg_bad_files(tmp_path):
 def test_perceptual_vgg_via_build_loss(tmp_path):
     path = tmp_path / "vgg16.pth"
     _write_vgg_file(path)
-    loss = build_loss({"perceptual": {"weight": 1.0, "network": "vgg16", "weights_path": str(path),
-                                      "layers": ["relu1_2", "relu2_2"]}})
+    loss = build_loss(
+        {"perceptual": {"weight": 1.0, "network": "vgg16", "weights_path": str(path), "layers": ["relu1_2", "relu2_2"]}}
+    )
     x, y = _pair(shape=(1, 3, 16, 16))
     assert loss(x, x)[0].item() == pytest.approx(0.0, abs=1e-7)
     total, terms = loss(x, y)
@@ -183,8 +189,11 @@ def test_feature_distill_adapters_shapes_zero_positive():
 FULL_CFG = {
     "pixel": {"type": "charbonnier", "weight": 1.0},
     "perceptual": {"weight": 0.05, "network": "teacher", "layers": ["s1", "s2"]},
-    "edge": [{"type": "sobel", "weight": 0.1}, {"type": "laplacian", "weight": 0.1, "levels": 2},
-             {"type": "fft", "weight": 0.05}],
+    "edge": [
+        {"type": "sobel", "weight": 0.1},
+        {"type": "laplacian", "weight": 0.1, "levels": 2},
+        {"type": "fft", "weight": 0.05},
+    ],
     "distill_output": {"weight": 0.5, "type": "l1"},
     "distill_feature": {"weight": 0.1},
 }
@@ -192,8 +201,12 @@ FULL_CFG = {
 
 def test_build_loss_every_term_zero_then_positive():
     teacher, student = TinyFeatNet(), TinyFeatNet(3, 5)
-    loss = build_loss(FULL_CFG, feature_net=teacher, student_channels=student.feature_channels,
-                      teacher_channels=teacher.feature_channels)
+    loss = build_loss(
+        FULL_CFG,
+        feature_net=teacher,
+        student_channels=student.feature_channels,
+        teacher_channels=teacher.feature_channels,
+    )
     assert loss.uses_teacher_output and loss.uses_features
     names = {"pixel", "perceptual", "edge_sobel", "edge_laplacian", "edge_fft", "distill_output", "distill_feature"}
     x, y = _pair(shape=(1, 3, 16, 16))
@@ -202,7 +215,7 @@ def test_build_loss_every_term_zero_then_positive():
     fd = loss.feature_distill
     fd_same = FeatureDistillLoss(teacher.feature_channels, teacher.feature_channels)
     with torch.no_grad():
-        for s, a in fd_same.adapters.items():
+        for a in fd_same.adapters.values():
             a.weight.copy_(torch.eye(a.out_channels).view(a.out_channels, a.out_channels, 1, 1))
             a.bias.zero_()
     loss.terms["distill_feature"] = fd_same
@@ -239,8 +252,12 @@ def test_losses_go_down_overfitting_one_batch():
     torch.manual_seed(0)
     teacher, student = TinyFeatNet(), TinyFeatNet(3, 5)
     teacher.requires_grad_(False)
-    loss = build_loss(FULL_CFG, feature_net=teacher, student_channels=student.feature_channels,
-                      teacher_channels=teacher.feature_channels)
+    loss = build_loss(
+        FULL_CFG,
+        feature_net=teacher,
+        student_channels=student.feature_channels,
+        teacher_channels=teacher.feature_channels,
+    )
     x, gt = _pair(shape=(2, 3, 16, 16))
     with torch.no_grad():
         t_out, tf = teacher(x, return_features=True)
@@ -259,8 +276,9 @@ def test_losses_go_down_overfitting_one_batch():
     assert all(p.grad is None for p in teacher.parameters())
 
 
-@pytest.mark.parametrize("term, weight", [("edge", -1), ("pixel", "abc"), ("distill_output", float("nan")),
-                                          ("pixel", True)])
+@pytest.mark.parametrize(
+    "term, weight", [("edge", -1), ("pixel", "abc"), ("distill_output", float("nan")), ("pixel", True)]
+)
 def test_a_loss_weight_that_is_not_a_number_ge_0_names_the_key(term, weight):
     """weight: -1 trained to increase that error without a word; weight: abc said only 'could not
     convert string to float'."""

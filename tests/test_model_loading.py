@@ -1,6 +1,7 @@
 """One model loader (``kdsharp.registry.load_model``) for every layer: a trainer checkpoint means its
 EMA weights for the CLI, inference, export, evaluation and training alike; test-time local windows
 are a wrapper the registered teacher adds around the bare architecture."""
+
 from __future__ import annotations
 
 import cv2
@@ -18,8 +19,10 @@ SMALL_RESTORMER = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, 
 
 def _randomized(model: torch.nn.Module, seed: int, scale: float = 0.2) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {k: v + torch.randn(v.shape, generator=g) * scale if v.is_floating_point() else v
-            for k, v in model.state_dict().items()}
+    return {
+        k: v + torch.randn(v.shape, generator=g) * scale if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+    }
 
 
 @pytest.fixture
@@ -29,9 +32,20 @@ def last_pth(tmp_path):
     arch, kwargs = model_spec(model)
     path = tmp_path / "runs" / "x" / "last.pth"
     path.parent.mkdir(parents=True)
-    torch.save({"params": _randomized(model, 1), "params_ema": _randomized(model, 2), "optimizer": {},
-                "scheduler": {}, "step": 10, "rng": {}, "arch": arch, "arch_kwargs": kwargs,
-                "config": {"model": {"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}}}}, path)
+    torch.save(
+        {
+            "params": _randomized(model, 1),
+            "params_ema": _randomized(model, 2),
+            "optimizer": {},
+            "scheduler": {},
+            "step": 10,
+            "rng": {},
+            "arch": arch,
+            "arch_kwargs": kwargs,
+            "config": {"model": {"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}}},
+        },
+        path,
+    )
     return path
 
 
@@ -68,8 +82,9 @@ def test_cli_model_path_runs_the_ema_weights(last_pth, tmp_path, capsys):
     src = tmp_path / "in.png"
     cv2.imwrite(str(src), make_test_image(40, 56))
     out = tmp_path / "out.png"
-    assert main(["sharpen", str(src), "-o", str(out), "--model", str(last_pth), "--device", "cpu"]) == 0, \
+    assert main(["sharpen", str(src), "-o", str(out), "--model", str(last_pth), "--device", "cpu"]) == 0, (
         capsys.readouterr().err
+    )
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     bgr = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
     ema = Sharpener(load_model(last_pth), device="cpu").image(bgr)
@@ -82,7 +97,7 @@ def test_evaluate_and_export_load_the_ema_weights(last_pth, tmp_path):
     from kdsharp.infer.export import _prepare
 
     ema = torch.load(last_pth, weights_only=True)["params_ema"]
-    (_, model, _), = resolve_models([str(last_pth)])[0]
+    ((_, model, _),) = resolve_models([str(last_pth)])[0]
     assert _weights_equal(model, ema) and _weights_equal(_prepare(last_pth), ema)
 
 
@@ -104,8 +119,9 @@ def test_checkpoints_recording_a_local_window_load_wrapped(tmp_path):
     sd = _randomized(arch, 3, 0.05)
     for window, kind in ((96, LocalWindows), (None, Restormer)):
         path = tmp_path / f"old_{window}.pth"
-        torch.save({"params": sd, "arch": "Restormer", "arch_kwargs": {**arch.arch_kwargs, "local_window": window}},
-                   path)
+        torch.save(
+            {"params": sd, "arch": "Restormer", "arch_kwargs": {**arch.arch_kwargs, "local_window": window}}, path
+        )
         loaded = load_model(path)
         assert type(loaded) is kind and _weights_equal(loaded, sd)
     assert load_model(tmp_path / "old_96.pth").window == 96

@@ -1,5 +1,6 @@
 """Architectures: shapes at odd sizes, features, gradients, identity at init, the official Restormer
 state-dict layout, and structural re-parameterization of the fast student."""
+
 from __future__ import annotations
 
 import copy
@@ -61,15 +62,19 @@ def test_students_are_the_identity_at_init(name):
         assert torch.allclose(model(x), x, atol=1e-6)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: Restormer(**SMALL_RESTORMER),
-    lambda: Restormer(**SMALL_RESTORMER, bias=True, LayerNorm_type="BiasFree"),
-    lambda: ResUNet(channels=[8, 16, 32], enc_blocks=[1, 1, 1], dec_blocks=[1, 1]),
-    lambda: ResUNetLite(channels=[8, 16, 16]),
-    lambda: UNet(channels=[8, 16, 16]),
-    lambda: FastNet(channels=8, num_blocks=1),
-    lambda: FastNet(channels=8, num_blocks=1, luma=False, bias=False, act="prelu", scale=2),
-], ids=["restormer", "restormer_biasfree", "resunet", "resunet_lite", "unet", "fast", "fast_rgb_nobias"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Restormer(**SMALL_RESTORMER),
+        lambda: Restormer(**SMALL_RESTORMER, bias=True, LayerNorm_type="BiasFree"),
+        lambda: ResUNet(channels=[8, 16, 32], enc_blocks=[1, 1, 1], dec_blocks=[1, 1]),
+        lambda: ResUNetLite(channels=[8, 16, 16]),
+        lambda: UNet(channels=[8, 16, 16]),
+        lambda: FastNet(channels=8, num_blocks=1),
+        lambda: FastNet(channels=8, num_blocks=1, luma=False, bias=False, act="prelu", scale=2),
+    ],
+    ids=["restormer", "restormer_biasfree", "resunet", "resunet_lite", "unet", "fast", "fast_rgb_nobias"],
+)
 def test_gradients_reach_every_parameter(make):
     torch.manual_seed(2)
     model = _perturb(make()).train()
@@ -84,33 +89,45 @@ def test_gradients_reach_every_parameter(make):
 def _official_restormer_layout(dim=48, num_blocks=(4, 6, 6, 8), refinement=4, heads=(1, 2, 4, 8), ffn=2.66):
     """Names and shapes of the official ``basicsr/models/archs/restormer_arch.py`` state dict
     (bias=False, LayerNorm 'WithBias', dual_pixel_task=False), in registration order."""
+
     def block(prefix, d, h):
         hid = int(d * ffn)
-        return [(f"{prefix}.norm1.body.weight", (d,)), (f"{prefix}.norm1.body.bias", (d,)),
-                (f"{prefix}.attn.temperature", (h, 1, 1)), (f"{prefix}.attn.qkv.weight", (3 * d, d, 1, 1)),
-                (f"{prefix}.attn.qkv_dwconv.weight", (3 * d, 1, 3, 3)),
-                (f"{prefix}.attn.project_out.weight", (d, d, 1, 1)),
-                (f"{prefix}.norm2.body.weight", (d,)), (f"{prefix}.norm2.body.bias", (d,)),
-                (f"{prefix}.ffn.project_in.weight", (2 * hid, d, 1, 1)),
-                (f"{prefix}.ffn.dwconv.weight", (2 * hid, 1, 3, 3)),
-                (f"{prefix}.ffn.project_out.weight", (d, hid, 1, 1))]
+        return [
+            (f"{prefix}.norm1.body.weight", (d,)),
+            (f"{prefix}.norm1.body.bias", (d,)),
+            (f"{prefix}.attn.temperature", (h, 1, 1)),
+            (f"{prefix}.attn.qkv.weight", (3 * d, d, 1, 1)),
+            (f"{prefix}.attn.qkv_dwconv.weight", (3 * d, 1, 3, 3)),
+            (f"{prefix}.attn.project_out.weight", (d, d, 1, 1)),
+            (f"{prefix}.norm2.body.weight", (d,)),
+            (f"{prefix}.norm2.body.bias", (d,)),
+            (f"{prefix}.ffn.project_in.weight", (2 * hid, d, 1, 1)),
+            (f"{prefix}.ffn.dwconv.weight", (2 * hid, 1, 3, 3)),
+            (f"{prefix}.ffn.project_out.weight", (d, hid, 1, 1)),
+        ]
 
     def stage(name, n, d, h):
         return [kv for i in range(n) for kv in block(f"{name}.{i}", d, h)]
 
     c1, c2, c3, c4 = dim, 2 * dim, 4 * dim, 8 * dim
-    return ([("patch_embed.proj.weight", (c1, 3, 3, 3))] + stage("encoder_level1", num_blocks[0], c1, heads[0])
-            + [("down1_2.body.0.weight", (c1 // 2, c1, 3, 3))] + stage("encoder_level2", num_blocks[1], c2, heads[1])
-            + [("down2_3.body.0.weight", (c2 // 2, c2, 3, 3))] + stage("encoder_level3", num_blocks[2], c3, heads[2])
-            + [("down3_4.body.0.weight", (c3 // 2, c3, 3, 3))] + stage("latent", num_blocks[3], c4, heads[3])
-            + [("up4_3.body.0.weight", (2 * c4, c4, 3, 3)), ("reduce_chan_level3.weight", (c3, c4, 1, 1))]
-            + stage("decoder_level3", num_blocks[2], c3, heads[2])
-            + [("up3_2.body.0.weight", (2 * c3, c3, 3, 3)), ("reduce_chan_level2.weight", (c2, c3, 1, 1))]
-            + stage("decoder_level2", num_blocks[1], c2, heads[1])
-            + [("up2_1.body.0.weight", (2 * c2, c2, 3, 3))]
-            + stage("decoder_level1", num_blocks[0], c2, heads[0])
-            + stage("refinement", refinement, c2, heads[0])
-            + [("output.weight", (3, c2, 3, 3))])
+    return (
+        [("patch_embed.proj.weight", (c1, 3, 3, 3))]
+        + stage("encoder_level1", num_blocks[0], c1, heads[0])
+        + [("down1_2.body.0.weight", (c1 // 2, c1, 3, 3))]
+        + stage("encoder_level2", num_blocks[1], c2, heads[1])
+        + [("down2_3.body.0.weight", (c2 // 2, c2, 3, 3))]
+        + stage("encoder_level3", num_blocks[2], c3, heads[2])
+        + [("down3_4.body.0.weight", (c3 // 2, c3, 3, 3))]
+        + stage("latent", num_blocks[3], c4, heads[3])
+        + [("up4_3.body.0.weight", (2 * c4, c4, 3, 3)), ("reduce_chan_level3.weight", (c3, c4, 1, 1))]
+        + stage("decoder_level3", num_blocks[2], c3, heads[2])
+        + [("up3_2.body.0.weight", (2 * c3, c3, 3, 3)), ("reduce_chan_level2.weight", (c2, c3, 1, 1))]
+        + stage("decoder_level2", num_blocks[1], c2, heads[1])
+        + [("up2_1.body.0.weight", (2 * c2, c2, 3, 3))]
+        + stage("decoder_level1", num_blocks[0], c2, heads[0])
+        + stage("refinement", refinement, c2, heads[0])
+        + [("output.weight", (3, c2, 3, 3))]
+    )
 
 
 def test_default_restormer_state_dict_equals_the_official_layout():
@@ -128,7 +145,8 @@ def test_restormer_presets_and_dual_pixel_layout():
         tiny = create_model("restormer_tiny")
         dual = Restormer(inp_channels=6, dual_pixel_task=True, dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)
     assert [(k, tuple(v.shape)) for k, v in tiny.state_dict().items()] == _official_restormer_layout(
-        24, (1, 2, 2, 3), 1)
+        24, (1, 2, 2, 3), 1
+    )
     sd = dual.state_dict()
     assert tuple(sd["skip_conv.weight"].shape) == (16, 8, 1, 1) and tuple(sd["patch_embed.proj.weight"].shape)[1] == 6
     real = Restormer(inp_channels=6, dual_pixel_task=True, dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)
@@ -221,11 +239,15 @@ def test_local_windows_start_on_the_models_cells_and_match_the_whole_image(size)
 def test_registered_teacher_runs_192_px_windows():
     teacher = create_model("teacher")
     assert isinstance(teacher, LocalWindows) and teacher.window == 192 and isinstance(unwrap(teacher), Restormer)
-    assert create_model("teacher").state_dict().keys() == {f"model.{k}" for k in create_model("restormer_tiny").state_dict()}
+    assert create_model("teacher").state_dict().keys() == {
+        f"model.{k}" for k in create_model("restormer_tiny").state_dict()
+    }
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(bias=False), dict(luma=False, channels=8, act="relu"),
-                                    dict(scale=2, channels=8, num_blocks=1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(bias=False), dict(luma=False, channels=8, act="relu"), dict(scale=2, channels=8, num_blocks=1)],
+)
 def test_reparameterized_fast_equals_its_training_form(kwargs):
     torch.manual_seed(4)
     model = _perturb(FastNet(**kwargs), 0.1).eval()

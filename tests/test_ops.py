@@ -63,8 +63,15 @@ def test_metrics_match_skimage_for_each_dtype_and_layout(shape, kind):
     if kind.startswith("uint"):
         a, b = a.round().astype(kind), b.round().astype(kind)
     kw = dict(data_range=top) if kind == "float255" else {}
-    want_ssim = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                      data_range=top, channel_axis=2 if len(shape) == 3 else None)
+    want_ssim = structural_similarity(
+        a,
+        b,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=top,
+        channel_axis=2 if len(shape) == 3 else None,
+    )
     assert psnr(a, b, **kw) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=top), abs=1e-9)
     assert ssim(a, b, **kw) == pytest.approx(want_ssim, abs=1e-9)
     if kind == "float255":

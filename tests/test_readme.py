@@ -1,5 +1,6 @@
 """The README runs as written: its Python block is executed, every `kdsharp ...` line parses
 (commands, options, values, config names), and the cheap commands run on files made here."""
+
 from __future__ import annotations
 
 import re
@@ -10,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_test_image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -33,7 +33,7 @@ def usage_lines() -> list[list[str]]:
                 words = shlex.split(part, comments=True)
                 if "kdsharp" not in words:
                     continue
-                args = words[words.index("kdsharp") + 1:]
+                args = words[words.index("kdsharp") + 1 :]
                 opts = [w for w in args if re.fullmatch(r"\[(--[\w-]+\|?)+\]", w)]
                 base = [w for w in args if w not in opts]
                 found.append(base)
@@ -67,7 +67,7 @@ def test_python_api_block_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (code,) = blocks("python")
     ns: dict = {}
-    exec(compile(code, str(README), "exec"), ns)  # noqa: S102 - the README's own example
+    exec(compile(code, str(README), "exec"), ns)
     assert not any(p.requires_grad for p in ns["model"].parameters()) and not ns["model"].training
     assert ns["y"].shape == (1, 3, 64, 64) and not ns["y"].requires_grad  # no autograd graph
     assert ns["sharp"].shape == ns["frame"].shape and ns["sharp"].dtype == np.uint8
@@ -117,8 +117,17 @@ def test_cheap_usage_commands_run(tmp_path, monkeypatch, capsys):
             assert code == 0, f"kdsharp {' '.join(argv)}: exit {code}\n{err}"
             ran.append(argv[0])
     assert ran.count("sharpen") >= 5 and {"degrade", "models", "export"} <= set(ran)
-    for out in ("call_sharp.mp4", "photo_sharp.png", "shots_sharp/p0.png", "sharp/photo.png", "sharp/call.mp4",
-                "out.tif", "out.mp4", "testset", "fast.onnx"):
+    for out in (
+        "call_sharp.mp4",
+        "photo_sharp.png",
+        "shots_sharp/p0.png",
+        "sharp/photo.png",
+        "sharp/call.mp4",
+        "out.tif",
+        "out.mp4",
+        "testset",
+        "fast.onnx",
+    ):
         assert (tmp_path / out).exists(), out
     assert cv2.imread(str(tmp_path / "out.tif"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
@@ -131,8 +140,9 @@ def test_readme_results_are_generated_from_the_reports():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "scripts/readme_results.py", "--check"], cwd=root, capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, "scripts/readme_results.py", "--check"], cwd=root, capture_output=True, text=True
+    )
     assert r.returncode == 0, f"README results are stale: run python scripts/readme_results.py ({r.stderr})"
 
 
@@ -144,8 +154,9 @@ def test_model_cards_are_generated_from_the_run_records():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "scripts/make_model_cards.py", "--check"], cwd=root, capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, "scripts/make_model_cards.py", "--check"], cwd=root, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr or r.stdout
 
 
@@ -161,7 +172,7 @@ def test_fine_tune_example_keeps_its_own_bank_and_run_folder():
     argv = shlex.split(command)
     cmd, rest, name = _command(argv[1:])
     assert cmd.make_context(name, rest).params is not None  # the command line itself parses
-    overrides = [w for w in argv[argv.index("--teacher") + 2:] if "=" in w]
+    overrides = [w for w in argv[argv.index("--teacher") + 2 :] if "=" in w]
     config = README.parent / "configs" / "student_cpu.yaml"
     recipe = load_config(config, teacher="teacher")
     example = load_config(config, overrides, teacher="teacher")

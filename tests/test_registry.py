@@ -1,5 +1,6 @@
 """Registry and weights I/O: names and roles, checkpoint layouts, official Restormer checkpoints,
 shipped-weights handling, corrupt files, model_info."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,16 @@ def test_roles_and_shipped_weight_names():
     assert list_models("teacher") == ["teacher"]
     assert set(list_models("student")) == {"student", "student_nokd"}
     assert list_models("fast") == ["fast"]
-    assert {"restormer", "restormer_small", "restormer_tiny", "resunet_teacher", "unet", "resunet_lite",
-            "fast_y", "fast_rgb"} <= set(list_models("arch"))
+    assert {
+        "restormer",
+        "restormer_small",
+        "restormer_tiny",
+        "resunet_teacher",
+        "unet",
+        "resunet_lite",
+        "fast_y",
+        "fast_rgb",
+    } <= set(list_models("arch"))
     assert registry.weights_path("student_nokd").name == "student_nokd.safetensors"
     assert registry.weights_path("restormer") is None
     teacher = create_model("teacher")  # the architecture in its test-time local windows
@@ -87,9 +96,13 @@ def test_pth_layouts_round_trip(tmp_path, layout):
     model = _randomize(create_model("unet"))
     sd = model.state_dict()
     other = {k: torch.zeros_like(v) for k, v in sd.items()}
-    obj = {"params": {"params": sd}, "params_ema": {"params_ema": sd}, "bare": sd,
-           "both": {"params": other, "params_ema": sd},
-           "ddp": {"params": {f"module.{k}": v for k, v in sd.items()}}}[layout]
+    obj = {
+        "params": {"params": sd},
+        "params_ema": {"params_ema": sd},
+        "bare": sd,
+        "both": {"params": other, "params_ema": sd},
+        "ddp": {"params": {f"module.{k}": v for k, v in sd.items()}},
+    }[layout]
     path = tmp_path / "ckpt.pth"
     torch.save(obj, path)
     loaded_sd, meta = load_state_dict_file(path)  # EMA weights by default
@@ -125,8 +138,16 @@ def test_trainer_pth_with_arch_metadata(tmp_path):
     model = _randomize(ResUNetLite(channels=[8, 16, 16], enc_blocks=[1, 1, 1]))
     arch, kwargs = registry.model_spec(model)
     path = tmp_path / "best.pth"
-    torch.save({"params": model.state_dict(), "params_ema": model.state_dict(), "arch": arch,
-                "arch_kwargs": kwargs, "iter": 10}, path)
+    torch.save(
+        {
+            "params": model.state_dict(),
+            "params_ema": model.state_dict(),
+            "arch": arch,
+            "arch_kwargs": kwargs,
+            "iter": 10,
+        },
+        path,
+    )
     loaded = load_model(path)
     assert loaded.arch_kwargs == model.arch_kwargs and _same_output(loaded, model)
 
@@ -142,8 +163,12 @@ def test_safetensors_fp16_round_trip_into_fp32_model(tmp_path):
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, model.state_dict()[k].half().float()), k
     assert _same_output(loaded, model, atol=2e-3)
-    path32 = save_weights(tmp_path / "w32.safetensors", model.state_dict(), {"arch": "ResUNetLite",
-                                                                            "arch_kwargs": model.arch_kwargs}, half=False)
+    path32 = save_weights(
+        tmp_path / "w32.safetensors",
+        model.state_dict(),
+        {"arch": "ResUNetLite", "arch_kwargs": model.arch_kwargs},
+        half=False,
+    )
     assert _same_output(load_model(path32), model)
 
 
@@ -158,11 +183,21 @@ def test_deployed_and_training_form_fast_checkpoints(tmp_path):
     assert again.is_deployed and _same_output(again, model, atol=1e-4)
 
 
-@pytest.mark.parametrize("config", [
-    dict(dim=8, num_blocks=[1, 2, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8]),
-    dict(dim=8, num_blocks=[2, 1, 1, 1], num_refinement_blocks=2, heads=[2, 2, 2, 4], bias=True,
-         LayerNorm_type="BiasFree", ffn_expansion_factor=2.0),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(dim=8, num_blocks=[1, 2, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8]),
+        dict(
+            dim=8,
+            num_blocks=[2, 1, 1, 1],
+            num_refinement_blocks=2,
+            heads=[2, 2, 2, 4],
+            bias=True,
+            LayerNorm_type="BiasFree",
+            ffn_expansion_factor=2.0,
+        ),
+    ],
+)
 @pytest.mark.parametrize("layout", ["params", "params_ema", "bare"])
 def test_official_restormer_checkpoint_loads_by_path(tmp_path, config, layout):
     torch.manual_seed(0)
@@ -201,11 +236,20 @@ class _Evil:
         return (print, ("this must never run",))
 
 
-@pytest.mark.parametrize("kind, says", [
-    ("empty", "empty"), ("garbage", "not a PyTorch checkpoint"), ("random_bytes", "not a PyTorch checkpoint"),
-    ("text", "not a PyTorch checkpoint"), ("truncated_pth", "not a PyTorch checkpoint"),
-    ("truncated_safetensors", "not a readable safetensors file"), ("pickle_object", "holds Python objects"),
-    ("folder", "folder"), ("list", "not a state dict")])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("empty", "empty"),
+        ("garbage", "not a PyTorch checkpoint"),
+        ("random_bytes", "not a PyTorch checkpoint"),
+        ("text", "not a PyTorch checkpoint"),
+        ("truncated_pth", "not a PyTorch checkpoint"),
+        ("truncated_safetensors", "not a readable safetensors file"),
+        ("pickle_object", "holds Python objects"),
+        ("folder", "folder"),
+        ("list", "not a state dict"),
+    ],
+)
 def test_corrupt_files_raise_input_error(tmp_path, kind, says, capsys):
     """Each names the file and what is wrong with it (random bytes were "holds Python objects")."""
     path = tmp_path / ("w.safetensors" if "safetensors" in kind else "w.pth")

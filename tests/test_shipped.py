@@ -3,6 +3,7 @@
 These check behaviour (the output is closer to the clean image than the degraded input is), not
 the benchmark figures, which `kdsharp eval` reports.
 """
+
 import numpy as np
 import pytest
 import torch

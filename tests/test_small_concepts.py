@@ -1,5 +1,6 @@
 """Small concepts defined once: flips/rotations, WIDTHxHEIGHT sizes, video extensions, device
 names, the PSNR cap, and the two model builders' names."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -127,8 +128,9 @@ def test_the_two_model_builders_say_what_they_build():
 
     assert not hasattr(registry, "build_model") and not hasattr(builders, "build_model")
     model = registry.model_from_spec("UNet", {"channels": [8, 16], "stem": 2})
-    trained, arch = builders.model_from_config({"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}},
-                                               torch.device("cpu"))
+    trained, arch = builders.model_from_config(
+        {"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}}, torch.device("cpu")
+    )
     assert type(model) is type(trained) and arch == {"name": "UNet", "kwargs": model.arch_kwargs}
 
 

@@ -1,13 +1,14 @@
 """Trainer: config parsing, exact resume, Ctrl-C checkpoint, distillation gradients, teacher cache,
 bad checkpoints, CLI, ablation and a 2-process DDP (gloo) run. Tiny models, crops and budgets."""
+
 from __future__ import annotations
 
 import os
 import re
 import signal
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,23 +21,41 @@ from kdsharp.train.checkpoint import load_checkpoint
 from kdsharp.train.config import apply_overrides
 from kdsharp.train.loaders import StepBatchSampler
 
-TEACHER = {"name": "resunet_teacher",
-           "kwargs": {"channels": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "stem": 1}}
+TEACHER = {
+    "name": "resunet_teacher",
+    "kwargs": {"channels": [8, 16], "enc_blocks": [1, 1], "dec_blocks": [1], "stem": 1},
+}
 STUDENT = {"name": "unet", "kwargs": {"channels": [8, 16], "stem": 2}}  # shares s2 with TEACHER
 
 
 def tiny_config(tmp_path: Path, **extra) -> dict:
     cfg = {
-        "name": "tiny", "out_dir": str(tmp_path / "runs"), "seed": 3, "threads": 1,
+        "name": "tiny",
+        "out_dir": str(tmp_path / "runs"),
+        "seed": 3,
+        "threads": 1,
         "model": TEACHER,
-        "data": {"sources": [{"type": "synthetic", "count": 4, "size": 48, "seed": 0}], "degradation": "defocus",
-                 "crop": 32, "batch": 2, "workers": 0, "length": 16},
-        "val": {"sources": [{"type": "synthetic", "count": 2, "size": 40, "seed": 9}], "count": 2, "size": 32,
-                "every": 0, "max_images": 2},
+        "data": {
+            "sources": [{"type": "synthetic", "count": 4, "size": 48, "seed": 0}],
+            "degradation": "defocus",
+            "crop": 32,
+            "batch": 2,
+            "workers": 0,
+            "length": 16,
+        },
+        "val": {
+            "sources": [{"type": "synthetic", "count": 2, "size": 40, "seed": 9}],
+            "count": 2,
+            "size": 32,
+            "every": 0,
+            "max_images": 2,
+        },
         "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}, "edge": {"type": "sobel", "weight": 0.1}},
         "optim": {"lr": 1e-3},
         "schedule": {"iters": 6, "warmup": 2},
-        "ema": 0.9, "log_every": 2, "save_every": 0,
+        "ema": 0.9,
+        "log_every": 2,
+        "save_every": 0,
     }
     for k, v in extra.items():
         cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
@@ -87,16 +106,29 @@ def test_config_unknown_keys_and_overrides(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("override, key", [
-    ("optim.betas=0.9", "optim.betas"), ("optim.betas=[0.9, 1.5]", "optim.betas"),
-    ("optim.weight_decay=abc", "optim.weight_decay"), ("optim.eps=0", "optim.eps"),
-    ("grad_clip=-1", "grad_clip"), ("threads=-2", "threads"), ("seed=abc", "seed"), ("seed=-1", "seed"),
-    ("schedule.min_lr_ratio=abc", "schedule.min_lr_ratio"), ("schedule.max_minutes=abc", "schedule.max_minutes"),
-    ("val.count=0", "val.count"), ("val.size=4", "val.size"), ("val.max_images=abc", "val.max_images"),
-    ("data.length=abc", "data.length"), ("publish.every_s=abc", "publish.every_s"),
-    ("deterministic=maybe", "deterministic"), ("data.batch=true", "data.batch"),
-    ("name=..", "name"),  # runs/.. is the working folder itself
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("optim.betas=0.9", "optim.betas"),
+        ("optim.betas=[0.9, 1.5]", "optim.betas"),
+        ("optim.weight_decay=abc", "optim.weight_decay"),
+        ("optim.eps=0", "optim.eps"),
+        ("grad_clip=-1", "grad_clip"),
+        ("threads=-2", "threads"),
+        ("seed=abc", "seed"),
+        ("seed=-1", "seed"),
+        ("schedule.min_lr_ratio=abc", "schedule.min_lr_ratio"),
+        ("schedule.max_minutes=abc", "schedule.max_minutes"),
+        ("val.count=0", "val.count"),
+        ("val.size=4", "val.size"),
+        ("val.max_images=abc", "val.max_images"),
+        ("data.length=abc", "data.length"),
+        ("publish.every_s=abc", "publish.every_s"),
+        ("deterministic=maybe", "deterministic"),
+        ("data.batch=true", "data.batch"),
+        ("name=..", "name"),  # runs/.. is the working folder itself
+    ],
+)
 def test_bad_values_are_config_errors_naming_the_key(tmp_path, override, key):
     """A wrong type or range is caught when the config loads (not a TypeError mid-run, nor a silent
     negative grad_clip that flips the gradients); the message quotes the value given, as key=value."""
@@ -123,8 +155,15 @@ def test_teacher_run_ctrl_c_and_exact_resume(tmp_path, monkeypatch):
 
     ref = train(tiny_config(tmp_path, name="ref"))
     run = ref.run_dir
-    for f in ("last.pth", "best.pth", "config.yaml", "train_log.csv", "val_log.csv", "baselines.json",
-              "ref.safetensors"):
+    for f in (
+        "last.pth",
+        "best.pth",
+        "config.yaml",
+        "train_log.csv",
+        "val_log.csv",
+        "baselines.json",
+        "ref.safetensors",
+    ):
         assert (run / f).is_file(), f
     assert ref.step == 6 and ref.val["psnr"] > 0 and "input" in ref.baselines
 
@@ -177,11 +216,20 @@ def test_sigterm_to_the_run_and_its_loader_workers_stops_cleanly(tmp_path):
     """``pkill -f``, or a service manager stopping the group, sends SIGTERM to the training process
     AND its loader workers: the run still saves last.pth and exports the last and the best
     validated weights (a worker killed by it failed the run, mid-step or while exporting)."""
-    cfg = tiny_config(tmp_path, name="group", data={"workers": 1, "length": 100000}, val={"every": 2},
-                      schedule={"iters": 100000, "warmup": 2})
+    cfg = tiny_config(
+        tmp_path,
+        name="group",
+        data={"workers": 1, "length": 100000},
+        val={"every": 2},
+        schedule={"iters": 100000, "warmup": 2},
+    )
     run = Path(cfg["out_dir"]) / "group"
-    proc = subprocess.Popen([sys.executable, "-m", "kdsharp", "train", "teacher", "--config",
-                             str(tmp_path / "group.yaml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kdsharp", "train", "teacher", "--config", str(tmp_path / "group.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:  # two validations: best.pth is behind
@@ -235,9 +283,13 @@ def test_student_gradients_reach_student_never_teacher(tmp_path):
     from kdsharp.train.loaders import StepBatchSampler, make_loader
 
     teacher_path = _teacher_checkpoint(tmp_path)
-    cfg = tiny_config(tmp_path, name="stud", model=STUDENT, teacher=str(teacher_path),
-                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5},
-                            "distill_feature": {"weight": 0.1}})
+    cfg = tiny_config(
+        tmp_path,
+        name="stud",
+        model=STUDENT,
+        teacher=str(teacher_path),
+        loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}, "distill_feature": {"weight": 0.1}},
+    )
     tr = Trainer(cfg)
     try:
         assert not tr.teacher.training and not any(p.requires_grad for p in tr.teacher.parameters())
@@ -259,9 +311,14 @@ def test_student_with_teacher_cache(tmp_path):
 
     teacher_path = _teacher_checkpoint(tmp_path)
     cache = tmp_path / "cache.safetensors"
-    cfg = tiny_config(tmp_path, name="cached", model=STUDENT, teacher=str(teacher_path),
-                      teacher_cache={"enabled": True, "size": 6, "path": str(cache), "batch": 4},
-                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}})
+    cfg = tiny_config(
+        tmp_path,
+        name="cached",
+        model=STUDENT,
+        teacher=str(teacher_path),
+        teacher_cache={"enabled": True, "size": 6, "path": str(cache), "batch": 4},
+        loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}},
+    )
     res = train(cfg)
     assert cache.is_file() and res.step == 6 and "teacher" in res.baselines
     from safetensors.torch import load_file
@@ -273,8 +330,18 @@ def test_student_with_teacher_cache(tmp_path):
     assert cache.stat().st_mtime_ns == stamp  # reused, not rebuilt
     # another run's bank appended (teacher_cache.extra): a new bank of 4 other crops + this one
     other = tmp_path / "other.safetensors"
-    res = train(apply_overrides(cfg, ["name=cached4", "seed=3", "teacher_cache.size=4", f"teacher_cache.path={other}",
-                                      f"teacher_cache.extra=[{cache}]"]))
+    res = train(
+        apply_overrides(
+            cfg,
+            [
+                "name=cached4",
+                "seed=3",
+                "teacher_cache.size=4",
+                f"teacher_cache.path={other}",
+                f"teacher_cache.extra=[{cache}]",
+            ],
+        )
+    )
     assert res.step == 6 and load_file(str(other))["lq"].shape[0] == 4
     with pytest.raises(ConfigError, match="teacher_cache"):
         train(apply_overrides(cfg, ["name=cached3", "loss.distill_feature={weight: 0.1}"]))
@@ -285,10 +352,15 @@ def test_a_bad_val_source_fails_before_the_teacher_labels_the_cache(tmp_path, mo
     import kdsharp.train.trainer as trainer
 
     monkeypatch.setattr(trainer, "build_teacher_cache", lambda *a, **k: pytest.fail("labelled crops first"))
-    cfg = tiny_config(tmp_path, name="badval", model=STUDENT, teacher="teacher",
-                      teacher_cache={"enabled": True, "size": 4, "path": str(tmp_path / "bank.safetensors")},
-                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}},
-                      val={"sources": [{"type": "folder", "path": str(tmp_path / "missing")}]})
+    cfg = tiny_config(
+        tmp_path,
+        name="badval",
+        model=STUDENT,
+        teacher="teacher",
+        teacher_cache={"enabled": True, "size": 4, "path": str(tmp_path / "bank.safetensors")},
+        loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}},
+        val={"sources": [{"type": "folder", "path": str(tmp_path / "missing")}]},
+    )
     with pytest.raises(InputError, match="missing"):
         trainer.train(cfg)
 
@@ -421,9 +493,15 @@ def test_ablation_writes_table(tmp_path):
     from kdsharp.train import run_ablation
 
     teacher_path = _teacher_checkpoint(tmp_path)
-    cfg = tiny_config(tmp_path, name="abl", model=STUDENT, teacher=str(teacher_path), export=False,
-                      schedule={"iters": 2, "warmup": 0},
-                      loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}})
+    cfg = tiny_config(
+        tmp_path,
+        name="abl",
+        model=STUDENT,
+        teacher=str(teacher_path),
+        export=False,
+        schedule={"iters": 2, "warmup": 0},
+        loss={"pixel": {"weight": 1.0}, "distill_output": {"weight": 0.5}},
+    )
     out = run_ablation(cfg)
     md = out["paths"]["md"].read_text()
     assert "| unet | yes |" in md and "| unet | no |" in md and "input" in md
@@ -446,8 +524,20 @@ def test_ablation_writes_table(tmp_path):
 def test_ddp_two_processes_gloo(tmp_path):
     tiny_config(tmp_path, name="ddp", schedule={"iters": 3, "warmup": 0})
     env = {**os.environ, "KDSHARP_QUIET": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "kdsharp", "train", "teacher", "--config", str(tmp_path / "ddp.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "kdsharp",
+        "train",
+        "teacher",
+        "--config",
+        str(tmp_path / "ddp.yaml"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "runs" / "ddp" / "last.pth")
@@ -656,12 +746,22 @@ def test_training_on_the_corpus_test_split_warns(tmp_path, capsys):
 
     corpus = str(_mini_corpus(tmp_path / "corpus"))
     warning = "corpus split 'test' is reserved for evaluation"
-    cfg = tiny_config(tmp_path, name="ok", data={"sources": [{"type": "corpus", "path": corpus, "split": "train"}]},
-                      val={"sources": [{"type": "corpus", "path": corpus, "split": "val"}]}, schedule={"iters": 1})
+    cfg = tiny_config(
+        tmp_path,
+        name="ok",
+        data={"sources": [{"type": "corpus", "path": corpus, "split": "train"}]},
+        val={"sources": [{"type": "corpus", "path": corpus, "split": "val"}]},
+        schedule={"iters": 1},
+    )
     train(cfg)
     assert warning not in capsys.readouterr().err
-    cfg = tiny_config(tmp_path, name="leak", data={"sources": [{"type": "corpus", "path": corpus, "split": "test"}]},
-                      val={"sources": [{"type": "corpus", "path": corpus, "split": "test"}]}, schedule={"iters": 1})
+    cfg = tiny_config(
+        tmp_path,
+        name="leak",
+        data={"sources": [{"type": "corpus", "path": corpus, "split": "test"}]},
+        val={"sources": [{"type": "corpus", "path": corpus, "split": "test"}]},
+        schedule={"iters": 1},
+    )
     train(cfg)
     err = capsys.readouterr().err
     assert err.count(warning) == 2 and "data.sources[0]" in err and "val.sources[0]" in err, err

@@ -101,6 +101,9 @@ def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "
     else:
         specs = {}
         for m in models:
+            if str(m) in map(str, specs.values()):
+                warn(f"model '{m}' is listed more than once: it gets one row")
+                continue
             row = Path(str(m)).stem if Path(str(m)).suffix else str(m)
             if (row in specs and str(specs[row]) != str(m)) or (row != str(m) and row in map(str, models)):
                 row = str(m)  # two files of one name, or a file named like a model in the list: its path tells

@@ -178,6 +178,8 @@ def export_onnx(
         raise KdsharpError("choose one of half=True and int8=True, not both", params=["half", "int8"])
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise KdsharpError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default 17)")
+    if path.name.lower() == ".onnx":  # Path('.onnx').suffix is '': a hidden file without a name
+        raise KdsharpError(f"{path}: the output has an extension but no name: name it, e.g. -o model.onnx")
     if path.suffix.lower() != ".onnx":
         raise KdsharpError(f"{path}: the output must end in .onnx (e.g. -o model.onnx)")
     if path.is_dir():

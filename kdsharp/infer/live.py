@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import torch
 
+from kdsharp.console import plural
+from kdsharp.console import progress as make_progress
 from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
 from kdsharp.io.video import (
@@ -68,7 +70,8 @@ class LiveStats:
         reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
         return (
             (f"stopped ({self.interrupted}): " if self.interrupted else "")
-            + f"{self.processed} frames processed, {self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
+            + f"{plural(self.processed, 'frame')} processed, "
+            f"{self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
             f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms ({self.path} path{reuse}) "
             f"-> {self.sink}"
         )
@@ -358,8 +361,6 @@ class _live_progress:
         self.progress, self.src = progress, src
 
     def __enter__(self):
-        from kdsharp.console import progress as make_progress
-
         if self.progress is False:
             self.bar = None
             return None, None

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdsharp.console import console
+from kdsharp.console import console, warn
 from kdsharp.errors import InputError, KdsharpError, OutputError
 from kdsharp.infer.backends import make_backend
 from kdsharp.infer.batch import (
@@ -36,7 +36,7 @@ from kdsharp.infer.threads import threads_scoped, torch_threads
 from kdsharp.infer.tiling import forward_any_size
 from kdsharp.io.atomic import check_target
 from kdsharp.io.images import IMAGE_EXTS, from_tensor, is_image_file, read_image_meta, to_tensor, write_image
-from kdsharp.io.video import VIDEO_EXTS, is_video_file
+from kdsharp.io.video import VIDEO_EXTS, check_encoder_options, is_video_file
 
 MIN_TILE = 16  #: px: the smallest ``tile`` (a larger model cell raises it to one cell)
 
@@ -255,6 +255,8 @@ class Sharpener:
         :func:`kdsharp.infer.video.sharpen_video`).
         """
         check_target(dst, overwrite, src=src)
+        if note := check_encoder_options([Path(dst)], codec, preset, crf):  # as paths() does, before any work
+            warn(note)
         return self._video(
             Path(src),
             Path(dst),
