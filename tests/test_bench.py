@@ -119,6 +119,17 @@ def test_cli_bench_json(capsys):
     r = json.loads(out)  # exactly one JSON object on stdout
     _check(r, batch=2)
     assert (r["model"], r["device"], r["backend"], r["size"], r["threads"]) == ("fast", "cpu", "torch", "48x32", 1)
+    # which kernels ran: an AVX2-only CPU (or ATEN_CPU_CAPABILITY=avx2) runs the same model slower
+    assert r["cpu_kernels"] == str(torch.backends.cpu.get_cpu_capability()) and r["cpu_kernels"] in (
+        "DEFAULT",
+        "AVX2",
+        "AVX512",
+        "ZVECTOR",
+        "SVE256",
+        "NO AVX",
+    )
+    assert main(["bench", "--model", "fast", "--size", "48x32", "--iters", "2", "--warmup", "1"]) == 0
+    assert f"{r['cpu_kernels']} kernels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -200,6 +211,7 @@ def test_cli_bench_video_says_when_reuse_did_not_apply(tmp_path, capsys):
     code = main(["bench", "--video", str(src), "--model", "student", "--reuse", "--threads", "1", "--json"])
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["path"] == "rgb"
+    assert json.loads(captured.out)["cpu_kernels"] == str(torch.backends.cpu.get_cpu_capability())
     assert "warning: --reuse had no effect on 1 video (clip.mp4)" in captured.err
 
 

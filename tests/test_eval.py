@@ -106,6 +106,7 @@ def test_eval_paired_folder_report(paired_dir, tmp_path):
         "fast (real-time)",
         "Unsharp mask chosen: amount",
         "comparison.png",
+        f"{js['fps']['cpu_kernels']} kernels)",  # the FPS column says which CPU kernels ran
     ):
         assert title in md
     pic = cv2.imread(str(out / "comparison.png"))

@@ -251,8 +251,9 @@ def bench_command(
         return
     console.print(
         f"[bold]{result['model']}[/bold] {result['size']} batch {result['batch']} on {result['device']} "
-        f"({result['backend']}{', fp16' if result['half'] else ''}, {plural(result['threads'], 'thread')})\n"
-        f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
+        f"({result['backend']}{', fp16' if result['half'] else ''}, {plural(result['threads'], 'thread')})"
+        + ("\n" if result.get("gpu") else f"\n  CPU {result['cpu']}, {result['cpu_kernels']} kernels\n")
+        + f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"
         f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after "
         f"{result['warmup']} warm-up" + _params_line(result)
@@ -292,7 +293,8 @@ def _bench_video(
     reused = f", {100 * r['reused']:.0f}% tiles reused" if r.get("reused") is not None else ""
     console.print(
         f"[bold]{r['model']}[/bold] on {Path(r['src']).name} ({r['size']}, {r['frames']} frames at "
-        f"{r['fps_source']:g} fps; {r['path']} path, {work}{reused}; {r['encoder']}) on {r['cpu']}, "
+        f"{r['fps_source']:g} fps; {r['path']} path, {work}{reused}; {r['encoder']}) on {r['cpu']} "
+        f"({r['cpu_kernels']} kernels), "
         f"load {r['load_avg']}\n"
         f"  end to end {r['e2e_fps']:.1f} frames/s (model loading excluded)\n"
         f"  busy ms/frame  decode {r['decode_ms']:.1f} | model {r['model_ms']:.1f} | encode {r['encode_ms']:.1f}"

@@ -257,6 +257,7 @@ def benchmark(
         "params_train": params_train,  # the training form (what `kdsharp models` lists first)
         "torch_version": torch.__version__,
         "cpu": cpu_name(),
+        "cpu_kernels": cpu_kernels(),
     }
     if is_cuda:
         result["gpu"] = torch.cuda.get_device_name(torch.device(device))
@@ -318,6 +319,7 @@ def benchmark_video(
         device=str(sharpener.device),
         backend=backend,
         cpu=cpu_name(),
+        cpu_kernels=cpu_kernels(),
         cores=_cores(),
         load_avg=_load_avg(),
         torch_version=torch.__version__,
@@ -350,6 +352,13 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_kernels() -> str:
+    """The instruction set of PyTorch's CPU kernels in this process ('AVX512', 'AVX2', 'DEFAULT', ...):
+    what the CPU offers, or less where ``ATEN_CPU_CAPABILITY`` holds it back. Speed figures differ
+    most between CPUs by it (AVX2-only machines of this project's kind run the models slower)."""
+    return str(torch.backends.cpu.get_cpu_capability())
 
 
 __all__ = ["BACKENDS", "benchmark", "benchmark_video", "parse_size"]

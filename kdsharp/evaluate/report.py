@@ -454,7 +454,7 @@ def _measure_fps(methods: dict, modules: list, size: tuple[int, int]) -> dict:
             bar.update(task, description=f"fps: {row}")
             r = benchmark(module, size=size, device="cpu", iters=3, warmup=1, max_seconds=10.0)
             methods[row]["fps_cpu_1080p"] = r["fps"]
-            info.update(cpu=r["cpu"], threads=r["threads"])
+            info.update(cpu=r["cpu"], cpu_kernels=r["cpu_kernels"], threads=r["threads"])
             if torch.cuda.is_available():
                 g = benchmark(module, size=size, device="cuda", iters=10, warmup=3, max_seconds=10.0)
                 methods[row]["fps_gpu_1080p"] = g["fps"]

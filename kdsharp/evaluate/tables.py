@@ -119,7 +119,9 @@ def render_markdown(report: dict) -> str:
         gpu = f"; GPU: {fps['gpu']}" if fps.get("gpu") else ""
         out.append(
             f"FPS: model only, {fps['size']} input, batch 1, median of a few runs; CPU: {fps['cpu']} "
-            f"({plural(fps['threads'], 'thread')}){gpu}."
+            f"({plural(fps['threads'], 'thread')}"
+            + (f", {fps['cpu_kernels']} kernels" if fps.get("cpu_kernels") else "")  # older reports lack it
+            + f"){gpu}."
         )
     else:
         out.append("FPS: not measured.")
