@@ -695,11 +695,20 @@ class VideoWriter:
         self._mux_video(self._video.encode(frame))
         self.frames += 1
 
+    def _sane_dts(self, packets: list) -> list:
+        """``packets`` with a decoding time that no encoder gives replaced by the presentation time:
+        libx265 leaves the dts of a 1- or 2-frame video unset (garbage), and a garbage dts some
+        million ticks before its pts failed the MP4 muxer ('patches welcome'). B-frame delays put a
+        dts at most a few frames before its pts; anything beyond 64 frames, or after it, is garbage."""
+        reach = 64 * max(1, round(1 / (self.fps * self._stream_tb)))  # ticks
+        for p in packets:
+            if p.dts is not None and p.pts is not None and not p.pts - reach <= p.dts <= p.pts:
+                p.dts = p.pts
+        return packets
+
     def _mux_video(self, packets) -> None:
         with self._writing():
-            for p in packets:
-                if p.dts is not None and p.pts is not None and not p.pts - (1 << 31) < p.dts <= p.pts:
-                    p.dts = p.pts  # libx265 leaves the decoding time of a 1- or 2-frame video unset (garbage)
+            for p in self._sane_dts(list(packets)):
                 if self._first_dts is None and p.dts is not None:
                     self._first_dts = int(p.dts)
                 self._out.mux(p)
@@ -734,7 +743,7 @@ class VideoWriter:
                 self._out.mux(p)
 
     def _flush(self) -> None:
-        packets = list(self._video.encode(None))
+        packets = self._sane_dts(list(self._video.encode(None)))  # before their dts time the last one
         if packets and packets[-1].dts is not None and self._out.format.name in ("mp4", "mov"):
             # MP4/MOV time a track by its decoding times: with B-frames the last dts trails the last frame by
             # the reorder delay, which on a variable frame rate is not one average period per frame; the last
