@@ -9,7 +9,15 @@ validation photos under two preset seeds (2024, the eval's, and 7), ΔPSNR (dB) 
 * the model's change gated by the input's local contrast (``s^2 / (s^2 + k^2)``, ``s`` the luma
   standard deviation in a ``win`` px box): less change in flat areas, where sharpening shows blocks;
 * the model's output plus a gentle wide unsharp mask of the input (``amount * (x - G_sigma(x))``):
-  the classic filter that wins the `h264` preset, added on top.
+  the classic filter that wins the `h264` preset, added on top;
+* the model's output with its chroma (Cb, Cr) guided-filtered by its own luma (He et al.'s guided
+  filter, radius ``r`` px, ``eps`` on [0,1] values): colour edges pulled onto the sharpened luma
+  edges, the classic cure for chroma that 4:2:0 codecs and upscaling smeared (luma-only ``fast``
+  leaves the chroma as it came);
+* the model run on the frame downscaled by 2 (area), its change upscaled (bilinear) onto the frame:
+  a quarter of the model's time;
+* an analysis row, not an option: the model's luma with the ground truth's chroma, the most that
+  any chroma repair could add to it.
 
 Choosing between such options is what the validation split is for; the test split reports the
 chosen one (`kdsharp eval`). Prints a markdown table and writes the figures as JSON.
@@ -39,6 +47,7 @@ PRESETS = ("lowbw", "defocus", "h264")
 SEEDS = (2024, 7)
 GATES = ((5, 4.0), (5, 8.0), (9, 8.0))  # (win px, k levels)
 ADDED_UNSHARP = ((0.1, 2.0), (0.1, 3.0), (0.2, 3.0))  # (amount, sigma px)
+GUIDED_CHROMA = ((2, 1e-4), (4, 1e-4))  # (radius px, eps on [0,1] values)
 
 
 def contrast_gate(x: torch.Tensor, win: int, k: float) -> torch.Tensor:
@@ -50,8 +59,40 @@ def contrast_gate(x: torch.Tensor, win: int, k: float) -> torch.Tensor:
     return torch.from_numpy(s2 / (s2 + k * k))[None, None]
 
 
+def guided_chroma(rgb: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """uint8 RGB with Cb and Cr guided-filtered by its luma (box radius ``r`` px), BT.601 YCbCr."""
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float32) / 255
+    guide, box = ycc[..., 0], (2 * r + 1, 2 * r + 1)
+    mean_g = cv2.blur(guide, box)
+    var_g = cv2.blur(guide * guide, box) - mean_g * mean_g
+    for c in (1, 2):
+        p = ycc[..., c]
+        mean_p = cv2.blur(p, box)
+        a = (cv2.blur(guide * p, box) - mean_g * mean_p) / (var_g + eps)
+        b = mean_p - a * mean_g
+        ycc[..., c] = cv2.blur(a, box) * guide + cv2.blur(b, box)
+    return cv2.cvtColor(np.clip(ycc * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+
+
+def with_chroma_of(rgb: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """uint8 RGB with the luma of ``rgb`` and the chroma (BT.601 Cb, Cr) of ``other``."""
+    ycc, src = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb), cv2.cvtColor(other, cv2.COLOR_RGB2YCrCb)
+    ycc[..., 1:] = src[..., 1:]
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+
+
 @torch.inference_mode()
-def variants(name: str, lq: np.ndarray, model: torch.nn.Module) -> dict[str, np.ndarray]:
+def half_resolution(lq: np.ndarray, model: torch.nn.Module) -> np.ndarray:
+    """The model on ``lq`` downscaled by 2 (area); its change upscaled (bilinear) and added to ``lq``."""
+    h, w = lq.shape[:2]
+    small = cv2.resize(lq, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    change = from_tensor(model(to_tensor(small)).float()).astype(np.float32) - small
+    up = cv2.resize(change, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(lq + up + 0.5, 0, 255).astype(np.uint8)
+
+
+@torch.inference_mode()
+def variants(name: str, lq: np.ndarray, model: torch.nn.Module, gt: np.ndarray) -> dict[str, np.ndarray]:
     """Every option's uint8 output for one degraded image. The self-ensembles share their passes: the
     running sum over the symmetries in :class:`kdsharp.models.SelfEnsemble`'s order, read after 1, 2,
     4 and 8 of them (what ``NAME@xN`` computes)."""
@@ -68,6 +109,10 @@ def variants(name: str, lq: np.ndarray, model: torch.nn.Module) -> dict[str, np.
         outs[f"{name} + unsharp (amount {amount:g}, sigma {sigma:g})"] = from_tensor(
             add_detail(y, unsharp_detail(x, sigma), amount)
         )
+    for r, eps in GUIDED_CHROMA:
+        outs[f"{name} + guided chroma (r {r}, eps {eps:g})"] = guided_chroma(outs[name], r, eps)
+    outs[f"{name} at half resolution"] = half_resolution(lq, model)
+    outs[f"{name} with the ground truth's chroma (bound, not an option)"] = with_chroma_of(outs[name], gt)
     return outs
 
 
@@ -89,7 +134,7 @@ def main() -> int:
             for _, lq, gt in build_preset_set(clean, preset, seed=seed):
                 base = psnr(lq, gt)
                 for m in names:
-                    for option, out in variants(m, lq, models[m]).items():
+                    for option, out in variants(m, lq, models[m], gt).items():
                         gains.setdefault(option, {}).setdefault(f"{preset}/{seed}", []).append(psnr(out, gt) - base)
     table = {opt: {k: float(np.mean(v)) for k, v in per.items()} for opt, per in gains.items()}
     cols = [f"{p}/{s}" for p in PRESETS for s in SEEDS]
