@@ -146,7 +146,7 @@ def encoder_costs(
 
     with av.open(str(clip)) as c:
         stream = c.streams.video[0]
-        fps = stream.average_rate
+        fps, time_base = stream.average_rate, stream.time_base  # the frames keep their pts (in time_base)
         src = []
         for f in c.decode(stream):
             src.append(f.reformat(format="yuv420p"))
@@ -159,7 +159,7 @@ def encoder_costs(
         for preset in presets:
             path = Path(tmp) / f"{preset}.mp4"
             t0 = time.process_time()
-            with VideoWriter(path, w, h, fps, preset=preset, crf=crf) as vw:
+            with VideoWriter(path, w, h, fps, time_base=time_base, preset=preset, crf=crf) as vw:
                 for f in src:
                     vw.write_frame(f)
             cpu_ms = 1000 * (time.process_time() - t0) / len(src)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -414,6 +415,18 @@ def test_a_garbage_decoding_time_is_replaced_before_muxing(tmp_path, dts):
             w.write(f)
     facts = video_facts(tmp_path / "g.mp4")
     assert facts["frames"] == 2 and facts["rate"] == 15
+
+
+def test_b_frame_decoding_times_across_long_gaps_are_kept(tmp_path):
+    """A variable-rate source with long still stretches (a screen recording): x264's B-frame delay then
+    puts a dts many nominal frame periods before its pts, which is real, not garbage (a bound of 64
+    periods replaced it, and the muxer refused the out-of-order dts)."""
+    scene = cv2.resize(np.random.default_rng(0).integers(0, 256, (12, 40, 3), dtype=np.uint8), (320, 96))
+    with VideoWriter(tmp_path / "gaps.mp4", 64, 48, 30, preset="veryfast") as w:
+        for i in range(12):  # a slow pan (x264 picks B-frames for it), frames 17 s apart at 30 fps
+            w.write(np.ascontiguousarray(scene[24:72, 2 * i : 2 * i + 64]), pts=i * 512)
+    facts = video_facts(tmp_path / "gaps.mp4")
+    assert facts["frames"] == 12 and np.allclose(np.diff(facts["times"]), 512 / 30)
 
 
 def test_mpeg4_takes_the_crf_as_its_fixed_quantiser(tmp_path):

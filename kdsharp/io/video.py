@@ -698,11 +698,15 @@ class VideoWriter:
     def _sane_dts(self, packets: list) -> list:
         """``packets`` with a decoding time that no encoder gives replaced by the presentation time:
         libx265 leaves the dts of a 1- or 2-frame video unset (garbage), and a garbage dts some
-        million ticks before its pts failed the MP4 muxer ('patches welcome'). B-frame delays put a
-        dts at most a few frames before its pts; anything beyond 64 frames, or after it, is garbage."""
-        reach = 64 * max(1, round(1 / (self.fps * self._stream_tb)))  # ticks
+        million ticks before its pts failed the MP4 muxer ('patches welcome'). A real dts is at most
+        the pts, and a B-frame delay puts it no earlier than the first frame's pts minus the span of
+        the frames given so far (the encoder cannot delay more than it holds); anything else is garbage."""
+        if self._first_pts is None:
+            return packets
+        step = max(1, round(1 / (self.fps * self._stream_tb)))
+        earliest = self._first_pts - (self._last_pts - self._first_pts) - 2 * step  # in the stream's ticks
         for p in packets:
-            if p.dts is not None and p.pts is not None and not p.pts - reach <= p.dts <= p.pts:
+            if p.dts is not None and p.pts is not None and not earliest <= p.dts <= p.pts:
                 p.dts = p.pts
         return packets
 
@@ -743,7 +747,7 @@ class VideoWriter:
                 self._out.mux(p)
 
     def _flush(self) -> None:
-        packets = self._sane_dts(list(self._video.encode(None)))  # before their dts time the last one
+        packets = self._sane_dts(list(self._video.encode(None)))  # sane before their dts time the last packet
         if packets and packets[-1].dts is not None and self._out.format.name in ("mp4", "mov"):
             # MP4/MOV time a track by its decoding times: with B-frames the last dts trails the last frame by
             # the reorder delay, which on a variable frame rate is not one average period per frame; the last
