@@ -29,6 +29,8 @@ RT_BEGIN, RT_END = "<!-- realtime:begin -->", "<!-- realtime:end -->"
 DEMO_BEGIN, DEMO_END = "<!-- demo:begin -->", "<!-- demo:end -->"
 ENS_BEGIN, ENS_END = "<!-- ensemble:begin -->", "<!-- ensemble:end -->"
 ENSEMBLE_REPORT = Path("docs/eval/ensemble/report.json")
+PEERS_BEGIN, PEERS_END = "<!-- peers:begin -->", "<!-- peers:end -->"
+PEERS_REPORT = Path("docs/eval/peers/report.json")
 RT_TARGETS = {
     "1080p_pan/fast": 24.0,
     "720p_pan/fast": 40.0,
@@ -522,6 +524,71 @@ def ensemble(report: dict) -> list[str]:
     return out
 
 
+def peers(report: dict) -> list[str]:
+    """The table against installable peers from its own `kdsharp eval` report (rows ``peer:NAME``)."""
+    d, presets, rows = report["data"], list(report["presets"]), report["rows"]
+    peer_rows = [r for r in rows if r.startswith("peer:")]
+    heavy = d.get("heavy") or {}
+    sub = heavy.get("images_per_set") or {}
+    fps = report.get("fps") or {}
+    out = [
+        f"`kdsharp eval --models {','.join(rows[2:])}` ([`docs/eval/peers/report.md`](docs/eval/peers/report.md)): "
+        f"the {d['n_images']} test-split photos, presets {', '.join(f'`{p}`' for p in presets)} (seed {d['seed']}) "
+        "as above"
+        + (
+            f"; {', '.join(f'`{r}`' for r in heavy.get('rows', []))} on {min(sub.values())} evenly spaced photos "
+            "of each preset"
+            if heavy.get("rows") and min(sub.values()) < d["n_images"]
+            else ""
+        )
+        + ". ΔPSNR (dB) over the input; frames/s of the bare method on a 1920x1080 frame"
+        + (f" on {fps['cpu']} ({fps.get('threads', '?')} threads)" if fps.get("cpu") else "")
+        + ":",
+        "",
+        "| Method | mean ΔPSNR | mean ΔSSIM | "
+        + " | ".join(f"{p} ΔPSNR" for p in presets)
+        + " | FPS CPU@1080p | "
+        + " | ".join(f"above `{r}` on every preset" for r in peer_rows)
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(presets) + "---:|" + "---|" * len(peer_rows),
+    ]
+    for row in rows[1:]:
+        o = report["overall"][row]
+        per = [report["presets"][p]["rows"] for p in presets]
+        dssim = o.get("delta_ssim", o["ssim"] - report["overall"]["input"]["ssim"])
+        f = report["methods"].get(row, {}).get("fps_cpu_1080p")
+        above = [
+            "–" if row == peer else ("yes" if all(r[row]["delta_psnr"] > r[peer]["delta_psnr"] for r in per) else "no")
+            for peer in peer_rows
+        ]
+        out.append(
+            f"| {ROW_TITLES.get(row, row)} | {_d(o['delta_psnr'])} | {dssim:+.4f} | "
+            + " | ".join(_d(r[row]["delta_psnr"]) for r in per)
+            + f" | {'–' if f is None else (f'{f:.3f}' if f < 1 else f'{f:.1f}')} | "
+            + " | ".join(above)
+            + " |"
+        )
+    for row in heavy.get("rows", []):  # a row on fewer photos: the peers on the same ones, for a fair word
+        if not sub or min(sub.values()) >= d["n_images"]:
+            break
+        same = []
+        for peer in peer_rows:
+            per = []
+            for p in presets:
+                imgs = [v for v in report["presets"][p]["images"].values() if row in v]
+                per.append(
+                    (
+                        sum(v[peer]["psnr"] - v["input"]["psnr"] for v in imgs) / len(imgs),
+                        sum(v[row]["psnr"] - v["input"]["psnr"] for v in imgs) / len(imgs),
+                    )
+                )
+            same.append(
+                f"`{peer}` {' / '.join(_d(a) for a, _ in per)} dB against `{row}` {' / '.join(_d(b) for _, b in per)}"
+            )
+        out += ["", f"On the photos `{row}` ran on ({', '.join(presets)}): " + "; ".join(same) + "."]
+    return out
+
+
 def render(report: dict, train_dir: Path, bench_dir: Path = Path("docs/bench")) -> str:
     return "\n".join(
         [
@@ -563,6 +630,9 @@ def main() -> int:
     if ENS_BEGIN in new and ENS_END in new and ENSEMBLE_REPORT.exists():
         e_block = "\n".join([ENS_BEGIN, *ensemble(json.loads(ENSEMBLE_REPORT.read_text())), ENS_END])
         new = new[: new.index(ENS_BEGIN)] + e_block + new[new.index(ENS_END) + len(ENS_END) :]
+    if PEERS_BEGIN in new and PEERS_END in new and PEERS_REPORT.exists():
+        p_block = "\n".join([PEERS_BEGIN, *peers(json.loads(PEERS_REPORT.read_text())), PEERS_END])
+        new = new[: new.index(PEERS_BEGIN)] + p_block + new[new.index(PEERS_END) + len(PEERS_END) :]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

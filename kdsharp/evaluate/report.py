@@ -26,6 +26,7 @@ from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
 from kdsharp.evaluate.bench import benchmark, cpu_name
 from kdsharp.evaluate.compare import write_comparison
+from kdsharp.evaluate.peers import is_peer, load_peer
 from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clean_images, load_paired_set
 from kdsharp.evaluate.tables import write_report
 from kdsharp.io.atomic import ensure_writable_dir
@@ -92,9 +93,10 @@ def _module_meta(model: nn.Module, label: str, params: int | None = None) -> dic
 def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "cpu") -> tuple[list, dict]:
     """Model rows to evaluate: ``([(row, module, meta)], {row: reason skipped})``.
 
-    ``models`` lists registered names or checkpoint paths, or maps row names to those or to
-    ``nn.Module`` objects. A registered model whose trained weights do not ship is skipped with
-    a warning; an unknown name or a bad checkpoint path is an error (before any work is done).
+    ``models`` lists registered names, checkpoint paths or installable peers (``peer:realcugan``,
+    :mod:`kdsharp.evaluate.peers`), or maps row names to those or to ``nn.Module`` objects. A
+    registered model whose trained weights do not ship is skipped with a warning; an unknown name,
+    a bad checkpoint path or a peer that cannot load is an error (before any work is done).
     """
     if isinstance(models, Mapping):
         specs = dict(models)
@@ -116,6 +118,9 @@ def resolve_models(models: Sequence[str] | Mapping[str, object], device: str = "
         from kdsharp import registry
 
         name = str(spec)
+        if is_peer(name):  # an installable restorer through its own runtime: no params or GMACs to count
+            rows.append((row, load_peer(name), {"model": name, "params": None, "gmacs_1080p": None}))
+            continue
         base = registry.split_ensemble(name)[0]
         if get_entry(base) is None:  # a checkpoint path: any problem with it is the user's to fix
             model = registry.load_model(name, device=device)
@@ -424,10 +429,11 @@ def evaluate(
         row_names[2] if len(row_names) > 2 else "unsharp"
     )
     labels = {"input": "input", "unsharp": "unsharp", "gt": "ground truth", "student_nokd": "student no-KD"}
+    labels.update({r: f"{r.removeprefix('peer:')} (peer)" for r in row_names if is_peer(r)})
     crops = write_comparison(
         out_dir / "comparison.png",
         samples,
-        COMPARISON_COLUMNS + tuple(r for r in row_names if r not in COMPARISON_COLUMNS),
+        COMPARISON_COLUMNS[:-1] + tuple(r for r in row_names if r not in COMPARISON_COLUMNS) + ("gt",),
         reference,
         labels=labels,
     )

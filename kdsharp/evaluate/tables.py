@@ -21,6 +21,7 @@ ROW_TITLES = {
     "student": "student (distilled)",
     "student_nokd": "student without distillation",
     "fast": "fast (real-time)",
+    "peer:realcugan": "Real-CUGAN 2x on the half-size frame (installable peer)",
 }
 
 
