@@ -54,6 +54,8 @@ class UnknownModelError(KdsharpError):
 
         close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
+        if name.startswith("peer:"):  # installable peers (kdsharp.evaluate.peers) are compared, not shipped
+            hint = "installable peers such as peer:realcugan run only in kdsharp eval and bench; "
         super().__init__(
             f"unknown model '{name}': not a registered name nor an existing file "
             f"({hint}known models: {', '.join(sorted(known))}; or pass a checkpoint path)"

@@ -120,3 +120,9 @@ def test_bench_times_a_peer_like_a_model(monkeypatch, capsys):
     assert r["model"] == "peer:realcugan" and r["fps"] > 0 and r["params"] is None
     assert main([*args, "--backend", "onnx"]) == 2
     assert "peer:realcugan runs through its own runtime: use --backend torch" in capsys.readouterr().err
+
+
+def test_sharpen_with_a_peer_says_where_peers_run(tmp_path, capsys):
+    write_image(tmp_path / "p.png", make_test_image(32, 32))
+    assert main(["sharpen", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "--model", "peer:realcugan"]) == 2
+    assert "installable peers such as peer:realcugan run only in kdsharp eval and bench" in capsys.readouterr().err
