@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -36,3 +37,16 @@ def make_test_image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def test_image() -> np.ndarray:
     return make_test_image()
+
+
+@pytest.fixture
+def paired_dir(tmp_path):
+    """A paired folder (``input/``, ``target/``) of two 80x64 test images blurred (sigma 1.5) and their targets."""
+    from kdsharp.io.images import write_image
+
+    root = tmp_path / "pairs"
+    for i in range(2):
+        gt = make_test_image(64, 80, seed=i)
+        write_image(root / "target" / f"img{i}.png", gt[:, :, ::-1])
+        write_image(root / "input" / f"img{i}.png", cv2.GaussianBlur(gt, (0, 0), 1.5)[:, :, ::-1])
+    return root

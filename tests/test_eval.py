@@ -36,16 +36,6 @@ def _blur(img: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma)
 
 
-@pytest.fixture
-def paired_dir(tmp_path):
-    root = tmp_path / "pairs"
-    for i in range(2):
-        gt = make_test_image(64, 80, seed=i)
-        write_image(root / "target" / f"img{i}.png", gt[:, :, ::-1])
-        write_image(root / "input" / f"img{i}.png", _blur(gt)[:, :, ::-1])
-    return root
-
-
 @pytest.mark.parametrize("amount,sigma,threshold", [(1.0, 1.2, 0.0), (2.0, 0.5, 2 / 255), (0.5, 3.0, 0.0)])
 def test_fast_unsharp_path_equals_ops_unsharp_mask(amount, sigma, threshold):
     x = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(1))

