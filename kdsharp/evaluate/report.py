@@ -26,6 +26,7 @@ from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.evaluate.baselines import tune_unsharp, unsharp_baseline
 from kdsharp.evaluate.bench import benchmark, cpu_name
 from kdsharp.evaluate.compare import write_comparison
+from kdsharp.evaluate.peers import PREFIX as PEER_PREFIX
 from kdsharp.evaluate.peers import is_peer, load_peer
 from kdsharp.evaluate.sets import build_preset_set, corpus_test_paths, load_clean_images, load_paired_set
 from kdsharp.evaluate.tables import write_report
@@ -429,7 +430,7 @@ def evaluate(
         row_names[2] if len(row_names) > 2 else "unsharp"
     )
     labels = {"input": "input", "unsharp": "unsharp", "gt": "ground truth", "student_nokd": "student no-KD"}
-    labels.update({r: f"{r.removeprefix('peer:')} (peer)" for r in row_names if is_peer(r)})
+    labels.update({r: f"{r.removeprefix(PEER_PREFIX)} (peer)" for r in row_names if is_peer(r)})
     crops = write_comparison(
         out_dir / "comparison.png",
         samples,
