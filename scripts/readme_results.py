@@ -22,7 +22,8 @@ from make_model_cards import GPU_NAMES, LINEAGE, ROOT_LABELS  # scripts/ is on t
 from race_report import race_table
 from realtime_bench import cpu_label
 
-from kdsharp.evaluate.tables import ROW_TITLES, method_table
+from kdsharp.evaluate.peers import is_peer
+from kdsharp.evaluate.tables import ROW_TITLES, format_fps, method_table
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 RT_BEGIN, RT_END = "<!-- realtime:begin -->", "<!-- realtime:end -->"
@@ -485,23 +486,34 @@ def demo(d: dict) -> list[str]:
     ]
 
 
+def _fewer_photos(d: dict) -> tuple[list[str], int | None]:
+    """The rows a report ran on fewer photos than the others (the heavy ones) and how many per set."""
+    heavy = d.get("heavy") or {}
+    n = min((heavy.get("images_per_set") or {}).values(), default=None)
+    return (heavy.get("rows", []), n) if heavy.get("rows") and n is not None and n < d["n_images"] else ([], None)
+
+
+def _heavy_clause(d: dict, tail: str = "") -> str:
+    """'; `teacher` on N evenly spaced photos of each preset' (+ ``tail``) where a row ran on fewer photos."""
+    rows, n = _fewer_photos(d)
+    return f"; {', '.join(f'`{r}`' for r in rows)} on {n} evenly spaced photos of each preset{tail}" if rows else ""
+
+
+def _mean_gain(images: list[dict], row: str) -> float:
+    """Mean PSNR gain (dB) of ``row`` over the input on per-image report entries."""
+    return sum(v[row]["psnr"] - v["input"]["psnr"] for v in images) / len(images)
+
+
 def ensemble(report: dict) -> list[str]:
     """The self-ensemble table from its own `kdsharp eval` report (rows NAME and NAME@xN)."""
     from kdsharp.registry import split_ensemble
 
     d, presets = report["data"], list(report["presets"])
-    heavy = d.get("heavy") or {}
-    sub = heavy.get("images_per_set") or {}
     out = [
         f"`kdsharp eval --models {','.join(report['rows'][2:])} --no-fps` ([`docs/eval/ensemble/report.md`]"
         f"(docs/eval/ensemble/report.md)): the {d['n_images']} test-split photos, presets "
         f"{', '.join(f'`{p}`' for p in presets)} (seed {d['seed']}) as above"
-        + (
-            f"; {', '.join(f'`{r}`' for r in heavy.get('rows', []))} on {min(sub.values())} evenly spaced photos "
-            "of each preset (the same ones for both)"
-            if heavy.get("rows") and min(sub.values()) < d["n_images"]
-            else ""
-        )
+        + _heavy_clause(d, " (the same ones for both)")
         + ". ΔPSNR (dB) over the input; forward passes per frame (the time it costs, in multiples of the model's):",
         "",
         "| Method | passes | mean ΔPSNR | mean ΔSSIM | "
@@ -527,20 +539,13 @@ def ensemble(report: dict) -> list[str]:
 def peers(report: dict) -> list[str]:
     """The table against installable peers from its own `kdsharp eval` report (rows ``peer:NAME``)."""
     d, presets, rows = report["data"], list(report["presets"]), report["rows"]
-    peer_rows = [r for r in rows if r.startswith("peer:")]
-    heavy = d.get("heavy") or {}
-    sub = heavy.get("images_per_set") or {}
+    peer_rows = [r for r in rows if is_peer(r)]
     fps = report.get("fps") or {}
     out = [
         f"`kdsharp eval --models {','.join(rows[2:])}` ([`docs/eval/peers/report.md`](docs/eval/peers/report.md)): "
         f"the {d['n_images']} test-split photos, presets {', '.join(f'`{p}`' for p in presets)} (seed {d['seed']}) "
         "as above"
-        + (
-            f"; {', '.join(f'`{r}`' for r in heavy.get('rows', []))} on {min(sub.values())} evenly spaced photos "
-            "of each preset"
-            if heavy.get("rows") and min(sub.values()) < d["n_images"]
-            else ""
-        )
+        + _heavy_clause(d)
         + ". ΔPSNR (dB) over the input; frames/s of the bare method on a 1920x1080 frame"
         + (f" on {fps['cpu']} ({fps.get('threads', '?')} threads)" if fps.get("cpu") else "")
         + ":",
@@ -564,27 +569,17 @@ def peers(report: dict) -> list[str]:
         out.append(
             f"| {ROW_TITLES.get(row, row)} | {_d(o['delta_psnr'])} | {dssim:+.4f} | "
             + " | ".join(_d(r[row]["delta_psnr"]) for r in per)
-            + f" | {'–' if f is None else (f'{f:.3f}' if f < 1 else f'{f:.1f}')} | "
+            + f" | {format_fps(f)} | "
             + " | ".join(above)
             + " |"
         )
-    for row in heavy.get("rows", []):  # a row on fewer photos: the peers on the same ones, for a fair word
-        if not sub or min(sub.values()) >= d["n_images"]:
-            break
-        same = []
-        for peer in peer_rows:
-            per = []
-            for p in presets:
-                imgs = [v for v in report["presets"][p]["images"].values() if row in v]
-                per.append(
-                    (
-                        sum(v[peer]["psnr"] - v["input"]["psnr"] for v in imgs) / len(imgs),
-                        sum(v[row]["psnr"] - v["input"]["psnr"] for v in imgs) / len(imgs),
-                    )
-                )
-            same.append(
-                f"`{peer}` {' / '.join(_d(a) for a, _ in per)} dB against `{row}` {' / '.join(_d(b) for _, b in per)}"
-            )
+    for row in _fewer_photos(d)[0]:  # a row on fewer photos: the peers on the same ones, for a fair word
+        imgs = [[v for v in report["presets"][p]["images"].values() if row in v] for p in presets]
+        gains = " / ".join(_d(_mean_gain(i, row)) for i in imgs)
+        same = [
+            f"`{peer}` {' / '.join(_d(_mean_gain(i, peer)) for i in imgs)} dB against `{row}` {gains}"
+            for peer in peer_rows
+        ]
         out += ["", f"On the photos `{row}` ran on ({', '.join(presets)}): " + "; ".join(same) + "."]
     return out
 
