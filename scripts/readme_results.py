@@ -4,7 +4,7 @@ Reads the held-out eval report (``kdsharp eval -o docs/eval``: report.json), the
 summaries copied into docs/train/ (``pipeline.json`` and each run's ``val_log.csv`` from
 ``scripts/gpu_pipeline.sh``; the race table ``*_race.json`` from ``scripts/race_report.py``), and
 rewrites the text between the markers ``<!-- results:begin -->`` and ``<!-- results:end -->`` in
-README.md; also the real-time block (docs/bench/realtime.json) and the demo line (docs/demo.json,
+README.md; also the real-time block (docs/bench/realtime*.json, one per machine) and the demo line (docs/demo.json,
 the ``report.json`` of ``kdsharp demo``) between their own markers.
 
     python scripts/readme_results.py [--check]     # --check: exit 1 if the README is stale
@@ -365,20 +365,70 @@ def _met(value: float, target: float) -> str:
     return "met" if value >= target else "not met"
 
 
-def realtime(rt: dict) -> list[str]:
-    """The "Real-time video" figures from ``scripts/realtime_bench.py``'s report."""
+def encoder_defaults_text() -> str:
+    """'`veryfast` up to 720p, `ultrafast` above' from :data:`kdsharp.io.video.ENCODER_DEFAULTS`."""
+    from kdsharp.io.video import ENCODER_DEFAULTS
+
+    names = {1280 * 720: "720p", 1920 * 1088: "1080p"}
+    parts = [
+        f"`{preset}` " + ("above" if pixels == float("inf") else f"up to {names.get(int(pixels), f'{pixels} pixels')}")
+        for pixels, preset, _ in ENCODER_DEFAULTS
+    ]
+    return ", ".join(parts)
+
+
+def published_command(command: str, path: Path) -> str:
+    """The report's command with its ``-o`` file (often a temporary path) replaced by where it was published."""
+    words = command.split()
+    for i, w in enumerate(words[:-1]):
+        if w in ("-o", "--out"):
+            words[i + 1] = path.as_posix()
+    return " ".join(words)
+
+
+def _version(rt: dict) -> str:
+    commit = rt.get("commit")
+    return f"commit {commit}" if commit else f"kdsharp {rt['kdsharp_version']}"
+
+
+def realtime_files(bench_dir: Path = Path("docs/bench")) -> list[Path]:
+    """The reports of ``scripts/realtime_bench.py`` to render, one per machine: ``realtime.json``
+    first, then ``realtime_*.json`` (e.g. ``realtime_amd.json``) by name."""
+    first = bench_dir / "realtime.json"
+    return ([first] if first.exists() else []) + sorted(bench_dir.glob("realtime_*.json"))
+
+
+def realtime_all(files: list[Path]) -> list[str]:
+    """Every machine's real-time block, each under a line that names its CPU, AVX-2-only ones first
+    (the machines the speed targets must hold on)."""
+    reports = [(f, json.loads(f.read_text())) for f in files]
+    reports.sort(key=lambda fr: bool(fr[1]["cpu"].get("avx512")))
+    out: list[str] = []
+    for f, rt in reports:
+        if out:
+            out.append("")
+        kind = "AVX-512" if rt["cpu"].get("avx512") else "AVX2 only, no AVX-512"
+        native = next((r["cpu"]["model_name"] for _, r in reports if not r["cpu"].get("avx512")), None)
+        out += [f"**{rt['cpu']['model_name']} ({kind})**", "", *realtime(rt, f, native)]
+    return out
+
+
+def realtime(rt: dict, path: Path = Path("docs/bench/realtime.json"), avx2_machine: str | None = None) -> list[str]:
+    """The "Real-time video" figures from one report of ``scripts/realtime_bench.py`` (``path``);
+    ``avx2_machine``: the CPU of another report measured on an AVX2-only machine, if any."""
     s = rt["sharpen"]
     out = [
-        f"Measured by `{rt['command']}` ([`docs/bench/realtime.json`](docs/bench/realtime.json), "
-        f"{rt['created'][:10]}) on {cpu_label(rt['cpu'])}, torch {rt['torch_version']}, each run in a new process, "
+        f"Measured by `{published_command(rt['command'], path)}` ([`{path.as_posix()}`]({path.as_posix()}), "
+        f"{rt['created'][:10]}, {_version(rt)}) on {cpu_label(rt['cpu'])}, torch {rt['torch_version']}, "
+        "each run in a new process, "
         f"on {rt['clip_seconds']:g} s synthetic 30 fps H.264+AAC clips (`pan`: everything moves; `talking`: a "
         "static room, a person in the centre). Frames/s exclude model loading; CPU ms per frame (all threads) "
         "do not depend on the load and are the figures to compare across machines, though the same machine's "
         "speed drifts between sessions (unchanged code, the x264 rows included): compare figures from one run.",
         "",
         "| `kdsharp sharpen CLIP --model M` | frames/s end to end | target | CPU ms/frame: decode · model · "
-        "encode+rest = total | bottleneck | load avg before |",
-        "|---|---:|---:|---|---|---:|",
+        "encode+rest = total | bottleneck | encoder | load avg before |",
+        "|---|---:|---:|---|---|---|---:|",
     ]
     for key, r in s.items():
         clip, model, *rest = key.split("/")
@@ -398,7 +448,8 @@ def realtime(rt: dict) -> list[str]:
                 tgt = f"falls ≤ 50%: {fall:.0%} ({'met' if fall <= 0.5 else 'not met'})"
         out.append(
             f"| {label} | **{r['e2e_fps']:.1f}** | {tgt} | {cpu['decode']:.1f} · {cpu['model']:.1f} · "
-            f"{cpu['encode']:.1f} = {cpu['total']:.1f} | {r['bottleneck']} | {r['load_avg_before']:g} |"
+            f"{cpu['encode']:.1f} = {cpu['total']:.1f} | {r['bottleneck']} | {r.get('encoder', '')} | "
+            f"{r['load_avg_before']:g} |"
         )
     live = rt.get("live") or {}
     if live:
@@ -432,8 +483,7 @@ def realtime(rt: dict) -> list[str]:
             "",
             f"x264 speed presets at CRF {first['crf']} on the first {first['frames']} frames of the pan clips "
             "(CPU ms per frame of all encoder threads; PSNR of the re-encoded luma against the input), what "
-            "`--encoder-preset` trades (defaults: `veryfast` up to 720p, `superfast` up to 1080p, `ultrafast` "
-            "above):",
+            f"`--encoder-preset` trades (defaults now: {encoder_defaults_text()}):",
             "",
             "| preset | " + " | ".join(f"{enc[k]['size']} CPU ms/frame | Mbit/s | PSNR" for k in sizes) + " |",
             "|---|" + "---:|---:|---:|" * len(sizes),
@@ -446,10 +496,13 @@ def realtime(rt: dict) -> list[str]:
             out.append(f"| {p} | " + " | ".join(cells) + " |")
     bare = rt.get("bare") or {}
     if bare:
+        fast = bare.get("fast")
+        native_avx2 = not rt["cpu"].get("avx512")
         out += [
             "",
             "Bare models in the same session (`kdsharp bench --model M --json`, 1920x1080, "
             + ", ".join(f"`{m}` {r['fps']:.1f} frames/s" for m, r in bare.items())
+            + (f"; target for `fast` on an AVX2-only CPU ≥ 30: {_met(fast['fps'], 30)}" if native_avx2 and fast else "")
             + ").",
         ]
     avx2 = rt.get("avx2_emulated")
@@ -469,8 +522,8 @@ def realtime(rt: dict) -> list[str]:
                 if "sharpen_1080p_pan_student" in avx2
                 else ""
             )
-            + ". This emulates the instruction set, "
-            "not an AVX2-only machine (whose cores and clocks differ): none was available to measure.",
+            + ". This emulates the instruction set, not an AVX2-only machine, whose cores and clocks differ"
+            + (f": the {avx2_machine} block measures one." if avx2_machine else "; none was available to measure."),
         ]
     return out
 
@@ -614,9 +667,9 @@ def main() -> int:
         return 2
     block = render(json.loads(a.report.read_text()), a.train)
     new = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    rt_file = Path("docs/bench/realtime.json")
-    if RT_BEGIN in new and RT_END in new and rt_file.exists():
-        rt_block = "\n".join([RT_BEGIN, *realtime(json.loads(rt_file.read_text())), RT_END])
+    rt_files = realtime_files()
+    if RT_BEGIN in new and RT_END in new and rt_files:
+        rt_block = "\n".join([RT_BEGIN, *realtime_all(rt_files), RT_END])
         new = new[: new.index(RT_BEGIN)] + rt_block + new[new.index(RT_END) + len(RT_END) :]
     demo_file = Path("docs/demo.json")
     if DEMO_BEGIN in new and DEMO_END in new and demo_file.exists():

@@ -71,6 +71,21 @@ def cpu_label(c: dict) -> str:
     )
 
 
+def git_commit() -> str | None:
+    """The checkout's commit (short hash, ``+`` when the tree has changes), None outside git."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return git("rev-parse", "--short", "HEAD") + (
+            "+" if git("status", "--porcelain", "--untracked-files=no") else ""
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def _busy() -> None:
     while True:
         pass
@@ -205,6 +220,7 @@ def main() -> None:
         "command": "python scripts/realtime_bench.py " + " ".join(sys.argv[1:]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "kdsharp_version": kdsharp.__version__,
+        "commit": git_commit(),
         "torch_version": torch.__version__,
         "cpu": cpu_info(),
         "clip_seconds": a.seconds,

@@ -161,6 +161,41 @@ def test_luma_net_matches_fastnet_forward_on_grey():
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("full_range", [False, True])
+@pytest.mark.parametrize("blocks,fused", [(0, True), (1, True), (1, False)])
+def test_folded_plain_net_equals_the_general_path(full_range, blocks, fused):
+    """The range-folded path of a plain deployed FastNet gives the general path's Y within rounding,
+    borders included (the cells are Y - black, so zero padding is black), with the tail added by
+    oneDNN or (``fused`` False: a torch build without that op) in a second pass."""
+    m = luma_net(7, channels=8, blocks=blocks)
+    with torch.no_grad():  # a visible change, so that the comparison means something
+        m.tail.deployed.weight.mul_(20)
+    folded, general = LumaNet(m), LumaNet(m)
+    general._plain = False
+    assert folded._plain
+    y = make_test_image(50, 66, seed=8)[:, :, 1]
+    y[:3], y[-3:] = 0, 255  # black and white borders: the clamp and the padding both matter there
+    if not fused:
+        folded(y, full_range)
+        folded._folded[full_range]._fused = False
+    a, b = folded(y, full_range).astype(int), general(y, full_range).astype(int)
+    assert np.abs(b - y).mean() > 1
+    assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01
+    assert np.array_equal(folded(y, full_range), a)  # its kept buffer gives the same result again
+
+
+def test_folded_path_only_for_plain_deployed_float_nets():
+    from kdsharp.infer.frames import FoldedPlainNet
+
+    cpu = torch.device("cpu")
+    assert FoldedPlainNet.applies(luma_net(), cpu, torch.float32)
+    assert not FoldedPlainNet.applies(luma_net(), cpu, torch.bfloat16)
+    assert not FoldedPlainNet.applies(luma_net(detail=4), cpu, torch.float32)  # a full-resolution stage
+    assert not FoldedPlainNet.applies(FastNet(channels=8, num_blocks=1).eval(), cpu, torch.float32)  # training form
+    with_chroma = FastNet(channels=8, num_blocks=1, chroma=4).reparameterize().eval()
+    assert not FoldedPlainNet.applies(with_chroma, cpu, torch.float32)
+
+
 def test_processor_choice():
     frame = yuv_frame(make_test_image(32, 32))
     assert make_processor(Sharpener(luma_net(), device="cpu"), frame).path == "yuv"
@@ -312,7 +347,7 @@ def test_cli_partial_video_exits_1_and_says_partial(tmp_path, capsys, monkeypatc
 # -- encoder settings ------------------------------------------------------------------------------
 def test_encoder_defaults_by_resolution_and_overrides(tmp_path):
     assert encoder_settings(1280, 720).describe() == "libx264 veryfast crf 18"
-    assert encoder_settings(1920, 1080).describe() == "libx264 superfast crf 18"
+    assert encoder_settings(1920, 1080).describe() == "libx264 ultrafast crf 18"
     assert encoder_settings(3840, 2160).preset == "ultrafast"
     assert encoder_settings(1920, 1080, preset="medium", crf=23).describe() == "libx264 medium crf 23"
     assert encoder_settings(640, 360, path="x.webm").describe() == "libvpx-vp9 crf 24"

@@ -107,7 +107,7 @@ def sharpen(
         "--encoder-preset",
         help="x264/x265 speed preset, "
         "ultrafast ... veryslow (slower = smaller files; default: veryfast "
-        "up to 720p, superfast up to 1080p, ultrafast above). Other encoders (mpeg4, VP9) ignore it, with a warning.",
+        "up to 720p, ultrafast above). Other encoders (mpeg4, VP9) ignore it, with a warning.",
         show_default=False,
     ),
     codec: str | None = typer.Option(

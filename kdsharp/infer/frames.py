@@ -91,6 +91,83 @@ def reach(model: nn.Module) -> int:
     return int(fast.scale) * (n3(model) - fine + 1) - 1 + fine
 
 
+def luma_range(full_range: bool) -> tuple[float, float, float]:
+    """(black, span, white) of 8-bit luma: (0, 255, 255) full range, (16, 219, 235) limited."""
+    return (0.0, 255.0, 255.0) if full_range else (16.0, 219.0, 235.0)
+
+
+class FoldedPlainNet:
+    """A deployed plain ``FastNet`` (head, body, tail; no chroma branch or full-resolution stage)
+    on a padded uint8 Y plane, with the luma range folded into its first and last convs.
+
+    uint8 (H, W), multiples of ``scale`` -> uint8 (H, W), the same values as :class:`LumaNet`'s
+    general path within float rounding, in fewer passes over the frame: the cells are Y - ``black``
+    (0-219 or 0-255, converted from uint8 in the space-to-depth copy), the head's weights are
+    divided by ``span``, and the tail gives ``span`` * dY + ``black`` + 0.5 and is added onto the
+    cells by oneDNN as it is computed, so that clamping and truncating give the rounded result.
+    The cell buffer is kept between frames of one size (no fresh pages per frame).
+    """
+
+    def __init__(self, model: Any, black: float, span: float, white: float):
+        self.model, self.scale = model, int(model.scale)
+        self.black, self.white = black, white
+        head, tail = model.head.deployed, model.tail.deployed
+        with torch.no_grad():
+            self.head_w = (head.weight / span).contiguous(memory_format=torch.channels_last)
+            self.head_b = head.bias
+            self.tail_w = (tail.weight * span).contiguous(memory_format=torch.channels_last)
+            tb = tail.bias if tail.bias is not None else tail.weight.new_zeros(tail.out_channels)
+            self.tail_b = tb * span + (black + 0.5)
+        self.head_act = model.head.act
+        self._cells: torch.Tensor | None = None
+        self._fused = torch.backends.mkldnn.is_available()  # oneDNN adds the tail onto the cells
+
+    @staticmethod
+    def applies(model: Any, device: torch.device, dtype: torch.dtype) -> bool:
+        """True for a deployed luma ``FastNet`` without extra branches, in float32 on the CPU."""
+        from kdsharp.models.fast import FastNet
+
+        return (
+            isinstance(model, FastNet)
+            and model.luma
+            and model.is_deployed
+            and not model.chroma
+            and not model.detail
+            and isinstance(model.tail.act, nn.Identity)
+            and device.type == "cpu"
+            and dtype == torch.float32
+        )
+
+    def _add_tail(self, f: torch.Tensor, x: torch.Tensor) -> None:
+        """``x`` (cells, channels-last) += tail(``f``), in place: fused into the conv where oneDNN can."""
+        if self._fused:
+            try:
+                conv_add = torch.ops.mkldnn._convolution_pointwise_.binary
+                conv_add(x, f, self.tail_w, self.tail_b, [1, 1], [1, 1], [1, 1], 1, "add", 1.0, None, [], None)
+                return
+            except (AttributeError, RuntimeError):  # another torch build: the same sum in two passes
+                self._fused = False
+        x.add_(F.conv2d(f, self.tail_w, self.tail_b, padding=1))
+
+    @torch.inference_mode()
+    def __call__(self, yp: np.ndarray) -> np.ndarray:
+        s = self.scale
+        h, w = yp.shape
+        shape = (1, h // s, w // s, s * s)
+        cells = self._cells
+        if cells is None or tuple(cells.shape) != shape:
+            cells = self._cells = torch.empty(shape, dtype=torch.float32)
+        y8 = torch.from_numpy(yp).view(1, h // s, s, w // s, s).permute(0, 1, 3, 2, 4)
+        torch.sub(y8, self.black, out=cells.view(1, h // s, w // s, s, s))  # space-to-depth, to float, - black
+        x = cells.permute(0, 3, 1, 2)  # (1, s*s, H/s, W/s) channels-last view
+        f = self.model.body(self.head_act(F.conv2d(x, self.head_w, self.head_b, padding=1)))
+        self._add_tail(f, x)  # cells = Y + span * dY + 0.5
+        cells.clamp_(self.black, self.white)
+        res = np.empty((h, w), np.uint8)
+        torch.from_numpy(res).view(h // s, s, w // s, s).permute(0, 2, 1, 3).copy_(cells[0].view(h // s, w // s, s, s))
+        return res
+
+
 class LumaNet:
     """A luma model run on a Y plane: uint8 (H, W) -> uint8 (H, W) = round(Y + span * dY).
 
@@ -110,6 +187,8 @@ class LumaNet:
         self.chroma = int(getattr(model, "chroma", 0))
         self.dtype = next(model.parameters()).dtype
         self.detail = getattr(model, "detail_stage", None)  # LumaDetail: a full-resolution stage, or None
+        self._folded: dict[bool, FoldedPlainNet] = {}  # by full range: the plain net with its range folded in
+        self._plain = FoldedPlainNet.applies(model, self.device, self.dtype)
 
     def pad(self, y: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
         """``y`` padded bottom/right to the model's ``pad_multiple`` (or to ``size``) as ``pad_to_multiple`` does."""
@@ -127,11 +206,16 @@ class LumaNet:
         """Padded uint8 Y (H, W multiples of ``pad_multiple``) -> uint8 Y + dY, same shape (a new array)."""
         return self._run(yp, full_range)[0]
 
-    def _run(self, yp: np.ndarray, full_range: bool) -> tuple[np.ndarray, torch.Tensor]:
-        """(new Y, the model's luma input cells (1, s*s, H/s, W/s) on its device)."""
+    def _run(self, yp: np.ndarray, full_range: bool) -> tuple[np.ndarray, torch.Tensor | None]:
+        """(new Y, the model's luma input cells (1, s*s, H/s, W/s) on its device; None on the folded path)."""
+        lo, span, hi = luma_range(full_range)
+        if self._plain:
+            folded = self._folded.get(full_range)
+            if folded is None:
+                folded = self._folded[full_range] = FoldedPlainNet(self.model, lo, span, hi)
+            return folded(yp), None
         s = self.scale
         h, w = yp.shape
-        lo, span, hi = (0.0, 255.0, 255.0) if full_range else (16.0, 219.0, 235.0)
         y8 = torch.from_numpy(yp).view(1, h // s, s, w // s, s).permute(0, 1, 3, 2, 4)  # (1,h,w,s,s) view
         cells = torch.empty((1, h // s, w // s, s, s), dtype=torch.float32)
         cells.copy_(y8)  # space-to-depth + uint8 -> float in one pass; channels-last layout for the convs
@@ -191,6 +275,7 @@ class LumaNet:
         h, w = y.shape
         yp = self.pad(y)
         new_y, src = self._run(yp, full_range)
+        assert src is not None  # a chroma model never takes the folded path
         size = (yp.shape[0] // 2, yp.shape[1] // 2)
         new_c = self._run_chroma(src, self.pad(cb, size), self.pad(cr, size), full_range)
         ch, cw = cb.shape

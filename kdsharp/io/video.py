@@ -26,9 +26,11 @@ from kdsharp.io.inputs import existing_file
 
 DEFAULT_CRF = {"libx264": 17, "libx265": 19, "libvpx-vp9": 24}  # visually lossless (at the slower presets)
 # x264/x265 preset and CRF by frame size (pixels up to): chosen so that encoding stays well under
-# the model's time per frame on 2 cores (1080p: superfast ~20 ms/frame vs fast ~65 ms); CRF 18 is
-# about visually lossless at these presets. See the README ("Real-time video") for the size cost.
-ENCODER_DEFAULTS = ((1280 * 720, "veryfast", 18), (1920 * 1088, "superfast", 18), (float("inf"), "ultrafast", 18))
+# the model's time per frame on 2 cores, the slowest CPUs of this project's machines included (an
+# AMD EPYC 7001 at 1080p: superfast 30, ultrafast 18 CPU ms/frame beside ~55 for the model, which
+# 24 frames/s leave ~80 for in all); CRF 18 is about visually lossless at these presets. See the
+# README ("Real-time video") for the size cost.
+ENCODER_DEFAULTS = ((1280 * 720, "veryfast", 18), (float("inf"), "ultrafast", 18))
 CRF_MAX = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "mpeg4": 51}
 # MPEG-4 Part 2 has no CRF: a crf (on x264's 0-51 scale) becomes the fixed quantiser q (1 best - 31) that
 # gives about the same PSNR on natural images (the table of kdsharp.data.codecs, plus 0 -> q 1, its best):
@@ -386,8 +388,8 @@ def encoder_settings(
 ) -> EncoderSettings:
     """Codec, preset and CRF for a ``width`` x ``height`` output: the given values, else the defaults.
 
-    H.264/H.265 default by frame size (:data:`ENCODER_DEFAULTS`): veryfast up to 720p, superfast
-    up to 1080p, ultrafast above, CRF 18. VP9 keeps its own speed settings (CRF 24); mpeg4 takes a
+    H.264/H.265 default by frame size (:data:`ENCODER_DEFAULTS`): veryfast up to 720p, ultrafast
+    above, CRF 18. VP9 keeps its own speed settings (CRF 24); mpeg4 takes a
     crf as its fixed quantiser (:data:`MPEG4_Q`), else a bit rate, as other encoders do. Only x264
     and x265 take a preset (others: None here; :func:`check_encoder_options` says so). A preset
     other than x264's names, or a CRF above the encoder's range (:data:`CRF_MAX`), is refused in
