@@ -76,7 +76,9 @@ def test_tensor_shapes_and_range(sharpener):
         with pytest.raises(KdsharpError, match="expected a float tensor in"):
             sharpener.tensor(raw)
     assert torch.allclose(sharpener.tensor(x.half()), y, atol=2e-3)  # fp16 in, float32 out
-    assert torch.equal(sharpener.tensor(x.contiguous(memory_format=torch.channels_last)), y)
+    # the same result for a channels-last input; oneDNN may pick another conv algorithm for that layout
+    # (bit-equal on the Intel Xeon, 2e-7 apart on an AMD EPYC), so float rounding is allowed, no more
+    assert torch.allclose(sharpener.tensor(x.contiguous(memory_format=torch.channels_last)), y, rtol=0, atol=1e-6)
     with pytest.raises(KdsharpError):
         sharpener.image(np.zeros((4, 4, 3), np.float32))
 

@@ -35,7 +35,7 @@ MODELS = ("fast", "student", "student@x8", "teacher")
 #: a self-ensemble ``NAME@xN`` runs its model N times).
 SPEED = {
     "fast": "real time: about 35 frames/s at 1080p on 2 Intel Xeon cores (about 18 on an older AVX2-only AMD EPYC)",
-    "student": "about 7-8 frames/s at 1080p on 2 Intel Xeon cores (about 3 on an older AVX2-only AMD EPYC)",
+    "student": "about 7 frames/s at 1080p on 2 Intel Xeon cores (about 3 on an older AVX2-only AMD EPYC)",
     "student@x8": "the student averaged over 8 flips/turns, for photos: about 1 frame/s at 1080p on 2 CPU cores",
     "teacher": "best quality, slow: about 25 s per 1080p image on 2 CPU cores",
 }
