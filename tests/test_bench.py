@@ -81,6 +81,20 @@ def test_benchmark_registered_model_without_weights():
     assert r["model"] == "fast" and r["params"] > 0
 
 
+def test_benchmark_times_a_luma_model_on_the_y_plane_too(monkeypatch):
+    """A luma model (``fast``) is also timed on a uint8 Y plane, the path video takes; others are not."""
+    import kdsharp.infer.frames as frames
+
+    planes = []
+    real = frames.LumaNet.__call__
+    monkeypatch.setattr(frames.LumaNet, "__call__", lambda self, y, full: planes.append(y.shape) or real(self, y, full))
+    r = benchmark("fast", size=(64, 48), iters=2, warmup=1)
+    assert r["yplane_fps"] > 0 and r["yplane_p50_ms"] > 0
+    assert planes == [(48, 64)] * 3  # warm-up + timed calls, on a (height, width) plane
+    assert "yplane_fps" not in benchmark(Tiny(), size=(32, 24), iters=1, warmup=0)  # an RGB model
+    assert "yplane_fps" not in benchmark("fast", size=(32, 24), batch=2, iters=1, warmup=0)  # a batch: RGB only
+
+
 def test_benchmark_bad_arguments():
     with pytest.raises(KdsharpError, match="backend"):
         benchmark(Tiny(), size=(32, 32), backend="tensorrt")

@@ -261,7 +261,13 @@ def bench_command(
         + ("\n" if result.get("gpu") else f"\n  CPU {result['cpu']}, {result['cpu_kernels']} kernels\n")
         + f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"
-        f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after "
+        + (
+            f"  {result['yplane_fps']:.2f} frames/s on the Y plane, as video runs it "
+            f"(p50 {result['yplane_p50_ms']:.1f} ms)\n"
+            if "yplane_fps" in result
+            else ""
+        )
+        + f"  peak memory +{result['peak_mem_mb']:.0f} MiB   {result['iters']} timed runs after "
         f"{result['warmup']} warm-up" + _params_line(result)
     )
 

@@ -169,6 +169,22 @@ def _time_calls(
     return samples, done
 
 
+def _time_y_plane(
+    net, backend: str, device: str, batch: int, w: int, h: int, iters: int, warmup: int, max_seconds: float
+) -> list[float]:
+    """Seconds per call of a luma model on a uint8 Y plane (what ``sharpen`` runs on video, see
+    :class:`kdsharp.infer.frames.LumaNet`); [] for other models, backends, devices or batches."""
+    from kdsharp.infer.frames import LumaNet
+
+    if backend != "torch" or batch != 1 or str(device) != "cpu" or not isinstance(net, nn.Module):
+        return []
+    if not (getattr(net, "luma", False) and callable(getattr(net, "forward_cells", None))):
+        return []
+    y = np.random.default_rng(0).integers(16, 236, (h, w), dtype=np.uint8)
+    luma = LumaNet(net)
+    return _time_calls(lambda plane: luma(plane, False), y, iters, warmup, max_seconds, lambda: None)[0]
+
+
 def benchmark(
     model,
     size: tuple[int, int] = (1920, 1080),
@@ -195,7 +211,9 @@ def benchmark(
         dict with ``fps`` (frames/s from the median latency), ``p50_ms``/``p95_ms`` per batch,
         ``p50_ms_per_frame``/``p95_ms_per_frame``, ``peak_mem_mb`` (memory added while running:
         CPU resident set or CUDA ``max_memory_allocated``), ``params`` (the module timed, i.e. the
-        deployed, re-parameterised form) and ``params_train`` (its training form), and the settings.
+        deployed, re-parameterised form) and ``params_train`` (its training form), and the settings;
+        for a luma model (``fast``) with torch on the CPU at batch 1 also ``yplane_fps`` and
+        ``yplane_p50_ms``: the same model on a uint8 Y plane, the path video takes (no RGB).
     """
     if backend not in BACKENDS:
         raise KdsharpError(f"unknown backend '{backend}' (use one of {', '.join(BACKENDS)})")
@@ -242,6 +260,8 @@ def benchmark(
                 samples, warm = _time_calls(run, xin, iters, warmup, max_seconds, sync)
             peak_mb = mem.peak_mb
 
+        yplane = _time_y_plane(net, backend, device, batch, w, h, iters, warmup, max_seconds)
+
     p50 = statistics.median(samples)
     result = {
         "model": name,
@@ -268,6 +288,9 @@ def benchmark(
         "cpu": cpu_name(),
         "cpu_kernels": cpu_kernels(),
     }
+    if yplane:
+        result["yplane_fps"] = 1 / statistics.median(yplane)
+        result["yplane_p50_ms"] = statistics.median(yplane) * 1000.0
     if is_cuda:
         result["gpu"] = torch.cuda.get_device_name(torch.device(device))
     if backend != "torch":
