@@ -1,50 +1,48 @@
 """Speed of `fast`-like FastNet shapes on this CPU: what a real-time `fast` may cost (maintainer script).
 
-    python scripts/fast_arch_speed.py -o docs/bench/fast_arch_amd.json     # ~2 min on 2 cores, quiet machine
+    python scripts/fast_arch_speed.py -o docs/bench/fast_arch_amd.json     # ~3 min on 2 cores, quiet machine
 
-For each shape (channels x body blocks, PReLU or ReLU; luma at 1/4 resolution, deployed form,
-random weights: speed does not depend on them), the Y-plane path of the video pipeline
-(:class:`kdsharp.infer.frames.LumaNet`) on a 1920x1080 frame with 2 threads and with 1 thread (what
-each of the video pipeline's two model workers has), median of 12 calls, beside the machine's
-float32 matrix-multiply rate (2048^3, 2 threads and 1): the peak a conv net can approach. Prints a
-markdown table and writes the figures as JSON. Do not run it beside training: it measures speed.
+For each shape (channels x body blocks, PReLU; luma at 1/4 resolution, deployed form, random
+weights: speed does not depend on them), ``kdsharp.evaluate.benchmark`` at 1920x1080 with 2
+threads and with 1 thread (what each of the video pipeline's two model workers has): its Y-plane
+timing, the path video takes, median of 12 calls; the multiply-adds are ``registry.count_macs``'s, as
+`kdsharp models` gives them. Beside them the machine's float32 matrix-multiply rate (2048^3, 2
+threads and 1): the peak a conv net can approach. Prints a markdown table and writes the figures as
+JSON. Do not run it beside training: it measures speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from realtime_bench import cpu_info, git_commit  # scripts/ is on the path: this file runs as a script
 
-from kdsharp.infer.frames import LumaNet
+from kdsharp.evaluate import benchmark
 from kdsharp.infer.threads import keep_freed_memory
 from kdsharp.models.common import set_memory_format
 from kdsharp.models.fast import FastNet
+from kdsharp.registry import count_macs
 
 SHAPES = [(16, 3, "prelu"), (16, 2, "prelu"), (16, 1, "prelu"), (16, 0, "prelu"), (8, 3, "prelu"), (8, 4, "prelu")]
 
 
-def median_ms(fn, n: int = 12) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
-
-
-def matmul_gmacs(threads: int) -> float:
+def matmul_gmacs(threads: int, calls: int = 6) -> float:
+    """float32 multiply-adds per second (G) of a 2048^3 matrix product on ``threads`` threads (median)."""
     torch.set_num_threads(threads)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    return 2048**3 / median_ms(lambda: a @ b, 6) / 1e6
+    a @ b  # warm-up
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2048**3 / statistics.median(times) / 1e9
 
 
 def main() -> int:
@@ -52,7 +50,6 @@ def main() -> int:
     ap.add_argument("-o", "--out", type=Path, required=True)
     a = ap.parse_args()
     keep_freed_memory()
-    y = np.random.default_rng(0).integers(16, 236, (1080, 1920), dtype=np.uint8)
     rows = []
     for channels, blocks, act in SHAPES:
         m = FastNet(channels=channels, num_blocks=blocks, scale=4, luma=True, act=act).eval().reparameterize()
@@ -60,12 +57,10 @@ def main() -> int:
         with torch.no_grad():
             for p in m.parameters():
                 p.normal_(0, 0.05)
-        net = LumaNet(m)
-        macs = sum(c.weight.numel() for c in m.modules() if isinstance(c, torch.nn.Conv2d)) * (1080 // 4) * (1920 // 4)
-        row = dict(channels=channels, blocks=blocks, act=act, gmacs_1080p=round(macs / 1e9, 3))
+        row = dict(channels=channels, blocks=blocks, act=act, gmacs_1080p=round(count_macs(m) / 1e9, 3))
         for threads in (2, 1):
-            torch.set_num_threads(threads)
-            row[f"ms_{threads}t"] = round(median_ms(lambda net=net: net(y, False)), 2)
+            r = benchmark(m, size=(1920, 1080), threads=threads, iters=12, max_seconds=60)
+            row[f"ms_{threads}t"] = round(r["yplane_p50_ms"], 2)
         row["fps_2t"] = round(1000 / row["ms_2t"], 1)
         rows.append(row)
         print(row, file=sys.stderr)

@@ -174,11 +174,9 @@ def _time_y_plane(
 ) -> list[float]:
     """Seconds per call of a luma model on a uint8 Y plane (what ``sharpen`` runs on video, see
     :class:`kdsharp.infer.frames.LumaNet`); [] for other models, backends, devices or batches."""
-    from kdsharp.infer.frames import LumaNet
+    from kdsharp.infer.frames import LumaNet, is_luma_net
 
-    if backend != "torch" or batch != 1 or str(device) != "cpu" or not isinstance(net, nn.Module):
-        return []
-    if not (getattr(net, "luma", False) and callable(getattr(net, "forward_cells", None))):
+    if backend != "torch" or batch != 1 or str(device) != "cpu" or not is_luma_net(net):
         return []
     y = np.random.default_rng(0).integers(16, 236, (h, w), dtype=np.uint8)
     luma = LumaNet(net)
@@ -289,8 +287,9 @@ def benchmark(
         "cpu_kernels": cpu_kernels(),
     }
     if yplane:
-        result["yplane_fps"] = 1 / statistics.median(yplane)
-        result["yplane_p50_ms"] = statistics.median(yplane) * 1000.0
+        y50 = statistics.median(yplane)
+        result["yplane_fps"] = 1 / y50
+        result["yplane_p50_ms"] = y50 * 1000.0
     if is_cuda:
         result["gpu"] = torch.cuda.get_device_name(torch.device(device))
     if backend != "torch":

@@ -58,14 +58,19 @@ def is_full_range(frame: av.VideoFrame) -> bool:
     return LUMA_FORMATS.get(frame.format.name, False) or int(frame.color_range) == 2
 
 
+def is_luma_net(model: Any) -> bool:
+    """True for a luma model that runs on a Y plane (``luma=True`` with ``forward_cells``: ``fast``,
+    the luma U-Nets; with a chroma branch too, e.g. ``fast_ycc``)."""
+    return bool(getattr(model, "luma", False)) and callable(getattr(model, "forward_cells", None))
+
+
 def luma_model(sharpener) -> nn.Module | None:
-    """The luma model (``luma=True`` with ``forward_cells``: ``fast``, the luma U-Nets; with a chroma
-    branch too, e.g. ``fast_ycc``) that ``sharpener`` runs with torch untiled, else None (RGB path)."""
+    """The luma model (:func:`is_luma_net`) that ``sharpener`` runs with torch untiled, else None (RGB path)."""
     backend = getattr(sharpener, "backend", None)
     if backend is None or backend.name != "torch" or getattr(sharpener, "tile", None) is not None:
         return None
     model = backend.model
-    return model if getattr(model, "luma", False) and callable(getattr(model, "forward_cells", None)) else None
+    return model if is_luma_net(model) else None
 
 
 def yuv_formats(model: nn.Module) -> dict[str, bool]:
@@ -498,6 +503,7 @@ __all__ = [
     "LumaNet",
     "RgbFrames",
     "TileReuse",
+    "is_luma_net",
     "luma_model",
     "yuv_formats",
     "make_processor",
