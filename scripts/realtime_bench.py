@@ -11,7 +11,8 @@ centre):
   loading excluded) for 1080p pan with ``fast`` and ``student``, 720p pan and talking head with
   ``fast``;
 * the 1080p ``fast`` run again with one busy process per core (a call app using the CPU);
-* ``kdsharp live`` 720p30 talking head and pan with ``fast`` into a file (frames dropped, latency);
+* ``kdsharp live`` 720p30 talking head and pan and 1080p30 pan with ``fast`` into a file (frames dropped,
+  latency), and the 720p ones again with one busy process per core;
 * x264 at each speed preset on the first 3 s of the 1080p and 720p pan clips: CPU ms per frame,
   Mbit/s and the PSNR of the re-encoded luma against the decoded input (what ``--encoder-preset``
   trades);
@@ -140,7 +141,11 @@ def run_live(clip: Path, out: Path, load: int = 0) -> dict:
     if res.returncode or not m:
         raise SystemExit(f"kdsharp live {clip} failed:\n{res.stderr[-2000:]}")
     processed, dropped, pct, fps, latency = m.groups()
+    workers = re.search(r"(\d+) workers", res.stderr)
+    reused = re.search(r"(\d+)% tiles reused", res.stderr)
     return {
+        "workers": int(workers.group(1)) if workers else 1,
+        "reused_pct": int(reused.group(1)) if reused else None,
         "processed": int(processed),
         "dropped": int(dropped),
         "dropped_pct": float(pct),
@@ -250,9 +255,17 @@ def main() -> None:
     report["bare"] = {m: run_json(["bench", "--model", m, "--json"]) for m in ("fast", "student")}
     if not a.skip_live:
         report["live"] = {}
-        for clip in ("720p_talking", "720p_pan"):
-            print(f"live {clip}", file=sys.stderr)
-            report["live"][clip] = run_live(clips[clip], folder / f"live_{clip}.mp4")
+        busy = os.cpu_count() or 2
+        for clip, load in (
+            ("720p_talking", 0),
+            ("720p_pan", 0),
+            ("1080p_pan", 0),
+            ("720p_talking", busy),
+            ("720p_pan", busy),
+        ):
+            key = clip + ("/loaded" if load else "")
+            print(f"live {key}", file=sys.stderr)
+            report["live"][key] = run_live(clips[clip], folder / f"live_{clip}.mp4", load=load)
     if a.avx2:
         print("AVX2 code paths", file=sys.stderr)
         report["avx2_emulated"] = {

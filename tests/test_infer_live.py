@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 
+import av
 import numpy as np
 import pytest
 from test_infer_helpers import SlowNet, make_video, sha, tiny_model, video_facts
@@ -45,6 +46,33 @@ def test_live_drops_frames_when_model_is_slower_than_real_time(tmp_path):
     assert facts["frames"] == stats.processed
     assert facts["times"] == sorted(facts["times"]) and facts["times"][-1] > 0.25  # real timing kept across drops
     assert sha(src) == before
+
+
+class JitterNet(SlowNet):
+    """Identity whose calls take 0.15, 0.03, 0.08, 0.15, ... s: results finish out of order."""
+
+    def forward(self, x):
+        self.calls = getattr(self, "calls", 0) + 1
+        self.delay = (0.15, 0.03, 0.08)[self.calls % 3]
+        return super().forward(x)
+
+
+def test_live_workers_keep_up_and_write_in_capture_order(tmp_path):
+    src = make_video(tmp_path / "call.mp4", frames=30, fps=30, audio=False)
+    one = run_live(str(src), str(tmp_path / "one.mp4"), sharpener=Sharpener(JitterNet(0), device="cpu"), workers=1)
+    three = run_live(str(src), str(tmp_path / "three.mp4"), sharpener=Sharpener(JitterNet(0), device="cpu"), workers=3)
+    assert three.workers == 3 and "3 workers" in three.summary()
+    assert three.processed > one.processed  # three frames in flight at once: fewer dropped
+    facts = video_facts(tmp_path / "three.mp4")
+    assert facts["frames"] == three.processed and three.processed + three.dropped == 30
+    assert facts["times"] == sorted(facts["times"])
+    with av.open(str(src)) as c:  # each frame written at its own capture time: the right picture there
+        given = {round(f.time * 30): f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)}
+    with av.open(str(tmp_path / "three.mp4")) as c:
+        for f in c.decode(video=0):
+            i = round(f.time * 30)
+            err = {j: np.abs(f.to_ndarray(format="rgb24") - given[j]).mean() for j in given}
+            assert min(err, key=err.get) == i
 
 
 def test_live_max_frames_and_cli(tmp_path, capsys, monkeypatch):

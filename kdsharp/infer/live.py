@@ -14,6 +14,7 @@ frames so far (audio cut to match) and the summary is printed.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class LiveStats:
     path: str = "rgb"  # 'yuv' or 'rgb' (see kdsharp.infer.frames)
     reused: float | None = None  # fraction of tiles temporal reuse did not recompute
     partial: str | None = None  # the warning when a file source turned corrupt part way (frames before it kept)
+    workers: int = 1  # model threads taking frames in turn
 
     @property
     def dropped_pct(self) -> float:
@@ -68,6 +70,7 @@ class LiveStats:
 
     def summary(self) -> str:
         reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
+        reuse = (f", {self.workers} workers" if self.workers > 1 else "") + reuse
         return (
             (f"stopped ({self.interrupted}): " if self.interrupted else "")
             + f"{plural(self.processed, 'frame')} processed, "
@@ -78,13 +81,16 @@ class LiveStats:
 
 
 class LatestFrame:
-    """One-slot mailbox: ``put`` replaces an unread frame (counted in ``dropped``), ``get`` waits."""
+    """One-slot mailbox: ``put`` replaces an unread frame (counted in ``dropped``); ``take`` waits
+    for the newest and numbers what it hands out (``taken``: 0, 1, 2, ... in capture order), so
+    several workers can share one source and their results still be written in order."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._item = None
         self._closed = False
         self.dropped = 0
+        self.taken = 0
         self.error: BaseException | None = None
 
     def put(self, item) -> None:
@@ -97,15 +103,24 @@ class LatestFrame:
     def close(self, error: BaseException | None = None) -> None:
         with self._cond:
             self._closed, self.error = True, error
-            self._cond.notify()
+            self._cond.notify_all()
 
-    def get(self, timeout: float):
-        """The newest ``item``, or None once the source has ended and nothing is left."""
+    def take(self, timeout: float):
+        """``(number, item)`` for the newest item, or None once the source has ended and nothing
+        is left; raises TimeoutError after ``timeout`` s without either."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._item is not None or self._closed, timeout):
                 raise TimeoutError
+            if self._item is None:
+                return None
             item, self._item = self._item, None
-            return item
+            self.taken += 1
+            return self.taken - 1, item
+
+    def get(self, timeout: float):
+        """The newest ``item``, or None once the source has ended and nothing is left."""
+        taken = self.take(timeout)
+        return None if taken is None else taken[1]
 
 
 class Source:
@@ -275,6 +290,7 @@ def run_live(
     threads: int | None = None,
     reuse: bool | None = None,
     progress=None,
+    workers: int | None = None,
 ) -> LiveStats:
     """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
@@ -282,10 +298,12 @@ def run_live(
     ``threads``: the model's CPU threads (default: the available cores; the threads wait
     passively, so decoding, encoding and the call app still get their share). ``reuse``:
     temporal reuse of unchanged tiles (luma models on YUV sources; None: on). Ctrl-C finishes
-    the output and returns the stats with ``interrupted`` set. Returns :class:`LiveStats`
-    (processed/dropped counts, mean latency).
+    the output and returns the stats with ``interrupted`` set. ``workers``: model threads taking
+    frames in turn (default: :func:`~kdsharp.infer.video.plan_workers`, on the CPU one
+    single-threaded worker per thread). Returns :class:`LiveStats` (processed/dropped counts, mean latency).
     """
     from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
+    from kdsharp.infer.video import plan_workers
 
     keep_freed_memory()
     src = open_source(source, fps)
@@ -303,9 +321,13 @@ def run_live(
         raise
     stats = LiveStats(sink=str(sink))
     threads = threads or getattr(sharpener, "threads", None) or default_threads()
+    planned, intra = plan_workers(sharpener, threads, reuse=False)  # reuse is exact per worker
+    stats.workers = int(workers or planned)
+    if workers:  # the threads shared out over the workers asked for
+        intra = max(1, threads // stats.workers)
     failure: BaseException | None = None
     try:
-        with torch_threads(threads):
+        with torch_threads(intra):
             _warm_up(sharpener, src)
     except BaseException:
         src.__exit__(None, None, None)
@@ -313,10 +335,19 @@ def run_live(
         raise
     start = time.perf_counter()
     try:
-        with src, torch_threads(threads), _live_progress(progress, src) as (bar, task):
+        with src, torch_threads(intra), _live_progress(progress, src) as (bar, task):
             try:
                 ended = _loop(
-                    src, out, sharpener, side_by_side, max_frames, stats, True if reuse is None else reuse, bar, task
+                    src,
+                    out,
+                    sharpener,
+                    side_by_side,
+                    max_frames,
+                    stats,
+                    True if reuse is None else reuse,
+                    bar,
+                    task,
+                    workers=stats.workers,
                 )
                 if ended and src.partial is None:  # the whole source went through: all of its audio too
                     out.cut_audio = False
@@ -396,6 +427,55 @@ def _pair(frame: np.ndarray, result: np.ndarray, quarter: int, upright: bool) ->
     return pair if upright else _turned(pair, -quarter)
 
 
+NO_FRAME_S = 10.0  # a source silent this long is an error
+
+
+def _work(src: Source, sharpener, reuse: bool, results: queue.Queue, stop: threading.Event, procs: list) -> None:
+    """One model worker: takes the newest source frame, sharpens it with its own processor, hands
+    ``('frame', number, (frame, result, media time, capture time))`` to ``results``; ends with one
+    ``('end', None, None)`` (source ended or ``stop`` set) or ``('error', None, exception)``."""
+    from kdsharp.infer.frames import make_processor
+
+    proc = None
+    try:
+        silent = 0.0
+        while not stop.is_set():
+            try:
+                taken = src.slot.take(timeout=0.1)  # short waits: a stop is seen within 0.1 s
+            except TimeoutError:
+                silent += 0.1
+                if silent >= NO_FRAME_S:
+                    raise InputError(src.name, f"no frame for {NO_FRAME_S:.0f} s", "check the source") from None
+                continue
+            silent = 0.0
+            if taken is None:
+                if src.slot.error is not None:
+                    raise src.slot.error
+                break
+            seq, (frame, t_media, t_capture) = taken
+            if isinstance(frame, np.ndarray):  # camera: RGB already
+                result = sharpener.frames(torch.from_numpy(frame[None]))[0].numpy()
+            else:
+                if proc is None:
+                    proc = make_processor(sharpener, frame, reuse=reuse)
+                    procs.append(proc)
+                result = proc([frame])[0]
+            _offer(results, ("frame", seq, (frame, result, t_media, t_capture)), stop)
+        _offer(results, ("end", None, None), stop)
+    except BaseException as e:  # noqa: BLE001 - re-raised in the writing thread
+        _offer(results, ("error", None, e), stop)
+
+
+def _offer(q: queue.Queue, item, stop: threading.Event) -> None:
+    """``q.put(item)`` that gives up once ``stop`` is set (the writer no longer reads)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
 def _loop(
     src: Source,
     out,
@@ -406,34 +486,54 @@ def _loop(
     reuse: bool = True,
     bar=None,
     task=None,
+    workers: int = 1,
 ) -> bool:
-    """Process frames until the source ends (returns True), ``max_frames``, or the sink quits (False)."""
-    from kdsharp.infer.frames import make_processor
+    """Process frames until the source ends (returns True), ``max_frames``, or the sink quits (False).
 
-    rate = 0.0  # smoothed model frames/s for the overlay
-    proc = None
+    ``workers`` model threads each take the newest frame as soon as they are free (each with its
+    own processor and temporal reuse, exact per worker); this thread writes their results in
+    capture order (a window sink must be driven from the main thread) and handles the sink's keys.
+    """
     quarter = round(src.info.rotation / 90) % 4 if src.info is not None else 0  # the source's display rotation
+    results: queue.Queue = queue.Queue(2 * workers + 2)
+    stop = threading.Event()
+    procs: list = []
+    pool = [
+        threading.Thread(
+            target=_work, args=(src, sharpener, reuse, results, stop, procs), name=f"kdsharp-live-{i}", daemon=True
+        )
+        for i in range(workers)
+    ]
+    for th in pool:
+        th.start()
+    pending: dict[int, tuple] = {}
+    next_seq, running = 0, workers
+    rate, last = 0.0, None  # smoothed written frames/s for the overlay
     try:
-        while max_frames is None or stats.processed < max_frames:
-            try:
-                item = src.slot.get(timeout=10.0)
-            except TimeoutError:
-                raise InputError(src.name, "no frame for 10 s", "check the source") from None
-            if item is None:
-                if src.slot.error is not None:
-                    raise src.slot.error
-                return True
-            frame, t_media, t_capture = item
-            t0 = time.perf_counter()
-            if isinstance(frame, np.ndarray):  # camera: RGB already
-                result = sharpener.frames(torch.from_numpy(frame[None]))[0].numpy()
-            else:
-                if proc is None:
-                    proc = make_processor(sharpener, frame, reuse=reuse)
-                    stats.path = proc.path
-                result = proc([frame])[0]
-            now_rate = 1.0 / max(time.perf_counter() - t0, 1e-6)
-            rate = 0.9 * rate + 0.1 * now_rate if rate else now_rate
+        while running or pending:
+            if max_frames is not None and stats.processed >= max_frames:
+                return False
+            if next_seq not in pending:
+                if not running:  # (cannot happen: a worker hands over every frame it took before it ends)
+                    break
+                try:
+                    kind, seq, payload = results.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if kind == "error":
+                    raise payload
+                if kind == "end":
+                    running -= 1
+                else:
+                    pending[seq] = payload
+                continue
+            frame, result, t_media, t_capture = pending.pop(next_seq)
+            next_seq += 1
+            now = time.perf_counter()
+            if last is not None:
+                now_rate = 1.0 / max(now - last, 1e-6)
+                rate = 0.9 * rate + 0.1 * now_rate if rate else now_rate
+            last = now
             if side_by_side or out.overlay or out.wants_rgb:
                 result = _as_rgb(result)
                 if side_by_side:
@@ -449,11 +549,17 @@ def _loop(
             if bar is not None:
                 bar.update(task, advance=1, description=f"live {src.name} ({src.slot.dropped} dropped)")
             if action == "quit":
-                break
+                return False
             if action == "toggle":
                 side_by_side = not side_by_side
+        return True
     finally:
-        reuse_state = getattr(proc, "reuse", None)
-        if reuse_state is not None:
-            stats.reused = reuse_state.stats.skipped_fraction
-    return False
+        stop.set()
+        for th in pool:
+            th.join()
+        reused = [p.reuse.stats for p in procs if getattr(p, "reuse", None) is not None]
+        if reused:
+            total = sum(r.total for r in reused)
+            stats.reused = 1.0 - sum(r.computed for r in reused) / total if total else 0.0
+        if procs:
+            stats.path = procs[0].path
