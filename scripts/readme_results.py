@@ -408,8 +408,19 @@ def realtime_all(files: list[Path]) -> list[str]:
         if out:
             out.append("")
         kind = "AVX-512" if rt["cpu"].get("avx512") else "AVX2 only, no AVX-512"
-        native = next((r["cpu"]["model_name"] for _, r in reports if not r["cpu"].get("avx512")), None)
-        out += [f"**{rt['cpu']['model_name']} ({kind})**", "", *realtime(rt, f, native)]
+        native = next(
+            (
+                f"{r['cpu']['model_name']} (AVX2 only, family {r['cpu']['family']} model {r['cpu']['model']})"
+                for _, r in reports
+                if not r["cpu"].get("avx512")
+            ),
+            None,
+        )
+        out += [
+            f"**{rt['cpu']['model_name']}, family {rt['cpu']['family']} model {rt['cpu']['model']} ({kind})**",
+            "",
+            *realtime(rt, f, native),
+        ]
     return out
 
 

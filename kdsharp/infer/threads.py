@@ -7,9 +7,9 @@ each parallel region waits for its slowest thread, which is not running. kdsharp
 * waits passively: ``OMP_WAIT_POLICY=PASSIVE`` (set by the ``kdsharp`` command before torch is
   imported, unless the environment already sets it; a library user sets it before importing
   torch), and ONNX Runtime sessions without spinning;
-* in the video pipeline runs frames on separate single-threaded workers rather than one frame on
-  a thread team (:func:`kdsharp.infer.video.plan_workers`): no team to synchronise, so a busy
-  core slows one worker instead of every layer of every frame;
+* in the video pipeline and ``live`` runs frames on separate single-threaded workers rather than
+  one frame on a thread team (:func:`kdsharp.infer.video.plan_workers`): no team to synchronise,
+  so a busy core slows one worker instead of every layer of every frame;
 * takes ``--threads N`` on ``sharpen``, ``live``, ``demo`` and ``eval``; the default is the
   number of cores this process may run on (:func:`default_threads`);
 * keeps freed memory for reuse (:func:`keep_freed_memory`): every layer of a network allocates

@@ -204,7 +204,8 @@ def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]
 
     On the CPU, frames are spread over single-threaded workers (each frame runs on one core: no
     thread team to synchronise, which is what collapses when the cores are shared); temporal
-    reuse needs the previous frame, so it runs one worker with ``threads`` intra-op threads. On a
+    reuse in a video's frame order runs one worker with ``threads`` intra-op threads (``live``
+    passes ``reuse=False``: its workers each keep their own previous frame). On a
     GPU one worker feeds the device. ``threads`` None: :func:`kdsharp.infer.threads.default_threads`.
     """
     n = int(threads or default_threads())
