@@ -3,9 +3,10 @@
 Real time comes first: a capture thread keeps only the NEWEST frame in a one-slot mailbox, so a
 model slower than the source makes frames drop instead of latency grow; the drops are counted
 and reported. On the CPU several single-threaded model workers take the newest frame in turn
-(one per core: two frames in flight), and their results are written in capture order. A file source is read at its own frame rate (real-time emulation), so drops are
-counted exactly as with a camera, and the output keeps the source's timing: every frame written
-sits at its capture time (a dropped frame leaves its slot empty), at the source's frame rate.
+(one per core: two frames in flight), and their results are written in capture order. A file
+source is read at its own frame rate (real-time emulation), so drops are counted exactly as with
+a camera, and the output keeps the source's timing: every frame written sits at its capture time
+(a dropped frame leaves its slot empty), at the source's frame rate.
 
 File and stream sources are decoded to YUV and a luma model (``fast``) runs on the Y plane
 (:mod:`kdsharp.infer.frames`), with temporal reuse of unchanged tiles on by default; a file sink
