@@ -368,12 +368,13 @@ def test_jpeg_keeps_exif_and_dpi_and_is_upright_once(tmp_path, capsys):
     jpeg = _jfif_dpi(cv2.imencode(".jpg", img)[1].tobytes(), 300)
     app1 = b"Exif\x00\x00" + _exif(6)
     src.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:])
-    for out in ("out.jpg", "out.png", "out.tif"):
+    for out in ("out.jpg", "out.png", "out.tif", "out.webp"):
         code, err = sharpen(capsys, src, "-o", tmp_path / out)
         assert code == 0, err
         data = (tmp_path / out).read_bytes()
         meta = read_meta(data)
-        assert meta.dpi == pytest.approx((300, 300), abs=0.01), out
+        if out != "out.webp":  # (WebP stores no resolution)
+            assert meta.dpi == pytest.approx((300, 300), abs=0.01), out
         raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
         assert raw.shape[:2] == (40, 20)  # pixels upright ...
         if out != "out.tif":
@@ -383,6 +384,8 @@ def test_jpeg_keeps_exif_and_dpi_and_is_upright_once(tmp_path, capsys):
     with pil.open(tmp_path / "out.jpg") as im:
         assert im.info["dpi"] == (300, 300) and im.getexif()[0x010F].startswith("Camera")
         assert im.getexif()[0x0112] == 1
+    with pil.open(tmp_path / "out.webp") as im:  # a valid extended WebP with its EXIF chunk
+        assert im.size == (20, 40) and im.getexif()[0x010F].startswith("Camera") and im.getexif()[0x0112] == 1
 
 
 def test_png_keeps_exif_and_dpi(tmp_path, capsys):

@@ -10,7 +10,7 @@ format     read                                                written
 JPEG       APP1 Exif, JFIF density (or EXIF's), APP2 ICC       APP1 Exif, JFIF density, APP2 ICC
 PNG        eXIf, pHYs, iCCP                                    eXIf, pHYs, iCCP
 TIFF       X/YResolution (and its Orientation), ICC tag        X/YResolution (OpenCV's), ICC tag
-WebP       EXIF and ICCP chunks                                ICCP chunk (extended WebP)
+WebP       EXIF and ICCP chunks                                EXIF and ICCP chunks (extended WebP)
 BMP        nothing                                             nothing (a profile: a warning)
 =========  ==================================================  ===================================
 
@@ -396,21 +396,23 @@ def _webp_size_alpha(kind: bytes, payload: bytes) -> tuple[int, int, bool]:
 
 
 def _webp_with(buf: bytes, meta: ImageMeta) -> bytes:
-    """``buf`` as an extended WebP (VP8X) with ``meta.icc`` in its ICCP chunk (right after VP8X, as the
-    format asks); ``buf`` itself if it is not a WebP this understands."""
-    if not meta.icc:
+    """``buf`` as an extended WebP (VP8X) with ``meta.icc`` in its ICCP chunk (right after VP8X) and
+    ``meta.exif`` (Orientation 1) in an EXIF chunk after the image data, as the format orders them;
+    ``buf`` itself if it is not a WebP this understands."""
+    if not meta.icc and not meta.exif:
         return buf
-    chunks = [(k, v) for k, v in _riff_chunks(buf) if k != b"ICCP"]
+    chunks = [(k, v) for k, v in _riff_chunks(buf) if k not in (b"ICCP", b"EXIF")]
     if chunks and chunks[0][0] == b"VP8X":
         head = chunks.pop(0)[1]
     else:
         w, h, alpha = _webp_size_alpha(*chunks[0])
         head = bytes([0x10 if alpha else 0, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-    head = bytes([head[0] | 0x20]) + head[1:]  # the ICC profile flag
-    body = b"".join(
-        k + struct.pack("<I", len(v)) + v + b"\x00" * (len(v) & 1)
-        for k, v in [(b"VP8X", head), (b"ICCP", meta.icc), *chunks]
-    )
+    flags = head[0] & ~0x28 | (0x20 if meta.icc else 0) | (0x08 if meta.exif else 0)  # ICC profile, EXIF flags
+    head = bytes([flags]) + head[1:]
+    listed = [(b"VP8X", head), *([(b"ICCP", meta.icc)] if meta.icc else []), *chunks]
+    if meta.exif:
+        listed.append((b"EXIF", upright_exif(meta.exif)))
+    body = b"".join(k + struct.pack("<I", len(v)) + v + b"\x00" * (len(v) & 1) for k, v in listed)
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
 
 
@@ -442,7 +444,7 @@ def icc_carried(ext: str) -> bool:
 
 def with_meta(buf: bytes, ext: str, meta: ImageMeta | None) -> bytes:
     """Encoded image ``buf`` (format ``ext``) with ``meta``'s EXIF, dpi and ICC profile spliced in
-    (JPEG, PNG; the ICC profile alone in WebP and TIFF, whose dpi OpenCV writes)."""
+    (JPEG, PNG; EXIF and the ICC profile in WebP, the ICC profile in TIFF, whose dpi OpenCV writes)."""
     if not meta:
         return buf
     ext = ext.lower()
