@@ -16,6 +16,7 @@ frames so far (audio cut to match) and the summary is printed.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -435,8 +436,9 @@ NO_FRAME_S = 10.0  # a source silent this long is an error
 def _work(src: Source, sharpener, reuse: bool, results: queue.Queue, stop: threading.Event, procs: list) -> None:
     """One model worker: takes the newest source frame, sharpens it with its own processor, hands
     ``('frame', number, (frame, result, media time, capture time))`` to ``results``; ends with one
-    ``('end', None, None)`` (source ended or ``stop`` set) or ``('error', None, exception)``."""
+    ``('end', None, None)`` (source ended) or ``('error', None, exception)``; nothing once ``stop`` is set."""
     from kdsharp.infer.frames import make_processor
+    from kdsharp.infer.video import Stopped, put_or_stop
 
     proc = None
     try:
@@ -462,20 +464,13 @@ def _work(src: Source, sharpener, reuse: bool, results: queue.Queue, stop: threa
                     proc = make_processor(sharpener, frame, reuse=reuse)
                     procs.append(proc)
                 result = proc([frame])[0]
-            _offer(results, ("frame", seq, (frame, result, t_media, t_capture)), stop)
-        _offer(results, ("end", None, None), stop)
+            put_or_stop(results, ("frame", seq, (frame, result, t_media, t_capture)), stop)
+        put_or_stop(results, ("end", None, None), stop)
+    except Stopped:  # the writer no longer reads
+        pass
     except BaseException as e:  # noqa: BLE001 - re-raised in the writing thread
-        _offer(results, ("error", None, e), stop)
-
-
-def _offer(q: queue.Queue, item, stop: threading.Event) -> None:
-    """``q.put(item)`` that gives up once ``stop`` is set (the writer no longer reads)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
+        with contextlib.suppress(Stopped):
+            put_or_stop(results, ("error", None, e), stop)
 
 
 def _loop(

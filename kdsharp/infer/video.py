@@ -173,12 +173,12 @@ class VideoStats:
         )
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """Raised inside a stage when another stage failed."""
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
-    """``q.put(item)``, raising :class:`_Stopped` as soon as ``stop`` is set (checked before every try:
+def put_or_stop(q: queue.Queue, item, stop: threading.Event) -> None:
+    """``q.put(item)``, raising :class:`Stopped` as soon as ``stop`` is set (checked before every try:
     stages that never wait must notice a Ctrl-C too)."""
     while not stop.is_set():
         try:
@@ -186,17 +186,17 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
             return
         except queue.Full:
             pass
-    raise _Stopped
+    raise Stopped
 
 
-def _get(q: queue.Queue, stop: threading.Event):
-    """``q.get()``, raising :class:`_Stopped` as soon as ``stop`` is set."""
+def get_or_stop(q: queue.Queue, stop: threading.Event):
+    """``q.get()``, raising :class:`Stopped` as soon as ``stop`` is set."""
     while not stop.is_set():
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
             pass
-    raise _Stopped
+    raise Stopped
 
 
 def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]:
@@ -313,7 +313,7 @@ def sharpen_video(
                             end_s[0] = max(end_s[0], float((f.pts - start) * stream.time_base) + frame_s)
                     stats.decode_s += time.perf_counter() - t0
                     if frames and (f is None or len(frames) == batch):
-                        _put(q_in, (seq, frames), stop)
+                        put_or_stop(q_in, (seq, frames), stop)
                         frames, seq = [], seq + 1
                     if f is None:
                         break
@@ -329,7 +329,7 @@ def sharpen_video(
                 stats.partial = f"{src}: {short}; kept the {decoded[0]} frames decoded"
             stats.decode_cpu_s += time.thread_time() - c0
             for _ in range(workers):
-                _put(q_in, None, stop)
+                put_or_stop(q_in, None, stop)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             errors.append(e)
             stop.set()
@@ -337,7 +337,7 @@ def sharpen_video(
     def model_worker() -> None:
         try:
             proc = None
-            while (item := _get(q_in, stop)) is not None:
+            while (item := get_or_stop(q_in, stop)) is not None:
                 seq, frames = item
                 c0 = time.thread_time()
                 if proc is None:
@@ -349,8 +349,8 @@ def sharpen_video(
                 proc.times.convert_s += time.perf_counter() - t0
                 with lock:
                     stats.model_cpu_s += time.thread_time() - c0
-                _put(q_out, (seq, out), stop)
-            _put(q_out, None, stop)
+                put_or_stop(q_out, (seq, out), stop)
+            put_or_stop(q_out, None, stop)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
             stop.set()
@@ -360,7 +360,7 @@ def sharpen_video(
             pending: dict[int, list] = {}
             next_seq, done = 0, 0
             while done < workers:
-                item = _get(q_out, stop)
+                item = get_or_stop(q_out, stop)
                 if item is None:
                     done += 1
                     continue
@@ -422,7 +422,7 @@ def sharpen_video(
                 for th in threads_:
                     th.join()
                 raise
-            real = [e for e in errors if not isinstance(e, _Stopped)]
+            real = [e for e in errors if not isinstance(e, Stopped)]
             if real:
                 raise real[0]
             if stats.partial:
