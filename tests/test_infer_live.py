@@ -126,6 +126,23 @@ def test_live_bad_sources_and_sinks(tmp_path, monkeypatch, source, sink, match):
     assert not (tmp_path / "o.mp4").exists() and sha(tmp_path / "call.mp4") == before
 
 
+def test_live_file_sink_encodes_ultrafast_unless_told(tmp_path, capsys):
+    """A live recording leaves the cores to the model (x264 ultrafast: no CABAC); --encoder-preset and
+    --crf choose otherwise (x264 writes its settings into the stream); a bad preset is refused first."""
+    src = make_video(tmp_path / "call.mp4", frames=4, audio=False)
+    net = Sharpener(tiny_model(), device="cpu")
+    run_live(str(src), str(tmp_path / "default.mp4"), sharpener=net)
+    run_live(str(src), str(tmp_path / "small.mp4"), sharpener=net, encoder_preset="veryfast", crf=30)
+    default, small = (tmp_path / "default.mp4").read_bytes(), (tmp_path / "small.mp4").read_bytes()
+    assert b"cabac=0" in default and b"crf=18.0" in default
+    assert b"cabac=1" in small and b"crf=30.0" in small
+    with pytest.raises(KdsharpError, match="fastest"):
+        run_live(str(src), str(tmp_path / "bad.mp4"), sharpener=net, encoder_preset="fastest")
+    assert not (tmp_path / "bad.mp4").exists()
+    code = main(["live", "--source", str(src), "--sink", str(tmp_path / "cli.mp4"), "--encoder-preset", "slow"])
+    assert code == 0 and b"subme=8" in (tmp_path / "cli.mp4").read_bytes()  # x264 slow: subme 8
+
+
 def test_pan_zoom_clip_moves():
     img = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
     clip = pan_zoom_clip(img, 5, (64, 48))

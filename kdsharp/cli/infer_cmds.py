@@ -212,6 +212,21 @@ def live(
         help="Luma models (fast) on file/stream sources: "
         "recompute only the tiles that changed since the previous frame.",
     ),
+    encoder_preset: str | None = typer.Option(
+        None,
+        "--encoder-preset",
+        help="File sink: x264/x265 speed preset, ultrafast ... veryslow (default: ultrafast at every size, "
+        "which leaves the cores to the model; slower = smaller files, more frames dropped).",
+        show_default=False,
+    ),
+    crf: int | None = typer.Option(
+        None,
+        "--crf",
+        min=0,
+        max=63,
+        help="File sink: video quality, lower = better (default: 18 for H.264/H.265, VP9 24).",
+        show_default=False,
+    ),
 ):
     """Sharpen a webcam / file / stream in real time, dropping frames rather than falling behind.
 
@@ -234,6 +249,8 @@ def live(
         overwrite=overwrite,
         threads=threads,
         reuse=reuse,
+        encoder_preset=encoder_preset,
+        crf=crf,
     )
     info(stats.summary())
     if stats.partial:

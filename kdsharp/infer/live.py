@@ -294,6 +294,8 @@ def run_live(
     reuse: bool | None = None,
     progress=None,
     workers: int | None = None,
+    encoder_preset: str | None = None,
+    crf: int | None = None,
 ) -> LiveStats:
     """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
@@ -303,7 +305,9 @@ def run_live(
     temporal reuse of unchanged tiles (luma models on YUV sources; None: on). Ctrl-C finishes
     the output and returns the stats with ``interrupted`` set. ``workers``: model threads taking
     frames in turn (default: :func:`~kdsharp.infer.video.plan_workers`, on the CPU one
-    single-threaded worker per thread). Returns :class:`LiveStats` (processed/dropped counts, mean latency).
+    single-threaded worker per thread). ``encoder_preset``/``crf``: a file sink's encoder (default
+    x264 ``ultrafast``, CRF 18: see :class:`~kdsharp.infer.sinks.FileSink`). Returns
+    :class:`LiveStats` (processed/dropped counts, mean latency).
     """
     from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
     from kdsharp.infer.video import plan_workers
@@ -313,7 +317,14 @@ def run_live(
     try:
         from_file = src.info is not None and Path(src.name).is_file()
         out = open_sink(
-            sink, src.fps, overwrite, audio_from=src.audio_from, info=src.info, source=src.name if from_file else None
+            sink,
+            src.fps,
+            overwrite,
+            audio_from=src.audio_from,
+            info=src.info,
+            source=src.name if from_file else None,
+            preset=encoder_preset,
+            crf=crf,
         )
         if sharpener is None:
             from kdsharp.infer.sharpener import Sharpener

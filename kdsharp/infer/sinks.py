@@ -21,7 +21,17 @@ import numpy as np
 
 from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import check_target
-from kdsharp.io.video import VIDEO_EXTS, VideoInfo, VideoWriter, check_audio_fits, is_video_file, not_kept
+from kdsharp.io.video import (
+    VIDEO_EXTS,
+    X26X,
+    VideoInfo,
+    VideoWriter,
+    check_audio_fits,
+    check_encoder_options,
+    is_video_file,
+    not_kept,
+    pick_codec,
+)
 
 
 class FileSink:
@@ -32,6 +42,8 @@ class FileSink:
     last frame, or all of it when ``cut_audio`` is False: the source was played to its end), or
     discards it when given an exception. ``info``: the source file's
     :class:`~kdsharp.io.video.VideoInfo`, whose rotation and colour tags the file keeps.
+    ``preset``/``crf``: the encoder's (default: x264/x265 ``ultrafast`` at every size, CRF 18:
+    a live recording leaves the cores to the model; ``sharpen`` spends more on smaller files).
     """
 
     overlay = False
@@ -39,6 +51,7 @@ class FileSink:
     rotates = True
     QUEUE = 8
     TIME_BASE = Fraction(1, 90000)  # MPEG clock: whole ticks for 24, 25, 30, 60 and 30000/1001 fps
+    PRESET = "ultrafast"  # x264/x265 preset when none is given
 
     def __init__(
         self,
@@ -48,6 +61,8 @@ class FileSink:
         audio_from: str | Path | None = None,
         info: VideoInfo | None = None,
         source: str | Path | None = None,
+        preset: str | None = None,
+        crf: int | None = None,
     ):
         self.path, self.fps, self.audio_from, self.info = Path(path), fps, audio_from, info
         self.cut_audio = True
@@ -66,6 +81,13 @@ class FileSink:
                 "choose another sink file; kdsharp sharpen can sharpen a file in place",
             )
         check_target(self.path, overwrite, src=source)
+        note = check_encoder_options([self.path], None, preset, crf)  # a bad preset or crf: refused now
+        if note:
+            from kdsharp.console import warn
+
+            warn(note)
+        self.preset = preset or (self.PRESET if pick_codec(self.path, None) in X26X else None)
+        self.crf = crf
         if audio_from is not None:
             check_audio_fits(audio_from, self.path)
         if info is not None:
@@ -94,6 +116,8 @@ class FileSink:
                 audio_from=self.audio_from,
                 display_matrix=self.info.display_matrix if self.info else None,
                 color=self.info,
+                preset=self.preset,
+                crf=self.crf,
             ).__enter__()
             self._t0 = t  # the file starts at its first frame (a camera's clock starts earlier)
             self._thread = threading.Thread(target=self._encode, name="kdsharp-live-encode", daemon=True)
@@ -215,12 +239,19 @@ def open_sink(
     audio_from: str | Path | None = None,
     info: VideoInfo | None = None,
     source: str | Path | None = None,
+    preset: str | None = None,
+    crf: int | None = None,
 ):
     """``'window'``, ``'virtualcam'`` or a video file path (refused if it exists, unless ``overwrite``,
     and named as the input itself when it is the ``source`` file; audio copied from ``audio_from``
-    when given; rotation and colour tags from a source file's ``info``)."""
+    when given; rotation and colour tags from a source file's ``info``; encoder ``preset`` and
+    ``crf``, which a window or virtual camera does not use: one warning says so)."""
+    if sink in ("window", "virtualcam") and (preset is not None or crf is not None):
+        from kdsharp.console import warn
+
+        warn(f"sink={sink} encodes nothing: --encoder-preset and --crf apply to a file sink only; ignored")
     if sink == "window":
         return WindowSink()
     if sink == "virtualcam":
         return VirtualCamSink(fps)
-    return FileSink(sink, fps, overwrite, audio_from=audio_from, info=info, source=source)
+    return FileSink(sink, fps, overwrite, audio_from=audio_from, info=info, source=source, preset=preset, crf=crf)
