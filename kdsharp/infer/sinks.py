@@ -249,7 +249,7 @@ def open_sink(
     if sink in ("window", "virtualcam") and (preset is not None or crf is not None):
         from kdsharp.console import warn
 
-        warn(f"sink={sink} encodes nothing: --encoder-preset and --crf apply to a file sink only; ignored")
+        warn(f"sink={sink} encodes nothing: the encoder preset and crf apply to a file sink only; ignored")
     if sink == "window":
         return WindowSink()
     if sink == "virtualcam":
