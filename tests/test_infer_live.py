@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import time
 
 import av
 import numpy as np
 import pytest
+from conftest import make_test_image
 from test_infer_helpers import SlowNet, make_video, sha, tiny_model, video_facts
 
 import kdsharp.infer.backends as backends
+import kdsharp.infer.live as live_module
 from kdsharp.cli import main
 from kdsharp.errors import KdsharpError
 from kdsharp.infer.demo import DEMO_FILES, pan_zoom_clip, run_demo
@@ -124,6 +127,44 @@ def test_live_bad_sources_and_sinks(tmp_path, monkeypatch, source, sink, match):
     with pytest.raises(KdsharpError, match=match):
         run_live(str(tmp_path / source), sink_arg, sharpener=Sharpener(tiny_model(), device="cpu"))
     assert not (tmp_path / "o.mp4").exists() and sha(tmp_path / "call.mp4") == before
+
+
+class FakeCamera:
+    """cv2.VideoCapture stand-in: ``n`` BGR frames (each a shifted picture) at 30 fps, then the end."""
+
+    def __init__(self, index, n=12):
+        self.frames = [np.roll(make_test_image(48, 64, seed=2), 3 * i, axis=1) for i in range(n)]
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        return True
+
+    def get(self, prop):
+        return 30.0
+
+    def read(self):
+        if not self.frames:
+            return False, None
+        time.sleep(1 / 30)  # a camera delivers in real time
+        return True, self.frames.pop(0)
+
+    def release(self):
+        self.frames = []
+
+
+def test_live_camera_frames_through_two_workers_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(live_module.cv2, "VideoCapture", FakeCamera)
+    stats = run_live(0, str(tmp_path / "cam.mp4"), sharpener=Sharpener(JitterNet(0), device="cpu"), workers=2)
+    facts = video_facts(tmp_path / "cam.mp4")
+    assert stats.processed + stats.dropped == 12 and stats.processed == facts["frames"] >= 4
+    assert stats.path == "rgb" and facts["times"] == sorted(facts["times"]) and facts["size"] == (64, 48)
+    shown = [np.roll(make_test_image(48, 64, seed=2), 3 * i, axis=1).astype(float) for i in range(12)]  # BGR
+    with av.open(str(tmp_path / "cam.mp4")) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    as_rgb = min(np.abs(first - b[:, :, ::-1]).mean() for b in shown)
+    assert as_rgb < 0.5 * min(np.abs(first - b).mean() for b in shown)  # colours kept, not swapped
 
 
 def test_live_file_sink_encodes_ultrafast_unless_told(tmp_path, capsys):
