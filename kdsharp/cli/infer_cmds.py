@@ -204,7 +204,11 @@ def live(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     threads: int | None = typer.Option(
-        None, "--threads", min=1, help="CPU threads for the model (default: the available cores).", show_default=False
+        None,
+        "--threads",
+        min=1,
+        help="CPU threads for the model (one model worker each, taking frames in turn; default: the available cores).",
+        show_default=False,
     ),
     reuse: bool = typer.Option(
         True,
