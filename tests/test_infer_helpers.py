@@ -94,6 +94,7 @@ def make_video(
     rotation: int | None = None,
     codec: str = "libx264",
     video: bool = True,
+    display_matrix: tuple[int, ...] | None = None,
 ) -> Path:
     """A small test video made with PyAV directly (not with kdsharp), optionally with an AAC tone."""
     w, h = size
@@ -105,6 +106,8 @@ def make_video(
         vs.pix_fmt = "yuv444p" if (w % 2 or h % 2) else "yuv420p"
         if rotation is not None:
             vs.set_display_rotation(rotation)
+        if display_matrix is not None:  # e.g. a mirrored front camera
+            vs.set_display_matrix(list(display_matrix))
     a = out.add_stream("aac", rate=44100) if audio else None
     if a is not None:
         a.layout = "mono"

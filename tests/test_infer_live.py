@@ -20,6 +20,7 @@ from kdsharp.errors import KdsharpError
 from kdsharp.infer.demo import DEMO_FILES, pan_zoom_clip, run_demo
 from kdsharp.infer.live import LiveStats, run_live
 from kdsharp.infer.sharpener import Sharpener
+from kdsharp.io.video import probe_video
 
 
 def test_live_file_to_file_keeps_up(tmp_path):
@@ -338,6 +339,22 @@ def test_live_side_by_side_of_a_rotated_source_is_upright_and_side_by_side(tmp_p
     assert shown.shape == (160, 240, 3)
     assert np.abs(shown[80:, :120] - upright[80:]).mean() < 8  # the input on the left, below its label
     assert np.abs(shown[80:, :120] - np.rot90(upright, 2)[80:]).mean() > 20
+
+
+def test_live_side_by_side_of_a_mirrored_source_is_shown_mirrored_not_upside_down(tmp_path):
+    """A front camera's left-right flip tag was read as a half turn: the pair came out upside down."""
+    from kdsharp.io.video import read_frames
+
+    mirror = (-65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+    src = make_video(tmp_path / "selfie.mp4", frames=3, size=(160, 120), audio=False, display_matrix=mirror)
+    run_live(str(src), str(tmp_path / "out.mp4"), sharpener=Sharpener(tiny_model(), device="cpu"), side_by_side=True)
+    assert probe_video(tmp_path / "out.mp4").display_matrix == mirror  # the file keeps the tag
+    shown = next(read_frames(tmp_path / "out.mp4"))[0][:, ::-1].astype(int)  # as a player shows it
+    seen = next(read_frames(src))[0][:, ::-1].astype(int)
+    assert shown.shape == (120, 320, 3)
+    assert np.abs(shown[60:, :160] - seen[60:]).mean() < 8  # the input on the left, upright, below its label
+    label = np.abs(shown[:, :70] - seen[:, :70]).mean(axis=(1, 2))  # where the label changed the picture, by row
+    assert label[5:30].mean() > 10 and label[90:].mean() < 4  # at the top, where it reads (not at the bottom)
 
 
 def test_live_never_replaces_its_source_even_with_overwrite(tmp_path):

@@ -470,3 +470,55 @@ def test_a_preset_the_encoder_ignores_is_said_once_for_the_whole_run(tmp_path, s
     assert "warning" not in capsys.readouterr().err
     sharpener.video(folder / "a.mp4", tmp_path / "one.mp4", codec="mpeg4", preset="slow")  # a direct call too
     assert capsys.readouterr().err.count("mpeg4 takes no preset=slow: ignored") == 1
+
+
+# (display matrix as av_display_rotation_set(angle) then av_display_matrix_flip(hflip) make it) -> the
+# filters ffmpeg's and ffplay's autorotation insert for it (fftools: transpose / hflip / vflip by theta)
+AUTOROTATE = {
+    (0, False): [],
+    (0, True): [("hflip", None)],
+    (90, False): [("transpose", "clock")],
+    (90, True): [("transpose", "cclock_flip")],
+    (180, False): [("hflip", None), ("vflip", None)],
+    (180, True): [("vflip", None)],
+    (270, False): [("transpose", "cclock")],
+    (270, True): [("transpose", "clock_flip")],
+}
+
+
+def _display_matrix(angle: int, hflip: bool) -> tuple[int, ...]:
+    r = -np.radians(angle)
+    c, s = round(np.cos(r) * 65536), round(np.sin(r) * 65536)
+    m = [c, -s, 0, s, c, 0, 0, 0, 1 << 30]
+    if hflip:
+        m[0], m[3], m[6] = -m[0], -m[3], -m[6]
+    return tuple(m)
+
+
+def _filtered(img: np.ndarray, filters) -> np.ndarray:
+    import av
+
+    graph = av.filter.Graph()
+    last = graph.add_buffer(width=img.shape[1], height=img.shape[0], format="rgb24", time_base=Fraction(1, 30))
+    for name, arg in filters:
+        node = graph.add(name, arg) if arg else graph.add(name)
+        last.link_to(node)
+        last = node
+    sink = graph.add("buffersink")
+    last.link_to(sink)
+    graph.configure()
+    graph.push(av.VideoFrame.from_ndarray(img, format="rgb24"))
+    return graph.pull().to_ndarray(format="rgb24")
+
+
+@pytest.mark.parametrize("angle,hflip", list(AUTOROTATE))
+def test_display_orientation_shows_what_ffmpeg_autorotation_shows(angle, hflip):
+    """A mirrored front-camera matrix was read as a half turn (upside down in live's side by side)."""
+    from kdsharp.io.video import display_orientation
+    from kdsharp.ops.geometry import flip_rotate
+
+    img = (np.arange(4 * 6 * 3).reshape(4, 6, 3) * 3).astype(np.uint8)
+    mirror, quarter = display_orientation(_display_matrix(angle, hflip))
+    assert np.array_equal(
+        flip_rotate(img, mirror, False, quarter, axes=(0, 1)), _filtered(img, AUTOROTATE[angle, hflip])
+    )

@@ -509,12 +509,14 @@ def side_by_side(
 ) -> Path:
     """An H.264 MP4 of ``left`` | ``right`` (same frame count), even-sized, at most ``max_width`` wide,
     for playback in the browser; audio of ``left`` when MP4 can carry it. A rotated clip (a phone's
-    portrait video) is turned upright first, so the two sit side by side as the page says."""
+    portrait video, a mirrored front camera) is shown as players show it first, so the two sit side
+    by side as the page says."""
     from kdsharp.io.video import VideoWriter, probe_video, read_frames
+    from kdsharp.ops.geometry import flip_rotate
 
     info = probe_video(left)
     bridge = ProgressBridge(report, cancel, "side-by-side preview")
-    quarter = round(info.rotation / 90) % 4  # counter-clockwise quarter turns that show it upright
+    mirror, quarter = info.orientation  # what shows it as players do (a phone's portrait or mirrored video)
     width, height = (info.height, info.width) if quarter % 2 else (info.width, info.height)
     scale = min(1.0, max_width / (2 * width))
     w = max(2, int(width * scale) // 2 * 2)
@@ -529,12 +531,12 @@ def side_by_side(
             info.fps,
             info.time_base,
             codec="libx264",
-            display_matrix=None if quarter else info.display_matrix,  # turned upright already
+            display_matrix=None if mirror or quarter else info.display_matrix,  # turned upright already
             audio_from=audio,
         ) as out:
             for (a, pts), (b, _) in zip(read_frames(left), read_frames(right), strict=False):
                 bridge.advance(task)  # raises Cancelled once the visitor cancels
-                pair = [np.ascontiguousarray(np.rot90(x, quarter)) if quarter else x for x in (a, b)]
+                pair = [flip_rotate(x, mirror, False, quarter, axes=(0, 1)) if mirror or quarter else x for x in (a, b)]
                 pair = [
                     cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x for x in pair
                 ]

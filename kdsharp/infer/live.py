@@ -41,6 +41,7 @@ from kdsharp.io.video import (
     probe_video,
     why,
 )
+from kdsharp.ops.geometry import flip_rotate
 
 
 @dataclass
@@ -426,19 +427,30 @@ def _as_rgb(frame) -> np.ndarray:
     return frame if isinstance(frame, np.ndarray) else frame_to_rgb(frame)
 
 
-def _turned(img: np.ndarray, quarter: int) -> np.ndarray:
-    """``img`` turned ``quarter`` quarter turns counter-clockwise (itself when 0)."""
-    return np.ascontiguousarray(np.rot90(img, quarter)) if quarter % 4 else img
+def _turned(img: np.ndarray, orientation: tuple[bool, int]) -> np.ndarray:
+    """``img`` as players show it: ``orientation`` is ``(mirror, quarter)`` of
+    :attr:`~kdsharp.io.video.VideoInfo.orientation` (itself when nothing moves)."""
+    mirror, quarter = orientation
+    return flip_rotate(img, mirror, False, quarter, axes=(0, 1)) if mirror or quarter % 4 else img
 
 
-def _pair(frame: np.ndarray, result: np.ndarray, quarter: int, upright: bool) -> np.ndarray:
-    """Labelled input | output as a viewer sees them: a rotated source (a phone's portrait video,
-    ``quarter`` counter-clockwise quarter turns) is turned upright first, so the two sit side by side
-    and the labels read; turned back unless ``upright`` (a file sink writes the source's rotation)."""
+def _turned_back(img: np.ndarray, orientation: tuple[bool, int]) -> np.ndarray:
+    """The inverse of :func:`_turned`: a shown picture back to the stored one."""
+    mirror, quarter = orientation
+    if not (mirror or quarter % 4):
+        return img
+    return flip_rotate(flip_rotate(img, False, False, -quarter, axes=(0, 1)), mirror, False, 0, axes=(0, 1))
+
+
+def _pair(frame: np.ndarray, result: np.ndarray, orientation: tuple[bool, int], upright: bool) -> np.ndarray:
+    """Labelled input | output as a viewer sees them: a rotated or mirrored source (a phone's
+    portrait video, its front camera; ``orientation`` as :func:`_turned` takes it) is shown as
+    players show it first, so the two sit side by side and the labels read; turned back unless
+    ``upright`` (a file sink writes the source's display matrix)."""
     pair = np.hstack(
-        [_label(_turned(frame, quarter).copy(), "input"), _label(_turned(result, quarter).copy(), "kdsharp")]
+        [_label(_turned(frame, orientation).copy(), "input"), _label(_turned(result, orientation).copy(), "kdsharp")]
     )
-    return pair if upright else _turned(pair, -quarter)
+    return pair if upright else _turned_back(pair, orientation)
 
 
 NO_FRAME_S = 10.0  # a source silent this long is an error
@@ -502,7 +514,7 @@ def _loop(
     own processor and temporal reuse, exact per worker); this thread writes their results in
     capture order (a window sink must be driven from the main thread) and handles the sink's keys.
     """
-    quarter = round(src.info.rotation / 90) % 4 if src.info is not None else 0  # the source's display rotation
+    orientation = src.info.orientation if src.info is not None else (False, 0)  # as players show the source
     results: queue.Queue = queue.Queue(2 * workers + 2)
     stop = threading.Event()
     procs: list = []
@@ -545,9 +557,9 @@ def _loop(
             if side_by_side or out.overlay or out.wants_rgb:
                 result = _as_rgb(result)
                 if side_by_side:
-                    result = _pair(_as_rgb(frame), result, quarter, upright=not out.rotates)
+                    result = _pair(_as_rgb(frame), result, orientation, upright=not out.rotates)
                 elif not out.rotates:  # a window or virtual camera shows the picture as it is: upright it
-                    result = _turned(result, quarter)
+                    result = _turned(result, orientation)
                 if out.overlay:
                     lat = 1000 * (time.perf_counter() - t_capture)
                     _label(result, f"{rate:.1f} fps  {lat:.0f} ms  dropped {src.slot.dropped}", result.shape[0] - 12)

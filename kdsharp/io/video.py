@@ -129,6 +129,13 @@ class VideoInfo:
     video_end_s: float = 0.0  # where the video stream ends by its header, s from its first frame (0: unknown)
     other_streams: tuple[str, ...] = ()  # kinds of the streams kdsharp does not copy (subtitle, data, ...)
 
+    @property
+    def orientation(self) -> tuple[bool, int]:
+        """``(mirror, quarter)`` that show the stored picture as players do (see :func:`display_orientation`)."""
+        if self.display_matrix is None:
+            return False, round(self.rotation / 90) % 4
+        return display_orientation(self.display_matrix)
+
 
 # the fix for a folder given where one video is read (read_frames, probe_video)
 VIDEO_FOLDER_FIX = "pass one video file; kdsharp sharpen takes a whole folder, kdsharp degrade a folder of images"
@@ -785,6 +792,27 @@ def _short_time_base(tb: Fraction) -> Fraction:
     if d <= 65535:
         return tb
     return Fraction(1, next(d // k for k in range(-(-d // 65535), d + 1) if d % k == 0))
+
+
+def display_orientation(matrix: tuple[int, ...]) -> tuple[bool, int]:
+    """``(mirror, quarter)`` for an FFmpeg display matrix (9 int32): a stored picture flipped
+    left-right when ``mirror``, then turned ``quarter`` quarter turns counter-clockwise
+    (:func:`kdsharp.ops.geometry.flip_rotate` with ``vflip=False``), is what players show. Follows
+    ffmpeg's own autorotation, flips included (a phone's mirrored front camera); an angle that is
+    not a quarter turn goes to the nearest one."""
+    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
+    if not (np.hypot(a, c) and np.hypot(b, d)):  # degenerate: ffmpeg shows it as stored
+        return False, 0
+    clockwise = int(round(np.degrees(np.arctan2(b / np.hypot(b, d), a / np.hypot(a, c))))) % 360  # get_rotation
+    if abs(clockwise - 90) < 1:  # transpose=cclock_flip (a transpose) or clock
+        return (True, 1) if c > 0 else (False, 3)
+    if abs(clockwise - 180) < 1:  # hflip and/or vflip (both: a half turn)
+        return (False, 2) if d < 0 else (True, 0)
+    if abs(clockwise - 270) < 1:  # transpose=clock_flip (an anti-transpose) or cclock
+        return (True, 3) if c < 0 else (False, 1)
+    if clockwise < 1 or clockwise > 359:  # upright, or upside down mirrored (vflip)
+        return (True, 2) if d < 0 else (False, 0)
+    return False, round(-clockwise / 90) % 4
 
 
 def _rotation(matrix: tuple[int, ...]) -> int:
