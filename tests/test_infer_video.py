@@ -183,7 +183,11 @@ def test_avi_output_keeps_rate_order_and_says_it_loses_rotation(tmp_path, sharpe
     rot = make_video(tmp_path / "rot.mp4", frames=3, audio=False, rotation=90)
     sharpener.video(rot, tmp_path / "rot.avi")
     err = capsys.readouterr().err
-    assert "rot.avi: AVI cannot store the source's rotation (90 degrees)" in err
+    assert "rot.avi: AVI cannot store the source's rotation (90 degrees)" in err and "turned" in err
+    flip = make_video(tmp_path / "flip.mp4", frames=3, audio=False, display_matrix=_display_matrix(0, True))
+    sharpener.video(flip, tmp_path / "flip.avi")
+    err = capsys.readouterr().err
+    assert "flip.avi: AVI cannot store the source's left-right flip" in err and "degrees" not in err
 
 
 def _avi_with_gap(path, frames=12, missing=5):

@@ -575,12 +575,18 @@ class VideoWriter:
                 with contextlib.suppress(Exception):
                     setattr(s.codec_context, attr, value)
         if self.display_matrix is not None:
-            if self._avi and _rotation(self.display_matrix):
+            mirror, quarter = display_orientation(self.display_matrix)
+            if self._avi and (mirror or quarter):
                 from kdsharp.console import warn
 
+                what = (
+                    "left-right flip (a mirrored camera)"
+                    if mirror
+                    else f"rotation ({_rotation(self.display_matrix)} degrees)"
+                )
                 warn(
-                    f"{self.path}: AVI cannot store the source's rotation ({_rotation(self.display_matrix)} degrees): "
-                    "players will show it sideways (write .mp4, .mkv or .mov to keep it)"
+                    f"{self.path}: AVI cannot store the source's {what}: players will show the picture "
+                    f"as stored, {'mirrored' if mirror else 'turned'} (write .mp4, .mkv or .mov to keep it)"
                 )
             s.set_display_matrix(list(self.display_matrix))
         self._video = s
