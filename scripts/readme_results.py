@@ -22,6 +22,7 @@ from make_model_cards import GPU_NAMES, LINEAGE, ROOT_LABELS  # scripts/ is on t
 from race_report import race_table
 from realtime_bench import cpu_label
 
+from kdsharp.console import plural
 from kdsharp.evaluate.peers import is_peer
 from kdsharp.evaluate.tables import ROW_TITLES, format_fps, method_table
 
@@ -482,10 +483,12 @@ def realtime(rt: dict, path: Path = Path("docs/bench/realtime.json"), avx2_machi
         on, off = reuse["on"], s[f"{reuse['clip']}/fast"]
         out += [
             "",
-            f"Temporal reuse on the {reuse['clip'].replace('_', ' ')} clip (`--reuse`, one model worker): "
+            f"Temporal reuse on the {reuse['clip'].replace('_', ' ')} clip (`--reuse`, "
+            f"{plural(on.get('workers', 1), 'model worker')} of {plural(on.get('threads', 1), 'thread')}): "
             f"{100 * on['reused']:.0f}% of the tiles skipped, model {on['cpu_ms']['model']:.1f} CPU ms per frame "
-            f"against {off['cpu_ms']['model']:.1f} without reuse, {on['e2e_fps']:.1f} frames/s end to end; the "
-            "output is bit-identical to the full computation (tested: `tests/test_infer_frames.py`).",
+            f"against {off['cpu_ms']['model']:.1f} without reuse, {on['e2e_fps']:.1f} frames/s end to end against "
+            f"{off['e2e_fps']:.1f}; the output is bit-identical to the full computation (tested: "
+            "`tests/test_infer_frames.py`).",
         ]
     enc = rt.get("encoder")
     if enc:

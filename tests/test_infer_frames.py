@@ -257,6 +257,27 @@ def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True)) and len(fa) == 8
 
 
+def test_reuse_on_two_workers_skips_static_tiles_and_stays_exact(tmp_path):
+    """Each worker compares with the last frame it took itself (two frames back): still the full output."""
+    import av
+
+    room = camera_like(96, 160, seed=8)
+    frames = []
+    for i in range(10):  # a static room, a square moving in the centre (a talking head, roughly)
+        f = room.copy()
+        f[32:64, 40 + 4 * i : 72 + 4 * i] = 200
+        frames.append(f)
+    with av.open(str(tmp_path / "talk.mkv"), "w") as out:
+        encode_rgb_frames(out, "ffv1", frames, pix_fmt="yuv420p")  # lossless: the room stays bit-identical
+    s = Sharpener(luma_net(), device="cpu", threads=2)
+    a = s.video(tmp_path / "talk.mkv", tmp_path / "a.mkv", codec="ffv1")
+    b = s.video(tmp_path / "talk.mkv", tmp_path / "b.mkv", codec="ffv1", reuse=True)
+    assert b.workers == 2 and b.threads == 1 and b.reused is not None and b.reused > 0.15
+    fa = [f for f, _ in read_frames(tmp_path / "a.mkv")]
+    fb = [f for f, _ in read_frames(tmp_path / "b.mkv")]
+    assert len(fa) == 10 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 def test_yuv_pipeline_keeps_frames_timing_audio_and_matches_rgb_path(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=9, size=(96, 64), fps=15, audio=True)
@@ -394,10 +415,9 @@ def test_cli_encoder_preset_and_threads(tmp_path, capsys, monkeypatch):
 # -- thread policy ---------------------------------------------------------------------------------
 def test_thread_policy(monkeypatch):
     s = Sharpener(luma_net(), device="cpu")
-    assert plan_workers(s, 2, reuse=False) == (2, 1)  # frames in parallel, one thread each
-    assert plan_workers(s, 2, reuse=True) == (1, 2)  # reuse needs the previous frame: one worker
+    assert plan_workers(s, 2) == (2, 1)  # frames in parallel, one thread each (temporal reuse too)
     monkeypatch.setenv("KDSHARP_THREADS", "3")
-    assert default_threads() == 3 and plan_workers(s, None, reuse=False) == (3, 1)
+    assert default_threads() == 3 and plan_workers(s, None) == (3, 1)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     passive_waiting()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
@@ -418,7 +438,7 @@ def test_onnx_session_does_not_spin():
     b = backends.OnnxBackend(tiny_model(), device="cpu", threads=1)
     assert b(np.zeros((1, 3, 16, 16), np.float32)).shape == (1, 3, 16, 16)
     s = Sharpener(tiny_model(), device="cpu", backend="onnx", threads=2)
-    assert plan_workers(s, 2, reuse=False) == (1, 2)
+    assert plan_workers(s, 2) == (1, 2)
 
 
 # -- progress in frames ---------------------------------------------------------------------------

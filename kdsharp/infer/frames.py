@@ -300,6 +300,14 @@ class ReuseStats:
         return 1.0 - self.computed / self.total if self.total else 0.0
 
 
+def skipped_fraction(processors) -> float | None:
+    """Share of tiles temporal reuse skipped over ``processors`` (one per worker) together; None
+    when none of them reuses."""
+    stats = [p.reuse.stats for p in processors if getattr(p, "reuse", None) is not None]
+    total = sum(r.total for r in stats)
+    return (1.0 - sum(r.computed for r in stats) / total if total else 0.0) if stats else None
+
+
 class TileReuse:
     """Temporal reuse for a :class:`LumaNet`: recompute only tiles whose neighbourhood changed.
 
@@ -509,4 +517,5 @@ __all__ = [
     "make_processor",
     "plane_view",
     "reach",
+    "skipped_fraction",
 ]

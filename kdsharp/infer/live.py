@@ -336,7 +336,7 @@ def run_live(
         raise
     stats = LiveStats(sink=str(sink))
     threads = threads or getattr(sharpener, "threads", None) or default_threads()
-    planned, intra = plan_workers(sharpener, threads, reuse=False)  # reuse is exact per worker
+    planned, intra = plan_workers(sharpener, threads)
     stats.workers = int(workers or planned)
     if workers:  # the threads shared out over the workers asked for
         intra = max(1, threads // stats.workers)
@@ -514,6 +514,8 @@ def _loop(
     own processor and temporal reuse, exact per worker); this thread writes their results in
     capture order (a window sink must be driven from the main thread) and handles the sink's keys.
     """
+    from kdsharp.infer.frames import skipped_fraction
+
     orientation = src.info.orientation if src.info is not None else (False, 0)  # as players show the source
     results: queue.Queue = queue.Queue(2 * workers + 2)
     stop = threading.Event()
@@ -577,9 +579,6 @@ def _loop(
         stop.set()
         for th in pool:
             th.join()
-        reused = [p.reuse.stats for p in procs if getattr(p, "reuse", None) is not None]
-        if reused:
-            total = sum(r.total for r in reused)
-            stats.reused = 1.0 - sum(r.computed for r in reused) / total if total else 0.0
+        stats.reused = skipped_fraction(procs)
         if procs:
             stats.path = procs[0].path

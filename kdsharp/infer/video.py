@@ -199,22 +199,20 @@ def get_or_stop(q: queue.Queue, stop: threading.Event):
     raise Stopped
 
 
-def plan_workers(sharpener, threads: int | None, reuse: bool) -> tuple[int, int]:
+def plan_workers(sharpener, threads: int | None) -> tuple[int, int]:
     """``(workers, intra-op threads per worker)`` for ``threads`` CPU threads of model work.
 
     On the CPU, frames are spread over single-threaded workers (each frame runs on one core: no
-    thread team to synchronise, which is what collapses when the cores are shared); temporal
-    reuse in a video's frame order runs one worker with ``threads`` intra-op threads (``live``
-    passes ``reuse=False``: its workers each keep their own previous frame). On a
-    GPU one worker feeds the device. ``threads`` None: :func:`kdsharp.infer.threads.default_threads`.
+    thread team to synchronise, which is what collapses when the cores are shared). Temporal reuse
+    runs in each worker against the last frame that worker took (exact all the same). On a GPU,
+    or with ONNX Runtime's own pool, one worker feeds the device. ``threads`` None:
+    :func:`kdsharp.infer.threads.default_threads`.
     """
     n = int(threads or default_threads())
     if getattr(sharpener, "device", torch.device("cpu")).type != "cpu":
         return 1, n
     backend = getattr(sharpener, "backend", None)
     if backend is not None and backend.name != "torch":  # ONNX Runtime: its own intra-op pool, one session
-        return 1, n
-    if reuse:
         return 1, n
     return n, 1
 
@@ -245,7 +243,7 @@ def sharpen_video(
     :func:`kdsharp.infer.threads.default_threads`). ``reuse``: temporal reuse of unchanged tiles
     (YUV path). ``path``: 'auto', 'yuv' (luma models only) or 'rgb'. ``max_frames``: stop after N.
     """
-    from kdsharp.infer.frames import make_processor
+    from kdsharp.infer.frames import make_processor, skipped_fraction
 
     keep_freed_memory()
     src, dst = Path(src), Path(dst)
@@ -263,7 +261,7 @@ def sharpen_video(
             params=["path"],
         )
     y_plane = path != "rgb" and _luma_ok(sharpener, info)
-    workers, intra = plan_workers(sharpener, threads, reuse and y_plane)  # reuse works on the Y plane only
+    workers, intra = plan_workers(sharpener, threads)
     if not y_plane:  # (the Y-plane path runs uncompiled)
         with torch_threads(intra):
             sharpener.warm_up(info.height, info.width)  # a compiled model compiles before the clock starts
@@ -437,8 +435,7 @@ def sharpen_video(
         stats.model_s += proc.times.model_s
         stats.convert_s += proc.times.convert_s
         stats.path = proc.path
-        if getattr(proc, "reuse", None) is not None:
-            stats.reused = proc.reuse.stats.skipped_fraction
+    stats.reused = skipped_fraction(processors)
     if stats.partial:
         warn(stats.partial)
     return stats
