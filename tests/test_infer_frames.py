@@ -272,7 +272,7 @@ def test_reuse_on_two_workers_skips_static_tiles_and_stays_exact(tmp_path):
     s = Sharpener(luma_net(), device="cpu", threads=2)
     a = s.video(tmp_path / "talk.mkv", tmp_path / "a.mkv", codec="ffv1")
     b = s.video(tmp_path / "talk.mkv", tmp_path / "b.mkv", codec="ffv1", reuse=True)
-    assert b.workers == 2 and b.threads == 1 and b.reused is not None and b.reused > 0.15
+    assert a.reused is None and b.workers == 2 and b.threads == 1 and b.reused is not None and b.reused > 0.15
     fa = [f for f, _ in read_frames(tmp_path / "a.mkv")]
     fb = [f for f, _ in read_frames(tmp_path / "b.mkv")]
     assert len(fa) == 10 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
