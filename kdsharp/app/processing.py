@@ -511,12 +511,12 @@ def side_by_side(
     for playback in the browser; audio of ``left`` when MP4 can carry it. A rotated clip (a phone's
     portrait video, a mirrored front camera) is shown as players show it first, so the two sit side
     by side as the page says."""
-    from kdsharp.io.video import VideoWriter, probe_video, read_frames
-    from kdsharp.ops.geometry import flip_rotate
+    from kdsharp.io.video import VideoWriter, as_displayed, probe_video, read_frames
 
     info = probe_video(left)
     bridge = ProgressBridge(report, cancel, "side-by-side preview")
-    mirror, quarter = info.orientation  # what shows it as players do (a phone's portrait or mirrored video)
+    orientation = info.orientation  # what shows it as players do (a phone's portrait or mirrored video)
+    mirror, quarter = orientation
     width, height = (info.height, info.width) if quarter % 2 else (info.width, info.height)
     scale = min(1.0, max_width / (2 * width))
     w = max(2, int(width * scale) // 2 * 2)
@@ -536,7 +536,7 @@ def side_by_side(
         ) as out:
             for (a, pts), (b, _) in zip(read_frames(left), read_frames(right), strict=False):
                 bridge.advance(task)  # raises Cancelled once the visitor cancels
-                pair = [flip_rotate(x, mirror, False, quarter, axes=(0, 1)) if mirror or quarter else x for x in (a, b)]
+                pair = [as_displayed(x, orientation) for x in (a, b)]
                 pair = [
                     cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) if x.shape[:2] != (h, w) else x for x in pair
                 ]

@@ -304,8 +304,10 @@ def skipped_fraction(processors) -> float | None:
     """Share of tiles temporal reuse skipped over ``processors`` (one per worker) together; None
     when none of them reuses."""
     stats = [p.reuse.stats for p in processors if getattr(p, "reuse", None) is not None]
+    if not stats:
+        return None
     total = sum(r.total for r in stats)
-    return (1.0 - sum(r.computed for r in stats) / total if total else 0.0) if stats else None
+    return 1.0 - sum(r.computed for r in stats) / total if total else 0.0
 
 
 class TileReuse:

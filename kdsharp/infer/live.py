@@ -33,6 +33,8 @@ from kdsharp.console import progress as make_progress
 from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
 from kdsharp.io.video import (
+    as_displayed,
+    as_stored,
     check_video_name,
     decode_video,
     ended_early,
@@ -41,7 +43,6 @@ from kdsharp.io.video import (
     probe_video,
     why,
 )
-from kdsharp.ops.geometry import flip_rotate
 
 
 @dataclass
@@ -427,30 +428,18 @@ def _as_rgb(frame) -> np.ndarray:
     return frame if isinstance(frame, np.ndarray) else frame_to_rgb(frame)
 
 
-def _turned(img: np.ndarray, orientation: tuple[bool, int]) -> np.ndarray:
-    """``img`` as players show it: ``orientation`` is ``(mirror, quarter)`` of
-    :attr:`~kdsharp.io.video.VideoInfo.orientation` (itself when nothing moves)."""
-    mirror, quarter = orientation
-    return flip_rotate(img, mirror, False, quarter, axes=(0, 1)) if mirror or quarter % 4 else img
-
-
-def _turned_back(img: np.ndarray, orientation: tuple[bool, int]) -> np.ndarray:
-    """The inverse of :func:`_turned`: a shown picture back to the stored one."""
-    mirror, quarter = orientation
-    if not (mirror or quarter % 4):
-        return img
-    return flip_rotate(flip_rotate(img, False, False, -quarter, axes=(0, 1)), mirror, False, 0, axes=(0, 1))
-
-
 def _pair(frame: np.ndarray, result: np.ndarray, orientation: tuple[bool, int], upright: bool) -> np.ndarray:
     """Labelled input | output as a viewer sees them: a rotated or mirrored source (a phone's
-    portrait video, its front camera; ``orientation`` as :func:`_turned` takes it) is shown as
-    players show it first, so the two sit side by side and the labels read; turned back unless
-    ``upright`` (a file sink writes the source's display matrix)."""
+    portrait video, its front camera; ``orientation``: :attr:`~kdsharp.io.video.VideoInfo.orientation`)
+    is shown as players show it first, so the two sit side by side and the labels read; turned
+    back unless ``upright`` (a file sink writes the source's display matrix)."""
     pair = np.hstack(
-        [_label(_turned(frame, orientation).copy(), "input"), _label(_turned(result, orientation).copy(), "kdsharp")]
+        [
+            _label(as_displayed(frame, orientation).copy(), "input"),
+            _label(as_displayed(result, orientation).copy(), "kdsharp"),
+        ]
     )
-    return pair if upright else _turned_back(pair, orientation)
+    return pair if upright else as_stored(pair, orientation)
 
 
 NO_FRAME_S = 10.0  # a source silent this long is an error
@@ -561,7 +550,7 @@ def _loop(
                 if side_by_side:
                     result = _pair(_as_rgb(frame), result, orientation, upright=not out.rotates)
                 elif not out.rotates:  # a window or virtual camera shows the picture as it is: upright it
-                    result = _turned(result, orientation)
+                    result = as_displayed(result, orientation)
                 if out.overlay:
                     lat = 1000 * (time.perf_counter() - t_capture)
                     _label(result, f"{rate:.1f} fps  {lat:.0f} ms  dropped {src.slot.dropped}", result.shape[0] - 12)

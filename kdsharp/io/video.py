@@ -803,22 +803,41 @@ def _short_time_base(tb: Fraction) -> Fraction:
 def display_orientation(matrix: tuple[int, ...]) -> tuple[bool, int]:
     """``(mirror, quarter)`` for an FFmpeg display matrix (9 int32): a stored picture flipped
     left-right when ``mirror``, then turned ``quarter`` quarter turns counter-clockwise
-    (:func:`kdsharp.ops.geometry.flip_rotate` with ``vflip=False``), is what players show. Follows
-    ffmpeg's own autorotation, flips included (a phone's mirrored front camera); an angle that is
-    not a quarter turn goes to the nearest one."""
+    (:func:`as_displayed`), is what players show. Follows ffmpeg's own autorotation, flips
+    included (a phone's mirrored front camera); an angle that is not a quarter turn goes to the
+    nearest one."""
     a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
     if not (np.hypot(a, c) and np.hypot(b, d)):  # degenerate: ffmpeg shows it as stored
         return False, 0
     clockwise = int(round(np.degrees(np.arctan2(b / np.hypot(b, d), a / np.hypot(a, c))))) % 360  # get_rotation
-    if abs(clockwise - 90) < 1:  # transpose=cclock_flip (a transpose) or clock
-        return (True, 1) if c > 0 else (False, 3)
-    if abs(clockwise - 180) < 1:  # hflip and/or vflip (both: a half turn)
-        return (False, 2) if d < 0 else (True, 0)
-    if abs(clockwise - 270) < 1:  # transpose=clock_flip (an anti-transpose) or cclock
-        return (True, 3) if c < 0 else (False, 1)
-    if clockwise < 1 or clockwise > 359:  # upright, or upside down mirrored (vflip)
+    if clockwise == 0:  # upright, or upside down mirrored (vflip)
         return (True, 2) if d < 0 else (False, 0)
+    if clockwise == 90:  # transpose=cclock_flip (a transpose) or clock
+        return (True, 1) if c > 0 else (False, 3)
+    if clockwise == 180:  # hflip and/or vflip (both: a half turn)
+        return (False, 2) if d < 0 else (True, 0)
+    if clockwise == 270:  # transpose=clock_flip (an anti-transpose) or cclock
+        return (True, 3) if c < 0 else (False, 1)
     return False, round(-clockwise / 90) % 4
+
+
+def as_displayed(img: np.ndarray, orientation: tuple[bool, int]) -> np.ndarray:
+    """A stored HxWxC frame as players show it (``orientation``: :attr:`VideoInfo.orientation`);
+    ``img`` itself when nothing moves."""
+    from kdsharp.ops.geometry import flip_rotate
+
+    mirror, quarter = orientation
+    return flip_rotate(img, mirror, False, quarter, axes=(0, 1)) if mirror or quarter % 4 else img
+
+
+def as_stored(img: np.ndarray, orientation: tuple[bool, int]) -> np.ndarray:
+    """The inverse of :func:`as_displayed`: a picture as shown back to the stored layout."""
+    from kdsharp.ops.geometry import flip_rotate
+
+    mirror, quarter = orientation
+    if not (mirror or quarter % 4):
+        return img
+    return flip_rotate(flip_rotate(img, False, False, -quarter, axes=(0, 1)), mirror, False, 0, axes=(0, 1))
 
 
 def _rotation(matrix: tuple[int, ...]) -> int:
