@@ -33,6 +33,8 @@ ENS_BEGIN, ENS_END = "<!-- ensemble:begin -->", "<!-- ensemble:end -->"
 ENSEMBLE_REPORT = Path("docs/eval/ensemble/report.json")
 PEERS_BEGIN, PEERS_END = "<!-- peers:begin -->", "<!-- peers:end -->"
 PEERS_REPORT = Path("docs/eval/peers/report.json")
+REUSE_BEGIN, REUSE_END = "<!-- reuse:begin -->", "<!-- reuse:end -->"
+REUSE_REPORT = Path("docs/bench/reuse_camera.json")
 RT_TARGETS = {
     "1080p_pan/fast": 24.0,
     "720p_pan/fast": 40.0,
@@ -399,6 +401,35 @@ def realtime_files(bench_dir: Path = Path("docs/bench")) -> list[Path]:
     return ([first] if first.exists() else []) + sorted(bench_dir.glob("realtime_*.json"))
 
 
+def reuse_camera(rc: dict, path: Path = REUSE_REPORT) -> list[str]:
+    """The camera-reuse table from ``scripts/reuse_quality.py``'s report (``path``)."""
+
+    def db(value: float | None) -> str:
+        return "identical" if value is None else f"{value:.2f} dB"
+
+    out = [
+        f"Temporal reuse on a camera, measured by `{published_command(rc['command'], path)}` "
+        f"([`{path.as_posix()}`]({path.as_posix()}), {rc['created'][:10]}, {_version(rc)}) on "
+        f"{cpu_label(rc['cpu'])}, torch {rc['torch_version']}, the shipped `fast` on the Y plane on one thread: "
+        f"{rc['frames']} frames of the {rc['size']} talking head with fresh sensor noise of σ levels (RGB, 0-255) "
+        "in every frame, as `live` gets them from a camera. PSNR is against what the model makes of the same "
+        "frames without the noise; the cost is the run without reuse's PSNR minus the run's (target ≤ 0.05 dB):",
+        "",
+        "| sensor noise σ | reuse | model ms/frame | tiles skipped | PSNR against the noise-free output | cost |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for sigma, row in rc["noise"].items():
+        full = row["full"]
+        out.append(f"| {sigma} | none | {full['model_ms']:.1f} | – | {db(full['psnr'])} | – |")
+        for tol, r in row["reuse"].items():
+            label = "exact (`--reuse-tolerance 0`)" if tol == "0" else f"`--reuse-tolerance {tol}`"
+            cost = "–" if r["cost_db"] is None else f"{r['cost_db']:.3f} dB"
+            out.append(
+                f"| {sigma} | {label} | {r['model_ms']:.1f} | {100 * r['skipped']:.0f}% | {db(r['psnr'])} | {cost} |"
+            )
+    return out
+
+
 def realtime_all(files: list[Path]) -> list[str]:
     """Every machine's real-time block, each under a line that names its CPU, AVX-2-only ones first
     (the machines the speed targets must hold on)."""
@@ -468,15 +499,23 @@ def realtime(rt: dict, path: Path = Path("docs/bench/realtime.json"), avx2_machi
         out += [
             "",
             "| `kdsharp live --source CLIP --sink out.mp4 --model fast` (a 30 fps clip read at its frame rate) | "
-            "frames processed | dropped (target < 1% at 720p) | mean latency | model workers |",
-            "|---|---:|---:|---:|---:|",
+            "frames processed | dropped (target < 1% at 720p) | mean latency | model workers | tiles reused | "
+            "CPU s (all threads) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for key, r in live.items():
             clip, *rest = key.split("/")
-            label = clip.replace("_", " ") + (", one busy process per core" if rest == ["loaded"] else "")
+            label = (
+                clip.replace("_", " ")
+                + (" (a webcam recording: sensor noise)" if clip.endswith("_cam") else "")
+                + (", one busy process per core" if "loaded" in rest else "")
+                + "".join(f" `--reuse-tolerance {w.removeprefix('tolerance')}`" for w in rest if w.startswith("tol"))
+            )
+            reused = "–" if r.get("reused_pct") is None else f"{r['reused_pct']}%"
+            cpu = f"{r['cpu_s']:.1f}" if "cpu_s" in r else "–"
             out.append(
                 f"| {label} | {r['processed']} | {r['dropped']} ({r['dropped_pct']:.1f}%) | "
-                f"{r['latency_ms']} ms | {r.get('workers', 1)} |"
+                f"{r['latency_ms']} ms | {r.get('workers', 1)} | {reused} | {cpu} |"
             )
     reuse = rt.get("reuse")
     if reuse and f"{reuse['clip']}/fast" in s:
@@ -706,6 +745,9 @@ def main() -> int:
     if PEERS_BEGIN in new and PEERS_END in new and PEERS_REPORT.exists():
         p_block = "\n".join([PEERS_BEGIN, *peers(json.loads(PEERS_REPORT.read_text())), PEERS_END])
         new = new[: new.index(PEERS_BEGIN)] + p_block + new[new.index(PEERS_END) + len(PEERS_END) :]
+    if REUSE_BEGIN in new and REUSE_END in new and REUSE_REPORT.exists():
+        r_block = "\n".join([REUSE_BEGIN, *reuse_camera(json.loads(REUSE_REPORT.read_text())), REUSE_END])
+        new = new[: new.index(REUSE_BEGIN)] + r_block + new[new.index(REUSE_END) + len(REUSE_END) :]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

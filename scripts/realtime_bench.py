@@ -12,7 +12,9 @@ centre):
   ``fast``;
 * the 1080p ``fast`` run again with one busy process per core (a call app using the CPU);
 * ``kdsharp live`` 720p30 talking head and pan and 1080p30 pan with ``fast`` into a file (frames dropped,
-  latency), and the 720p ones again with one busy process per core;
+  latency, CPU seconds), and the 720p ones again with one busy process per core; and a 720p webcam
+  recording (the talking head with sensor noise, ``cam``) with exact reuse and with a camera's
+  ``--reuse-tolerance 3``, quiet and loaded;
 * x264 at each speed preset on the first 3 s of the 1080p and 720p pan clips: CPU ms per frame,
   Mbit/s and the PSNR of the re-encoded luma against the decoded input (what ``--encoder-preset``
   trades);
@@ -35,12 +37,14 @@ import multiprocessing
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+CAMERA_NOISE = 2.0  # the 720p_cam clip: sensor noise (levels) on the talking head, as a webcam records it
 AVX2_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -107,9 +111,11 @@ def busy_processes(n: int):
 
 
 def run_kdsharp(args: list[str], env: dict | None = None, load: int = 0) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``kdsharp ARGS`` in a new process with ``load`` busy processes beside it: (result, load avg before)."""
+    """Run ``kdsharp ARGS`` in a new process with ``load`` busy processes beside it: (result, load avg
+    before); ``result.cpu_s``: the CPU seconds (user + system, all threads) the kdsharp process used."""
     with busy_processes(load):
         before = os.getloadavg()[0]
+        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the busy processes are reaped only after
         res = subprocess.run(
             [sys.executable, "-m", "kdsharp", *args],
             capture_output=True,
@@ -117,6 +123,8 @@ def run_kdsharp(args: list[str], env: dict | None = None, load: int = 0) -> tupl
             env={**os.environ, **(env or {})},
             check=False,
         )
+        usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res.cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)  # type: ignore[attr-defined]
     return res, round(before, 2)
 
 
@@ -130,9 +138,10 @@ def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
     return out
 
 
-def run_live(clip: Path, out: Path, load: int = 0) -> dict:
-    """``kdsharp live`` from ``clip`` (read at its frame rate) into a file; the summary line parsed."""
-    args = ["live", "--source", str(clip), "--sink", str(out), "--model", "fast", "--overwrite"]
+def run_live(clip: Path, out: Path, load: int = 0, extra: tuple[str, ...] = ()) -> dict:
+    """``kdsharp live`` from ``clip`` (read at its frame rate) into a file, with ``extra`` options;
+    the summary line parsed, and the CPU seconds of the whole process."""
+    args = ["live", "--source", str(clip), "--sink", str(out), "--model", "fast", "--overwrite", *extra]
     res, before = run_kdsharp(args, {"KDSHARP_QUIET": "1"}, load)
     m = re.search(
         r"(\d+) frames? processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
@@ -142,10 +151,13 @@ def run_live(clip: Path, out: Path, load: int = 0) -> dict:
         raise SystemExit(f"kdsharp live {clip} failed:\n{res.stderr[-2000:]}")
     processed, dropped, pct, fps, latency = m.groups()
     workers = re.search(r"(\d+) workers", res.stderr)
-    reused = re.search(r"(\d+)% tiles reused", res.stderr)
+    reused = re.search(r"(\d+)% tiles reused(?: within (\d+) levels)?", res.stderr)
     return {
+        "options": list(extra),
         "workers": int(workers.group(1)) if workers else 1,
         "reused_pct": int(reused.group(1)) if reused else None,
+        "reuse_tolerance": int(reused.group(2)) if reused and reused.group(2) else 0,
+        "cpu_s": round(res.cpu_s, 2),  # type: ignore[attr-defined]
         "processed": int(processed),
         "dropped": int(dropped),
         "dropped_pct": float(pct),
@@ -215,10 +227,12 @@ def main() -> None:
         ("1080p_pan", (1920, 1080), "pan"),
         ("720p_pan", (1280, 720), "pan"),
         ("720p_talking", (1280, 720), "talking"),
+        ("720p_cam", (1280, 720), "talking"),
     ):
         path = folder / f"{name}_{a.seconds:g}s.mp4"
         if not path.exists():
-            write_call_clip(path, size=size, seconds=a.seconds, kind=kind)
+            camera = dict(noise=CAMERA_NOISE, crf=12) if name.endswith("_cam") else {}  # noise kept by the encoder
+            write_call_clip(path, size=size, seconds=a.seconds, kind=kind, **camera)
         clips[name] = path
 
     report: dict = {
@@ -256,16 +270,21 @@ def main() -> None:
     if not a.skip_live:
         report["live"] = {}
         busy = os.cpu_count() or 2
-        for clip, load in (
-            ("720p_talking", 0),
-            ("720p_pan", 0),
-            ("1080p_pan", 0),
-            ("720p_talking", busy),
-            ("720p_pan", busy),
+        for clip, load, extra in (
+            ("720p_talking", 0, ()),
+            ("720p_pan", 0, ()),
+            ("1080p_pan", 0, ()),
+            ("720p_talking", busy, ()),
+            ("720p_pan", busy, ()),
+            # a webcam recording, read as a camera would deliver it: exact reuse, then a camera's tolerance
+            ("720p_cam", 0, ("--reuse-tolerance", "0")),
+            ("720p_cam", 0, ("--reuse-tolerance", "3")),
+            ("720p_cam", busy, ("--reuse-tolerance", "0")),
+            ("720p_cam", busy, ("--reuse-tolerance", "3")),
         ):
-            key = clip + ("/loaded" if load else "")
+            key = clip + ("/loaded" if load else "") + (f"/tolerance{extra[1]}" if extra else "")
             print(f"live {key}", file=sys.stderr)
-            report["live"][key] = run_live(clips[clip], folder / f"live_{clip}.mp4", load=load)
+            report["live"][key] = run_live(clips[clip], folder / f"live_{clip}.mp4", load=load, extra=extra)
     if a.avx2:
         print("AVX2 code paths", file=sys.stderr)
         report["avx2_emulated"] = {

@@ -246,6 +246,57 @@ def test_reuse_gives_exactly_the_full_output_and_skips_unchanged_tiles(detail):
     assert np.array_equal(before[60:, 60:], after[60:, 60:])
 
 
+def noisy_frames(base: np.ndarray, n: int, sigma: float, seed: int = 0) -> list[np.ndarray]:
+    """``n`` uint8 copies of ``base`` with fresh Gaussian noise each (a camera on a static scene)."""
+    rng = np.random.default_rng(seed)
+    return [np.clip(base + rng.normal(0, sigma, base.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+def test_reuse_with_a_tolerance_skips_sensor_noise_but_not_motion():
+    """A camera's noise changes every pixel of every frame: exact reuse skips nothing, a tolerance of
+    3 levels on the 4x4 cells' means skips nearly all of a static scene at no cost in PSNR against the
+    clean picture; a moving patch is recomputed exactly as a whole-frame pass gives it."""
+    m = luma_net(2, channels=8, blocks=2)
+    net = LumaNet(m)
+    clean = camera_like(96, 144, seed=3)[:, :, 1]
+    frames = noisy_frames(clean, 8, sigma=2.0)
+    exact, tolerant = TileReuse(net, m), TileReuse(net, m, tolerance=3, refresh=1000)
+    full = [net(f, False) for f in frames]
+    outs = [tolerant(f, False) for f in frames]
+    for f in frames:
+        exact(f, False)
+    assert exact.stats.skipped_fraction == 0.0 and tolerant.stats.skipped_fraction > 0.7  # the first frame: all
+
+    def psnr(outputs):
+        mse = np.mean([np.mean((o.astype(float) - clean) ** 2) for o in outputs])
+        return 10 * np.log10(255**2 / mse)
+
+    assert abs(psnr(outs) - psnr(full)) < 0.05
+    moved = frames[-1].copy()
+    moved[30:50, 60:90] = 255 - moved[30:50, 60:90]  # something moves: far beyond the tolerance
+    out = tolerant(moved, False)
+    assert np.array_equal(out[24:56, 48:96], net(moved, False)[24:56, 48:96])  # its tiles: recomputed exactly
+
+
+def test_reuse_with_a_tolerance_follows_brightness_and_refreshes_every_tile():
+    """A slow brightness change below the tolerance still reaches the output (each tile's mean
+    change is added); every tile is recomputed within ``refresh`` frames."""
+    m = luma_net(2, channels=8, blocks=2)
+    net = LumaNet(m)
+    base = camera_like(96, 144, seed=4)[:, :, 1].astype(np.int16)
+    reuse = TileReuse(net, m, tolerance=3, refresh=4)
+    reuse(base.astype(np.uint8), False)
+    brighter = np.clip(base + 2, 0, 255).astype(np.uint8)  # 2 levels: within the tolerance
+    computed = reuse.stats.computed
+    out = reuse(brighter, False)
+    full = net(brighter, False)
+    assert abs(out.astype(float).mean() - full.astype(float).mean()) < 0.3
+    for _ in range(3):
+        reuse(brighter, False)
+    assert reuse.stats.computed - computed >= 4 * 6  # 4 tile rows of 6 tiles, one row per frame
+    assert np.array_equal(reuse(brighter, False), full)  # all refreshed from this very input
+
+
 def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=8, size=(96, 64), audio=False)
     s = Sharpener(luma_net(), device="cpu")
@@ -255,6 +306,35 @@ def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
     fa = [f for f, _ in read_frames(tmp_path / "a.mp4")]
     fb = [f for f, _ in read_frames(tmp_path / "b.mp4")]
     assert all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True)) and len(fa) == 8
+
+
+def test_sharpen_reuse_tolerance_skips_a_noisy_recording(tmp_path, capsys):
+    """A webcam recording (fresh noise in every frame, lossless here): exact reuse skips nothing,
+    ``--reuse-tolerance 3`` (which implies --reuse) skips most of the static room, and says so."""
+    from kdsharp.infer.clips import write_call_clip
+
+    src = write_call_clip(tmp_path / "cam.mp4", size=(384, 216), seconds=0.5, kind="talking", noise=2.0, crf=0)
+    s = Sharpener(luma_net(), device="cpu", threads=1)
+    exact = s.video(src, tmp_path / "exact.mp4", reuse=True)
+    tolerant = s.video(src, tmp_path / "tolerant.mp4", reuse=True, reuse_tolerance=3)
+    assert exact.reused is not None and exact.reused < 0.05
+    assert tolerant.reused is not None and tolerant.reused > 0.4 and tolerant.reuse_tolerance == 3
+    code = main(
+        [
+            "sharpen",
+            str(src),
+            "-o",
+            str(tmp_path / "cli.mp4"),
+            "--model",
+            "fast",
+            "--threads",
+            "1",
+            "--reuse-tolerance",
+            "3",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0 and "tiles reused within 3 levels" in err, err
 
 
 def test_reuse_on_two_workers_skips_static_tiles_and_stays_exact(tmp_path):

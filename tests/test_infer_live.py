@@ -8,6 +8,7 @@ import re
 import time
 
 import av
+import cv2
 import numpy as np
 import pytest
 from conftest import make_test_image
@@ -166,6 +167,36 @@ def test_live_camera_frames_through_two_workers_in_order(tmp_path, monkeypatch):
         first = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
     as_rgb = min(np.abs(first - b[:, :, ::-1]).mean() for b in shown)
     assert as_rgb < 0.5 * min(np.abs(first - b).mean() for b in shown)  # colours kept, not swapped
+
+
+class NoisyCamera(FakeCamera):
+    """A camera on a static scene: the same BGR picture with fresh sensor noise (sigma 2) in each frame."""
+
+    def __init__(self, index, n=12):
+        rng = np.random.default_rng(1)
+        base = cv2.GaussianBlur(make_test_image(96, 144, seed=5), (0, 0), 2).astype(float)
+        self.frames = [np.clip(base + rng.normal(0, 2.0, base.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+def test_live_camera_runs_a_luma_model_on_the_y_plane_with_noise_tolerant_reuse(tmp_path, monkeypatch):
+    """Camera frames (BGR) reach a luma model as YUV frames: the Y-plane path, and temporal reuse with
+    the camera's tolerance skips the static scene's tiles despite the noise; colours are kept.
+    ``--reuse-tolerance 0`` (exact) skips nothing there; a tolerance beyond 0-255 is refused."""
+    from test_infer_frames import luma_net
+
+    monkeypatch.setattr(live_module.cv2, "VideoCapture", NoisyCamera)
+    s = Sharpener(luma_net(2, channels=8, blocks=1), device="cpu")
+    stats = run_live(0, str(tmp_path / "cam.mp4"), sharpener=s, workers=1)
+    assert stats.path == "yuv" and stats.reused is not None and stats.reused > 0.5
+    exact = run_live(0, str(tmp_path / "exact.mp4"), sharpener=s, workers=1, reuse_tolerance=0)
+    assert exact.reused == 0.0
+    shown = NoisyCamera(0).frames[0].astype(float)  # BGR
+    with av.open(str(tmp_path / "cam.mp4")) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    assert np.abs(first - shown[:, :, ::-1]).mean() < 0.5 * np.abs(first - shown).mean()  # not swapped
+    with pytest.raises(KdsharpError, match="0-255"):
+        run_live(0, str(tmp_path / "bad.mp4"), sharpener=s, reuse_tolerance=300)
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_live_file_sink_encodes_ultrafast_unless_told(tmp_path, capsys):

@@ -205,6 +205,13 @@ def bench_command(
     ),
     crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF (default: 18)."),
     reuse: bool = typer.Option(False, "--reuse", help="With --video: temporal reuse of unchanged tiles."),
+    reuse_tolerance: int = typer.Option(
+        0,
+        "--reuse-tolerance",
+        min=0,
+        max=255,
+        help="With --video: temporal reuse within this many luma levels (0: exact; implies --reuse).",
+    ),
     video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),
     compile: bool = typer.Option(
         False, "--compile", help="With --video: torch.compile the model (compiled before timing starts)."
@@ -229,7 +236,7 @@ def bench_command(
             threads,
             encoder_preset,
             crf,
-            reuse,
+            (reuse or reuse_tolerance > 0, reuse_tolerance),
             video_path,
             frames,
             batch,
@@ -238,7 +245,9 @@ def bench_command(
             compile,
         )
         return
-    video_only = _given_flags(ctx, ("frames", "encoder_preset", "crf", "reuse", "video_path", "compile"))
+    video_only = _given_flags(
+        ctx, ("frames", "encoder_preset", "crf", "reuse", "reuse_tolerance", "video_path", "compile")
+    )
     if video_only:
         warn(f"{', '.join(video_only)} time the video pipeline: ignored without --video FILE")
     result = benchmark(
@@ -275,7 +284,10 @@ def bench_command(
 def _bench_video(
     video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half, as_json, compile=False
 ) -> None:
+    """``kdsharp bench --video``; ``reuse``: (temporal reuse on, its tolerance in luma levels)."""
     from kdsharp.evaluate import benchmark_video
+
+    reuse, tolerance = reuse
 
     r = benchmark_video(
         model,
@@ -286,6 +298,7 @@ def _bench_video(
         preset=preset,
         crf=crf,
         reuse=reuse,
+        reuse_tolerance=tolerance,
         path=path,
         max_frames=frames,
         batch=batch,
@@ -293,6 +306,7 @@ def _bench_video(
         compile=compile,
     )
     from kdsharp.cli.infer_cmds import warn_reuse_unused
+    from kdsharp.infer.frames import reuse_text
 
     warn_reuse_unused(reuse, [r["src"]] if r.get("reused") is None else [])
     if as_json:
@@ -302,7 +316,7 @@ def _bench_video(
     threads = plural(r["threads"], "thread")
     work = f"{r['workers']} workers x {threads}" if r["workers"] > 1 else threads
     ceiling = f"{r['cores']} cores: at most {1000 * r['cores'] / cpu['total']:.1f} frames/s" if cpu["total"] else ""
-    reused = f", {100 * r['reused']:.0f}% tiles reused" if r.get("reused") is not None else ""
+    reused = reuse_text(r.get("reused"), r.get("reuse_tolerance", 0))
     console.print(
         f"[bold]{r['model']}[/bold] on {Path(r['src']).name} ({r['size']}, {r['frames']} frames at "
         f"{r['fps_source']:g} fps; {r['path']} path, {work}{reused}; {r['encoder']}) on {r['cpu']} "

@@ -126,6 +126,14 @@ def sharpen(
         help="Videos, luma models (fast): recompute only the tiles that "
         "changed since the previous frame (identical tiles give identical output).",
     ),
+    reuse_tolerance: int = typer.Option(
+        0,
+        "--reuse-tolerance",
+        min=0,
+        max=255,
+        help="With --reuse: luma levels a tile's 4x4 cell means may change by and the tile still be reused "
+        "(0: exact; 3 suits webcam recordings, whose sensor noise changes every pixel; implies --reuse).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (even an input, atomically)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (faster after warm-up)."),
 ):
@@ -160,11 +168,12 @@ def sharpen(
         threads=threads,
         on_error=report_failed_file,
         preset=encoder_preset,
-        reuse=reuse,
+        reuse=reuse or reuse_tolerance > 0,
+        reuse_tolerance=reuse_tolerance,
     )
     for stats in result.videos:
         info(stats.summary())
-    warn_reuse_unused(reuse, [s.src for s in result.videos if s.reused is None])
+    warn_reuse_unused(reuse or reuse_tolerance > 0, [s.src for s in result.videos if s.reused is None])
     where = result.where(Path(output))
     info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
     if result.failed or result.partial:
@@ -213,8 +222,16 @@ def live(
     reuse: bool = typer.Option(
         True,
         "--reuse/--no-reuse",
-        help="Luma models (fast) on file/stream sources: "
-        "recompute only the tiles that changed since the previous frame.",
+        help="Luma models (fast): recompute only the tiles that changed since the previous frame.",
+    ),
+    reuse_tolerance: int | None = typer.Option(
+        None,
+        "--reuse-tolerance",
+        min=0,
+        max=255,
+        help="Luma levels a tile may change by and still be reused (default: 0, exact, for files and streams; "
+        "3 for a camera, whose sensor noise changes every pixel).",
+        show_default=False,
     ),
     encoder_preset: str | None = typer.Option(
         None,
@@ -253,6 +270,7 @@ def live(
         overwrite=overwrite,
         threads=threads,
         reuse=reuse,
+        reuse_tolerance=reuse_tolerance,
         encoder_preset=encoder_preset,
         crf=crf,
     )

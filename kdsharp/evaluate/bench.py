@@ -311,6 +311,7 @@ def benchmark_video(
     path: str = "auto",
     max_frames: int | None = None,
     batch: int = 1,
+    reuse_tolerance: int = 0,
     half: bool = False,
     compile: bool = False,
 ) -> dict:
@@ -343,6 +344,7 @@ def benchmark_video(
             path=path,
             max_frames=max_frames,
             overwrite=True,
+            reuse_tolerance=reuse_tolerance,
         )
     result = stats.as_dict()
     result.update(

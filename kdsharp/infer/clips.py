@@ -2,6 +2,7 @@
 
     write_call_clip("call1080p.mp4", size=(1920, 1080), seconds=10, kind="pan")      # everything moves
     write_call_clip("talk720p.mp4", size=(1280, 720), seconds=10, kind="talking")    # static room, moving person
+    write_call_clip("cam720p.mp4", size=(1280, 720), kind="talking", noise=2.0, crf=12)  # as a webcam records it
 
 ``pan`` is a slow pan and zoom over the built-in portrait (every pixel changes every frame: the
 worst case for temporal reuse). ``talking`` is a talking-head-like call: a static, soft room
@@ -95,8 +96,12 @@ def write_call_clip(
     crf: int = 20,
     preset: str = "medium",
     audio: bool = True,
+    noise: float = 0.0,
 ) -> Path:
-    """Write a synthetic call clip (H.264, ``kind`` 'pan' or 'talking', optional AAC tone); returns ``path``."""
+    """Write a synthetic call clip (H.264, ``kind`` 'pan' or 'talking', optional AAC tone); returns ``path``.
+
+    ``noise``: standard deviation (levels, 0-255) of fresh Gaussian noise on every frame, as a webcam's
+    sensor adds (keep ``crf`` low, e.g. 12, or the encoder smooths most of it away)."""
     from kdsharp.io.video import VideoWriter, sine_tone
 
     if kind not in KINDS:
@@ -104,7 +109,11 @@ def write_call_clip(
     frames = max(1, int(round(seconds * fps)))
     maker = _Pan(size, frames) if kind == "pan" else _Talking(size, frames, fps)
     tone = sine_tone(frames / fps) if audio else None
+    rng = np.random.default_rng(0)
     with VideoWriter(path, size[0], size[1], fps, crf=crf, preset=preset, audio_tone=tone) as vw:
         for i in range(frames):
-            vw.write(maker.frame(i))
+            frame = maker.frame(i)
+            if noise > 0:
+                frame = cv2.add(frame, rng.normal(0, noise, frame.shape), dtype=cv2.CV_8U)
+            vw.write(frame)
     return Path(path)

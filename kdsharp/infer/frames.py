@@ -300,6 +300,13 @@ class ReuseStats:
         return 1.0 - self.computed / self.total if self.total else 0.0
 
 
+def reuse_text(fraction: float | None, tolerance: int = 0) -> str:
+    """``', 74% tiles reused'`` (``' within 3 levels'`` with a tolerance) for a summary line; '' without reuse."""
+    if fraction is None:
+        return ""
+    return f", {100 * fraction:.0f}% tiles reused" + (f" within {tolerance} levels" if tolerance else "")
+
+
 def skipped_fraction(processors) -> float | None:
     """Share of tiles temporal reuse skipped over ``processors`` (one per worker) together; None
     when none of them reuses."""
@@ -313,29 +320,55 @@ def skipped_fraction(processors) -> float | None:
 class TileReuse:
     """Temporal reuse for a :class:`LumaNet`: recompute only tiles whose neighbourhood changed.
 
-    The padded Y plane is cut into ``tile`` x ``tile`` tiles and compared with the previous
-    frame's. A tile whose input and whose neighbours' inputs (up to the network's reach, at most
-    one tile) are identical gets exactly the previous output; the others are recomputed on their
-    bounding box plus a margin of at least the reach, so every recomputed pixel sees the same
-    inputs as in a whole-frame pass. Identical input tiles therefore give identical output tiles.
+    The padded Y plane is cut into ``tile`` x ``tile`` tiles and compared with the input each tile
+    was last computed from. A tile whose input and whose neighbours' inputs (up to the network's
+    reach, at most one tile) did not change keeps its last correction: its output is its current
+    input plus the residual (output - input) stored when it was computed. The others are
+    recomputed on their bounding box plus a margin of at least the reach, so every recomputed pixel
+    sees the same inputs as in a whole-frame pass.
+
+    ``tolerance`` (luma levels, 0-255): 0 (exact) counts a tile as unchanged only while every pixel
+    equals its stored input, so identical input tiles give identical output tiles, bit for bit.
+    Above 0 a tile counts as unchanged while the mean of no ``scale`` x ``scale`` cell (the
+    network's own cells, 4 x 4 pixels for ``fast``) moved by more than ``tolerance``: a camera's
+    sensor noise, which changes every pixel of every frame, averages out there, while a moving
+    edge or a blink still changes its cells by tens of levels. The output then follows the current
+    frame (its noise included) with a correction computed from an input close to it, and every
+    tile is recomputed at least every ``refresh`` frames (tile rows in turn), which bounds how old
+    a correction gets.
     """
 
-    def __init__(self, net: LumaNet, model: nn.Module, tile: int = TILE):
+    def __init__(self, net: LumaNet, model: nn.Module, tile: int = TILE, tolerance: int = 0, refresh: int = 60):
         self.net, self.tile = net, int(tile)
         r = reach(model)
         if self.tile % net.scale or self.tile < net.scale:
             raise ValueError(f"tile {tile} must be a multiple of {net.scale}")
+        if not 0 <= int(tolerance) <= 255:
+            raise ValueError(f"tolerance {tolerance} must be 0-255 luma levels")
+        self.tolerance, self.refresh = int(tolerance), max(1, int(refresh))
         self.rings = -(-r // self.tile)  # tiles around a change that its reach touches
         self.margin = -(-r // net.scale) * net.scale  # reach rounded up to the space-to-depth grid
-        self.prev_in: np.ndarray | None = None
-        self.prev_out: np.ndarray | None = None
+        self.ref_in: np.ndarray | None = None  # padded Y each tile was last computed from ...
+        self.ref_out: np.ndarray | None = None  # ... and the output computed from it
+        self._drift: np.ndarray = np.zeros((0, 0), np.int16)  # with a tolerance: each cell's mean change since then
         self.prev_range: bool | None = None
+        self.frame_no = 0
         self.stats = ReuseStats()
 
     def _changed(self, yp: np.ndarray) -> np.ndarray:
-        """(tiles_h, tiles_w) bool: tiles with any pixel different from the previous frame."""
-        diff = yp != self.prev_in
+        """(tiles_h, tiles_w) bool: tiles whose input changed (beyond ``tolerance``) since they were computed."""
+        import cv2
+
+        ref = self.ref_in
+        assert ref is not None
         t = self.tile
+        if self.tolerance == 0:
+            diff = yp != ref
+        else:  # the change of each cell's mean: sensor noise averages out
+            s = self.net.scale
+            d = cv2.subtract(yp, ref, dtype=cv2.CV_16S)
+            self._drift = cv2.resize(d, (d.shape[1] // s, d.shape[0] // s), interpolation=cv2.INTER_AREA)
+            diff, t = np.abs(self._drift) > self.tolerance, t // s
         rows = np.logical_or.reduceat(diff, np.arange(0, diff.shape[0], t), axis=0)
         return np.logical_or.reduceat(rows, np.arange(0, diff.shape[1], t), axis=1)
 
@@ -355,16 +388,40 @@ class TileReuse:
         or a single bounding box when that costs fewer pixels (each box adds its margin)."""
         import cv2
 
+        if not need.any():
+            return []
         n, _, boxes, _ = cv2.connectedComponentsWithStats(need.astype(np.uint8), connectivity=8)
         parts = [(int(y), int(y + h), int(x), int(x + w)) for x, y, w, h, _ in boxes[1:n]]
         ty, tx = np.flatnonzero(need.any(axis=1)), np.flatnonzero(need.any(axis=0))
         whole = (int(ty[0]), int(ty[-1]) + 1, int(tx[0]), int(tx[-1]) + 1)
         mt = 2 * self.margin / self.tile  # a box's margin, in tiles
+        return parts if sum(_box_cost(b, mt) for b in parts) < _box_cost(whole, mt) else [whole]
 
-        def cost(b):
-            return (b[1] - b[0] + mt) * (b[3] - b[2] + mt)
+    def _refreshed(self, need: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """With a tolerance: this frame's turn of tile rows to recompute although unchanged (rows
+        ``need`` recomputes anyway left out), as boxes of their own."""
+        if not self.tolerance:
+            return []
+        rows = [r for r in range(self.frame_no % self.refresh, need.shape[0], self.refresh) if not need[r].all()]
+        return [(r, r + 1, 0, need.shape[1]) for r in rows]
 
-        return parts if sum(cost(b) for b in parts) < cost(whole) else [whole]
+    def _kept(self, yp: np.ndarray, full_range: bool) -> np.ndarray:
+        """The whole padded plane as kept tiles give it: their last output, plus (with a tolerance)
+        the change of each cell's mean since then, spread smoothly (brightness follows the frame;
+        the detail and the noise stay those the output was computed with)."""
+        import cv2
+
+        assert self.ref_out is not None
+        if not self.tolerance:
+            return self.ref_out.copy()
+        hp, wp = yp.shape
+        k = self.tile // self.net.scale  # cells per tile side: a tile's mean change carries no noise to speak of
+        ch, cw = self._drift.shape
+        tiles = cv2.resize(self._drift, (-(-cw // k), -(-ch // k)), interpolation=cv2.INTER_AREA)
+        drift = cv2.resize(tiles, (wp, hp), interpolation=cv2.INTER_LINEAR)
+        out = cv2.add(self.ref_out, drift, dtype=cv2.CV_8U)  # saturating: 0-255
+        lo, _, hi = luma_range(full_range)
+        return out if full_range else cv2.min(cv2.max(out, lo), hi)
 
     def __call__(self, y: np.ndarray, full_range: bool) -> np.ndarray:
         h, w = y.shape
@@ -373,33 +430,36 @@ class TileReuse:
         t = self.tile
         n_tiles = (-(-hp // t)) * (-(-wp // t))
         self.stats.total += n_tiles
-        prev_out = self.prev_out
-        same_shape = (
-            self.prev_in is not None
-            and prev_out is not None
-            and self.prev_in.shape == yp.shape
-            and self.prev_range == full_range
-        )
-        if not same_shape or prev_out is None:
+        ref, ref_out = self.ref_in, self.ref_out
+        same = ref is not None and ref_out is not None and ref.shape == yp.shape and self.prev_range == full_range
+        need = self._dilate(self._changed(yp)) if same else None  # tiles within the reach of a change recompute
+        if ref is None or ref_out is None or need is None or need.all():
             out = self.net.run(yp, full_range)
             self.stats.computed += n_tiles
+            self.ref_in, self.ref_out = yp.copy(), out.copy()
         else:
-            changed = self._changed(yp)
-            if not changed.any():
+            boxes = self._boxes(need) + self._refreshed(need)
+            out = self._kept(yp, full_range)
+            if not boxes:
                 self.stats.frames_skipped += 1
-                out = prev_out
-            else:
-                need = self._dilate(changed)  # tiles within the reach of a change recompute
-                out = prev_out.copy()
-                for ty0, ty1, tx0, tx1 in self._boxes(need):
-                    y0, y1, x0, x1 = ty0 * t, min(hp, ty1 * t), tx0 * t, min(wp, tx1 * t)
-                    m = self.margin
-                    cy0, cy1, cx0, cx1 = max(0, y0 - m), min(hp, y1 + m), max(0, x0 - m), min(wp, x1 + m)
-                    crop = self.net.run(np.ascontiguousarray(yp[cy0:cy1, cx0:cx1]), full_range)
-                    out[y0:y1, x0:x1] = crop[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
-                    self.stats.computed += (ty1 - ty0) * (tx1 - tx0)
-        self.prev_in, self.prev_out, self.prev_range = yp, out, full_range
+            done = np.zeros_like(need)  # tiles computed this frame (boxes may overlap)
+            for ty0, ty1, tx0, tx1 in boxes:
+                y0, y1, x0, x1 = ty0 * t, min(hp, ty1 * t), tx0 * t, min(wp, tx1 * t)
+                m = self.margin
+                cy0, cy1, cx0, cx1 = max(0, y0 - m), min(hp, y1 + m), max(0, x0 - m), min(wp, x1 + m)
+                crop = self.net.run(np.ascontiguousarray(yp[cy0:cy1, cx0:cx1]), full_range)
+                out[y0:y1, x0:x1] = ref_out[y0:y1, x0:x1] = crop[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+                ref[y0:y1, x0:x1] = yp[y0:y1, x0:x1]
+                done[ty0:ty1, tx0:tx1] = True
+            self.stats.computed += int(done.sum())
+        self.prev_range = full_range
+        self.frame_no += 1
         return out[:h, :w]
+
+
+def _box_cost(box: tuple[int, int, int, int], margin_tiles: float) -> float:
+    """Tiles a box ``(row0, row1, col0, col1)`` computes, its margin on every side included."""
+    return (box[1] - box[0] + margin_tiles) * (box[3] - box[2] + margin_tiles)
 
 
 @dataclass
@@ -419,13 +479,13 @@ class LumaFrames:
 
     path = "yuv"
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", reuse: bool = False):
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", reuse: bool = False, tolerance: int = 0):
         self.net = LumaNet(model, device)
         from kdsharp.models.fast import FastNet
 
         # reuse needs a short reach: a plain conv net (FastNet), not a U-Net; and luma only
         plain = isinstance(model, FastNet) and not self.net.chroma
-        self.reuse = TileReuse(self.net, model) if reuse and plain else None
+        self.reuse = TileReuse(self.net, model, tolerance=tolerance) if reuse and plain else None
         self.times = StageTimes()
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
@@ -498,12 +558,15 @@ def copy_frame_props(src: av.VideoFrame, dst: av.VideoFrame, colour: bool = True
                 pass
 
 
-def make_processor(sharpener, frame: av.VideoFrame | None = None, reuse: bool = False, path: str = "auto"):
+def make_processor(
+    sharpener, frame: av.VideoFrame | None = None, reuse: bool = False, path: str = "auto", tolerance: int = 0
+):
     """:class:`LumaFrames` when ``sharpener`` runs a luma model with torch and ``frame`` is 8-bit planar
-    YUV (``path`` 'auto' or 'yuv'), else :class:`RgbFrames`. ``reuse`` applies to the YUV path only."""
+    YUV (``path`` 'auto' or 'yuv'), else :class:`RgbFrames`. ``reuse`` (with its ``tolerance`` in luma
+    levels, :class:`TileReuse`) applies to the YUV path only."""
     model = luma_model(sharpener) if path in ("auto", "yuv") else None
     if model is not None and (frame is None or frame.format.name in yuv_formats(model)):
-        return LumaFrames(model, sharpener.device, reuse=reuse)
+        return LumaFrames(model, sharpener.device, reuse=reuse, tolerance=tolerance)
     return RgbFrames(sharpener)
 
 
@@ -519,5 +582,6 @@ __all__ = [
     "make_processor",
     "plane_view",
     "reach",
+    "reuse_text",
     "skipped_fraction",
 ]

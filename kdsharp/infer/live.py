@@ -30,7 +30,7 @@ import torch
 
 from kdsharp.console import plural
 from kdsharp.console import progress as make_progress
-from kdsharp.errors import InputError, Terminated
+from kdsharp.errors import InputError, KdsharpError, Terminated
 from kdsharp.infer.sinks import open_sink
 from kdsharp.io.video import (
     as_displayed,
@@ -41,6 +41,7 @@ from kdsharp.io.video import (
     frame_to_rgb,
     open_video_stream,
     probe_video,
+    rgb_to_yuv420,
     why,
 )
 
@@ -57,6 +58,7 @@ class LiveStats:
     interrupted: str | None = None  # 'Ctrl-C' or 'SIGTERM' when stopped so (the output was still finished)
     path: str = "rgb"  # 'yuv' or 'rgb' (see kdsharp.infer.frames)
     reused: float | None = None  # fraction of tiles temporal reuse did not recompute
+    reuse_tolerance: int = 0  # luma levels a reused tile may have changed by (0: exact)
     partial: str | None = None  # the warning when a file source turned corrupt part way (frames before it kept)
     workers: int = 1  # model threads taking frames in turn
 
@@ -74,8 +76,11 @@ class LiveStats:
         return self.processed / self.wall_s if self.wall_s > 0 else 0.0
 
     def summary(self) -> str:
-        reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
-        reuse = (f", {self.workers} workers" if self.workers > 1 else "") + reuse
+        from kdsharp.infer.frames import reuse_text
+
+        reuse = (f", {self.workers} workers" if self.workers > 1 else "") + reuse_text(
+            self.reused, self.reuse_tolerance
+        )
         return (
             (f"stopped ({self.interrupted}): " if self.interrupted else "")
             + f"{plural(self.processed, 'frame')} processed, "
@@ -294,6 +299,7 @@ def run_live(
     sharpener=None,
     threads: int | None = None,
     reuse: bool | None = None,
+    reuse_tolerance: int | None = None,
     progress=None,
     workers: int | None = None,
     encoder_preset: str | None = None,
@@ -304,7 +310,10 @@ def run_live(
     ``sharpener`` (a :class:`~kdsharp.infer.sharpener.Sharpener`) overrides ``model``/``device``/``backend``.
     ``threads``: the model's CPU threads (default: the available cores; the threads wait
     passively, so decoding, encoding and the call app still get their share). ``reuse``:
-    temporal reuse of unchanged tiles (luma models on YUV sources; None: on). Ctrl-C finishes
+    temporal reuse of unchanged tiles (luma models; None: on); ``reuse_tolerance``: luma levels a tile
+    may change and still count as unchanged (:class:`~kdsharp.infer.frames.TileReuse`; None: 0,
+    exact, for files and streams, :data:`CAMERA_TOLERANCE` for a camera, whose sensor noise
+    changes every pixel of every frame). Ctrl-C finishes
     the output and returns the stats with ``interrupted`` set. ``workers``: model threads taking
     frames in turn (default: :func:`~kdsharp.infer.video.plan_workers`, on the CPU one
     single-threaded worker per thread). ``encoder_preset``/``crf``: a file sink's encoder (default
@@ -314,6 +323,8 @@ def run_live(
     from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
     from kdsharp.infer.video import plan_workers
 
+    if reuse_tolerance is not None and not 0 <= int(reuse_tolerance) <= 255:
+        raise KdsharpError(f"reuse tolerance {reuse_tolerance} is out of range: give 0-255 luma levels (0: exact)")
     keep_freed_memory()
     src = open_source(source, fps)
     try:
@@ -360,7 +371,7 @@ def run_live(
                     side_by_side,
                     max_frames,
                     stats,
-                    True if reuse is None else reuse,
+                    (True if reuse is None else reuse, _tolerance(reuse_tolerance, src)),
                     bar,
                     task,
                     workers=stats.workers,
@@ -378,6 +389,13 @@ def run_live(
         stats.partial = src.partial
         _close_sink(out, failure)
     return stats
+
+
+def _tolerance(given: int | None, src: Source) -> int:
+    """Temporal reuse's tolerance: ``given``, else :data:`CAMERA_TOLERANCE` for a camera, 0 (exact) otherwise."""
+    if given is not None:
+        return int(given)
+    return CAMERA_TOLERANCE if src.name.startswith("camera ") else 0
 
 
 def _warm_up(sharpener, src: Source) -> None:
@@ -443,16 +461,21 @@ def _pair(frame: np.ndarray, result: np.ndarray, orientation: tuple[bool, int], 
 
 
 NO_FRAME_S = 10.0  # a source silent this long is an error
+CAMERA_TOLERANCE = 3  # temporal reuse on a camera: luma levels of sensor noise a tile may show and count as unchanged
 
 
-def _work(src: Source, sharpener, reuse: bool, results: queue.Queue, stop: threading.Event, procs: list) -> None:
+def _work(
+    src: Source, sharpener, reuse: tuple[bool, int], results: queue.Queue, stop: threading.Event, procs: list
+) -> None:
     """One model worker: takes the newest source frame, sharpens it with its own processor, hands
     ``('frame', number, (frame, result, media time, capture time))`` to ``results``; ends with one
-    ``('end', None, None)`` (source ended) or ``('error', None, exception)``; nothing once ``stop`` is set."""
-    from kdsharp.infer.frames import make_processor
+    ``('end', None, None)`` (source ended) or ``('error', None, exception)``; nothing once ``stop`` is set.
+    ``reuse``: (temporal reuse on, its tolerance in luma levels)."""
+    from kdsharp.infer.frames import luma_model, make_processor
     from kdsharp.infer.video import Stopped, put_or_stop
 
     proc = None
+    camera_yuv: bool | None = None  # RGB camera frames go to a luma model as YUV frames (Y-plane path, reuse)
     try:
         silent = 0.0
         while not stop.is_set():
@@ -469,13 +492,19 @@ def _work(src: Source, sharpener, reuse: bool, results: queue.Queue, stop: threa
                     raise src.slot.error
                 break
             seq, (frame, t_media, t_capture) = taken
-            if isinstance(frame, np.ndarray):  # camera: RGB already
-                result = sharpener.frames(torch.from_numpy(frame[None]))[0].numpy()
+            given = frame
+            if isinstance(frame, np.ndarray):  # camera: RGB
+                if camera_yuv is None:
+                    camera_yuv = luma_model(sharpener) is not None and frame.shape[0] % 2 == frame.shape[1] % 2 == 0
+                if camera_yuv:
+                    given = rgb_to_yuv420(frame)
+            if isinstance(given, np.ndarray):  # an RGB model: RGB in, RGB out
+                result = sharpener.frames(torch.from_numpy(given[None]))[0].numpy()
             else:
                 if proc is None:
-                    proc = make_processor(sharpener, frame, reuse=reuse)
+                    proc = make_processor(sharpener, given, reuse=reuse[0], tolerance=reuse[1])
                     procs.append(proc)
-                result = proc([frame])[0]
+                result = proc([given])[0]
             put_or_stop(results, ("frame", seq, (frame, result, t_media, t_capture)), stop)
         put_or_stop(results, ("end", None, None), stop)
     except Stopped:  # the writer no longer reads
@@ -492,7 +521,7 @@ def _loop(
     side_by_side: bool,
     max_frames: int | None,
     stats: LiveStats,
-    reuse: bool = True,
+    reuse: tuple[bool, int] = (True, 0),
     bar=None,
     task=None,
     workers: int = 1,
@@ -569,5 +598,6 @@ def _loop(
         for th in pool:
             th.join()
         stats.reused = skipped_fraction(procs)
+        stats.reuse_tolerance = reuse[1] if stats.reused is not None else 0
         if procs:
             stats.path = procs[0].path

@@ -247,11 +247,13 @@ class Sharpener:
         reuse: bool = False,
         path: str = "auto",
         max_frames: int | None = None,
+        reuse_tolerance: int = 0,
     ):
         """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`.
 
         ``preset``/``crf``: x264 speed and quality (default per resolution); ``reuse``: temporal
-        reuse of unchanged tiles (luma models); ``path``: 'auto', 'yuv' or 'rgb' (see
+        reuse of unchanged tiles (luma models), counting a tile unchanged within ``reuse_tolerance``
+        luma levels (0: exact; :class:`~kdsharp.infer.frames.TileReuse`); ``path``: 'auto', 'yuv' or 'rgb' (see
         :func:`kdsharp.infer.video.sharpen_video`).
         """
         check_target(dst, overwrite, src=src)
@@ -267,6 +269,7 @@ class Sharpener:
             reuse=reuse,
             path=path,
             max_frames=max_frames,
+            reuse_tolerance=reuse_tolerance,
         )
 
     def _video(
@@ -280,6 +283,7 @@ class Sharpener:
         reuse: bool = False,
         path: str = "auto",
         max_frames: int | None = None,
+        reuse_tolerance: int = 0,
     ):
         from kdsharp.infer.video import sharpen_video
 
@@ -296,6 +300,7 @@ class Sharpener:
             reuse=reuse,
             path=path,
             max_frames=max_frames,
+            reuse_tolerance=reuse_tolerance,
         )
 
     def paths(
@@ -338,6 +343,7 @@ def sharpen_paths(
     reuse: bool = False,
     video_path: str = "auto",
     on_error: ErrorHandler = print_error,
+    reuse_tolerance: int = 0,
 ) -> BatchResult:
     """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command.
 
@@ -370,4 +376,5 @@ def sharpen_paths(
         preset=preset,
         reuse=reuse,
         path=video_path,
+        reuse_tolerance=reuse_tolerance,
     )

@@ -80,6 +80,7 @@ class VideoStats:
     threads: int = 1  # torch intra-op threads per worker
     encoder: str = ""  # e.g. 'libx264 superfast crf 18'
     reused: float | None = None  # fraction of tiles temporal reuse did not recompute (None: reuse off)
+    reuse_tolerance: int = 0  # luma levels a reused tile may have changed by (0: exact)
     partial: str | None = None  # the warning when decoding stopped early (corrupt/truncated input)
     expected_frames: int = 0
     extra: dict = field(default_factory=dict)
@@ -155,6 +156,7 @@ class VideoStats:
             "path": self.path,
             "encoder": self.encoder,
             "reused": self.reused,
+            "reuse_tolerance": self.reuse_tolerance,
             "partial": self.partial,
             "audio_streams": self.audio_streams,
         }
@@ -164,7 +166,9 @@ class VideoStats:
         ms = self.stage_ms
         threads = plural(self.threads, "thread")
         work = f"{self.workers} workers x {threads}" if self.workers > 1 else threads
-        reuse = f", {100 * self.reused:.0f}% tiles reused" if self.reused is not None else ""
+        from kdsharp.infer.frames import reuse_text
+
+        reuse = reuse_text(self.reused, self.reuse_tolerance)
         return (
             f"{self.dst.name}: {self.frames} frames {self.width}x{self.height} in {self.wall_s:.1f} s "
             f"({self.overall_fps:.1f} frames/s) | ms/frame: decode {ms['decode']:.1f}, model {ms['model']:.1f} "
@@ -230,6 +234,7 @@ def sharpen_video(
     reuse: bool = False,
     path: str = "auto",
     max_frames: int | None = None,
+    reuse_tolerance: int = 0,
 ) -> VideoStats:
     """Sharpen every frame of ``src`` into ``dst`` with ``sharpener``; returns :class:`VideoStats`.
 
@@ -241,7 +246,8 @@ def sharpen_video(
     ``preset``/``crf``: encoder speed/quality (default per resolution, see
     :func:`kdsharp.io.video.encoder_settings`). ``threads``: CPU threads for the model (default
     :func:`kdsharp.infer.threads.default_threads`). ``reuse``: temporal reuse of unchanged tiles
-    (YUV path). ``path``: 'auto', 'yuv' (luma models only) or 'rgb'. ``max_frames``: stop after N.
+    (YUV path), within ``reuse_tolerance`` luma levels (0: exact). ``path``: 'auto', 'yuv' (luma
+    models only) or 'rgb'. ``max_frames``: stop after N.
     """
     from kdsharp.infer.frames import make_processor, skipped_fraction
 
@@ -339,7 +345,7 @@ def sharpen_video(
                 seq, frames = item
                 c0 = time.thread_time()
                 if proc is None:
-                    proc = make_processor(sharpener, frames[0], reuse=reuse, path=path)
+                    proc = make_processor(sharpener, frames[0], reuse=reuse, path=path, tolerance=reuse_tolerance)
                     processors.append(proc)
                 out = proc(frames)
                 t0 = time.perf_counter()
@@ -436,6 +442,7 @@ def sharpen_video(
         stats.convert_s += proc.times.convert_s
         stats.path = proc.path
     stats.reused = skipped_fraction(processors)
+    stats.reuse_tolerance = reuse_tolerance if stats.reused is not None else 0
     if stats.partial:
         warn(stats.partial)
     return stats

@@ -52,6 +52,19 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range), interpolation=TO_RGB_FLAGS)
 
 
+def rgb_to_yuv420(rgb: np.ndarray) -> av.VideoFrame:
+    """uint8 (H, W, 3) RGB, H and W even -> a yuv420p frame, BT.601 limited range and tagged so (what
+    players assume for an untagged frame); one OpenCV pass, for frames that arrive as RGB (a camera)."""
+    import cv2
+
+    planes = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)  # (H * 3/2, W): Y, U, V
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.color_range = 1  # limited ("TV")
+    with contextlib.suppress(AttributeError, ValueError, TypeError):
+        frame.colorspace = 6  # SMPTE 170M = BT.601
+    return frame
+
+
 def is_video_file(path: str | Path) -> bool:
     """True if ``path`` has a video extension we read and write."""
     return Path(path).suffix.lower() in VIDEO_EXTS

@@ -1,0 +1,124 @@
+"""What temporal reuse saves and costs on a camera-like talking head: one JSON report, nothing typed by hand.
+
+    python scripts/reuse_quality.py -o docs/bench/reuse_camera.json      # ~2 min on 2 cores
+    python scripts/readme_results.py                                     # renders it into the README
+
+Frames: the synthetic talking head of ``kdsharp.infer.clips`` (a static room, a person swaying in
+the centre), 1280x720, 30 fps, as a camera gives them before any encoder: the rendering (optionally
+defocused, ``--blur``) plus fresh Gaussian sensor noise of ``sigma`` levels (RGB, 0-255) in every
+frame, converted to YUV 4:2:0 as ``kdsharp live`` converts camera frames
+(``kdsharp.io.video.rgb_to_yuv420``). The reference is what the model makes of the same frames
+without the noise: the picture a perfect sensor would have given it. (The rendering itself is soft
+by design, so it is no ground truth for a sharpener.)
+
+For each noise level the shipped ``fast`` runs on the Y planes (one thread) without reuse and with
+:class:`kdsharp.infer.frames.TileReuse` at each tolerance; reported: model ms per frame, the share
+of tiles skipped, PSNR of the output luma against the reference and its difference to the run
+without reuse (the cost of reuse, target <= 0.05 dB), and PSNR against the run without reuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realtime_bench import cpu_info, git_commit
+
+
+def psnr_pooled(outputs: list[np.ndarray], refs: list[np.ndarray]) -> float | None:
+    """PSNR (dB) of the mean squared error over all frames; None where every frame is identical."""
+    mse = np.mean([np.mean((o.astype(np.float64) - r) ** 2) for o, r in zip(outputs, refs, strict=True)])
+    return float(10 * np.log10(255.0**2 / mse)) if mse > 0 else None
+
+
+def rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-o", "--out", type=Path, default=Path("docs/bench/reuse_camera.json"))
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--frames", type=int, default=90)
+    ap.add_argument("--sigmas", default="0,2,4", help="sensor noise levels (RGB, 0-255)")
+    ap.add_argument("--tolerances", default="0,2,3,4", help="TileReuse tolerances (luma levels)")
+    ap.add_argument("--blur", type=float, default=0.0, help="defocus of the camera frames (Gaussian sigma, px)")
+    a = ap.parse_args()
+
+    import cv2
+
+    import kdsharp
+    from kdsharp.infer.clips import _Talking
+    from kdsharp.infer.frames import LumaNet, TileReuse, luma_model, plane_view
+    from kdsharp.infer.sharpener import Sharpener
+    from kdsharp.infer.threads import keep_freed_memory
+    from kdsharp.io.video import rgb_to_yuv420
+
+    keep_freed_memory()  # as the app does: no fresh pages for every frame's arrays
+    torch.set_num_threads(1)
+    w, h = (int(v) for v in a.size.split("x"))
+    talking = _Talking((w, h), a.frames, 30.0)
+    model = luma_model(Sharpener("fast", device="cpu", threads=1))
+    assert model is not None
+    report: dict = {
+        "command": "python scripts/reuse_quality.py " + " ".join(sys.argv[1:]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "kdsharp_version": kdsharp.__version__,
+        "commit": git_commit(),
+        "torch_version": torch.__version__,
+        "cpu": cpu_info(),
+        "size": a.size,
+        "frames": a.frames,
+        "threads": 1,
+        "blur_sigma": a.blur,
+        "noise": {},
+    }
+    rng = np.random.default_rng(0)
+    for sigma in (float(s) for s in a.sigmas.split(",")):
+        net = LumaNet(model)
+        clean, noisy = [], []
+        for i in range(a.frames):
+            f = talking.frame(i)
+            f = cv2.GaussianBlur(f, (0, 0), a.blur) if a.blur else f
+            clean.append(net(plane_view(rgb_to_yuv420(f), 0), False))  # the reference: no noise
+            n = np.clip(f + rng.normal(0.0, sigma, f.shape), 0, 255).astype(np.uint8) if sigma else f
+            noisy.append(plane_view(rgb_to_yuv420(n), 0).copy())
+        t0 = time.perf_counter()
+        full = [net(y, False) for y in noisy]
+        full_ms = 1000 * (time.perf_counter() - t0) / a.frames
+        full_psnr = psnr_pooled(full, clean)
+        row: dict = {
+            "full": {"model_ms": round(full_ms, 2), "psnr": rounded(full_psnr, 3)},
+            "reuse": {},
+        }
+        for tol in (int(t) for t in a.tolerances.split(",")):
+            reuse = TileReuse(net, model, tolerance=tol)
+            t0 = time.perf_counter()
+            outs = [reuse(y, False) for y in noisy]
+            ms = 1000 * (time.perf_counter() - t0) / a.frames
+            p = psnr_pooled(outs, clean)
+            row["reuse"][str(tol)] = {
+                "model_ms": round(ms, 2),
+                "skipped": round(reuse.stats.skipped_fraction, 3),
+                "psnr": rounded(p, 3),  # None: identical to the reference
+                "cost_db": None if full_psnr is None or p is None else round(full_psnr - p, 4),
+                "psnr_vs_full": rounded(psnr_pooled(outs, full), 2),
+            }
+        report["noise"][f"{sigma:g}"] = row
+        print(f"sigma {sigma:g}: {json.dumps(row)}", file=sys.stderr)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = a.out.with_suffix(".json.part")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(a.out)
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
