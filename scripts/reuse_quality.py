@@ -1,20 +1,24 @@
-"""What temporal reuse saves and costs on a camera-like talking head: one JSON report, nothing typed by hand.
+"""What temporal reuse saves and costs on a talking head from a camera or a codec: one JSON report.
 
     python scripts/reuse_quality.py -o docs/bench/reuse_camera.json      # ~2 min on 2 cores
     python scripts/readme_results.py                                     # renders it into the README
 
 Frames: the synthetic talking head of ``kdsharp.infer.clips`` (a static room, a person swaying in
-the centre), 1280x720, 30 fps, as a camera gives them before any encoder: the rendering (optionally
-defocused, ``--blur``) plus fresh Gaussian sensor noise of ``sigma`` levels (RGB, 0-255) in every
-frame, converted to YUV 4:2:0 as ``kdsharp live`` converts camera frames
-(``kdsharp.io.video.rgb_to_yuv420``). The reference is what the model makes of the same frames
-without the noise: the picture a perfect sensor would have given it. (The rendering itself is soft
-by design, so it is no ground truth for a sharpener.)
+the centre), 1280x720, 30 fps, as kdsharp gets them:
 
-For each noise level the shipped ``fast`` runs on the Y planes (one thread) without reuse and with
-:class:`kdsharp.infer.frames.TileReuse` at each tolerance; reported: model ms per frame, the share
-of tiles skipped, PSNR of the output luma against the reference and its difference to the run
-without reuse (the cost of reuse, target <= 0.05 dB), and PSNR against the run without reuse.
+* ``camera``: as a camera gives them before any encoder, the rendering plus fresh Gaussian sensor
+  noise of ``sigma`` levels (RGB, 0-255) in every frame, converted to YUV 4:2:0 as ``kdsharp live``
+  converts camera frames (``kdsharp.io.video.rgb_to_yuv420``);
+* ``h264``: the rendering (with or without that noise) encoded by x264 at a CRF and decoded, as a
+  call or a recording delivers it (the static room flickers a little from frame to frame).
+
+The reference is what the model makes of the rendering itself (no noise, no codec): the picture
+it would give from a perfect source. (The rendering is soft by design, so it is no ground truth for
+a sharpener.) For each source the shipped ``fast`` runs on the Y planes (one thread) without reuse
+and with :class:`kdsharp.infer.frames.TileReuse` at each tolerance, each frame compared with the
+previous one; reported: model ms per frame, the share of tiles skipped, PSNR of the output luma
+against the reference and its difference to the run without reuse (the cost of reuse, target
+<= 0.05 dB), and PSNR against the run without reuse.
 """
 
 from __future__ import annotations
@@ -47,16 +51,17 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, default=Path("docs/bench/reuse_camera.json"))
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--frames", type=int, default=90)
-    ap.add_argument("--sigmas", default="0,2,4", help="sensor noise levels (RGB, 0-255)")
+    ap.add_argument(
+        "--sources",
+        default="camera:0,camera:2,camera:4,h264:0:23,h264:0:32,h264:2:23",
+        help="camera:SIGMA (sensor noise, RGB levels) or h264:SIGMA:CRF (that, then x264 at CRF), comma-separated",
+    )
     ap.add_argument("--tolerances", default="0,2,3,4", help="TileReuse tolerances (luma levels)")
-    ap.add_argument("--blur", type=float, default=0.0, help="defocus of the camera frames (Gaussian sigma, px)")
     a = ap.parse_args()
-
-    import cv2
 
     import kdsharp
     from kdsharp.infer.clips import _Talking
-    from kdsharp.infer.frames import LumaNet, TileReuse, luma_model, plane_view
+    from kdsharp.infer.frames import REUSE_TOLERANCE, LumaNet, TileReuse, luma_model, plane_view
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.infer.threads import keep_freed_memory
     from kdsharp.io.video import rgb_to_yuv420
@@ -67,6 +72,9 @@ def main() -> None:
     talking = _Talking((w, h), a.frames, 30.0)
     model = luma_model(Sharpener("fast", device="cpu", threads=1))
     assert model is not None
+    net = LumaNet(model)
+    rendered = [talking.frame(i) for i in range(a.frames)]
+    reference = [net(plane_view(rgb_to_yuv420(f), 0), False) for f in rendered]
     report: dict = {
         "command": "python scripts/reuse_quality.py " + " ".join(sys.argv[1:]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -77,33 +85,29 @@ def main() -> None:
         "size": a.size,
         "frames": a.frames,
         "threads": 1,
-        "blur_sigma": a.blur,
-        "noise": {},
+        "default_tolerance": REUSE_TOLERANCE,
+        "sources": {},
     }
-    rng = np.random.default_rng(0)
-    for sigma in (float(s) for s in a.sigmas.split(",")):
-        net = LumaNet(model)
-        clean, noisy = [], []
-        for i in range(a.frames):
-            f = talking.frame(i)
-            f = cv2.GaussianBlur(f, (0, 0), a.blur) if a.blur else f
-            clean.append(net(plane_view(rgb_to_yuv420(f), 0), False))  # the reference: no noise
-            n = np.clip(f + rng.normal(0.0, sigma, f.shape), 0, 255).astype(np.uint8) if sigma else f
-            noisy.append(plane_view(rgb_to_yuv420(n), 0).copy())
+    for spec in a.sources.split(","):
+        kind, sigma, *crf = spec.split(":")
+        frames = source_frames(rendered, float(sigma), int(crf[0]) if crf else None, seed=0)
         t0 = time.perf_counter()
-        full = [net(y, False) for y in noisy]
+        full = [net(y, False) for y in frames]
         full_ms = 1000 * (time.perf_counter() - t0) / a.frames
-        full_psnr = psnr_pooled(full, clean)
+        full_psnr = psnr_pooled(full, reference)
         row: dict = {
+            "kind": kind,
+            "sigma": float(sigma),
+            "crf": int(crf[0]) if crf else None,
             "full": {"model_ms": round(full_ms, 2), "psnr": rounded(full_psnr, 3)},
             "reuse": {},
         }
         for tol in (int(t) for t in a.tolerances.split(",")):
             reuse = TileReuse(net, model, tolerance=tol)
             t0 = time.perf_counter()
-            outs = [reuse(y, False) for y in noisy]
+            outs = [reuse(y, False) for y in frames]
             ms = 1000 * (time.perf_counter() - t0) / a.frames
-            p = psnr_pooled(outs, clean)
+            p = psnr_pooled(outs, reference)
             row["reuse"][str(tol)] = {
                 "model_ms": round(ms, 2),
                 "skipped": round(reuse.stats.skipped_fraction, 3),
@@ -111,13 +115,36 @@ def main() -> None:
                 "cost_db": None if full_psnr is None or p is None else round(full_psnr - p, 4),
                 "psnr_vs_full": rounded(psnr_pooled(outs, full), 2),
             }
-        report["noise"][f"{sigma:g}"] = row
-        print(f"sigma {sigma:g}: {json.dumps(row)}", file=sys.stderr)
+        report["sources"][spec] = row
+        print(f"{spec}: {json.dumps(row)}", file=sys.stderr)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".json.part")
     tmp.write_text(json.dumps(report, indent=1) + "\n")
     tmp.replace(a.out)
     print(f"wrote {a.out}", file=sys.stderr)
+
+
+def source_frames(rendered: list[np.ndarray], sigma: float, crf: int | None, seed: int) -> list[np.ndarray]:
+    """uint8 Y planes of ``rendered`` RGB frames with sensor noise ``sigma`` and, with ``crf``, through x264."""
+    import tempfile
+
+    import av
+
+    from kdsharp.infer.frames import plane_view
+    from kdsharp.io.video import VideoWriter, rgb_to_yuv420
+
+    rng = np.random.default_rng(seed)
+    noisy = [np.clip(f + rng.normal(0.0, sigma, f.shape), 0, 255).astype(np.uint8) if sigma else f for f in rendered]
+    if crf is None:
+        return [plane_view(rgb_to_yuv420(f), 0).copy() for f in noisy]
+    h, w = rendered[0].shape[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        with VideoWriter(path, w, h, 30.0, crf=crf, preset="medium") as vw:
+            for f in noisy:
+                vw.write(f)
+        with av.open(str(path)) as c:
+            return [plane_view(f, 0).copy() for f in c.decode(video=0)]
 
 
 if __name__ == "__main__":

@@ -278,6 +278,19 @@ def test_reuse_with_a_tolerance_skips_sensor_noise_but_not_motion():
     assert np.array_equal(out[24:56, 48:96], net(moved, False)[24:56, 48:96])  # its tiles: recomputed exactly
 
 
+def test_reuse_with_a_tolerance_recomputes_a_texture_shifted_by_one_pixel():
+    """Fine stripes moved by one pixel keep every 4x4 cell's mean, but not its pixels: recomputed."""
+    m = luma_net(2, channels=8, blocks=2)
+    net = LumaNet(m)
+    base = camera_like(96, 144, seed=5)[:, :, 1].copy()
+    stripes = np.where(np.arange(48) % 2 == 0, 90, 150).astype(np.uint8)  # period 2: cell means 120
+    f0, f1 = base.copy(), base.copy()
+    f0[24:72, 48:96], f1[24:72, 48:96] = stripes[None, :], np.roll(stripes, 1)[None, :]
+    reuse = TileReuse(net, m, tolerance=3, refresh=1000)
+    reuse(f0, False)
+    assert np.array_equal(reuse(f1, False)[24:72, 48:96], net(f1, False)[24:72, 48:96])
+
+
 def test_reuse_with_a_tolerance_follows_brightness_and_refreshes_every_tile():
     """A slow brightness change below the tolerance still reaches the output (each tile's mean
     change is added); every tile is recomputed within ``refresh`` frames."""
@@ -301,7 +314,7 @@ def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
     src = make_video(tmp_path / "in.mp4", frames=8, size=(96, 64), audio=False)
     s = Sharpener(luma_net(), device="cpu")
     a = s.video(src, tmp_path / "a.mp4", crf=0)
-    b = s.video(src, tmp_path / "b.mp4", crf=0, reuse=True)
+    b = s.video(src, tmp_path / "b.mp4", crf=0, reuse=True, reuse_tolerance=0)
     assert a.path == b.path == "yuv" and b.reused is not None and a.reused is None
     fa = [f for f, _ in read_frames(tmp_path / "a.mp4")]
     fb = [f for f, _ in read_frames(tmp_path / "b.mp4")]
@@ -309,14 +322,14 @@ def test_reuse_in_the_video_pipeline_is_exact(tmp_path):
 
 
 def test_sharpen_reuse_tolerance_skips_a_noisy_recording(tmp_path, capsys):
-    """A webcam recording (fresh noise in every frame, lossless here): exact reuse skips nothing,
-    ``--reuse-tolerance 3`` (which implies --reuse) skips most of the static room, and says so."""
+    """A webcam recording (fresh noise in every frame, lossless here): exact reuse skips nothing, the
+    default tolerance (3 levels) skips most of the static room; ``--reuse-tolerance`` implies --reuse."""
     from kdsharp.infer.clips import write_call_clip
 
     src = write_call_clip(tmp_path / "cam.mp4", size=(384, 216), seconds=0.5, kind="talking", noise=2.0, crf=0)
     s = Sharpener(luma_net(), device="cpu", threads=1)
-    exact = s.video(src, tmp_path / "exact.mp4", reuse=True)
-    tolerant = s.video(src, tmp_path / "tolerant.mp4", reuse=True, reuse_tolerance=3)
+    exact = s.video(src, tmp_path / "exact.mp4", reuse=True, reuse_tolerance=0)
+    tolerant = s.video(src, tmp_path / "tolerant.mp4", reuse=True)  # the default: 3 levels
     assert exact.reused is not None and exact.reused < 0.05
     assert tolerant.reused is not None and tolerant.reused > 0.4 and tolerant.reuse_tolerance == 3
     code = main(
@@ -351,7 +364,7 @@ def test_reuse_on_two_workers_skips_static_tiles_and_stays_exact(tmp_path):
         encode_rgb_frames(out, "ffv1", frames, pix_fmt="yuv420p")  # lossless: the room stays bit-identical
     s = Sharpener(luma_net(), device="cpu", threads=2)
     a = s.video(tmp_path / "talk.mkv", tmp_path / "a.mkv", codec="ffv1")
-    b = s.video(tmp_path / "talk.mkv", tmp_path / "b.mkv", codec="ffv1", reuse=True)
+    b = s.video(tmp_path / "talk.mkv", tmp_path / "b.mkv", codec="ffv1", reuse=True, reuse_tolerance=0)
     assert a.reused is None and b.workers == 2 and b.threads == 1 and b.reused is not None and b.reused > 0.15
     fa = [f for f, _ in read_frames(tmp_path / "a.mkv")]
     fb = [f for f, _ in read_frames(tmp_path / "b.mkv")]

@@ -205,12 +205,13 @@ def bench_command(
     ),
     crf: int | None = typer.Option(None, "--crf", min=0, max=63, help="With --video: encoder CRF (default: 18)."),
     reuse: bool = typer.Option(False, "--reuse", help="With --video: temporal reuse of unchanged tiles."),
-    reuse_tolerance: int = typer.Option(
-        0,
+    reuse_tolerance: int | None = typer.Option(
+        None,
         "--reuse-tolerance",
         min=0,
         max=255,
-        help="With --video: temporal reuse within this many luma levels (0: exact; implies --reuse).",
+        help="With --video: temporal reuse within this many luma levels (default 3; 0: exact; implies --reuse).",
+        show_default=False,
     ),
     video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),
     compile: bool = typer.Option(
@@ -236,7 +237,7 @@ def bench_command(
             threads,
             encoder_preset,
             crf,
-            (reuse or reuse_tolerance > 0, reuse_tolerance),
+            (reuse or reuse_tolerance is not None, reuse_tolerance),
             video_path,
             frames,
             batch,

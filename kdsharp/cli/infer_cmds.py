@@ -126,13 +126,14 @@ def sharpen(
         help="Videos, luma models (fast): recompute only the tiles that "
         "changed since the previous frame (identical tiles give identical output).",
     ),
-    reuse_tolerance: int = typer.Option(
-        0,
+    reuse_tolerance: int | None = typer.Option(
+        None,
         "--reuse-tolerance",
         min=0,
         max=255,
-        help="With --reuse: luma levels a tile's 4x4 cell means may change by and the tile still be reused "
-        "(0: exact; 3 suits webcam recordings, whose sensor noise changes every pixel; implies --reuse).",
+        help="With --reuse: luma levels a tile's 4x4 cells may change by and the tile still be reused "
+        "(default 3: sensor noise and codec flicker count as unchanged; 0: exact; implies --reuse).",
+        show_default=False,
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (even an input, atomically)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (faster after warm-up)."),
@@ -168,12 +169,12 @@ def sharpen(
         threads=threads,
         on_error=report_failed_file,
         preset=encoder_preset,
-        reuse=reuse or reuse_tolerance > 0,
+        reuse=reuse or reuse_tolerance is not None,
         reuse_tolerance=reuse_tolerance,
     )
     for stats in result.videos:
         info(stats.summary())
-    warn_reuse_unused(reuse or reuse_tolerance > 0, [s.src for s in result.videos if s.reused is None])
+    warn_reuse_unused(reuse or reuse_tolerance is not None, [s.src for s in result.videos if s.reused is None])
     where = result.where(Path(output))
     info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
     if result.failed or result.partial:
@@ -229,8 +230,8 @@ def live(
         "--reuse-tolerance",
         min=0,
         max=255,
-        help="Luma levels a tile may change by and still be reused (default: 0, exact, for files and streams; "
-        "3 for a camera, whose sensor noise changes every pixel).",
+        help="Luma levels a tile's 4x4 cells may change by and the tile still be reused "
+        "(default 3: a camera's sensor noise and a codec's flicker count as unchanged; 0: exact).",
         show_default=False,
     ),
     encoder_preset: str | None = typer.Option(

@@ -311,7 +311,7 @@ def benchmark_video(
     path: str = "auto",
     max_frames: int | None = None,
     batch: int = 1,
-    reuse_tolerance: int = 0,
+    reuse_tolerance: int | None = None,
     half: bool = False,
     compile: bool = False,
 ) -> dict:

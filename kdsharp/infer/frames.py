@@ -45,6 +45,9 @@ LUMA_FORMATS = {
 }
 CHROMA_FORMATS = {k: v for k, v in LUMA_FORMATS.items() if k.endswith("420p")}  # models with a chroma branch
 TILE = 24  # temporal reuse: pixels per tile side (a multiple of 4; measured best of 16/24/32 on a talking head)
+# temporal reuse's default tolerance (luma levels, TileReuse): a camera's noise and a codec's flicker
+# count as unchanged (docs/bench/reuse_camera.json); 0 is exact
+REUSE_TOLERANCE = 3
 
 
 def plane_view(frame: av.VideoFrame, index: int) -> np.ndarray:
@@ -300,6 +303,17 @@ class ReuseStats:
         return 1.0 - self.computed / self.total if self.total else 0.0
 
 
+def resolve_tolerance(tolerance: int | None) -> int:
+    """``tolerance`` (luma levels), or :data:`REUSE_TOLERANCE` for None; a value outside 0-255 is refused."""
+    if tolerance is None:
+        return REUSE_TOLERANCE
+    if not 0 <= int(tolerance) <= 255:
+        from kdsharp.errors import KdsharpError
+
+        raise KdsharpError(f"reuse tolerance {tolerance} is out of range: give 0-255 luma levels (0: exact)")
+    return int(tolerance)
+
+
 def reuse_text(fraction: float | None, tolerance: int = 0) -> str:
     """``', 74% tiles reused'`` (``' within 3 levels'`` with a tolerance) for a summary line; '' without reuse."""
     if fraction is None:
@@ -322,20 +336,20 @@ class TileReuse:
 
     The padded Y plane is cut into ``tile`` x ``tile`` tiles and compared with the input each tile
     was last computed from. A tile whose input and whose neighbours' inputs (up to the network's
-    reach, at most one tile) did not change keeps its last correction: its output is its current
-    input plus the residual (output - input) stored when it was computed. The others are
-    recomputed on their bounding box plus a margin of at least the reach, so every recomputed pixel
-    sees the same inputs as in a whole-frame pass.
+    reach, at most one tile) did not change keeps its last output; the others are recomputed on
+    their bounding box plus a margin of at least the reach, so every recomputed pixel sees the same
+    inputs as in a whole-frame pass.
 
     ``tolerance`` (luma levels, 0-255): 0 (exact) counts a tile as unchanged only while every pixel
-    equals its stored input, so identical input tiles give identical output tiles, bit for bit.
-    Above 0 a tile counts as unchanged while the mean of no ``scale`` x ``scale`` cell (the
-    network's own cells, 4 x 4 pixels for ``fast``) moved by more than ``tolerance``: a camera's
-    sensor noise, which changes every pixel of every frame, averages out there, while a moving
-    edge or a blink still changes its cells by tens of levels. The output then follows the current
-    frame (its noise included) with a correction computed from an input close to it, and every
-    tile is recomputed at least every ``refresh`` frames (tile rows in turn), which bounds how old
-    a correction gets.
+    equals its stored input, so the output is the whole-frame pass's, bit for bit. Above 0 a tile
+    counts as unchanged while no ``scale`` x ``scale`` cell (the network's own cells, 4 x 4 pixels
+    for ``fast``) changed its mean by more than ``tolerance`` or its pixels by more than twice that
+    on average: a camera's sensor noise or a codec's flicker, which change every pixel a little,
+    average out there, while a moving edge, a blink or a texture shifted by a pixel (whose cell
+    means may not change) change their cells by tens of levels. A kept tile then shows its last
+    output plus its mean brightness change since (spread smoothly, so slow light changes follow),
+    and every tile is recomputed at least every ``refresh`` frames (tile rows in turn). Identical
+    input tiles still give identical output tiles.
     """
 
     def __init__(self, net: LumaNet, model: nn.Module, tile: int = TILE, tolerance: int = 0, refresh: int = 60):
@@ -364,11 +378,13 @@ class TileReuse:
         t = self.tile
         if self.tolerance == 0:
             diff = yp != ref
-        else:  # the change of each cell's mean: sensor noise averages out
+        else:  # each cell's mean change (sensor noise averages out) and mean absolute change (a texture moved)
             s = self.net.scale
-            d = cv2.subtract(yp, ref, dtype=cv2.CV_16S)
-            self._drift = cv2.resize(d, (d.shape[1] // s, d.shape[0] // s), interpolation=cv2.INTER_AREA)
-            diff, t = np.abs(self._drift) > self.tolerance, t // s
+            cells = (yp.shape[1] // s, yp.shape[0] // s)
+            self._drift = cv2.resize(cv2.subtract(yp, ref, dtype=cv2.CV_16S), cells, interpolation=cv2.INTER_AREA)
+            moved = cv2.resize(cv2.absdiff(yp, ref), cells, interpolation=cv2.INTER_AREA)
+            diff = (np.abs(self._drift) > self.tolerance) | (moved > 2 * self.tolerance)
+            t //= s
         rows = np.logical_or.reduceat(diff, np.arange(0, diff.shape[0], t), axis=0)
         return np.logical_or.reduceat(rows, np.arange(0, diff.shape[1], t), axis=1)
 
@@ -559,14 +575,14 @@ def copy_frame_props(src: av.VideoFrame, dst: av.VideoFrame, colour: bool = True
 
 
 def make_processor(
-    sharpener, frame: av.VideoFrame | None = None, reuse: bool = False, path: str = "auto", tolerance: int = 0
+    sharpener, frame: av.VideoFrame | None = None, reuse: bool = False, path: str = "auto", tolerance: int | None = None
 ):
     """:class:`LumaFrames` when ``sharpener`` runs a luma model with torch and ``frame`` is 8-bit planar
     YUV (``path`` 'auto' or 'yuv'), else :class:`RgbFrames`. ``reuse`` (with its ``tolerance`` in luma
-    levels, :class:`TileReuse`) applies to the YUV path only."""
+    levels, :class:`TileReuse`; None: :data:`REUSE_TOLERANCE`) applies to the YUV path only."""
     model = luma_model(sharpener) if path in ("auto", "yuv") else None
     if model is not None and (frame is None or frame.format.name in yuv_formats(model)):
-        return LumaFrames(model, sharpener.device, reuse=reuse, tolerance=tolerance)
+        return LumaFrames(model, sharpener.device, reuse=reuse, tolerance=resolve_tolerance(tolerance))
     return RgbFrames(sharpener)
 
 
@@ -574,6 +590,7 @@ __all__ = [
     "LUMA_FORMATS",
     "LumaFrames",
     "LumaNet",
+    "REUSE_TOLERANCE",
     "RgbFrames",
     "TileReuse",
     "is_luma_net",
@@ -582,6 +599,7 @@ __all__ = [
     "make_processor",
     "plane_view",
     "reach",
+    "resolve_tolerance",
     "reuse_text",
     "skipped_fraction",
 ]

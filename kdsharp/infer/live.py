@@ -30,7 +30,7 @@ import torch
 
 from kdsharp.console import plural
 from kdsharp.console import progress as make_progress
-from kdsharp.errors import InputError, KdsharpError, Terminated
+from kdsharp.errors import InputError, Terminated
 from kdsharp.infer.sinks import open_sink
 from kdsharp.io.video import (
     as_displayed,
@@ -311,20 +311,19 @@ def run_live(
     ``threads``: the model's CPU threads (default: the available cores; the threads wait
     passively, so decoding, encoding and the call app still get their share). ``reuse``:
     temporal reuse of unchanged tiles (luma models; None: on); ``reuse_tolerance``: luma levels a tile
-    may change and still count as unchanged (:class:`~kdsharp.infer.frames.TileReuse`; None: 0,
-    exact, for files and streams, :data:`CAMERA_TOLERANCE` for a camera, whose sensor noise
-    changes every pixel of every frame). Ctrl-C finishes
+    may change and still count as unchanged (:class:`~kdsharp.infer.frames.TileReuse`; 0: exact;
+    None: :data:`~kdsharp.infer.frames.REUSE_TOLERANCE`). Ctrl-C finishes
     the output and returns the stats with ``interrupted`` set. ``workers``: model threads taking
     frames in turn (default: :func:`~kdsharp.infer.video.plan_workers`, on the CPU one
     single-threaded worker per thread). ``encoder_preset``/``crf``: a file sink's encoder (default
     x264 ``ultrafast``, CRF 18: see :class:`~kdsharp.infer.sinks.FileSink`). Returns
     :class:`LiveStats` (processed/dropped counts, mean latency).
     """
+    from kdsharp.infer.frames import resolve_tolerance
     from kdsharp.infer.threads import default_threads, keep_freed_memory, torch_threads
     from kdsharp.infer.video import plan_workers
 
-    if reuse_tolerance is not None and not 0 <= int(reuse_tolerance) <= 255:
-        raise KdsharpError(f"reuse tolerance {reuse_tolerance} is out of range: give 0-255 luma levels (0: exact)")
+    tolerance = resolve_tolerance(reuse_tolerance)  # before anything opens
     keep_freed_memory()
     src = open_source(source, fps)
     try:
@@ -371,7 +370,7 @@ def run_live(
                     side_by_side,
                     max_frames,
                     stats,
-                    (True if reuse is None else reuse, _tolerance(reuse_tolerance, src)),
+                    (True if reuse is None else reuse, tolerance),
                     bar,
                     task,
                     workers=stats.workers,
@@ -389,13 +388,6 @@ def run_live(
         stats.partial = src.partial
         _close_sink(out, failure)
     return stats
-
-
-def _tolerance(given: int | None, src: Source) -> int:
-    """Temporal reuse's tolerance: ``given``, else :data:`CAMERA_TOLERANCE` for a camera, 0 (exact) otherwise."""
-    if given is not None:
-        return int(given)
-    return CAMERA_TOLERANCE if src.name.startswith("camera ") else 0
 
 
 def _warm_up(sharpener, src: Source) -> None:
@@ -461,7 +453,6 @@ def _pair(frame: np.ndarray, result: np.ndarray, orientation: tuple[bool, int], 
 
 
 NO_FRAME_S = 10.0  # a source silent this long is an error
-CAMERA_TOLERANCE = 3  # temporal reuse on a camera: luma levels of sensor noise a tile may show and count as unchanged
 
 
 def _work(

@@ -247,13 +247,14 @@ class Sharpener:
         reuse: bool = False,
         path: str = "auto",
         max_frames: int | None = None,
-        reuse_tolerance: int = 0,
+        reuse_tolerance: int | None = None,
     ):
         """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`.
 
         ``preset``/``crf``: x264 speed and quality (default per resolution); ``reuse``: temporal
         reuse of unchanged tiles (luma models), counting a tile unchanged within ``reuse_tolerance``
-        luma levels (0: exact; :class:`~kdsharp.infer.frames.TileReuse`); ``path``: 'auto', 'yuv' or 'rgb' (see
+        luma levels (0: exact; None: :data:`~kdsharp.infer.frames.REUSE_TOLERANCE`;
+        :class:`~kdsharp.infer.frames.TileReuse`); ``path``: 'auto', 'yuv' or 'rgb' (see
         :func:`kdsharp.infer.video.sharpen_video`).
         """
         check_target(dst, overwrite, src=src)
@@ -283,7 +284,7 @@ class Sharpener:
         reuse: bool = False,
         path: str = "auto",
         max_frames: int | None = None,
-        reuse_tolerance: int = 0,
+        reuse_tolerance: int | None = None,
     ):
         from kdsharp.infer.video import sharpen_video
 
@@ -343,7 +344,7 @@ def sharpen_paths(
     reuse: bool = False,
     video_path: str = "auto",
     on_error: ErrorHandler = print_error,
-    reuse_tolerance: int = 0,
+    reuse_tolerance: int | None = None,
 ) -> BatchResult:
     """Check inputs and outputs, load the model, sharpen everything: the ``kdsharp sharpen`` command.
 

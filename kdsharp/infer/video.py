@@ -234,7 +234,7 @@ def sharpen_video(
     reuse: bool = False,
     path: str = "auto",
     max_frames: int | None = None,
-    reuse_tolerance: int = 0,
+    reuse_tolerance: int | None = None,
 ) -> VideoStats:
     """Sharpen every frame of ``src`` into ``dst`` with ``sharpener``; returns :class:`VideoStats`.
 
@@ -246,10 +246,11 @@ def sharpen_video(
     ``preset``/``crf``: encoder speed/quality (default per resolution, see
     :func:`kdsharp.io.video.encoder_settings`). ``threads``: CPU threads for the model (default
     :func:`kdsharp.infer.threads.default_threads`). ``reuse``: temporal reuse of unchanged tiles
-    (YUV path), within ``reuse_tolerance`` luma levels (0: exact). ``path``: 'auto', 'yuv' (luma
+    (YUV path), within ``reuse_tolerance`` luma levels (0: exact; None: the default,
+    :data:`kdsharp.infer.frames.REUSE_TOLERANCE`). ``path``: 'auto', 'yuv' (luma
     models only) or 'rgb'. ``max_frames``: stop after N.
     """
-    from kdsharp.infer.frames import make_processor, skipped_fraction
+    from kdsharp.infer.frames import make_processor, resolve_tolerance, skipped_fraction
 
     keep_freed_memory()
     src, dst = Path(src), Path(dst)
@@ -442,7 +443,7 @@ def sharpen_video(
         stats.convert_s += proc.times.convert_s
         stats.path = proc.path
     stats.reused = skipped_fraction(processors)
-    stats.reuse_tolerance = reuse_tolerance if stats.reused is not None else 0
+    stats.reuse_tolerance = resolve_tolerance(reuse_tolerance) if stats.reused is not None else 0
     if stats.partial:
         warn(stats.partial)
     return stats
