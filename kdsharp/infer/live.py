@@ -512,7 +512,7 @@ def _loop(
     side_by_side: bool,
     max_frames: int | None,
     stats: LiveStats,
-    reuse: tuple[bool, int] = (True, 0),
+    reuse: tuple[bool, int],
     bar=None,
     task=None,
     workers: int = 1,
@@ -520,7 +520,7 @@ def _loop(
     """Process frames until the source ends (returns True), ``max_frames``, or the sink quits (False).
 
     ``workers`` model threads each take the newest frame as soon as they are free (each with its
-    own processor and temporal reuse, exact per worker); this thread writes their results in
+    own processor and temporal reuse: ``reuse`` = (on, tolerance)); this thread writes their results in
     capture order (a window sink must be driven from the main thread) and handles the sink's keys.
     """
     from kdsharp.infer.frames import skipped_fraction
