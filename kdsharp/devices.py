@@ -53,6 +53,21 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 in hardware (``avx512_bf16`` or ``amx_bf16`` in
+    /proc/cpuinfo: AMD Zen 4, Intel Cooper Lake and Sapphire Rapids on); elsewhere oneDNN would
+    emulate it, slower than float32. False where /proc/cpuinfo cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return False
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
     try:
@@ -61,4 +76,4 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-__all__ = ["DEVICE_NAMES", "available_cores", "resolve_device"]
+__all__ = ["DEVICE_NAMES", "available_cores", "cpu_has_native_bf16", "resolve_device"]

@@ -485,9 +485,10 @@ def realtime(rt: dict, path: Path = Path("docs/bench/realtime.json"), avx2_machi
             f"{clip.replace('_', ' ')}, `{model}`"
             + (", one busy process per core" if loaded else "")
             + (" `--compile`" if rest == ["compile"] else "")
+            + (" `--half` (bf16 on this CPU)" if rest == ["half"] else "")
         )
         cpu = r["cpu_ms"]
-        target = RT_TARGETS.get(key)
+        target = RT_TARGETS.get(f"{clip}/{model}" if rest == ["half"] else key)
         tgt = f"≥ {target:g}: {_met(r['e2e_fps'], target)}" if target else ""
         if loaded:
             quiet = s.get(f"{clip}/{model}")

@@ -8,8 +8,8 @@ Runs, each in a fresh ``kdsharp`` process, on synthetic call clips (``kdsharp.in
 centre):
 
 * ``kdsharp bench --video CLIP --model M --json`` (decode -> model -> encode, audio copied; model
-  loading excluded) for 1080p pan with ``fast`` and ``student``, 720p pan and talking head with
-  ``fast``;
+  loading excluded) for 1080p pan with ``fast`` and ``student`` (and, on a CPU with bfloat16
+  instructions, ``student --half``: bf16 autocast), 720p pan and talking head with ``fast``;
 * the 1080p ``fast`` run again with one busy process per core (a call app using the CPU);
 * ``kdsharp live`` 720p30 talking head and pan and 1080p30 pan with ``fast`` into a file (frames dropped,
   latency, CPU seconds), and the 720p ones again with one busy process per core; and a 720p webcam
@@ -65,6 +65,7 @@ def cpu_info() -> dict:
         "cpus": os.cpu_count(),
         "avx2": "avx2" in flags,
         "avx512": any(f.startswith("avx512f") for f in flags),
+        "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
     }
 
 
@@ -255,6 +256,13 @@ def main() -> None:
     report["sharpen"]["1080p_pan/student/compile"] = run_json(
         ["bench", "--video", str(clips["1080p_pan"]), "--model", "student", "--compile", "--json"]
     )
+    from kdsharp.devices import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():  # --half on the CPU: bf16 autocast, where the CPU multiplies bfloat16 itself
+        print("sharpen 1080p_pan student --half", file=sys.stderr)
+        report["sharpen"]["1080p_pan/student/half"] = run_json(
+            ["bench", "--video", str(clips["1080p_pan"]), "--model", "student", "--half", "--json"]
+        )
     print("sharpen 1080p_pan fast, one busy process per core", file=sys.stderr)
     report["sharpen"]["1080p_pan/fast/loaded"] = run_json(
         ["bench", "--video", str(clips["1080p_pan"]), "--model", "fast", "--json"], load=os.cpu_count() or 2

@@ -95,10 +95,13 @@ def test_benchmark_times_a_luma_model_on_the_y_plane_too(monkeypatch):
     assert "yplane_fps" not in benchmark("fast", size=(32, 24), batch=2, iters=1, warmup=0)  # a batch: RGB only
 
 
-def test_benchmark_bad_arguments():
+def test_benchmark_bad_arguments(monkeypatch):
+    import kdsharp.evaluate.bench as bench_module
+
     with pytest.raises(KdsharpError, match="backend"):
         benchmark(Tiny(), size=(32, 32), backend="tensorrt")
-    with pytest.raises(KdsharpError, match="half"):
+    monkeypatch.setattr(bench_module, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(KdsharpError, match="bfloat16 instructions"):
         benchmark(Tiny(), size=(32, 32), half=True)
     if not torch.cuda.is_available():
         with pytest.raises(KdsharpError, match="CUDA"):
@@ -171,6 +174,18 @@ def test_cli_bench_video_of_a_non_video_file_names_it(tmp_path, capsys):
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith(f"error: {photo}: is not a video") and ".mp4" in lines[0]  # the input, not a temp file
+
+
+def test_bench_half_on_a_cpu_with_bf16_times_bf16(monkeypatch):
+    """On a CPU that multiplies bfloat16 in hardware, --half times the model under bf16 autocast and says so."""
+    import kdsharp.devices as devices
+    import kdsharp.evaluate.bench as bench_module
+
+    monkeypatch.setattr(bench_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    r = benchmark(Tiny(), size=(32, 32), half=True, iters=1, warmup=0, device="cpu")
+    assert r["half"] and r["precision"] == "bf16"
+    assert benchmark(Tiny(), size=(32, 32), iters=1, warmup=0, device="cpu")["precision"] == "fp32"
 
 
 def test_cli_bench_half_with_int8_names_both_options(capsys):

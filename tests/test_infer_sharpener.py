@@ -423,3 +423,33 @@ def test_the_callers_module_is_left_as_it_was():
     )
     placed = tiny_model()
     assert Sharpener(placed, device="cpu").backend.model is placed  # no copy when nothing changes
+
+
+def test_half_on_a_cpu_runs_bf16_where_the_cpu_has_it_else_float32(monkeypatch, capsys):
+    """--half on the CPU: bf16 autocast (float32 weights, output within a level or two of float32)
+    where the CPU multiplies bfloat16 in hardware; elsewhere a warning and exactly the float32 run."""
+    import kdsharp.devices as devices
+
+    model = tiny_model()
+    x = torch.rand(1, 3, 32, 48)
+    ref = TorchBackend(model, "cpu")(x)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    bf16 = TorchBackend(model, "cpu", half=True)
+    assert bf16.bf16 and "bf16" in bf16.describe() and next(bf16.model.parameters()).dtype == torch.float32
+    out = bf16(x)
+    assert out.dtype == torch.float32 and 0 < (out - ref).abs().max() < 2 / 255
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    plain = TorchBackend(model, "cpu", half=True)
+    assert "bfloat16 instructions" in capsys.readouterr().err
+    assert not plain.bf16 and "fp32" in plain.describe() and torch.equal(plain(x), ref)
+
+
+def test_cpu_bf16_flag_is_read_from_cpuinfo(monkeypatch, tmp_path):
+    import io
+
+    import kdsharp.devices as devices
+
+    for flags, expected in (("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 amx_bf16", True), ("fpu avx2", False)):
+        text = f"processor\t: 0\nflags\t\t: {flags}\n"
+        monkeypatch.setattr(devices, "open", lambda *a, text=text, **k: io.StringIO(text), raising=False)
+        assert devices.cpu_has_native_bf16() is expected

@@ -174,7 +174,9 @@ def bench_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA if available)."),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx or onnx-int8 (ONNX Runtime)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
-    half: bool = typer.Option(False, "--half", help="float16 weights and input."),
+    half: bool = typer.Option(
+        False, "--half", help="fp16 on CUDA; bf16 autocast on a CPU with bfloat16 instructions (AVX512-BF16, AMX)."
+    ),
     threads: int | None = typer.Option(
         None,
         "--threads",
@@ -267,7 +269,8 @@ def bench_command(
         return
     console.print(
         f"[bold]{result['model']}[/bold] {result['size']} batch {result['batch']} on {result['device']} "
-        f"({result['backend']}{', fp16' if result['half'] else ''}, {plural(result['threads'], 'thread')})"
+        f"({result['backend']}{', ' + result.get('precision', 'fp16') if result['half'] else ''}, "
+        f"{plural(result['threads'], 'thread')})"
         + ("\n" if result.get("gpu") else f"\n  CPU {result['cpu']}, {result['cpu_kernels']} kernels\n")
         + f"  {result['fps']:.2f} frames/s   latency p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms "
         f"per batch ({result['p50_ms_per_frame']:.1f} ms per frame)\n"

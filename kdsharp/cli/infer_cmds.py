@@ -90,7 +90,12 @@ def sharpen(
         "128 for student).",
         show_default=False,
     ),
-    half: bool = typer.Option(False, "--half", help="fp16 inference (CUDA only)."),
+    half: bool = typer.Option(
+        False,
+        "--half",
+        help="fp16 on CUDA; bf16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), RGB models such as "
+        "student (about 1.4x faster there, within a level of float32); elsewhere float32, with a warning.",
+    ),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
     crf: int | None = typer.Option(
         None,

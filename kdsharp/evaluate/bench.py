@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdsharp.devices import resolve_device
+from kdsharp.devices import cpu_has_native_bf16, resolve_device
 from kdsharp.errors import KdsharpError
 from kdsharp.evaluate.peers import PeerModule, is_peer, load_peer
 from kdsharp.infer.threads import default_threads, torch_threads
@@ -222,9 +222,10 @@ def benchmark(
             f"batch={batch} and iters={iters} must be at least 1 and warmup={warmup} at least 0",
             params=["batch", "iters", "warmup"],
         )
-    if half and not is_cuda and backend == "torch":
+    if half and not is_cuda and backend == "torch" and not cpu_has_native_bf16():
         raise KdsharpError(
-            "half=True with the torch backend needs device=cuda (or use backend=onnx)",
+            "half=True with the torch backend needs device=cuda or a CPU with bfloat16 instructions "
+            "(AVX512-BF16, AMX; this one has none), or use backend=onnx",
             params=["half", "device", "backend"],
         )
     if half and backend == "onnx-int8":
@@ -270,6 +271,7 @@ def benchmark(
         "height": h,
         "batch": batch,
         "half": bool(half),
+        "precision": ("fp16" if is_cuda or backend != "torch" else "bf16") if half else "fp32",
         "threads": int(threads),
         "fps": batch / p50,
         "p50_ms": p50 * 1000.0,
