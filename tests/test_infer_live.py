@@ -199,6 +199,23 @@ def test_live_camera_runs_a_luma_model_on_the_y_plane_with_noise_tolerant_reuse(
     assert not (tmp_path / "bad.mp4").exists()
 
 
+def test_live_half_reaches_the_backend(tmp_path, monkeypatch):
+    """``kdsharp live --half``: the model's backend is built with half precision (bf16 on such a CPU)."""
+    import kdsharp.infer.backends as backends_module
+
+    built = []
+    real = backends_module.TorchBackend.__init__
+
+    def spy(self, *a, **k):
+        built.append(k.get("half"))
+        real(self, *a, **k)
+
+    monkeypatch.setattr(backends_module.TorchBackend, "__init__", spy)
+    src = make_video(tmp_path / "call.mp4", frames=3, audio=False)
+    code = main(["live", "--source", str(src), "--sink", str(tmp_path / "o.mp4"), "--model", "student", "--half"])
+    assert code == 0 and built == [True] and (tmp_path / "o.mp4").exists()
+
+
 def test_live_file_sink_encodes_ultrafast_unless_told(tmp_path, capsys):
     """A live recording leaves the cores to the model (x264 ultrafast: no CABAC); --encoder-preset and
     --crf choose otherwise (x264 writes its settings into the stream); a bad preset is refused first."""

@@ -230,6 +230,11 @@ def live(
         "--reuse/--no-reuse",
         help="Luma models (fast): recompute only the tiles that changed since the previous frame.",
     ),
+    half: bool = typer.Option(
+        False,
+        "--half",
+        help="fp16 on CUDA; bf16 on a CPU with bfloat16 instructions (RGB models such as student).",
+    ),
     reuse_tolerance: int | None = typer.Option(
         None,
         "--reuse-tolerance",
@@ -279,6 +284,7 @@ def live(
         reuse_tolerance=reuse_tolerance,
         encoder_preset=encoder_preset,
         crf=crf,
+        half=half,
     )
     info(stats.summary())
     if stats.partial:

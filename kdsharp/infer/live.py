@@ -304,6 +304,7 @@ def run_live(
     workers: int | None = None,
     encoder_preset: str | None = None,
     crf: int | None = None,
+    half: bool = False,
 ) -> LiveStats:
     """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
@@ -316,7 +317,8 @@ def run_live(
     the output and returns the stats with ``interrupted`` set. ``workers``: model threads taking
     frames in turn (default: :func:`~kdsharp.infer.video.plan_workers`, on the CPU one
     single-threaded worker per thread). ``encoder_preset``/``crf``: a file sink's encoder (default
-    x264 ``ultrafast``, CRF 18: see :class:`~kdsharp.infer.sinks.FileSink`). Returns
+    x264 ``ultrafast``, CRF 18: see :class:`~kdsharp.infer.sinks.FileSink`). ``half``: fp16 on CUDA,
+    bf16 on a CPU with bfloat16 instructions (RGB models; :class:`~kdsharp.infer.backends.TorchBackend`). Returns
     :class:`LiveStats` (processed/dropped counts, mean latency).
     """
     from kdsharp.infer.frames import resolve_tolerance
@@ -341,7 +343,7 @@ def run_live(
         if sharpener is None:
             from kdsharp.infer.sharpener import Sharpener
 
-            sharpener = Sharpener(model, device=device, backend=backend, threads=threads)
+            sharpener = Sharpener(model, device=device, backend=backend, threads=threads, half=half)
     except BaseException:
         src.__exit__(None, None, None)
         raise
