@@ -92,6 +92,22 @@ def git_commit() -> str | None:
         return None
 
 
+def report_header(script: str) -> dict:
+    """What every speed report starts with: the command, when, kdsharp/commit/torch, and the CPU."""
+    import torch
+
+    import kdsharp
+
+    return {
+        "command": f"python scripts/{script} " + " ".join(sys.argv[1:]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "kdsharp_version": kdsharp.__version__,
+        "commit": git_commit(),
+        "torch_version": torch.__version__,
+        "cpu": cpu_info(),
+    }
+
+
 def _busy() -> None:
     while True:
         pass
@@ -216,9 +232,6 @@ def main() -> None:
     ap.add_argument("--skip-live", action="store_true")
     a = ap.parse_args()
 
-    import torch
-
-    import kdsharp
     from kdsharp.infer.clips import write_call_clip
 
     folder = a.clips or Path(tempfile.mkdtemp(prefix="kdsharp-rt-"))
@@ -236,16 +249,7 @@ def main() -> None:
             write_call_clip(path, size=size, seconds=a.seconds, kind=kind, **camera)
         clips[name] = path
 
-    report: dict = {
-        "command": "python scripts/realtime_bench.py " + " ".join(sys.argv[1:]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "kdsharp_version": kdsharp.__version__,
-        "commit": git_commit(),
-        "torch_version": torch.__version__,
-        "cpu": cpu_info(),
-        "clip_seconds": a.seconds,
-        "sharpen": {},
-    }
+    report: dict = {**report_header("realtime_bench.py"), "clip_seconds": a.seconds, "sharpen": {}}
     runs = [("1080p_pan", "fast"), ("720p_pan", "fast"), ("720p_talking", "fast"), ("1080p_pan", "student")]
     for clip, model in runs:
         print(f"sharpen {clip} {model}", file=sys.stderr)

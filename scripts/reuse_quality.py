@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realtime_bench import cpu_info, git_commit
+from realtime_bench import report_header
 
 
 def psnr_pooled(outputs: list[np.ndarray], refs: list[np.ndarray]) -> float | None:
@@ -59,7 +59,6 @@ def main() -> None:
     ap.add_argument("--tolerances", default="0,2,3,4", help="TileReuse tolerances (luma levels)")
     a = ap.parse_args()
 
-    import kdsharp
     from kdsharp.infer.clips import _Talking
     from kdsharp.infer.frames import REUSE_TOLERANCE, LumaNet, TileReuse, luma_model, plane_view
     from kdsharp.infer.sharpener import Sharpener
@@ -76,12 +75,7 @@ def main() -> None:
     rendered = [talking.frame(i) for i in range(a.frames)]
     reference = [net(plane_view(rgb_to_yuv420(f), 0), False) for f in rendered]
     report: dict = {
-        "command": "python scripts/reuse_quality.py " + " ".join(sys.argv[1:]),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "kdsharp_version": kdsharp.__version__,
-        "commit": git_commit(),
-        "torch_version": torch.__version__,
-        "cpu": cpu_info(),
+        **report_header("reuse_quality.py"),
         "size": a.size,
         "frames": a.frames,
         "threads": 1,
