@@ -129,7 +129,7 @@ def sharpen(
         False,
         "--reuse",
         help="Videos, luma models (fast): recompute only the tiles that "
-        "changed since the previous frame (identical tiles give identical output).",
+        "changed since the previous frame (within --reuse-tolerance).",
     ),
     reuse_tolerance: int | None = typer.Option(
         None,

@@ -350,7 +350,8 @@ class TileReuse:
     output plus its mean brightness change since (spread smoothly, so slow light changes follow),
     and every tile is recomputed at least every ``refresh`` frames (tile rows in turn; 30: 1 s at
     30 fps, as an H.264 source's static areas improve over the frames after a key frame and an
-    output kept longer falls behind them). Identical input tiles still give identical output tiles.
+    output kept longer falls behind them). The output is then no longer the whole-frame pass's:
+    within its cost in PSNR (measured by ``scripts/reuse_quality.py``), not bit for bit.
     """
 
     def __init__(self, net: LumaNet, model: nn.Module, tile: int = TILE, tolerance: int = 0, refresh: int = 30):
