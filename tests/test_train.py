@@ -820,3 +820,24 @@ def test_a_leading_tilde_in_path_settings_is_the_home_folder(tmp_path, monkeypat
     assert cfg["out_dir"] == str(home / "runs") and cfg["val"]["path"] == str(home / "pairs")
     assert cfg["teacher_cache"]["path"] == str(home / "bank.safetensors") and cfg["teacher"] == "teacher"
     assert cfg["teacher_cache"]["extra"] == [str(home / "a.safetensors"), "b"]
+
+
+def test_bank_labelling_runs_bf16_on_a_cpu_with_bfloat16_only_when_allowed(monkeypatch):
+    """teacher_cache.bf16: auto labels in bf16 where the CPU multiplies bfloat16 itself, float32 elsewhere
+    or with false; a CUDA run keeps its own amp."""
+    import kdsharp.devices as devices
+    from kdsharp.train.loaders import labelling_autocast
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    factory, name = labelling_autocast(cpu, "auto")
+    assert name == "bf16"
+    with factory():
+        assert torch.nn.functional.linear(torch.ones(1, 4), torch.ones(2, 4)).dtype == torch.bfloat16
+    assert labelling_autocast(cpu, False) == (None, "fp32")
+    run = object()
+    assert labelling_autocast(torch.device("cuda"), "auto", run) == (run, "amp")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert labelling_autocast(cpu, "auto") == (None, "fp32")
+    with pytest.raises(ConfigError, match="teacher_cache.bf16"):
+        load_config(None, ["teacher_cache.bf16=yes"])

@@ -232,6 +232,18 @@ def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int, stamp: st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def labelling_autocast(device: torch.device, bf16, run_autocast=None):
+    """The autocast for labelling a bank: the run's own (``run_autocast``, CUDA amp) on a GPU; bf16 on a
+    CPU with bfloat16 instructions when ``bf16`` is 'auto'; else None (float32). Returns (factory, name)."""
+    if device.type == "cuda":
+        return run_autocast, "amp"
+    from kdsharp.devices import cpu_has_native_bf16
+
+    if bf16 == "auto" and device.type == "cpu" and cpu_has_native_bf16():
+        return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), "bf16"
+    return None, "fp32"
+
+
 @torch.no_grad()
 def build_teacher_cache(
     teacher: nn.Module,

@@ -45,6 +45,7 @@ from kdsharp.train.loaders import (
     StepBatchSampler,
     build_teacher_cache,
     cache_key,
+    labelling_autocast,
     load_extra_banks,
     load_teacher_cache,
     loader_workers,
@@ -292,6 +293,8 @@ class Trainer:
         tensors = load_teacher_cache(path, key) if self.main else None
         if self.main and tensors is None:
             ds = make_train_dataset(cfg, length=int(tc["size"]))
+            autocast, precision = labelling_autocast(self.device, tc.get("bf16", "auto"), self._autocast)
+            info(f"teacher cache: labelling in {precision}")
             tensors = build_teacher_cache(
                 self.teacher,
                 ds,
@@ -300,7 +303,7 @@ class Trainer:
                 self.device,
                 path,
                 key,
-                self._autocast,
+                autocast,
                 teacher_id=teacher_id,
             )
         barrier(self.dist)
