@@ -127,9 +127,11 @@ def busy_processes(n: int):
             h.join()
 
 
-def run_kdsharp(args: list[str], env: dict | None = None, load: int = 0) -> tuple[subprocess.CompletedProcess, float]:
+def run_kdsharp(
+    args: list[str], env: dict | None = None, load: int = 0
+) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run ``kdsharp ARGS`` in a new process with ``load`` busy processes beside it: (result, load avg
-    before); ``result.cpu_s``: the CPU seconds (user + system, all threads) the kdsharp process used."""
+    before, the CPU seconds (user + system, all threads) the kdsharp process used)."""
     with busy_processes(load):
         before = os.getloadavg()[0]
         usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the busy processes are reaped only after
@@ -141,13 +143,13 @@ def run_kdsharp(args: list[str], env: dict | None = None, load: int = 0) -> tupl
             check=False,
         )
         usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res.cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)  # type: ignore[attr-defined]
-    return res, round(before, 2)
+    cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    return res, round(before, 2), cpu_s
 
 
 def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
     """Run ``kdsharp ARGS`` (printing one JSON object); the object plus ``load_avg_before``."""
-    res, before = run_kdsharp(args, env, load)
+    res, before, _ = run_kdsharp(args, env, load)
     if res.returncode:
         raise SystemExit(f"kdsharp {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -159,7 +161,7 @@ def run_live(clip: Path, out: Path, load: int = 0, extra: tuple[str, ...] = ()) 
     """``kdsharp live`` from ``clip`` (read at its frame rate) into a file, with ``extra`` options;
     the summary line parsed, and the CPU seconds of the whole process."""
     args = ["live", "--source", str(clip), "--sink", str(out), "--model", "fast", "--overwrite", *extra]
-    res, before = run_kdsharp(args, {"KDSHARP_QUIET": "1"}, load)
+    res, before, cpu_s = run_kdsharp(args, {"KDSHARP_QUIET": "1"}, load)
     m = re.search(
         r"(\d+) frames? processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
         res.stderr,
@@ -174,7 +176,7 @@ def run_live(clip: Path, out: Path, load: int = 0, extra: tuple[str, ...] = ()) 
         "workers": int(workers.group(1)) if workers else 1,
         "reused_pct": int(reused.group(1)) if reused else None,
         "reuse_tolerance": int(reused.group(2)) if reused and reused.group(2) else 0,
-        "cpu_s": round(res.cpu_s, 2),  # type: ignore[attr-defined]
+        "cpu_s": round(cpu_s, 2),
         "processed": int(processed),
         "dropped": int(dropped),
         "dropped_pct": float(pct),

@@ -836,7 +836,7 @@ def test_bank_labelling_runs_bf16_on_a_cpu_with_bfloat16_only_when_allowed(monke
         assert torch.nn.functional.linear(torch.ones(1, 4), torch.ones(2, 4)).dtype == torch.bfloat16
     assert labelling_autocast(cpu, False) == (None, "fp32")
     run = object()
-    assert labelling_autocast(torch.device("cuda"), "auto", run) == (run, "amp")
+    assert labelling_autocast(torch.device("cuda"), "auto", run, "bf16") == (run, "bf16")
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     assert labelling_autocast(cpu, "auto") == (None, "fp32")
     with pytest.raises(ConfigError, match="teacher_cache.bf16"):

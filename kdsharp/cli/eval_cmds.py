@@ -239,13 +239,14 @@ def bench_command(
             threads,
             encoder_preset,
             crf,
-            (reuse or reuse_tolerance is not None, reuse_tolerance),
+            reuse or reuse_tolerance is not None,  # a tolerance asks for reuse
             video_path,
             frames,
             batch,
             half,
             as_json,
             compile,
+            reuse_tolerance=reuse_tolerance,
         )
         return
     video_only = _given_flags(
@@ -286,12 +287,23 @@ def bench_command(
 
 
 def _bench_video(
-    video, model, device, backend, threads, preset, crf, reuse, path, frames, batch, half, as_json, compile=False
+    video,
+    model,
+    device,
+    backend,
+    threads,
+    preset,
+    crf,
+    reuse,
+    path,
+    frames,
+    batch,
+    half,
+    as_json,
+    compile=False,
+    reuse_tolerance=None,
 ) -> None:
-    """``kdsharp bench --video``; ``reuse``: (temporal reuse on, its tolerance in luma levels)."""
     from kdsharp.evaluate import benchmark_video
-
-    reuse, tolerance = reuse
 
     r = benchmark_video(
         model,
@@ -302,7 +314,7 @@ def _bench_video(
         preset=preset,
         crf=crf,
         reuse=reuse,
-        reuse_tolerance=tolerance,
+        reuse_tolerance=reuse_tolerance,
         path=path,
         max_frames=frames,
         batch=batch,

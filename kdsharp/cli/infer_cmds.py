@@ -157,6 +157,7 @@ def sharpen(
     from kdsharp.infer.sharpener import sharpen_paths
 
     check_stray_flag_values(inputs)
+    reuse = reuse or reuse_tolerance is not None  # a tolerance asks for reuse
     result = sharpen_paths(
         inputs,
         output,
@@ -174,12 +175,12 @@ def sharpen(
         threads=threads,
         on_error=report_failed_file,
         preset=encoder_preset,
-        reuse=reuse or reuse_tolerance is not None,
+        reuse=reuse,
         reuse_tolerance=reuse_tolerance,
     )
     for stats in result.videos:
         info(stats.summary())
-    warn_reuse_unused(reuse or reuse_tolerance is not None, [s.src for s in result.videos if s.reused is None])
+    warn_reuse_unused(reuse, [s.src for s in result.videos if s.reused is None])
     where = result.where(Path(output))
     info(f"{result.summary()} " + (f"-> {where}" if result.done else f"({where})"))
     if result.failed or result.partial:

@@ -253,6 +253,7 @@ def sharpen_video(
     from kdsharp.infer.frames import make_processor, resolve_tolerance, skipped_fraction
 
     keep_freed_memory()
+    tolerance = resolve_tolerance(reuse_tolerance)  # checked before any work
     src, dst = Path(src), Path(dst)
     if path not in PATHS:
         raise KdsharpError(f"unknown video path '{path}' (use one of: {', '.join(PATHS)})")
@@ -346,7 +347,7 @@ def sharpen_video(
                 seq, frames = item
                 c0 = time.thread_time()
                 if proc is None:
-                    proc = make_processor(sharpener, frames[0], reuse=reuse, path=path, tolerance=reuse_tolerance)
+                    proc = make_processor(sharpener, frames[0], reuse=reuse, path=path, tolerance=tolerance)
                     processors.append(proc)
                 out = proc(frames)
                 t0 = time.perf_counter()
@@ -443,7 +444,7 @@ def sharpen_video(
         stats.convert_s += proc.times.convert_s
         stats.path = proc.path
     stats.reused = skipped_fraction(processors)
-    stats.reuse_tolerance = resolve_tolerance(reuse_tolerance) if stats.reused is not None else 0
+    stats.reuse_tolerance = tolerance if stats.reused is not None else 0
     if stats.partial:
         warn(stats.partial)
     return stats

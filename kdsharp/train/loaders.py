@@ -232,11 +232,12 @@ def cache_key(teacher_spec: str, data_cfg: dict, size: int, seed: int, stamp: st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def labelling_autocast(device: torch.device, bf16, run_autocast=None):
-    """The autocast for labelling a bank: the run's own (``run_autocast``, CUDA amp) on a GPU; bf16 on a
-    CPU with bfloat16 instructions when ``bf16`` is 'auto'; else None (float32). Returns (factory, name)."""
+def labelling_autocast(device: torch.device, bf16, run_autocast=None, run_precision: str = "fp32"):
+    """The autocast for labelling a bank: the run's own on a GPU (``run_autocast``, its amp named
+    ``run_precision``); bf16 on a CPU with bfloat16 instructions when ``bf16`` is 'auto'; else None
+    (float32). Returns (factory, precision name)."""
     if device.type == "cuda":
-        return run_autocast, "amp"
+        return run_autocast, run_precision
     from kdsharp.devices import cpu_has_native_bf16
 
     if bf16 == "auto" and device.type == "cpu" and cpu_has_native_bf16():

@@ -293,7 +293,9 @@ class Trainer:
         tensors = load_teacher_cache(path, key) if self.main else None
         if self.main and tensors is None:
             ds = make_train_dataset(cfg, length=int(tc["size"]))
-            autocast, precision = labelling_autocast(self.device, tc.get("bf16", "auto"), self._autocast)
+            autocast, precision = labelling_autocast(
+                self.device, tc.get("bf16", "auto"), self._autocast, str(cfg["amp"]) if self.amp_dtype else "fp32"
+            )
             info(f"teacher cache: labelling in {precision}")
             tensors = build_teacher_cache(
                 self.teacher,
