@@ -43,7 +43,9 @@ ARCH = {
     "distillation terms: the ablation",
     "fast": "FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail "
     "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
-    "single 3x3 convs for deployment; the luma residual is added to R, G and B",
+    "single 3x3 convs for deployment; the luma residual is added to R, G and B; then (a test-time wrapper, "
+    "no weights, since 2026-12-07) chroma from luma: the input's Cb, Cr fitted to its luma in 3x3 windows at "
+    "half resolution and evaluated at the output's luma (`kdsharp.models.wrappers.ChromaFromLuma`)",
 }
 HISTORY = {
     "teacher": "trained from scratch on the 2-core CPU in two stages (4000 steps at batch 8 x 64 px, then 5000 "

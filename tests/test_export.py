@@ -14,7 +14,7 @@ import torch
 from kdsharp.cli import main
 from kdsharp.errors import KdsharpError
 from kdsharp.infer.export import calibration_crops, export_onnx
-from kdsharp.models import Restormer
+from kdsharp.models import Restormer, unwrap
 from kdsharp.registry import create_model, save_model
 
 
@@ -57,14 +57,16 @@ def test_onnx_matches_torch_at_two_sizes_from_one_file(tmp_path, make):
 
 
 def test_fast_is_exported_reparameterized_and_matches_training_form(tmp_path):
+    """The registered `fast` exports with its chroma step (ChromaFromLuma: traced for every size)."""
     model = _randomize(create_model("fast"), 0.1)
     path = export_onnx(model, tmp_path / "fast.onnx")
-    assert not model.is_deployed  # the caller's module is left as it was
+    assert not unwrap(model).is_deployed  # the caller's module is left as it was
     convs = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
     assert len(convs) == 1 + 5  # luma/unshuffle + head + 3 body + tail, one conv each
-    for shape in [(1, 3, 30, 50), (1, 3, 64, 36)]:
+    assert any(n.op_type == "AveragePool" for n in onnx.load(str(path)).graph.node)  # the chroma step's windows
+    for shape in [(1, 3, 30, 50), (1, 3, 64, 36), (1, 3, 37, 51)]:
         x = torch.rand(*shape)
-        assert np.abs(_run(path, x) - _torch(model, x)).max() < 1e-3
+        assert np.abs(_run(path, x) - _torch(model, x)).max() < 3e-3  # randomized weights: outputs of several units
 
 
 def test_export_from_a_checkpoint_path_and_fixed_size(tmp_path):

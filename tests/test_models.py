@@ -56,7 +56,7 @@ def test_scales_are_ordered_finest_first():
 @pytest.mark.parametrize("name", STUDENTS + ["resunet_teacher"])
 def test_students_are_the_identity_at_init(name):
     torch.manual_seed(1)
-    model = create_model(name).eval()
+    model = unwrap(create_model(name)).eval()  # the architecture (fast's chroma step is a test-time wrapper)
     x = torch.rand(1, 3, 29, 41)
     with torch.no_grad():
         assert torch.allclose(model(x), x, atol=1e-6)
@@ -271,7 +271,7 @@ def test_reparameterized_fast_equals_its_training_form(kwargs):
 
 def test_registered_fast_reparameterizes_within_tolerance():
     torch.manual_seed(5)
-    model = _perturb(create_model("fast"), 0.1).eval()
+    model = _perturb(unwrap(create_model("fast")), 0.1).eval()
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad():
         assert (copy.deepcopy(model).reparameterize()(x) - model(x)).abs().max() < 1e-4
@@ -290,7 +290,7 @@ def test_luma_fast_changes_only_luma():
 
 def test_fast_on_channels_last_input_matches_contiguous():
     torch.manual_seed(7)
-    model = _perturb(create_model("fast"), 0.03).eval().reparameterize()
+    model = _perturb(unwrap(create_model("fast")), 0.03).eval().reparameterize()
     x = torch.rand(1, 3, 40, 56)
     with torch.no_grad():
         ref = model(x)
@@ -320,7 +320,7 @@ def test_fast_luma_stem_is_unshuffled_bt601_luma():
 def test_luma_models_forward_cells_is_forward_on_the_y_plane(name):
     """The YUV-native path runs ``forward_cells`` on the Y plane; it must equal ``forward`` on RGB."""
     torch.manual_seed(0)
-    model = create_model(name).eval()
+    model = unwrap(create_model(name)).eval()
     for p in model.parameters():  # the tails start at zero: make the residual non-trivial
         torch.nn.init.normal_(p, std=0.05)
     x = torch.rand(2, 3, 37, 53)

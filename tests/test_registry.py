@@ -11,6 +11,7 @@ from kdsharp import registry
 from kdsharp.errors import InputError, KdsharpError, UnknownModelError
 from kdsharp.io.weights import load_state_dict_file, save_weights
 from kdsharp.models import FastNet, LocalWindows, Restormer, ResUNetLite, unwrap
+from kdsharp.models.wrappers import ChromaFromLuma
 from kdsharp.registry import create_model, infer_restormer_kwargs, list_models, load_model, model_info, save_model
 
 
@@ -48,7 +49,8 @@ def test_roles_and_shipped_weight_names():
     assert type(teacher) is LocalWindows and teacher.window == 192
     assert type(unwrap(teacher)) is Restormer and unwrap(teacher).arch_kwargs["dim"] == 24
     assert type(create_model("student")) is type(create_model("student_nokd")) is ResUNetLite
-    assert isinstance(create_model("fast"), FastNet)
+    fast = create_model("fast")  # the architecture with its chroma step (a test-time wrapper)
+    assert type(fast) is ChromaFromLuma and isinstance(unwrap(fast), FastNet)
 
 
 def test_unknown_names_raise_unknown_model_error():
@@ -173,7 +175,7 @@ def test_safetensors_fp16_round_trip_into_fp32_model(tmp_path):
 
 
 def test_deployed_and_training_form_fast_checkpoints(tmp_path):
-    model = _randomize(create_model("fast"))
+    model = _randomize(unwrap(create_model("fast")))  # checkpoints hold the architecture
     save_model(model, tmp_path / "train.safetensors", half=False)
     deployed = load_model(tmp_path / "train.safetensors")
     assert deployed.is_deployed and _same_output(deployed, model, atol=1e-4)

@@ -580,7 +580,7 @@ def test_model_init_grows_an_identity_start_branch():
     init_weights(grown, "fast")
     x = torch.rand(1, 3, 40, 56)
     with torch.no_grad():
-        torch.testing.assert_close(grown(x), load_model("fast", deploy=False)(x), atol=1e-6, rtol=0)
+        torch.testing.assert_close(grown(x), unwrap(load_model("fast", deploy=False))(x), atol=1e-6, rtol=0)
     with pytest.raises(ConfigError, match="student"):
         init_weights(unwrap(create_model("fast_ycc")), "student")
 

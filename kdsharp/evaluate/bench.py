@@ -173,14 +173,25 @@ def _time_y_plane(
     net, backend: str, device: str, batch: int, w: int, h: int, iters: int, warmup: int, max_seconds: float
 ) -> list[float]:
     """Seconds per call of a luma model on a uint8 Y plane (what ``sharpen`` runs on video, see
-    :class:`kdsharp.infer.frames.LumaNet`); [] for other models, backends, devices or batches."""
-    from kdsharp.infer.frames import LumaNet, is_luma_net
+    :class:`kdsharp.infer.frames.LumaNet`), with its chroma step on 4:2:0 chroma planes if it has one
+    (:class:`~kdsharp.infer.frames.ChromaStep`); [] for other models, backends, devices or batches."""
+    from kdsharp.infer.frames import ChromaStep, LumaNet, is_luma_net
+    from kdsharp.models.wrappers import ChromaFromLuma
 
     if backend != "torch" or batch != 1 or str(device) != "cpu" or not is_luma_net(net):
         return []
-    y = np.random.default_rng(0).integers(16, 236, (h, w), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    y = rng.integers(16, 236, (h, w), dtype=np.uint8)
+    chroma = [rng.integers(16, 241, ((h + 1) // 2, (w + 1) // 2), dtype=np.uint8) for _ in range(2)]
     luma = LumaNet(net)
-    return _time_calls(lambda plane: luma(plane, False), y, iters, warmup, max_seconds, lambda: None)[0]
+    step = ChromaStep(net) if isinstance(net, ChromaFromLuma) else None
+
+    def run(plane: np.ndarray) -> None:
+        new = luma(plane, False)
+        if step is not None:
+            step(plane, new, chroma)
+
+    return _time_calls(run, y, iters, warmup, max_seconds, lambda: None)[0]
 
 
 def benchmark(

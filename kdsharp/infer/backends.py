@@ -125,6 +125,10 @@ class TorchBackend:
 
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
+        h, w = batch.shape[-2:]
+        ph, pw = -h % self.cell, -w % self.cell
+        if ph >= h or pw >= w:  # too small to reflect to the model's cell: edges repeated first, as ONNX does
+            return self(pad_edges(batch, ph, pw))[..., :h, :w]
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)) if isinstance(batch, np.ndarray) else batch
         is_np = isinstance(batch, np.ndarray)
         home = x.device

@@ -26,6 +26,7 @@ from torch import nn
 from kdsharp.errors import KdsharpError, OutputError
 from kdsharp.io.atomic import atomic_path, check_target, ensure_writable_dir
 from kdsharp.models.common import model_cell
+from kdsharp.models.wrappers import ChromaFromLuma
 
 MIN_OPSET, MAX_OPSET = 11, 20
 CELL_KEY = "kdsharp.pad_multiple"  #: ONNX metadata: the exported model's ``pad_multiple`` (pixel cell)
@@ -49,7 +50,9 @@ class _HalfInside(nn.Module):
 def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
     """The bare architecture to trace, fp32 on the CPU, re-parameterized where it can be: a
     test-time wrapper (the teacher's local windows) is dropped, since a traced graph would bake
-    one frame size's windows. Names and paths load with ``load_model`` (EMA weights)."""
+    one frame size's windows, except :class:`~kdsharp.models.wrappers.ChromaFromLuma` (``fast``'s
+    chroma step: local ops that trace for any size), which stays around the architecture. Names
+    and paths load with ``load_model`` (EMA weights)."""
     from kdsharp.models import SelfEnsemble, unwrap
     from kdsharp.models.common import reparameterize, set_memory_format
 
@@ -67,6 +70,8 @@ def _prepare(model_or_name: nn.Module | str | Path) -> nn.Module:
     model = copy.deepcopy(unwrap(wrapped)) if wrapped is model_or_name else unwrap(wrapped)
     model = set_memory_format(model.float().cpu().eval(), torch.contiguous_format)
     reparameterize(model)
+    if isinstance(wrapped, ChromaFromLuma):
+        model = ChromaFromLuma(model, wrapped.radius, wrapped.eps, wrapped.scale).eval()
     return model
 
 
@@ -122,7 +127,9 @@ def calibration_crops(count: int = 8, size: int = 128, seed: int = 0) -> list[np
     return crops
 
 
-def _quantize_int8(src: Path, dst: Path, example_size: tuple[int, int]) -> None:
+def _quantize_int8(src: Path, dst: Path, example_size: tuple[int, int], convs_only: bool = False) -> None:
+    """Static QDQ int8 of ``src``; ``convs_only``: quantize the convolutions alone (a chroma step's
+    variances and slopes, a level or less apart, would not survive 8-bit activations)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -148,6 +155,7 @@ def _quantize_int8(src: Path, dst: Path, example_size: tuple[int, int]) -> None:
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
+        **({"op_types_to_quantize": ["Conv"]} if convs_only else {}),
     )
 
 
@@ -170,6 +178,7 @@ def export_onnx(
         overwrite: replace an existing file at ``path`` (else that is an error, before any work).
     A test-time wrapper such as the teacher's local windows is not part of the graph (the
     exported network runs whole inputs): feed the ONNX model tiles of the window size instead.
+    ``fast``'s chroma step (:class:`~kdsharp.models.wrappers.ChromaFromLuma`) is.
     Returns:
         ``path``, written atomically (no partial file on failure).
     """
@@ -197,7 +206,7 @@ def export_onnx(
             with tempfile.TemporaryDirectory(prefix="kdsharp-onnx-") as work:
                 fp32 = Path(work) / "fp32.onnx"
                 _torch_export(model, fp32, opset, dynamic, example_size)
-                _quantize_int8(fp32, tmp, example_size)
+                _quantize_int8(fp32, tmp, example_size, convs_only=isinstance(model, ChromaFromLuma))
         else:
             _torch_export(model, tmp, opset, dynamic, example_size)
         import onnx

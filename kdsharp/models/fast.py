@@ -41,6 +41,7 @@ from kdsharp.models.common import (
     new_features,
     pad_to_multiple,
 )
+from kdsharp.models.wrappers import ChromaFromLuma
 from kdsharp.ops.color import cbcr_delta_to_rgb
 from kdsharp.ops.filters import laplacian_kernel, sobel_kernels
 
@@ -303,6 +304,8 @@ def fast_ycc(**kwargs) -> FastNet:
 
 
 @register_model(role="fast", weights="fast.safetensors")
-def fast(**kwargs) -> FastNet:
-    """The shipped real-time student (fast_y trained by distillation; ships as fast.safetensors)."""
-    return fast_y(**kwargs)
+def fast(**kwargs) -> ChromaFromLuma:
+    """The shipped real-time student: ``fast_y`` trained by distillation (ships as fast.safetensors),
+    its output's chroma from luma (a :class:`~kdsharp.models.wrappers.ChromaFromLuma` wrapper: the
+    colours follow its luma change; ``unwrap`` gives the ``FastNet``, which training uses)."""
+    return ChromaFromLuma(fast_y(**kwargs))

@@ -61,6 +61,7 @@ def init_weights(model: nn.Module, spec: str) -> None:
     from kdsharp.models import unwrap
     from kdsharp.registry import load_model
 
+    model = unwrap(model)  # weights belong to the architecture; a test-time wrapper (fast's chroma step) has none
     source = unwrap(load_model(spec, "cpu", weights=True, deploy=False))
     sd = {k: v.float() if v.is_floating_point() else v for k, v in source.state_dict().items()}
     sd = grow_kernels(sd, model.state_dict())
