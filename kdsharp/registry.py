@@ -43,6 +43,7 @@ from kdsharp.models import (
     unwrap,
 )
 from kdsharp.models.common import reparameterize, set_memory_format
+from kdsharp.models.wrappers import ChromaFromLuma
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ROLES = ("teacher", "student", "fast", "arch")
@@ -157,12 +158,36 @@ def model_from_spec(arch: str, arch_kwargs: dict[str, Any] | None = None) -> nn.
     return LocalWindows(unwrap(model), int(window)) if window else model
 
 
+CHROMA_META = "chroma_from_luma"  #: checkpoint metadata: the ChromaFromLuma step a model runs with (JSON)
+
+
+def test_time_meta(model: nn.Module) -> dict[str, Any]:
+    """Checkpoint metadata for the test-time step that travels with a model's weights: ``fast``'s
+    chroma from luma (``{"chroma_from_luma": {"radius", "eps", "scale"}}``); {} for other models
+    (local windows and self-ensembles are chosen at load time, not stored)."""
+    if isinstance(model, ChromaFromLuma):
+        return {CHROMA_META: {"radius": model.radius, "eps": model.eps, "scale": model.scale}}
+    return {}
+
+
+def with_test_time(model: nn.Module, meta: dict[str, Any]) -> nn.Module:
+    """``model`` wrapped as its checkpoint's metadata says (:func:`test_time_meta`); as is without it."""
+    cfg = meta.get(CHROMA_META)
+    if isinstance(cfg, dict) and not isinstance(model, ChromaFromLuma):
+        return ChromaFromLuma(model, **{k: cfg[k] for k in ("radius", "eps", "scale") if k in cfg})
+    return model
+
+
 def save_model(model: nn.Module, path: str | Path, meta: dict[str, Any] | None = None, half: bool = True) -> Path:
     """Save ``model``'s architecture weights as safetensors with ``arch``/``arch_kwargs`` metadata
-    (atomic; fp16 if ``half``). A test-time wrapper is not saved: wrap the loaded model again."""
+    (atomic; fp16 if ``half``). Local windows and self-ensembles are not saved (wrap the loaded
+    model again); ``fast``'s chroma step is recorded and comes back with :func:`load_model`."""
     arch, kwargs = model_spec(model)
     return save_weights(
-        path, unwrap(model).state_dict(), {"arch": arch, "arch_kwargs": kwargs, **(meta or {})}, half=half
+        path,
+        unwrap(model).state_dict(),
+        {"arch": arch, "arch_kwargs": kwargs, **test_time_meta(model), **(meta or {})},
+        half=half,
     )
 
 
@@ -374,7 +399,7 @@ def load_model(
         if path.suffix.lower() == ".onnx":
             raise InputError(path, "is an ONNX model, not a PyTorch checkpoint", "run it with the ONNX backend")
         sd, meta = load_state_dict_file(path, ema=ema)
-        model = _model_for_checkpoint(path, sd, meta)
+        model = with_test_time(_model_for_checkpoint(path, sd, meta), meta)
         _load_into(model, sd, strict, path)
     elif Path(name).is_dir():
         raise InputError(name, "is a folder, not a checkpoint file", "pass the checkpoint file itself")

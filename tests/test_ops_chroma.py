@@ -208,3 +208,60 @@ def test_chroma_step_leaves_a_grey_frame_grey():
     out = LumaFrames(ChromaFromLuma(_luma_fast(4)))([frame])[0]
     for i in (1, 2):
         assert np.abs(plane_view(out, i).astype(int) - 128).max() <= 1
+
+
+# -- checkpoints carry the step ---------------------------------------------------------------------
+def test_saved_fast_loads_back_with_its_chroma_step_and_a_bare_fastnet_without(tmp_path):
+    from kdsharp.registry import save_model
+
+    model = create_model("fast").eval()
+    for p in unwrap(model).parameters():
+        p.data.normal_(0, 0.05)
+    x = torch.rand(1, 3, 40, 56)
+    save_model(model, tmp_path / "wrapped.safetensors", half=False)
+    again = load_model(tmp_path / "wrapped.safetensors")
+    assert isinstance(again, ChromaFromLuma) and (again.radius, again.eps, again.scale) == (
+        model.radius,
+        model.eps,
+        model.scale,
+    )
+    with torch.inference_mode():
+        assert (again(x) - model(x)).abs().max() < 1e-4
+    save_model(unwrap(model), tmp_path / "bare.safetensors", half=False)
+    assert isinstance(load_model(tmp_path / "bare.safetensors"), FastNet)
+
+
+def test_a_trained_fast_exports_and_checkpoints_with_its_chroma_step(tmp_path):
+    """A run of the registered `fast` records the step in its .pth checkpoint and its exported
+    weights, so a retrained `fast` runs as the shipped one does."""
+    import yaml
+
+    from kdsharp.train import train
+    from kdsharp.train.config import load_config
+
+    cfg = {
+        "name": "fastc",
+        "out_dir": str(tmp_path / "runs"),
+        "seed": 3,
+        "threads": 1,
+        "model": {"name": "fast"},
+        "data": {
+            "sources": [{"type": "synthetic", "count": 4, "size": 48, "seed": 0}],
+            "degradation": "defocus",
+            "crop": 32,
+            "batch": 2,
+            "workers": 0,
+            "length": 8,
+        },
+        "val": {"sources": [{"type": "synthetic", "count": 2, "size": 40, "seed": 9}], "count": 2, "size": 32},
+        "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}},
+        "schedule": {"iters": 2, "warmup": 1},
+        "save_every": 0,
+    }
+    path = tmp_path / "fastc.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = train(load_config(path))
+    assert result.export is not None
+    for f in (result.export, result.run_dir / "last.pth"):
+        m = load_model(f)
+        assert isinstance(m, ChromaFromLuma) and isinstance(unwrap(m), FastNet), f

@@ -32,7 +32,7 @@ def _decode_meta(raw: dict[str, Any]) -> dict[str, Any]:
     """Metadata with ``arch_kwargs`` (and any other JSON-looking string) decoded."""
     meta: dict[str, Any] = {}
     for k, v in raw.items():
-        if isinstance(v, str) and k == "arch_kwargs":
+        if isinstance(v, str) and k in ("arch_kwargs", "chroma_from_luma"):
             try:
                 v = json.loads(v)
             except json.JSONDecodeError:
@@ -100,7 +100,7 @@ def _load_torch(path: Path, ema: bool) -> tuple[dict[str, torch.Tensor], dict[st
         model_cfg = (obj.get("config") or {}).get("model") if isinstance(obj.get("config"), dict) else None
         if "arch" not in obj and isinstance(model_cfg, dict) and model_cfg.get("name"):  # an early trainer checkpoint
             meta["arch"], meta["arch_kwargs"] = model_cfg["name"], model_cfg.get("kwargs") or {}
-        for k in ("arch", "arch_kwargs"):
+        for k in ("arch", "arch_kwargs", "chroma_from_luma"):
             if obj.get(k) is not None:
                 meta[k] = obj[k]
         if isinstance(meta.get("arch_kwargs"), str):

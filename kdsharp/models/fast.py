@@ -307,5 +307,6 @@ def fast_ycc(**kwargs) -> FastNet:
 def fast(**kwargs) -> ChromaFromLuma:
     """The shipped real-time student: ``fast_y`` trained by distillation (ships as fast.safetensors),
     its output's chroma from luma (a :class:`~kdsharp.models.wrappers.ChromaFromLuma` wrapper: the
-    colours follow its luma change; ``unwrap`` gives the ``FastNet``, which training uses)."""
+    colours follow its luma change; ``unwrap`` gives the ``FastNet``, which training uses; its
+    checkpoints record the step, :func:`kdsharp.registry.test_time_meta`)."""
     return ChromaFromLuma(fast_y(**kwargs))

@@ -27,19 +27,25 @@ def model_from_config(model_cfg: dict, device: torch.device, channels_last: bool
     """The model a run trains: the architecture of ``create_model(model.name, **model.kwargs)``
     (without test-time wrappers), ``model.init`` weights loaded, on ``device``. Returns (model, arch)
     where ``arch = {'name': class or registered name, 'kwargs': full constructor kwargs}`` rebuilds
-    it (:func:`kdsharp.registry.model_from_spec`, what checkpoints record)."""
+    it (:func:`kdsharp.registry.model_from_spec`, what checkpoints record) and ``arch['test_time']``
+    the metadata of the registered model's test-time step (:func:`kdsharp.registry.test_time_meta`)."""
     from kdsharp.models import unwrap
-    from kdsharp.registry import create_model, model_spec
+    from kdsharp.registry import create_model, model_spec, test_time_meta
 
     name, kwargs = model_cfg["name"], dict(model_cfg.get("kwargs") or {})
     try:
-        model = unwrap(create_model(name, **kwargs))
+        built = create_model(name, **kwargs)
     except TypeError as e:
         raise ConfigError(f"model.kwargs do not fit model '{name}': {e}") from e
+    model = unwrap(built)
+    arch: dict = {}
     try:
         arch = dict(zip(("name", "kwargs"), model_spec(model), strict=True))
     except ValueError:
         arch = {"name": name, "kwargs": kwargs}
+    test_time = test_time_meta(built)  # fast's chroma step: recorded in its checkpoints and exports
+    if test_time:
+        arch["test_time"] = test_time
     if model_cfg.get("init"):
         init_weights(model, str(model_cfg["init"]))
     freeze = tuple(str(p) for p in model_cfg.get("freeze") or [])

@@ -335,6 +335,7 @@ class Trainer:
             "config": self.cfg,
             "arch": self.arch["name"],
             "arch_kwargs": self.arch["kwargs"],
+            **self.arch.get("test_time", {}),
             "adapters": self.adapters.state_dict() if self.adapters is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "best": dict(self.best),
@@ -617,6 +618,7 @@ class Trainer:
         meta = {
             "arch": self.arch["name"],
             "arch_kwargs": self.arch["kwargs"],
+            **self.arch.get("test_time", {}),
             "iters": str(step),
             "val_psnr": f"{metrics.get('psnr', float('nan')):.4f}",
             "val_ssim": f"{metrics.get('ssim', float('nan')):.4f}",
