@@ -234,33 +234,11 @@ def test_saved_fast_loads_back_with_its_chroma_step_and_a_bare_fastnet_without(t
 def test_a_trained_fast_exports_and_checkpoints_with_its_chroma_step(tmp_path):
     """A run of the registered `fast` records the step in its .pth checkpoint and its exported
     weights, so a retrained `fast` runs as the shipped one does."""
-    import yaml
-
     from kdsharp.train import train
-    from kdsharp.train.config import load_config
+    from tests.test_train import tiny_config
 
-    cfg = {
-        "name": "fastc",
-        "out_dir": str(tmp_path / "runs"),
-        "seed": 3,
-        "threads": 1,
-        "model": {"name": "fast"},
-        "data": {
-            "sources": [{"type": "synthetic", "count": 4, "size": 48, "seed": 0}],
-            "degradation": "defocus",
-            "crop": 32,
-            "batch": 2,
-            "workers": 0,
-            "length": 8,
-        },
-        "val": {"sources": [{"type": "synthetic", "count": 2, "size": 40, "seed": 9}], "count": 2, "size": 32},
-        "loss": {"pixel": {"type": "charbonnier", "weight": 1.0}},
-        "schedule": {"iters": 2, "warmup": 1},
-        "save_every": 0,
-    }
-    path = tmp_path / "fastc.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    result = train(load_config(path))
+    cfg = tiny_config(tmp_path, name="fastc", model={"name": "fast", "kwargs": {}}, schedule={"iters": 2, "warmup": 1})
+    result = train(cfg)
     assert result.export is not None
     for f in (result.export, result.run_dir / "last.pth"):
         m = load_model(f)

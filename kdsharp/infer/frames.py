@@ -13,8 +13,8 @@ Two paths:
   709-decoded RGB).
   With ``reuse`` it also skips unchanged tiles (:class:`TileReuse`). A model wrapped in
   :class:`~kdsharp.models.wrappers.ChromaFromLuma` (the shipped ``fast``) gets its chroma step on
-  the chroma planes at their own resolution (:class:`ChromaStep`; 4:2:0: half the radius on
-  half-size luma) instead of copying them.
+  the chroma planes instead of copying them (:class:`ChromaStep`; 4:2:0 planes at their own half
+  resolution, where the wrapper fits anyway).
 * :class:`RgbFrames` -- every other model/backend: frame -> RGB (colour-accurate, the frame's own
   matrix and range) -> ``sharpener.frames`` -> RGB frame (converted to the encoder's format by the
   writer).
@@ -70,7 +70,8 @@ def is_luma_net(model: Any) -> bool:
     """True for a luma model that runs on a Y plane (``luma=True`` with ``forward_cells``: ``fast``,
     the luma U-Nets; with a chroma branch too, e.g. ``fast_ycc``), bare or in a
     :class:`~kdsharp.models.wrappers.ChromaFromLuma` wrapper."""
-    model = getattr(model, "model", model) if isinstance(model, ChromaFromLuma) else model
+    if isinstance(model, ChromaFromLuma):
+        model = model.model
     return bool(getattr(model, "luma", False)) and callable(getattr(model, "forward_cells", None))
 
 
