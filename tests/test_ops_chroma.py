@@ -243,3 +243,33 @@ def test_a_trained_fast_exports_and_checkpoints_with_its_chroma_step(tmp_path):
     for f in (result.export, result.run_dir / "last.pth"):
         m = load_model(f)
         assert isinstance(m, ChromaFromLuma) and isinstance(unwrap(m), FastNet), f
+
+
+def test_with_exact_reuse_the_chroma_step_recomputes_only_changed_rows_and_equals_a_full_pass(monkeypatch):
+    """Temporal reuse keeps the chroma rows that no recomputed luma tile reaches: with tolerance 0
+    the frame equals a whole-frame pass bit for bit, and fewer chroma rows were computed."""
+    import kdsharp.infer.frames as frames
+
+    net = _luma_fast(6)
+    rng = np.random.default_rng(1)
+    rgb = np.kron(rng.integers(30, 220, (24, 12, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 192 x 96 colour blocks
+    still = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    rgb[150:170, 30:60] = (200, 40, 40)  # a change near the bottom
+    moved = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    rows_computed: list[int] = []
+    real = frames.chroma_from_luma_planes
+
+    def spy(y, planes, *args, **kwargs):
+        rows_computed.append(y.shape[0])
+        return real(y, planes, *args, **kwargs)
+
+    reused = LumaFrames(ChromaFromLuma(net), reuse=True, tolerance=0)
+    reused([still])
+    monkeypatch.setattr(frames, "chroma_from_luma_planes", spy)
+    got = reused([moved])[0]
+    monkeypatch.setattr(frames, "chroma_from_luma_planes", real)
+    want = LumaFrames(ChromaFromLuma(net))([moved])[0]
+    for i in range(3):
+        assert np.array_equal(plane_view(got, i), plane_view(want, i)), i
+    assert reused.reuse is not None and reused.reuse.rows_done is not None and not reused.reuse.rows_done.all()
+    assert 0 < sum(rows_computed) < plane_view(moved, 1).shape[0]  # a part of the 96 chroma rows

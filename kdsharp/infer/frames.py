@@ -85,18 +85,61 @@ class ChromaStep:
     def __init__(self, wrapper: ChromaFromLuma):
         self.radius, self.eps = wrapper.radius, wrapper.eps * 255.0**2  # eps in 8-bit levels squared
         self.scale = wrapper.scale
+        self.last: list[np.ndarray] | None = None  # with ``rows``: the chroma planes this step last gave
 
     def __call__(
-        self, y: np.ndarray, new_y: np.ndarray, planes: list[np.ndarray], out: list[np.ndarray] | None = None
+        self,
+        y: np.ndarray,
+        new_y: np.ndarray,
+        planes: list[np.ndarray],
+        out: list[np.ndarray] | None = None,
+        rows: np.ndarray | None = None,
+        keep: bool = False,
     ) -> list[np.ndarray]:
+        """With temporal reuse (``keep``: this step keeps its output for the next frame), ``rows``:
+        bool (H,) luma rows that reuse recomputed (:attr:`TileReuse.rows_done`; None: all); the
+        chroma rows they reach are computed, the others keep this step's last output, as the luma
+        tiles there keep theirs."""
         import cv2
 
         h, w = planes[0].shape
         scale = max(1, round(self.scale * w / y.shape[1]))  # what is left to shrink after the planes' subsampling
+        fy = y.shape[0] // h if h else 1  # luma rows per chroma row (2 for 4:2:0)
         if (h, w) != y.shape:
             y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
             new_y = cv2.resize(new_y, (w, h), interpolation=cv2.INTER_AREA)
-        return chroma_from_luma_planes(y, planes, new_y, self.radius, self.eps, scale=scale, out=out)
+        last = self.last
+        self.last = None
+        partial = keep and rows is not None and scale == 1 and last is not None and last[0].shape == (h, w)
+        if not partial:
+            result = chroma_from_luma_planes(y, planes, new_y, self.radius, self.eps, scale=scale, out=out)
+        else:
+            assert rows is not None and last is not None
+            result = list(out) if out is not None else [np.empty_like(p) for p in planes]
+            need = np.zeros(h, bool)
+            done = np.flatnonzero(rows[: h * fy])
+            need[np.unique(done // max(1, fy))] = True
+            reach = 2 * self.radius  # a chroma row depends on the rows within the fit's two box filters
+            if need.any() and reach:
+                need = np.convolve(need, np.ones(2 * reach + 1), mode="same") > 0
+            for o, old in zip(result, last, strict=True):
+                o[~need] = old[~need]
+            for r0, r1 in _runs(need):
+                a0, a1 = max(0, r0 - reach), min(h, r1 + reach)  # with the rows their fit reads
+                part = chroma_from_luma_planes(
+                    y[a0:a1], [p[a0:a1] for p in planes], new_y[a0:a1], self.radius, self.eps
+                )
+                for o, q in zip(result, part, strict=True):
+                    o[r0:r1] = q[r0 - a0 : r1 - a0]
+        if keep:
+            self.last = [np.array(p, copy=True) for p in result]
+        return result
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Start/stop index pairs of the runs of True in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def luma_model(sharpener) -> nn.Module | None:
@@ -403,6 +446,8 @@ class TileReuse:
         self.prev_range: bool | None = None
         self.frame_no = 0
         self.stats = ReuseStats()
+        #: luma rows (of the unpadded plane) the last call recomputed: bool (H,), None for the whole frame
+        self.rows_done: np.ndarray | None = None
 
     def _changed(self, yp: np.ndarray) -> np.ndarray:
         """(tiles_h, tiles_w) bool: tiles whose input changed (beyond ``tolerance``) since they were computed."""
@@ -488,6 +533,7 @@ class TileReuse:
             out = self.net.run(yp, full_range)
             self.stats.computed += n_tiles
             self.ref_in, self.ref_out = yp.copy(), out.copy()
+            self.rows_done = None
         else:
             boxes = self._boxes(need) + self._refreshed(need)
             out = self._kept(yp, full_range)
@@ -503,6 +549,7 @@ class TileReuse:
                 ref[y0:y1, x0:x1] = yp[y0:y1, x0:x1]
                 done[ty0:ty1, tx0:tx1] = True
             self.stats.computed += int(done.sum())
+            self.rows_done = np.repeat(done.any(axis=1), t)[:h]
         self.prev_range = full_range
         self.frame_no += 1
         return out[:h, :w]
@@ -561,7 +608,12 @@ class LumaFrames:
         if self.chroma_step is not None and not new_c:  # the chroma planes from the luma change, into the new frame
             n = len(frame.planes)
             self.chroma_step(
-                y, new_y, [plane_view(frame, i) for i in range(1, n)], out=[plane_view(out, i) for i in range(1, n)]
+                y,
+                new_y,
+                [plane_view(frame, i) for i in range(1, n)],
+                out=[plane_view(out, i) for i in range(1, n)],
+                rows=self.reuse.rows_done if self.reuse is not None else None,
+                keep=self.reuse is not None,
             )
         t2 = time.perf_counter()
         plane_view(out, 0)[...] = new_y
