@@ -125,10 +125,9 @@ class TorchBackend:
 
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
-        h, w = batch.shape[-2:]
-        ph, pw = -h % self.cell, -w % self.cell
-        if ph >= h or pw >= w:  # too small to reflect to the model's cell: edges repeated first, as ONNX does
-            return self(pad_edges(batch, ph, pw))[..., :h, :w]
+        pads = tiny_pads(batch, self.cell)
+        if pads is not None:
+            return self(pad_edges(batch, *pads))[..., : batch.shape[-2], : batch.shape[-1]]
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)) if isinstance(batch, np.ndarray) else batch
         is_np = isinstance(batch, np.ndarray)
         home = x.device
@@ -232,15 +231,23 @@ class OnnxBackend:
     def __call__(self, batch: Batch) -> Batch:
         """(N,3,H,W) float32 [0,1] tensor/ndarray -> same type, shape and device."""
         self._check_shape(tuple(batch.shape))
-        h, w = batch.shape[-2:]
-        ph, pw = -h % self.cell, -w % self.cell
-        if ph >= h or pw >= w:  # too small for the graph's reflect padding: replicate, as the torch model does
-            return self(pad_edges(batch, ph, pw))[..., :h, :w]
+        pads = tiny_pads(batch, self.cell)
+        if pads is not None:
+            return self(pad_edges(batch, *pads))[..., : batch.shape[-2], : batch.shape[-1]]
         if isinstance(batch, np.ndarray):
             return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
         arr = batch.detach().to("cpu", torch.float32).numpy()
         out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(arr, dtype=np.float32)})[0]
         return torch.from_numpy(out).to(batch.device)
+
+
+def tiny_pads(batch: Batch, cell: int) -> tuple[int, int] | None:
+    """(rows, cols) to add to a batch too small to reflect-pad to a multiple of ``cell`` (the
+    model's or graph's padding would fail or differ): both backends repeat its edges first; None
+    for a batch that pads itself."""
+    h, w = batch.shape[-2:]
+    ph, pw = -h % cell, -w % cell
+    return (ph, pw) if ph >= h or pw >= w else None
 
 
 def pad_edges(batch: Batch, ph: int, pw: int) -> Batch:

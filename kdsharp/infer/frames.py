@@ -104,7 +104,7 @@ class ChromaStep:
 
         h, w = planes[0].shape
         scale = max(1, round(self.scale * w / y.shape[1]))  # what is left to shrink after the planes' subsampling
-        fy = y.shape[0] // h if h else 1  # luma rows per chroma row (2 for 4:2:0)
+        fy = max(1, round(y.shape[0] / h))  # luma rows per chroma row (2 for 4:2:0, odd heights too)
         if (h, w) != y.shape:
             y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
             new_y = cv2.resize(new_y, (w, h), interpolation=cv2.INTER_AREA)
@@ -118,7 +118,7 @@ class ChromaStep:
             result = list(out) if out is not None else [np.empty_like(p) for p in planes]
             need = np.zeros(h, bool)
             done = np.flatnonzero(rows[: h * fy])
-            need[np.unique(done // max(1, fy))] = True
+            need[np.unique(done // fy)] = True
             reach = 2 * self.radius  # a chroma row depends on the rows within the fit's two box filters
             if need.any() and reach:
                 need = np.convolve(need, np.ones(2 * reach + 1), mode="same") > 0

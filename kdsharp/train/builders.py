@@ -38,7 +38,7 @@ def model_from_config(model_cfg: dict, device: torch.device, channels_last: bool
     except TypeError as e:
         raise ConfigError(f"model.kwargs do not fit model '{name}': {e}") from e
     model = unwrap(built)
-    arch: dict = {}
+    arch: dict
     try:
         arch = dict(zip(("name", "kwargs"), model_spec(model), strict=True))
     except ValueError:
