@@ -1,4 +1,4 @@
-"""Chroma from luma on the validation photos: `fast` with and without its chroma step, and the settings tried.
+"""Chroma from luma on the validation photos: `fast` and the students with and without their chroma step.
 
 Maintainer script (issue 14). The corpus's VAL split (never the test split), presets lowbw, defocus,
 h264 built with two seeds; ΔPSNR (scikit-image PSNR, RGB) over the input, per preset and mean. Rows:
@@ -8,7 +8,10 @@ h264 built with two seeds; ΔPSNR (scikit-image PSNR, RGB) over the input, per p
 * ``full-resolution fit, 5x5``: the same step fitted at full resolution (``scale=1, radius=2``);
 * ``4:2:0 planes``: what the YUV-native video path computes -- chroma subsampled 2x2 (as a decoder gives
   it), the fit and its result at half resolution, upsampled bilinearly for the comparison; its baseline
-  is ``luma only, 4:2:0 planes`` (the same subsampling, chroma passed through).
+  is ``luma only, 4:2:0 planes`` (the same subsampling, chroma passed through);
+* ``student`` / ``student_nokd``: the RGB students without (``bare``) and with their step, which fits
+  their own output's chroma to its luma (the guided filter's local model, the same settings); and on
+  4:2:0 planes, as their video path runs it on the encoder's planes (baseline: the bare output subsampled).
 
     python scripts/chroma_val.py -o docs/eval/chroma_val.json
 """
@@ -56,6 +59,20 @@ def _planes_420(lq: np.ndarray, out: np.ndarray, step: ChromaStep | None) -> np.
     return _rgb(res)
 
 
+def _own_420(out: np.ndarray, step: ChromaStep | None) -> np.ndarray:
+    """An RGB model's output as its video path writes it: 4:2:0 planes, the step (or none) on them."""
+    h, w = out.shape[:2]
+    yo = _ycc(out)
+    y = np.ascontiguousarray(yo[..., 0])
+    half = [cv2.resize(yo[..., c], (w // 2, h // 2), interpolation=cv2.INTER_AREA) for c in (1, 2)]
+    if step is not None:  # as RgbFrames.finish: the whole luma plane and the chroma planes
+        half = step(y, y, half)
+    res = yo.copy()
+    for i, c in enumerate((1, 2)):
+        res[..., c] = cv2.resize(half[i], (w, h), interpolation=cv2.INTER_LINEAR)
+    return _rgb(res)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--out", type=Path, default=Path("docs/eval/chroma_val.json"))
@@ -68,6 +85,8 @@ def main() -> None:
     bare = unwrap(shipped)
     full_res = ChromaFromLuma(bare, radius=2, scale=1).eval()
     step = ChromaStep(shipped)
+    students = {name: load_model(name) for name in ("student", "student_nokd")}
+    assert all(isinstance(m, ChromaFromLuma) and not m.from_input for m in students.values())
     rows: dict[str, dict[str, list[float]]] = {}
 
     def add(row: str, preset: str, value: float) -> None:
@@ -87,6 +106,13 @@ def main() -> None:
                     add("full-resolution fit, 5x5", preset, psnr(from_tensor(full_res(x)), gt) - base)
                     add("luma only, 4:2:0 planes", preset, psnr(_planes_420(lq, luma_only, None), gt) - base)
                     add("fast, 4:2:0 planes", preset, psnr(_planes_420(lq, luma_only, step), gt) - base)
+                    for name, model in students.items():
+                        bare_out = from_tensor(unwrap(model)(x))
+                        add(f"{name} (bare)", preset, psnr(bare_out, gt) - base)
+                        add(name, preset, psnr(from_tensor(model(x)), gt) - base)
+                        add(f"{name} (bare), 4:2:0 planes", preset, psnr(_own_420(bare_out, None), gt) - base)
+                        own = _own_420(bare_out, ChromaStep(model))
+                        add(f"{name}, 4:2:0 planes", preset, psnr(own, gt) - base)
     table = {
         row: {
             **{p: round(float(np.mean(v)), 4) for p, v in d.items()},
@@ -103,7 +129,7 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
     for row, d in table.items():
-        print(f"{row:28s} " + "  ".join(f"{k} {v:+.3f}" for k, v in d.items()))
+        print(f"{row:36s} " + "  ".join(f"{k} {v:+.3f}" for k, v in d.items()))
 
 
 if __name__ == "__main__":

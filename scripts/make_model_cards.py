@@ -38,9 +38,12 @@ ARCH = {
     "student": "ResUNet-lite: pixel-unshuffle by 4, 1x1 patch embedding, residual U-Net with 16/32/64 "
     "channels, pixel-shuffle back, predicts a residual on the input; then a full-resolution luma stage "
     "(`detail=8`: 3x3 conv on the input and output luma to 8 channels, ReLU, 3x3 conv to a luma "
-    "residual added to R, G and B), grown onto the trained U-Net in run cpu5",
+    "residual added to R, G and B), grown onto the trained U-Net in run cpu5; then (a test-time wrapper, no "
+    "weights, since 2026-12-07) its output's chroma refitted to its own luma in 3x3 windows at half "
+    "resolution (`kdsharp.models.wrappers.ChromaFromLuma`, the guided filter's local model; the video path "
+    "runs it on the encoder's 4:2:0 planes)",
     "student_nokd": "ResUNet-lite (as `student` before its full-resolution stage), trained WITHOUT the "
-    "distillation terms: the ablation",
+    "distillation terms: the ablation; the same test-time chroma step as `student`",
     "fast": "FastNet: luma (BT.601 Y) only, pixel-unshuffle by 4, 16 channels, head + 3 body + tail "
     "re-parameterizable blocks (3x3, 1x1-3x3, Sobel/Laplacian branches, identity; PReLU) folded into "
     "single 3x3 convs for deployment; the luma residual is added to R, G and B; then (a test-time wrapper, "

@@ -47,7 +47,7 @@ def test_every_registered_model_keeps_odd_sizes_and_reports_features(name):
 
 def test_scales_are_ordered_finest_first():
     for name in ("restormer_tiny", "resunet_teacher", "student", "unet"):
-        scales = [int(k[1:]) for k in create_model(name).feature_channels]
+        scales = [int(k[1:]) for k in unwrap(create_model(name)).feature_channels]
         assert scales == sorted(scales), name
     assert list(create_model("resunet_teacher").feature_channels) == ["s1", "s2", "s4", "s8"]
     assert list(create_model("restormer_tiny").feature_channels) == ["s1", "s2", "s4", "s8"]
@@ -442,7 +442,7 @@ def test_rgb_unet_in_channels_last_matches_contiguous_layout():
     """The channels-last forward (tail rows reordered, strided shuffle-add) computes the same
     output and gradients as the contiguous one, on sizes that need padding."""
     torch.manual_seed(0)
-    model = _perturb(create_model("student"))
+    model = _perturb(unwrap(create_model("student")))
     x = torch.rand(2, 3, 37, 53)
     outs, grads = [], []
     for layout in (torch.contiguous_format, torch.channels_last):

@@ -1,7 +1,9 @@
-"""Chroma from luma (kdsharp.ops.chroma), the ChromaFromLuma wrapper that the shipped `fast` wears,
-and its chroma step on the planes of a YUV video frame."""
+"""Chroma from luma (kdsharp.ops.chroma), the ChromaFromLuma wrapper that the shipped `fast` and
+students wear, and its chroma step on the planes of a YUV video frame."""
 
 from __future__ import annotations
+
+import threading
 
 import av
 import numpy as np
@@ -9,9 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from kdsharp.infer.frames import ChromaStep, LumaFrames, is_luma_net, plane_view
+from kdsharp.infer.frames import ChromaStep, LumaFrames, RgbFrames, is_luma_net, make_processor, plane_view
+from kdsharp.infer.sharpener import Sharpener
+from kdsharp.io.video import TO_YUV_FLAGS
 from kdsharp.models.fast import FastNet
-from kdsharp.models.wrappers import ChromaFromLuma, is_luma_only, unwrap
+from kdsharp.models.wrappers import ChromaFromLuma, deferred_chroma_step, is_luma_only, unwrap
 from kdsharp.ops.chroma import box_filter, chroma_from_luma, chroma_from_luma_planes
 from kdsharp.ops.color import rgb_to_y, rgb_to_ycbcr
 from kdsharp.registry import create_model, load_model
@@ -199,6 +203,69 @@ def test_luma_frames_run_the_chroma_step_on_the_planes(fmt):
         assert np.array_equal(plane_view(bare, i), plane_view(frame, i))  # bare: chroma copied
         assert np.array_equal(plane_view(with_step, i), expect[i - 1])
     assert any(not np.array_equal(plane_view(with_step, i), plane_view(frame, i)) for i in (1, 2))
+
+
+def test_the_deferred_step_is_off_for_own_output_fits_on_this_thread_only():
+    """Inside ``deferred_chroma_step`` a wrapper that fits on its model's output (an RGB model's)
+    returns the bare output; a luma model's wrapper (fit on the input) and other threads are unaffected."""
+    own, luma = ChromaFromLuma(_Brighten()).eval(), ChromaFromLuma(_luma_fast(5)).eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        full_own, bare_own, full_luma = own(x), own.model(x), luma(x)
+        assert not torch.equal(full_own, bare_own)
+        other: list[torch.Tensor] = []
+        with deferred_chroma_step():
+            assert torch.equal(own(x), bare_own) and torch.equal(luma(x), full_luma)
+
+            def in_another_thread() -> None:
+                with torch.no_grad():  # (grad mode is per thread too)
+                    other.append(own(x))
+
+            worker = threading.Thread(target=in_another_thread)
+            worker.start()
+            worker.join()
+        assert torch.equal(other[0], full_own) and torch.equal(own(x), full_own)
+
+
+def test_an_rgb_models_step_runs_on_the_encoders_planes_in_the_video_path():
+    """``student``'s chroma step (fit on its own output) is deferred from the RGB frame to the planes
+    the encoder takes: the model's luma as it was, the chroma that ChromaStep gives from the output's
+    own planes, and close to the step's RGB form; without a planar YUV encoder format, the RGB form."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1)).eval()
+    with torch.no_grad():
+        net[0].weight.normal_(0, 0.05)
+        net[0].weight[:, :, 1, 1] += torch.eye(3)
+        net[0].bias.zero_()
+    wrapped = ChromaFromLuma(net).eval()
+    sharpener = Sharpener(wrapped, device="cpu")
+    rng = np.random.default_rng(3)
+    rgb = np.clip(np.kron(rng.normal(128, 30, (8, 12, 3)), np.ones((8, 8, 1))) + rng.normal(0, 6, (64, 96, 3)), 0, 255)
+    frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24").reformat(format="yuv420p")
+
+    def to_420(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:  # what the writer's prepare does
+        return [f.reformat(format="yuv420p", interpolation=TO_YUV_FLAGS) for f in frames]
+
+    proc = make_processor(sharpener, frame, out_format="yuv420p")
+    assert isinstance(proc, RgbFrames) and proc.chroma_step is not None
+    out = proc.finish(to_420(proc([frame])))[0]
+    bare = to_420(RgbFrames(Sharpener(net, device="cpu"))([frame]))[0]
+    y = plane_view(bare, 0)
+    expect = ChromaStep(wrapped)(y, y, [plane_view(bare, 1), plane_view(bare, 2)])
+    assert np.array_equal(plane_view(out, 0), y)  # the luma untouched
+    for i in (1, 2):
+        assert np.array_equal(plane_view(out, i), expect[i - 1])
+    assert any(np.abs(plane_view(out, i).astype(int) - plane_view(bare, i)).mean() > 0.5 for i in (1, 2))
+    for fmt in (None, "rgb24"):  # no planes to run it on: the wrapper's RGB form, in the model call
+        rgb_form = make_processor(sharpener, frame, out_format=fmt)
+        assert isinstance(rgb_form, RgbFrames) and rgb_form.chroma_step is None
+    whole = to_420(RgbFrames(sharpener)([frame]))[0]
+    for i in (1, 2):  # the two forms agree (4:2:0 planes against RGB): closer than either is to no step
+
+        def gap(a: av.VideoFrame, b: av.VideoFrame, i: int = i) -> float:
+            return float(np.abs(plane_view(a, i).astype(int) - plane_view(b, i)).mean())
+
+        assert gap(whole, out) < 0.6 * gap(whole, bare)
 
 
 def test_chroma_step_leaves_a_grey_frame_grey():

@@ -48,7 +48,9 @@ def test_roles_and_shipped_weight_names():
     teacher = create_model("teacher")  # the architecture in its test-time local windows
     assert type(teacher) is LocalWindows and teacher.window == 192
     assert type(unwrap(teacher)) is Restormer and unwrap(teacher).arch_kwargs["dim"] == 24
-    assert type(create_model("student")) is type(create_model("student_nokd")) is ResUNetLite
+    for name in ("student", "student_nokd"):  # the architecture, its chroma refitted to its own luma
+        student = create_model(name)
+        assert type(student) is ChromaFromLuma and not student.from_input and type(unwrap(student)) is ResUNetLite
     fast = create_model("fast")  # the architecture with its chroma step (a test-time wrapper)
     assert type(fast) is ChromaFromLuma and isinstance(unwrap(fast), FastNet)
 
@@ -90,7 +92,9 @@ def test_missing_shipped_weights_are_a_clear_error_then_load_once_saved(tmp_path
     save_model(trained, tmp_path / "student.safetensors", half=False)
     assert model_info("student")["weights_shipped"]
     loaded = load_model("student")
-    assert not loaded.training and _same_output(loaded, trained)
+    # the deployed (channels-last) network differs from the built one by float rounding (~1e-6), which
+    # the chroma step's division by local luma variances can raise tenfold
+    assert not loaded.training and _same_output(loaded, trained, atol=1e-4)
 
 
 @pytest.mark.parametrize("layout", ["params", "params_ema", "bare", "both", "ddp"])
@@ -117,11 +121,13 @@ def test_pth_layouts_round_trip(tmp_path, layout):
 @pytest.mark.parametrize("deploy", [False, True])
 def test_a_saved_state_dict_of_a_shipped_model_loads_back(tmp_path, deploy):
     """``torch.save({'params': model.state_dict()})`` of a fine-tuned ``student`` (not one of the
-    architecture presets: its full-resolution stage) was an "unrecognised checkpoint"."""
+    architecture presets: its full-resolution stage) was an "unrecognised checkpoint". Recognised as
+    the registered ``student`` by its tensors, it loads as that model, chroma step included."""
     model = load_model("student", deploy=deploy)
     torch.save({"params": unwrap(model).state_dict()}, tmp_path / "mine.pth")
     loaded = load_model(tmp_path / "mine.pth")
-    assert isinstance(loaded, ResUNetLite) and _same_output(loaded, model)
+    assert isinstance(loaded, ChromaFromLuma) and isinstance(unwrap(loaded), ResUNetLite)
+    assert _same_output(loaded, model, atol=1e-4)  # (layouts differ by float rounding: see above)
 
 
 def test_raw_weights_on_request(tmp_path):

@@ -347,12 +347,15 @@ def sharpen_video(
                 seq, frames = item
                 c0 = time.thread_time()
                 if proc is None:
-                    proc = make_processor(sharpener, frames[0], reuse=reuse, path=path, tolerance=tolerance)
+                    proc = make_processor(
+                        sharpener, frames[0], reuse=reuse, path=path, tolerance=tolerance, out_format=writer.pix_fmt
+                    )
                     processors.append(proc)
                 out = proc(frames)
                 t0 = time.perf_counter()
                 out = [writer.prepare(f) for f in out]  # to the encoder's pixel format, here in parallel
                 proc.times.convert_s += time.perf_counter() - t0
+                out = proc.finish(out)  # an RGB model's deferred chroma step, on the encoder's planes
                 with lock:
                     stats.model_cpu_s += time.thread_time() - c0
                 put_or_stop(q_out, (seq, out), stop)

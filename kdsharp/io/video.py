@@ -680,6 +680,11 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         self.write_frame(frame, pts)
 
+    @property
+    def pix_fmt(self) -> str:
+        """The pixel format the encoder takes (e.g. yuv420p); set once the writer is open."""
+        return str(self._video.pix_fmt)
+
     def prepare(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` in the encoder's pixel format (as is when it already is; colour-accurate otherwise).
 

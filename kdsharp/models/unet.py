@@ -18,6 +18,7 @@ from torch import nn
 from kdsharp.models._registry import register_model
 from kdsharp.models.common import pad_to_multiple, unet_output, zero_init
 from kdsharp.models.resunet import ResUNet, UpShuffle, conv3x3
+from kdsharp.models.wrappers import ChromaFromLuma
 
 
 class DoubleConv(nn.Sequential):
@@ -128,13 +129,17 @@ def resunet_luma4(**kwargs) -> ResUNetLite:
 
 
 @register_model(role="student", weights="student.safetensors")
-def student(**kwargs) -> ResUNetLite:
+def student(**kwargs) -> ChromaFromLuma:
     """The distilled student: resunet_lite trained with the teacher, plus an 8-channel full-resolution
-    luma stage (``detail=8``) grown on afterwards; ships as student.safetensors."""
-    return resunet_lite(**{**dict(detail=8), **kwargs})
+    luma stage (``detail=8``) grown on afterwards; ships as student.safetensors. Its output's chroma
+    is refitted to its own luma at test time (a :class:`~kdsharp.models.wrappers.ChromaFromLuma`
+    wrapper, the guided filter's local model: chroma noise and codec blocks smoothed where luma is
+    flat); ``unwrap`` gives the ``ResUNetLite``, which training uses."""
+    return ChromaFromLuma(resunet_lite(**{**dict(detail=8), **kwargs}))
 
 
 @register_model(role="student", weights="student_nokd.safetensors")
-def student_nokd(**kwargs) -> ResUNetLite:
-    """Ablation: the same resunet_lite trained WITHOUT distillation (student_nokd.safetensors)."""
-    return resunet_lite(**kwargs)
+def student_nokd(**kwargs) -> ChromaFromLuma:
+    """Ablation: the same resunet_lite trained WITHOUT distillation (student_nokd.safetensors), with
+    the same test-time chroma step as ``student`` (so the two differ only in training)."""
+    return ChromaFromLuma(resunet_lite(**kwargs))

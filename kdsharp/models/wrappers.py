@@ -4,6 +4,7 @@ frame is fed to it at test time (local windows, tiles) lives here, as NAFNet's `
     teacher = LocalWindows(restormer_tiny(), window=192)   # what the registered 'teacher' is
     SelfEnsemble(load_model("student"), 8)                 # 'student@x8': the mean over 8 symmetries
     ChromaFromLuma(fast_y())                               # what the registered 'fast' is
+    ChromaFromLuma(resunet_lite(detail=8))                 # 'student': its chroma refitted to its luma
     unwrap(teacher)                                        # the bare Restormer: weights, features
 
 A wrapper holds the architecture as ``.model`` and owns no weights: checkpoints hold the bare
@@ -14,6 +15,8 @@ architecture's state dict (its keys have no ``model.`` prefix; load and save thr
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -126,9 +129,10 @@ class ChromaFromLuma(TestTimeWrapper):
     in [0,1] units squared. Training mode: the model alone (weights belong to ``.model``).
     (N,3,H,W) float RGB [0,1] -> same.
 
-    Measured for ``fast`` on the corpus's validation photos (``lowbw``/``defocus``/``h264``,
-    two seeds; ``scripts/chroma_val.py``): ΔPSNR over the input +0.102/+0.653/+0.022 dB alone,
-    +0.155/+0.774/+0.117 dB with it.
+    Measured on the corpus's validation photos (``lowbw``/``defocus``/``h264``, two seeds;
+    ``scripts/chroma_val.py``), ΔPSNR over the input alone -> with it: ``fast`` +0.102/+0.653/+0.022
+    -> +0.155/+0.774/+0.117 dB; ``student`` (fit on its output) +0.335/+1.150/+0.175 ->
+    +0.353/+1.216/+0.227 dB.
     """
 
     def __init__(
@@ -144,9 +148,10 @@ class ChromaFromLuma(TestTimeWrapper):
         self.from_input = is_luma_only(model)  # whose chroma is fitted: the input's, passed through
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N,3,H,W) -> (N,3,H,W): the model's output with its chroma from luma (the model alone when training)."""
+        """(N,3,H,W) -> (N,3,H,W): the model's output with its chroma from luma (the model alone when
+        training, and inside :func:`deferred_chroma_step` for a wrapper that fits on the output)."""
         out = self.model(x)
-        if self.training or self.radius == 0:
+        if self.training or self.radius == 0 or (not self.from_input and getattr(_deferred, "on", False)):
             return out
         # in float32 whatever the model ran in: local variances of a level or less vanish in fp16/bf16
         kind = out.device.type
@@ -183,6 +188,23 @@ def _chroma_from_luma_cpu(src: torch.Tensor, out: torch.Tensor, radius: int, eps
     return result
 
 
+_deferred = threading.local()  # per thread: deferred_chroma_step() is active
+
+
+@contextlib.contextmanager
+def deferred_chroma_step() -> Iterator[None]:
+    """Within, on this thread only: a :class:`ChromaFromLuma` that fits on the model's own output
+    (an RGB model's: ``student``) returns that output as is, and the caller applies the step itself
+    -- the video path does, on the encoder's YUV planes (:class:`kdsharp.infer.frames.RgbFrames`),
+    where it costs a fifth of the RGB form. Wrappers that fit on the input (``fast``) are unaffected."""
+    before = getattr(_deferred, "on", False)
+    _deferred.on = True
+    try:
+        yield
+    finally:
+        _deferred.on = before
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare architecture inside any test-time wrappers (``model`` itself if not wrapped)."""
     while isinstance(model, TestTimeWrapper):
@@ -197,6 +219,7 @@ __all__ = [
     "LocalWindows",
     "SelfEnsemble",
     "TestTimeWrapper",
+    "deferred_chroma_step",
     "is_luma_only",
     "unwrap",
 ]
