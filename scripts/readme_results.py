@@ -411,27 +411,46 @@ def reuse_camera(rc: dict, path: Path = REUSE_REPORT) -> list[str]:
         noise = f"sensor noise σ {r['sigma']:g}" if r["sigma"] else "no noise"
         return f"camera, {noise}" if r["crf"] is None else f"{noise}, then H.264 CRF {r['crf']}"
 
+    def cost(value: float | None) -> str:
+        return "–" if value is None else f"{value if abs(value) >= 5e-4 else 0.0:.3f} dB"
+
     default = str(rc["default_tolerance"])
+    chroma = any("psnr_chroma" in row["full"] for row in rc["sources"].values())  # reports since 2026-12-07
     out = [
         f"Temporal reuse measured by `{published_command(rc['command'], path)}` "
         f"([`{path.as_posix()}`]({path.as_posix()}), {rc['created'][:10]}, {_version(rc)}) on "
-        f"{cpu_label(rc['cpu'])}, torch {rc['torch_version']}, the shipped `fast` on the Y plane on one thread, each "
+        f"{cpu_label(rc['cpu'])}, torch {rc['torch_version']}, the shipped `fast` on the Y plane on one thread"
+        + (" (its chroma step on the 4:2:0 chroma planes included)" if chroma else "")
+        + ", each "
         f"frame compared with the previous one: {rc['frames']} frames of the {rc['size']} talking head as a camera "
         "gives them (fresh sensor noise of σ levels, RGB 0-255, in every frame) or as H.264 delivers them. PSNR "
         "is against what the model makes of the noise- and codec-free rendering; the cost is the run without "
         "reuse's PSNR minus the run's (target ≤ 0.05 dB):",
         "",
-        "| source | reuse | model ms/frame | tiles skipped | PSNR against the reference | cost |",
-        "|---|---|---:|---:|---:|---:|",
     ]
+    if chroma:
+        out += [
+            "| source | reuse | model ms/frame | tiles skipped | PSNR against the reference: luma · chroma "
+            "| cost: luma · chroma |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+    else:
+        out += [
+            "| source | reuse | model ms/frame | tiles skipped | PSNR against the reference | cost |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
     for row in rc["sources"].values():
         full = row["full"]
-        out.append(f"| {source(row)} | none | {full['model_ms']:.1f} | – | {db(full['psnr'])} | – |")
+        psnr_full = db(full["psnr"]) + (f" · {db(full.get('psnr_chroma'))}" if chroma else "")
+        out.append(f"| {source(row)} | none | {full['model_ms']:.1f} | – | {psnr_full} | – |")
         for tol, r in row["reuse"].items():
             label = "exact (`--reuse-tolerance 0`)" if tol == "0" else f"`--reuse-tolerance {tol}`"
             label += " (default)" if tol == default else ""
-            cost = "–" if r["cost_db"] is None else f"{r['cost_db'] if abs(r['cost_db']) >= 5e-4 else 0.0:.3f} dB"
-            out.append(f"| | {label} | {r['model_ms']:.1f} | {100 * r['skipped']:.0f}% | {db(r['psnr'])} | {cost} |")
+            psnr_text, cost_text = db(r["psnr"]), cost(r["cost_db"])
+            if chroma:
+                psnr_text += f" · {db(r.get('psnr_chroma'))}"
+                cost_text += f" · {cost(r.get('cost_chroma_db'))}"
+            out.append(f"| | {label} | {r['model_ms']:.1f} | {100 * r['skipped']:.0f}% | {psnr_text} | {cost_text} |")
     return out
 
 

@@ -16,9 +16,11 @@ The reference is what the model makes of the rendering itself (no noise, no code
 it would give from a perfect source. (The rendering is soft by design, so it is no ground truth for
 a sharpener.) For each source the shipped ``fast`` runs on the Y planes (one thread) without reuse
 and with :class:`kdsharp.infer.frames.TileReuse` at each tolerance, each frame compared with the
-previous one; reported: model ms per frame, the share of tiles skipped, PSNR of the output luma
-against the reference and its difference to the run without reuse (the cost of reuse, target
-<= 0.05 dB), and PSNR against the run without reuse.
+previous one, its chroma step (chroma from luma) on the 4:2:0 chroma planes as the video path runs
+it (with reuse: only the chroma rows that recomputed tiles reach); reported: model ms per frame
+(network and chroma step), the share of tiles skipped, PSNR of the output luma and of the output
+chroma (Cb and Cr pooled) against the reference and their differences to the run without reuse
+(the cost of reuse, target <= 0.05 dB), and PSNR against the run without reuse.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from realtime_bench import report_header
+
+Planes = tuple[np.ndarray, ...]  # a 4:2:0 frame's uint8 planes: Y (H, W), then U, V (H/2, W/2)
 
 
 def psnr_pooled(outputs: list[np.ndarray], refs: list[np.ndarray]) -> float | None:
@@ -60,20 +64,39 @@ def main() -> None:
     a = ap.parse_args()
 
     from kdsharp.infer.clips import _Talking
-    from kdsharp.infer.frames import REUSE_TOLERANCE, LumaNet, TileReuse, luma_model, plane_view
+    from kdsharp.infer.frames import REUSE_TOLERANCE, ChromaStep, LumaNet, TileReuse, luma_model
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.infer.threads import keep_freed_memory
-    from kdsharp.io.video import rgb_to_yuv420
+    from kdsharp.models.wrappers import ChromaFromLuma
 
     keep_freed_memory()  # as the app does: no fresh pages for every frame's arrays
     torch.set_num_threads(1)
     w, h = (int(v) for v in a.size.split("x"))
     talking = _Talking((w, h), a.frames, 30.0)
     model = luma_model(Sharpener("fast", device="cpu", threads=1))
-    assert model is not None
+    assert isinstance(model, ChromaFromLuma)
     net = LumaNet(model)
+
+    def run(frames: list[Planes], reuse: TileReuse | None = None) -> tuple[list[Planes], float]:
+        """The video path on each frame's planes: the network (with ``reuse``, kept tiles) and the
+        chroma step (with ``reuse``, on the chroma rows that recomputed tiles reach); ms per frame."""
+        step = ChromaStep(model)
+        outs = []
+        t0 = time.perf_counter()
+        for y, *chroma in frames:
+            new_y = reuse(y, False) if reuse is not None else net(y, False)
+            rows = reuse.rows_done if reuse is not None else None
+            outs.append((new_y, *step(y, new_y, chroma, rows=rows, keep=reuse is not None)))
+        return outs, 1000 * (time.perf_counter() - t0) / len(frames)
+
+    def psnrs(outs: list[Planes], refs: list[Planes]) -> tuple[float | None, float | None]:
+        """Pooled PSNR of the luma and of the chroma planes (Cb, Cr together)."""
+        luma = psnr_pooled([o[0] for o in outs], [r[0] for r in refs])
+        chroma = psnr_pooled([c for o in outs for c in o[1:]], [c for r in refs for c in r[1:]])
+        return luma, chroma
+
     rendered = [talking.frame(i) for i in range(a.frames)]
-    reference = [net(plane_view(rgb_to_yuv420(f), 0), False) for f in rendered]
+    reference, _ = run(source_frames(rendered, 0.0, None, seed=0))
     report: dict = {
         **report_header("reuse_quality.py"),
         "size": a.size,
@@ -85,29 +108,32 @@ def main() -> None:
     for spec in a.sources.split(","):
         kind, sigma, *crf = spec.split(":")
         frames = source_frames(rendered, float(sigma), int(crf[0]) if crf else None, seed=0)
-        t0 = time.perf_counter()
-        full = [net(y, False) for y in frames]
-        full_ms = 1000 * (time.perf_counter() - t0) / a.frames
-        full_psnr = psnr_pooled(full, reference)
+        full, full_ms = run(frames)
+        full_psnr, full_chroma = psnrs(full, reference)
         row: dict = {
             "kind": kind,
             "sigma": float(sigma),
             "crf": int(crf[0]) if crf else None,
-            "full": {"model_ms": round(full_ms, 2), "psnr": rounded(full_psnr, 3)},
+            "full": {
+                "model_ms": round(full_ms, 2),
+                "psnr": rounded(full_psnr, 3),
+                "psnr_chroma": rounded(full_chroma, 3),
+            },
             "reuse": {},
         }
         for tol in (int(t) for t in a.tolerances.split(",")):
             reuse = TileReuse(net, model, tolerance=tol)
-            t0 = time.perf_counter()
-            outs = [reuse(y, False) for y in frames]
-            ms = 1000 * (time.perf_counter() - t0) / a.frames
-            p = psnr_pooled(outs, reference)
+            outs, ms = run(frames, reuse)
+            p, pc = psnrs(outs, reference)
             row["reuse"][str(tol)] = {
                 "model_ms": round(ms, 2),
                 "skipped": round(reuse.stats.skipped_fraction, 3),
                 "psnr": rounded(p, 3),  # None: identical to the reference
                 "cost_db": None if full_psnr is None or p is None else round(full_psnr - p, 4),
-                "psnr_vs_full": rounded(psnr_pooled(outs, full), 2),
+                "psnr_chroma": rounded(pc, 3),
+                "cost_chroma_db": None if full_chroma is None or pc is None else round(full_chroma - pc, 4),
+                "psnr_vs_full": rounded(psnrs(outs, full)[0], 2),
+                "psnr_chroma_vs_full": rounded(psnrs(outs, full)[1], 2),
             }
         report["sources"][spec] = row
         print(f"{spec}: {json.dumps(row)}", file=sys.stderr)
@@ -118,8 +144,9 @@ def main() -> None:
     print(f"wrote {a.out}", file=sys.stderr)
 
 
-def source_frames(rendered: list[np.ndarray], sigma: float, crf: int | None, seed: int) -> list[np.ndarray]:
-    """uint8 Y planes of ``rendered`` RGB frames with sensor noise ``sigma`` and, with ``crf``, through x264."""
+def source_frames(rendered: list[np.ndarray], sigma: float, crf: int | None, seed: int) -> list[Planes]:
+    """uint8 (Y, U, V) 4:2:0 planes of ``rendered`` RGB frames with sensor noise ``sigma`` and, with
+    ``crf``, through x264."""
     import tempfile
 
     import av
@@ -127,10 +154,13 @@ def source_frames(rendered: list[np.ndarray], sigma: float, crf: int | None, see
     from kdsharp.infer.frames import plane_view
     from kdsharp.io.video import VideoWriter, rgb_to_yuv420
 
+    def planes(f: av.VideoFrame) -> Planes:
+        return tuple(plane_view(f, i).copy() for i in range(3))
+
     rng = np.random.default_rng(seed)
     noisy = [np.clip(f + rng.normal(0.0, sigma, f.shape), 0, 255).astype(np.uint8) if sigma else f for f in rendered]
     if crf is None:
-        return [plane_view(rgb_to_yuv420(f), 0).copy() for f in noisy]
+        return [planes(rgb_to_yuv420(f)) for f in noisy]
     h, w = rendered[0].shape[:2]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
@@ -138,7 +168,7 @@ def source_frames(rendered: list[np.ndarray], sigma: float, crf: int | None, see
             for f in noisy:
                 vw.write(f)
         with av.open(str(path)) as c:
-            return [plane_view(f, 0).copy() for f in c.decode(video=0)]
+            return [planes(f) for f in c.decode(video=0)]
 
 
 if __name__ == "__main__":
