@@ -47,26 +47,13 @@ def _rgb(ycc: np.ndarray) -> np.ndarray:
 
 def _planes_420(lq: np.ndarray, out: np.ndarray, step: ChromaStep | None) -> np.ndarray:
     """The YUV-native path on an RGB pair: chroma subsampled 2x2, the chroma step (or a copy) on the
-    planes, chroma upsampled back, the model's luma."""
+    planes, chroma upsampled back, the model's luma. An RGB model's video path (the step on the
+    encoder's planes of its output, :meth:`~kdsharp.infer.frames.RgbFrames.finish`) is ``lq = out``."""
     h, w = lq.shape[:2]
     yl, yo = _ycc(lq), _ycc(out)
     half = [cv2.resize(yl[..., c], (w // 2, h // 2), interpolation=cv2.INTER_AREA) for c in (1, 2)]
     if step is not None:
         half = step(yl[..., 0], yo[..., 0], half)
-    res = yo.copy()
-    for i, c in enumerate((1, 2)):
-        res[..., c] = cv2.resize(half[i], (w, h), interpolation=cv2.INTER_LINEAR)
-    return _rgb(res)
-
-
-def _own_420(out: np.ndarray, step: ChromaStep | None) -> np.ndarray:
-    """An RGB model's output as its video path writes it: 4:2:0 planes, the step (or none) on them."""
-    h, w = out.shape[:2]
-    yo = _ycc(out)
-    y = np.ascontiguousarray(yo[..., 0])
-    half = [cv2.resize(yo[..., c], (w // 2, h // 2), interpolation=cv2.INTER_AREA) for c in (1, 2)]
-    if step is not None:  # as RgbFrames.finish: the whole luma plane and the chroma planes
-        half = step(y, y, half)
     res = yo.copy()
     for i, c in enumerate((1, 2)):
         res[..., c] = cv2.resize(half[i], (w, h), interpolation=cv2.INTER_LINEAR)
@@ -110,9 +97,10 @@ def main() -> None:
                         bare_out = from_tensor(unwrap(model)(x))
                         add(f"{name} (bare)", preset, psnr(bare_out, gt) - base)
                         add(name, preset, psnr(from_tensor(model(x)), gt) - base)
-                        add(f"{name} (bare), 4:2:0 planes", preset, psnr(_own_420(bare_out, None), gt) - base)
-                        own = _own_420(bare_out, ChromaStep(model))
-                        add(f"{name}, 4:2:0 planes", preset, psnr(own, gt) - base)
+                        as_video = _planes_420(bare_out, bare_out, None)
+                        add(f"{name} (bare), 4:2:0 planes", preset, psnr(as_video, gt) - base)
+                        as_video = _planes_420(bare_out, bare_out, ChromaStep(model))
+                        add(f"{name}, 4:2:0 planes", preset, psnr(as_video, gt) - base)
     table = {
         row: {
             **{p: round(float(np.mean(v)), 4) for p, v in d.items()},
