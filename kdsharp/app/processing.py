@@ -34,12 +34,12 @@ MODELS = ("fast", "student", "student@x8", "teacher")
 #: Speed of each model, as measured for the README (``kdsharp bench`` / ``kdsharp eval``, 2 CPU threads;
 #: a self-ensemble ``NAME@xN`` runs its model N times).
 SPEED = {
-    "fast": "about 15 frames/s on a 1080p photo on 2 CPU cores; real time on video, which runs on the Y plane "
-    "(~28 frames/s end to end at 1080p on a recent 2-core CPU, ~15 on an older AVX2-only AMD EPYC)",
-    "student": "about 6 frames/s on a 1080p photo on 2 AMD EPYC (Zen 4) cores, ~7-8 on video (about 3 on an "
+    "fast": "about 18 frames/s on a 1080p photo on 2 CPU cores; real time on video, which runs on the Y plane "
+    "(~30 frames/s end to end at 1080p on a recent 2-core CPU, ~15 on an older AVX2-only AMD EPYC)",
+    "student": "about 6 frames/s on a 1080p photo on 2 AMD EPYC (Zen 4) cores, ~8 on video (about 3 on an "
     "older AVX2-only AMD EPYC)",
-    "student@x8": "the student averaged over 8 flips/turns, for photos: about 0.7 frames/s at 1080p on 2 CPU cores",
-    "teacher": "best quality, slow: about 30 s per 1080p image on 2 CPU cores",
+    "student@x8": "the student averaged over 8 flips/turns, for photos: about 0.8 frames/s at 1080p on 2 CPU cores",
+    "teacher": "best quality, slow: about 26 s per 1080p image on 2 CPU cores",
 }
 PREVIEW_SIDE = 2048  # long side of the images shown on the page (downloads stay full size)
 

@@ -120,7 +120,8 @@ def render_markdown(report: dict) -> str:
     if fps:
         gpu = f"; GPU: {fps['gpu']}" if fps.get("gpu") else ""
         out.append(
-            f"FPS: model only, {fps['size']} input, batch 1, median of a few runs; CPU: {fps['cpu']} "
+            f"FPS: model only, {fps['size']} input, batch 1, {fps.get('timing', 'median of a few runs')}; "
+            f"CPU: {fps['cpu']} "
             f"({plural(fps['threads'], 'thread')}"
             + (f", {fps['cpu_kernels']} kernels" if fps.get("cpu_kernels") else "")  # older reports lack it
             + f"){gpu}."
