@@ -454,22 +454,23 @@ def evaluate(
 #: calls timed for a model's frames/s in ``evaluate`` (fewer if they take over 10 s): 3, as before
 #: 2026-12-07, let one slow moment of a shared VM move a fast model's figure by a third
 FPS_CALLS = 15
+FPS_SECONDS = 10.0  #: ... and no more calls once this much timing has passed (at least 3)
 
 
 def _measure_fps(methods: dict, modules: list, size: tuple[int, int]) -> dict:
     """Fill ``fps_cpu_1080p`` (and ``fps_gpu_1080p``) of ``methods``: the median of up to
-    :data:`FPS_CALLS` calls after a warm-up one, stopping once 10 s of timing passed (at least 3
-    calls; a model slower than 10 s a frame is timed on its one warm-up call). Returns the timing setup."""
+    :data:`FPS_CALLS` calls after a warm-up one, stopping once :data:`FPS_SECONDS` of timing passed
+    (at least 3 calls; a slower model is timed on its one warm-up call). Returns the timing setup."""
     info = {
         "size": f"{size[0]}x{size[1]}",
         "gpu": None,
-        "timing": f"median of up to {FPS_CALLS} calls within ~10 s",
+        "timing": f"median of up to {FPS_CALLS} calls within ~{FPS_SECONDS:g} s",
     }
     with progress("models") as bar:
         task = bar.add_task("fps", total=len(modules))
         for row, module in modules:
             bar.update(task, description=f"fps: {row}")
-            r = benchmark(module, size=size, device="cpu", iters=FPS_CALLS, warmup=1, max_seconds=10.0)
+            r = benchmark(module, size=size, device="cpu", iters=FPS_CALLS, warmup=1, max_seconds=FPS_SECONDS)
             methods[row]["fps_cpu_1080p"] = r["fps"]
             info.update(cpu=r["cpu"], cpu_kernels=r["cpu_kernels"], threads=r["threads"])
             if torch.cuda.is_available():

@@ -690,7 +690,7 @@ class VideoWriter:
 
         Thread-safe: the video pipeline calls it in its model workers, off the encoder's thread.
         """
-        if frame.format.name == self._video.pix_fmt:
+        if frame.format.name == self.pix_fmt:
             return frame
         out = frame.reformat(**self._reformat)
         out.pts = frame.pts
