@@ -35,6 +35,9 @@ PEERS_BEGIN, PEERS_END = "<!-- peers:begin -->", "<!-- peers:end -->"
 PEERS_REPORT = Path("docs/eval/peers/report.json")
 REUSE_BEGIN, REUSE_END = "<!-- reuse:begin -->", "<!-- reuse:end -->"
 REUSE_REPORT = Path("docs/bench/reuse_camera.json")
+REUSE_S_BEGIN, REUSE_S_END = "<!-- reuse_student:begin -->", "<!-- reuse_student:end -->"
+REUSE_S_REPORT = Path("docs/bench/reuse_student.json")  # scripts/reuse_quality.py --model student
+REUSE_S_E2E = Path("docs/bench/reuse_student_zen4.json")  # scripts/realtime_bench.py --student-reuse
 RT_TARGETS = {
     "1080p_pan/fast": 24.0,
     "720p_pan/fast": 40.0,
@@ -415,13 +418,19 @@ def reuse_camera(rc: dict, path: Path = REUSE_REPORT) -> list[str]:
         return "–" if value is None else f"{value if abs(value) >= 5e-4 else 0.0:.3f} dB"
 
     default = str(rc["default_tolerance"])
-    chroma = any("psnr_chroma" in row["full"] for row in rc["sources"].values())  # reports since 2026-12-07
+    rgb = rc.get("path") == "rgb"  # --model student: the RGB path, PSNR over R, G and B
+    chroma = not rgb and any("psnr_chroma" in row["full"] for row in rc["sources"].values())  # since 2026-12-07
+    model = (
+        f"the shipped `{rc['model']}` on RGB frames on one thread (its chroma step on the RGB frame included; "
+        "PSNR over R, G and B)"
+        if rgb
+        else "the shipped `fast` on the Y plane on one thread"
+        + (" (its chroma step on the 4:2:0 chroma planes included)" if chroma else "")
+    )
     out = [
         f"Temporal reuse measured by `{published_command(rc['command'], path)}` "
         f"([`{path.as_posix()}`]({path.as_posix()}), {rc['created'][:10]}, {_version(rc)}) on "
-        f"{cpu_label(rc['cpu'])}, torch {rc['torch_version']}, the shipped `fast` on the Y plane on one thread"
-        + (" (its chroma step on the 4:2:0 chroma planes included)" if chroma else "")
-        + ", each "
+        f"{cpu_label(rc['cpu'])}, torch {rc['torch_version']}, {model}, each "
         f"frame compared with the previous one: {rc['frames']} frames of the {rc['size']} talking head as a camera "
         "gives them (fresh sensor noise of σ levels, RGB 0-255, in every frame) or as H.264 delivers them. PSNR "
         "is against what the model makes of the noise- and codec-free rendering; the cost is the run without "
@@ -451,6 +460,36 @@ def reuse_camera(rc: dict, path: Path = REUSE_REPORT) -> list[str]:
                 psnr_text += f" · {db(r.get('psnr_chroma'))}"
                 cost_text += f" · {cost(r.get('cost_chroma_db'))}"
             out.append(f"| | {label} | {r['model_ms']:.1f} | {100 * r['skipped']:.0f}% | {psnr_text} | {cost_text} |")
+    return out
+
+
+def reuse_student(rc: dict, e2e: dict, path: Path = REUSE_S_REPORT, e2e_path: Path = REUSE_S_E2E) -> list[str]:
+    """The student's temporal-reuse table (``reuse_quality.py --model student``) and its end-to-end
+    and live figures (``realtime_bench.py --student-reuse``)."""
+    runs = e2e["student_reuse"]
+    clips = {"720p_talking": "720p talking head (H.264)", "720p_cam": "720p webcam recording (sensor noise)"}
+    out = [
+        *reuse_camera(rc, path),
+        "",
+        f"End to end and live, measured by `{published_command(e2e['command'], e2e_path)}` "
+        f"([`{e2e_path.as_posix()}`]({e2e_path.as_posix()}), {e2e['created'][:10]}, {_version(e2e)}) on "
+        f"{cpu_label(e2e['cpu'])}, torch {e2e['torch_version']}, `student` on the 10 s 30 fps clips of the "
+        "real-time tables, without and with temporal reuse (default tolerance):",
+        "",
+        "| clip | reuse | `kdsharp sharpen`: frames/s end to end | model CPU ms/frame | tiles skipped "
+        "| `kdsharp live`: frames processed | dropped | mean latency |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for clip, label in clips.items():
+        for key in ("off", "reuse"):
+            sh, lv = runs["sharpen"][f"{clip}/{key}"], runs["live"][f"{clip}/{key}"]
+            skipped = "–" if sh.get("reused") is None else f"{100 * sh['reused']:.0f}%"
+            out.append(
+                f"| {label if key == 'off' else ''} | {'on' if key == 'reuse' else 'off'} | {sh['e2e_fps']:.1f} | "
+                f"{sh['cpu_ms']['model']:.1f} | {skipped} | {lv['processed']} of {lv['processed'] + lv['dropped']} | "
+                f"{lv['dropped_pct']:.1f}% | "
+                f"{lv['latency_ms']} ms |"
+            )
     return out
 
 
@@ -778,6 +817,10 @@ def main() -> int:
     if REUSE_BEGIN in new and REUSE_END in new and REUSE_REPORT.exists():
         r_block = "\n".join([REUSE_BEGIN, *reuse_camera(json.loads(REUSE_REPORT.read_text())), REUSE_END])
         new = new[: new.index(REUSE_BEGIN)] + r_block + new[new.index(REUSE_END) + len(REUSE_END) :]
+    if REUSE_S_BEGIN in new and REUSE_S_END in new and REUSE_S_REPORT.exists() and REUSE_S_E2E.exists():
+        block = reuse_student(json.loads(REUSE_S_REPORT.read_text()), json.loads(REUSE_S_E2E.read_text()))
+        s_block = "\n".join([REUSE_S_BEGIN, *block, REUSE_S_END])
+        new = new[: new.index(REUSE_S_BEGIN)] + s_block + new[new.index(REUSE_S_END) + len(REUSE_S_END) :]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

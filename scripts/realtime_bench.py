@@ -19,6 +19,8 @@ centre):
   Mbit/s and the PSNR of the re-encoded luma against the decoded input (what ``--encoder-preset``
   trades);
 * temporal reuse (``--reuse``) on the 720p talking head: share of tiles skipped, model CPU ms;
+* with ``--student-reuse`` (nothing else): ``student`` end to end and live on the 720p talking head
+  and webcam recording, without and with temporal reuse (the RGB path's);
 * with ``--avx2``: the bare ``fast`` model and the 1080p ``fast`` and ``student`` runs with PyTorch,
   oneDNN and OpenCV held to AVX2 code (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
   ``OPENCV_CPU_DISABLE=AVX512_*``) -- the kernels an AVX2-only CPU runs, on this CPU's cores (an
@@ -157,10 +159,10 @@ def run_json(args: list[str], env: dict | None = None, load: int = 0) -> dict:
     return out
 
 
-def run_live(clip: Path, out: Path, load: int = 0, extra: tuple[str, ...] = ()) -> dict:
+def run_live(clip: Path, out: Path, load: int = 0, extra: tuple[str, ...] = (), model: str = "fast") -> dict:
     """``kdsharp live`` from ``clip`` (read at its frame rate) into a file, with ``extra`` options;
     the summary line parsed, and the CPU seconds of the whole process."""
-    args = ["live", "--source", str(clip), "--sink", str(out), "--model", "fast", "--overwrite", *extra]
+    args = ["live", "--source", str(clip), "--sink", str(out), "--model", model, "--overwrite", *extra]
     res, before, cpu_s = run_kdsharp(args, {"KDSHARP_QUIET": "1"}, load)
     m = re.search(
         r"(\d+) frames? processed, (\d+) dropped to keep up \(([\d.]+)%\), ([\d.]+) frames/s, mean latency (\d+) ms",
@@ -232,6 +234,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="clip length (s)")
     ap.add_argument("--avx2", action="store_true", help="also run with PyTorch/oneDNN held to AVX2 code")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument(
+        "--student-reuse", action="store_true", help="only temporal reuse with student (the RGB path), on and off"
+    )
     a = ap.parse_args()
 
     from kdsharp.infer.clips import write_call_clip
@@ -252,6 +257,10 @@ def main() -> None:
         clips[name] = path
 
     report: dict = {**report_header("realtime_bench.py"), "clip_seconds": a.seconds, "sharpen": {}}
+    if a.student_reuse:
+        report["student_reuse"] = student_reuse(clips, folder)
+        write_report(report, a.out)
+        return
     runs = [("1080p_pan", "fast"), ("720p_pan", "fast"), ("720p_talking", "fast"), ("1080p_pan", "student")]
     for clip, model in runs:
         print(f"sharpen {clip} {model}", file=sys.stderr)
@@ -312,11 +321,33 @@ def main() -> None:
                 ["bench", "--video", str(clips["1080p_pan"]), "--model", "student", "--json"], env=AVX2_ENV
             ),
         }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.out.with_suffix(".json.part")
+    write_report(report, a.out)
+
+
+def student_reuse(clips: dict[str, Path], folder: Path) -> dict:
+    """``student`` on the 720p talking head (H.264) and webcam recording, end to end and live, without
+    and with temporal reuse (its default tolerance): what reuse gives the RGB path."""
+    out: dict = {"sharpen": {}, "live": {}}
+    for clip in ("720p_talking", "720p_cam"):
+        for key, extra in (("off", []), ("reuse", ["--reuse"])):
+            print(f"sharpen {clip} student {key}", file=sys.stderr)
+            out["sharpen"][f"{clip}/{key}"] = run_json(
+                ["bench", "--video", str(clips[clip]), "--model", "student", *extra, "--json"]
+            )
+        for key, extra in (("off", ("--no-reuse",)), ("reuse", ())):
+            print(f"live {clip} student {key}", file=sys.stderr)
+            out["live"][f"{clip}/{key}"] = run_live(
+                clips[clip], folder / f"live_{clip}_student.mp4", extra=extra, model="student"
+            )
+    return out
+
+
+def write_report(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.part")
     tmp.write_text(json.dumps(report, indent=1) + "\n")
-    tmp.replace(a.out)
-    print(f"wrote {a.out}", file=sys.stderr)
+    tmp.replace(path)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What temporal reuse saves and costs on a talking head from a camera or a codec: one JSON report.
 
     python scripts/reuse_quality.py -o docs/bench/reuse_camera.json      # ~2 min on 2 cores
-    python scripts/readme_results.py                                     # renders it into the README
+    python scripts/reuse_quality.py --model student -o docs/bench/reuse_student.json   # ~5 min
+    python scripts/readme_results.py                                     # renders them into the README
 
 Frames: the synthetic talking head of ``kdsharp.infer.clips`` (a static room, a person swaying in
 the centre), 1280x720, 30 fps, as kdsharp gets them:
@@ -21,6 +22,11 @@ it (with reuse: only the chroma rows that recomputed tiles reach); reported: mod
 (network and chroma step), the share of tiles skipped, PSNR of the output luma and of the output
 chroma (Cb and Cr pooled) against the reference and their differences to the run without reuse
 (the cost of reuse, target <= 0.05 dB), and PSNR against the run without reuse.
+
+``--model student``: the RGB path instead. Each frame is converted to RGB as the video path does,
+and the shipped ``student`` (its chroma step on the RGB frame included) runs on it whole or through
+:func:`kdsharp.infer.frames.rgb_tile_reuse` (tiles recomputed with ``RGB_MARGIN`` pixels of
+context, so not bit-exact even at tolerance 0); PSNR is over R, G and B.
 """
 
 from __future__ import annotations
@@ -60,11 +66,12 @@ def main() -> None:
         default="camera:0,camera:2,camera:4,h264:0:23,h264:0:32,h264:2:23",
         help="camera:SIGMA (sensor noise, RGB levels) or h264:SIGMA:CRF (that, then x264 at CRF), comma-separated",
     )
-    ap.add_argument("--tolerances", default="0,2,3,4", help="TileReuse tolerances (luma levels)")
+    ap.add_argument("--tolerances", default="0,2,3,4", help="TileReuse tolerances (8-bit levels)")
+    ap.add_argument("--model", choices=("fast", "student"), default="fast", help="student: the RGB path")
     a = ap.parse_args()
 
     from kdsharp.infer.clips import _Talking
-    from kdsharp.infer.frames import REUSE_TOLERANCE, ChromaStep, LumaNet, TileReuse, luma_model
+    from kdsharp.infer.frames import REUSE_TOLERANCE, ChromaStep, LumaNet, TileReuse, luma_model, rgb_tile_reuse
     from kdsharp.infer.sharpener import Sharpener
     from kdsharp.infer.threads import keep_freed_memory
     from kdsharp.models.wrappers import ChromaFromLuma
@@ -73,32 +80,63 @@ def main() -> None:
     torch.set_num_threads(1)
     w, h = (int(v) for v in a.size.split("x"))
     talking = _Talking((w, h), a.frames, 30.0)
-    model = luma_model(Sharpener("fast", device="cpu", threads=1))
-    assert isinstance(model, ChromaFromLuma)
-    net = LumaNet(model)
+    sharpener = Sharpener(a.model, device="cpu", threads=1)
+    rgb = a.model != "fast"
 
-    def run(frames: list[Planes], reuse: TileReuse | None = None) -> tuple[list[Planes], float]:
-        """The video path on each frame's planes: the network (with ``reuse``, kept tiles) and the
-        chroma step (with ``reuse``, on the chroma rows that recomputed tiles reach); ms per frame."""
-        step = ChromaStep(model)
-        outs = []
-        t0 = time.perf_counter()
-        for y, *chroma in frames:
-            new_y = reuse(y, False) if reuse is not None else net(y, False)
-            rows = reuse.rows_done if reuse is not None else None
-            outs.append((new_y, *step(y, new_y, chroma, rows=rows, keep=reuse is not None)))
-        return outs, 1000 * (time.perf_counter() - t0) / len(frames)
+    def new_reuse(tol: int) -> TileReuse:
+        reuse = rgb_tile_reuse(sharpener, tol) if rgb else TileReuse(net, model, tolerance=tol)
+        assert reuse is not None
+        if rgb:  # the frames are limited-range video: the tolerance counts its luma levels, as RgbFrames sets it
+            reuse.level_scale = 255.0 / 219.0
+        return reuse
 
-    def psnrs(outs: list[Planes], refs: list[Planes]) -> tuple[float | None, float | None]:
-        """Pooled PSNR of the luma and of the chroma planes (Cb, Cr together)."""
-        luma = psnr_pooled([o[0] for o in outs], [r[0] for r in refs])
-        chroma = psnr_pooled([c for o in outs for c in o[1:]], [c for r in refs for c in r[1:]])
-        return luma, chroma
+    if rgb:  # the RGB path: colour-accurate RGB frames, the model (its chroma step on the RGB frame included)
+        full_net = new_reuse(0).net
+
+        def run(frames: list, reuse: TileReuse | None = None) -> tuple[list, float]:
+            outs = []
+            t0 = time.perf_counter()
+            for x in frames:
+                outs.append(reuse(x, True) if reuse is not None else full_net.run(full_net.pad(x))[:h, :w])
+            return outs, 1000 * (time.perf_counter() - t0) / len(frames)
+
+        def psnrs(outs: list, refs: list) -> tuple[float | None, float | None]:
+            """Pooled PSNR of the RGB frames (no chroma of its own)."""
+            return psnr_pooled(outs, refs), None
+
+    else:
+        model = luma_model(sharpener)
+        assert isinstance(model, ChromaFromLuma)
+        net = LumaNet(model)
+
+        def run(frames: list, reuse: TileReuse | None = None) -> tuple[list, float]:
+            """The video path on each frame's planes: the network (with ``reuse``, kept tiles) and the
+            chroma step (with ``reuse``, on the chroma rows that recomputed tiles reach); ms per frame."""
+            step = ChromaStep(model)
+            outs = []
+            t0 = time.perf_counter()
+            for y, *chroma in frames:
+                new_y = reuse(y, False) if reuse is not None else net(y, False)
+                rows = reuse.rows_done if reuse is not None else None
+                outs.append((new_y, *step(y, new_y, chroma, rows=rows, keep=reuse is not None)))
+            return outs, 1000 * (time.perf_counter() - t0) / len(frames)
+
+        def psnrs(outs: list, refs: list) -> tuple[float | None, float | None]:
+            """Pooled PSNR of the luma and of the chroma planes (Cb, Cr together)."""
+            luma = psnr_pooled([o[0] for o in outs], [r[0] for r in refs])
+            chroma = psnr_pooled([c for o in outs for c in o[1:]], [c for r in refs for c in r[1:]])
+            return luma, chroma
+
+    def frames_of(sigma: float, crf: int | None) -> list:
+        planes = source_frames(rendered, sigma, crf, seed=0)
+        return [planes_to_rgb(p) for p in planes] if rgb else planes
 
     rendered = [talking.frame(i) for i in range(a.frames)]
-    reference, _ = run(source_frames(rendered, 0.0, None, seed=0))
+    reference, _ = run(frames_of(0.0, None))
     report: dict = {
         **report_header("reuse_quality.py"),
+        "model": a.model,
+        "path": "rgb" if rgb else "yuv",
         "size": a.size,
         "frames": a.frames,
         "threads": 1,
@@ -107,7 +145,7 @@ def main() -> None:
     }
     for spec in a.sources.split(","):
         kind, sigma, *crf = spec.split(":")
-        frames = source_frames(rendered, float(sigma), int(crf[0]) if crf else None, seed=0)
+        frames = frames_of(float(sigma), int(crf[0]) if crf else None)
         full, full_ms = run(frames)
         full_psnr, full_chroma = psnrs(full, reference)
         row: dict = {
@@ -122,7 +160,7 @@ def main() -> None:
             "reuse": {},
         }
         for tol in (int(t) for t in a.tolerances.split(",")):
-            reuse = TileReuse(net, model, tolerance=tol)
+            reuse = new_reuse(tol)
             outs, ms = run(frames, reuse)
             p, pc = psnrs(outs, reference)
             vs_full, chroma_vs_full = psnrs(outs, full)
@@ -143,6 +181,20 @@ def main() -> None:
     tmp.write_text(json.dumps(report, indent=1) + "\n")
     tmp.replace(a.out)
     print(f"wrote {a.out}", file=sys.stderr)
+
+
+def planes_to_rgb(planes: Planes) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of 4:2:0 planes, as the video path's RGB models get a decoded frame."""
+    import av
+
+    from kdsharp.infer.frames import plane_view
+    from kdsharp.io.video import frame_to_rgb
+
+    h, w = planes[0].shape
+    f = av.VideoFrame(w, h, "yuv420p")
+    for i, p in enumerate(planes):
+        plane_view(f, i)[...] = p
+    return frame_to_rgb(f)
 
 
 def source_frames(rendered: list[np.ndarray], sigma: float, crf: int | None, seed: int) -> list[Planes]:

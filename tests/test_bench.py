@@ -233,15 +233,18 @@ def test_benchmark_takes_auto_as_the_other_commands_do(monkeypatch):
 
 
 def test_cli_bench_video_says_when_reuse_did_not_apply(tmp_path, capsys):
-    """--reuse works on the Y-plane path only: an RGB model's run says it had no effect; stdout stays JSON."""
+    """--reuse serves fast and the student, not the teacher: its run says it had no effect; stdout stays JSON."""
     from test_infer_helpers import make_video
 
     src = make_video(tmp_path / "clip.mp4", frames=3, audio=False)
-    code = main(["bench", "--video", str(src), "--model", "student", "--reuse", "--threads", "1", "--json"])
+    code = main(["bench", "--video", str(src), "--model", "teacher", "--reuse", "--threads", "1", "--json"])
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["path"] == "rgb"
     assert json.loads(captured.out)["cpu_kernels"] == str(torch.backends.cpu.get_cpu_capability())
     assert "warning: --reuse had no effect on 1 video (clip.mp4)" in captured.err
+    code = main(["bench", "--video", str(src), "--model", "student", "--reuse", "--threads", "1", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["reused"] is not None and "--reuse" not in captured.err
 
 
 def test_benchmark_threads_follow_kdsharp_threads_as_sharpen_does(monkeypatch):

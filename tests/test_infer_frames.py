@@ -227,7 +227,7 @@ def test_reuse_gives_exactly_the_full_output_and_skips_unchanged_tiles(detail):
     assert reach(m) == 4 * (4 + 1) - 1 + 2 * bool(detail)  # head + 2 body + tail 3x3 convs at 1/4 res (+ 2 px)
     net = LumaNet(m)
     reuse = TileReuse(net, m, tile=24)
-    base = make_test_image(120, 160, seed=6)[:, :, 0]
+    base = make_test_image(240, 320, seed=6)[:, :, 0]  # large enough that crops cost less than a whole frame
     rng = np.random.default_rng(0)
     frames = [base]
     for i in range(6):  # a small moving patch on a static background
@@ -766,3 +766,111 @@ def test_variable_frame_rate_keeps_frame_times_duration_and_average_rate(tmp_pat
         va, vb = a.streams.video[0], b.streams.video[0]
         assert float(vb.duration * vb.time_base) == pytest.approx(float(va.duration * va.time_base), abs=tol)
         assert float(vb.average_rate) == pytest.approx(float(va.average_rate), rel=tol)
+
+
+def tiny_unet(seed: int = 0):
+    """A small RGB ResUNet (stem 2, two levels) with random weights: a reach of a few tens of pixels."""
+    from kdsharp.models.resunet import ResUNet
+
+    g = torch.Generator().manual_seed(seed)
+    m = ResUNet(channels=[4, 8], enc_blocks=[1, 1], dec_blocks=[1], stem=2)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.15)
+    return m.eval().requires_grad_(False)
+
+
+def test_rgb_reuse_serves_convolutional_unets_only():
+    from kdsharp.infer.frames import rgb_reuse_multiple
+
+    assert rgb_reuse_multiple(Sharpener(tiny_unet(), device="cpu")) == 4  # stem 2 x 2 levels
+    assert rgb_reuse_multiple(Sharpener(tiny_model(), device="cpu")) is None  # not a U-Net
+    assert rgb_reuse_multiple(Sharpener(tiny_unet(), device="cpu", tile=64)) is None  # tiled: its own crops
+
+
+def test_rgb_reuse_keeps_unchanged_tiles_and_matches_a_full_pass():
+    """An RGB U-Net frame by frame through TileReuse: tiles away from a change keep their output
+    bit for bit, an identical frame computes nothing, and recomputed tiles (with RGB_MARGIN pixels
+    of context, beyond this net's reach) equal a whole-frame pass within float rounding."""
+    from kdsharp.infer.frames import RGB_MARGIN, RgbNet
+
+    sharpener = Sharpener(tiny_unet(1), device="cpu", threads=1)
+    net = RgbNet(sharpener, 4)
+    reuse = TileReuse(net, tile=32, margin=RGB_MARGIN)
+    base = camera_like(240, 400, seed=7)  # large enough that crops cost less than a whole frame
+    rng = np.random.default_rng(0)
+    frames = [base]
+    for i in range(5):  # a small moving patch on a static background
+        f = base.copy()
+        f[30 + i : 50 + i, 120 + 3 * i : 150 + 3 * i] = rng.integers(0, 255, (20, 30, 3))
+        frames.append(f)
+    frames.append(frames[-1].copy())
+    for f in frames:
+        full = net.run(net.pad(f))[:240, :400]
+        out = reuse(f, True)
+        assert out.shape == f.shape and np.abs(out.astype(int) - full).max() <= 1
+    assert np.abs(full.astype(int) - frames[-1]).mean() > 1  # the net changes the picture
+    assert reuse.stats.frames_skipped == 1 and 0.4 < reuse.stats.skipped_fraction < 1
+    g = frames[-1].copy()
+    g[230:, 390:] = 255 - g[230:, 390:]  # a change in a corner: the far side stays as it was
+    before, after = reuse(frames[-1], True), reuse(g, True)
+    assert np.array_equal(before[:, :64], after[:, :64])
+
+
+def test_rgb_reuse_with_a_tolerance_skips_camera_noise_but_sees_a_colour_change():
+    """Fresh RGB noise in every frame (a camera): most tiles are kept; a patch that changes colour at
+    the same luma (which the luma cells cannot see) is recomputed."""
+    from kdsharp.infer.frames import RGB_MARGIN, RgbNet
+
+    sharpener = Sharpener(tiny_unet(2), device="cpu", threads=1)
+    net = RgbNet(sharpener, 4)
+    clean = camera_like(96, 160, seed=3)
+    reuse = TileReuse(net, tile=32, tolerance=3, refresh=1000, margin=RGB_MARGIN)
+    for f in noisy_frames(clean, 6, sigma=2.0):
+        reuse(f, True)
+    assert reuse.stats.skipped_fraction > 0.7
+    before = clean.copy()
+    before[32:64, 64:96] = (200, 100, 50)  # luma 124.2
+    after = before.copy()
+    after[32:64, 64:96] = (50, 170, 104)  # luma 126.6: within the tolerance, another colour
+    reuse(before, True)
+    out = reuse(after, True)
+    full = net.run(net.pad(after))
+    assert np.abs(out[32:64, 64:96].astype(int) - full[32:64, 64:96]).max() <= 1
+
+
+def test_video_reuse_runs_an_rgb_unet_and_stays_close_to_the_full_pass(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=6, size=(96, 64), audio=False)
+    s = Sharpener(tiny_unet(3), device="cpu")
+    a = s.video(src, tmp_path / "a.mp4", crf=0)
+    b = s.video(src, tmp_path / "b.mp4", crf=0, reuse=True, reuse_tolerance=0)
+    assert a.path == b.path == "rgb" and b.reused is not None and a.reused is None
+    fa = [f.astype(int) for f, _ in read_frames(tmp_path / "a.mp4")]
+    fb = [f.astype(int) for f, _ in read_frames(tmp_path / "b.mp4")]
+    assert len(fa) == len(fb) == 6
+    assert max(np.abs(x - y).max() for x, y in zip(fa, fb, strict=True)) <= 2
+
+
+def test_reuse_runs_the_whole_frame_when_its_crops_would_cost_as_much():
+    """Changes spread over the frame: the crops with their margins would cover most of it, so the
+    frame is run whole (one call, exact) instead of as many overlapping crops."""
+    m = luma_net(2, channels=8, blocks=2)
+    net = LumaNet(m)
+    calls: list[tuple[int, ...]] = []
+    run = net.run
+    net.run = lambda yp, full_range: calls.append(yp.shape) or run(yp, full_range)  # type: ignore[method-assign]
+    reuse = TileReuse(net, m, tile=24)
+    base = make_test_image(240, 320, seed=8)[:, :, 0]
+    reuse(base, False)
+    spotted = base.copy()
+    spotted[:150:48, ::48] = 255 - spotted[:150:48, ::48]  # a changed pixel in every other tile of the top 5/8
+    calls.clear()
+    out = reuse(spotted, False)
+    assert calls == [(240, 320)]  # one whole-frame run
+    assert np.array_equal(out, net(spotted, False))
+    reuse(base, False)  # all back as it was (whole again), then one small change
+    one = base.copy()
+    one[100:104, 150:154] = 255 - one[100:104, 150:154]
+    calls.clear()
+    reuse(one, False)
+    assert len(calls) == 1 and calls[0][0] * calls[0][1] < 240 * 320 / 4  # a small change: one small crop

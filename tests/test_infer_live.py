@@ -199,6 +199,19 @@ def test_live_camera_runs_a_luma_model_on_the_y_plane_with_noise_tolerant_reuse(
     assert not (tmp_path / "bad.mp4").exists()
 
 
+def test_live_camera_runs_an_rgb_unet_with_noise_tolerant_reuse(tmp_path, monkeypatch):
+    """Camera frames reach an RGB U-Net (the student's kind) as RGB, through temporal reuse: the
+    static scene's tiles are kept despite the sensor noise; ``--no-reuse`` computes every frame."""
+    from test_infer_frames import tiny_unet
+
+    monkeypatch.setattr(live_module.cv2, "VideoCapture", NoisyCamera)
+    s = Sharpener(tiny_unet(4), device="cpu")
+    stats = run_live(0, str(tmp_path / "cam.mp4"), sharpener=s, workers=1)
+    assert stats.path == "rgb" and stats.reused is not None and stats.reused > 0.5
+    off = run_live(0, str(tmp_path / "off.mp4"), sharpener=s, workers=1, reuse=False)
+    assert off.reused is None and off.processed == stats.processed
+
+
 def test_live_half_reaches_the_backend(tmp_path, monkeypatch):
     """``kdsharp live --half``: the model's backend is built with half precision (bf16 on such a CPU)."""
     import kdsharp.infer.backends as backends_module

@@ -212,7 +212,7 @@ def bench_command(
         "--reuse-tolerance",
         min=0,
         max=255,
-        help="With --video: temporal reuse within this many luma levels (default 3; 0: exact; implies --reuse).",
+        help="With --video: temporal reuse within this many levels (default 3; 0: exact; implies --reuse).",
         show_default=False,
     ),
     video_path: str = typer.Option("auto", "--video-path", help="With --video: auto, yuv (luma models) or rgb."),

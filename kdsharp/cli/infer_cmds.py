@@ -50,14 +50,14 @@ def check_stray_flag_values(inputs: list[Path]) -> None:
 
 
 def warn_reuse_unused(reuse: bool, videos: list) -> None:
-    """--reuse was given but these videos ran without it (an RGB model, or a backend other than torch)."""
+    """--reuse was given but these videos ran without it (the teacher, or a backend other than torch)."""
     if reuse and videos:
         from kdsharp.console import plural, warn
 
         names = ", ".join(Path(v).name for v in videos)
         warn(
-            f"--reuse had no effect on {plural(len(videos), 'video')} ({names}): they ran on the rgb path, and "
-            "temporal reuse works on the Y-plane path only (luma models such as fast, torch backend)"
+            f"--reuse had no effect on {plural(len(videos), 'video')} ({names}): temporal reuse works on luma "
+            "models such as fast and convolutional U-Nets such as student (torch backend, no --tile)"
         )
 
 
@@ -128,7 +128,7 @@ def sharpen(
     reuse: bool = typer.Option(
         False,
         "--reuse",
-        help="Videos, luma models (fast): recompute only the tiles that "
+        help="Videos, fast and student: recompute only the tiles that "
         "changed since the previous frame (within --reuse-tolerance).",
     ),
     reuse_tolerance: int | None = typer.Option(
@@ -136,7 +136,7 @@ def sharpen(
         "--reuse-tolerance",
         min=0,
         max=255,
-        help="With --reuse: luma levels a tile's 4x4 cells may change by and the tile still be reused "
+        help="With --reuse: levels a tile's 4x4 cells may change by and the tile still be reused "
         "(default 3: sensor noise and codec flicker count as unchanged; 0: exact; implies --reuse).",
         show_default=False,
     ),
@@ -229,7 +229,7 @@ def live(
     reuse: bool = typer.Option(
         True,
         "--reuse/--no-reuse",
-        help="Luma models (fast): recompute only the tiles that changed since the previous frame.",
+        help="fast and student: recompute only the tiles that changed since the previous frame.",
     ),
     half: bool = typer.Option(
         False,
@@ -241,7 +241,7 @@ def live(
         "--reuse-tolerance",
         min=0,
         max=255,
-        help="Luma levels a tile's 4x4 cells may change by and the tile still be reused "
+        help="Levels a tile's 4x4 cells may change by and the tile still be reused "
         "(default 3: a camera's sensor noise and a codec's flicker count as unchanged; 0: exact).",
         show_default=False,
     ),

@@ -53,6 +53,12 @@ LUMA_FORMATS = {
 }
 CHROMA_FORMATS = {k: v for k, v in LUMA_FORMATS.items() if k.endswith("420p")}  # models with a chroma branch
 TILE = 24  # temporal reuse: pixels per tile side (a multiple of 4; measured best of 16/24/32 on a talking head)
+# temporal reuse for an RGB U-Net (RgbNet): tile side (rounded up to the model's pad multiple) and the
+# context around recomputed tiles, pixels (scripts/reuse_quality.py measured the cost)
+RGB_TILE = 32
+RGB_MARGIN = 64
+# temporal reuse runs the whole frame when its crops (margins included) would cover more than this share of it
+WHOLE_FRAME_SHARE = 0.85
 # temporal reuse's default tolerance (luma levels, TileReuse): a camera's noise and a codec's flicker
 # count as unchanged (docs/bench/reuse_camera.json); 0 is exact
 REUSE_TOLERANCE = 3
@@ -412,13 +418,18 @@ def skipped_fraction(processors) -> float | None:
 
 
 class TileReuse:
-    """Temporal reuse for a :class:`LumaNet`: recompute only tiles whose neighbourhood changed.
+    """Temporal reuse for a :class:`LumaNet` (or an :class:`RgbNet`): recompute only tiles whose
+    neighbourhood changed.
 
-    The padded Y plane is cut into ``tile`` x ``tile`` tiles and compared with the input each tile
-    was last computed from. A tile whose input and whose neighbours' inputs (up to the network's
-    reach, at most one tile) did not change keeps its last output; the others are recomputed on
-    their bounding box plus a margin of at least the reach, so every recomputed pixel sees the same
-    inputs as in a whole-frame pass.
+    The padded Y plane (an RGB frame for an :class:`RgbNet`: uint8 (H, W, 3), every channel
+    compared) is cut into ``tile`` x ``tile`` tiles and compared with the input each tile was last
+    computed from. A tile whose input and whose neighbours' inputs (up to the network's reach, at
+    most one tile) did not change keeps its last output; the others are recomputed on their
+    bounding box plus a margin of at least the reach, so every recomputed pixel sees the same
+    inputs as in a whole-frame pass. ``margin`` (pixels) overrides the reach: a U-Net's reach is
+    hundreds of pixels, most of which hardly moves its output, so an :class:`RgbNet` gets
+    :data:`RGB_MARGIN` and its recomputed tiles differ from a whole-frame pass by a fraction of a
+    level (:func:`rgb_reuse`).
 
     ``tolerance`` (luma levels, 0-255): 0 (exact) counts a tile as unchanged only while every pixel
     equals its stored input, so the output is the whole-frame pass's, bit for bit. Above 0 a tile
@@ -428,22 +439,41 @@ class TileReuse:
     average out there, while a moving edge, a blink or a texture shifted by a pixel (whose cell
     means may not change) change their cells by tens of levels. A kept tile then shows its last
     output plus its mean brightness change since (spread smoothly, so slow light changes follow),
-    and every tile is recomputed at least every ``refresh`` frames (tile rows in turn; 30: 1 s at
+    and every tile is recomputed at least every ``refresh`` frames (bands of tile rows in turn; 30: 1 s at
     30 fps, as an H.264 source's static areas improve over the frames after a key frame and an
     output kept longer falls behind them). The output is then no longer the whole-frame pass's:
     within its cost in PSNR (measured by ``scripts/reuse_quality.py``), not bit for bit.
     """
 
-    def __init__(self, net: LumaNet, model: nn.Module, tile: int = TILE, tolerance: int = 0, refresh: int = 30):
+    def __init__(
+        self,
+        net: LumaNet | RgbNet,
+        model: nn.Module | None = None,
+        tile: int = TILE,
+        tolerance: int = 0,
+        refresh: int = 30,
+        margin: int | None = None,
+    ):
         self.net, self.tile = net, int(tile)
-        r = reach(unwrap(model))
-        if self.tile % net.scale or self.tile < net.scale:
-            raise ValueError(f"tile {tile} must be a multiple of {net.scale}")
+        if margin is not None:
+            r = int(margin)
+        elif model is not None:
+            r = reach(unwrap(model))
+        else:
+            raise ValueError("give the model (its reach sets the margin) or a margin")
+        #: pixels per side of the cells whose mean change a tolerance measures (the network's 4 x 4)
+        self.cell = int(getattr(net, "cell", net.scale))
+        if self.tile % net.scale or self.tile < net.scale or self.tile % self.cell:
+            raise ValueError(f"tile {tile} must be a multiple of {net.scale} and {self.cell}")
         if not 0 <= int(tolerance) <= 255:
             raise ValueError(f"tolerance {tolerance} must be 0-255 luma levels")
         self.tolerance, self.refresh = int(tolerance), max(1, int(refresh))
+        #: 8-bit steps of the compared frames per level of ``tolerance`` (RGB converted from limited-range
+        #: video: 255/219, so that the tolerance counts the source's luma levels)
+        self.level_scale = 1.0
         self.rings = -(-r // self.tile)  # tiles around a change that its reach touches
         self.margin = -(-r // net.scale) * net.scale  # reach rounded up to the space-to-depth grid
+        self.band = max(1, -(-2 * self.margin // self.tile))  # tile rows refreshed together (_refreshed)
         self.ref_in: np.ndarray | None = None  # padded Y each tile was last computed from ...
         self.ref_out: np.ndarray | None = None  # ... and the output computed from it
         self._drift: np.ndarray = np.zeros((0, 0), np.int16)  # with a tolerance: each cell's mean change since then
@@ -460,17 +490,33 @@ class TileReuse:
         ref = self.ref_in
         assert ref is not None
         t = self.tile
+        rgb = yp.ndim == 3
         if self.tolerance == 0:
-            diff = yp != ref
+            diff = (yp != ref).any(axis=2) if rgb else yp != ref
         else:  # each cell's mean change (sensor noise averages out) and mean absolute change (a texture moved)
-            s = self.net.scale
+            s = self.cell
             cells = (yp.shape[1] // s, yp.shape[0] // s)
             self._drift = cv2.resize(cv2.subtract(yp, ref, dtype=cv2.CV_16S), cells, interpolation=cv2.INTER_AREA)
-            moved = cv2.resize(cv2.absdiff(yp, ref), cells, interpolation=cv2.INTER_AREA)
-            diff = (np.abs(self._drift) > self.tolerance) | (moved > 2 * self.tolerance)
+            if rgb:  # tested on luma, where a camera's noise in R, G and B partly cancels, as on a Y plane,
+                # in float against the Y plane's thresholds on its rounded cell means (> tol: >= tol + 0.5)
+                # scaled to the source's levels
+                key, key_ref = cv2.cvtColor(yp, cv2.COLOR_RGB2GRAY), cv2.cvtColor(ref, cv2.COLOR_RGB2GRAY)
+                drift = cv2.resize(cv2.subtract(key, key_ref, dtype=cv2.CV_32F), cells, interpolation=cv2.INTER_AREA)
+                moved = cv2.resize(cv2.absdiff(key, key_ref).astype(np.float32), cells, interpolation=cv2.INTER_AREA)
+                limit = (self.tolerance + 0.5) * self.level_scale
+                limit_moved = (2 * self.tolerance + 0.5) * self.level_scale
+            else:
+                drift = self._drift
+                moved = cv2.resize(cv2.absdiff(yp, ref), cells, interpolation=cv2.INTER_AREA)
+                limit, limit_moved = self.tolerance, 2 * self.tolerance
+            diff = (np.abs(drift) > limit) | (moved > limit_moved)
             t //= s
         rows = np.logical_or.reduceat(diff, np.arange(0, diff.shape[0], t), axis=0)
-        return np.logical_or.reduceat(rows, np.arange(0, diff.shape[1], t), axis=1)
+        tiles = np.logical_or.reduceat(rows, np.arange(0, diff.shape[1], t), axis=1)
+        if rgb and self.tolerance:  # a colour change at the same luma: a tile's mean change in any channel
+            colour = cv2.resize(self._drift, (tiles.shape[1], tiles.shape[0]), interpolation=cv2.INTER_AREA)
+            tiles |= (np.abs(colour) > (self.tolerance + 0.5) * self.level_scale).any(axis=2)
+        return tiles
 
     def _dilate(self, changed: np.ndarray) -> np.ndarray:
         need = changed.copy()
@@ -499,11 +545,14 @@ class TileReuse:
 
     def _refreshed(self, need: np.ndarray) -> list[tuple[int, int, int, int]]:
         """With a tolerance: this frame's turn of tile rows to recompute although unchanged (rows
-        ``need`` recomputes anyway left out), as boxes of their own."""
+        ``need`` recomputes anyway left out), as boxes of their own. Rows take their turn in bands
+        of :attr:`band` rows, so that a box's margin (computed, then thrown away) is paid once for
+        a band at least twice its height; every tile is recomputed within ``refresh`` frames."""
         if not self.tolerance:
             return []
-        rows = [r for r in range(self.frame_no % self.refresh, need.shape[0], self.refresh) if not need[r].all()]
-        return [(r, r + 1, 0, need.shape[1]) for r in rows]
+        g, turn = self.band, self.frame_no % self.refresh
+        rows = np.array([(r // g * g) % self.refresh == turn and not need[r].all() for r in range(need.shape[0])])
+        return [(r0, r1, 0, need.shape[1]) for r0, r1 in _runs(rows)]
 
     def _kept(self, yp: np.ndarray, full_range: bool) -> np.ndarray:
         """The whole padded plane as kept tiles give it: their last output, plus (with a tolerance)
@@ -514,32 +563,38 @@ class TileReuse:
         assert self.ref_out is not None
         if not self.tolerance:
             return self.ref_out.copy()
-        hp, wp = yp.shape
-        k = self.tile // self.net.scale  # cells per tile side: a tile's mean change carries no noise to speak of
-        ch, cw = self._drift.shape
+        hp, wp = yp.shape[:2]
+        k = self.tile // self.cell  # cells per tile side: a tile's mean change carries no noise to speak of
+        ch, cw = self._drift.shape[:2]
         tiles = cv2.resize(self._drift, (-(-cw // k), -(-ch // k)), interpolation=cv2.INTER_AREA)
         drift = cv2.resize(tiles, (wp, hp), interpolation=cv2.INTER_LINEAR)
-        out = cv2.add(self.ref_out, drift, dtype=cv2.CV_8U)  # saturating: 0-255
+        out = cv2.add(self.ref_out, drift, dtype=cv2.CV_8U)  # saturating: 0-255 (per channel for RGB)
         lo, _, hi = luma_range(full_range)
         return out if full_range else cv2.min(cv2.max(out, lo), hi)
 
     def __call__(self, y: np.ndarray, full_range: bool) -> np.ndarray:
-        h, w = y.shape
+        """uint8 Y (H, W) (an :class:`RgbNet`'s: RGB (H, W, 3), ``full_range`` True) -> the model's
+        output, same shape: kept tiles' last output, the others recomputed."""
+        h, w = y.shape[:2]
         yp = self.net.pad(y)
-        hp, wp = yp.shape
+        hp, wp = yp.shape[:2]
         t = self.tile
         n_tiles = (-(-hp // t)) * (-(-wp // t))
         self.stats.total += n_tiles
         ref, ref_out = self.ref_in, self.ref_out
         same = ref is not None and ref_out is not None and ref.shape == yp.shape and self.prev_range == full_range
         need = self._dilate(self._changed(yp)) if same else None  # tiles within the reach of a change recompute
-        if ref is None or ref_out is None or need is None or need.all():
+        boxes = None
+        if need is not None and not need.all():
+            boxes = self._boxes(need) + self._refreshed(need)
+            if _crop_pixels(boxes, t, self.margin, hp, wp) > WHOLE_FRAME_SHARE * hp * wp:
+                boxes = None  # the crops with their margins would cost about a whole frame: run it whole
+        if ref is None or ref_out is None or boxes is None:
             out = self.net.run(yp, full_range)
             self.stats.computed += n_tiles
             self.ref_in, self.ref_out = yp.copy(), out.copy()
             self.rows_done = None
         else:
-            boxes = self._boxes(need) + self._refreshed(need)
             out = self._kept(yp, full_range)
             if not boxes:
                 self.stats.frames_skipped += 1
@@ -559,9 +614,69 @@ class TileReuse:
         return out[:h, :w]
 
 
+def _crop_pixels(boxes: list[tuple[int, int, int, int]], tile: int, margin: int, height: int, width: int) -> int:
+    """Pixels the crops of tile ``boxes`` (with their ``margin``, within the frame) run the model on."""
+    total = 0
+    for ty0, ty1, tx0, tx1 in boxes:
+        rows = min(height, ty1 * tile + margin) - max(0, ty0 * tile - margin)
+        total += rows * (min(width, tx1 * tile + margin) - max(0, tx0 * tile - margin))
+    return total
+
+
 def _box_cost(box: tuple[int, int, int, int], margin_tiles: float) -> float:
     """Tiles a box ``(row0, row1, col0, col1)`` computes, its margin on every side included."""
     return (box[1] - box[0] + margin_tiles) * (box[3] - box[2] + margin_tiles)
+
+
+class RgbNet:
+    """An RGB model that ``sharpener`` runs (torch), on uint8 RGB frames or crops, for
+    :class:`TileReuse`: uint8 (H, W, 3), multiples of ``scale`` -> uint8 (H, W, 3), what
+    ``sharpener.frames`` gives for them. ``scale``: the model's ``pad_multiple`` (16 for
+    ``student``: crops start on its grid, so their cells are the whole frame's)."""
+
+    cell = 4  # a tolerance measures the mean change of 4 x 4 cells, as for the luma models
+
+    def __init__(self, sharpener, multiple: int):
+        self.sharpener, self.scale = sharpener, int(multiple)
+
+    def pad(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` padded bottom/right to a multiple of ``scale`` as the model's own padding does."""
+        h, w = rgb.shape[:2]
+        ph, pw = -h % self.scale, -w % self.scale
+        if ph == 0 and pw == 0:
+            return np.ascontiguousarray(rgb)
+        return np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect" if ph < h and pw < w else "edge")
+
+    def run(self, rgb: np.ndarray, full_range: bool = True) -> np.ndarray:
+        """uint8 RGB (H, W, 3) -> the model's uint8 RGB output (a new array; ``full_range`` unused)."""
+        return self.sharpener.frames(torch.from_numpy(np.ascontiguousarray(rgb))[None])[0].numpy()
+
+
+def rgb_reuse_multiple(sharpener) -> int | None:
+    """The ``pad_multiple`` of the convolutional U-Net (``student``, ``student_nokd``, ``unet``;
+    under test-time wrappers too) that ``sharpener`` runs with torch untiled, else None: the RGB
+    models temporal reuse can serve (the teacher's attention spans the whole window it sees)."""
+    from kdsharp.models.resunet import ResUNet
+    from kdsharp.models.unet import UNet
+
+    backend = getattr(sharpener, "backend", None)
+    if backend is None or backend.name != "torch" or getattr(sharpener, "tile", None) is not None:
+        return None
+    model = unwrap(backend.model)
+    if isinstance(model, (ResUNet, UNet)) and not getattr(model, "luma", False):
+        return int(model.pad_multiple)
+    return None
+
+
+def rgb_tile_reuse(sharpener, tolerance: int = 0) -> TileReuse | None:
+    """Temporal reuse for the RGB U-Net ``sharpener`` runs (:func:`rgb_reuse_multiple`; else None):
+    :class:`TileReuse` on an :class:`RgbNet`, :data:`RGB_TILE` pixel tiles on the model's grid,
+    :data:`RGB_MARGIN` pixels of context, ``tolerance`` in 8-bit levels."""
+    multiple = rgb_reuse_multiple(sharpener)
+    if multiple is None:
+        return None
+    tile = -(-RGB_TILE // multiple) * multiple
+    return TileReuse(RgbNet(sharpener, multiple), tile=tile, tolerance=tolerance, margin=RGB_MARGIN)
 
 
 @dataclass
@@ -659,26 +774,40 @@ class RgbFrames:
     that refits its own chroma (:func:`own_chroma_wrapper`: ``student`` on the CPU) is deferred from
     the RGB frame to the encoder's planes: :meth:`finish` runs it on the frames converted to that
     format (1080p 4:2:0: ~8 ms on one core instead of ~30 ms on RGB).
+
+    With ``reuse``, a convolutional U-Net (:func:`rgb_reuse_multiple`) runs frame by frame through
+    :class:`TileReuse` on an :class:`RgbNet`: unchanged tiles keep their last output (``tolerance``:
+    the source's luma levels, compared on the luma of the RGB frame and on each tile's mean colour),
+    the others are recomputed with :data:`RGB_MARGIN` pixels of context.
     """
 
     path = "rgb"
 
-    def __init__(self, sharpener, out_format: str | None = None):
+    def __init__(self, sharpener, out_format: str | None = None, reuse: bool = False, tolerance: int = 0):
         self.sharpener = sharpener
         self.pin = getattr(sharpener, "device", torch.device("cpu")).type == "cuda"
         self.times = StageTimes()
         wrapper = own_chroma_wrapper(sharpener) if out_format in LUMA_FORMATS else None
         self.chroma_step = ChromaStep(wrapper) if wrapper is not None else None
         self.out_format = out_format
+        self.reuse = rgb_tile_reuse(sharpener, tolerance) if reuse else None
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         t0 = time.perf_counter()
-        batch = torch.from_numpy(np.stack([frame_to_rgb(f) for f in frames]))
-        if self.pin:
+        rgb = [frame_to_rgb(f) for f in frames]
+        batch = torch.from_numpy(np.stack(rgb)) if self.reuse is None else None
+        if batch is not None and self.pin:
             batch = batch.pin_memory()
         t1 = time.perf_counter()
         with deferred_chroma_step() if self.chroma_step is not None else contextlib.nullcontext():
-            out = self.sharpener.frames(batch).numpy()
+            if self.reuse is None:
+                assert batch is not None
+                out = self.sharpener.frames(batch).numpy()
+            else:  # frame by frame, each against the last one this processor took
+                name = frames[0].format.name
+                limited = name.startswith(("yuv", "nv")) and not is_full_range(frames[0])
+                self.reuse.level_scale = 255.0 / 219.0 if limited else 1.0  # the source's luma levels
+                out = np.stack([self.reuse(x, True) for x in rgb])
         t2 = time.perf_counter()
         result = []
         for f, o in zip(frames, out, strict=True):
@@ -688,6 +817,18 @@ class RgbFrames:
         self.times.convert_s += (t1 - t0) + (time.perf_counter() - t2)
         self.times.model_s += t2 - t1
         return result
+
+    def rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """One uint8 RGB (H, W, 3) frame (a camera's) -> the model's uint8 RGB output, through temporal
+        reuse when on (against the last frame this processor took; full-range RGB levels)."""
+        t0 = time.perf_counter()
+        if self.reuse is None:
+            out = self.sharpener.frames(torch.from_numpy(rgb[None]))[0].numpy()
+        else:
+            self.reuse.level_scale = 1.0
+            out = self.reuse(rgb, True)
+        self.times.model_s += time.perf_counter() - t0
+        return out
 
     def finish(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         """The deferred chroma step on ``frames`` in the encoder's format (``out_format``; in place):
@@ -730,12 +871,13 @@ def make_processor(
 ):
     """:class:`LumaFrames` when ``sharpener`` runs a luma model with torch and ``frame`` is 8-bit planar
     YUV (``path`` 'auto' or 'yuv'), else :class:`RgbFrames` (``out_format``: the pixel format its frames
-    are converted to before its ``finish``, None: none). ``reuse`` (with its ``tolerance`` in luma
-    levels, :class:`TileReuse`; None: :data:`REUSE_TOLERANCE`) applies to the YUV path only."""
+    are converted to before its ``finish``, None: none). ``reuse`` (with its ``tolerance`` in 8-bit
+    levels, :class:`TileReuse`; None: :data:`REUSE_TOLERANCE`) applies to a luma model on the YUV
+    path and to a convolutional U-Net on the RGB path (:func:`rgb_reuse_multiple`: ``student``)."""
     model = luma_model(sharpener) if path in ("auto", "yuv") else None
     if model is not None and (frame is None or frame.format.name in yuv_formats(model)):
         return LumaFrames(model, sharpener.device, reuse=reuse, tolerance=resolve_tolerance(tolerance))
-    return RgbFrames(sharpener, out_format=out_format)
+    return RgbFrames(sharpener, out_format=out_format, reuse=reuse, tolerance=resolve_tolerance(tolerance))
 
 
 __all__ = [
@@ -744,7 +886,10 @@ __all__ = [
     "LumaFrames",
     "LumaNet",
     "REUSE_TOLERANCE",
+    "RGB_MARGIN",
+    "RGB_TILE",
     "RgbFrames",
+    "RgbNet",
     "TileReuse",
     "is_luma_net",
     "luma_model",
@@ -754,6 +899,8 @@ __all__ = [
     "plane_view",
     "reach",
     "resolve_tolerance",
+    "rgb_reuse_multiple",
+    "rgb_tile_reuse",
     "reuse_text",
     "skipped_fraction",
 ]

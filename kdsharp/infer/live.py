@@ -22,11 +22,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
-import torch
 
 from kdsharp.console import plural
 from kdsharp.console import progress as make_progress
@@ -311,7 +311,7 @@ def run_live(
     ``sharpener`` (a :class:`~kdsharp.infer.sharpener.Sharpener`) overrides ``model``/``device``/``backend``.
     ``threads``: the model's CPU threads (default: the available cores; the threads wait
     passively, so decoding, encoding and the call app still get their share). ``reuse``:
-    temporal reuse of unchanged tiles (luma models; None: on); ``reuse_tolerance``: luma levels a tile
+    temporal reuse of unchanged tiles (``fast``, ``student``; None: on); ``reuse_tolerance``: levels a tile
     may change and still count as unchanged (:class:`~kdsharp.infer.frames.TileReuse`; 0: exact;
     None: :data:`~kdsharp.infer.frames.REUSE_TOLERANCE`). Ctrl-C finishes
     the output and returns the stats with ``interrupted`` set. ``workers``: model threads taking
@@ -464,10 +464,10 @@ def _work(
     ``('frame', number, (frame, result, media time, capture time))`` to ``results``; ends with one
     ``('end', None, None)`` (source ended) or ``('error', None, exception)``; nothing once ``stop`` is set.
     ``reuse``: (temporal reuse on, its tolerance in luma levels)."""
-    from kdsharp.infer.frames import luma_model, make_processor
+    from kdsharp.infer.frames import RgbFrames, luma_model, make_processor
     from kdsharp.infer.video import Stopped, put_or_stop
 
-    proc = None
+    proc: Any = None  # this worker's frame processor (RgbFrames for camera frames and an RGB model)
     camera_yuv: bool | None = None  # RGB camera frames go to a luma model as YUV frames (Y-plane path, reuse)
     try:
         silent = 0.0
@@ -491,8 +491,11 @@ def _work(
                     camera_yuv = luma_model(sharpener) is not None and frame.shape[0] % 2 == frame.shape[1] % 2 == 0
                 if camera_yuv:
                     given = rgb_to_yuv420(frame)
-            if isinstance(given, np.ndarray):  # an RGB model: RGB in, RGB out
-                result = sharpener.frames(torch.from_numpy(given[None]))[0].numpy()
+            if isinstance(given, np.ndarray):  # an RGB model: RGB in, RGB out (a U-Net with temporal reuse)
+                if proc is None:
+                    proc = RgbFrames(sharpener, reuse=reuse[0], tolerance=reuse[1])
+                    procs.append(proc)
+                result: np.ndarray | av.VideoFrame = proc.rgb(given)
             else:
                 if proc is None:
                     proc = make_processor(sharpener, given, reuse=reuse[0], tolerance=reuse[1])

@@ -252,8 +252,8 @@ class Sharpener:
         """Sharpen a video; audio is copied untouched. Returns :class:`kdsharp.infer.video.VideoStats`.
 
         ``preset``/``crf``: x264 speed and quality (default per resolution); ``reuse``: temporal
-        reuse of unchanged tiles (luma models), counting a tile unchanged within ``reuse_tolerance``
-        luma levels (0: exact; None: :data:`~kdsharp.infer.frames.REUSE_TOLERANCE`;
+        reuse of unchanged tiles (luma models and convolutional U-Nets: ``fast``, ``student``), counting a
+        tile unchanged within ``reuse_tolerance`` levels (0: exact; None: :data:`~kdsharp.infer.frames.REUSE_TOLERANCE`;
         :class:`~kdsharp.infer.frames.TileReuse`); ``path``: 'auto', 'yuv' or 'rgb' (see
         :func:`kdsharp.infer.video.sharpen_video`).
         """

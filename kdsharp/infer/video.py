@@ -80,7 +80,7 @@ class VideoStats:
     threads: int = 1  # torch intra-op threads per worker
     encoder: str = ""  # e.g. 'libx264 superfast crf 18'
     reused: float | None = None  # fraction of tiles temporal reuse did not recompute (None: reuse off)
-    reuse_tolerance: int = 0  # luma levels a reused tile may have changed by (0: exact)
+    reuse_tolerance: int = 0  # levels a reused tile may have changed by (0: exact)
     partial: str | None = None  # the warning when decoding stopped early (corrupt/truncated input)
     expected_frames: int = 0
     extra: dict = field(default_factory=dict)
@@ -246,7 +246,8 @@ def sharpen_video(
     ``preset``/``crf``: encoder speed/quality (default per resolution, see
     :func:`kdsharp.io.video.encoder_settings`). ``threads``: CPU threads for the model (default
     :func:`kdsharp.infer.threads.default_threads`). ``reuse``: temporal reuse of unchanged tiles
-    (YUV path), within ``reuse_tolerance`` luma levels (0: exact; None: the default,
+    (a luma model on the YUV path, a convolutional U-Net on the RGB path: :func:`kdsharp.infer.frames.make_processor`),
+    within ``reuse_tolerance`` levels (0: exact; None: the default,
     :data:`kdsharp.infer.frames.REUSE_TOLERANCE`). ``path``: 'auto', 'yuv' (luma
     models only) or 'rgb'. ``max_frames``: stop after N.
     """
