@@ -786,6 +786,9 @@ def test_rgb_reuse_serves_convolutional_unets_only():
     assert rgb_reuse_multiple(Sharpener(tiny_unet(), device="cpu")) == 4  # stem 2 x 2 levels
     assert rgb_reuse_multiple(Sharpener(tiny_model(), device="cpu")) is None  # not a U-Net
     assert rgb_reuse_multiple(Sharpener(tiny_unet(), device="cpu", tile=64)) is None  # tiled: its own crops
+    compiled = Sharpener(tiny_unet(), device="cpu")
+    compiled.backend._compiled = True  # as --compile leaves it: crops of new sizes would compile again
+    assert rgb_reuse_multiple(compiled) is None
 
 
 def test_rgb_reuse_keeps_unchanged_tiles_and_matches_a_full_pass():

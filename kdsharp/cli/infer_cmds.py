@@ -57,7 +57,8 @@ def warn_reuse_unused(reuse: bool, videos: list) -> None:
         names = ", ".join(Path(v).name for v in videos)
         warn(
             f"--reuse had no effect on {plural(len(videos), 'video')} ({names}): temporal reuse works on luma "
-            "models such as fast and convolutional U-Nets such as student (torch backend, no --tile)"
+            "models such as fast and convolutional U-Nets such as student (torch backend, no --tile; "
+            "student not with --compile)"
         )
 
 

@@ -654,13 +654,16 @@ class RgbNet:
 
 def rgb_reuse_multiple(sharpener) -> int | None:
     """The ``pad_multiple`` of the convolutional U-Net (``student``, ``student_nokd``, ``unet``;
-    under test-time wrappers too) that ``sharpener`` runs with torch untiled, else None: the RGB
-    models temporal reuse can serve (the teacher's attention spans the whole window it sees)."""
+    under test-time wrappers too) that ``sharpener`` runs with torch untiled and uncompiled, else
+    None: the RGB models temporal reuse can serve (the teacher's attention spans the whole window it
+    sees; a compiled model would compile again for crops of new sizes, 15-30 s each)."""
     from kdsharp.models.resunet import ResUNet
     from kdsharp.models.unet import UNet
 
     backend = getattr(sharpener, "backend", None)
     if backend is None or backend.name != "torch" or getattr(sharpener, "tile", None) is not None:
+        return None
+    if getattr(backend, "compiled", False):
         return None
     model = unwrap(backend.model)
     if isinstance(model, (ResUNet, UNet)) and not getattr(model, "luma", False):
