@@ -342,3 +342,15 @@ def test_with_exact_reuse_the_chroma_step_recomputes_only_changed_rows_and_equal
         assert np.array_equal(plane_view(got, i), plane_view(want, i)), i
     assert reused.reuse is not None and reused.reuse.rows_done is not None and not reused.reuse.rows_done.all()
     assert 0 < sum(rows_computed) < plane_view(moved, 1).shape[0]  # a part of the 96 chroma rows
+
+
+def test_the_rgb_form_gives_the_same_values_on_one_thread_or_several():
+    """The fit and the full-resolution strips run in parts on threads: the result is the same, to the bit."""
+    from kdsharp.ops.chroma import chroma_from_luma_rgb
+
+    rng = np.random.default_rng(4)
+    src = rng.random((301, 203, 3), dtype=np.float32)
+    out = np.clip(src + 0.05 * rng.standard_normal(src.shape, dtype=np.float32), 0, 1)
+    one = chroma_from_luma_rgb(src, out, np.empty_like(out), rows=8, threads=1)
+    for n in (2, 3):
+        assert np.array_equal(chroma_from_luma_rgb(src, out, np.empty_like(out), rows=8, threads=n), one)

@@ -776,7 +776,7 @@ class RgbFrames:
     With ``out_format`` (the encoder's pixel format) 8-bit planar YUV, the chroma step of an RGB model
     that refits its own chroma (:func:`own_chroma_wrapper`: ``student`` on the CPU) is deferred from
     the RGB frame to the encoder's planes: :meth:`finish` runs it on the frames converted to that
-    format (1080p 4:2:0: ~8 ms on one core instead of ~30 ms on RGB).
+    format (1080p 4:2:0: ~8 ms on one core instead of ~25 ms on RGB).
 
     With ``reuse``, a convolutional U-Net (:func:`rgb_reuse_multiple`) runs frame by frame through
     :class:`TileReuse` on an :class:`RgbNet`: unchanged tiles keep their last output (``tolerance``:
