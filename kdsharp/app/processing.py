@@ -34,7 +34,7 @@ MODELS = ("fast", "student", "student@x8", "teacher")
 #: Speed of each model, as measured for the README (``kdsharp bench`` / ``kdsharp eval``, 2 CPU threads;
 #: a self-ensemble ``NAME@xN`` runs its model N times).
 SPEED = {
-    "fast": "about 18 frames/s on a 1080p photo on 2 CPU cores; real time on video, which runs on the Y plane "
+    "fast": "about 22 frames/s on a 1080p photo on 2 CPU cores; real time on video, which runs on the Y plane "
     "(~30 frames/s end to end at 1080p on a recent 2-core CPU, ~15 on an older AVX2-only AMD EPYC)",
     "student": "about 6 frames/s on a 1080p photo on 2 AMD EPYC (Zen 4) cores, ~8 on video (about 3 on an "
     "older AVX2-only AMD EPYC)",
