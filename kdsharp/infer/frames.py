@@ -429,7 +429,7 @@ class TileReuse:
     inputs as in a whole-frame pass. ``margin`` (pixels) overrides the reach: a U-Net's reach is
     hundreds of pixels, most of which hardly moves its output, so an :class:`RgbNet` gets
     :data:`RGB_MARGIN` and its recomputed tiles differ from a whole-frame pass by a fraction of a
-    level (:func:`rgb_reuse`).
+    level (:func:`rgb_tile_reuse`).
 
     ``tolerance`` (luma levels, 0-255): 0 (exact) counts a tile as unchanged only while every pixel
     equals its stored input, so the output is the whole-frame pass's, bit for bit. Above 0 a tile
