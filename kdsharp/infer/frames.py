@@ -809,8 +809,8 @@ class RgbFrames:
             else:  # frame by frame, each against the last one this processor took
                 name = frames[0].format.name
                 limited = name.startswith(("yuv", "nv")) and not is_full_range(frames[0])
-                self.reuse.level_scale = 255.0 / 219.0 if limited else 1.0  # the source's luma levels
-                out = np.stack([self.reuse(x, True) for x in rgb])
+                scale = 255.0 / 219.0 if limited else 1.0  # the tolerance counts the source's luma levels
+                out = np.stack([self.rgb(x, scale) for x in rgb])
         t2 = time.perf_counter()
         result = []
         for f, o in zip(frames, out, strict=True):
@@ -821,17 +821,14 @@ class RgbFrames:
         self.times.model_s += t2 - t1
         return result
 
-    def rgb(self, rgb: np.ndarray) -> np.ndarray:
+    def rgb(self, rgb: np.ndarray, level_scale: float = 1.0) -> np.ndarray:
         """One uint8 RGB (H, W, 3) frame (a camera's) -> the model's uint8 RGB output, through temporal
-        reuse when on (against the last frame this processor took; full-range RGB levels)."""
-        t0 = time.perf_counter()
+        reuse when on (against the last frame this processor took; ``level_scale``:
+        :attr:`TileReuse.level_scale`, 1 for a camera's full-range RGB)."""
         if self.reuse is None:
-            out = self.sharpener.frames(torch.from_numpy(rgb[None]))[0].numpy()
-        else:
-            self.reuse.level_scale = 1.0
-            out = self.reuse(rgb, True)
-        self.times.model_s += time.perf_counter() - t0
-        return out
+            return self.sharpener.frames(torch.from_numpy(rgb[None]))[0].numpy()
+        self.reuse.level_scale = level_scale
+        return self.reuse(rgb, True)
 
     def finish(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         """The deferred chroma step on ``frames`` in the encoder's format (``out_format``; in place):

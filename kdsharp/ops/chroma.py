@@ -166,7 +166,7 @@ def chroma_from_luma_rgb(
     # area means commute with the colour transform: shrink RGB first, convert the small frame
     lo = cv2.transform(np.ascontiguousarray(_downscale_np(src, s)), m)
     y_lo, cb_lo, cr_lo = (np.ascontiguousarray(lo[..., i]) for i in range(3))
-    n = int(threads if threads is not None else _cv2_threads())
+    n = int(threads if threads is not None else cv2.getNumThreads())
     (a_cb, b_cb), (a_cr, b_cr) = _fit_planes(y_lo, [cb_lo, cr_lo], radius, eps, 64, threads=n)
     ab = cv2.merge([a_cb, b_cb, a_cr, b_cr])  # (h', w', 4) at the fitting resolution
     h_lo = ab.shape[0]
@@ -192,11 +192,11 @@ def chroma_from_luma_rgb(
     return dst
 
 
-def _in_parts(work: Callable[[int, int], None], h: int, rows: int, threads: int | None) -> None:
-    """``work(first, stop)`` over rows 0..``h`` in ``threads`` (None: OpenCV's thread count) parts of
-    whole ``rows``-row strips, on as many threads (OpenCV and numpy release the GIL): one part when
-    the frame has too few strips or one thread is given."""
-    n = max(1, min(int(threads if threads is not None else _cv2_threads()), h // (4 * rows)))
+def _in_parts(work: Callable[[int, int], None], h: int, rows: int, threads: int) -> None:
+    """``work(first, stop)`` over rows 0..``h`` in ``threads`` parts of whole ``rows``-row strips, on
+    as many threads (OpenCV and numpy release the GIL): one part when the frame has too few strips
+    or one thread is given."""
+    n = max(1, min(int(threads), h // (4 * rows)))
     if n == 1:
         work(0, h)
         return
@@ -206,12 +206,6 @@ def _in_parts(work: Callable[[int, int], None], h: int, rows: int, threads: int 
     with ThreadPoolExecutor(n, thread_name_prefix="kdsharp-chroma") as pool:
         for f in [pool.submit(work, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]:
             f.result()
-
-
-def _cv2_threads() -> int:
-    import cv2
-
-    return int(cv2.getNumThreads())
 
 
 def _fit_planes(
