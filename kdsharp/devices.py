@@ -53,10 +53,20 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int |
     return dev
 
 
+def _onednn_may_use_bf16() -> bool:
+    """False when ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below its first bfloat16 instruction set
+    (``AVX2``, ``AVX512_CORE``, ``AVX512_CORE_VNNI``...: it would then emulate bf16)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return isa in ("", "ALL", "DEFAULT") or any(k in isa for k in ("BF16", "FP16", "AMX", "AVX10"))
+
+
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 in hardware (``avx512_bf16`` or ``amx_bf16`` in
-    /proc/cpuinfo: AMD Zen 4, Intel Cooper Lake and Sapphire Rapids on); elsewhere oneDNN would
-    emulate it, slower than float32. False where /proc/cpuinfo cannot be read."""
+    /proc/cpuinfo: AMD Zen 4, Intel Cooper Lake and Sapphire Rapids on) and oneDNN may use it
+    (no ``ONEDNN_MAX_CPU_ISA`` below it); elsewhere oneDNN would emulate it, slower than float32.
+    False where /proc/cpuinfo cannot be read."""
+    if not _onednn_may_use_bf16():
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

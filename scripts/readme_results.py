@@ -38,6 +38,8 @@ REUSE_REPORT = Path("docs/bench/reuse_camera.json")
 REUSE_S_BEGIN, REUSE_S_END = "<!-- reuse_student:begin -->", "<!-- reuse_student:end -->"
 REUSE_S_REPORT = Path("docs/bench/reuse_student.json")  # scripts/reuse_quality.py --model student
 REUSE_S_E2E = Path("docs/bench/reuse_student_zen4.json")  # scripts/realtime_bench.py --student-reuse
+BF16_BEGIN, BF16_END = "<!-- bf16:begin -->", "<!-- bf16:end -->"
+BF16_REPORT = Path("docs/eval/bf16_cost.json")  # scripts/bf16_cost.py
 RT_TARGETS = {
     "1080p_pan/fast": 24.0,
     "720p_pan/fast": 40.0,
@@ -493,6 +495,34 @@ def reuse_student(rc: dict, e2e: dict, path: Path = REUSE_S_REPORT, e2e_path: Pa
     return out
 
 
+def bf16_cost(d: dict, path: Path = BF16_REPORT) -> list[str]:
+    """The bf16-on-the-CPU table (``scripts/bf16_cost.py``): cost per preset, output differences, speed."""
+    presets = d["presets"]
+    out = [
+        f"Measured by `{published_command(d['command'], path)}` ([`{path.as_posix()}`]({path.as_posix()}), "
+        f"{d['created'][:10]}, {_version(d)}) on {cpu_label(d['cpu'])}, torch {d['torch_version']}: each model "
+        f"on the held-out test photos of `kdsharp eval` ({d['images']} photos; fewer where the table says so) "
+        "in float32 and under bf16 autocast; the cost is float32's mean PSNR minus bf16's, and the speed is "
+        "the bare model's at 1920x1080 in both, one after the other:",
+        "",
+        "| model | photos | default on such a CPU | "
+        + " | ".join(f"`{p}` cost" for p in presets)
+        + " | outputs: mean · largest difference (levels) | values identical | frames/s float32 → bf16 |",
+        "|---|---:|---|" + "---:|" * len(presets) + "---:|---:|---:|",
+    ]
+    for name, m in d["models"].items():
+        rows = m["presets"].values()
+        mean_abs = sum(r["mean_abs_levels"] for r in rows) / len(rows)
+        same = sum(r["identical"] for r in rows) / len(rows)
+        out.append(
+            f"| `{name}` | {m['images']} | {m['default']} | "
+            + " | ".join(f"{m['presets'][p]['cost_db']:.4f} dB" for p in presets)
+            + f" | {mean_abs:.3f} · {max(r['max_abs_levels'] for r in rows)} | {100 * same:.1f}% | "
+            f"{m['fps_fp32']:.3g} → {m['fps_bf16']:.3g} ({m['fps_bf16'] / m['fps_fp32']:.2f}×) |"
+        )
+    return out
+
+
 def realtime_all(files: list[Path]) -> list[str]:
     """Every machine's real-time block, each under a line that names its CPU, AVX-2-only ones first
     (the machines the speed targets must hold on)."""
@@ -544,9 +574,11 @@ def realtime(rt: dict, path: Path = Path("docs/bench/realtime.json"), avx2_machi
             + (", one busy process per core" if loaded else "")
             + (" `--compile`" if rest == ["compile"] else "")
             + (" `--half` (bf16 on this CPU)" if rest == ["half"] else "")
+            + (" `--no-half` (float32)" if rest == ["fp32"] else "")
+            + (" (bf16: its default on this CPU)" if not rest and r.get("precision") == "bf16" else "")
         )
         cpu = r["cpu_ms"]
-        target = RT_TARGETS.get(f"{clip}/{model}" if rest == ["half"] else key)
+        target = RT_TARGETS.get(f"{clip}/{model}" if rest in (["half"], ["fp32"]) else key)
         tgt = f"≥ {target:g}: {_met(r['e2e_fps'], target)}" if target else ""
         if loaded:
             quiet = s.get(f"{clip}/{model}")
@@ -821,6 +853,9 @@ def main() -> int:
         block = reuse_student(json.loads(REUSE_S_REPORT.read_text()), json.loads(REUSE_S_E2E.read_text()))
         s_block = "\n".join([REUSE_S_BEGIN, *block, REUSE_S_END])
         new = new[: new.index(REUSE_S_BEGIN)] + s_block + new[new.index(REUSE_S_END) + len(REUSE_S_END) :]
+    if BF16_BEGIN in new and BF16_END in new and BF16_REPORT.exists():
+        b_block = "\n".join([BF16_BEGIN, *bf16_cost(json.loads(BF16_REPORT.read_text())), BF16_END])
+        new = new[: new.index(BF16_BEGIN)] + b_block + new[new.index(BF16_END) + len(BF16_END) :]
     if a.check:
         return 0 if new == text else 1
     a.readme.write_text(new, encoding="utf-8")

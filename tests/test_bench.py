@@ -247,6 +247,28 @@ def test_cli_bench_video_says_when_reuse_did_not_apply(tmp_path, capsys):
     assert code == 0 and json.loads(captured.out)["reused"] is not None and "--reuse" not in captured.err
 
 
+def test_cli_bench_reports_the_precision_it_chose_and_no_half_forces_float32(tmp_path, capsys, monkeypatch):
+    """With neither --half nor --no-half the student runs bf16 where the CPU multiplies bfloat16 and
+    float32 elsewhere; both the model bench and the video bench say which; --no-half is float32."""
+    from test_infer_helpers import make_video
+
+    import kdsharp.devices as devices
+
+    src = make_video(tmp_path / "clip.mp4", frames=2, audio=False)
+    for native in (True, False):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda native=native: native)
+        expected = "bf16" if native else "fp32"
+        assert main(["bench", "--model", "student", "--size", "64x48", "--iters", "1", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["precision"] == expected
+        assert main(["bench", "--video", str(src), "--model", "student", "--threads", "1", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["precision"] == expected
+        assert main(["bench", "--video", str(src), "--model", "student", "--no-half", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["precision"] == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert main(["bench", "--model", "fast", "--size", "64x48", "--iters", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp32"  # a luma model: float32 by default
+
+
 def test_benchmark_threads_follow_kdsharp_threads_as_sharpen_does(monkeypatch):
     monkeypatch.setenv("KDSHARP_THREADS", "1")
     r = benchmark(nn.Conv2d(3, 3, 3, padding=1), size=(40, 24), iters=2, warmup=0)

@@ -449,7 +449,54 @@ def test_cpu_bf16_flag_is_read_from_cpuinfo(monkeypatch, tmp_path):
 
     import kdsharp.devices as devices
 
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
     for flags, expected in (("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 amx_bf16", True), ("fpu avx2", False)):
         text = f"processor\t: 0\nflags\t\t: {flags}\n"
         monkeypatch.setattr(devices, "open", lambda *a, text=text, **k: io.StringIO(text), raising=False)
         assert devices.cpu_has_native_bf16() is expected
+
+
+def test_onednn_capped_below_bf16_counts_as_a_cpu_without_bf16(monkeypatch):
+    """``ONEDNN_MAX_CPU_ISA=AVX2`` (how the AVX2-only bench emulates an older CPU) leaves oneDNN to
+    emulate bf16, slower than float32: such a run must not choose bf16 by default."""
+    import io
+
+    import kdsharp.devices as devices
+
+    text = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    monkeypatch.setattr(devices, "open", lambda *a, **k: io.StringIO(text), raising=False)
+    for isa, expected in (
+        ("AVX2", False),
+        ("avx512_core", False),
+        ("AVX512_CORE_VNNI", False),
+        ("AVX512_CORE_BF16", True),
+        ("AVX512_CORE_AMX", True),
+        ("ALL", True),
+        ("", True),
+    ):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert devices.cpu_has_native_bf16() is expected, isa
+
+
+def test_default_precision_is_bf16_for_rgb_unets_on_a_bf16_cpu_and_float32_elsewhere(monkeypatch, capsys):
+    """``half=None`` (the CLI's default): bf16 autocast for a convolutional RGB U-Net where the CPU
+    multiplies bfloat16, without a warning; float32 for luma models, the teacher, other CPUs and CUDA."""
+    import kdsharp.devices as devices
+    from kdsharp.infer.backends import auto_bf16
+    from kdsharp.registry import create_model
+
+    student = create_model("resunet_lite").eval()
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert auto_bf16(student, cpu) and auto_bf16(create_model("unet"), cpu)
+    assert not auto_bf16(student, torch.device("cuda"))
+    assert not auto_bf16(create_model("fast_y"), cpu)  # luma: slower in bf16
+    assert not auto_bf16(create_model("restormer_tiny"), cpu)  # attention: costs quality
+    assert TorchBackend(student, "cpu", half=None).bf16
+    assert not TorchBackend(student, "cpu", half=False).bf16  # --no-half
+    assert not TorchBackend(student, "cpu", half=None, compile=True).bf16  # compiled: as asked only
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    plain = TorchBackend(student, "cpu", half=None)
+    assert not plain.bf16 and "fp32" in plain.describe()
+    assert "bfloat16" not in capsys.readouterr().err  # a default, not a request: no warning

@@ -87,8 +87,8 @@ def test_cli_model_path_runs_the_ema_weights(last_pth, tmp_path, capsys):
     )
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     bgr = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
-    ema = Sharpener(load_model(last_pth), device="cpu").image(bgr)
-    raw = Sharpener(load_model(last_pth, ema=False), device="cpu").image(bgr)
+    ema = Sharpener(load_model(last_pth), device="cpu", half=None).image(bgr)  # the CLI's precision choice
+    raw = Sharpener(load_model(last_pth, ema=False), device="cpu", half=None).image(bgr)
     assert np.array_equal(got, ema) and not np.array_equal(got, raw)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from kdsharp.cli.infer_cmds import HALF_HELP
 from kdsharp.console import console, info, plural, warn
 
 
@@ -174,9 +175,7 @@ def bench_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA if available)."),
     backend: str = typer.Option("torch", "--backend", help="torch, onnx or onnx-int8 (ONNX Runtime)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Frames per call."),
-    half: bool = typer.Option(
-        False, "--half", help="fp16 on CUDA; bf16 autocast on a CPU with bfloat16 instructions (AVX512-BF16, AMX)."
-    ),
+    half: bool | None = typer.Option(None, "--half/--no-half", help=HALF_HELP, show_default=False),
     threads: int | None = typer.Option(
         None,
         "--threads",

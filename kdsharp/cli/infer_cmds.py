@@ -9,6 +9,11 @@ import typer
 from kdsharp.console import info
 
 DEVICE_HELP = "auto (CUDA if available), cpu or cuda[:N]."
+HALF_HELP = (
+    "--half: fp16 on CUDA; bf16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), elsewhere float32 "
+    "with a warning. --no-half: float32. Default: bf16 for RGB models (student, teacher) on such a CPU "
+    "(about 1.3x faster, outputs within 2 levels, at most 0.002 dB on held-out photos), float32 otherwise."
+)
 
 
 def _debug() -> bool:
@@ -91,12 +96,7 @@ def sharpen(
         "128 for student).",
         show_default=False,
     ),
-    half: bool = typer.Option(
-        False,
-        "--half",
-        help="fp16 on CUDA; bf16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), RGB models such as "
-        "student (about 1.4x faster there, within a level of float32); elsewhere float32, with a warning.",
-    ),
+    half: bool | None = typer.Option(None, "--half/--no-half", help=HALF_HELP, show_default=False),
     batch: int = typer.Option(1, "--batch", min=1, help="Video frames per forward pass."),
     crf: int | None = typer.Option(
         None,
@@ -232,11 +232,7 @@ def live(
         "--reuse/--no-reuse",
         help="fast and student: recompute only the tiles that changed since the previous frame.",
     ),
-    half: bool = typer.Option(
-        False,
-        "--half",
-        help="fp16 on CUDA; bf16 on a CPU with bfloat16 instructions (RGB models such as student).",
-    ),
+    half: bool | None = typer.Option(None, "--half/--no-half", help=HALF_HELP, show_default=False),
     reuse_tolerance: int | None = typer.Option(
         None,
         "--reuse-tolerance",

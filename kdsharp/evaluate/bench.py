@@ -110,7 +110,7 @@ def _train_params(model, deployed: int | None) -> int | None:
     return deployed
 
 
-def _runner(net, backend: str, device: str, half: bool, threads: int | None, folder: Path):
+def _runner(net, backend: str, device: str, half: bool | None, threads: int | None, folder: Path):
     """The callable to time: a :mod:`kdsharp.infer.backends` backend, as the app runs it."""
     from kdsharp.infer import backends
 
@@ -130,7 +130,7 @@ def _runner(net, backend: str, device: str, half: bool, threads: int | None, fol
 
     path = folder / "model.onnx"  # exported here (not the shared cache): half/int8 variants differ
     try:
-        export_onnx(net.cpu().eval(), path, half=half, int8=backend == "onnx-int8", overwrite=True)
+        export_onnx(net.cpu().eval(), path, half=bool(half), int8=backend == "onnx-int8", overwrite=True)
     except SelfEnsembleError as e:
         raise backends.self_ensemble_on_onnx() from e
     return backends.OnnxBackend(path, device=device, threads=threads)
@@ -200,7 +200,7 @@ def benchmark(
     device: str = "cpu",
     backend: str = "torch",
     batch: int = 1,
-    half: bool = False,
+    half: bool | None = False,
     iters: int = 20,
     warmup: int = 3,
     threads: int | None = None,
@@ -212,7 +212,8 @@ def benchmark(
         model: a registered name (``'fast'``), a checkpoint path, or an ``nn.Module`` mapping
             (N,3,H,W) float RGB [0,1] -> same.
         size: (width, height) in pixels. device: 'auto', 'cpu' or 'cuda'. backend: 'torch', 'onnx' or
-            'onnx-int8' (ONNX Runtime, exported on the fly). half: float16 weights and input.
+            'onnx-int8' (ONNX Runtime, exported on the fly). half: fp16 on CUDA, bf16 autocast on a CPU with
+            bfloat16 instructions; None: as the torch backend chooses (:func:`~kdsharp.infer.backends.auto_bf16`).
         iters/warmup: timed and untimed calls; timing stops after ``max_seconds`` (>= 3 calls).
         threads: CPU threads for torch intra-op and ONNX Runtime; None = ``KDSHARP_THREADS`` if set,
             else the cores this process may use (:func:`kdsharp.infer.threads.default_threads`).
@@ -241,6 +242,8 @@ def benchmark(
         )
     if half and backend == "onnx-int8":
         raise KdsharpError("half=True and backend=onnx-int8 do not go together: choose one", params=["half", "backend"])
+    if backend != "torch":  # None (torch chooses) means float32 to ONNX Runtime
+        half = bool(half)
     w, h = int(size[0]), int(size[1])
     if backend != "torch" and isinstance(model, str) and is_peer(model):
         raise KdsharpError(f"{model} runs through its own runtime: use backend=torch", params=["backend"])
@@ -258,6 +261,12 @@ def benchmark(
     threads = threads or default_threads()  # KDSHARP_THREADS, else the usable cores, as `sharpen` runs
     with torch_threads(threads), tempfile.TemporaryDirectory(prefix="kdsharp-bench-") as tmp:
         run = _runner(net, backend, device, half, threads, Path(tmp))
+        from kdsharp.infer.backends import TorchBackend
+
+        if isinstance(run, TorchBackend):  # what it chose (half=None) or was given
+            precision = run.precision
+        else:
+            precision = "fp16" if half else "fp32"
         xin: torch.Tensor | np.ndarray = x.to(device) if backend == "torch" else x.numpy()  # no host<->device copies
         if is_cuda:
             torch.cuda.empty_cache()
@@ -281,8 +290,8 @@ def benchmark(
         "width": w,
         "height": h,
         "batch": batch,
-        "half": bool(half),
-        "precision": ("fp16" if is_cuda or backend != "torch" else "bf16") if half else "fp32",
+        "half": precision != "fp32",
+        "precision": precision,
         "threads": int(threads),
         "fps": batch / p50,
         "p50_ms": p50 * 1000.0,
@@ -325,7 +334,7 @@ def benchmark_video(
     max_frames: int | None = None,
     batch: int = 1,
     reuse_tolerance: int | None = None,
-    half: bool = False,
+    half: bool | None = False,
     compile: bool = False,
 ) -> dict:
     """End-to-end speed of ``kdsharp sharpen VIDEO`` (decode -> model -> encode, audio copied).
@@ -364,6 +373,7 @@ def benchmark_video(
         model=str(model),
         device=str(sharpener.device),
         backend=backend,
+        precision=getattr(sharpener.backend, "precision", None),  # torch: what it chose or was given
         cpu=cpu_name(),
         cpu_kernels=cpu_kernels(),
         cores=_cores(),

@@ -304,7 +304,7 @@ def run_live(
     workers: int | None = None,
     encoder_preset: str | None = None,
     crf: int | None = None,
-    half: bool = False,
+    half: bool | None = False,
 ) -> LiveStats:
     """Sharpen ``source`` frames into ``sink`` in real time until the source ends, ``max_frames``, ``q`` or Ctrl-C.
 
@@ -318,7 +318,8 @@ def run_live(
     frames in turn (default: :func:`~kdsharp.infer.video.plan_workers`, on the CPU one
     single-threaded worker per thread). ``encoder_preset``/``crf``: a file sink's encoder (default
     x264 ``ultrafast``, CRF 18: see :class:`~kdsharp.infer.sinks.FileSink`). ``half``: fp16 on CUDA,
-    bf16 on a CPU with bfloat16 instructions (RGB models; :class:`~kdsharp.infer.backends.TorchBackend`). Returns
+    bf16 on a CPU with bfloat16 instructions (RGB models; :class:`~kdsharp.infer.backends.TorchBackend`;
+    None: bf16 where it is free, :func:`~kdsharp.infer.backends.auto_bf16`). Returns
     :class:`LiveStats` (processed/dropped counts, mean latency).
     """
     from kdsharp.infer.frames import resolve_tolerance

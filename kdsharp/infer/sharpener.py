@@ -57,7 +57,9 @@ class Sharpener:
             start at multiples of the model's ``pad_multiple``, so each sees the frame in the same
             cell phase as the whole: with both, a tiled ``student`` output is within 2 levels of
             the whole-image one (32 px unaligned: up to 7).
-        half: fp16 on CUDA.
+        half: fp16 on CUDA; bf16 autocast on a CPU with bfloat16 instructions; None: bf16 where it is
+            free (an RGB model on such a CPU), else float32
+            (:func:`~kdsharp.infer.backends.auto_bf16`; the CLI's default).
         batch: video frames per forward pass.
         compile: ``torch.compile`` the model (torch backend).
         threads: CPU threads for the model (torch intra-op / ONNX Runtime; videos: frame workers,
@@ -74,7 +76,7 @@ class Sharpener:
         backend: str = "torch",
         tile: int | None = None,
         tile_overlap: int | None = None,
-        half: bool = False,
+        half: bool | None = False,
         batch: int = 1,
         compile: bool = False,
         threads: int | None = None,
@@ -333,7 +335,7 @@ def sharpen_paths(
     backend: str = "torch",
     tile: int | None = None,
     tile_overlap: int | None = None,
-    half: bool = False,
+    half: bool | None = False,
     batch: int = 1,
     compile: bool = False,
     crf: int | None = None,
