@@ -456,3 +456,40 @@ def test_live_refuses_a_folder_as_sink_before_recording(tmp_path):
                 sharpener=Sharpener(tiny_model(), device="cpu"),
             )
     assert list((tmp_path / "rec.mp4").iterdir()) == []
+
+
+def _yuv_frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+
+
+def test_live_file_sink_runs_an_rgb_models_chroma_step_on_the_encoders_planes(tmp_path, monkeypatch):
+    """An RGB model whose chroma step refits its own output (the student's ChromaFromLuma): with a
+    file sink, live leaves the step to the sink's encoder thread, which runs it on the 4:2:0 planes
+    the encoder takes -- exactly what ``sharpen`` writes (both encoded losslessly here) and not what
+    the RGB form of the step gives (the run with the deferral turned off)."""
+    import kdsharp.infer.sinks as sinks
+    from kdsharp.models.wrappers import ChromaFromLuma
+
+    src = make_video(tmp_path / "call.mp4", frames=6, size=(64, 48), fps=5, audio=False)
+    sharpener = Sharpener(ChromaFromLuma(tiny_model()), device="cpu")
+    owed = []
+    real = sinks.FileSink.write
+
+    def spy(self, frame, t, finish=None):
+        owed.append(finish is not None)
+        return real(self, frame, t, finish=finish)
+
+    monkeypatch.setattr(sinks.FileSink, "write", spy)
+    kw = dict(sharpener=sharpener, crf=0, encoder_preset="ultrafast", workers=1, reuse=False, progress=False)
+    stats = run_live(str(src), str(tmp_path / "live.mkv"), **kw)
+    assert stats.processed == 6 and stats.dropped == 0 and owed == [True] * 6
+    sharpener.video(src, tmp_path / "sharp.mkv", crf=0, preset="ultrafast")
+    live, sharp = _yuv_frames(tmp_path / "live.mkv"), _yuv_frames(tmp_path / "sharp.mkv")
+    assert len(live) == len(sharp) == 6 and all(np.array_equal(a, b) for a, b in zip(live, sharp, strict=True))
+    monkeypatch.setattr(sinks.FileSink, "takes_planar_yuv", False)  # the step on the RGB frame instead
+    owed.clear()
+    run_live(str(src), str(tmp_path / "rgb.mkv"), **kw)
+    rgb = _yuv_frames(tmp_path / "rgb.mkv")
+    assert owed == [False] * 6 and not all(np.array_equal(a, b) for a, b in zip(live, rgb, strict=True))
+    assert np.mean([np.abs(a.astype(int) - b).mean() for a, b in zip(live, rgb, strict=True)]) < 0.5  # same step

@@ -776,7 +776,8 @@ class RgbFrames:
     With ``out_format`` (the encoder's pixel format) 8-bit planar YUV, the chroma step of an RGB model
     that refits its own chroma (:func:`own_chroma_wrapper`: ``student`` on the CPU) is deferred from
     the RGB frame to the encoder's planes: :meth:`finish` runs it on the frames converted to that
-    format (1080p 4:2:0: ~8 ms on one core instead of ~25 ms on RGB).
+    format (1080p 4:2:0: ~8 ms on one core instead of ~25 ms on RGB), on frames from
+    :meth:`__call__` and :meth:`rgb` alike (``kdsharp live``'s file sink calls it in its encoder thread).
 
     With ``reuse``, a convolutional U-Net (:func:`rgb_reuse_multiple`) runs frame by frame through
     :class:`TileReuse` on an :class:`RgbNet`: unchanged tiles keep their last output (``tolerance``:
@@ -825,20 +826,27 @@ class RgbFrames:
         """One uint8 RGB (H, W, 3) frame (a camera's) -> the model's uint8 RGB output, through temporal
         reuse when on (against the last frame this processor took; ``level_scale``:
         :attr:`TileReuse.level_scale`, 1 for a camera's full-range RGB)."""
-        if self.reuse is None:
-            return self.sharpener.frames(torch.from_numpy(rgb[None]))[0].numpy()
-        self.reuse.level_scale = level_scale
-        return self.reuse(rgb, True)
+        with deferred_chroma_step() if self.chroma_step is not None else contextlib.nullcontext():
+            if self.reuse is None:
+                return self.sharpener.frames(torch.from_numpy(rgb[None]))[0].numpy()
+            self.reuse.level_scale = level_scale
+            return self.reuse(rgb, True)
+
+    @property
+    def defers_chroma(self) -> bool:
+        """True when this processor's frames still owe the model's chroma step (:meth:`finish`)."""
+        return self.chroma_step is not None
 
     def finish(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        """The deferred chroma step on ``frames`` in the encoder's format (``out_format``; in place):
-        the chroma planes refitted to the frame's own luma; other frames as they are."""
+        """The deferred chroma step on ``frames`` in the encoder's format (8-bit planar YUV, as
+        ``out_format``; in place): the chroma planes refitted to the frame's own luma. Without a
+        deferred step, ``frames`` as they are."""
         if self.chroma_step is None:
             return frames
         t0 = time.perf_counter()
         for f in frames:
-            if f.format.name != self.out_format:
-                raise RuntimeError(f"expected {self.out_format} frames for the chroma step, got {f.format.name}")
+            if f.format.name not in LUMA_FORMATS:
+                raise RuntimeError(f"expected 8-bit planar YUV frames for the chroma step, got {f.format.name}")
             y = plane_view(f, 0)
             planes = [plane_view(f, i) for i in range(1, len(f.planes))]
             new = self.chroma_step(y, y, planes)  # not in place: the fit reads rows around each strip

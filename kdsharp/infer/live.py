@@ -459,17 +459,26 @@ NO_FRAME_S = 10.0  # a source silent this long is an error
 
 
 def _work(
-    src: Source, sharpener, reuse: tuple[bool, int], results: queue.Queue, stop: threading.Event, procs: list
+    src: Source,
+    sharpener,
+    reuse: tuple[bool, int],
+    results: queue.Queue,
+    stop: threading.Event,
+    procs: list,
+    defer: bool = False,
 ) -> None:
     """One model worker: takes the newest source frame, sharpens it with its own processor, hands
-    ``('frame', number, (frame, result, media time, capture time))`` to ``results``; ends with one
-    ``('end', None, None)`` (source ended) or ``('error', None, exception)``; nothing once ``stop`` is set.
-    ``reuse``: (temporal reuse on, its tolerance in luma levels)."""
+    ``('frame', number, (frame, result, media time, capture time, finish))`` to ``results``; ends with
+    one ``('end', None, None)`` (source ended) or ``('error', None, exception)``; nothing once ``stop``
+    is set. ``reuse``: (temporal reuse on, its tolerance in luma levels). ``defer``: the sink encodes
+    8-bit planar YUV and runs ``finish`` there (:meth:`~kdsharp.infer.frames.RgbFrames.finish`): an
+    RGB model's own chroma step is left to it (``finish`` None when nothing is owed)."""
     from kdsharp.infer.frames import RgbFrames, luma_model, make_processor
     from kdsharp.infer.video import Stopped, put_or_stop
 
     proc: Any = None  # this worker's frame processor (RgbFrames for camera frames and an RGB model)
     camera_yuv: bool | None = None  # RGB camera frames go to a luma model as YUV frames (Y-plane path, reuse)
+    out_format = "yuv420p" if defer else None  # any 8-bit planar YUV reaches finish: the sink encoder's
     try:
         silent = 0.0
         while not stop.is_set():
@@ -494,15 +503,16 @@ def _work(
                     given = rgb_to_yuv420(frame)
             if isinstance(given, np.ndarray):  # an RGB model: RGB in, RGB out (a U-Net with temporal reuse)
                 if proc is None:
-                    proc = RgbFrames(sharpener, reuse=reuse[0], tolerance=reuse[1])
+                    proc = RgbFrames(sharpener, out_format=out_format, reuse=reuse[0], tolerance=reuse[1])
                     procs.append(proc)
                 result: np.ndarray | av.VideoFrame = proc.rgb(given)
             else:
                 if proc is None:
-                    proc = make_processor(sharpener, given, reuse=reuse[0], tolerance=reuse[1])
+                    proc = make_processor(sharpener, given, reuse=reuse[0], tolerance=reuse[1], out_format=out_format)
                     procs.append(proc)
                 result = proc([given])[0]
-            put_or_stop(results, ("frame", seq, (frame, result, t_media, t_capture)), stop)
+            finish = proc.finish if isinstance(proc, RgbFrames) and proc.defers_chroma else None
+            put_or_stop(results, ("frame", seq, (frame, result, t_media, t_capture, finish)), stop)
         put_or_stop(results, ("end", None, None), stop)
     except Stopped:  # the writer no longer reads
         pass
@@ -535,9 +545,13 @@ def _loop(
     results: queue.Queue = queue.Queue(2 * workers + 2)
     stop = threading.Event()
     procs: list = []
+    defer = bool(getattr(out, "takes_planar_yuv", False)) and not side_by_side  # the chroma step at the encoder
     pool = [
         threading.Thread(
-            target=_work, args=(src, sharpener, reuse, results, stop, procs), name=f"kdsharp-live-{i}", daemon=True
+            target=_work,
+            args=(src, sharpener, reuse, results, stop, procs, defer),
+            name=f"kdsharp-live-{i}",
+            daemon=True,
         )
         for i in range(workers)
     ]
@@ -564,7 +578,7 @@ def _loop(
                 else:
                     pending[seq] = payload
                 continue
-            frame, result, t_media, t_capture = pending.pop(next_seq)
+            frame, result, t_media, t_capture, finish = pending.pop(next_seq)
             next_seq += 1
             now = time.perf_counter()
             if last is not None:
@@ -580,7 +594,7 @@ def _loop(
                 if out.overlay:
                     lat = 1000 * (time.perf_counter() - t_capture)
                     _label(result, f"{rate:.1f} fps  {lat:.0f} ms  dropped {src.slot.dropped}", result.shape[0] - 12)
-            action = out.write(result, t_media)
+            action = out.write(result, t_media) if finish is None else out.write(result, t_media, finish=finish)
             stats.processed += 1
             stats.latency_s += time.perf_counter() - t_capture
             if bar is not None:

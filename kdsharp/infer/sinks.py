@@ -12,10 +12,12 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 
@@ -49,6 +51,7 @@ class FileSink:
     overlay = False
     wants_rgb = False
     rotates = True
+    takes_planar_yuv = True  # its encoder takes 8-bit planar YUV: ``write(..., finish=)`` runs there
     QUEUE = 8
     TIME_BASE = Fraction(1, 90000)  # MPEG clock: whole ticks for 24, 25, 30, 60 and 30000/1001 fps
     PRESET = "ultrafast"  # x264/x265 preset when none is given
@@ -102,7 +105,10 @@ class FileSink:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def write(self, frame, t: float) -> str | None:
+    def write(self, frame, t: float, finish: Callable[[list], list] | None = None) -> str | None:
+        """Queue ``frame`` (uint8 RGB array or ``av.VideoFrame``) shown at capture time ``t`` (s) for
+        the encoder thread; ``finish``, if given, runs there on it in the encoder's pixel format (an
+        RGB model's deferred chroma step: :meth:`kdsharp.infer.frames.RgbFrames.finish`)."""
         if self._error is not None:
             raise self._error
         if self._writer is None:
@@ -124,7 +130,7 @@ class FileSink:
             self._thread.start()
         pts = max(self._last + 1, int(round((t - self._t0) / self.TIME_BASE)))
         self._last = pts
-        self._queue.put((frame, pts))
+        self._queue.put((frame, pts, finish))
         return None
 
     def _rate(self) -> Fraction:
@@ -138,9 +144,13 @@ class FileSink:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # drain after a failure
-            frame, pts = item
+            frame, pts, finish = item
             assert self._writer is not None  # opened by the first write, before this thread starts
             try:
+                if finish is not None:
+                    if isinstance(frame, np.ndarray):
+                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                    frame = finish([self._writer.prepare(frame)])[0]
                 if isinstance(frame, np.ndarray):
                     self._writer.write(frame, pts)
                 else:
