@@ -465,6 +465,12 @@ def reuse_camera(rc: dict, path: Path = REUSE_REPORT) -> list[str]:
     return out
 
 
+def _runs(live: dict) -> str:
+    """`` (runs: 3.3, 4.7, 9.0%)`` for a live figure measured several times, else nothing."""
+    runs = live.get("runs_dropped_pct") or []
+    return f" (runs: {', '.join(f'{p:.1f}' for p in sorted(runs))}%)" if len(runs) > 1 else ""
+
+
 def reuse_student(rc: dict, e2e: dict, path: Path = REUSE_S_REPORT, e2e_path: Path = REUSE_S_E2E) -> list[str]:
     """The student's temporal-reuse table (``reuse_quality.py --model student``) and its end-to-end
     and live figures (``realtime_bench.py --student-reuse``)."""
@@ -476,7 +482,13 @@ def reuse_student(rc: dict, e2e: dict, path: Path = REUSE_S_REPORT, e2e_path: Pa
         f"End to end and live, measured by `{published_command(e2e['command'], e2e_path)}` "
         f"([`{e2e_path.as_posix()}`]({e2e_path.as_posix()}), {e2e['created'][:10]}, {_version(e2e)}) on "
         f"{cpu_label(e2e['cpu'])}, torch {e2e['torch_version']}, `student` on the 10 s 30 fps clips of the "
-        "real-time tables, without and with temporal reuse (default tolerance):",
+        "real-time tables, without and with temporal reuse (default tolerance)"
+        + (
+            f"; `live` was run {repeats} times each (off and on in turn): the run with the median drop is "
+            "shown, with every run's drop beside it:"
+            if (repeats := max(len(r.get("runs_dropped_pct", [])) for r in runs["live"].values())) > 1
+            else ":"
+        ),
         "",
         "| clip | reuse | `kdsharp sharpen`: frames/s end to end | model CPU ms/frame | tiles skipped "
         "| `kdsharp live`: frames processed | dropped | mean latency |",
@@ -489,7 +501,7 @@ def reuse_student(rc: dict, e2e: dict, path: Path = REUSE_S_REPORT, e2e_path: Pa
             out.append(
                 f"| {label if key == 'off' else ''} | {'on' if key == 'reuse' else 'off'} | {sh['e2e_fps']:.1f} | "
                 f"{sh['cpu_ms']['model']:.1f} | {skipped} | {lv['processed']} of {lv['processed'] + lv['dropped']} | "
-                f"{lv['dropped_pct']:.1f}% | "
+                f"{lv['dropped_pct']:.1f}%{_runs(lv)} | "
                 f"{lv['latency_ms']} ms |"
             )
     return out

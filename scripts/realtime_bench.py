@@ -325,9 +325,12 @@ def main() -> None:
     write_report(report, a.out)
 
 
-def student_reuse(clips: dict[str, Path], folder: Path) -> dict:
+def student_reuse(clips: dict[str, Path], folder: Path, repeat: int = 3) -> dict:
     """``student`` on the 720p talking head (H.264) and webcam recording, end to end and live, without
-    and with temporal reuse (its default tolerance): what reuse gives the RGB path."""
+    and with temporal reuse (its default tolerance): what reuse gives the RGB path. The student runs
+    at the edge of real time there, where the share of frames ``live`` drops swings with the VM's speed
+    of the minute: each live run is made ``repeat`` times, off and on in turn; the run with the median
+    drop is reported, with every run's drop in ``runs_dropped_pct``."""
     out: dict = {"sharpen": {}, "live": {}}
     for clip in ("720p_talking", "720p_cam"):
         for key, extra in (("off", []), ("reuse", ["--reuse"])):
@@ -335,11 +338,15 @@ def student_reuse(clips: dict[str, Path], folder: Path) -> dict:
             out["sharpen"][f"{clip}/{key}"] = run_json(
                 ["bench", "--video", str(clips[clip]), "--model", "student", *extra, "--json"]
             )
-        for key, extra in (("off", ("--no-reuse",)), ("reuse", ())):
-            print(f"live {clip} student {key}", file=sys.stderr)
-            out["live"][f"{clip}/{key}"] = run_live(
-                clips[clip], folder / f"live_{clip}_student.mp4", extra=extra, model="student"
-            )
+        runs: dict[str, list[dict]] = {"off": [], "reuse": []}
+        for i in range(repeat):
+            for key, extra in (("off", ("--no-reuse",)), ("reuse", ())):
+                print(f"live {clip} student {key} ({i + 1} of {repeat})", file=sys.stderr)
+                sink = folder / f"live_{clip}_student.mp4"
+                runs[key].append(run_live(clips[clip], sink, extra=extra, model="student"))
+        for key, done in runs.items():
+            median = sorted(done, key=lambda r: r["dropped"])[len(done) // 2]
+            out["live"][f"{clip}/{key}"] = {**median, "runs_dropped_pct": [r["dropped_pct"] for r in done]}
     return out
 
 
