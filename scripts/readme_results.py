@@ -677,6 +677,7 @@ def realtime(rt: dict, path: Path = Path("docs/bench/realtime.json"), avx2_machi
             + ", ".join(
                 f"`{m}` {r['fps']:.1f} frames/s"
                 + (f" ({r['yplane_fps']:.1f} on the Y plane, as video runs it)" if "yplane_fps" in r else "")
+                + (" in bf16, its default on this CPU" if r.get("precision") == "bf16" else "")
                 for m, r in bare.items()
             )
             + (f"; target for `fast` on an AVX2-only CPU ≥ 30: {_met(fast['fps'], 30)}" if native_avx2 and fast else "")
