@@ -39,6 +39,8 @@ def test_live_summary_counts_in_words():
     one = LiveStats(processed=1, wall_s=1.0, sink="out.mp4").summary()
     assert one.startswith("1 frame processed, 0 dropped") and "1 frames" not in one
     assert LiveStats(processed=2, dropped=1, wall_s=1.0).summary().startswith("2 frames processed, 1 dropped")
+    said = LiveStats(processed=2, wall_s=1.0, path="rgb", precision="bf16", workers=2).summary()
+    assert "(rgb path, bf16, 2 workers)" in said  # what ran, the precision the default chose included
 
 
 def test_live_drops_frames_when_model_is_slower_than_real_time(tmp_path):
@@ -483,7 +485,7 @@ def test_live_file_sink_runs_an_rgb_models_chroma_step_on_the_encoders_planes(tm
     monkeypatch.setattr(sinks.FileSink, "write", spy)
     kw = dict(sharpener=sharpener, crf=0, encoder_preset="ultrafast", workers=1, reuse=False, progress=False)
     stats = run_live(str(src), str(tmp_path / "live.mkv"), **kw)
-    assert stats.processed == 6 and stats.dropped == 0 and owed == [True] * 6
+    assert stats.processed == 6 and stats.dropped == 0 and owed == [True] * 6 and stats.precision == "fp32"
     sharpener.video(src, tmp_path / "sharp.mkv", crf=0, preset="ultrafast")
     live, sharp = _yuv_frames(tmp_path / "live.mkv"), _yuv_frames(tmp_path / "sharp.mkv")
     assert len(live) == len(sharp) == 6 and all(np.array_equal(a, b) for a, b in zip(live, sharp, strict=True))

@@ -61,6 +61,7 @@ class LiveStats:
     reuse_tolerance: int = 0  # luma levels a reused tile may have changed by (0: exact)
     partial: str | None = None  # the warning when a file source turned corrupt part way (frames before it kept)
     workers: int = 1  # model threads taking frames in turn
+    precision: str = ""  # what the model computed in: 'fp32', 'bf16' (CPU autocast), 'fp16' ('' unknown)
 
     @property
     def dropped_pct(self) -> float:
@@ -85,7 +86,8 @@ class LiveStats:
             (f"stopped ({self.interrupted}): " if self.interrupted else "")
             + f"{plural(self.processed, 'frame')} processed, "
             f"{self.dropped} dropped to keep up ({self.dropped_pct:.1f}%), "
-            f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms ({self.path} path{reuse}) "
+            f"{self.fps:.1f} frames/s, mean latency {self.mean_latency_ms:.0f} ms "
+            f"({self.path} path{', ' + self.precision if self.precision else ''}{reuse}) "
             f"-> {self.sink}"
         )
 
@@ -348,7 +350,7 @@ def run_live(
     except BaseException:
         src.__exit__(None, None, None)
         raise
-    stats = LiveStats(sink=str(sink))
+    stats = LiveStats(sink=str(sink), precision=getattr(getattr(sharpener, "backend", None), "precision", ""))
     threads = threads or getattr(sharpener, "threads", None) or default_threads()
     planned, intra = plan_workers(sharpener, threads)
     stats.workers = int(workers or planned)
