@@ -10,7 +10,7 @@ autocast, as :class:`kdsharp.infer.backends.TorchBackend` runs it (float32 weigh
 float32). Reported per preset: the mean PSNR against the ground truth of both runs and their
 difference (the cost), the mean and largest absolute difference between the two outputs in 8-bit
 levels, and the share of output values that are identical; per model, the bare model's frames/s at
-1920x1080 in both precisions (``kdsharp bench --model M --no-half`` / ``--half``, one after the other).
+1920x1080 on 2 threads in both precisions, timed in turn in one process (:func:`paired_speed`).
 The teacher is slow on 2 cores: ``--teacher-images N`` runs it on the first N photos only (0: skip).
 """
 
@@ -25,7 +25,37 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realtime_bench import report_header, run_json
+from realtime_bench import report_header
+
+
+def paired_speed(fp32, bf16, pairs: int, size: tuple[int, int] = (1920, 1080)) -> dict:
+    """Frames/s of the two backends on one (1,3,H,W) noise frame on 2 threads, timed in turn (float32,
+    bf16, float32, ...) after a warm-up each: the median of each and the median ratio, which holds
+    when the VM's speed drifts from one minute to the next (single runs a minute apart did not)."""
+    import statistics
+    import time
+
+    from kdsharp.infer.threads import torch_threads
+
+    x = torch.rand(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
+    t32, t16 = [], []
+    with torch_threads(2):
+        fp32(x), bf16(x)
+        for _ in range(pairs):
+            t0 = time.perf_counter()
+            fp32(x)
+            t1 = time.perf_counter()
+            bf16(x)
+            t16.append(time.perf_counter() - t1)
+            t32.append(t1 - t0)
+    ratios = [a / b for a, b in zip(t32, t16, strict=True)]
+    return {
+        "fps_fp32": round(1 / statistics.median(t32), 4),
+        "fps_bf16": round(1 / statistics.median(t16), 4),
+        "speedup": round(statistics.median(ratios), 3),
+        "speedup_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "pairs": pairs,
+    }
 
 
 def main() -> None:
@@ -79,9 +109,8 @@ def main() -> None:
                 "identical": round(float(same.mean()), 4),
             }
             print(name, preset, entry["presets"][preset], file=sys.stderr, flush=True)
+        entry.update(paired_speed(fp32, bf16, pairs=3 if name == "teacher" else 10))
         del fp32, bf16
-        for key, flag in (("fps_fp32", "--no-half"), ("fps_bf16", "--half")):  # as `kdsharp bench` times it
-            entry[key] = round(run_json(["bench", "--model", name, flag, "--json"])["fps"], 4)
         entry["cost_db_max"] = max(p["cost_db"] for p in entry["presets"].values())
         report["models"][name] = entry
         print(name, {k: v for k, v in entry.items() if k != "presets"}, file=sys.stderr, flush=True)

@@ -358,13 +358,14 @@ def speed(bench_dir: Path) -> list[str]:
         f"{runs[0]['size']}, batch 1, {runs[0]['threads']} CPU threads, {', '.join(cpus)}, median of "
         f'{runs[0]["iters"]} calls; the end-to-end video figures are under Usage, "Real-time video".',
         "",
-        "| model | backend | frames/s | p50 ms | p95 ms | peak MB |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | backend | precision | frames/s | on the Y plane (video) | p50 ms | p95 ms | peak MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(runs, key=lambda r: (r["model"], r["backend"])):
+    for r in sorted(runs, key=lambda r: (r["model"], r["backend"], r.get("precision", "fp32"))):
+        yplane = f"{r['yplane_fps']:.1f}" if r.get("yplane_fps") else "–"
         out.append(
-            f"| {r['model']} | {r['backend']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-            f"{r.get('peak_mem_mb', float('nan')):.0f} |"
+            f"| {r['model']} | {r['backend']} | {r.get('precision', 'fp32')} | {r['fps']:.1f} | {yplane} | "
+            f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r.get('peak_mem_mb', float('nan')):.0f} |"
         )
     return out
 
@@ -507,6 +508,14 @@ def reuse_student(rc: dict, e2e: dict, path: Path = REUSE_S_REPORT, e2e_path: Pa
     return out
 
 
+def _speedup(m: dict) -> str:
+    """``1.29×, 1.10-1.37× over 10 pairs`` (paired timings), else the ratio of the two figures."""
+    if "speedup" not in m:
+        return f"{m['fps_bf16'] / m['fps_fp32']:.2f}×"
+    lo, hi = m["speedup_range"]
+    return f"{m['speedup']:.2f}×, {lo:.2f}-{hi:.2f}× over {m['pairs']} pairs"
+
+
 def bf16_cost(d: dict, path: Path = BF16_REPORT) -> list[str]:
     """The bf16-on-the-CPU table (``scripts/bf16_cost.py``): cost per preset, output differences, speed."""
     presets = d["presets"]
@@ -515,7 +524,8 @@ def bf16_cost(d: dict, path: Path = BF16_REPORT) -> list[str]:
         f"{d['created'][:10]}, {_version(d)}) on {cpu_label(d['cpu'])}, torch {d['torch_version']}: each model "
         f"on the held-out test photos of `kdsharp eval` ({d['images']} photos; fewer where the table says so) "
         "in float32 and under bf16 autocast; the cost is float32's mean PSNR minus bf16's, and the speed is "
-        "the bare model's at 1920x1080 in both, one after the other:",
+        "the bare model's at 1920x1080 on 2 threads, the two timed in turn in one process (the median of "
+        "each and of the pairs' ratios):",
         "",
         "| model | photos | default on such a CPU | "
         + " | ".join(f"`{p}` cost" for p in presets)
@@ -530,7 +540,7 @@ def bf16_cost(d: dict, path: Path = BF16_REPORT) -> list[str]:
             f"| `{name}` | {m['images']} | {m['default']} | "
             + " | ".join(f"{m['presets'][p]['cost_db']:.4f} dB" for p in presets)
             + f" | {mean_abs:.3f} · {max(r['max_abs_levels'] for r in rows)} | {100 * same:.1f}% | "
-            f"{m['fps_fp32']:.3g} → {m['fps_bf16']:.3g} ({m['fps_bf16'] / m['fps_fp32']:.2f}×) |"
+            f"{m['fps_fp32']:.3g} → {m['fps_bf16']:.3g} ({_speedup(m)}) |"
         )
     return out
 

@@ -399,15 +399,25 @@ def _load_avg() -> float | None:
 
 
 def cpu_name() -> str:
-    """The processor's model name (/proc/cpuinfo), for speed figures: which CPU they came from."""
+    """The processor's model name and, where /proc/cpuinfo gives them, its family and model numbers
+    (``'AMD EPYC (family 25 model 17)'``: a VM's model name alone does not tell an AVX2-only Zen 1
+    from a Zen 4), for speed figures: which CPU they came from."""
+    field: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in field:
+                    field[key] = value.strip()
+                if not line.strip() and field:  # the first processor's block is enough
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = field.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in field and "model" in field:
+        return f"{name} (family {field['cpu family']} model {field['model']})"
+    return name
 
 
 def cpu_kernels() -> str:
