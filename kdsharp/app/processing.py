@@ -36,8 +36,9 @@ MODELS = ("fast", "student", "student@x8", "teacher")
 SPEED = {
     "fast": "about 22 frames/s on a 1080p photo on 2 CPU cores; real time on video, which runs on the Y plane "
     "(~30 frames/s end to end at 1080p on a recent 2-core CPU, ~15 on an older AVX2-only AMD EPYC)",
-    "student": "about 6 frames/s on a 1080p photo on 2 AMD EPYC (Zen 4) cores, ~8 on video (about 3 on an "
-    "older AVX2-only AMD EPYC)",
+    "student": "about 6 frames/s on a 1080p photo on 2 AMD EPYC (Zen 4) cores in float32, ~9 in bf16 (its "
+    "default on CPUs with bfloat16 instructions such as that one), ~11 on video (about 3 on an older AVX2-only "
+    "AMD EPYC)",
     "student@x8": "the student averaged over 8 flips/turns, for photos: about 0.8 frames/s at 1080p on 2 CPU cores",
     "teacher": "best quality, slow: about 26 s per 1080p image on 2 CPU cores",
 }
@@ -80,7 +81,8 @@ class Models:
             if key not in self._cache:
                 from kdsharp.infer.sharpener import Sharpener
 
-                self._cache[key] = Sharpener(name, device=self.device, tile=tile)
+                # half=None: as the CLI, bf16 where it is free (an RGB U-Net on a CPU with bfloat16)
+                self._cache[key] = Sharpener(name, device=self.device, tile=tile, half=None)
             return self._cache[key]
 
 

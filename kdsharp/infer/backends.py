@@ -89,7 +89,7 @@ class TorchBackend:
 
     ``half``: fp16 weights and input on CUDA; on a CPU that multiplies bfloat16 in hardware
     (:func:`~kdsharp.devices.cpu_has_native_bf16`) the float32 model runs under bf16 autocast
-    (convolutions in bf16, output back in float32; the `student` at 1080p about 1.4x faster on an
+    (convolutions in bf16, output back in float32; the `student` at 1080p about 1.3x faster on an
     AMD Zen 4, within a level of the float32 output); on other CPUs it warns and runs float32.
     ``half=None`` chooses (:func:`auto_bf16`): bf16 where that is free, float32 elsewhere, no warning.
     """
