@@ -60,6 +60,24 @@ def _onednn_may_use_bf16() -> bool:
     return isa in ("", "ALL", "DEFAULT") or any(k in isa for k in ("BF16", "FP16", "AMX", "AVX10"))
 
 
+def cpu_info_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (``'model name'``, ``'cpu family'``, ``'model'``,
+    ``'flags'``, ...); {} where it cannot be read."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    if fields:  # the end of the first processor's block
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 in hardware (``avx512_bf16`` or ``amx_bf16`` in
     /proc/cpuinfo: AMD Zen 4, Intel Cooper Lake and Sapphire Rapids on) and oneDNN may use it
@@ -67,15 +85,8 @@ def cpu_has_native_bf16() -> bool:
     False where /proc/cpuinfo cannot be read."""
     if not _onednn_may_use_bf16():
         return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:
-        pass
-    return False
+    flags = cpu_info_fields().get("flags", "").split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def available_cores() -> int:
@@ -86,4 +97,4 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-__all__ = ["DEVICE_NAMES", "available_cores", "cpu_has_native_bf16", "resolve_device"]
+__all__ = ["DEVICE_NAMES", "available_cores", "cpu_has_native_bf16", "cpu_info_fields", "resolve_device"]

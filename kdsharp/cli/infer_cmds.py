@@ -11,8 +11,9 @@ from kdsharp.console import info
 DEVICE_HELP = "auto (CUDA if available), cpu or cuda[:N]."
 HALF_HELP = (
     "--half: fp16 on CUDA; bf16 on a CPU with bfloat16 instructions (AVX512-BF16, AMX), elsewhere float32 "
-    "with a warning. --no-half: float32. Default: bf16 for RGB models (student, teacher) on such a CPU "
-    "(about 1.3x faster, outputs within 2 levels, at most 0.002 dB on held-out photos), float32 otherwise."
+    "with a warning. --no-half: float32. Default: bf16 for the RGB U-Nets (student, student_nokd) on such a "
+    "CPU (about 1.3x faster, outputs within 2 levels, at most 0.002 dB on held-out photos), float32 otherwise "
+    "(fast, the teacher, other CPUs, CUDA)."
 )
 
 

@@ -402,18 +402,9 @@ def cpu_name() -> str:
     """The processor's model name and, where /proc/cpuinfo gives them, its family and model numbers
     (``'AMD EPYC (family 25 model 17)'``: a VM's model name alone does not tell an AVX2-only Zen 1
     from a Zen 4), for speed figures: which CPU they came from."""
-    field: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "cpu family", "model") and key not in field:
-                    field[key] = value.strip()
-                if not line.strip() and field:  # the first processor's block is enough
-                    break
-    except OSError:
-        pass
+    from kdsharp.devices import cpu_info_fields
+
+    field = cpu_info_fields()
     name = field.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in field and "model" in field:
         return f"{name} (family {field['cpu family']} model {field['model']})"
