@@ -356,7 +356,9 @@ def speed(bench_dir: Path) -> list[str]:
         "### Speed of the bare models (`kdsharp bench --json`, files in [`docs/bench/`](docs/bench/))",
         "",
         f"{runs[0]['size']}, batch 1, {runs[0]['threads']} CPU threads, {', '.join(cpus)}, median of "
-        f'{runs[0]["iters"]} calls; the end-to-end video figures are under Usage, "Real-time video".',
+        f"{runs[0]['iters']} calls, one run each (the VM's speed drifts by 10-25% from one minute to the "
+        "next: compare figures measured in turn, such as the bf16 table's); the end-to-end video figures are "
+        'under Usage, "Real-time video".',
         "",
         "| model | backend | precision | frames/s | on the Y plane (video) | p50 ms | p95 ms | peak MB |",
         "|---|---|---|---:|---:|---:|---:|---:|",
