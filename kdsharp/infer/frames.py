@@ -793,7 +793,6 @@ class RgbFrames:
         self.times = StageTimes()
         wrapper = own_chroma_wrapper(sharpener) if out_format in LUMA_FORMATS else None
         self.chroma_step = ChromaStep(wrapper) if wrapper is not None else None
-        self.out_format = out_format
         self.reuse = rgb_tile_reuse(sharpener, tolerance) if reuse else None
 
     def __call__(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
